@@ -1,0 +1,156 @@
+"""What nnU-Net's learning-rate schedule says about a run: where annealing starts, how long it was
+planned, what it cost per epoch, and what a longer from-scratch schedule might add.
+
+nnU-Net (v1 and v2) uses the poly schedule ``lr = lr0 · (1 - epoch/N)^0.9``. Two consequences drive the
+analyzer: (1) the last ~15 % of a schedule runs at a small learning rate and pseudo Dice usually rises
+once more there, and a longer schedule ends with that same annealing phase, so the rise is not evidence
+that more epochs help; (2) a longer schedule stretches the whole curve (nnU-Net issue #2474: 2000 epochs
+often end at the same Dice as 1000, later). Only the trend *before* annealing can suggest that extra
+high-learning-rate epochs would still buy Dice, and even that is an extrapolation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "ScheduleOption",
+    "anneal_start_epoch",
+    "estimate_lr0",
+    "extra_gain_epochs",
+    "infer_planned_epochs",
+    "median_epoch_seconds",
+]
+
+NNUNET_INITIAL_LR = 0.01  # nnU-Net's default initial learning rate (v1 and v2 trainers)
+
+
+@dataclass(frozen=True)
+class ScheduleOption:
+    """One from-scratch schedule length: projected Dice gain range (extrapolation), cost, and verdict."""
+
+    epochs: int
+    projected_gain: tuple[float, float] | None
+    gpu_hours: float | None
+    worth_it: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (tuples become lists)."""
+        gain = None if self.projected_gain is None else [_num(v) for v in self.projected_gain]
+        return {"epochs": self.epochs, "projected_gain": gain, "gpu_hours": _num(self.gpu_hours),
+                "worth_it": self.worth_it}
+
+
+def _num(value: float | None) -> float | None:
+    """A plain float for JSON, ``None`` for missing or non-finite (JSON has no NaN)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def estimate_lr0(epochs: np.ndarray, lr: np.ndarray, planned: int | None, exponent: float) -> float | None:
+    """Initial learning rate of the run, from its own lr column.
+
+    A log that starts at epoch 0 states it directly. A log resumed mid-run (``--c``) does not, so with
+    a known schedule length the poly formula is inverted epoch by epoch and the median taken.
+    """
+    ok = np.isfinite(lr) & (lr > 0)
+    if not ok.any():
+        return None
+    first = int(np.argmax(ok))
+    if epochs[first] <= 2:
+        return float(lr[first])
+    if planned:
+        frac = 1.0 - epochs[ok] / float(planned)
+        good = frac > 0.05
+        if good.any():
+            return float(np.median(lr[ok][good] / frac[good] ** exponent))
+    return max(float(np.max(lr[ok])), NNUNET_INITIAL_LR)
+
+
+def infer_planned_epochs(epochs: np.ndarray, lr: np.ndarray, lr0: float, exponent: float) -> int | None:
+    """Schedule length implied by the poly formula, when the caller does not know it.
+
+    ``N = e / (1 - (lr/lr0)^(1/exponent))`` for every epoch whose lr has clearly decayed; the median is
+    returned only when the epochs agree (within 5 %), otherwise the schedule is not nnU-Net's poly and
+    nothing is inferred.
+    """
+    ok = np.isfinite(lr) & (lr >= 0) & (epochs > 0)
+    ratio = lr[ok] / lr0
+    use = ratio < 0.95
+    if use.sum() < 5:
+        return None
+    denom = 1.0 - np.clip(ratio[use], 0.0, 1.0) ** (1.0 / exponent)
+    estimates = epochs[ok][use] / denom
+    median = float(np.median(estimates))
+    if not math.isfinite(median) or median <= 0:
+        return None
+    spread = float(np.median(np.abs(estimates - median))) / median
+    return round(median) if spread < 0.05 else None
+
+
+def anneal_start_epoch(
+    epochs: np.ndarray,
+    lr: np.ndarray,
+    lr0: float | None,
+    planned: int | None,
+    fraction: float,
+    exponent: float,
+) -> tuple[int | None, str]:
+    """First epoch whose learning rate is below ``fraction · lr0``, and where that answer came from.
+
+    The run's own lr column is preferred (it is what the optimiser actually used, custom schedules
+    included); the poly formula with the planned length is the fallback when lr was not logged. Returns
+    ``(None, "none")`` when neither is available, or ``(None, "lr")`` when the logged lr never got there.
+    """
+    if lr0 is not None:
+        ok = np.isfinite(lr)
+        if ok.sum() >= 3:
+            below = ok & (lr <= fraction * lr0)
+            if below.any():
+                return int(epochs[int(np.argmax(below))]), "lr"
+            if planned is None or epochs[ok][-1] >= planned - 1:
+                return None, "lr"
+    if planned:
+        return int(math.ceil(planned * (1.0 - fraction ** (1.0 / exponent)))), "schedule"
+    return None, "none"
+
+
+def median_epoch_seconds(times: np.ndarray, ends: pd.Series | None) -> float | None:
+    """Median wall time of one epoch: the logged epoch times, else the spacing of epoch end stamps.
+
+    The median ignores the slow first epoch (compilation, dataset unpacking) and a stray long epoch when
+    the node was shared, so it predicts what a fresh run on the same hardware costs per epoch.
+    """
+    finite = times[np.isfinite(times) & (times > 0)]
+    if finite.size:
+        return float(np.median(finite))
+    if ends is not None and len(ends) >= 3:
+        stamps = pd.to_datetime(ends, errors="coerce")
+        deltas = stamps.diff().dt.total_seconds().to_numpy(dtype=float)
+        deltas = deltas[np.isfinite(deltas) & (deltas > 0)]
+        if deltas.size:
+            return float(np.median(deltas))
+    return None
+
+
+def extra_gain_epochs(timescale: float | None, extra_epochs: float, window: float) -> float:
+    """How many epochs at the pre-annealing slope the extra epochs of a longer schedule are worth.
+
+    With saturation ``D = a - b·exp(-e/T)`` the slope measured over a window centred ``window/2`` before
+    annealing starts has already decayed by ``exp(-window/2T)`` at that point, and the next ``Δ`` epochs
+    add ``slope·T·(1 - exp(-Δ/T))``. Without a timescale the curve is treated as linear (``Δ``), which
+    for a concave learning curve is an upper bound.
+    """
+    if extra_epochs <= 0:
+        return 0.0
+    if timescale is None or not math.isfinite(timescale) or timescale <= 0:
+        return extra_epochs
+    t = timescale
+    return t * math.exp(-window / (2.0 * t)) * (1.0 - math.exp(-extra_epochs / t))

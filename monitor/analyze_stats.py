@@ -1,0 +1,151 @@
+"""Robust trend statistics for the analyzer: Theil–Sen slope with an autocorrelation-aware interval.
+
+Why these and not OLS: per-epoch pseudo Dice has spikes and dips (a bad batch of validation patches, a
+class missing from the sampled patches) and AR(1)-like autocorrelation (consecutive epochs share
+weights). OLS is pulled by single spikes and its textbook standard error assumes independent residuals,
+so it is over-confident exactly where a wrong "still improving" is expensive. Theil–Sen (median of
+pairwise slopes) ignores up to ~29 % outliers; its interval comes from the variance of the Mann–Kendall
+S statistic, inflated by the Hamed & Rao (1998) factor computed from the autocorrelation of the ranks of
+the detrended series. Everything is vectorised numpy so one fit over 200 epochs costs well under 1 ms.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+__all__ = ["SenFit", "hamed_rao_factor", "saturation_timescale", "theil_sen"]
+
+
+@dataclass(frozen=True)
+class SenFit:
+    """One Theil–Sen fit: slope per epoch, Sen intercept at ``x = 0`` and the slope's interval."""
+
+    slope: float
+    intercept: float
+    lo: float
+    hi: float
+    n: int
+    variance_inflation: float  # Hamed–Rao n/n*: how much autocorrelation widened the interval
+
+
+@lru_cache(maxsize=16)
+def _pair_indices(m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Upper-triangle index pairs, cached because every run of the same window length reuses them."""
+    i, j = np.triu_indices(m, 1)
+    return i.astype(np.int32), j.astype(np.int32)
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ordinal ranks (ties broken by position): enough for an autocorrelation estimate, and cheap."""
+    ranks = np.empty(values.size, dtype=float)
+    ranks[np.argsort(values, kind="stable")] = np.arange(1, values.size + 1, dtype=float)
+    return ranks
+
+
+def hamed_rao_factor(residuals: np.ndarray, z: float, max_lag: int) -> float:
+    """Hamed & Rao (1998) variance inflation n/n* from the significant rank autocorrelations.
+
+    Only lags whose autocorrelation is outside ``±z/sqrt(n)`` contribute, as in the original method, so
+    white noise does not widen the interval by chance. The factor is floored at 1: negative
+    autocorrelation would shrink the interval below the independent case, and the analyzer never wants
+    to be more confident than that.
+    """
+    m = residuals.size
+    if m < 4:
+        return 1.0
+    centred = _ranks(residuals)
+    centred -= centred.mean()
+    denom = float(centred @ centred)
+    if denom <= 0.0:
+        return 1.0
+    lags = min(max_lag, m - 3)
+    if lags < 1:  # max_lag=0 switches the correction off (the benchmark's ablation)
+        return 1.0
+    full = np.correlate(centred, centred, mode="full")
+    acf = full[m : m + lags] / denom
+    k = np.arange(1, lags + 1, dtype=float)
+    weights = (m - k) * (m - k - 1) * (m - k - 2)
+    significant = np.abs(acf) > z / math.sqrt(m)
+    total = float(np.sum(weights * acf * significant))
+    factor = 1.0 + 2.0 * total / (m * (m - 1) * (m - 2))
+    return max(1.0, factor)
+
+
+def _tie_term(values: np.ndarray) -> float:
+    """Σ t(t-1)(2t+5) over groups of tied values: logged Dice is rounded to 4 decimals, so ties happen."""
+    _, counts = np.unique(values, return_counts=True)
+    counts = counts[counts > 1].astype(float)
+    return float(np.sum(counts * (counts - 1) * (2 * counts + 5)))
+
+
+def theil_sen(x: np.ndarray, y: np.ndarray, z: float = 1.959963984540054, max_lag_fraction: float = 0.25) -> SenFit:
+    """Theil–Sen slope of ``y`` on strictly increasing ``x`` with Sen's interval, Hamed–Rao corrected.
+
+    The interval is the classic distribution-free one (Sen 1968; Gilbert 1987, §16.5): the order
+    statistics of the pairwise slopes at ``(N ∓ z·sqrt(Var S))/2``, where ``Var S`` is the Mann–Kendall
+    variance with tie correction multiplied by the autocorrelation factor. Requires ``len(x) >= 3``.
+    """
+    m = int(x.size)
+    i, j = _pair_indices(m)
+    slopes = (y[j] - y[i]) / (x[j] - x[i])
+    n_pairs = slopes.size
+
+    var_s = (m * (m - 1) * (2 * m + 5) - _tie_term(y)) / 18.0
+    # The median is needed before the correction (to detrend), so partition once for it first.
+    mid_lo, mid_hi = (n_pairs - 1) // 2, n_pairs // 2
+    part = np.partition(slopes, (mid_lo, mid_hi))
+    slope = 0.5 * (float(part[mid_lo]) + float(part[mid_hi]))
+    intercept = float(np.median(y - slope * x))
+
+    factor = hamed_rao_factor(y - slope * x, z, int(m * max_lag_fraction))
+    c_alpha = z * math.sqrt(max(var_s, 0.0) * factor)
+    lo_idx = min(max(int(math.floor((n_pairs - c_alpha) / 2.0)) - 1, 0), n_pairs - 1)
+    hi_idx = min(max(int(math.ceil((n_pairs + c_alpha) / 2.0)), 0), n_pairs - 1)
+    # ``part`` is already partitioned around the median, so these two selections are cheap.
+    lo = float(np.partition(part[: mid_lo + 1], lo_idx)[lo_idx]) if lo_idx <= mid_lo else slope
+    hi_rel = hi_idx - mid_hi
+    upper = part[mid_hi:]
+    hi = float(np.partition(upper, hi_rel)[hi_rel]) if hi_rel >= 0 else slope
+    return SenFit(slope=slope, intercept=intercept, lo=min(lo, slope), hi=max(hi, slope), n=m,
+                  variance_inflation=factor)
+
+
+def saturation_timescale(x: np.ndarray, y: np.ndarray, span: float, bins: int = 40) -> float | None:
+    """Time constant ``T`` of the best ``y ≈ a - b·exp(-x/T)`` fit to binned medians, or ``None``.
+
+    Used only for the labelled extrapolation: how many "current-slope epochs" extra training is worth if
+    the curve keeps saturating at the rate this run shows. Binned medians make the fit immune to spikes;
+    a log-spaced grid over ``T`` with closed-form least squares per ``T`` keeps it to ~0.1 ms. ``T`` at
+    the top of the grid means "no visible saturation" (the curve looks linear over the fitted span).
+    """
+    if x.size < 2 * bins:
+        bins = max(4, x.size // 5)
+    if x.size < 12 or bins < 4:
+        return None
+    edges = np.linspace(x[0], x[-1] + 1e-9, bins + 1)
+    which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, bins - 1)
+    order = np.argsort(which, kind="stable")
+    counts = np.bincount(which, minlength=bins)
+    keep = counts > 0
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    bx = np.empty(bins)
+    by = np.empty(bins)
+    for b in np.flatnonzero(keep):  # ≤ 40 iterations of tiny medians
+        seg = order[starts[b] : starts[b] + counts[b]]
+        bx[b] = float(np.median(x[seg]))
+        by[b] = float(np.median(y[seg]))
+    bx, by = bx[keep], by[keep]
+    grid = np.geomspace(max(span / 20.0, 10.0), max(span * 50.0, 1000.0), 32)
+    feats = -np.exp(-(bx[None, :] - bx[0]) / grid[:, None])
+    fc = feats - feats.mean(axis=1, keepdims=True)
+    yc = by - by.mean()
+    sxx = np.einsum("ij,ij->i", fc, fc)
+    sxy = fc @ yc
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b = np.where(sxx > 0, sxy / sxx, 0.0)
+    sse = float(yc @ yc) - b * sxy
+    return float(grid[int(np.argmin(sse))])

@@ -1,0 +1,904 @@
+"""Read the training curves out of nnU-Net checkpoints without trusting them and without loading tensors.
+
+Why this module exists
+----------------------
+nnU-Net stores everything the monitor needs (per-epoch losses, pseudo Dice, learning rate, epoch timestamps)
+inside its checkpoints, next to hundreds of megabytes of network and optimizer tensors.  ``torch.load`` would
+
+* execute whatever the pickle asks for (a checkpoint copied from elsewhere is untrusted input), and
+* read and allocate every tensor, which for a 500 MB checkpoint costs far more than the dashboard can afford,
+* and importing torch alone costs seconds.
+
+So this module never imports torch.  A torch (>= 1.6) checkpoint is a zip archive whose ``<name>/data.pkl``
+member holds the object tree, with tensors referring to ``<name>/data/<key>`` storages through pickle
+"persistent ids".  We read only that one member and unpickle it with :class:`_RestrictedUnpickler`, which
+
+* turns every persistent id into an inert :class:`_StoragePlaceholder` (storages are never read),
+* resolves a short allow-list of constructors that cannot run foreign code (``collections.OrderedDict``,
+  numpy scalar/array/dtype reconstruction, ``set``/``complex``/... and a latin-1-only ``_codecs.encode``),
+* refuses globals from modules that can execute code or touch the system (``os.system``, ``builtins.eval``,
+  ``subprocess.Popen``, ``functools.partial``...) with a :class:`CheckpointError` naming the culprit, and
+* replaces every other class or function (torch, nnunet, anything unknown) by an inert stand-in that only
+  records its name and the arguments it was given.
+
+Old nnU-Net v1 ``.model`` files written by torch < 1.6 use the legacy format: a sequence of pickles (magic
+number, protocol version, system info, the object, storage keys) followed by raw storage bytes.  We unpickle
+only the first four, with the same restricted unpickler.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import codecs
+import collections
+import datetime as _dt
+import io
+import math
+import os
+import pathlib
+import pickle
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, ClassVar
+
+import numpy as np
+import pandas as pd
+
+try:  # numpy >= 2 moved the pickle helpers to numpy._core; 1.x has them in numpy.core
+    from numpy._core import multiarray as _np_multiarray
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.core import multiarray as _np_multiarray  # type: ignore[no-redef]
+
+__all__ = ["CheckpointCurves", "CheckpointError", "read_checkpoint_curves"]
+
+#: The first pickle of a legacy (pre-zip) torch file is this integer (torch.serialization.MAGIC_NUMBER).
+_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_PROTOCOL_VERSION = 1001
+_ZIP_MAGIC = b"PK\x03\x04"
+#: nnU-Net's data.pkl is well below 1 MB even after 1000+ epochs; anything far larger is not a checkpoint
+#: we want to parse in the dashboard process.
+_MAX_PICKLE_BYTES = 64 * 1024 * 1024
+_MAX_SIDECAR_BYTES = 16 * 1024 * 1024
+_MAX_PLAIN_DEPTH = 64
+
+#: Columns of :attr:`CheckpointCurves.frame` before and after the per-class ``dice_k`` columns.
+FRAME_LEAD_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "mean_fg_dice", "ema_fg_dice")
+FRAME_TAIL_COLUMNS = ("epoch_time_s", "epoch_end")
+
+#: The per-epoch lists nnU-Net v2's ``LocalLogger`` keeps (``checkpoint['logging']``).
+_V2_CURVES = (
+    "mean_fg_dice",
+    "ema_fg_dice",
+    "dice_per_class_or_region",
+    "train_losses",
+    "val_losses",
+    "lrs",
+    "epoch_start_timestamps",
+    "epoch_end_timestamps",
+)
+#: nnU-Net v1 trainers are constructed with these positional arguments (``nnUNetTrainer.init_args``).
+_V1_INIT_ARG_NAMES = (
+    "plans_file",
+    "fold",
+    "output_folder",
+    "dataset_directory",
+    "batch_dice",
+    "stage",
+    "unpack_data",
+    "deterministic",
+    "fp16",
+)
+
+
+class CheckpointError(Exception):
+    """A checkpoint could not be read; ``str(error)`` is a short, human-readable statement of the problem.
+
+    The dashboard shows the message next to the run, so it says what is wrong ("incomplete (still being
+    written?)", "refused: checkpoint tries to call os.system") rather than dumping a traceback.
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = Path(path) if path is not None else None
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: a DataFrame field has no usable == / hash
+class CheckpointCurves:
+    """The per-epoch curves of one checkpoint, plus what identifies the training run.
+
+    ``frame`` has one row per completed epoch covered by *all* the curves used, with the columns
+    ``epoch, lr, train_loss, val_loss, mean_fg_dice, ema_fg_dice, dice_1..dice_K, epoch_time_s, epoch_end``
+    (v1 checkpoints have no ``dice_k`` columns and NaN ``lr``/``ema_fg_dice``/``epoch_time_s``, NaT
+    ``epoch_end``: nnU-Net v1 never stored them).  Anything that had to be dropped or could not be converted
+    is described in ``problems`` so nothing is lost silently.
+    """
+
+    path: Path
+    kind: str  # "v2" or "v1"
+    epochs: int
+    current_epoch: int | None
+    trainer_name: str | None
+    frame: pd.DataFrame
+    init_args: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Inert objects produced instead of running code
+# --------------------------------------------------------------------------------------------------------------
+
+
+class _StandInMeta(type):
+    """Metaclass so that a stand-in *class* (e.g. ``torch.float32`` used as a value) prints its origin."""
+
+    _sd_module: str
+    _sd_name: str
+
+    def __repr__(cls) -> str:
+        return f"{cls._sd_module}.{cls._sd_name}"
+
+
+class _StandIn(metaclass=_StandInMeta):
+    """Inert replacement for a class or function named by the pickle (torch, nnunet, unknown).
+
+    Calling it (REDUCE), ``cls.__new__`` (NEWOBJ), ``__setstate__`` (BUILD) and the container opcodes
+    (APPENDS, SETITEMS, ADDITEMS) only *record* what they were given.  Nothing is looked up or executed, so a
+    checkpoint that refers to code we do not have (custom trainers, other torch versions) still loads.
+    A fresh subclass is made per unpickler, so nothing a pickle does to one can leak into the next load.
+    """
+
+    _sd_module: ClassVar[str] = "?"
+    _sd_name: ClassVar[str] = "?"
+
+    _sd_args: tuple[Any, ...]
+    _sd_kwargs: dict[str, Any]
+    _sd_state: Any
+    _sd_items: list[Any]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> _StandIn:
+        self = object.__new__(cls)
+        self._sd_args = args
+        self._sd_kwargs = kwargs
+        self._sd_state = None
+        self._sd_items = []
+        return self
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Arguments were already recorded by ``__new__``; accept anything."""
+
+    def __setstate__(self, state: Any) -> None:
+        self._sd_state = state
+
+    def append(self, item: Any) -> None:
+        self._sd_items.append(item)
+
+    def extend(self, items: Any) -> None:
+        self._sd_items.extend(items if isinstance(items, list) else [items])
+
+    def add(self, item: Any) -> None:
+        self._sd_items.append(item)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._sd_items.append((key, value))
+
+    def __repr__(self) -> str:
+        return _describe_stand_in(self)
+
+
+#: torch storage class names -> dtype names, only used to describe tensors nicely.
+_STORAGE_DTYPES = {
+    "FloatStorage": "float32",
+    "DoubleStorage": "float64",
+    "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": "int64",
+    "IntStorage": "int32",
+    "ShortStorage": "int16",
+    "CharStorage": "int8",
+    "ByteStorage": "uint8",
+    "BoolStorage": "bool",
+    "ComplexFloatStorage": "complex64",
+    "ComplexDoubleStorage": "complex128",
+    "UntypedStorage": "bytes",
+}
+
+
+class _StoragePlaceholder:
+    """What a tensor storage reference (pickle persistent id) becomes: its description, never its bytes."""
+
+    __slots__ = ("dtype", "key", "location", "numel")
+
+    def __init__(self, pid: Any) -> None:
+        self.key: str | None = None
+        self.location: str | None = None
+        self.numel: int | None = None
+        self.dtype = "?"
+        if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
+            storage_type = pid[1]
+            name = getattr(storage_type, "_sd_name", None) if isinstance(storage_type, type) else None
+            self.dtype = _STORAGE_DTYPES.get(name or "", name or "?")
+            self.key = str(pid[2])
+            self.location = str(pid[3])
+            self.numel = pid[4] if isinstance(pid[4], int) else None
+
+    def __repr__(self) -> str:
+        return f"<storage {self.dtype}[{self.numel}] on {self.location}, not read>"
+
+
+def _short_repr(obj: Any, limit: int = 120) -> str:
+    text = repr(obj)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _describe_stand_in(obj: _StandIn) -> str:
+    """Readable description, e.g. ``torch.device('cuda', 0)`` or ``<tensor float32[320, 320, 3, 3, 3]>``."""
+    cls = type(obj)
+    args = obj._sd_args
+    if cls._sd_name.startswith("_rebuild_tensor") and args and isinstance(args[0], _StoragePlaceholder):
+        shape = args[2] if len(args) > 2 and isinstance(args[2], tuple) else "?"
+        dims = ", ".join(str(d) for d in shape) if isinstance(shape, tuple) else shape
+        return f"<tensor {args[0].dtype}[{dims}], not read>"
+    if cls._sd_name == "_rebuild_parameter" and args:
+        return f"Parameter({args[0]!r})"
+    parts = [_short_repr(a) for a in args]
+    parts += [f"{k}={_short_repr(v)}" for k, v in obj._sd_kwargs.items()]
+    return _short_repr(f"{cls._sd_module}.{cls._sd_name}({', '.join(parts)})", 300)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The allow-list: constructors that cannot reach foreign code, wrapped so their arguments stay bounded
+# --------------------------------------------------------------------------------------------------------------
+
+
+class _UnsafeGlobal(pickle.UnpicklingError):
+    """Raised from ``find_class`` for a refused global; the message becomes the CheckpointError message."""
+
+
+def _safe_set(items: Any = ()) -> set[Any]:
+    # Only materialised containers: set(range(10**12)) would be a memory bomb.
+    if not isinstance(items, (list, tuple, set, frozenset)):
+        raise pickle.UnpicklingError("set() argument must be a list")
+    return set(items)
+
+
+def _safe_frozenset(items: Any = ()) -> frozenset[Any]:
+    if not isinstance(items, (list, tuple, set, frozenset)):
+        raise pickle.UnpicklingError("frozenset() argument must be a list")
+    return frozenset(items)
+
+
+def _safe_bytes(*args: Any) -> bytes:
+    if not args:
+        return b""
+    if len(args) == 1 and isinstance(args[0], (bytes, bytearray)):
+        return bytes(args[0])
+    raise pickle.UnpicklingError("unsupported bytes() arguments")
+
+
+def _safe_codecs_encode(obj: Any, encoding: Any, *errors: Any) -> bytes:
+    # Python 3 pickles bytes at protocol 2 as _codecs.encode(str, 'latin1'); allow exactly that.  Other codec
+    # names would make the codec registry import modules, which we do not want a file to decide.
+    if not isinstance(obj, str) or encoding not in ("latin1", "latin-1", "iso-8859-1", "ascii"):
+        raise pickle.UnpicklingError("unsupported _codecs.encode arguments")
+    return codecs.encode(obj, "latin1")
+
+
+def _safe_ordered_dict(*args: Any) -> collections.OrderedDict[Any, Any]:
+    if args and not isinstance(args[0], (list, tuple, dict)):
+        raise pickle.UnpicklingError("unsupported OrderedDict() arguments")
+    return collections.OrderedDict(*args[:1])
+
+
+def _safe_defaultdict(*args: Any) -> collections.defaultdict[Any, Any]:
+    # The default factory is dropped: it would be called later by whoever indexes a missing key.
+    return collections.defaultdict(None)
+
+
+def _safe_counter(*args: Any) -> collections.Counter[Any]:
+    if args and not isinstance(args[0], dict):
+        raise pickle.UnpicklingError("unsupported Counter() arguments")
+    return collections.Counter(args[0] if args else {})
+
+
+def _ndarray_marker(*args: Any) -> Any:
+    raise pickle.UnpicklingError("numpy.ndarray may only appear as the subtype of _reconstruct")
+
+
+def _safe_np_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    # numpy always pickles arrays as _reconstruct(ndarray, (0,), b'b') followed by __setstate__ with the real
+    # shape and data; an attacker-chosen shape here would only allocate memory.
+    if subtype is not _ndarray_marker or tuple(shape) != (0,):
+        raise pickle.UnpicklingError("unsupported numpy _reconstruct arguments")
+    return np.ndarray.__new__(np.ndarray, (0,), np.uint8)
+
+
+def _safe_np_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    if not isinstance(buf, (bytes, bytearray)) or not isinstance(dtype, np.dtype) or dtype.hasobject:
+        raise pickle.UnpicklingError("unsupported numpy _frombuffer arguments")
+    return np.frombuffer(buf, dtype=dtype).reshape(shape, order="F" if order == "F" else "C")
+
+
+def _safe_np_dtype(obj: Any, align: Any = False, copy: Any = False) -> np.dtype[Any]:
+    if not isinstance(obj, str) or len(obj) > 16:
+        raise pickle.UnpicklingError("unsupported numpy dtype arguments")
+    return np.dtype(obj, align=bool(align), copy=bool(copy))
+
+
+def _safe_np_scalar(dtype: Any, data: Any = None) -> Any:
+    # numpy's own C helper: checks that dtype is a dtype and data has exactly itemsize bytes.
+    if not isinstance(dtype, np.dtype):
+        raise pickle.UnpicklingError("unsupported numpy scalar arguments")
+    return _np_multiarray.scalar(dtype, data) if data is not None else _np_multiarray.scalar(dtype)
+
+
+def _safe_pure_path(*parts: Any) -> pathlib.PurePath:
+    if not all(isinstance(p, str) for p in parts):
+        raise pickle.UnpicklingError("unsupported path arguments")
+    return pathlib.PurePath(*parts)
+
+
+def _safe_datetime_type(kind: type) -> Callable[..., Any]:
+    def build(*args: Any) -> Any:
+        if not all(isinstance(a, (int, float, str, bytes, _dt.tzinfo, type(None))) for a in args):
+            raise pickle.UnpicklingError(f"unsupported datetime.{kind.__name__} arguments")
+        return kind(*args)
+
+    return build
+
+
+def _safe_timezone(*args: Any) -> _dt.timezone:
+    if not args or not isinstance(args[0], _dt.timedelta):
+        raise pickle.UnpicklingError("unsupported datetime.timezone arguments")
+    return _dt.timezone(*args)
+
+
+def _safe_reconstructor(cls: Any, base: Any, state: Any = None) -> Any:
+    # copyreg._reconstructor is how protocol 0/1 pickles build plain objects; only stand-ins may be built.
+    if isinstance(cls, type) and issubclass(cls, _StandIn):
+        return cls(state) if state is not None else cls()
+    raise _UnsafeGlobal(f"refused: copyreg._reconstructor of {cls!r}")
+
+
+def _safe_newobj(cls: Any, *args: Any) -> Any:
+    if isinstance(cls, type) and issubclass(cls, _StandIn):
+        return cls(*args)
+    raise _UnsafeGlobal(f"refused: copyreg.__newobj__ of {cls!r}")
+
+
+_NUMPY_PICKLE_HELPERS: dict[str, Callable[..., Any]] = {
+    "scalar": _safe_np_scalar,
+    "_reconstruct": _safe_np_reconstruct,
+}
+
+_SAFE_GLOBALS: dict[tuple[str, str], Callable[..., Any]] = {
+    ("collections", "OrderedDict"): _safe_ordered_dict,
+    ("collections", "defaultdict"): _safe_defaultdict,
+    ("collections", "Counter"): _safe_counter,
+    ("builtins", "set"): _safe_set,
+    ("builtins", "frozenset"): _safe_frozenset,
+    ("builtins", "complex"): complex,
+    ("builtins", "slice"): slice,
+    ("builtins", "range"): range,
+    ("builtins", "bytes"): _safe_bytes,
+    ("builtins", "object"): object,
+    ("_codecs", "encode"): _safe_codecs_encode,
+    ("codecs", "encode"): _safe_codecs_encode,
+    ("copyreg", "_reconstructor"): _safe_reconstructor,
+    ("copyreg", "__newobj__"): _safe_newobj,
+    ("numpy", "ndarray"): _ndarray_marker,
+    ("numpy", "dtype"): _safe_np_dtype,
+    ("numpy.core.numeric", "_frombuffer"): _safe_np_frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _safe_np_frombuffer,
+    ("datetime", "datetime"): _safe_datetime_type(_dt.datetime),
+    ("datetime", "date"): _safe_datetime_type(_dt.date),
+    ("datetime", "time"): _safe_datetime_type(_dt.time),
+    ("datetime", "timedelta"): _safe_datetime_type(_dt.timedelta),
+    ("datetime", "timezone"): _safe_timezone,
+}
+for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+    for _name, _fn in _NUMPY_PICKLE_HELPERS.items():
+        _SAFE_GLOBALS[(_module, _name)] = _fn
+for _name in ("PurePath", "PurePosixPath", "PureWindowsPath", "Path", "PosixPath", "WindowsPath"):
+    # Concrete paths become pure paths: no file system access is possible through them.
+    _SAFE_GLOBALS[("pathlib", _name)] = _safe_pure_path
+
+#: Every global from these modules (and their submodules) is refused: they run code or touch the system.
+_REFUSED_MODULES = frozenset(
+    {
+        "os", "posix", "nt", "posixpath", "ntpath", "subprocess", "_posixsubprocess", "sys", "importlib",
+        "imp", "runpy", "shutil", "pickle", "_pickle", "cPickle", "copy_reg", "dill", "cloudpickle", "joblib",
+        "marshal", "code", "codeop", "ctypes", "_ctypes", "socket", "_socket", "ssl", "pty", "webbrowser",
+        "functools", "_functools", "operator", "_operator", "multiprocessing", "_multiprocessing", "signal",
+        "threading", "_thread", "asyncio", "concurrent", "tempfile", "io", "_io", "glob", "zipimport", "pkgutil",
+        "site", "platform", "commands", "popen2", "types", "inspect", "gc", "timeit", "trace", "pdb", "bdb",
+        "cProfile", "profile", "doctest", "pydoc", "urllib", "urllib2", "http", "httplib", "ftplib", "smtplib",
+        "telnetlib", "requests", "venv", "ensurepip", "distutils", "setuptools", "pip", "sqlite3", "shelve",
+        "dbm", "tarfile", "zipfile", "_winapi", "msvcrt", "winreg", "resource",
+        "fcntl", "mmap", "select", "selectors", "xmlrpc", "logging", "contextlib", "weakref", "sysconfig",
+    }
+)
+#: From these modules only the allow-listed names above are accepted; everything else is refused
+#: (``builtins.eval``/``exec``/``getattr``/``__import__``/``open``, ``codecs.open``, ``copyreg`` internals...).
+_ALLOW_LISTED_ONLY_MODULES = frozenset({"builtins", "__builtin__", "_codecs", "codecs", "copyreg"})
+#: Dangerous functions living in modules whose other members are harmless data types.
+_REFUSED_NAMES = frozenset(
+    {
+        ("numpy", "load"), ("numpy", "fromfile"), ("numpy", "loadtxt"), ("numpy", "genfromtxt"),
+        ("numpy", "memmap"), ("numpy.lib.npyio", "load"),
+    }
+)
+#: How the refusal message names a module (os.system is pickled as posix.system on Linux).
+_DISPLAY_MODULE = {"posix": "os", "nt": "os", "posixpath": "os.path", "ntpath": "os.path", "_io": "io"}
+
+
+def _normalise_global(module: str, name: str) -> tuple[str, str]:
+    """Map Python 2 names (``__builtin__.set``, ``copy_reg``...) to Python 3, as pickle's own find_class does."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
+def _refusal(module: str, name: str) -> str | None:
+    """Return the refusal message for a global that must not be resolved, or None if it may be stood in."""
+    root = module.split(".", 1)[0]
+    refused = (
+        root in _REFUSED_MODULES
+        or module in _ALLOW_LISTED_ONLY_MODULES
+        or root in _ALLOW_LISTED_ONLY_MODULES
+        or (module, name) in _REFUSED_NAMES
+    )
+    if not refused:
+        return None
+    shown = _DISPLAY_MODULE.get(module, module)
+    return f"refused: checkpoint tries to call {shown}.{name}"
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that resolves no global outside the allow-list and never reads tensor storages."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        # latin1 only matters for Python 2 str opcodes (numpy's documented choice); it never fails.
+        super().__init__(file, encoding="latin1")
+        self._stand_ins: dict[tuple[str, str], type[_StandIn]] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        raw_module = module
+        module, name = _normalise_global(module, name)
+        safe = _SAFE_GLOBALS.get((module, name))
+        if safe is not None:
+            return safe
+        message = _refusal(module, name) or _refusal(raw_module, name)
+        if message is not None:
+            raise _UnsafeGlobal(message)
+        key = (module, name)
+        cls = self._stand_ins.get(key)
+        if cls is None:
+            label = name.replace(".", "_") or "anonymous"
+            cls = _StandInMeta(label, (_StandIn,), {"_sd_module": module, "_sd_name": name})
+            self._stand_ins[key] = cls
+        return cls
+
+    def persistent_load(self, pid: Any) -> _StoragePlaceholder:
+        return _StoragePlaceholder(pid)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reading the files
+# --------------------------------------------------------------------------------------------------------------
+
+_INCOMPLETE = "incomplete (still being written?)"
+
+
+def _unpickle(data: BinaryIO, path: Path) -> Any:
+    """One restricted load; every failure becomes a CheckpointError (truncation reads as 'incomplete')."""
+    try:
+        return _RestrictedUnpickler(data).load()
+    except _UnsafeGlobal as exc:
+        raise CheckpointError(str(exc), path) from None
+    except EOFError:
+        raise CheckpointError(_INCOMPLETE, path) from None
+    except pickle.UnpicklingError as exc:
+        if "truncated" in str(exc):
+            raise CheckpointError(_INCOMPLETE, path) from None
+        raise CheckpointError(f"corrupt checkpoint data ({_short_repr(str(exc), 80)})", path) from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, UnicodeError) as exc:
+        raise CheckpointError(f"corrupt checkpoint data ({type(exc).__name__}: {_short_repr(str(exc), 80)})",
+                              path) from None
+    except (MemoryError, RecursionError) as exc:
+        raise CheckpointError(f"checkpoint data too large or too deeply nested ({type(exc).__name__})",
+                              path) from None
+
+
+def _load_zip(fh: BinaryIO, path: Path) -> Any:
+    """torch >= 1.6 format: read the central directory and the ``*/data.pkl`` member, nothing else."""
+    try:
+        with zipfile.ZipFile(fh) as archive:
+            names = [n for n in archive.namelist() if n == "data.pkl" or (n.endswith("/data.pkl") and n.count("/") == 1)]
+            if not names:
+                raise CheckpointError("not a torch checkpoint (zip archive without data.pkl)", path)
+            info = archive.getinfo(names[0])
+            if info.file_size > _MAX_PICKLE_BYTES:
+                raise CheckpointError(f"not an nnU-Net checkpoint (data.pkl is {info.file_size >> 20} MB)", path)
+            data = archive.read(info)
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError, NotImplementedError,
+            KeyError, IndexError):
+        # The file starts like a zip archive but its directory (written last) is missing or garbled: nnU-Net
+        # rewrites checkpoints in place, so this is almost always a save in progress.
+        raise CheckpointError(_INCOMPLETE, path) from None
+    return _unpickle(io.BytesIO(data), path)
+
+
+def _load_legacy(fh: BinaryIO, path: Path) -> Any:
+    """torch < 1.6 format: magic, protocol version, sys info, object; the storage bytes after it are skipped."""
+    reader = io.BufferedReader(fh)  # type: ignore[arg-type]  # C unpickler peeks, then consumes exactly
+    magic = _unpickle(reader, path)
+    if magic != _LEGACY_MAGIC:
+        raise CheckpointError("not a checkpoint (a pickle, but not written by torch.save)", path)
+    version = _unpickle(reader, path)
+    if version != _LEGACY_PROTOCOL_VERSION:
+        raise CheckpointError(f"unsupported legacy torch checkpoint (protocol version {version!r})", path)
+    _unpickle(reader, path)  # sys info (endianness, type sizes): only relevant to storage bytes we never read
+    return _unpickle(reader, path)
+
+
+def _load_checkpoint_object(path: Path) -> Any:
+    """Return the unpickled (inert) top-level object of a torch checkpoint file."""
+    try:
+        fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below; raw I/O so no read-ahead is wasted
+    except FileNotFoundError:
+        raise CheckpointError("file not found", path) from None
+    except OSError as exc:
+        raise CheckpointError(f"cannot open ({exc.strerror or exc})", path) from None
+    with fh:
+        try:
+            head = fh.read(512)
+            size = os.fstat(fh.fileno()).st_size
+            fh.seek(0)
+        except OSError as exc:
+            raise CheckpointError(f"cannot read ({exc.strerror or exc})", path) from None
+        if size == 0 or not head:
+            raise CheckpointError("empty file (0 bytes; still being written?)", path)
+        if head.startswith(_ZIP_MAGIC):
+            return _load_zip(fh, path)
+        if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+            return _load_legacy(fh, path)
+        if len(head) >= 262 and head[257:262] == b"ustar":
+            raise CheckpointError("unsupported torch < 0.4 (tar) checkpoint", path)
+        raise CheckpointError("not a checkpoint (neither a torch zip archive nor a legacy torch file)", path)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Turning the object tree into curves
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _plain(obj: Any, depth: int = 0, active: set[int] | None = None) -> Any:
+    """Plain-python copy: containers and numbers kept, numpy unwrapped, stand-ins/storages as repr strings."""
+    if obj is None or isinstance(obj, (bool, int, float, str, bytes, complex, _dt.date, _dt.time, _dt.timedelta)):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (_StandIn, _StoragePlaceholder)) or (isinstance(obj, type) and issubclass(obj, _StandIn)):
+        return repr(obj)
+    if isinstance(obj, pathlib.PurePath):
+        return str(obj)
+    if isinstance(obj, np.dtype):
+        return str(obj)
+    if depth >= _MAX_PLAIN_DEPTH:
+        return "<too deeply nested>"
+    active = set() if active is None else active
+    if id(obj) in active:
+        return "<recursive reference>"
+    active.add(id(obj))
+    try:
+        if isinstance(obj, np.ndarray):
+            if obj.dtype.hasobject:
+                return [_plain(v, depth + 1, active) for v in obj.ravel().tolist()]
+            return obj.tolist()
+        if isinstance(obj, Mapping):
+            out: dict[Any, Any] = {}
+            for key, value in obj.items():
+                plain_key = _plain(key, depth + 1, active)
+                try:
+                    hash(plain_key)
+                except TypeError:
+                    plain_key = repr(plain_key)
+                out[plain_key] = _plain(value, depth + 1, active)
+            return out
+        if isinstance(obj, (list, tuple)):
+            items = [_plain(v, depth + 1, active) for v in obj]
+            return items if isinstance(obj, list) else tuple(items)
+        if isinstance(obj, (set, frozenset)):
+            return sorted((_plain(v, depth + 1, active) for v in obj), key=repr)
+        return _short_repr(obj)
+    finally:
+        active.discard(id(obj))
+
+
+def _scalar_to_float(value: Any) -> float | None:
+    """float(value) for numbers, numpy scalars and one-element arrays; None if it is not a number."""
+    if value is None:
+        return math.nan
+    if isinstance(value, (float, int, np.floating, np.integer, np.bool_)):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "fiub":
+        return float(value.reshape(-1)[0])
+    return None
+
+
+def _why_not_number(value: Any) -> str:
+    if isinstance(value, _StandIn):
+        name = type(value)._sd_name
+        return "torch tensors (not read)" if name.startswith("_rebuild") else f"{type(value)._sd_module}.{name}"
+    if isinstance(value, np.ndarray):
+        return f"arrays of shape {value.shape}"
+    return type(value).__name__
+
+
+def _float_curve(values: Sequence[Any], label: str, problems: list[str]) -> np.ndarray:
+    """Convert one logged list to float64 exactly (no rounding: float32/float64 widen losslessly)."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+        if arr.ndim == 1 and arr.shape[0] == len(values):
+            return arr
+    except (TypeError, ValueError):
+        pass
+    out = np.full(len(values), np.nan)
+    bad: dict[str, int] = {}
+    for i, value in enumerate(values):
+        number = _scalar_to_float(value)
+        if number is None:
+            reason = _why_not_number(value)
+            bad[reason] = bad.get(reason, 0) + 1
+        else:
+            out[i] = number
+    for reason, count in bad.items():
+        problems.append(f"{label}: {count} value(s) are {reason}, shown as NaN")
+    return out
+
+
+def _dice_matrix(entries: Sequence[Any], problems: list[str]) -> np.ndarray:
+    """Per-class Dice, one row per epoch, NaN-padded if classes are missing in some epochs."""
+    rows: list[np.ndarray] = []
+    bad = 0
+    for entry in entries:
+        seq: Sequence[Any]
+        if isinstance(entry, np.ndarray):
+            seq = list(entry.reshape(-1)) if entry.dtype.kind in "fiub" else list(entry.ravel())
+        elif isinstance(entry, (list, tuple)):
+            seq = entry
+        else:
+            seq = [entry]
+        row_problems: list[str] = []
+        rows.append(_float_curve(seq, "dice_per_class_or_region", row_problems))
+        bad += bool(row_problems)
+    if bad:
+        problems.append(f"dice_per_class_or_region: {bad} epoch(s) contain non-numeric values, shown as NaN")
+    width = max((len(r) for r in rows), default=0)
+    matrix = np.full((len(rows), width), np.nan)
+    ragged = 0
+    for i, row in enumerate(rows):
+        matrix[i, : len(row)] = row
+        ragged += len(row) != width
+    if ragged:
+        problems.append(f"dice_per_class_or_region: {ragged} epoch(s) have fewer than {width} classes (NaN-padded)")
+    return matrix
+
+
+def _timestamps(values: Sequence[Any], label: str, problems: list[str]) -> np.ndarray:
+    """Seconds since the epoch (nnU-Net logs ``time.time()``); datetimes are accepted too."""
+    if any(isinstance(v, _dt.datetime) for v in values):
+        values = [v.timestamp() if isinstance(v, _dt.datetime) else v for v in values]
+    return _float_curve(values, label, problems)
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    return None
+
+
+def _truncate(curves: dict[str, Sequence[Any]], problems: list[str], what: str) -> int:
+    """Length of the shortest curve; says which curves lose values (a checkpoint written mid-epoch)."""
+    lengths = {name: len(values) for name, values in curves.items()}
+    n = min(lengths.values(), default=0)
+    longer = {name: length for name, length in lengths.items() if length > n}
+    if longer:
+        shortest = ", ".join(sorted(name for name, length in lengths.items() if length == n))
+        extra = ", ".join(f"{name} ({length - n} more)" for name, length in sorted(longer.items()))
+        problems.append(
+            f"{what} have unequal lengths: using the {n} epoch(s) covered by the shortest ({shortest}); "
+            f"dropped the last values of {extra}"
+        )
+    return n
+
+
+def _build_frame(
+    n: int,
+    *,
+    lr: np.ndarray | None,
+    train_loss: np.ndarray | None,
+    val_loss: np.ndarray | None,
+    mean_fg_dice: np.ndarray | None,
+    ema_fg_dice: np.ndarray | None,
+    dice: np.ndarray | None,
+    start: np.ndarray | None,
+    end: np.ndarray | None,
+) -> pd.DataFrame:
+    def col(values: np.ndarray | None) -> np.ndarray:
+        return np.full(n, np.nan) if values is None else values[:n]
+
+    columns: dict[str, Any] = {
+        "epoch": np.arange(n, dtype=np.int64),
+        "lr": col(lr),
+        "train_loss": col(train_loss),
+        "val_loss": col(val_loss),
+        "mean_fg_dice": col(mean_fg_dice),
+        "ema_fg_dice": col(ema_fg_dice),
+    }
+    if dice is not None:
+        for k in range(dice.shape[1]):
+            columns[f"dice_{k + 1}"] = dice[:n, k]
+    end_s = col(end)
+    columns["epoch_time_s"] = end_s - col(start)
+    columns["epoch_end"] = pd.to_datetime(end_s, unit="s", utc=True)
+    return pd.DataFrame(columns)
+
+
+def _curves_v2(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
+    logging = ckpt.get("logging")
+    if not isinstance(logging, Mapping):
+        raise CheckpointError("nnU-Net v2 checkpoint without a 'logging' dict (no curves stored)", path)
+    problems: list[str] = []
+    curves: dict[str, Sequence[Any]] = {}
+    for name in _V2_CURVES:
+        values = logging.get(name)
+        if values is None:
+            problems.append(f"logging has no '{name}'; its column is NaN")
+        elif isinstance(values, (list, tuple)):
+            curves[name] = values
+        elif isinstance(values, np.ndarray):
+            curves[name] = list(values) if values.ndim else [values]
+        else:
+            problems.append(f"logging['{name}'] is {_why_not_number(values)}, not a list; ignored")
+    if not curves:
+        raise CheckpointError("nnU-Net v2 checkpoint whose 'logging' holds none of nnU-Net's curves", path)
+    n = _truncate(curves, problems, "logged curves")
+
+    def floats(name: str) -> np.ndarray | None:
+        return _float_curve(curves[name][:n], name, problems) if name in curves else None
+
+    dice = _dice_matrix(curves["dice_per_class_or_region"][:n], problems) if "dice_per_class_or_region" in curves else None
+    start = _timestamps(curves["epoch_start_timestamps"][:n], "epoch_start_timestamps", problems) \
+        if "epoch_start_timestamps" in curves else None
+    end = _timestamps(curves["epoch_end_timestamps"][:n], "epoch_end_timestamps", problems) \
+        if "epoch_end_timestamps" in curves else None
+    frame = _build_frame(
+        n,
+        lr=floats("lrs"),
+        train_loss=floats("train_losses"),
+        val_loss=floats("val_losses"),
+        mean_fg_dice=floats("mean_fg_dice"),
+        ema_fg_dice=floats("ema_fg_dice"),
+        dice=dice,
+        start=start,
+        end=end,
+    )
+    current_epoch = _as_int(ckpt.get("current_epoch"))
+    if current_epoch is not None and current_epoch != n and not problems:
+        problems.append(f"current_epoch is {current_epoch} but the curves cover {n} epoch(s)")
+    init_args = ckpt.get("init_args")
+    trainer_name = ckpt.get("trainer_name")
+    return CheckpointCurves(
+        path=path,
+        kind="v2",
+        epochs=n,
+        current_epoch=current_epoch,
+        trainer_name=trainer_name if isinstance(trainer_name, str) else None,
+        frame=frame,
+        init_args=_plain(init_args) if isinstance(init_args, Mapping) else {},
+        problems=problems,
+    )
+
+
+def _v1_sidecar(path: Path, problems: list[str]) -> tuple[str | None, dict[str, Any]]:
+    """nnU-Net v1 keeps trainer name and init args in ``<checkpoint>.pkl`` next to the checkpoint."""
+    sidecar = path.with_name(path.name + ".pkl")
+    try:
+        if not sidecar.is_file():
+            return None, {}
+        if sidecar.stat().st_size > _MAX_SIDECAR_BYTES:
+            problems.append(f"{sidecar.name} is too large to read; trainer name unknown")
+            return None, {}
+        with open(sidecar, "rb") as fh:
+            info = _unpickle(fh, sidecar)
+    except (OSError, CheckpointError) as exc:
+        problems.append(f"{sidecar.name} unreadable ({exc}); trainer name unknown")
+        return None, {}
+    if not isinstance(info, Mapping):
+        return None, {}
+    name = info.get("name")
+    init = info.get("init")
+    init_args: dict[str, Any] = {}
+    if isinstance(init, (list, tuple)):
+        plain = _plain(init)
+        if len(plain) == len(_V1_INIT_ARG_NAMES):
+            init_args.update(zip(_V1_INIT_ARG_NAMES, plain))
+        else:
+            init_args["init"] = plain
+    if "plans" in info:
+        init_args["plans"] = _plain(info["plans"])
+    return (name if isinstance(name, str) else None), init_args
+
+
+def _curves_v1(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
+    plot_stuff = ckpt.get("plot_stuff")
+    if not isinstance(plot_stuff, (list, tuple)) or len(plot_stuff) < 2:
+        raise CheckpointError("nnU-Net v1 checkpoint without 'plot_stuff' (no curves stored)", path)
+    problems: list[str] = []
+    parts: list[Sequence[Any]] = []
+    for i, values in enumerate(plot_stuff[:4]):
+        if isinstance(values, np.ndarray):
+            values = list(values.reshape(-1))
+        parts.append(values if isinstance(values, (list, tuple)) else [])
+        if not isinstance(values, (list, tuple)):
+            problems.append(f"plot_stuff[{i}] is {_why_not_number(values)}, not a list; ignored")
+    tr_losses, val_losses = parts[0], parts[1]
+    metrics = parts[3] if len(parts) > 3 else []
+    curves: dict[str, Sequence[Any]] = {"all_tr_losses": tr_losses, "all_val_losses": val_losses}
+    if metrics:
+        curves["all_val_eval_metrics"] = metrics
+    else:
+        problems.append("all_val_eval_metrics is empty (trainer logged no Dice estimate); mean_fg_dice is NaN")
+    n = _truncate(curves, problems, "plot_stuff curves")
+    frame = _build_frame(
+        n,
+        lr=None,
+        train_loss=_float_curve(tr_losses[:n], "all_tr_losses", problems),
+        val_loss=_float_curve(val_losses[:n], "all_val_losses", problems),
+        mean_fg_dice=_float_curve(metrics[:n], "all_val_eval_metrics", problems) if metrics else None,
+        ema_fg_dice=None,
+        dice=None,
+        start=None,
+        end=None,
+    )
+    current_epoch = _as_int(ckpt.get("epoch"))
+    # Old v1 final checkpoints store epoch = len(losses) + 1 (nnU-Net v1 documents and corrects this itself).
+    if current_epoch is not None and current_epoch not in (n, n + 1) and not problems:
+        problems.append(f"epoch is {current_epoch} but the curves cover {n} epoch(s)")
+    trainer_name, init_args = _v1_sidecar(path, problems)
+    return CheckpointCurves(
+        path=path,
+        kind="v1",
+        epochs=n,
+        current_epoch=current_epoch,
+        trainer_name=trainer_name,
+        frame=frame,
+        init_args=init_args,
+        problems=problems,
+    )
+
+
+def read_checkpoint_curves(path: str | os.PathLike[str]) -> CheckpointCurves:
+    """Read the per-epoch training curves of an nnU-Net v2 or v1 checkpoint.
+
+    Safe on untrusted files (nothing named by the pickle is executed; dangerous globals raise) and cheap on
+    large ones (only the pickled object tree is read, never the tensor data), so the dashboard can poll
+    ``checkpoint_latest.pth`` while training runs.  Raises :class:`CheckpointError` with a short message for
+    empty, half-written, foreign or malicious files.
+    """
+    path = Path(path)
+    obj = _load_checkpoint_object(path)
+    if not isinstance(obj, Mapping):
+        kind = repr(type(obj)) if isinstance(obj, _StandIn) else type(obj).__name__
+        raise CheckpointError(f"not an nnU-Net checkpoint (top-level object is {_short_repr(kind, 60)})", path)
+    if "logging" in obj or "network_weights" in obj:
+        return _curves_v2(obj, path)
+    if "plot_stuff" in obj or "state_dict" in obj:
+        return _curves_v1(obj, path)
+    raise CheckpointError("not an nnU-Net checkpoint (no 'logging' or 'plot_stuff' entry)", path)

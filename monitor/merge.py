@@ -1,0 +1,214 @@
+"""Merge the epochs of a run's log sessions and checkpoints into one series.
+
+The rule real trees need: log files are ordered by the start time in their names; a *session* is a
+stretch of strictly increasing epochs; each session replaces all history from its first epoch on (a
+restart at epoch 0 replaces everything, a resume at 450 replaces 450 onward). Checkpoints then
+contribute full-precision values (and epochs a lost log no longer has) for the epochs on which they
+agree with the surviving log history: where a checkpoint disagrees, a later session has replaced those
+epochs and the checkpoint is stale from there on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from monitor.logparse import EpochRows
+
+__all__ = ["Curves", "ema", "merge_sessions", "overlay_checkpoint"]
+
+# Logs print losses with 4 decimals; a value that differs by more than this came from another session.
+_AGREEMENT_TOLERANCE = 2e-4
+
+
+@dataclass
+class Curves:
+    """Merged per-epoch columns of one run, sorted by epoch, one row per completed epoch."""
+
+    epoch: np.ndarray  # int64
+    lr: np.ndarray
+    train_loss: np.ndarray
+    val_loss: np.ndarray
+    dice: np.ndarray  # (n, K) float64; K may be 0 when only a mean is known (v1 checkpoints)
+    mean_fg_dice: np.ndarray
+    epoch_time_s: np.ndarray
+    epoch_end: np.ndarray  # datetime64[us], UTC; NaT where unknown
+    source: np.ndarray  # object: "log:<file>" / "<checkpoint file>"
+
+    def __len__(self) -> int:
+        return int(self.epoch.shape[0])
+
+    @classmethod
+    def empty(cls, n_classes: int = 0) -> Curves:
+        f = np.empty(0, dtype=np.float64)
+        return cls(np.empty(0, dtype=np.int64), f, f.copy(), f.copy(), np.empty((0, n_classes)), f.copy(),
+                   f.copy(), np.empty(0, dtype="datetime64[us]"), np.empty(0, dtype=object))
+
+    def take(self, index: np.ndarray) -> Curves:
+        return Curves(*(getattr(self, name)[index] for name in self.__dataclass_fields__))
+
+    @property
+    def ema_fg_dice(self) -> np.ndarray:
+        return ema(self.mean_fg_dice)
+
+
+def ema(values: np.ndarray) -> np.ndarray:
+    """nnU-Net's EMA of the mean pseudo Dice: ``ema[e] = 0.9·ema[e−1] + 0.1·mean[e]``, seeded with mean[0].
+
+    Recomputed over the merged series (a resume restores nnU-Net's EMA from its checkpoint, so the
+    logged "best EMA" of a run with replaced epochs is not a function of the surviving epochs).
+    """
+    out = np.empty_like(values, dtype=np.float64)
+    if values.size == 0:
+        return out
+    # A simple loop over ≤ a few thousand floats is ~100 µs; scipy.signal.lfilter would cost its import.
+    current = float(values[0])
+    out[0] = current
+    for i in range(1, values.size):
+        current = 0.9 * current + 0.1 * float(values[i])
+        out[i] = current
+    return out
+
+
+def _nanmean_rows(dice: np.ndarray) -> np.ndarray:
+    if dice.shape[1] == 0:
+        return np.full(dice.shape[0], np.nan)
+    valid = ~np.isnan(dice)
+    counts = valid.sum(axis=1)
+    sums = np.where(valid, dice, 0.0).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def _local_to_utc(stamps: list[str]) -> np.ndarray:
+    """Log timestamps are the training machine's local wall-clock; read them in this machine's zone."""
+    parsed = np.array([s if s else "NaT" for s in stamps], dtype="datetime64[us]")
+    if parsed.size == 0:
+        return parsed
+    valid = ~np.isnat(parsed)
+    if not valid.any():
+        return parsed
+    # One zone offset per run (taken at its last epoch) is exact except across a DST switch.
+    import time as _time
+
+    last = parsed[valid][-1].astype("datetime64[s]").astype(np.int64)
+    offset = _time.localtime(int(last) - _time.timezone).tm_gmtoff
+    return parsed - np.timedelta64(int(offset), "s")
+
+
+def _rows_to_curves(rows: EpochRows, index: list[int], source: str) -> Curves:
+    width = max((len(rows.dice[i]) for i in index), default=0)
+    dice = np.full((len(index), width), np.nan)
+    for out_row, i in enumerate(index):
+        values = rows.dice[i]
+        dice[out_row, : len(values)] = values
+    pick = np.asarray(index, dtype=np.int64)
+    return Curves(
+        epoch=np.asarray(rows.epoch, dtype=np.int64)[pick],
+        lr=np.asarray(rows.lr, dtype=np.float64)[pick],
+        train_loss=np.asarray(rows.train_loss, dtype=np.float64)[pick],
+        val_loss=np.asarray(rows.val_loss, dtype=np.float64)[pick],
+        dice=dice,
+        mean_fg_dice=_nanmean_rows(dice),
+        epoch_time_s=np.asarray(rows.epoch_time_s, dtype=np.float64)[pick],
+        epoch_end=_local_to_utc([rows.epoch_end[i] for i in index]),
+        source=np.full(len(index), source, dtype=object),
+    )
+
+
+def _concat(parts: list[Curves]) -> Curves:
+    width = max((p.dice.shape[1] for p in parts), default=0)
+    dices = []
+    for part in parts:
+        if part.dice.shape[1] < width:
+            pad = np.full((len(part), width - part.dice.shape[1]), np.nan)
+            dices.append(np.hstack([part.dice, pad]))
+        else:
+            dices.append(part.dice)
+    return Curves(
+        epoch=np.concatenate([p.epoch for p in parts]),
+        lr=np.concatenate([p.lr for p in parts]),
+        train_loss=np.concatenate([p.train_loss for p in parts]),
+        val_loss=np.concatenate([p.val_loss for p in parts]),
+        dice=np.vstack(dices) if dices else np.empty((0, width)),
+        mean_fg_dice=np.concatenate([p.mean_fg_dice for p in parts]),
+        epoch_time_s=np.concatenate([p.epoch_time_s for p in parts]),
+        epoch_end=np.concatenate([p.epoch_end for p in parts]),
+        source=np.concatenate([p.source for p in parts]),
+    )
+
+
+def merge_sessions(files: list[tuple[str, EpochRows]]) -> Curves:
+    """Apply the session rule to log files given in start-time order; return sorted merged curves."""
+    kept: Curves | None = None
+    for name, rows in files:
+        if not len(rows):
+            continue
+        sessions = rows.session
+        start = 0
+        for i in range(1, len(sessions) + 1):
+            if i == len(sessions) or sessions[i] != sessions[start]:
+                part = _rows_to_curves(rows, list(range(start, i)), f"log:{name}")
+                if kept is None:
+                    kept = part
+                else:
+                    survivors = kept.take(np.flatnonzero(kept.epoch < part.epoch[0]))
+                    kept = _concat([survivors, part])
+                start = i
+    return kept if kept is not None else Curves.empty()
+
+
+def overlay_checkpoint(curves: Curves, ckpt: Curves, name: str) -> tuple[Curves, str | None]:
+    """Let a checkpoint's full-precision values win for the epochs where it agrees with the logs.
+
+    Returns the new curves and a problem string when part of the checkpoint was stale.
+    """
+    if len(ckpt) == 0:
+        return curves, None
+    position = {int(e): i for i, e in enumerate(curves.epoch)}
+    stale_from: int | None = None
+    for j, epoch in enumerate(ckpt.epoch):
+        i = position.get(int(epoch))
+        if i is None:
+            continue
+        for log_value, ckpt_value in ((curves.train_loss[i], ckpt.train_loss[j]),
+                                      (curves.val_loss[i], ckpt.val_loss[j])):
+            if math.isfinite(log_value) and math.isfinite(ckpt_value) and \
+                    abs(log_value - ckpt_value) > _AGREEMENT_TOLERANCE:
+                stale_from = int(epoch)
+                break
+        if stale_from is not None:
+            break
+    usable = ckpt if stale_from is None else ckpt.take(np.flatnonzero(ckpt.epoch < stale_from))
+    problem = None
+    if stale_from is not None:
+        problem = f"{name}: epochs from {stale_from} on were replaced by a later session; ignored there"
+    if len(usable) == 0:
+        return curves, problem
+    merged = _concat([curves, usable])
+    # Stable sort by epoch with the checkpoint row after the log row, then keep the best of each pair.
+    order = np.lexsort((np.r_[np.zeros(len(curves)), np.ones(len(usable))], merged.epoch))
+    merged = merged.take(order)
+    last_of_epoch = np.r_[merged.epoch[1:] != merged.epoch[:-1], True]
+    first_of_epoch = np.r_[True, merged.epoch[1:] != merged.epoch[:-1]]
+    result = merged.take(np.flatnonzero(last_of_epoch))
+    # Where both had the epoch, fill what the checkpoint lacks (per-class dice in v1, lr) from the log.
+    both = np.flatnonzero(last_of_epoch & ~first_of_epoch)
+    log_rows = both - 1
+    out_index = np.searchsorted(result.epoch, merged.epoch[both])
+    for column in ("lr", "train_loss", "val_loss", "epoch_time_s", "mean_fg_dice"):
+        target = getattr(result, column)
+        source = getattr(merged, column)
+        missing = np.isnan(target[out_index])
+        target[out_index[missing]] = source[log_rows[missing]]
+    if result.dice.shape[1]:
+        ck_dice = result.dice[out_index]
+        lacking = np.isnan(ck_dice).all(axis=1)
+        result.dice[out_index[lacking]] = merged.dice[log_rows[lacking]]
+    missing_time = np.isnat(result.epoch_end[out_index])
+    result.epoch_end[out_index[missing_time]] = merged.epoch_end[log_rows[missing_time]]
+    has_classes = ~np.isnan(result.dice).all(axis=1) if result.dice.shape[1] else np.zeros(len(result), bool)
+    result.mean_fg_dice[has_classes] = _nanmean_rows(result.dice[has_classes])
+    return result, problem

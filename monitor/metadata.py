@@ -1,0 +1,148 @@
+"""The small JSON files around a run: planned epochs, label names, final validation Dice.
+
+nnU-Net v2 copies ``dataset.json`` and ``plans.json`` into the ``<Trainer>__<Plans>__<config>`` folder,
+writes ``debug.json`` (every trainer attribute, stringified) into the fold folder at start-up and
+``validation/summary.json`` after the final validation. v1 wrote ``debug.json`` too and its
+validation into ``validation_raw/summary.json``. All of them are optional: a run that died early has
+none, and a half-written one must not take the run down with it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RunMetadata", "default_planned_epochs", "planned_epochs_from_lr", "read_metadata"]
+
+_EPOCHS_IN_NAME = re.compile(r"_(\d+)(?:ep|epochs?)(?:_|$)")
+# Trainers whose schedule length is known without any file: nnU-Net's defaults.
+_DEFAULT_EPOCHS = {"nnUNetTrainer": 1000, "nnUNetTrainerV2": 1000}
+
+
+@dataclass
+class RunMetadata:
+    """What the JSON side files say; every field may be unknown (None / empty)."""
+
+    planned_epochs: int | None = None
+    planned_epochs_source: str | None = None  # "debug.json" or "trainer name"
+    class_names: list[str] = field(default_factory=list)
+    final_validation_dice: float | None = None
+    initial_lr: float | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def _load_json(path: Path, problems: list[str]) -> Any:
+    try:
+        with path.open("rb") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        problems.append(f"{path.name}: unreadable ({type(exc).__name__}: {str(exc)[:80]})")
+        return None
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        number = int(float(str(value)))
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
+
+
+def _class_names(dataset_json: Any) -> list[str]:
+    """Foreground label (or region) names in nnU-Net's order; v2 maps name → value."""
+    if not isinstance(dataset_json, dict):
+        return []
+    labels = dataset_json.get("labels")
+    if not isinstance(labels, dict):
+        return []
+    if all(isinstance(key, str) and key.isdigit() for key in labels):  # v1 style {"0": "background"}
+        ordered = sorted(((int(k), str(v)) for k, v in labels.items()), key=lambda kv: kv[0])
+        return [name for value, name in ordered if value != 0]
+    named = [(name, value) for name, value in labels.items() if name != "background" and value != 0]
+    if any(isinstance(value, list) for _, value in named):  # regions keep their listed order
+        return [name for name, _ in named]
+    return [name for name, _ in sorted(named, key=lambda kv: kv[1] if isinstance(kv[1], int) else 0)]
+
+
+def _final_dice(summary: Any) -> float | None:
+    if not isinstance(summary, dict):
+        return None
+    foreground = summary.get("foreground_mean")
+    if isinstance(foreground, dict) and isinstance(foreground.get("Dice"), (int, float)):
+        return float(foreground["Dice"])
+    results = summary.get("results")  # v1: results.mean.<label>.Dice
+    if isinstance(results, dict) and isinstance(results.get("mean"), dict):
+        values = [
+            float(entry["Dice"])
+            for label, entry in results["mean"].items()
+            if str(label) != "0" and isinstance(entry, dict) and isinstance(entry.get("Dice"), (int, float))
+        ]
+        if values:
+            return sum(values) / len(values)
+    return None
+
+
+def read_metadata(fold_dir: Path, trainer: str) -> RunMetadata:
+    """Read the side files of one fold folder; missing files are normal, broken ones are problems."""
+    meta = RunMetadata()
+    debug = _load_json(fold_dir / "debug.json", meta.problems)
+    if isinstance(debug, dict):
+        epochs = _as_int(debug.get("num_epochs", debug.get("max_num_epochs")))
+        if epochs is not None:
+            meta.planned_epochs, meta.planned_epochs_source = epochs, "debug.json"
+        lr = debug.get("initial_lr")
+        try:
+            meta.initial_lr = float(lr) if lr is not None else None
+        except ValueError:
+            meta.initial_lr = None
+    if meta.planned_epochs is None:
+        match = _EPOCHS_IN_NAME.search(trainer)
+        if match:
+            meta.planned_epochs, meta.planned_epochs_source = int(match.group(1)), "trainer name"
+    for candidate in (fold_dir.parent / "dataset.json", fold_dir / "dataset.json"):
+        names = _class_names(_load_json(candidate, meta.problems))
+        if names:
+            meta.class_names = names
+            break
+    for candidate in (fold_dir / "validation" / "summary.json", fold_dir / "validation_raw" / "summary.json"):
+        dice = _final_dice(_load_json(candidate, meta.problems))
+        if dice is not None:
+            meta.final_validation_dice = dice
+            break
+    return meta
+
+
+def default_planned_epochs(trainer: str) -> int | None:
+    """nnU-Net's own default schedule for its stock trainer names; a last resort after the lr schedule."""
+    return _DEFAULT_EPOCHS.get(trainer)
+
+
+def planned_epochs_from_lr(epochs: list[int], lrs: list[float], initial_lr: float | None) -> int | None:
+    """Invert nnU-Net's poly schedule ``lr = lr0·(1 − e/N)^0.9`` to recover N from logged rates.
+
+    Used only when no file states N. Each epoch with a rate between 5 % and 95 % of ``lr0`` gives an
+    estimate; they must agree within 2 %, else the schedule is not nnU-Net's poly and we say nothing.
+    """
+    lr0 = initial_lr if initial_lr else (lrs[0] if epochs and epochs[0] == 0 and lrs[0] > 0 else 0.01)
+    estimates = []
+    for epoch, lr in zip(epochs, lrs):
+        if not (lr == lr) or epoch <= 0:
+            continue
+        ratio = lr / lr0
+        if 0.05 < ratio < 0.95:
+            remaining = ratio ** (1 / 0.9)
+            estimates.append(epoch / (1 - remaining))
+    if len(estimates) < 5:
+        return None
+    estimates.sort()
+    low, mid, high = (estimates[len(estimates) // 10], estimates[len(estimates) // 2],
+                      estimates[(9 * len(estimates)) // 10])
+    if mid <= 0 or (high - low) / mid > 0.02 or not math.isfinite(mid):
+        return None
+    return int(round(mid))

@@ -1,0 +1,96 @@
+"""Many runs: discover every fold folder under a results root and build the run table.
+
+A cold scan of a lab's tree (hundreds of 1000-epoch logs) is CPU-bound parsing, so runs are split
+across worker processes; each worker returns only summary rows, never frames.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from monitor.layout import RunLocation, discover_runs
+from monitor.run import SUMMARY_COLUMNS, RunReader
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["scan", "summarize_runs", "ResultsRootError"]
+
+# Below this many runs the cost of starting workers (~50 ms) outweighs parallel parsing.
+_PARALLEL_THRESHOLD = 24
+
+
+class ResultsRootError(FileNotFoundError):
+    """The results root does not exist or is not a folder."""
+
+
+def with_verdict(row: dict[str, Any], reader: RunReader) -> dict[str, Any]:
+    """Add the analyzer's verdict and reason to a summary row (computed where the curves already are)."""
+    from monitor.analyze import analyze
+
+    result = analyze(reader.frame(), planned_epochs=row["planned_epochs"],
+                     finished=row["status"] == "finished", running=row["status"] == "running")
+    row["verdict"] = result.verdict.value
+    row["verdict_reason"] = result.reason
+    return row
+
+
+def _summarize_chunk(locations: Sequence[RunLocation], verdicts: bool = False) -> list[dict[str, Any]]:
+    rows = []
+    for location in locations:
+        reader = RunReader(location, checkpoints="when_needed")
+        try:
+            reader.refresh()
+        except FileNotFoundError:
+            continue  # deleted while we scanned
+        row = reader.summary()
+        rows.append(with_verdict(row, reader) if verdicts else row)
+    return rows
+
+
+def summarize_runs(locations: Sequence[RunLocation], *, workers: int | None = None,
+                   verdicts: bool = False) -> list[dict[str, Any]]:
+    """Summary rows for the given runs, in the given order, parsed in parallel where it pays."""
+    if workers is None:
+        workers = min(len(os.sched_getaffinity(0)), 8) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if workers <= 1 or len(locations) < _PARALLEL_THRESHOLD:
+        return _summarize_chunk(locations, verdicts)
+    # Interleaved chunks balance long and short logs; a few chunks per worker smooth stragglers.
+    n_chunks = workers * 4
+    chunks = [list(locations[i::n_chunks]) for i in range(n_chunks)]
+    by_id: dict[str, dict[str, Any]] = {}
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork") if hasattr(os, "fork") else None
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for rows in pool.map(_summarize_chunk, chunks, [verdicts] * len(chunks)):
+            for row in rows:
+                by_id[row["run_id"]] = row
+    return [by_id[loc.run_id] for loc in locations if loc.run_id in by_id]
+
+
+def scan(root: str | os.PathLike[str], *, workers: int | None = None, verdicts: bool = False) -> pd.DataFrame:
+    """The run table of a results root: one row per run, sorted by ``run_id`` (columns in the README).
+
+    An empty tree gives an empty table with the same columns; a missing root raises
+    :class:`ResultsRootError`. ``verdicts`` adds the analyzer's ``verdict`` and ``verdict_reason``. Problems found while walking (unreadable folders) are attached to the
+    table as ``frame.attrs["problems"]``.
+    """
+    import pandas as pd
+
+    root_path = Path(root)
+    if not root_path.is_dir():
+        raise ResultsRootError(f"results root not found or not a folder: {root}")
+    problems: list[str] = []
+    locations = discover_runs(root_path, problems)
+    rows = summarize_runs(locations, workers=workers, verdicts=verdicts)
+    columns = list(SUMMARY_COLUMNS) + (["verdict", "verdict_reason"] if verdicts else [])
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in ("epochs_completed", "last_epoch", "planned_epochs", "best_ema_epoch", "n_classes", "log_files"):
+        frame[column] = frame[column].astype("Int64")
+    frame.attrs["problems"] = problems
+    return frame

@@ -1,0 +1,93 @@
+"""A job record: what was asked, by whom, how it was started and how it ended.
+
+A :class:`Job` is an immutable snapshot of one registry row, a handle rather than a live process: its
+state is whatever the registry last reconciled with the backend. ``to_dict`` is what the CLI's ``--json``
+and the dashboard show.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from trainer.states import JobState
+
+__all__ = ["Job", "new_job_id", "utc_now"]
+
+
+def utc_now() -> str:
+    """An ISO-8601 UTC timestamp with seconds: sortable as text, readable in a table."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_job_id() -> str:
+    """A short random id: unique across machines that share a registry, easy to type for ``cancel``."""
+    return secrets.token_hex(6)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One extend job as recorded in the registry."""
+
+    job_id: str
+    state: JobState
+    parent_run_id: str
+    parent_path: str
+    new_run_id: str
+    new_run_path: str
+    new_trainer: str
+    epochs: int
+    backend: str
+    device: str
+    requested_by: str
+    created_at: str
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    job_dir: str
+    log_path: str
+    options: dict[str, Any] = field(default_factory=dict)
+    backend_job_id: str | None = None
+    pid: int | None = None
+    pid_start_ticks: int | None = None
+    boot_id: str | None = None
+    host: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    updated_at: str | None = None
+    cancel_requested_by: str | None = None
+    cancel_requested_at: str | None = None
+
+    _JSON_FIELDS = ("argv", "env", "options")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field (the state as its string value)."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__ if not name.startswith("_")}
+        data["state"] = self.state.value
+        data["argv"] = list(self.argv)
+        return data
+
+    def to_row(self) -> dict[str, Any]:
+        """The registry's column values (lists and dicts as JSON text)."""
+        row = self.to_dict()
+        for name in self._JSON_FIELDS:
+            row[name] = json.dumps(row[name])
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        """Rebuild a job from a registry row."""
+        values = dict(row)
+        for name in cls._JSON_FIELDS:
+            values[name] = json.loads(values[name]) if values[name] else ({} if name != "argv" else [])
+        values["argv"] = tuple(values["argv"])
+        values["state"] = JobState(values["state"])
+        return cls(**values)
+
+    def evolve(self, **changes: Any) -> Job:
+        """A copy with some fields changed (the registry writes it back)."""
+        return replace(self, **changes)
