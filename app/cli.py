@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -85,9 +85,7 @@ def records(frame: Any) -> list[dict[str, Any]]:
     for row in frame.to_dict(orient="records"):
         clean = {}
         for key, value in row.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                value = None
-            elif value is pd.NaT:
+            if (isinstance(value, float) and not math.isfinite(value)) or value is pd.NaT:
                 value = None
             elif isinstance(value, pd.Timestamp):
                 value = value.isoformat()

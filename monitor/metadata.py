@@ -132,7 +132,7 @@ def planned_epochs_from_lr(epochs: list[int], lrs: list[float], initial_lr: floa
     lr0 = initial_lr if initial_lr else (lrs[0] if epochs and epochs[0] == 0 and lrs[0] > 0 else 0.01)
     estimates = []
     for epoch, lr in zip(epochs, lrs):
-        if not (lr == lr) or epoch <= 0:
+        if math.isnan(lr) or epoch <= 0:
             continue
         ratio = lr / lr0
         if 0.05 < ratio < 0.95:

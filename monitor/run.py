@@ -21,11 +21,12 @@ from monitor.layout import RunLocation, locate_run
 from monitor.logparse import EpochRows, LogParser
 from monitor.merge import Curves, merge_sessions, overlay_checkpoint
 from monitor.metadata import RunMetadata, default_planned_epochs, planned_epochs_from_lr, read_metadata
+from monitor.status import StatusInputs, infer_status
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["RunReader", "load_run", "SUMMARY_COLUMNS", "CURVE_COLUMNS"]
+__all__ = ["CURVE_COLUMNS", "SUMMARY_COLUMNS", "RunReader", "load_run"]
 
 _LOG_NAME = re.compile(r"^training_log_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)\.txt$")
 # nnU-Net's checkpoint names, most complete first: final covers the whole run, best only up to its epoch.
@@ -323,19 +324,18 @@ class RunReader:
         return max(times) if times else None
 
     def status(self, now: float | None = None) -> str:
-        """running / finished / crashed / unknown from files alone (the watcher refines it)."""
+        """running / stalled / crashed / finished / unknown (rules in :mod:`monitor.status`)."""
         curves = self.curves()
-        if self.training_done() or self.final_validation_dice() is not None:
-            return "finished"
-        last = self.last_update()
-        if last is None:
-            return "unknown"
-        now = time.time() if now is None else now
-        typical = float(np.nanmedian(curves.epoch_time_s[-20:])) if len(curves) else float("nan")
-        quiet_limit = max(600.0, 5 * typical) if typical == typical else 1800.0
-        if now - last <= quiet_limit:
-            return "running"
-        return "crashed"
+        typical = float(np.nanmedian(curves.epoch_time_s[-20:])) \
+            if len(curves) and np.isfinite(curves.epoch_time_s[-20:]).any() else float("nan")
+        return infer_status(StatusInputs(
+            now=time.time() if now is None else now,
+            last_update=self.last_update(),
+            finished=self.training_done() or self.final_validation_dice() is not None,
+            epochs_completed=len(curves),
+            planned_epochs=self.planned_epochs()[0],
+            typical_epoch_s=typical,
+        ))
 
     def final_validation_dice(self) -> float | None:
         if self.metadata.final_validation_dice is not None:

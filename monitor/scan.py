@@ -18,7 +18,7 @@ from monitor.run import SUMMARY_COLUMNS, RunReader
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["scan", "summarize_runs", "ResultsRootError"]
+__all__ = ["ResultsRootError", "scan", "summarize_runs"]
 
 # Below this many runs the cost of starting workers (~50 ms) outweighs parallel parsing.
 _PARALLEL_THRESHOLD = 24
@@ -77,8 +77,8 @@ def scan(root: str | os.PathLike[str], *, workers: int | None = None, verdicts: 
     """The run table of a results root: one row per run, sorted by ``run_id`` (columns in the README).
 
     An empty tree gives an empty table with the same columns; a missing root raises
-    :class:`ResultsRootError`. ``verdicts`` adds the analyzer's ``verdict`` and ``verdict_reason``. Problems found while walking (unreadable folders) are attached to the
-    table as ``frame.attrs["problems"]``.
+    :class:`ResultsRootError`. ``verdicts`` adds the analyzer's ``verdict`` and ``verdict_reason``.
+    Problems found while walking (unreadable folders) are in ``frame.attrs["problems"]``.
     """
     import pandas as pd
 

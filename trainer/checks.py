@@ -1,0 +1,111 @@
+"""Pre-flight checks: everything that would make an extend fail later, said clearly before it starts.
+
+Each check is a small function returning a :class:`Check`; a blocking check that fails stops ``submit``.
+Non-blocking ones are warnings a user should read (a short extension, a results root that differs from
+``$nnUNet_results``). They only read files and ask for GPUs, so ``--dry-run`` runs all of them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer.gpus import GpuInfo
+
+__all__ = [
+    "NNUNET_ENV_VARS",
+    "Check",
+    "check_disk_space",
+    "check_env",
+    "check_gpu",
+    "check_preprocessed",
+    "check_target_free",
+]
+
+NNUNET_ENV_VARS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+_RUN_MARKERS = ("training_log_", "checkpoint_", "debug.json", "progress.png", "validation")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One pre-flight check: its name, whether it passed, and a message that says what to do."""
+
+    name: str
+    ok: bool
+    message: str
+    blocking: bool = True
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready form for ``--dry-run --json`` and the dashboard."""
+        return {"name": self.name, "ok": self.ok, "message": self.message, "blocking": self.blocking}
+
+
+def check_env(environ: Mapping[str, str]) -> Check:
+    """nnU-Net needs its three folders in the environment of the training process."""
+    missing = [name for name in NNUNET_ENV_VARS if not environ.get(name)]
+    if missing:
+        return Check("nnunet_env", False, f"set {', '.join(missing)} (nnU-Net's folders) before extending; "
+                     "see nnU-Net's documentation/setting_up_paths.md")
+    return Check("nnunet_env", True, "nnUNet_raw, nnUNet_preprocessed and nnUNet_results are set")
+
+
+def check_preprocessed(preprocessed: Path, dataset: str, plans: str, configuration: str) -> Check:
+    """The plans file knows the configuration and its preprocessed data folder is not empty."""
+    folder = preprocessed / dataset
+    plans_file = folder / f"{plans}.json"
+    if not plans_file.is_file():
+        return Check("preprocessed", False, f"no plans file {plans_file}: run nnUNetv2_plan_and_preprocess for "
+                     f"{dataset} (with -pl/-overwrite_plans_name for {plans}) on this machine first")
+    if not (folder / "dataset.json").is_file():
+        return Check("preprocessed", False, f"{folder / 'dataset.json'} is missing: preprocessing is incomplete")
+    try:
+        configurations = json.loads(plans_file.read_text()).get("configurations", {})
+    except (OSError, ValueError) as exc:
+        return Check("preprocessed", False, f"cannot read {plans_file}: {exc}")
+    if configuration not in configurations:
+        return Check("preprocessed", False, f"{plans_file.name} has no configuration {configuration!r} "
+                     f"(it has: {', '.join(sorted(configurations))})")
+    data_identifier = configurations[configuration].get("data_identifier") or f"{plans}_{configuration}"
+    data_folder = folder / data_identifier
+    if not data_folder.is_dir() or not any(data_folder.iterdir()):
+        return Check("preprocessed", False, f"preprocessed data {data_folder} is missing or empty: run "
+                     f"nnUNetv2_preprocess -d {dataset} -c {configuration} -plans_name {plans}")
+    return Check("preprocessed", True, f"plans and preprocessed data found in {folder}")
+
+
+def check_target_free(new_run_dir: Path) -> Check:
+    """The new run's folder must not already hold a run: nnU-Net would mix two trainings in it."""
+    if new_run_dir.is_dir():
+        found = sorted(entry.name for entry in new_run_dir.iterdir() if entry.name.startswith(_RUN_MARKERS))
+        if found:
+            return Check("target_free", False, f"{new_run_dir} already holds a run ({', '.join(found[:3])}); "
+                         "delete or move it, or choose a different --epochs")
+    return Check("target_free", True, f"{new_run_dir} is free")
+
+
+def check_gpu(gpus: list[GpuInfo], wanted: int | None) -> Check:
+    """A local CUDA job needs a GPU; an explicitly requested index must exist."""
+    if not gpus:
+        return Check("gpu", False, "no NVIDIA GPU found (NVML / nvidia-smi): use --device cpu to train on the "
+                     "CPU (very slow) or --backend slurm")
+    indexes = [gpu.index for gpu in gpus]
+    if wanted is not None and wanted not in indexes:
+        return Check("gpu", False, f"GPU {wanted} does not exist (this machine has {indexes})")
+    chosen = next(gpu for gpu in gpus if gpu.index == wanted) if wanted is not None else None
+    if chosen is None:
+        chosen = max(gpus, key=lambda gpu: (gpu.free_mib, -gpu.index))
+    return Check("gpu", True, f"GPU {chosen.index} ({chosen.free_mib} MiB free)")
+
+
+def check_disk_space(folder: Path, min_free_gb: float) -> Check:
+    """Checkpoints and validation outputs need room; a full disk kills a run after hours."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free_gb = shutil.disk_usage(probe).free / 1024**3
+    if free_gb < min_free_gb:
+        return Check("disk_space", False, f"only {free_gb:.1f} GB free on {probe} (need {min_free_gb:g} GB)")
+    return Check("disk_space", True, f"{free_gb:.1f} GB free on {probe}")
