@@ -30,6 +30,7 @@ class SenFit:
     hi: float
     n: int
     variance_inflation: float  # Hamed–Rao n/n*: how much autocorrelation widened the interval
+    lag1_autocorrelation: float  # φ of the detrended ranks (bias-corrected), 0 when not estimated
 
 
 @lru_cache(maxsize=16)
@@ -46,33 +47,34 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def hamed_rao_factor(residuals: np.ndarray, z: float, max_lag: int) -> float:
-    """Hamed & Rao (1998) variance inflation n/n* from the significant rank autocorrelations.
+def hamed_rao_factor(residuals: np.ndarray) -> tuple[float, float]:
+    """Hamed & Rao (1998) variance inflation n/n* with an AR(1) model of the rank autocorrelation.
 
-    Only lags whose autocorrelation is outside ``±z/sqrt(n)`` contribute, as in the original method, so
-    white noise does not widen the interval by chance. The factor is floored at 1: negative
-    autocorrelation would shrink the interval below the independent case, and the analyzer never wants
-    to be more confident than that.
+    Hamed–Rao inflate Var(S) by ``1 + 2/(n(n-1)(n-2)) Σ (n-k)(n-k-1)(n-k-2) ρ_k`` with ``ρ_k`` the
+    autocorrelation of the ranks of the detrended series. The original screens each lag for
+    significance; on 100–200-epoch windows that drops the real but individually insignificant lags
+    2, 3, … and the benchmark's 95 % intervals covered the true slope only ~90 % of the time. Here
+    ``ρ_k = φ^k`` with ``φ`` the lag-1 rank autocorrelation, bias-corrected by ``(1 + 3φ)/n`` (the
+    first-order small-sample bias of a lag-1 estimate), which brought coverage to ~94 %. Ranks keep a
+    single dip from faking or hiding correlation. Floored at 1: the analyzer never claims more certainty
+    than for independent epochs. Returns ``(factor, φ)``.
     """
     m = residuals.size
     if m < 4:
-        return 1.0
+        return 1.0, 0.0
     centred = _ranks(residuals)
     centred -= centred.mean()
     denom = float(centred @ centred)
     if denom <= 0.0:
-        return 1.0
-    lags = min(max_lag, m - 3)
-    if lags < 1:  # max_lag=0 switches the correction off (the benchmark's ablation)
-        return 1.0
-    full = np.correlate(centred, centred, mode="full")
-    acf = full[m : m + lags] / denom
-    k = np.arange(1, lags + 1, dtype=float)
+        return 1.0, 0.0
+    phi = float(centred[1:] @ centred[:-1]) / denom
+    phi = min(max(phi + (1.0 + 3.0 * phi) / m, 0.0), 0.95)
+    if phi == 0.0:
+        return 1.0, 0.0
+    k = np.arange(1, m - 2, dtype=float)
     weights = (m - k) * (m - k - 1) * (m - k - 2)
-    significant = np.abs(acf) > z / math.sqrt(m)
-    total = float(np.sum(weights * acf * significant))
-    factor = 1.0 + 2.0 * total / (m * (m - 1) * (m - 2))
-    return max(1.0, factor)
+    factor = 1.0 + 2.0 * float(weights @ phi**k) / (m * (m - 1) * (m - 2))
+    return max(1.0, factor), phi
 
 
 def _tie_term(values: np.ndarray) -> float:
@@ -82,7 +84,7 @@ def _tie_term(values: np.ndarray) -> float:
     return float(np.sum(counts * (counts - 1) * (2 * counts + 5)))
 
 
-def theil_sen(x: np.ndarray, y: np.ndarray, z: float = 1.959963984540054, max_lag_fraction: float = 0.25) -> SenFit:
+def theil_sen(x: np.ndarray, y: np.ndarray, z: float = 1.959963984540054, correct: bool = True) -> SenFit:
     """Theil–Sen slope of ``y`` on strictly increasing ``x`` with Sen's interval, Hamed–Rao corrected.
 
     The interval is the classic distribution-free one (Sen 1968; Gilbert 1987, §16.5): the order
@@ -101,7 +103,7 @@ def theil_sen(x: np.ndarray, y: np.ndarray, z: float = 1.959963984540054, max_la
     slope = 0.5 * (float(part[mid_lo]) + float(part[mid_hi]))
     intercept = float(np.median(y - slope * x))
 
-    factor = hamed_rao_factor(y - slope * x, z, int(m * max_lag_fraction))
+    factor, phi = hamed_rao_factor(y - slope * x) if correct else (1.0, 0.0)
     c_alpha = z * math.sqrt(max(var_s, 0.0) * factor)
     lo_idx = min(max(int(math.floor((n_pairs - c_alpha) / 2.0)) - 1, 0), n_pairs - 1)
     hi_idx = min(max(int(math.ceil((n_pairs + c_alpha) / 2.0)), 0), n_pairs - 1)
@@ -111,7 +113,7 @@ def theil_sen(x: np.ndarray, y: np.ndarray, z: float = 1.959963984540054, max_la
     upper = part[mid_hi:]
     hi = float(np.partition(upper, hi_rel)[hi_rel]) if hi_rel >= 0 else slope
     return SenFit(slope=slope, intercept=intercept, lo=min(lo, slope), hi=max(hi, slope), n=m,
-                  variance_inflation=factor)
+                  variance_inflation=factor, lag1_autocorrelation=phi)
 
 
 def saturation_timescale(x: np.ndarray, y: np.ndarray, span: float, bins: int = 40) -> float | None:

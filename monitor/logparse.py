@@ -29,13 +29,17 @@ import math
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
+
 __all__ = ["EpochRows", "LogParser", "ParseResult"]
 
 _V2_EVENTS = re.compile(
-    rb": (Epoch time: |Epoch |Current learning rate: |train_loss |val_loss |Pseudo dice \[|Training done\."
-    rb"|Mean Validation Dice: )([^\n]*)"
+    rb": (Epoch time: |Epoch |Current learning rate: |train_loss |val_loss |Pseudo dice \[)([^\s\],]*(?:, ?[^\s\],]*)*)"
 )
+_V2_KEYS = {b"Epoch ": 0, b"Current learning rate: ": 1, b"train_loss ": 2, b"val_loss ": 3, b"Pseudo dice [": 4,
+            b"Epoch time: ": 5}
 _V2_EPOCH_TIME = re.compile(rb": Epoch time: ")
+_V2_FINAL_DICE = re.compile(rb": Mean Validation Dice: +(\S+)")
 _V1_EVENTS = re.compile(
     rb"(?:\n(epoch:) +(\d+)|: (train loss : |validation loss: |Average global foreground Dice: \[|lr: "
     rb"|This epoch took |finished prediction|Starting\.\.\.)([^\n]*))"
@@ -43,27 +47,49 @@ _V1_EVENTS = re.compile(
 _V1_EPOCH_TOOK = re.compile(rb": This epoch took ")
 _NUMPY_SCALAR = re.compile(rb"np\.float(?:16|32|64)\(|\)")
 _TIMESTAMP_RE = re.compile(rb"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)\s*$")
+_TS_WIDTH = 26  # "YYYY-MM-DD HH:MM:SS.ffffff", what datetime's str() prints unless microseconds are 0
+_NAT = np.datetime64("NaT", "us")
 
 
 @dataclass
 class EpochRows:
-    """Column lists of completed epochs, in file order (epochs may repeat across sessions)."""
+    """Columns of completed epochs in file order (epochs may repeat across sessions).
 
-    epoch: list[int] = field(default_factory=list)
-    session: list[int] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    dice: list[list[float]] = field(default_factory=list)
-    epoch_time_s: list[float] = field(default_factory=list)
-    epoch_end: list[str] = field(default_factory=list)  # naive local "YYYY-MM-DD HH:MM:SS[.ffffff]"
+    ``epoch_end`` is the training machine's naive local wall-clock time of the end-of-epoch line.
+    """
+
+    epoch: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    session: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    lr: np.ndarray = field(default_factory=lambda: np.empty(0))
+    train_loss: np.ndarray = field(default_factory=lambda: np.empty(0))
+    val_loss: np.ndarray = field(default_factory=lambda: np.empty(0))
+    dice: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+    epoch_time_s: np.ndarray = field(default_factory=lambda: np.empty(0))
+    epoch_end: np.ndarray = field(default_factory=lambda: np.empty(0, "datetime64[us]"))
 
     def __len__(self) -> int:
-        return len(self.epoch)
+        return int(self.epoch.shape[0])
 
     def extend(self, other: EpochRows) -> None:
-        for name in self.__dataclass_fields__:
-            getattr(self, name).extend(getattr(other, name))
+        if not len(other):
+            return
+        if not len(self):
+            self.__dict__.update(other.__dict__)
+            return
+        for name in ("epoch", "session", "lr", "train_loss", "val_loss", "epoch_time_s", "epoch_end"):
+            setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
+        self.dice = stack_ragged([self.dice, other.dice])
+
+    def take(self, index: np.ndarray) -> EpochRows:
+        return EpochRows(**{name: getattr(self, name)[index] for name in self.__dataclass_fields__})
+
+
+def stack_ragged(parts: list[np.ndarray]) -> np.ndarray:
+    """Stack (n_i × K_i) matrices, NaN-padding to the widest K (a class list can change across files)."""
+    width = max((p.shape[1] for p in parts), default=0)
+    padded = [p if p.shape[1] == width else np.hstack([p, np.full((p.shape[0], width - p.shape[1]), np.nan)])
+              for p in parts]
+    return np.vstack(padded) if padded else np.empty((0, width))
 
 
 @dataclass
@@ -84,6 +110,16 @@ def _to_float(raw: bytes) -> float:
         return math.nan
 
 
+def _floats(values: list[bytes]) -> np.ndarray:
+    """Vectorised bytes → float64; falls back per item (garbled → NaN) only when needed."""
+    if not values:
+        return np.empty(0)
+    try:
+        return np.array(values).astype(np.float64)
+    except ValueError:
+        return np.array([_to_float(v) for v in values], dtype=np.float64)
+
+
 def _parse_list(raw: bytes) -> list[float] | None:
     """``0.81, nan`` or ``np.float32(0.81), np.float32(nan)`` → floats; None when garbled."""
     body = raw.split(b"]", 1)[0]
@@ -95,10 +131,61 @@ def _parse_list(raw: bytes) -> list[float] | None:
         return None
 
 
+def _dice_matrix(values: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Pseudo-Dice lists → (n × K) matrix and a mask of rows that parsed; vectorised when K is uniform."""
+    n = len(values)
+    if n == 0:
+        return np.empty((0, 0)), np.empty(0, bool)
+    joined = b"|".join(values)
+    if b"np." in joined:
+        joined = _NUMPY_SCALAR.sub(b"", joined)
+    width = values[0].count(b",") + 1
+    if joined.count(b",") == n * (width - 1) and b"||" not in joined and joined:
+        try:
+            flat = np.array(joined.replace(b"|", b",").split(b",")).astype(np.float64)
+            return flat.reshape(n, width), np.ones(n, bool)
+        except ValueError:
+            pass
+    rows = [_parse_list(v) for v in (joined.split(b"|"))]
+    ok = np.array([r is not None for r in rows])
+    width = max((len(r) for r in rows if r is not None), default=0)
+    matrix = np.full((n, width), np.nan)
+    for i, r in enumerate(rows):
+        if r:
+            matrix[i, : len(r)] = r
+    return matrix, ok
+
+
 def _line_timestamp(buf: bytes, match_start: int) -> str:
     line_start = buf.rfind(b"\n", 0, match_start) + 1
     found = _TIMESTAMP_RE.search(buf, line_start, match_start)
     return found.group(1).decode("ascii") if found else ""
+
+
+def _timestamps_before(buf: bytes, positions: np.ndarray) -> np.ndarray:
+    """The timestamp prefix of the lines at ``positions`` (each the offset of ": ..."), vectorised.
+
+    nnU-Net prints ``str(datetime)``: 26 characters, so the common case is a fixed-width slice that
+    numpy parses in one call; lines that do not fit (microseconds of 0, odd prefixes) fall back.
+    """
+    out = np.full(positions.shape[0], _NAT)
+    if positions.size == 0:
+        return out
+    raw = np.frombuffer(buf, dtype=np.uint8)
+    fits = positions >= _TS_WIDTH
+    fits &= (positions == _TS_WIDTH) | (raw[np.maximum(positions - _TS_WIDTH - 1, 0)] == 10)
+    good = positions[fits]
+    if good.size:
+        window = raw[good[:, None] - _TS_WIDTH + np.arange(_TS_WIDTH)]
+        texts = window.view(f"S{_TS_WIDTH}").ravel()
+        try:
+            out[fits] = texts.astype("datetime64[us]")
+        except ValueError:
+            fits[:] = False
+    for i in np.flatnonzero(~fits):
+        text = _line_timestamp(buf, int(positions[i]))
+        out[i] = np.datetime64(text, "us") if text else _NAT
+    return out
 
 
 class LogParser:
@@ -143,83 +230,103 @@ class LogParser:
             return "v1"
         return None
 
-    def _start_session(self, epoch: int) -> None:
-        if self.last_epoch is not None and epoch <= self.last_epoch:
-            self.session += 1
+    def _sessions(self, epochs: np.ndarray) -> np.ndarray:
+        """Session number per completed epoch: a new one wherever the counter does not increase."""
+        if epochs.size == 0:
+            return np.empty(0, np.int64)
+        previous = np.concatenate([[self.last_epoch if self.last_epoch is not None else -1], epochs[:-1]])
+        sessions = self.session + np.cumsum(epochs <= previous)
+        self.session = int(sessions[-1])
+        self.last_epoch = int(epochs[-1])
+        return sessions.astype(np.int64)
 
     def _feed_v2(self, buf: bytes, end: int, eof_is_final: bool) -> ParseResult:
-        rows = EpochRows()
-        result = ParseResult(rows, end)
-        times = [m.start() for m in _V2_EPOCH_TIME.finditer(buf)]
-        time_index = 0
-        epoch = None
-        lr = train_loss = val_loss = math.nan
-        dice: list[float] | None = None
-        garbled = 0
-        for key, value in _V2_EVENTS.findall(buf):
-            if key == b"Epoch ":
-                number = value.strip()
-                if not number.isdigit():
-                    continue
-                epoch = int(number)
-                lr = train_loss = val_loss = math.nan
-                dice = None
-            elif epoch is None:
-                if key == b"Training done.":
-                    result.training_done = self.training_done = True
-                elif key == b"Mean Validation Dice: ":
-                    result.final_validation_dice = _to_float(value.strip())
-                elif key == b"Epoch time: ":
-                    time_index += 1
-            elif key == b"Current learning rate: ":
-                lr = _to_float(value.strip())
-            elif key == b"train_loss ":
-                train_loss = _to_float(value.strip())
-            elif key == b"val_loss ":
-                val_loss = _to_float(value.strip())
-            elif key == b"Pseudo dice [":
-                dice = _parse_list(value)
-                if dice is None:
-                    garbled += 1
-            elif key == b"Epoch time: ":
-                position = times[time_index] if time_index < len(times) else -1
-                time_index += 1
-                if dice is not None:
-                    self._start_session(epoch)
-                    rows.epoch.append(epoch)
-                    rows.session.append(self.session)
-                    rows.lr.append(lr)
-                    rows.train_loss.append(train_loss)
-                    rows.val_loss.append(val_loss)
-                    rows.dice.append(dice)
-                    rows.epoch_time_s.append(_to_float(value.strip().split(b" ", 1)[0]))
-                    rows.epoch_end.append(_line_timestamp(buf, position) if position >= 0 else "")
-                    self.last_epoch = epoch
-                epoch = None
-            elif key == b"Training done.":
-                result.training_done = self.training_done = True
-                epoch = None
-        if garbled:
-            result.problems.append(f"{garbled} garbled 'Pseudo dice' line(s) skipped")
-        if epoch is not None and not eof_is_final:
+        """Vectorised: events → per-epoch blocks with numpy, no Python work per line."""
+        result = ParseResult(EpochRows(), end)
+        if b": Training done." in buf:
+            result.training_done = self.training_done = True
+        final = _V2_FINAL_DICE.search(buf)
+        if final:
+            result.final_validation_dice = _to_float(final.group(1))
+        events = _V2_EVENTS.findall(buf)
+        if not events:
+            return result
+        keys, values = zip(*events)
+        codes = np.fromiter((_V2_KEYS[k] for k in keys), dtype=np.int8, count=len(keys))
+        is_start = codes == 0
+        block = np.cumsum(is_start) - 1  # -1: events before the first "Epoch N" line of this chunk
+        n_blocks = int(is_start.sum())
+        value_array = np.array(values, dtype=object)
+
+        def per_block(code: int) -> tuple[np.ndarray, np.ndarray]:
+            index = np.flatnonzero((codes == code) & (block >= 0))
+            return block[index], index
+
+        start_blocks, start_index = per_block(0)
+        epochs = np.full(n_blocks, -1, np.int64)
+        parsed = _floats(list(value_array[start_index]))
+        epochs[start_blocks] = np.where(np.isfinite(parsed), parsed, -1).astype(np.int64)
+        columns = {}
+        for code, name in ((1, "lr"), (2, "train_loss"), (3, "val_loss"), (5, "epoch_time_s")):
+            blocks, index = per_block(code)
+            column = np.full(n_blocks, np.nan)
+            column[blocks] = _floats(list(value_array[index]))
+            columns[name] = column
+        dice_blocks, dice_index = per_block(4)
+        dice_values, dice_ok = _dice_matrix(list(value_array[dice_index]))
+        dice = np.full((n_blocks, dice_values.shape[1]), np.nan)
+        has_dice = np.zeros(n_blocks, bool)
+        dice[dice_blocks[dice_ok]] = dice_values[dice_ok]
+        has_dice[dice_blocks[dice_ok]] = True
+        if (~dice_ok).any():
+            result.problems.append(f"{int((~dice_ok).sum())} garbled 'Pseudo dice' line(s) skipped")
+        time_blocks, _ = per_block(5)
+        has_end = np.zeros(n_blocks, bool)
+        has_end[time_blocks] = True
+        complete = has_end & has_dice & (epochs >= 0)
+        ends = np.full(n_blocks, _NAT)
+        if time_blocks.size:
+            positions = np.fromiter((m.start() for m in _V2_EPOCH_TIME.finditer(buf)), dtype=np.int64)
+            time_codes = np.flatnonzero(codes == 5)
+            if positions.size == time_codes.size:  # same literal, so one position per event
+                mask = block[time_codes] >= 0
+                ends[block[time_codes[mask]]] = _timestamps_before(buf, positions[mask])
+        keep = np.flatnonzero(complete)
+        epoch_numbers = epochs[keep]
+        result.rows = EpochRows(
+            epoch=epoch_numbers,
+            session=self._sessions(epoch_numbers),
+            lr=columns["lr"][keep],
+            train_loss=columns["train_loss"][keep],
+            val_loss=columns["val_loss"][keep],
+            dice=dice[keep],
+            epoch_time_s=columns["epoch_time_s"][keep],
+            epoch_end=ends[keep],
+        )
+        last_started = n_blocks - 1
+        if n_blocks and not complete[last_started] and not has_end[last_started] and not eof_is_final \
+                and not result.training_done:
             # The last epoch has started but not ended: leave its lines for the next read.
-            marker = buf.rfind(b": Epoch %d " % epoch)
+            marker = buf.rfind(b": Epoch %d " % epochs[last_started])
             if marker >= 0:
                 result.consumed = buf.rfind(b"\n", 0, marker) + 1
         return result
 
     def _feed_v1(self, buf: bytes, end: int, eof_is_final: bool) -> ParseResult:
-        rows = EpochRows()
-        result = ParseResult(rows, end)
+        """v1 logs are rarer and smaller; a plain loop over their events is fast enough."""
+        result = ParseResult(EpochRows(), end)
         took = [m.start() for m in _V1_EPOCH_TOOK.finditer(buf)]
         took_index = 0
         epoch = None
         lr = train_loss = val_loss = math.nan
         dice: list[float] | None = None
         pending_before_epoch = self.pending_lr
-        epoch_key = b"epoch:"
+        out_epoch: list[int] = []
+        out_values: list[tuple[float, float, float, float]] = []
+        out_dice: list[list[float]] = []
+        out_end: list[str] = []
         for epoch_word, number, key, value in _V1_EVENTS.findall(buf):
-            if epoch_word == epoch_key:
+            if epoch_word == b"epoch:":
                 epoch = int(number)
                 pending_before_epoch = self.pending_lr
                 lr, self.pending_lr = self.pending_lr, math.nan
@@ -248,16 +355,10 @@ class LogParser:
                 position = took[took_index] if took_index < len(took) else -1
                 took_index += 1
                 if dice is not None:
-                    self._start_session(epoch)
-                    rows.epoch.append(epoch)
-                    rows.session.append(self.session)
-                    rows.lr.append(lr)
-                    rows.train_loss.append(train_loss)
-                    rows.val_loss.append(val_loss)
-                    rows.dice.append(dice)
-                    rows.epoch_time_s.append(_to_float(value.strip().split(b" ", 1)[0]))
-                    rows.epoch_end.append(_line_timestamp(buf, position) if position >= 0 else "")
-                    self.last_epoch = epoch
+                    out_epoch.append(epoch)
+                    out_values.append((lr, train_loss, val_loss, _to_float(value.strip().split(b" ", 1)[0])))
+                    out_dice.append(dice)
+                    out_end.append(_line_timestamp(buf, position) if position >= 0 else "")
                 epoch = None
         if epoch is not None and not eof_is_final:
             marker = buf.rfind(b"\nepoch: ")
@@ -265,4 +366,20 @@ class LogParser:
                 # Re-read from the timestamp line before "epoch:", with the lr it announced restored.
                 result.consumed = buf.rfind(b"\n", 0, marker) + 1
                 self.pending_lr = pending_before_epoch
+        values = np.array(out_values, dtype=np.float64).reshape(-1, 4)
+        width = max((len(d) for d in out_dice), default=0)
+        dice_matrix = np.full((len(out_dice), width), np.nan)
+        for i, row in enumerate(out_dice):
+            dice_matrix[i, : len(row)] = row
+        epochs = np.array(out_epoch, dtype=np.int64)
+        result.rows = EpochRows(
+            epoch=epochs,
+            session=self._sessions(epochs),
+            lr=values[:, 0],
+            train_loss=values[:, 1],
+            val_loss=values[:, 2],
+            dice=dice_matrix,
+            epoch_time_s=values[:, 3],
+            epoch_end=np.array([t if t else "NaT" for t in out_end], dtype="datetime64[us]"),
+        )
         return result

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from monitor.logparse import EpochRows
+from monitor.logparse import EpochRows, stack_ragged
 
 __all__ = ["Curves", "ema", "merge_sessions", "overlay_checkpoint"]
 
@@ -82,57 +82,40 @@ def _nanmean_rows(dice: np.ndarray) -> np.ndarray:
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
-def _local_to_utc(stamps: list[str]) -> np.ndarray:
+def _local_to_utc(stamps: np.ndarray) -> np.ndarray:
     """Log timestamps are the training machine's local wall-clock; read them in this machine's zone."""
-    parsed = np.array([s if s else "NaT" for s in stamps], dtype="datetime64[us]")
-    if parsed.size == 0:
-        return parsed
-    valid = ~np.isnat(parsed)
+    valid = ~np.isnat(stamps)
     if not valid.any():
-        return parsed
+        return stamps
     # One zone offset per run (taken at its last epoch) is exact except across a DST switch.
     import time as _time
 
-    last = parsed[valid][-1].astype("datetime64[s]").astype(np.int64)
-    offset = _time.localtime(int(last) - _time.timezone).tm_gmtoff
-    return parsed - np.timedelta64(int(offset), "s")
+    last = int(stamps[valid][-1].astype("datetime64[s]").astype(np.int64))
+    offset = _time.localtime(last - _time.timezone).tm_gmtoff
+    return stamps - np.timedelta64(int(offset), "s") if offset else stamps
 
 
-def _rows_to_curves(rows: EpochRows, index: list[int], source: str) -> Curves:
-    width = max((len(rows.dice[i]) for i in index), default=0)
-    dice = np.full((len(index), width), np.nan)
-    for out_row, i in enumerate(index):
-        values = rows.dice[i]
-        dice[out_row, : len(values)] = values
-    pick = np.asarray(index, dtype=np.int64)
+def _rows_to_curves(rows: EpochRows, source: str) -> Curves:
     return Curves(
-        epoch=np.asarray(rows.epoch, dtype=np.int64)[pick],
-        lr=np.asarray(rows.lr, dtype=np.float64)[pick],
-        train_loss=np.asarray(rows.train_loss, dtype=np.float64)[pick],
-        val_loss=np.asarray(rows.val_loss, dtype=np.float64)[pick],
-        dice=dice,
-        mean_fg_dice=_nanmean_rows(dice),
-        epoch_time_s=np.asarray(rows.epoch_time_s, dtype=np.float64)[pick],
-        epoch_end=_local_to_utc([rows.epoch_end[i] for i in index]),
-        source=np.full(len(index), source, dtype=object),
+        epoch=rows.epoch,
+        lr=rows.lr,
+        train_loss=rows.train_loss,
+        val_loss=rows.val_loss,
+        dice=rows.dice,
+        mean_fg_dice=_nanmean_rows(rows.dice),
+        epoch_time_s=rows.epoch_time_s,
+        epoch_end=_local_to_utc(rows.epoch_end),
+        source=np.full(len(rows), source, dtype=object),
     )
 
 
 def _concat(parts: list[Curves]) -> Curves:
-    width = max((p.dice.shape[1] for p in parts), default=0)
-    dices = []
-    for part in parts:
-        if part.dice.shape[1] < width:
-            pad = np.full((len(part), width - part.dice.shape[1]), np.nan)
-            dices.append(np.hstack([part.dice, pad]))
-        else:
-            dices.append(part.dice)
     return Curves(
         epoch=np.concatenate([p.epoch for p in parts]),
         lr=np.concatenate([p.lr for p in parts]),
         train_loss=np.concatenate([p.train_loss for p in parts]),
         val_loss=np.concatenate([p.val_loss for p in parts]),
-        dice=np.vstack(dices) if dices else np.empty((0, width)),
+        dice=stack_ragged([p.dice for p in parts]),
         mean_fg_dice=np.concatenate([p.mean_fg_dice for p in parts]),
         epoch_time_s=np.concatenate([p.epoch_time_s for p in parts]),
         epoch_end=np.concatenate([p.epoch_end for p in parts]),
@@ -146,17 +129,14 @@ def merge_sessions(files: list[tuple[str, EpochRows]]) -> Curves:
     for name, rows in files:
         if not len(rows):
             continue
-        sessions = rows.session
-        start = 0
-        for i in range(1, len(sessions) + 1):
-            if i == len(sessions) or sessions[i] != sessions[start]:
-                part = _rows_to_curves(rows, list(range(start, i)), f"log:{name}")
-                if kept is None:
-                    kept = part
-                else:
-                    survivors = kept.take(np.flatnonzero(kept.epoch < part.epoch[0]))
-                    kept = _concat([survivors, part])
-                start = i
+        curves = _rows_to_curves(rows, f"log:{name}")
+        breaks = np.flatnonzero(np.diff(rows.session)) + 1
+        for part_index in np.split(np.arange(len(rows)), breaks):
+            part = curves.take(part_index) if len(breaks) else curves
+            if kept is None:
+                kept = part
+            else:
+                kept = _concat([kept.take(np.flatnonzero(kept.epoch < part.epoch[0])), part])
     return kept if kept is not None else Curves.empty()
 
 

@@ -133,6 +133,7 @@ class RunReader:
         self._metadata: RunMetadata | None = None
         self._metadata_signature: tuple[Any, ...] = ()
         self._curves: Curves | None = None
+        self._log_curves: Curves | None = None
         self._problems: list[str] = list(location.problems)
         self._files: set[str] = set()
         self.version = 0  # bumped whenever the merged curves or the metadata changed
@@ -154,6 +155,8 @@ class RunReader:
             return False
         self._files = set(names)
         changed = self._refresh_logs(names)
+        if changed:
+            self._log_curves = None
         changed |= self._refresh_metadata(names)
         if self.checkpoint_mode == "always" or self._needs_checkpoints():
             changed |= self._refresh_checkpoints(names)
@@ -225,10 +228,11 @@ class RunReader:
         return bool(curves.epoch[0] != 0 or len(curves) != int(curves.epoch[-1]) + 1)
 
     def _refresh_checkpoints(self, names: list[str]) -> bool:
-        from monitor.checkpoint import CheckpointError, read_checkpoint_curves
-
         changed = False
         present = [n for n in CHECKPOINT_NAMES if n in self._files]
+        if present:
+            # Imported only when a checkpoint exists: it brings pandas, which a log-only scan never needs.
+            from monitor.checkpoint import CheckpointError, read_checkpoint_curves
         for gone in set(self._checkpoints) - set(present):
             del self._checkpoints[gone]
             changed = True
@@ -256,8 +260,10 @@ class RunReader:
 
     # -- merged views ----------------------------------------------------------------------------
     def _merged_logs(self) -> Curves:
-        ordered = getattr(self, "_ordered_logs", [])
-        return merge_sessions([(c.path.name, c.rows) for c in ordered])
+        if self._log_curves is None:
+            ordered = getattr(self, "_ordered_logs", [])
+            self._log_curves = merge_sessions([(c.path.name, c.rows) for c in ordered])
+        return self._log_curves
 
     def curves(self) -> Curves:
         """The merged per-epoch series (cached until the next change)."""

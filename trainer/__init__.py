@@ -1,0 +1,45 @@
+"""Relaunch nnU-Net v2 runs with a longer schedule, from scratch, and keep track of those jobs.
+
+The flow is ``plan_extend`` (decide and check; changes nothing) → ``submit`` (record, then launch) →
+``JobRegistry`` (the single source of truth: ``list_jobs``, ``get``, ``refresh`` reconciles with the
+backends, ``cancel``). Backends (``local``, ``slurm``) implement one small interface in
+:mod:`trainer.backends`. nnU-Net and torch are imported lazily, only when a trainer must be looked up.
+
+Exceptions::
+
+    ValueError ─ InvalidNameError        a name nnU-Net would not create (refused before planning)
+    RuntimeError ┬ PreflightError        submit() of a plan whose blocking checks failed
+                 ├ VariantError          a trainer that cannot be found or generated
+                 └ BackendError          launch/poll/cancel did not work (a failed poll keeps state)
+    KeyError ─ JobNotFoundError          no such job id
+"""
+
+from trainer.backends import Backend, BackendError
+from trainer.checks import Check
+from trainer.jobs import Job
+from trainer.names import InvalidNameError
+from trainer.plan import ExtendPlan, PreflightError, plan_extend
+from trainer.registry import JobNotFoundError, JobRegistry, default_db_path
+from trainer.slurm_text import SlurmOptions
+from trainer.states import JobState
+from trainer.submit import current_user, submit
+from trainer.variants import VariantError
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "Check",
+    "ExtendPlan",
+    "InvalidNameError",
+    "Job",
+    "JobNotFoundError",
+    "JobRegistry",
+    "JobState",
+    "PreflightError",
+    "SlurmOptions",
+    "VariantError",
+    "current_user",
+    "default_db_path",
+    "plan_extend",
+    "submit",
+]

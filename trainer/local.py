@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainer.backends import Backend, BackendError, LaunchRequest, Launched, Observation, last_log_line
+from trainer.backends import Backend, BackendError, Launched, LaunchRequest, Observation, last_log_line
 from trainer.runner import (
     EXIT_FILE,
     RUNNER_FILE,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trainer.backends import Backend, BackendError, LaunchRequest, Launched, Observation
+from trainer.backends import Backend, BackendError, Launched, LaunchRequest, Observation
 from trainer.slurm_text import (
     SchedulerRecord,
     map_slurm_state,

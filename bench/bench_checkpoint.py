@@ -1,0 +1,249 @@
+"""Benchmark ``monitor.checkpoint.read_checkpoint_curves`` against ``torch.load`` on a large nnU-Net checkpoint.
+
+Run: ``.venv/bin/python bench/bench_checkpoint.py [--size-mb 500] [--epochs 1000] [--classes 3] [--runs 5]``.
+
+Why: the dashboard polls ``checkpoint_latest.pth`` of every running training; the requirement is that reading
+the curves is >= 100x faster than ``torch.load(path, weights_only=False)`` and reads <= 1 MB of the file.
+
+What it does: builds a checkpoint the way nnU-Net v2's ``nnUNetTrainer.save_checkpoint`` does (network
+weights shaped like a 3d_fullres PlainConvUNet, scaled to the requested size, SGD momentum buffers of the
+same shapes, grad scaler state, a ``logging`` dict of ``--epochs`` epochs with the value types nnU-Net logs
+(numpy float64 pseudo Dice, numpy float32 losses, python float lr and timestamps), ``init_args`` with plans,
+dataset.json and a ``torch.device``), writes it with ``torch.save`` into a temporary directory (removed at the
+end), then times both readers (median of ``--runs``) and counts the bytes each one reads from /proc/self/io
+(``rchar``).  The page cache cannot be dropped without root, so the file is read once before timing and
+both readers read from the page cache: this favours ``torch.load`` (no disk I/O for its 500 MB), which makes
+the comparison conservative.  torch's import time is not counted for ``torch.load``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from monitor.checkpoint import read_checkpoint_curves  # noqa: E402
+
+
+def rchar() -> int | None:
+    """Bytes this process has read through read()-like system calls so far (Linux only)."""
+    try:
+        with open("/proc/self/io") as fh:
+            for line in fh:
+                if line.startswith("rchar:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as fh:
+            mem = f", {int(fh.readline().split()[1]) / 2**20:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs{mem}, {platform.system()} {platform.release()}"
+
+
+def unet_state_dict(torch: Any, target_bytes: int) -> dict[str, Any]:
+    """Float32 tensors shaped like nnU-Net's 3d_fullres PlainConvUNet (6 stages), widened to ``target_bytes``."""
+    base = [32, 64, 128, 256, 320, 320]
+    # bytes of the base network; the conv weights dominate and scale with width**2
+    def build(scale: float) -> dict[str, tuple[int, ...]]:
+        shapes: dict[str, tuple[int, ...]] = {}
+        widths = [max(1, round(w * scale)) for w in base]
+        in_ch = 1
+        for s, w in enumerate(widths):
+            for c in range(2):
+                prefix = f"encoder.stages.{s}.0.convs.{c}"
+                shapes[f"{prefix}.conv.weight"] = (w, in_ch if c == 0 else w, 3, 3, 3)
+                shapes[f"{prefix}.conv.bias"] = (w,)
+                shapes[f"{prefix}.norm.weight"] = (w,)
+                shapes[f"{prefix}.norm.bias"] = (w,)
+                in_ch = w
+        for s in range(len(widths) - 1):
+            hi, lo = widths[-1 - s], widths[-2 - s]
+            shapes[f"decoder.transpconvs.{s}.weight"] = (hi, lo, 2, 2, 2)
+            shapes[f"decoder.transpconvs.{s}.bias"] = (lo,)
+            for c in range(2):
+                prefix = f"decoder.stages.{s}.convs.{c}"
+                shapes[f"{prefix}.conv.weight"] = (lo, 2 * lo if c == 0 else lo, 3, 3, 3)
+                shapes[f"{prefix}.conv.bias"] = (lo,)
+                shapes[f"{prefix}.norm.weight"] = (lo,)
+                shapes[f"{prefix}.norm.bias"] = (lo,)
+            shapes[f"decoder.seg_layers.{s}.weight"] = (4, lo, 1, 1, 1)
+            shapes[f"decoder.seg_layers.{s}.bias"] = (4,)
+        return shapes
+
+    def nbytes(shapes: dict[str, tuple[int, ...]]) -> int:
+        return sum(4 * int(np.prod(s)) for s in shapes.values())
+
+    scale = (target_bytes / nbytes(build(1.0))) ** 0.5
+    shapes = build(scale)
+    gen = torch.Generator().manual_seed(0)
+    return {k: torch.randn(s, generator=gen) * 0.01 for k, s in shapes.items()}
+
+
+def nnunet_logging(epochs: int, classes: int, seed: int = 0) -> dict[str, list[Any]]:
+    """Per-epoch lists with the exact value types nnU-Net v2's trainer logs."""
+    rng = np.random.default_rng(seed)
+    log: dict[str, list[Any]] = {k: [] for k in (
+        "mean_fg_dice", "ema_fg_dice", "dice_per_class_or_region", "train_losses", "val_losses", "lrs",
+        "epoch_start_timestamps", "epoch_end_timestamps")}
+    t = 1.7e9
+    for epoch in range(epochs):
+        progress = epoch / epochs
+        dice = [np.float64(min(1.0, max(0.0, 0.9 * (1 - np.exp(-8 * progress)) + rng.normal(0, 0.02))))
+                for _ in range(classes)]
+        mean = np.nanmean(dice)
+        log["mean_fg_dice"].append(mean)
+        log["ema_fg_dice"].append(log["ema_fg_dice"][-1] * 0.9 + 0.1 * mean if log["ema_fg_dice"] else mean)
+        log["dice_per_class_or_region"].append(dice)
+        log["train_losses"].append(np.float32(-0.8 * progress + rng.normal(0, 0.02)))
+        log["val_losses"].append(np.float32(-0.7 * progress + rng.normal(0, 0.03)))
+        log["lrs"].append(0.01 * (1 - epoch / epochs) ** 0.9)
+        log["epoch_start_timestamps"].append(t)
+        t += 95.0 + float(rng.normal(0, 3))
+        log["epoch_end_timestamps"].append(t)
+        t += 0.01
+    return log
+
+
+def make_checkpoint(torch: Any, path: Path, size_mb: float, epochs: int, classes: int) -> None:
+    """Write a checkpoint shaped like nnUNetTrainer.save_checkpoint's: weights + momentum = ``size_mb``."""
+    weights = unet_state_dict(torch, int(size_mb * 2**20 / 2))
+    params = list(weights.values())
+    optimizer_state = {
+        "state": {i: {"momentum_buffer": torch.zeros_like(p)} for i, p in enumerate(params)},
+        "param_groups": [{"lr": 0.0, "momentum": 0.99, "dampening": 0, "weight_decay": 3e-05, "nesterov": True,
+                          "maximize": False, "foreach": None, "differentiable": False, "fused": None,
+                          "initial_lr": 0.01, "params": list(range(len(params)))}],
+    }
+    plans = {
+        "dataset_name": "Dataset004_Hippocampus", "plans_name": "nnUNetPlans",
+        "original_median_spacing_after_transp": [1.0, 1.0, 1.0], "image_reader_writer": "SimpleITKIO",
+        "transpose_forward": [0, 1, 2], "transpose_backward": [0, 1, 2],
+        "configurations": {"3d_fullres": {
+            "data_identifier": "nnUNetPlans_3d_fullres", "preprocessor_name": "DefaultPreprocessor",
+            "batch_size": 2, "patch_size": [128, 128, 128], "median_image_size_in_voxels": [160.0, 180.0, 150.0],
+            "spacing": [1.0, 1.0, 1.0], "normalization_schemes": ["ZScoreNormalization"],
+            "use_mask_for_norm": [False], "resampling_fn_data": "resample_data_or_seg_to_shape",
+            "architecture": {"network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+                             "arch_kwargs": {"n_stages": 6, "features_per_stage": [32, 64, 128, 256, 320, 320],
+                                             "kernel_sizes": [[3, 3, 3]] * 6, "strides": [[1, 1, 1]] + [[2, 2, 2]] * 5,
+                                             "n_conv_per_stage": [2] * 6, "n_conv_per_stage_decoder": [2] * 5,
+                                             "conv_bias": True}},
+            "batch_dice": False}},
+        "experiment_planner_used": "ExperimentPlanner",
+        "foreground_intensity_properties_per_channel": {"0": {"max": 3000.0, "mean": 400.0, "median": 380.0,
+                                                              "min": 0.0, "std": 120.0}},
+    }
+    checkpoint = {
+        "network_weights": weights,
+        "optimizer_state": optimizer_state,
+        "grad_scaler_state": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5,
+                              "growth_interval": 2000, "_growth_tracker": 113},
+        "logging": nnunet_logging(epochs, classes),
+        "_best_ema": np.float64(0.87),
+        "current_epoch": epochs,
+        "init_args": {"plans": plans, "configuration": "3d_fullres", "fold": 0,
+                      "dataset_json": {"channel_names": {"0": "CT"},
+                                       "labels": {"background": 0, **{f"c{k}": k for k in range(1, classes + 1)}},
+                                       "numTraining": 260, "file_ending": ".nii.gz"},
+                      "device": torch.device("cuda", 0)},
+        "trainer_name": "nnUNetTrainer",
+        "inference_allowed_mirroring_axes": (0, 1, 2),
+    }
+    torch.save(checkpoint, path)
+
+
+def measure(fn: Callable[[], Any], runs: int) -> tuple[float, int | None]:
+    """Median wall time over ``runs`` calls and the bytes read by the first call."""
+    times = []
+    read: int | None = None
+    for i in range(runs):
+        gc.collect()
+        before = rchar()
+        start = time.perf_counter()
+        result = fn()
+        elapsed = time.perf_counter() - start
+        after = rchar()
+        del result
+        if i == 0 and before is not None and after is not None:
+            read = after - before
+        times.append(elapsed)
+    return statistics.median(times), read
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mb", type=float, default=500.0, help="total size of weights + momentum")
+    parser.add_argument("--epochs", type=int, default=1000)
+    parser.add_argument("--classes", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    import torch  # only the benchmark needs torch; the module under test never imports it
+
+    torch_import_s = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory(prefix="nnwatch-bench-") as tmp:
+        path = Path(tmp) / "checkpoint_latest.pth"
+        t0 = time.perf_counter()
+        make_checkpoint(torch, path, args.size_mb, args.epochs, args.classes)
+        size = path.stat().st_size
+        print(f"wrote {path.name}: {size / 2**20:.1f} MiB in {time.perf_counter() - t0:.1f} s")
+        with open(path, "rb") as fh:  # warm the page cache: both readers then read from memory
+            while fh.read(1 << 24):
+                pass
+
+        curves = read_checkpoint_curves(path)
+        assert curves.epochs == args.epochs, curves
+        reference = torch.load(path, weights_only=False)
+        assert np.array_equal(curves.frame["mean_fg_dice"].to_numpy(),
+                              np.asarray(reference["logging"]["mean_fg_dice"], dtype=np.float64))
+        del reference
+
+        fast_s, fast_read = measure(lambda: read_checkpoint_curves(path), max(args.runs, 5) * 4)
+        slow_s, slow_read = measure(lambda: torch.load(path, weights_only=False), args.runs)
+
+    def mib(n: int | None) -> str:
+        return "n/a" if n is None else f"{n / 2**20:10.3f}"
+
+    print(f"machine: {machine()}")
+    print(f"python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}"
+          f" (torch import: {torch_import_s:.2f} s, not counted)")
+    print(f"checkpoint: {size / 2**20:.1f} MiB, {args.epochs} epochs, {args.classes} classes;"
+          " page cache warm for both readers")
+    print()
+    print(f"{'reader':44} {'median ms':>10} {'MiB read':>10}")
+    print(f"{'torch.load(path, weights_only=False)':44} {slow_s * 1e3:10.1f} {mib(slow_read)}")
+    print(f"{'read_checkpoint_curves(path)':44} {fast_s * 1e3:10.2f} {mib(fast_read)}")
+    print(f"{'speed-up':44} {slow_s / fast_s:10.0f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Turn an :class:`~trainer.plan.ExtendPlan` into a job: record it first, then launch it.
+
+The order is what makes extends idempotent. The registry row is inserted before anything starts, and a
+partial unique index allows one queued/running extend per (parent run, epochs) and per new run folder;
+a caller that loses that race gets the winner's job back and launches nothing. If the job is cancelled
+while its launch is still in flight, the launcher notices (its update finds no active row) and stops what
+it just started.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import warnings
+from collections.abc import Mapping
+
+from trainer.backends import Backend, BackendError, LaunchRequest, Observation, get_backend
+from trainer.checks import check_target_free
+from trainer.jobs import Job, new_job_id, utc_now
+from trainer.plan import ExtendPlan, PreflightError
+from trainer.registry import JobRegistry
+from trainer.runner import LOG_FILE
+from trainer.states import JobState
+from trainer.variants import VariantError, install_variant
+
+__all__ = ["current_user", "submit"]
+
+
+def current_user(environ: Mapping[str, str] | None = None) -> str:
+    """Who is asking: ``NNWATCH_USER`` (set by a dashboard login), else the OS user."""
+    environ = os.environ if environ is None else environ
+    if environ.get("NNWATCH_USER"):
+        return environ["NNWATCH_USER"]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _new_job(plan: ExtendPlan, registry: JobRegistry, requested_by: str) -> Job:
+    job_id = new_job_id()
+    job_dir = registry.job_dir(job_id)
+    options = {"gpu": plan.gpu, "parent_epochs": plan.parent_epochs,
+               "variant_module": None if plan.variant is None or plan.variant.module_path is None
+               else str(plan.variant.module_path)}
+    if plan.backend == "slurm":
+        options["slurm"] = plan.slurm.to_dict()
+    return Job(
+        job_id=job_id, state=JobState.QUEUED, parent_run_id=plan.parent.run_id, parent_path=str(plan.parent.path),
+        new_run_id=plan.new_run_id, new_run_path=str(plan.new_run_dir), new_trainer=plan.new_trainer,
+        epochs=plan.epochs, backend=plan.backend, device=plan.device, requested_by=requested_by,
+        created_at=utc_now(), argv=plan.argv, env=dict(plan.env), job_dir=str(job_dir),
+        log_path=str(job_dir / LOG_FILE), options=options,
+    )
+
+
+def submit(plan: ExtendPlan, *, registry: JobRegistry, requested_by: str | None = None,
+           backend: Backend | None = None) -> Job:
+    """Start the planned extend, or return the extend of the same run and length that is already active.
+
+    Raises :class:`~trainer.plan.PreflightError` when a blocking check failed (nothing is recorded).
+    A launch that fails is recorded as a failed job with the backend's message as its reason.
+    """
+    plan.raise_for_problems()
+    existing = registry.active_job_for(str(plan.parent.path), plan.epochs)
+    if existing is not None:
+        return existing
+    target = check_target_free(plan.new_run_dir)
+    if not target.ok:
+        raise PreflightError(f"cannot extend {plan.parent.run_id}:\n  - {target.message}")
+    if plan.variant is not None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                install_variant(plan.variant, {**os.environ, **plan.env})
+        except VariantError as exc:
+            raise PreflightError(f"cannot extend {plan.parent.run_id}:\n  - {exc}") from exc
+    job, created = registry.create(_new_job(plan, registry, requested_by or current_user()))
+    if not created:
+        return job
+    backend = backend or get_backend(plan.backend)
+    request = LaunchRequest(job_id=job.job_id, job_dir=registry.job_dir(job.job_id),
+                            log_path=registry.job_dir(job.job_id) / LOG_FILE, argv=plan.argv, env=plan.env,
+                            slurm=plan.slurm)
+    try:
+        launched = backend.launch(request)
+    except BackendError as exc:
+        registry.record_observation(job, Observation(JobState.FAILED, reason=f"launch failed: {exc}"))
+        return registry.get(job.job_id)
+    if not registry.record_launch(job.job_id, launched):
+        # Cancelled (or given up on) while we were launching: stop what we just started.
+        stale = registry.get(job.job_id)
+        backend.cancel(stale.evolve(backend_job_id=launched.backend_job_id, pid=launched.pid,
+                                    pid_start_ticks=launched.pid_start_ticks, boot_id=launched.boot_id,
+                                    host=launched.host), grace_s=10.0)
+    return registry.get(job.job_id)
