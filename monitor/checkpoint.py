@@ -37,7 +37,9 @@ import math
 import os
 import pathlib
 import pickle
+import struct
 import zipfile
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -492,10 +494,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
 _INCOMPLETE = "incomplete (still being written?)"
 
 
-def _unpickle(data: BinaryIO, path: Path) -> Any:
+def _unpickle(stream: BinaryIO, path: Path) -> Any:
     """One restricted load; every failure becomes a CheckpointError (truncation reads as 'incomplete')."""
     try:
-        return _RestrictedUnpickler(data).load()
+        return _RestrictedUnpickler(stream).load()
     except _UnsafeGlobal as exc:
         raise CheckpointError(str(exc), path) from None
     except EOFError:
@@ -505,37 +507,311 @@ def _unpickle(data: BinaryIO, path: Path) -> Any:
             raise CheckpointError(_INCOMPLETE, path) from None
         raise CheckpointError(f"corrupt checkpoint data ({_short_repr(str(exc), 80)})", path) from None
     except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, UnicodeError) as exc:
-        raise CheckpointError(f"corrupt checkpoint data ({type(exc).__name__}: {_short_repr(str(exc), 80)})",
-                              path) from None
+        detail = _short_repr(f"{type(exc).__name__}: {exc}", 100)
+        raise CheckpointError(f"corrupt checkpoint data ({detail})", path) from None
     except (MemoryError, RecursionError) as exc:
-        raise CheckpointError(f"checkpoint data too large or too deeply nested ({type(exc).__name__})",
-                              path) from None
+        raise CheckpointError(
+            f"checkpoint data too large or too deeply nested ({type(exc).__name__})", path
+        ) from None
 
 
-def _load_zip(fh: BinaryIO, path: Path) -> Any:
-    """torch >= 1.6 format: read the central directory and the ``*/data.pkl`` member, nothing else."""
+def _unpickle_bytes(data: bytes, path: Path) -> Any:
+    # Behind a BufferedReader the C unpickler takes the whole buffer with one peek(); from a bare BytesIO it
+    # calls read() once per opcode, which is 2-3x slower.
+    stream = io.BufferedReader(io.BytesIO(data), buffer_size=len(data) + 1)  # type: ignore[arg-type]
+    return _unpickle(stream, path)
+
+
+# Fast path, part 1: torch's zip layout read with four pread() calls ----------------------------------------
+
+_EOCD = struct.Struct("<4s4H2LH")  # end of central directory record
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
+_CENTRAL_ENTRY = struct.Struct("<4s6H3L5H2L")
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")
+
+
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    data = os.pread(fd, size, offset)
+    while len(data) < size:
+        more = os.pread(fd, size - len(data), offset + len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+def _torch_zip_data_pkl(fd: int, size: int) -> bytes | None:
+    """``data.pkl`` of a torch zip, read from the end records, the first directory entry and the member.
+
+    torch writes ``data.pkl`` first and its zip64 end records last, so this touches a few hundred bytes plus
+    the member itself.  ``zipfile`` would parse the whole central directory (one entry per tensor) in Python.
+    Returns None whenever the layout is not exactly that (the caller falls back to ``zipfile``), including a
+    missing end record (file still being written) and a CRC mismatch (file rewritten while we read).
+    """
+    tail_len = min(size, _EOCD.size + _ZIP64_LOCATOR.size + _ZIP64_EOCD.size)
+    tail = _pread(fd, tail_len, size - tail_len)
+    if len(tail) != tail_len or tail_len < _EOCD.size:
+        return None
+    sig, _, _, _, entries, cd_size, cd_offset, comment_len = _EOCD.unpack(tail[-_EOCD.size :])
+    if sig != b"PK\x05\x06" or comment_len:
+        return None
+    if 0xFFFFFFFF in (cd_size, cd_offset) or entries == 0xFFFF:
+        if tail_len < _EOCD.size + _ZIP64_LOCATOR.size + _ZIP64_EOCD.size:
+            return None
+        locator = tail[-_EOCD.size - _ZIP64_LOCATOR.size : -_EOCD.size]
+        lsig, _, eocd64_offset, _ = _ZIP64_LOCATOR.unpack(locator)
+        if lsig != b"PK\x06\x07":
+            return None
+        if eocd64_offset == size - tail_len:
+            record = tail[: _ZIP64_EOCD.size]
+        else:
+            record = _pread(fd, _ZIP64_EOCD.size, eocd64_offset)
+            if len(record) != _ZIP64_EOCD.size:
+                return None
+        fields = _ZIP64_EOCD.unpack(record)
+        if fields[0] != b"PK\x06\x06":
+            return None
+        cd_size, cd_offset = fields[8], fields[9]
+    if cd_offset + cd_size > size:
+        return None
+    head = _pread(fd, _CENTRAL_ENTRY.size + 256, cd_offset)
+    if len(head) < _CENTRAL_ENTRY.size:
+        return None
+    (sig, _, _, _, method, _, _, crc, csize, usize, name_len, _, _, _, _, _, local_offset) = (
+        _CENTRAL_ENTRY.unpack(head[: _CENTRAL_ENTRY.size])
+    )
+    name = head[_CENTRAL_ENTRY.size : _CENTRAL_ENTRY.size + name_len]
+    if (
+        sig != b"PK\x01\x02"
+        or method != zipfile.ZIP_STORED
+        or csize != usize
+        or not name.endswith(b"/data.pkl")
+        or name.count(b"/") != 1
+        or usize > _MAX_PICKLE_BYTES
+        or 0xFFFFFFFF in (csize, local_offset)
+    ):
+        return None
+    local = _pread(fd, _LOCAL_HEADER.size, local_offset)
+    if len(local) != _LOCAL_HEADER.size:
+        return None
+    lsig, _, _, _, _, _, _, _, _, lname_len, lextra_len = _LOCAL_HEADER.unpack(local)
+    if lsig != b"PK\x03\x04":
+        return None
+    data = _pread(fd, usize, local_offset + _LOCAL_HEADER.size + lname_len + lextra_len)
+    if len(data) != usize or zlib.crc32(data) != crc:
+        return None
+    return data
+
+
+# Fast path, part 2: numpy float scalars turned into plain floats before unpickling ----------------------------
+#
+# nnU-Net logs numpy scalars (np.float64 pseudo Dice, np.float32 losses).  Pickled at protocol 2 each one is
+# 15 opcodes with two calls: scalar(dtype, _codecs.encode('<8 latin-1 chars>', 'latin1')).  A 1000-epoch
+# run has ~7000 of them and the C unpickler needs ~2 us each, far more than the rest of the file.  The
+# rewrite below finds them with numpy, decodes all payloads at once and overwrites each sequence *in place*
+# (same length) with: SHORT_BINBYTES <the rest of the old bytes> POP BINFLOAT <value>, keeping the final memo
+# PUT.  Only sequences whose every memo reference was verified to be numpy's scalar(), _codecs.encode,
+# 'latin1' and a little-endian float dtype are touched.  The rewrite only *removes* calls and pushes floats;
+# the result goes through the same restricted unpickler, so every global in the file is still checked.  If
+# anything does not fit, the original bytes are unpickled instead.
+
+_GET_LONG, _GET_SHORT, _PUT_LONG, _PUT_SHORT = 0x6A, 0x68, 0x72, 0x71  # LONG_BINGET, BINGET, LONG_BINPUT, BINPUT
+_BINUNICODE, _TUPLE2, _REDUCE = 0x58, 0x86, 0x52
+#: After the payload: PUT, GET 'latin1', TUPLE2, PUT, REDUCE (encode), PUT, TUPLE2, PUT, REDUCE (scalar), PUT.
+_SCALAR_TAIL = ((0, _PUT_LONG), (5, _GET_LONG), (10, _TUPLE2), (11, _PUT_LONG), (16, _REDUCE), (17, _PUT_LONG),
+                (22, _TUPLE2), (23, _PUT_LONG), (28, _REDUCE), (29, _PUT_LONG))
+_SCALAR_FN_GLOBALS = (b"cnumpy._core.multiarray\nscalar\n", b"cnumpy.core.multiarray\nscalar\n")
+_DTYPE_STATE_TAIL = b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t"  # (3, '<', None, None, None, -1, -1, 0)
+_MIN_REWRITE_BYTES = 16384
+
+
+def _skip_put(data: bytes, at: int) -> int:
+    """Offset after a memo PUT at ``at``, or -1."""
+    if 0 <= at < len(data):
+        if data[at] == _PUT_LONG:
+            return at + 5
+        if data[at] == _PUT_SHORT:
+            return at + 2
+    return -1
+
+
+def _put_slot(data: bytes, at: int) -> int:
+    if 0 <= at and at + 5 <= len(data) and data[at] == _PUT_LONG:
+        return int.from_bytes(data[at + 1 : at + 5], "little")
+    if 0 <= at and at + 2 <= len(data) and data[at] == _PUT_SHORT:
+        return data[at + 1]
+    return -1
+
+
+def _memo_slots(data: bytes, needle: bytes) -> tuple[set[int], set[int]]:
+    """Memo slots the pickler stored right after each ``needle`` and the offsets just after those PUTs."""
+    slots: set[int] = set()
+    ends: set[int] = set()
+    pos = data.find(needle)
+    while pos >= 0:
+        at = pos + len(needle)
+        slot, after = _put_slot(data, at), _skip_put(data, at)
+        if slot >= 0:
+            slots.add(slot)
+            ends.add(after)
+        pos = data.find(needle, pos + 1)
+    return slots, ends
+
+
+def _pushes_slot(data: bytes, pos: int, slots: set[int], def_ends: set[int]) -> bool:
+    """Whether the opcode ending at ``pos`` pushes a memo slot in ``slots`` (a GET, or the defining op+PUT)."""
+    if pos in def_ends:
+        return True
+    if pos >= 5 and data[pos - 5] == _GET_LONG and int.from_bytes(data[pos - 4 : pos], "little") in slots:
+        return True
+    return pos >= 2 and data[pos - 2] == _GET_SHORT and data[pos - 1] in slots
+
+
+def _float_dtype_slots(data: bytes) -> dict[int, int]:
+    """Memo slot -> itemsize for each ``numpy.dtype('f2'|'f4'|'f8')`` with little-endian state."""
+    cls_slots, cls_ends = _memo_slots(data, b"cnumpy\ndtype\n")
+    lt_slots, _ = _memo_slots(data, b"X\x01\x00\x00\x00<")
+    found: dict[int, int] = {}
+    needle = b"X\x02\x00\x00\x00f"
+    pos = data.find(needle)
+    while pos >= 0:
+        code = data[pos + 6 : pos + 7]
+        at = _skip_put(data, pos + 7)
+        if code in (b"2", b"4", b"8") and at > 0 and _pushes_slot(data, pos, cls_slots, cls_ends) \
+                and data.startswith(b"\x89\x88\x87", at):  # ('f8', False, True)
+            at = _skip_put(data, at + 3)
+            slot = _put_slot(data, at + 1) if at > 0 and data[at] == _REDUCE else -1
+            at = _skip_put(data, at + 1) if slot >= 0 else -1
+            if at > 0 and data.startswith(b"(K\x03", at):
+                at += 3
+                if data.startswith(b"X\x01\x00\x00\x00<", at):
+                    at = _skip_put(data, at + 6)
+                elif data[at] == _GET_LONG and int.from_bytes(data[at + 1 : at + 5], "little") in lt_slots:
+                    at += 5
+                elif data[at] == _GET_SHORT and data[at + 1] in lt_slots:
+                    at += 2
+                else:
+                    at = -1
+                if at > 0 and data.startswith(_DTYPE_STATE_TAIL, at):
+                    at = _skip_put(data, at + len(_DTYPE_STATE_TAIL))
+                    if at > 0 and data[at : at + 1] == b"b":
+                        found[slot] = int(code)
+        pos = data.find(needle, pos + 1)
+    return found
+
+
+def _u32_at(buf: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    return buf[pos[:, None] + np.arange(4)].copy().view("<u4").ravel().astype(np.int64)
+
+
+def _inline_float_scalars(data: bytes) -> bytes:
+    """Return ``data`` with verified numpy float scalar reconstructions replaced by BINFLOAT (see above)."""
+    if len(data) < _MIN_REWRITE_BYTES:
+        return data
+    fn_slots: set[int] = set()
+    for needle in _SCALAR_FN_GLOBALS:
+        fn_slots |= _memo_slots(data, needle)[0]
+    enc_slots = _memo_slots(data, b"c_codecs\nencode\n")[0]
+    latin_slots = _memo_slots(data, b"X\x06\x00\x00\x00latin1")[0]
+    dtypes = _float_dtype_slots(data) if fn_slots and enc_slots and latin_slots else {}
+    if not dtypes:
+        return data
+    buf = np.frombuffer(data, dtype=np.uint8)
+    # candidates: GET scalar, GET dtype, GET encode, BINUNICODE <2..16 bytes>, then the fixed tail
+    xs = np.flatnonzero(buf == _BINUNICODE)
+    xs = xs[(xs >= 15) & (xs < len(buf) - (5 + 16 + 34))]
+    ok = (buf[xs - 15] == _GET_LONG) & (buf[xs - 10] == _GET_LONG) & (buf[xs - 5] == _GET_LONG)
+    ok &= (buf[xs + 2] == 0) & (buf[xs + 3] == 0) & (buf[xs + 4] == 0)
+    xs = xs[ok]
+    lengths = buf[xs + 1].astype(np.int64)
+    payload_end = xs + 5 + lengths
+    ok = (lengths >= 2) & (lengths <= 16)
+    for offset, opcode in _SCALAR_TAIL:
+        ok &= buf[np.where(ok, payload_end + offset, 0)] == opcode
+    xs, lengths, payload_end = xs[ok], lengths[ok], payload_end[ok]
+    if not len(xs):
+        return data
+    keys = np.array(sorted(dtypes), dtype=np.int64)
+    sizes = np.array([dtypes[k] for k in keys.tolist()], dtype=np.int64)
+    dtype_slot = _u32_at(buf, xs - 9)
+    where = np.minimum(np.searchsorted(keys, dtype_slot), len(keys) - 1)
+    itemsize = sizes[where]
+    ok = keys[where] == dtype_slot
+    ok &= np.isin(_u32_at(buf, xs - 14), list(fn_slots)) & np.isin(_u32_at(buf, xs - 4), list(enc_slots))
+    ok &= np.isin(_u32_at(buf, payload_end + 6), list(latin_slots))
+    ok &= (lengths >= itemsize) & (lengths <= 2 * itemsize)  # UTF-8 of latin-1: 1 or 2 bytes per char
+    xs, lengths, payload_end, itemsize = xs[ok], lengths[ok], payload_end[ok], itemsize[ok]
+    starts, stops = xs - 15, payload_end + 29  # stops: the final PUT, which is kept
+    if not len(xs) or np.any(starts[1:] < stops[:-1]):
+        return data
+    offsets = np.cumsum(lengths) - lengths
+    flat = buf[np.repeat(xs + 5 - offsets, lengths) + np.arange(int(lengths.sum()))]
+    chars = np.add.reduceat(((flat & 0xC0) != 0x80).astype(np.int64), offsets)
+    if not np.array_equal(chars, itemsize):
+        return data
     try:
+        raw = np.frombuffer(flat.tobytes().decode("utf-8").encode("latin-1"), dtype=np.uint8)
+    except UnicodeError:
+        return data
+    values = np.empty(len(xs))
+    raw_offsets = np.cumsum(itemsize) - itemsize
+    for size in (2, 4, 8):
+        sel = itemsize == size
+        if sel.any():
+            values[sel] = raw[(raw_offsets[sel][:, None] + np.arange(size)).ravel()].view(f"<f{size}")
+    out = buf.copy()
+    out[starts] = 0x43  # SHORT_BINBYTES: swallow the rest of the old sequence as one throw-away bytes object
+    out[starts + 1] = stops - starts - 12
+    out[stops - 10] = 0x30  # POP it
+    out[stops - 9] = 0x47  # BINFLOAT, 8 bytes big-endian
+    out[stops[:, None] + np.arange(-8, 0)] = values.astype(">f8").view(np.uint8).reshape(-1, 8)
+    return out.tobytes()
+
+
+def _load_zip(fd: int, size: int, fh: BinaryIO, path: Path) -> Any:
+    """torch >= 1.6 format: the ``*/data.pkl`` member only, never the ``data/<key>`` storages."""
+    data = _torch_zip_data_pkl(fd, size)
+    if data is None:
+        data = _zip_data_pkl_slow(fh, path)
+    fast = _inline_float_scalars(data)
+    if fast is not data:
+        try:
+            return _unpickle_bytes(fast, path)
+        except CheckpointError as exc:
+            if str(exc).startswith("refused"):
+                raise
+            # anything else: let the untouched bytes decide
+    return _unpickle_bytes(data, path)
+
+
+def _zip_data_pkl_slow(fh: BinaryIO, path: Path) -> bytes:
+    """Any zip layout, through ``zipfile`` (still only the central directory and data.pkl are read)."""
+    try:
+        fh.seek(0)
         with zipfile.ZipFile(fh) as archive:
-            names = [n for n in archive.namelist() if n == "data.pkl" or (n.endswith("/data.pkl") and n.count("/") == 1)]
+            names = [
+                n for n in archive.namelist() if n == "data.pkl" or (n.endswith("/data.pkl") and n.count("/") == 1)
+            ]
             if not names:
                 raise CheckpointError("not a torch checkpoint (zip archive without data.pkl)", path)
             info = archive.getinfo(names[0])
             if info.file_size > _MAX_PICKLE_BYTES:
                 raise CheckpointError(f"not an nnU-Net checkpoint (data.pkl is {info.file_size >> 20} MB)", path)
-            data = archive.read(info)
+            return archive.read(info)
     except CheckpointError:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError, NotImplementedError,
-            KeyError, IndexError):
+            KeyError, IndexError, struct.error):
         # The file starts like a zip archive but its directory (written last) is missing or garbled: nnU-Net
         # rewrites checkpoints in place, so this is almost always a save in progress.
         raise CheckpointError(_INCOMPLETE, path) from None
-    return _unpickle(io.BytesIO(data), path)
 
 
 def _load_legacy(fh: BinaryIO, path: Path) -> Any:
     """torch < 1.6 format: magic, protocol version, sys info, object; the storage bytes after it are skipped."""
-    reader = io.BufferedReader(fh)  # type: ignore[arg-type]  # C unpickler peeks, then consumes exactly
+    fh.seek(0)
+    reader = io.BufferedReader(fh)  # type: ignore[arg-type]  # the C unpickler peeks, then consumes exactly
     magic = _unpickle(reader, path)
     if magic != _LEGACY_MAGIC:
         raise CheckpointError("not a checkpoint (a pickle, but not written by torch.save)", path)
@@ -549,22 +825,24 @@ def _load_legacy(fh: BinaryIO, path: Path) -> Any:
 def _load_checkpoint_object(path: Path) -> Any:
     """Return the unpickled (inert) top-level object of a torch checkpoint file."""
     try:
-        fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below; raw I/O so no read-ahead is wasted
+        fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below; raw I/O, no read-ahead
     except FileNotFoundError:
         raise CheckpointError("file not found", path) from None
+    except IsADirectoryError:
+        raise CheckpointError("not a checkpoint (a directory)", path) from None
     except OSError as exc:
         raise CheckpointError(f"cannot open ({exc.strerror or exc})", path) from None
     with fh:
+        fd = fh.fileno()
         try:
-            head = fh.read(512)
-            size = os.fstat(fh.fileno()).st_size
-            fh.seek(0)
+            size = os.fstat(fd).st_size
+            head = _pread(fd, 512, 0)
         except OSError as exc:
             raise CheckpointError(f"cannot read ({exc.strerror or exc})", path) from None
         if size == 0 or not head:
             raise CheckpointError("empty file (0 bytes; still being written?)", path)
         if head.startswith(_ZIP_MAGIC):
-            return _load_zip(fh, path)
+            return _load_zip(fd, size, fh, path)
         if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
             return _load_legacy(fh, path)
         if len(head) >= 262 and head[257:262] == b"ustar":

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -22,6 +23,7 @@ from matplotlib.figure import Figure
 
 __all__ = [
     "BASE_DPI",
+    "ReportOptions",
     "THEMES",
     "Canvas",
     "Theme",
@@ -72,6 +74,41 @@ def class_style(theme: Theme, index: int) -> tuple[str, object]:
     """Colour and dash pattern of the ``index``-th class (or fold, or run)."""
     colours = theme.palette
     return colours[index % len(colours)], _DASHES[(index // len(colours)) % len(_DASHES)]
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """Size and look of one report; checked up front so a bad value fails before any reading or drawing.
+
+    ``width``/``height`` are logical pixels; ``scale`` multiplies the output resolution (``dpi`` = 100·scale
+    is the same thing said for print); ``smooth`` is the smoothing window in epochs for raw curves (``None``:
+    about 2 % of the run, 0 or 1: off); ``now`` fixes the "made at" stamp (tests, reproducible docs).
+    """
+
+    width: int = 1600
+    height: int = 1000
+    scale: float = 1.0
+    smooth: int | None = None
+    theme: str = "light"
+    now: datetime | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not (320 <= int(self.width) <= 8000 and 240 <= int(self.height) <= 8000):
+            problems.append(f"width×height must be within 320×240 … 8000×8000 pixels, got {self.width}×{self.height}")
+        if not (0.25 <= float(self.scale) <= 8.0) or int(self.width * self.scale) * int(self.height * self.scale) > 1e8:
+            problems.append(f"scale must be within 0.25 … 8 and the image under 100 megapixels, got {self.scale}")
+        if self.smooth is not None and not 0 <= int(self.smooth) <= 10000:
+            problems.append(f"smooth must be an epoch count ≥ 0, got {self.smooth}")
+        if self.theme not in THEMES:
+            problems.append(f"theme must be one of {', '.join(THEMES)}, got {self.theme!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @classmethod
+    def from_dpi(cls, dpi: float, **kwargs: object) -> ReportOptions:
+        """Options whose resolution is given as print dpi (300 dpi = scale 3 of the 100 dpi layout)."""
+        return cls(scale=float(dpi) / BASE_DPI, **kwargs)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
