@@ -32,10 +32,9 @@ import pandas as pd
 from monitor.analyze_schedule import (
     ScheduleOption,
     anneal_start_epoch,
-    estimate_lr0,
     extra_gain_epochs,
-    infer_planned_epochs,
     median_epoch_seconds,
+    poly_schedule,
 )
 from monitor.analyze_stats import SenFit, saturation_timescale, theil_sen
 from monitor.analyze_text import Facts, explain, reason_for
@@ -230,7 +229,8 @@ def analyze(
     z = NormalDist().inv_cdf(0.5 + opts.confidence / 2.0)
     tau = opts.min_practical_gain / 100.0  # per epoch
 
-    ep = frame["epoch"].to_numpy(dtype=np.int64) if "epoch" in frame.columns and len(frame) else np.zeros(0, np.int64)
+    has_rows = "epoch" in frame.columns and len(frame) > 0
+    ep = frame["epoch"].to_numpy(dtype=np.int64) if has_rows else np.zeros(0, np.int64)
     y = _series(frame, opts.series) if ep.size else np.zeros(0)
     lr = _column(frame, "lr") if ep.size else np.zeros(0)
     times = _column(frame, "epoch_time_s") if ep.size else np.zeros(0)
@@ -241,10 +241,8 @@ def analyze(
         ep, y, lr, times = ep[keep], y[keep], lr[keep], times[keep]
     n_done = int(ep[-1]) + 1 if ep.size else 0
 
-    lr0 = estimate_lr0(ep, lr, planned_epochs, opts.poly_exponent) if ep.size else None
-    planned = planned_epochs
-    if planned is None and lr0 is not None:
-        planned = infer_planned_epochs(ep, lr, lr0, opts.poly_exponent)
+    lr0, lr_planned = poly_schedule(ep, lr, opts.poly_exponent) if ep.size else (None, None)
+    planned = planned_epochs if planned_epochs is not None else lr_planned
     status = "finished" if finished else ("running" if running else "stopped")
     schedule_done = finished or (status == "stopped" and planned is not None and n_done >= planned)
 
@@ -261,8 +259,8 @@ def analyze(
 
     facts = Facts(status=status, n_done=n_done, planned=planned, series=opts.series,
                   min_practical_gain=opts.min_practical_gain, min_epochs=opts.min_epochs,
-                  anneal_lr_fraction=opts.anneal_lr_fraction, min_rerun_gain=opts.min_rerun_gain,
-                  hours_2000=hours_2000)
+                  window_epochs=opts.window_epochs, anneal_lr_fraction=opts.anneal_lr_fraction,
+                  min_rerun_gain=opts.min_rerun_gain, hours_2000=hours_2000)
 
     def insufficient(why: str, window: tuple[int, int] | None, count: int) -> Analysis:
         facts_now = replace(facts, why=why, window=window, count=count)

@@ -21,14 +21,10 @@ import pandas as pd
 __all__ = [
     "ScheduleOption",
     "anneal_start_epoch",
-    "estimate_lr0",
     "extra_gain_epochs",
-    "infer_planned_epochs",
     "median_epoch_seconds",
+    "poly_schedule",
 ]
-
-NNUNET_INITIAL_LR = 0.01  # nnU-Net's default initial learning rate (v1 and v2 trainers)
-
 
 @dataclass(frozen=True)
 class ScheduleOption:
@@ -54,45 +50,33 @@ def _num(value: float | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def estimate_lr0(epochs: np.ndarray, lr: np.ndarray, planned: int | None, exponent: float) -> float | None:
-    """Initial learning rate of the run, from its own lr column.
+def poly_schedule(epochs: np.ndarray, lr: np.ndarray, exponent: float) -> tuple[float | None, int | None]:
+    """Initial learning rate and schedule length implied by the run's own lr column.
 
-    A log that starts at epoch 0 states it directly. A log resumed mid-run (``--c``) does not, so with
-    a known schedule length the poly formula is inverted epoch by epoch and the median taken.
+    Under ``lr = lr0·(1 - e/N)^p`` the transform ``lr^(1/p) = lr0^(1/p)·(1 - e/N)`` is a straight line in
+    the epoch, so one least-squares line gives ``lr0`` (its intercept) and ``N`` (where it hits zero),
+    from any stretch of the run, a log resumed mid-run included. If the line does not fit (a custom
+    schedule), only ``lr0`` is returned: the first logged lr when the log starts at epoch 0, else the
+    largest one.
     """
-    ok = np.isfinite(lr) & (lr > 0)
-    if not ok.any():
-        return None
-    first = int(np.argmax(ok))
-    if epochs[first] <= 2:
-        return float(lr[first])
-    if planned:
-        frac = 1.0 - epochs[ok] / float(planned)
-        good = frac > 0.05
-        if good.any():
-            return float(np.median(lr[ok][good] / frac[good] ** exponent))
-    return max(float(np.max(lr[ok])), NNUNET_INITIAL_LR)
-
-
-def infer_planned_epochs(epochs: np.ndarray, lr: np.ndarray, lr0: float, exponent: float) -> int | None:
-    """Schedule length implied by the poly formula, when the caller does not know it.
-
-    ``N = e / (1 - (lr/lr0)^(1/exponent))`` for every epoch whose lr has clearly decayed; the median is
-    returned only when the epochs agree (within 5 %), otherwise the schedule is not nnU-Net's poly and
-    nothing is inferred.
-    """
-    ok = np.isfinite(lr) & (lr >= 0) & (epochs > 0)
-    ratio = lr[ok] / lr0
-    use = ratio < 0.95
-    if use.sum() < 5:
-        return None
-    denom = 1.0 - np.clip(ratio[use], 0.0, 1.0) ** (1.0 / exponent)
-    estimates = epochs[ok][use] / denom
-    median = float(np.median(estimates))
-    if not math.isfinite(median) or median <= 0:
-        return None
-    spread = float(np.median(np.abs(estimates - median))) / median
-    return round(median) if spread < 0.05 else None
+    ok = np.isfinite(lr) & (lr >= 0)
+    if int(ok.sum()) < 3:
+        return None, None
+    e, rate = epochs[ok].astype(float), lr[ok]
+    fallback = float(rate[0]) if e[0] <= 2 else float(np.max(rate))
+    u = rate ** (1.0 / exponent)
+    ec = e - e.mean()
+    sxx = float(ec @ ec)
+    if sxx <= 0 or int(np.sum(rate > 0)) < 5:
+        return (fallback if fallback > 0 else None), None
+    slope = float(ec @ (u - u.mean())) / sxx
+    intercept = float(u.mean()) - slope * float(e.mean())
+    if slope >= 0 or intercept <= 0:
+        return (fallback if fallback > 0 else None), None
+    resid = u - (intercept + slope * e)
+    if float(np.median(np.abs(resid))) > 0.01 * intercept:  # not nnU-Net's poly schedule
+        return (fallback if fallback > 0 else None), None
+    return float(intercept**exponent), round(-intercept / slope)
 
 
 def anneal_start_epoch(

@@ -30,6 +30,7 @@ class Facts:
     series: str
     min_practical_gain: float
     min_epochs: int
+    window_epochs: int
     anneal_lr_fraction: float
     min_rerun_gain: float
     hours_2000: float | None
@@ -55,7 +56,10 @@ class Facts:
 
     @property
     def of_planned(self) -> str:
-        return f"{self.n_done} of {self.planned}" if self.planned else f"{self.n_done} (schedule length unknown)"
+        """"497 of 1000", or a note that the schedule length is unknown."""
+        if self.planned:
+            return f"{self.n_done} of {self.planned}"
+        return f"{self.n_done} (schedule length unknown)"
 
 
 def _stats(fit: SenFit, window: tuple[int, int]) -> str:
@@ -63,7 +67,8 @@ def _stats(fit: SenFit, window: tuple[int, int]) -> str:
             f"95% CI {fit.lo * 100:+.4f} to {fit.hi * 100:+.4f}")
 
 
-_RESUME = "resume it with nnU-Net's --c flag (continue from its last checkpoint) rather than starting a longer schedule"
+_RESUME = ("resume it with nnU-Net's --c flag (continue from its last checkpoint) rather than starting a "
+           "longer schedule")
 
 
 def reason_for(f: Facts) -> str:
@@ -89,7 +94,7 @@ def reason_for(f: Facts) -> str:
     tau = f.min_practical_gain
     stats = _stats(f.fit, f.window)
     trend = {
-        "improving": f"still rising ({stats}), more than the {tau:g} per 100 epochs that counts as a real gain",
+        "improving": f"still rising ({stats}), more than the {tau:g} per 100 epochs that counts as a gain",
         "plateau": f"flat ({stats}): no change of {tau:g} per 100 epochs or more beyond the noise",
         "declining": f"falling ({stats}), a real drop that usually means overfitting",
     }[str(f.verdict)]
@@ -99,24 +104,26 @@ def reason_for(f: Facts) -> str:
         return f"The run stopped after epoch {f.of_planned} with the validation pseudo Dice {trend}; {_RESUME}."
     head = f"At the end of the run the validation pseudo Dice is {trend}"
     if f.status == "stopped":
-        head = f"All {f.n_done} planned epochs ran (the run did not end normally) and the pseudo Dice is {trend}"
+        head = f"All {f.n_done} planned epochs ran (the run did not end normally); the pseudo Dice is {trend}"
     return f"{head}; {_advice(f)}."
 
 
 def _advice(f: Facts) -> str:
     """The second half of a finished run's reason: what the schedule implies for a longer run."""
     rec = next((s for s in f.schedules if s.epochs == f.recommended), None)
-    if rec is not None and rec.projected_gain is not None:
+    if rec is not None and rec.projected_gain is not None and f.pre_fit is not None:
         lo, hi = rec.projected_gain
         cost = "" if rec.gpu_hours is None else f" for about {rec.gpu_hours:.0f} GPU-hours"
-        return (f"the trend before the learning rate annealed supports trying a {rec.epochs}-epoch run from "
+        before = "before the learning rate annealed " if f.anneal_start is not None else ""
+        return (f"{'and ' if f.verdict == 'improving' else 'but '}{before}it was rising "
+                f"{f.pre_fit.slope * 100:+.4f} per 100 epochs, enough to try a {rec.epochs}-epoch run from "
                 f"scratch, projected (an extrapolation) to end {lo:+.3f} to {hi:+.3f} Dice from here{cost}")
     annealing_in_window = (f.anneal_start is not None and f.window is not None
                            and f.anneal_start <= f.window[1])
     if f.verdict == "improving":
         if annealing_in_window and f.pre_verdict != "improving":
-            return ("the rise comes from the final low-learning-rate phase, which a longer schedule also ends "
-                    "with, and the curve was flat before it, so more epochs are unlikely to end higher")
+            return ("the rise comes from the final low-learning-rate phase, which a longer schedule also "
+                    "ends with, and the curve was flat before it, so more epochs are unlikely to end higher")
         if not any(s.projected_gain is not None for s in f.schedules):
             return "the schedule was already as long as the options considered, so no longer run is projected"
         return (f"but the projected gain of a longer schedule stays below {f.min_rerun_gain:g} Dice, and a "
@@ -131,19 +138,26 @@ def _advice(f: Facts) -> str:
 
 def explain(f: Facts) -> str:
     """Two to four sentences for the dashboard: method, pseudo-Dice caveat, schedule, projection/cost."""
-    cost = "" if f.hours_2000 is None else f" about {f.hours_2000:.0f} GPU-hours at this run's median epoch time"
+    cost = ""
+    if f.hours_2000 is not None:
+        cost = f" about {f.hours_2000:.0f} GPU-hours at this run's median epoch time"
     if f.why is not None:
         first = ("The trend is judged from a robust line through the per-epoch validation pseudo Dice over "
-                 "the last 200 epochs (or half the run), which needs enough logged epochs.")
+                 f"the last {f.window_epochs} epochs (or the last half of a shorter run), which needs at "
+                 f"least {f.min_epochs} epochs and at most half of the window missing.")
         last = f" A 2000-epoch run from scratch would cost{cost}." if cost else ""
         return f"{first} {PSEUDO_DICE_NOTE}{last}"
 
     assert f.fit is not None and f.window is not None
+    if f.fit.variance_inflation > 1.05:
+        widened = (f"widens its 95% interval for the correlation between consecutive epochs (lag-1 "
+                   f"{f.fit.lag1_autocorrelation:.2f}, {f.fit.variance_inflation:.1f}x the variance)")
+    else:
+        widened = "found no correlation between consecutive epochs that would widen its 95% interval"
     sentences = [
         f"The verdict fits a robust Theil–Sen line to the per-epoch validation pseudo Dice ({f.series}, mean "
-        f"over foreground classes) over epochs {f.window[0]}–{f.window[1]}, widens its 95% interval "
-        f"{f.fit.variance_inflation:.1f}× in variance for the correlation between consecutive epochs, and "
-        f"counts slopes under {f.min_practical_gain:g} Dice per 100 epochs as flat.",
+        f"over foreground classes) over epochs {f.window[0]}–{f.window[1]}, {widened}, and counts slopes "
+        f"under {f.min_practical_gain:g} Dice per 100 epochs as flat.",
         PSEUDO_DICE_NOTE,
     ]
     frac = f"{f.anneal_lr_fraction:.0%}"
@@ -151,21 +165,23 @@ def explain(f: Facts) -> str:
         source = "per the logged lr" if f.anneal_source == "lr" else "per nnU-Net's poly schedule"
         if f.pre_fit is not None and f.pre_window is not None:
             sentences.append(
-                f"The learning rate fell below {frac} of its start at epoch {f.anneal_start} ({source}); before "
-                f"that the curve moved {_stats(f.pre_fit, f.pre_window)}, and only that pre-annealing trend, "
-                "not the late annealing rise that every schedule ends with, could be extended by more epochs.")
+                f"The learning rate fell below {frac} of its start at epoch {f.anneal_start} ({source}); "
+                f"before that the curve moved {_stats(f.pre_fit, f.pre_window)}, and only that trend, not "
+                "the late annealing rise that every schedule ends with, could be extended by more epochs.")
         else:
-            sentences.append(f"The learning rate fell below {frac} of its start at epoch {f.anneal_start} "
-                             f"({source}), but too few epochs before it have a value to judge the trend there.")
+            sentences.append(
+                f"The learning rate fell below {frac} of its start at epoch {f.anneal_start} ({source}), "
+                "but too few epochs before it have a value to judge the trend there.")
     elif f.anneal_source != "none" and not f.schedule_done:
-        sentences.append(f"The run has not reached the low-learning-rate phase (lr below {frac} of its start) "
-                         "where nnU-Net curves usually rise once more.")
+        sentences.append(f"The run has not reached the low-learning-rate phase (lr below {frac} of its "
+                         "start) where nnU-Net curves usually rise once more.")
     if f.schedule_done and f.gain_2000 is not None:
         lo, hi = f.gain_2000
         sentences.append(
-            f"As an extrapolation, a from-scratch 2000-epoch run might end {lo:+.3f} to {hi:+.3f} Dice relative "
-            f"to this one, for{cost or ' an unknown number of GPU-hours'}: a longer schedule stretches the whole "
-            "curve, and nnU-Net issue #2474 reports that it often reaches the same Dice, later.")
+            f"As an extrapolation, a from-scratch 2000-epoch run might end {lo:+.3f} to {hi:+.3f} Dice "
+            f"relative to this one, for{cost or ' an unknown number of GPU-hours'}: a longer schedule "
+            "stretches the whole curve, and nnU-Net issue #2474 reports that it often reaches the same "
+            "Dice, later.")
     elif not f.schedule_done:
         sentences.append("Whether a longer schedule pays off is only projected once the run completes its "
                          f"schedule{'; a 2000-epoch run would cost' + cost if cost else ''}.")

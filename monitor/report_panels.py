@@ -15,10 +15,10 @@ import numpy as np
 from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from monitor.report_data import RunData
+from monitor.report_layout import fit_text
 from monitor.report_style import Canvas, class_style
 
 __all__ = [
@@ -27,6 +27,9 @@ __all__ = [
     "draw_loss",
     "draw_lr",
     "ema",
+    "legend",
+    "legend_in_figure",
+    "panel_title",
     "resolve_smooth",
     "set_epoch_axis",
     "x_limit",
@@ -53,7 +56,7 @@ def ema(values: np.ndarray, window: int) -> np.ndarray:
 
     if window <= 1 or not len(values):
         return values
-    out = pd.Series(values).ewm(span=window, adjust=True, ignore_na=True).mean().to_numpy()
+    out = pd.Series(values).ewm(span=window, adjust=True, ignore_na=True).mean().to_numpy(copy=True)
     out[~np.isfinite(values)] = np.nan
     return out
 
@@ -250,8 +253,17 @@ def legend(ax: Axes, canvas: Canvas, handles: Sequence[object], labels: Sequence
     theme = canvas.theme
     ax.legend(handles, labels, fontsize=canvas.pt(14), frameon=True, facecolor=theme.background,
               edgecolor=theme.grid, framealpha=0.9, labelcolor=theme.text, handlelength=1.8,
-              borderaxespad=canvas.pt(4), **kwargs)
+              **kwargs)
 
 
-def window_patch(canvas: Canvas) -> Patch:
-    return Patch(color=canvas.theme.window)
+def legend_in_figure(canvas: Canvas, entries: Sequence[tuple[object, str]], left: float, top: float,
+                     width: float, height: float) -> None:
+    """A frameless legend in a box of the figure (logical pixels), labels shortened to fit its width."""
+    if not entries:
+        return
+    size = 14 * canvas.unit
+    labels = [fit_text(label, width - 60 * canvas.unit, size) for _, label in entries]
+    canvas.figure.legend([h for h, _ in entries], labels, loc="upper left",
+                         bbox_to_anchor=(left / canvas.width, 1.0 - top / canvas.height),
+                         fontsize=canvas.pt(14), frameon=False, labelcolor=canvas.theme.text,
+                         handlelength=2.0, borderaxespad=0.0, borderpad=0.0, labelspacing=0.55)

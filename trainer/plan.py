@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import sys
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -180,9 +179,7 @@ def plan_extend(
 
     checks.append(check_env(environ))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # nnU-Net's and torch's import-time deprecation noise
-            variant = resolve_variant(parent.trainer, epochs, environ)
+        variant = resolve_variant(parent.trainer, epochs, environ)
     except VariantError as exc:
         return replace(empty, checks=(*checks, Check("trainer", False, str(exc))))
     checks.append(Check("trainer", True, f"{variant.name}: " + (

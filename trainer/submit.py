@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import warnings
 from collections.abc import Mapping
 
 from trainer.backends import Backend, BackendError, LaunchRequest, Observation, get_backend
@@ -70,9 +69,7 @@ def submit(plan: ExtendPlan, *, registry: JobRegistry, requested_by: str | None 
         raise PreflightError(f"cannot extend {plan.parent.run_id}:\n  - {target.message}")
     if plan.variant is not None:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                install_variant(plan.variant, {**os.environ, **plan.env})
+            install_variant(plan.variant, {**os.environ, **plan.env})
         except VariantError as exc:
             raise PreflightError(f"cannot extend {plan.parent.run_id}:\n  - {exc}") from exc
     job, created = registry.create(_new_job(plan, registry, requested_by or current_user()))

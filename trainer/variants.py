@@ -25,6 +25,7 @@ import io
 import os
 import re
 import sys
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,11 +163,15 @@ def locate_trainer(name: str, environ: Mapping[str, str] | None = None) -> Train
     Imports nnU-Net (and therefore torch) on first use. nnU-Net's own prints are swallowed so a
     ``--json`` caller's stdout stays one JSON object.
     """
-    from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
 
     environ = os.environ if environ is None else environ
     importlib.invalidate_caches()
-    with contextlib.redirect_stdout(io.StringIO()):
+    # nnU-Net's prints and torch's import-time deprecation warnings are noise for nnwatch's callers.
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         cls = recursive_find_python_class(str(nnunet_trainer_folder()), name, "nnunetv2.training.nnUNetTrainer")
         if cls is not None:
             return _describe(cls, None)

@@ -1,0 +1,121 @@
+"""The dashboard's door to the job registry: plan, submit, list (reconciled) and cancel, via :mod:`trainer`.
+
+Why a holder: every session shares one registry per database path (``st.cache_resource``), and
+reconciling with the backends (``registry.refresh``: one ``/proc`` scan or one ``squeue``) is throttled
+to once per ``min_interval_s`` however many browser tabs poll. The backend used for launching, polling
+and cancelling can be replaced with ``NNWATCH_BACKEND_FACTORY=module:callable`` (``callable(name) ->
+Backend``); tests use that to record launches instead of starting nnU-Net.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from trainer import Backend, ExtendPlan, Job, JobRegistry, SlurmOptions, plan_extend, submit
+
+__all__ = ["JobsSource", "load_backend_factory", "tail_text"]
+
+BackendFactory = Callable[[str], Backend]
+
+
+def load_backend_factory(spec: str | None) -> BackendFactory | None:
+    """Import ``module:callable``; a bad spec raises ``ValueError`` naming what is wrong."""
+    if not spec:
+        return None
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"NNWATCH_BACKEND_FACTORY must look like 'module:callable', not {spec!r}")
+    factory = getattr(importlib.import_module(module_name), attr, None)
+    if not callable(factory):
+        raise ValueError(f"NNWATCH_BACKEND_FACTORY: {spec!r} is not a callable")
+    return factory
+
+
+def tail_text(path: str | os.PathLike[str], max_bytes: int = 16_384, max_lines: int = 60) -> str | None:
+    """The last lines of a job log (None when it does not exist yet)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read()
+    except OSError:
+        return None
+    lines = data.decode("utf-8", "replace").splitlines()
+    if size > max_bytes and lines:
+        lines = lines[1:]  # the first line was cut
+    return "\n".join(lines[-max_lines:])
+
+
+class JobsSource:
+    """One registry plus the backends to reconcile it with; thread-safe, throttled ``jobs()``."""
+
+    def __init__(self, db_path: Path | None, *, backend_factory: BackendFactory | None = None,
+                 min_interval_s: float = 3.0) -> None:
+        self.registry = JobRegistry(db_path)
+        self._factory = backend_factory
+        self.min_interval_s = min_interval_s
+        self._lock = threading.Lock()
+        self._last_refresh = -math.inf
+        self._jobs: list[Job] = []
+        self.last_error: str | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.registry.path
+
+    def _backends(self) -> dict[str, Backend] | None:
+        if self._factory is None:
+            return None
+        return {name: self._factory(name) for name in ("local", "slurm")}
+
+    def jobs(self, *, force: bool = False) -> list[Job]:
+        """All jobs, newest first, reconciled with their backends at most every ``min_interval_s``."""
+        with self._lock:
+            now = time.monotonic()
+            if force or now - self._last_refresh >= self.min_interval_s:
+                self._last_refresh = now
+                try:
+                    self._jobs = self.registry.refresh(self._backends())
+                    self.last_error = None
+                except Exception as exc:  # a broken backend must not take the page down
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    self._jobs = self.registry.list_jobs()
+            return list(self._jobs)
+
+    def plan(self, run_dir: Path, *, root: Path | None, epochs: int, backend: str, device: str,
+             gpu: int | None, slurm: dict[str, Any]) -> ExtendPlan:
+        """``trainer.plan_extend`` with the dialog's options; raises ``ValueError`` for bad input."""
+        options = SlurmOptions.from_cli(slurm.get("partition") or None, slurm.get("time") or None,
+                                        slurm.get("gres"), slurm.get("account") or None,
+                                        slurm.get("extra") or None)
+        return plan_extend(run_dir, epochs=epochs, backend=backend, device=device, gpu=gpu, slurm=options,
+                           root=root)
+
+    def submit(self, plan: ExtendPlan, requested_by: str) -> Job:
+        """Submit and force the next ``jobs()`` to re-read, so the new job shows at once."""
+        backend = self._factory(plan.backend) if self._factory is not None else None
+        job = submit(plan, registry=self.registry, requested_by=requested_by, backend=backend)
+        self._last_refresh = -math.inf
+        return job
+
+    def cancel(self, job_id: str, requested_by: str) -> Job:
+        job = self.registry.cancel(job_id, requested_by, backends=self._backends())
+        self._last_refresh = -math.inf
+        return job
+
+    def jobs_by_run(self) -> dict[str, list[Job]]:
+        """Jobs keyed by the run they extend and by the run they create (for the overview's job column)."""
+        out: dict[str, list[Job]] = {}
+        for job in self.jobs():
+            out.setdefault(job.parent_run_id, []).append(job)
+            if job.new_run_id:
+                out.setdefault(job.new_run_id, []).append(job)
+        return out

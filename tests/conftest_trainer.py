@@ -1,0 +1,118 @@
+"""Fixtures for the trainer/ tests (imported by tests/conftest.py).
+
+* ``slurm_cluster`` (session): a real single-node SLURM cluster, skipped when its binaries are absent.
+* ``fake_nnunet`` (function): an nnU-Net folder layout with plans, a preprocessed-data folder and one
+  parent run, enough for every pre-flight check; nnU-Net env vars and ``NNWATCH_JOBS_DB`` point at it.
+* ``extend_parent`` (function): a copy of the session's real tiny parent run in a private results root,
+  with the env vars set, so extends land in a tree no other test scans.
+* ``job_registry`` (function): a registry in ``tmp_path``; any job still active at teardown is cancelled,
+  so a failing test leaves no training behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from trainer import ExtendPlan, JobRegistry, JobState
+
+FAKE_DATASET = "Dataset999_NnwatchFake"
+
+
+@dataclass(frozen=True)
+class FakeNnunet:
+    """Paths of a file-only nnU-Net tree (nothing in it can actually be trained)."""
+
+    raw: Path
+    preprocessed: Path
+    results: Path
+    run_dir: Path
+
+
+def make_fake_nnunet(base: Path, trainer: str = "nnUNetTrainer", parent_epochs: int = 1000) -> FakeNnunet:
+    """Write plans, a preprocessed folder and a parent fold folder with ``debug.json``."""
+    raw, preprocessed, results = base / "raw", base / "preprocessed", base / "results"
+    data = preprocessed / FAKE_DATASET / "nnUNetPlans_2d"
+    data.mkdir(parents=True)
+    (data / "case_000.npz").write_bytes(b"")
+    plans = {"dataset_name": FAKE_DATASET, "plans_name": "nnUNetPlans",
+             "configurations": {"2d": {"data_identifier": "nnUNetPlans_2d"}}}
+    (preprocessed / FAKE_DATASET / "nnUNetPlans.json").write_text(json.dumps(plans))
+    (preprocessed / FAKE_DATASET / "dataset.json").write_text(json.dumps({"labels": {"background": 0}}))
+    (raw / FAKE_DATASET).mkdir(parents=True)
+    run_dir = results / FAKE_DATASET / f"{trainer}__nnUNetPlans__2d" / "fold_0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "debug.json").write_text(json.dumps({"num_epochs": parent_epochs}))
+    (run_dir / "training_log_2024_1_1_00_00_00.txt").write_text("Epoch 0\nCurrent learning rate: 0.01\n")
+    return FakeNnunet(raw=raw, preprocessed=preprocessed, results=results, run_dir=run_dir)
+
+
+def python_argv(code: str) -> tuple[str, ...]:
+    """A short real command for jobs whose content does not matter (sleep, exit with a code)."""
+    return (sys.executable, "-c", code)
+
+
+def with_argv(plan: ExtendPlan, argv: tuple[str, ...]) -> ExtendPlan:
+    """The same plan running another (real, short) command: registry and backends are unchanged."""
+    return dataclasses.replace(plan, argv=argv)
+
+
+@pytest.fixture
+def fake_nnunet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeNnunet:
+    tree = make_fake_nnunet(tmp_path / "nnunet")
+    monkeypatch.setenv("nnUNet_raw", str(tree.raw))
+    monkeypatch.setenv("nnUNet_preprocessed", str(tree.preprocessed))
+    monkeypatch.setenv("nnUNet_results", str(tree.results))
+    monkeypatch.setenv("NNWATCH_JOBS_DB", str(tmp_path / "jobs" / "jobs.sqlite3"))
+    monkeypatch.delenv("nnUNet_extTrainer", raising=False)
+    monkeypatch.delenv("NNWATCH_VARIANTS_DIR", raising=False)
+    return tree
+
+
+@pytest.fixture
+def job_registry(tmp_path: Path) -> Iterator[JobRegistry]:
+    registry = JobRegistry(tmp_path / "jobs" / "jobs.sqlite3")
+    yield registry
+    for job in registry.list_jobs({JobState.QUEUED, JobState.RUNNING}):
+        registry.cancel(job.job_id, "test-teardown", grace_s=2.0)
+
+
+@pytest.fixture
+def extend_parent(tiny_nnunet, tiny_parent_run: Path, tmp_path: Path,  # type: ignore[no-untyped-def]
+                  monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the real tiny parent run under ``tmp_path/results`` (same relative layout)."""
+    relative = tiny_parent_run.relative_to(tiny_nnunet.results)
+    copy = tmp_path / "results" / relative
+    shutil.copytree(tiny_parent_run, copy)
+    for name, value in tiny_nnunet.env.items():
+        if name.startswith("nnUNet_") or name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("nnUNet_results", str(tmp_path / "results"))
+    monkeypatch.setenv("nnUNet_def_n_proc", "1")  # nnU-Net's validation export pool: 8 processes otherwise
+    monkeypatch.setenv("nnUNet_n_proc_DA", "1")
+    monkeypatch.setenv("NNWATCH_JOBS_DB", str(tmp_path / "jobs" / "jobs.sqlite3"))
+    monkeypatch.delenv("NNWATCH_VARIANTS_DIR", raising=False)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real slurmctld + slurmd + munged under a temp folder; stopped by pid at the end."""
+    from slurm_cluster import missing_requirements, start_cluster
+
+    missing = missing_requirements()
+    if missing:
+        pytest.skip(f"SLURM test cluster needs {', '.join(missing)} "
+                    "(apt-get install -y slurm-wlm munge)")
+    cluster = start_cluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
