@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import itertools
 import math
 import re
 import sys
@@ -43,10 +44,13 @@ from scipy.special import stdtr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.analyze import AnalyzerOptions, analyze  # noqa: E402
+from monitor.analyze import AnalyzerOptions, analyze
 
 TAU = AnalyzerOptions().min_practical_gain
 WINDOW = AnalyzerOptions().window_epochs
+# What "the trend at the end" means for the labels: the last 200 epochs (20 % of nnU-Net's default
+# 1000-epoch schedule, the annealing phase plus a little before it), or the last half of a shorter run.
+TRUTH_WINDOW = 200
 LOG_DIR = "/work/shared/corpus/nnunet_logs"
 
 
@@ -64,7 +68,7 @@ class Case:
     kind: str  # finished-1000 | finished-2000 | stopped | running | starved
     noise: float
     phi: float
-    window: tuple[int, int]  # epochs the truth (and the baselines) use
+    window: tuple[int, int]  # epochs the truth is measured over
 
 
 def _window(n: int, window_epochs: int = WINDOW) -> tuple[int, int]:
@@ -90,7 +94,7 @@ def _nnunet_ema(mean: np.ndarray) -> np.ndarray:
     return lfilter([0.1], [1.0, -0.9], filled, zi=[0.9 * filled[0]])[0]
 
 
-def make_case(rng: np.random.Generator, margin: float, truth_window: int = WINDOW) -> Case:
+def make_case(rng: np.random.Generator, margin: float, truth_window: int = TRUTH_WINDOW) -> Case:
     """Draw one nnU-Net-like run (see module doc) with its noise-free truth."""
     planned = int(rng.choice([1000, 2000], p=[0.7, 0.3]))
     u = rng.random()
@@ -184,8 +188,8 @@ def make_case(rng: np.random.Generator, margin: float, truth_window: int = WINDO
 # ---------------------------------------------------------------- baselines (and ablations)
 
 
-def _window_arrays(case: Case, column: str) -> tuple[np.ndarray, np.ndarray]:
-    w0, w1 = case.window
+def _window_arrays(case: Case, column: str, window_epochs: int) -> tuple[np.ndarray, np.ndarray]:
+    w0, w1 = _window(len(case.frame), window_epochs)
     x = np.arange(w0, w1 + 1, dtype=float)
     y = case.frame[column].to_numpy(dtype=float)[w0 : w1 + 1]
     ok = np.isfinite(y)
@@ -220,13 +224,13 @@ def baseline_patience(patience: int) -> Callable[[Case], str]:
     return call
 
 
-def baseline_ols(column: str, threshold: bool) -> Callable[[Case], str]:
-    """OLS slope over the same window with a naive p < 0.05 (optionally also |slope| ≥ threshold)."""
+def baseline_ols(column: str, threshold: bool, window_epochs: int) -> Callable[[Case], str]:
+    """OLS slope over the analyzer's window, naive p < 0.05 (optionally also |slope| ≥ threshold)."""
 
     def call(case: Case) -> str:
         if len(case.frame) < 50:
             return "insufficient_data"
-        x, y = _window_arrays(case, column)
+        x, y = _window_arrays(case, column, window_epochs)
         if x.size < 20:
             return "insufficient_data"
         b, p = _ols_naive(x, y)
@@ -384,20 +388,22 @@ def main() -> None:
     parser.add_argument("--curves", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=20240611)
     parser.add_argument("--margin", type=float, default=TAU / 2, help="ambiguity band around ±threshold")
-    parser.add_argument("--window", type=int, default=WINDOW, help="analyzer window = truth window")
+    parser.add_argument("--window", type=int, default=WINDOW, help="analyzer (and baseline) window, epochs")
+    parser.add_argument("--truth-window", type=int, default=TRUTH_WINDOW, help="window the labels use")
     parser.add_argument("--skip-real", action="store_true")
     args = parser.parse_args()
     opts = replace(AnalyzerOptions(), window_epochs=args.window)
 
     rng = np.random.default_rng(args.seed)
     t0 = time.perf_counter()
-    cases = [make_case(rng, args.margin, args.window) for _ in range(args.curves)]
+    cases = [make_case(rng, args.margin, args.truth_window) for _ in range(args.curves)]
     gen_s = time.perf_counter() - t0
     labels = pd.Series([c.label for c in cases]).value_counts()
     kinds = pd.Series([c.kind for c in cases]).value_counts()
     amb = sum(c.ambiguous for c in cases)
-    print(f"{args.curves} curves, seed {args.seed}, generated in {gen_s:.1f} s; window {args.window} epochs "
-          f"(truth and analyzer); threshold {TAU:g}/100 epochs")
+    print(f"{args.curves} curves, seed {args.seed}, generated in {gen_s:.1f} s; labels from the noise-free "
+          f"slope over the last {args.truth_window} epochs; analyzer window {args.window}; threshold "
+          f"{TAU:g}/100 epochs")
     print("labels: " + ", ".join(f"{k}={v}" for k, v in labels.items())
           + f"; ambiguous (true slope within {args.margin:g} of ±{TAU:g}; not scored): {amb}")
     print("kinds: " + ", ".join(f"{k}={v}" for k, v in kinds.items()))
@@ -412,9 +418,9 @@ def main() -> None:
         ("analyzer: Theil-Sen + Hamed-Rao(AR1) on raw", analyzer(opts), med_ms),
         ("baseline: new best EMA in last 50 epochs", baseline_patience(50), None),
         ("baseline: new best EMA in last 100 epochs", baseline_patience(100), None),
-        ("baseline: OLS on EMA, naive p<0.05", baseline_ols("ema_fg_dice", False), None),
-        ("baseline: OLS on EMA, naive p<0.05 + threshold", baseline_ols("ema_fg_dice", True), None),
-        ("ablation: OLS on raw, naive p<0.05 + threshold", baseline_ols("mean_fg_dice", True), None),
+        ("baseline: OLS on EMA, naive p<0.05", baseline_ols("ema_fg_dice", False, args.window), None),
+        ("baseline: OLS on EMA, naive p<0.05 + threshold", baseline_ols("ema_fg_dice", True, args.window), None),
+        ("ablation: OLS on raw, naive p<0.05 + threshold", baseline_ols("mean_fg_dice", True, args.window), None),
         ("ablation: Theil-Sen, no autocorrelation corr.", analyzer(replace(opts, correct_autocorrelation=False)),
          None),
     ]
@@ -446,15 +452,15 @@ def main() -> None:
               f"miss-imp {s['missed_imp']:.3f}")
     print("Analyzer by true slope (per 100 epochs; includes the ambiguous bands):")
     edges = [-np.inf, -0.02, -0.0075, -0.0025, 0.0, 0.0025, 0.0075, 0.02, np.inf]
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         idx = [i for i, c in enumerate(cases) if c.kind != "starved" and lo <= c.true_slope < hi]
         if idx:
             vc = pd.Series([main_calls[i] for i in idx]).value_counts(normalize=True)
             print(f"  [{lo:+.4f}, {hi:+.4f}) n={len(idx):>4}  " + "  ".join(
                 f"{k} {vc.get(k, 0.0):.2f}" for k in ("improving", "plateau", "declining")))
 
-    print(f"\nSensitivity: other analyzer windows, truth still over the last {args.window} epochs:")
-    for w in sorted({100, 200, 300, 400} - {args.window}):
+    print(f"\nSensitivity: other analyzer windows, truth still over the last {args.truth_window} epochs:")
+    for w in sorted({100, 150, 200, 250, 300, 400} - {args.window}):
         s = score(cases, [analyzer(replace(opts, window_epochs=w))(c) for c in cases])
         print(_row(f"analyzer, window_epochs={w}", s))
     if not args.skip_real:

@@ -95,7 +95,9 @@ def reason_for(f: Facts) -> str:
     stats = _stats(f.fit, f.window)
     trend = {
         "improving": f"still rising ({stats}), more than the {tau:g} per 100 epochs that counts as a gain",
-        "plateau": f"flat ({stats}): no change of {tau:g} per 100 epochs or more beyond the noise",
+        "plateau": f"flat ({stats}): no change of {tau:g} per 100 epochs or more beyond the noise"
+        + (f", though noise this large could hide a rise of up to {f.fit.hi * 100:+.4f}"
+           if f.fit.hi * 100 >= 2 * tau else ""),
         "declining": f"falling ({stats}), a real drop that usually means overfitting",
     }[str(f.verdict)]
     if f.status == "running":

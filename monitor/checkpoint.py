@@ -143,51 +143,44 @@ class _StandInMeta(type):
         return f"{cls._sd_module}.{cls._sd_name}"
 
 
-class _StandIn(metaclass=_StandInMeta):
+class _StandIn(Exception, metaclass=_StandInMeta):
     """Inert replacement for a class or function named by the pickle (torch, nnunet, unknown).
 
-    Calling it (REDUCE), ``cls.__new__`` (NEWOBJ), ``__setstate__`` (BUILD) and the container opcodes
-    (APPENDS, SETITEMS, ADDITEMS) only *record* what they were given.  Nothing is looked up or executed, so a
-    checkpoint that refers to code we do not have (custom trainers, other torch versions) still loads.
-    A fresh subclass is made per unpickler, so nothing a pickle does to one can leak into the next load.
+    Calling it (REDUCE) or ``cls.__new__`` (NEWOBJ) only stores the arguments in ``.args``; ``__setstate__``
+    (BUILD) and the container opcodes (APPENDS, SETITEMS, ADDITEMS) only *record* what they were given.
+    Nothing is looked up or executed, so a checkpoint that refers to code we do not have (custom trainers,
+    other torch versions) still loads.  The base class is ``Exception`` for one reason: its constructor is C
+    code that accepts and stores any positional arguments, so the few hundred tensors of a checkpoint cost
+    no Python frame each.  Nothing ever raises these.  A fresh subclass is made per unpickler, so nothing
+    a pickle does to one can leak into the next load.
     """
 
     _sd_module: ClassVar[str] = "?"
     _sd_name: ClassVar[str] = "?"
 
-    _sd_args: tuple[Any, ...]
-    _sd_kwargs: dict[str, Any]
-    _sd_state: Any
-    _sd_items: list[Any]
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> _StandIn:
-        self = object.__new__(cls)
-        self._sd_args = args
-        self._sd_kwargs = kwargs
-        self._sd_state = None
-        self._sd_items = []
-        return self
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        """Arguments were already recorded by ``__new__``; accept anything."""
-
     def __setstate__(self, state: Any) -> None:
-        self._sd_state = state
+        self.__dict__["_sd_state"] = state
+
+    def _sd_record(self, item: Any) -> None:
+        self.__dict__.setdefault("_sd_items", []).append(item)
 
     def append(self, item: Any) -> None:
-        self._sd_items.append(item)
+        self._sd_record(item)
 
     def extend(self, items: Any) -> None:
-        self._sd_items.extend(items if isinstance(items, list) else [items])
+        for item in items if isinstance(items, list) else [items]:
+            self._sd_record(item)
 
     def add(self, item: Any) -> None:
-        self._sd_items.append(item)
+        self._sd_record(item)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._sd_items.append((key, value))
+        self._sd_record((key, value))
 
     def __repr__(self) -> str:
         return _describe_stand_in(self)
+
+    __str__ = __repr__
 
 
 #: torch storage class names -> dtype names, only used to describe tensors nicely.
@@ -208,26 +201,27 @@ _STORAGE_DTYPES = {
 }
 
 
-class _StoragePlaceholder:
-    """What a tensor storage reference (pickle persistent id) becomes: its description, never its bytes."""
+class _StoragePlaceholder(Exception):
+    """What a tensor storage reference (pickle persistent id) becomes: its description, never its bytes.
 
-    __slots__ = ("dtype", "key", "location", "numel")
+    The unpickler calls the class itself as ``persistent_load(pid)``; like :class:`_StandIn` it derives from
+    ``Exception`` only so that construction is C code that keeps ``pid`` in ``.args``.  Never raised.
+    """
 
-    def __init__(self, pid: Any) -> None:
-        self.key: str | None = None
-        self.location: str | None = None
-        self.numel: int | None = None
-        self.dtype = "?"
-        if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
-            storage_type = pid[1]
-            name = getattr(storage_type, "_sd_name", None) if isinstance(storage_type, type) else None
-            self.dtype = _STORAGE_DTYPES.get(name or "", name or "?")
-            self.key = str(pid[2])
-            self.location = str(pid[3])
-            self.numel = pid[4] if isinstance(pid[4], int) else None
+    @property
+    def dtype(self) -> str:
+        pid = self.args[0] if self.args else None
+        if isinstance(pid, tuple) and len(pid) >= 5 and isinstance(pid[1], _StandInMeta):
+            return _STORAGE_DTYPES.get(pid[1]._sd_name, pid[1]._sd_name)
+        return "?"
 
     def __repr__(self) -> str:
-        return f"<storage {self.dtype}[{self.numel}] on {self.location}, not read>"
+        pid = self.args[0] if self.args else None
+        if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
+            return f"<storage {self.dtype}[{pid[4]}] on {pid[3]}, not read>"
+        return "<storage, not read>"
+
+    __str__ = __repr__
 
 
 def _short_repr(obj: Any, limit: int = 120) -> str:
@@ -238,7 +232,7 @@ def _short_repr(obj: Any, limit: int = 120) -> str:
 def _describe_stand_in(obj: _StandIn) -> str:
     """Readable description, e.g. ``torch.device('cuda', 0)`` or ``<tensor float32[320, 320, 3, 3, 3]>``."""
     cls = type(obj)
-    args = obj._sd_args
+    args = obj.args
     if cls._sd_name.startswith("_rebuild_tensor") and args and isinstance(args[0], _StoragePlaceholder):
         shape = args[2] if len(args) > 2 and isinstance(args[2], tuple) else "?"
         dims = ", ".join(str(d) for d in shape) if isinstance(shape, tuple) else shape
@@ -246,7 +240,6 @@ def _describe_stand_in(obj: _StandIn) -> str:
     if cls._sd_name == "_rebuild_parameter" and args:
         return f"Parameter({args[0]!r})"
     parts = [_short_repr(a) for a in args]
-    parts += [f"{k}={_short_repr(v)}" for k, v in obj._sd_kwargs.items()]
     return _short_repr(f"{cls._sd_module}.{cls._sd_name}({', '.join(parts)})", 300)
 
 
@@ -286,12 +279,6 @@ def _safe_codecs_encode(obj: Any, encoding: Any, *errors: Any) -> bytes:
     if not isinstance(obj, str) or encoding not in ("latin1", "latin-1", "iso-8859-1", "ascii"):
         raise pickle.UnpicklingError("unsupported _codecs.encode arguments")
     return codecs.encode(obj, "latin1")
-
-
-def _safe_ordered_dict(*args: Any) -> collections.OrderedDict[Any, Any]:
-    if args and not isinstance(args[0], (list, tuple, dict)):
-        raise pickle.UnpicklingError("unsupported OrderedDict() arguments")
-    return collections.OrderedDict(*args[:1])
 
 
 def _safe_defaultdict(*args: Any) -> collections.defaultdict[Any, Any]:
@@ -376,7 +363,8 @@ _NUMPY_PICKLE_HELPERS: dict[str, Callable[..., Any]] = {
 }
 
 _SAFE_GLOBALS: dict[tuple[str, str], Callable[..., Any]] = {
-    ("collections", "OrderedDict"): _safe_ordered_dict,
+    # The C type itself (immutable, so BUILD cannot patch it); it only iterates lists/dicts the pickle built.
+    ("collections", "OrderedDict"): collections.OrderedDict,
     ("collections", "defaultdict"): _safe_defaultdict,
     ("collections", "Counter"): _safe_counter,
     ("builtins", "set"): _safe_set,
@@ -483,8 +471,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
             self._stand_ins[key] = cls
         return cls
 
-    def persistent_load(self, pid: Any) -> _StoragePlaceholder:
-        return _StoragePlaceholder(pid)
+    #: Called as ``persistent_load(pid)`` for every tensor storage; a class whose constructor is C code.
+    persistent_load = _StoragePlaceholder
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -617,11 +605,15 @@ def _torch_zip_data_pkl(fd: int, size: int) -> bytes | None:
 # anything does not fit, the original bytes are unpickled instead.
 
 _GET_LONG, _GET_SHORT, _PUT_LONG, _PUT_SHORT = 0x6A, 0x68, 0x72, 0x71  # LONG_BINGET, BINGET, LONG_BINPUT, BINPUT
-_BINUNICODE, _TUPLE2, _REDUCE = 0x58, 0x86, 0x52
+_BINUNICODE, _TUPLE2, _REDUCE, _GLOBAL = 0x58, 0x86, 0x52, 0x63
 #: After the payload: PUT, GET 'latin1', TUPLE2, PUT, REDUCE (encode), PUT, TUPLE2, PUT, REDUCE (scalar), PUT.
 _SCALAR_TAIL = ((0, _PUT_LONG), (5, _GET_LONG), (10, _TUPLE2), (11, _PUT_LONG), (16, _REDUCE), (17, _PUT_LONG),
                 (22, _TUPLE2), (23, _PUT_LONG), (28, _REDUCE), (29, _PUT_LONG))
-_SCALAR_FN_GLOBALS = (b"cnumpy._core.multiarray\nscalar\n", b"cnumpy.core.multiarray\nscalar\n")
+_SCALAR_GLOBALS = (b"cnumpy._core.multiarray\nscalar\n", b"cnumpy.core.multiarray\nscalar\n")
+_ENCODE_GLOBAL = b"c_codecs\nencode\n"
+_DTYPE_GLOBAL = b"cnumpy\ndtype\n"
+_LATIN1 = b"X\x06\x00\x00\x00latin1"
+_LITTLE = b"X\x01\x00\x00\x00<"
 _DTYPE_STATE_TAIL = b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t"  # (3, '<', None, None, None, -1, -1, 0)
 _MIN_REWRITE_BYTES = 16384
 
@@ -644,129 +636,141 @@ def _put_slot(data: bytes, at: int) -> int:
     return -1
 
 
-def _memo_slots(data: bytes, needle: bytes) -> tuple[set[int], set[int]]:
-    """Memo slots the pickler stored right after each ``needle`` and the offsets just after those PUTs."""
-    slots: set[int] = set()
-    ends: set[int] = set()
-    pos = data.find(needle)
-    while pos >= 0:
-        at = pos + len(needle)
-        slot, after = _put_slot(data, at), _skip_put(data, at)
-        if slot >= 0:
-            slots.add(slot)
-            ends.add(after)
-        pos = data.find(needle, pos + 1)
-    return slots, ends
+def _memo_slot_after(data: bytes, needle: bytes, candidates: Sequence[int] | None = None) -> tuple[int, int]:
+    """Memo slot stored right after the first ``needle`` (at one of ``candidates`` if given) and the offset
+    after that PUT; (-1, -1) if absent.  The pickler emits each global / interned string once, then GETs it."""
+    positions = candidates if candidates is not None else [data.find(needle)]
+    for pos in positions:
+        if pos >= 0 and data.startswith(needle, pos):
+            at = pos + len(needle)
+            slot = _put_slot(data, at)
+            if slot >= 0:
+                return slot, _skip_put(data, at)
+    return -1, -1
 
 
-def _pushes_slot(data: bytes, pos: int, slots: set[int], def_ends: set[int]) -> bool:
-    """Whether the opcode ending at ``pos`` pushes a memo slot in ``slots`` (a GET, or the defining op+PUT)."""
-    if pos in def_ends:
+def _pushes_slot(data: bytes, pos: int, slot: int, def_end: int) -> bool:
+    """Whether the opcode ending at ``pos`` pushes memo ``slot`` (a GET of it, or its defining op + PUT)."""
+    if pos == def_end:
         return True
-    if pos >= 5 and data[pos - 5] == _GET_LONG and int.from_bytes(data[pos - 4 : pos], "little") in slots:
+    if pos >= 5 and data[pos - 5] == _GET_LONG and int.from_bytes(data[pos - 4 : pos], "little") == slot:
         return True
-    return pos >= 2 and data[pos - 2] == _GET_SHORT and data[pos - 1] in slots
+    return pos >= 2 and data[pos - 2] == _GET_SHORT and data[pos - 1] == slot
 
 
-def _float_dtype_slots(data: bytes) -> dict[int, int]:
-    """Memo slot -> itemsize for each ``numpy.dtype('f2'|'f4'|'f8')`` with little-endian state."""
-    cls_slots, cls_ends = _memo_slots(data, b"cnumpy\ndtype\n")
-    lt_slots, _ = _memo_slots(data, b"X\x01\x00\x00\x00<")
+def _float_dtype_slots(data: bytes, candidates: Sequence[int], little: int) -> dict[int, int]:
+    """Memo slot -> itemsize of each ``numpy.dtype('f2'|'f4'|'f8', False, True)`` with little-endian state.
+
+    ``candidates`` are offsets of ``X\\x02\\0\\0\\0f``; the dtype class before it must be the
+    ``numpy.dtype`` global and the state's byte order the string '<' (memo slot ``little``).
+    """
+    cls_slot, cls_end = _memo_slot_after(data, _DTYPE_GLOBAL)
     found: dict[int, int] = {}
-    needle = b"X\x02\x00\x00\x00f"
-    pos = data.find(needle)
-    while pos >= 0:
+    for pos in candidates:
         code = data[pos + 6 : pos + 7]
         at = _skip_put(data, pos + 7)
-        if code in (b"2", b"4", b"8") and at > 0 and _pushes_slot(data, pos, cls_slots, cls_ends) \
-                and data.startswith(b"\x89\x88\x87", at):  # ('f8', False, True)
-            at = _skip_put(data, at + 3)
-            slot = _put_slot(data, at + 1) if at > 0 and data[at] == _REDUCE else -1
-            at = _skip_put(data, at + 1) if slot >= 0 else -1
-            if at > 0 and data.startswith(b"(K\x03", at):
-                at += 3
-                if data.startswith(b"X\x01\x00\x00\x00<", at):
-                    at = _skip_put(data, at + 6)
-                elif data[at] == _GET_LONG and int.from_bytes(data[at + 1 : at + 5], "little") in lt_slots:
-                    at += 5
-                elif data[at] == _GET_SHORT and data[at + 1] in lt_slots:
-                    at += 2
-                else:
-                    at = -1
-                if at > 0 and data.startswith(_DTYPE_STATE_TAIL, at):
-                    at = _skip_put(data, at + len(_DTYPE_STATE_TAIL))
-                    if at > 0 and data[at : at + 1] == b"b":
-                        found[slot] = int(code)
-        pos = data.find(needle, pos + 1)
+        if code not in (b"2", b"4", b"8") or at < 0 or not _pushes_slot(data, pos, cls_slot, cls_end):
+            continue
+        if not data.startswith(b"\x89\x88\x87", at):  # NEWFALSE NEWTRUE TUPLE3: ('f8', False, True)
+            continue
+        at = _skip_put(data, at + 3)
+        if at < 0 or data[at] != _REDUCE:
+            continue
+        slot = _put_slot(data, at + 1)
+        at = _skip_put(data, at + 1)
+        if at < 0 or not data.startswith(b"(K\x03", at):
+            continue
+        at += 3
+        if data.startswith(_LITTLE, at):
+            at = _skip_put(data, at + len(_LITTLE))
+        elif _pushes_slot(data, at + 5, little, -1) and data[at] == _GET_LONG:
+            at += 5
+        elif _pushes_slot(data, at + 2, little, -1) and data[at] == _GET_SHORT:
+            at += 2
+        else:
+            continue
+        if at > 0 and data.startswith(_DTYPE_STATE_TAIL, at):
+            at = _skip_put(data, at + len(_DTYPE_STATE_TAIL))
+            if at > 0 and data[at : at + 1] == b"b":
+                found[slot] = int(code)
     return found
-
-
-def _u32_at(buf: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    return buf[pos[:, None] + np.arange(4)].copy().view("<u4").ravel().astype(np.int64)
 
 
 def _inline_float_scalars(data: bytes) -> bytes:
     """Return ``data`` with verified numpy float scalar reconstructions replaced by BINFLOAT (see above)."""
-    if len(data) < _MIN_REWRITE_BYTES:
+    n = len(data)
+    if n < _MIN_REWRITE_BYTES:
         return data
-    fn_slots: set[int] = set()
-    for needle in _SCALAR_FN_GLOBALS:
-        fn_slots |= _memo_slots(data, needle)[0]
-    enc_slots = _memo_slots(data, b"c_codecs\nencode\n")[0]
-    latin_slots = _memo_slots(data, b"X\x06\x00\x00\x00latin1")[0]
-    dtypes = _float_dtype_slots(data) if fn_slots and enc_slots and latin_slots else {}
-    if not dtypes:
+    fn_slot = _memo_slot_after(data, _SCALAR_GLOBALS[0])[0]
+    if fn_slot < 0:
+        fn_slot = _memo_slot_after(data, _SCALAR_GLOBALS[1])[0]
+    enc_slot = _memo_slot_after(data, _ENCODE_GLOBAL)[0]
+    latin_slot = _memo_slot_after(data, _LATIN1)[0]
+    if min(fn_slot, enc_slot, latin_slot) < 0:
         return data
     buf = np.frombuffer(data, dtype=np.uint8)
-    # candidates: GET scalar, GET dtype, GET encode, BINUNICODE <2..16 bytes>, then the fixed tail
-    xs = np.flatnonzero(buf == _BINUNICODE)
-    xs = xs[(xs >= 15) & (xs < len(buf) - (5 + 16 + 34))]
-    ok = (buf[xs - 15] == _GET_LONG) & (buf[xs - 10] == _GET_LONG) & (buf[xs - 5] == _GET_LONG)
-    ok &= (buf[xs + 2] == 0) & (buf[xs + 3] == 0) & (buf[xs + 4] == 0)
-    xs = xs[ok]
-    lengths = buf[xs + 1].astype(np.int64)
-    payload_end = xs + 5 + lengths
-    ok = (lengths >= 2) & (lengths <= 16)
+    u32 = np.ndarray((n - 3,), dtype="<u4", buffer=data, strides=(1,))  # u32[i]: the 4 bytes at offset i
+    # every BINUNICODE opcode with a short length; the gathers below stay inside the buffer
+    xs = np.flatnonzero(buf[: n - 64] == _BINUNICODE)
+    xs = xs[xs >= 15]
+    xs = xs[(buf[xs + 2] == 0) & (buf[xs + 3] == 0) & (buf[xs + 4] == 0)]
+    length = buf[xs + 1]
+    first = buf[xs + 5]
+    little = _memo_slot_after(data, _LITTLE, xs[(length == 1) & (first == 0x3C)].tolist())[0]
+    dtypes = _float_dtype_slots(data, xs[(length == 2) & (first == 0x66)].tolist(), little)
+    if not dtypes:
+        return data
+    # numpy scalar candidates: GET scalar, GET dtype, GET encode, BINUNICODE <2..16 bytes>, then the fixed tail
+    xs = xs[(length >= 2) & (length <= 16) & (buf[xs - 5] == _GET_LONG)]
+    xs = xs[(buf[xs - 10] == _GET_LONG) & (buf[xs - 15] == _GET_LONG)]
+    payload_end = xs + 5 + buf[xs + 1]
+    ok = (buf[payload_end] == _PUT_LONG) & (buf[payload_end + 10] == _TUPLE2)
+    xs, payload_end = xs[ok], payload_end[ok]
+    ok = np.ones(len(xs), dtype=bool)
     for offset, opcode in _SCALAR_TAIL:
-        ok &= buf[np.where(ok, payload_end + offset, 0)] == opcode
-    xs, lengths, payload_end = xs[ok], lengths[ok], payload_end[ok]
+        ok &= buf[payload_end + offset] == opcode
+    ok &= (u32[xs - 14] == fn_slot) & (u32[xs - 4] == enc_slot) & (u32[payload_end + 6] == latin_slot)
+    xs, payload_end = xs[ok], payload_end[ok]
     if not len(xs):
         return data
     keys = np.array(sorted(dtypes), dtype=np.int64)
-    sizes = np.array([dtypes[k] for k in keys.tolist()], dtype=np.int64)
-    dtype_slot = _u32_at(buf, xs - 9)
-    where = np.minimum(np.searchsorted(keys, dtype_slot), len(keys) - 1)
-    itemsize = sizes[where]
-    ok = keys[where] == dtype_slot
-    ok &= np.isin(_u32_at(buf, xs - 14), list(fn_slots)) & np.isin(_u32_at(buf, xs - 4), list(enc_slots))
-    ok &= np.isin(_u32_at(buf, payload_end + 6), list(latin_slots))
-    ok &= (lengths >= itemsize) & (lengths <= 2 * itemsize)  # UTF-8 of latin-1: 1 or 2 bytes per char
-    xs, lengths, payload_end, itemsize = xs[ok], lengths[ok], payload_end[ok], itemsize[ok]
+    dtype_ref = u32[xs - 9]
+    where = np.minimum(np.searchsorted(keys, dtype_ref), len(keys) - 1)
+    itemsize = np.array([dtypes[k] for k in keys.tolist()], dtype=np.int64)[where]
+    length = payload_end - xs - 5
+    ok = (keys[where] == dtype_ref) & (length >= itemsize) & (length <= 2 * itemsize)  # latin-1 as UTF-8
+    # each payload must be whole UTF-8 on its own: no continuation byte first, no lead byte last
+    ok &= ((buf[xs + 5] & 0xC0) != 0x80) & (buf[payload_end - 1] < 0xC0)
+    xs, payload_end, itemsize, length = xs[ok], payload_end[ok], itemsize[ok], length[ok]
     starts, stops = xs - 15, payload_end + 29  # stops: the final PUT, which is kept
     if not len(xs) or np.any(starts[1:] < stops[:-1]):
         return data
-    offsets = np.cumsum(lengths) - lengths
-    flat = buf[np.repeat(xs + 5 - offsets, lengths) + np.arange(int(lengths.sum()))]
-    chars = np.add.reduceat(((flat & 0xC0) != 0x80).astype(np.int64), offsets)
-    if not np.array_equal(chars, itemsize):
-        return data
+    # all payloads at once: 16-byte windows, masked to each length, decoded in one go
+    windows = np.ndarray((n - 15, 16), dtype=np.uint8, buffer=data, strides=(1, 1))[xs + 5]
+    payloads = windows[np.arange(16) < length[:, None]]
     try:
-        raw = np.frombuffer(flat.tobytes().decode("utf-8").encode("latin-1"), dtype=np.uint8)
+        raw = np.frombuffer(payloads.tobytes().decode("utf-8").encode("latin-1"), dtype=np.uint8)
     except UnicodeError:
         return data
-    values = np.empty(len(xs))
-    raw_offsets = np.cumsum(itemsize) - itemsize
-    for size in (2, 4, 8):
-        sel = itemsize == size
-        if sel.any():
-            values[sel] = raw[(raw_offsets[sel][:, None] + np.arange(size)).ravel()].view(f"<f{size}")
-    out = buf.copy()
-    out[starts] = 0x43  # SHORT_BINBYTES: swallow the rest of the old sequence as one throw-away bytes object
-    out[starts + 1] = stops - starts - 12
-    out[stops - 10] = 0x30  # POP it
-    out[stops - 9] = 0x47  # BINFLOAT, 8 bytes big-endian
-    out[stops[:, None] + np.arange(-8, 0)] = values.astype(">f8").view(np.uint8).reshape(-1, 8)
-    return out.tobytes()
+    if len(raw) != int(itemsize.sum()):
+        return data
+    if int(itemsize.min()) == int(itemsize.max()):
+        values = raw.view(f"<f{int(itemsize[0])}")
+    else:
+        values = np.empty(len(xs))
+        raw_offsets = np.cumsum(itemsize) - itemsize
+        for size in (2, 4, 8):
+            sel = itemsize == size
+            if sel.any():
+                values[sel] = raw[(raw_offsets[sel][:, None] + np.arange(size)).ravel()].view(f"<f{size}")
+    out = bytearray(data)
+    view = np.frombuffer(out, dtype=np.uint8)
+    view[starts] = 0x43  # SHORT_BINBYTES: swallow the rest of the old sequence as one throw-away bytes object
+    view[starts + 1] = stops - starts - 12
+    view[stops - 10] = 0x30  # POP it
+    view[stops - 9] = 0x47  # BINFLOAT, 8 bytes big-endian
+    np.ndarray((n - 7,), dtype=">f8", buffer=out, strides=(1,))[stops - 8] = values
+    return bytes(out)
 
 
 def _load_zip(fd: int, size: int, fh: BinaryIO, path: Path) -> Any:

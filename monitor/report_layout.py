@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 
 from monitor.report_style import VERDICT_COLOURS, Canvas
 
-__all__ = ["Frame", "draw_footer", "draw_header", "fit_text", "nnwatch_version", "text_width"]
+__all__ = ["Frame", "draw_footer", "draw_header", "fit_text", "nnwatch_version", "signed", "text_width", "wrap_lines"]
 
 # Average advance of DejaVu Sans per character, in ems (measured over mixed run ids and sentences).
 _EM_REGULAR, _EM_BOLD = 0.58, 0.66
@@ -34,6 +34,24 @@ def fit_text(text: str, width_px: float, size_px: float, bold: bool = False) -> 
     keep = max(int(width_px / (size_px * (_EM_BOLD if bold else _EM_REGULAR))) - 1, 4)
     head = (keep + 1) // 2
     return text[:head] + "…" + text[len(text) - (keep - head):]
+
+
+def wrap_lines(canvas: Canvas, lines: Sequence[str], size: float = 15.0, max_lines: int = 2) -> list[str]:
+    """Footer sentences wrapped at words to the page width, each to at most ``max_lines`` lines."""
+    import textwrap
+
+    width_px = canvas.width - 2 * MARGIN * canvas.unit
+    chars = max(int(width_px / (size * canvas.unit * _EM_REGULAR)), 20)
+    out: list[str] = []
+    for line in lines:
+        out.extend(textwrap.wrap(line, chars, max_lines=max_lines, placeholder=" …") or [""])
+    return out
+
+
+def signed(value: float, digits: int = 3) -> str:
+    """``+0.012`` / ``-0.004``, and ``0.000`` rather than a confusing ``-0.000``."""
+    text = f"{value:+.{digits}f}"
+    return text[1:] if float(text) == 0 else text
 
 
 def nnwatch_version() -> str:

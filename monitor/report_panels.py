@@ -15,11 +15,11 @@ import numpy as np
 from matplotlib import patheffects
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
 from monitor.report_data import RunData
-from monitor.report_layout import fit_text
-from monitor.report_style import Canvas, class_style
+from monitor.report_layout import fit_text, signed
+from monitor.report_style import VERDICT_COLOURS, Canvas, class_style
 
 __all__ = [
     "draw_dice",
@@ -80,8 +80,9 @@ def set_epoch_axis(ax: Axes, canvas: Canvas, right: float, label: bool = True) -
 
 
 def panel_title(ax: Axes, canvas: Canvas, title: str) -> None:
+    # A fixed y skips matplotlib's automatic title placement, which measures every tick label (~30 ms a panel).
     ax.set_title(title, loc="left", fontsize=canvas.pt(17), fontweight="bold", color=canvas.theme.text,
-                 pad=canvas.pt(8))
+                 pad=canvas.pt(8), y=1.0)
 
 
 def no_data(ax: Axes, canvas: Canvas, message: str) -> None:
@@ -106,7 +107,7 @@ def _line(ax: Axes, canvas: Canvas, x: np.ndarray, y: np.ndarray, *, colour: str
     return line
 
 
-def draw_dice(ax: Axes, canvas: Canvas, data: RunData, smooth: int) -> list[tuple[object, str]]:
+def draw_dice(ax: Axes, canvas: Canvas, data: RunData, smooth: int, right: float) -> list[tuple[object, str]]:
     """Per-class pseudo Dice, their mean, nnU-Net's EMA, and the analyzer's window and fitted line.
 
     Returns legend entries (handle, label), drawn by the caller outside the data area.
@@ -124,10 +125,10 @@ def draw_dice(ax: Axes, canvas: Canvas, data: RunData, smooth: int) -> list[tupl
         proxy = line if line is not None else Line2D([], [], color=colour, linestyle=dash,
                                                      linewidth=canvas.pt(2.2), alpha=FAINT)
         entries.append((proxy, name if line is not None else f"{name} (no values)"))
-    mean = _line(ax, canvas, x, data.column("mean_fg_dice"), colour=theme.muted, width=1.6, smooth=0,
+    mean = _line(ax, canvas, x, data.column("mean_fg_dice"), colour=theme.muted, width=1.3, smooth=0,
                  zorder=2.5)
     if mean is not None:
-        mean.set_alpha(0.75)
+        mean.set_alpha(0.7)
         entries.append((mean, "mean (raw)"))
     ema_line = _line(ax, canvas, x, data.column("ema_fg_dice"), colour=theme.strong, width=3.4, smooth=0,
                      zorder=3)
@@ -136,11 +137,13 @@ def draw_dice(ax: Axes, canvas: Canvas, data: RunData, smooth: int) -> list[tupl
     fit = data.analysis.fit
     if fit is not None:
         xs = np.array([fit.first_epoch, fit.last_epoch], dtype=float)
-        (fit_line,) = ax.plot(xs, [fit.value_at(v) for v in xs], color=theme.strong, linewidth=canvas.pt(3.0),
-                              linestyle=(0, (4, 1.5)), zorder=4, path_effects=[
-                                  patheffects.withStroke(linewidth=canvas.pt(7), foreground=theme.background)])
-        entries.append((fit_line, "trend fit"))
-        _slope_note(ax, canvas, data)
+        colour = VERDICT_COLOURS.get(data.analysis.verdict.value, theme.strong)
+        (fit_line,) = ax.plot(xs, [fit.value_at(v) for v in xs], color=colour, linewidth=canvas.pt(4.0),
+                              linestyle=(0, (3, 1.2)), zorder=4, solid_capstyle="butt", path_effects=[
+                                  patheffects.withStroke(linewidth=canvas.pt(9), foreground=theme.background)])
+        entries.append((fit_line, "trend fit (analyzer)"))
+        _slope_note(ax, canvas, data, right)
+    _stop_marker(ax, canvas, data)
     ax.set_ylim(0, 1.0)
     ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
     return entries
@@ -151,28 +154,50 @@ def slope_text(data: RunData) -> str | None:
     analysis = data.analysis
     if analysis.slope_per_100_epochs is None:
         return None
-    text = f"slope {analysis.slope_per_100_epochs:+.3f} / 100 epochs"
+    text = f"slope {signed(analysis.slope_per_100_epochs)} Dice / 100 epochs"
     if analysis.slope_ci95 is not None:
         lo, hi = analysis.slope_ci95
-        text += f"\n95 % CI {lo:+.3f} … {hi:+.3f}"
+        text += f"\n95 % CI {signed(lo)} … {signed(hi)}"
     return text
 
 
-def _slope_note(ax: Axes, canvas: Canvas, data: RunData) -> None:
-    """Put the slope inside the window, above or below the curves, whichever side is empty."""
+def _slope_note(ax: Axes, canvas: Canvas, data: RunData, right: float) -> None:
+    """The slope beside the fit, where it covers no curve.
+
+    A window at the right edge (a finished run) gets the note inside it, above or below the curves,
+    whichever side is free; a window that ends early (a crashed run) gets it just after the last epoch,
+    where nothing is drawn.
+    """
     text, window = slope_text(data), data.analysis.window
     if text is None or window is None:
         return
     x = data.epoch
+    end = window[1] + 1
+    style = {"fontsize": canvas.pt(14), "color": canvas.theme.text, "zorder": 5, "textcoords": "offset points",
+             "bbox": {"boxstyle": "round,pad=0.3", "facecolor": canvas.theme.background, "alpha": 0.85,
+                      "edgecolor": "none"}}
+    if end < 0.7 * right:
+        ax.annotate(text, xy=(end, 0.97), xycoords=("data", "axes fraction"), xytext=(canvas.pt(10), 0),
+                    ha="left", va="top", **style)
+        return
     inside = (x >= window[0]) & (x <= window[1])
     values = np.concatenate([data.column(c)[inside] for c in [*data.dice_columns, "ema_fg_dice"]])
     values = values[np.isfinite(values)]
     top_free = values.size == 0 or np.percentile(values, 95) < 0.62
-    ax.annotate(text, xy=(window[1] + 1, 0.97 if top_free else 0.03), xycoords=("data", "axes fraction"),
-                xytext=(-canvas.pt(6), 0), textcoords="offset points", ha="right",
-                va="top" if top_free else "bottom", fontsize=canvas.pt(14), color=canvas.theme.text, zorder=5,
-                bbox={"boxstyle": "round,pad=0.3", "facecolor": canvas.theme.background, "alpha": 0.85,
-                      "edgecolor": "none"})
+    ax.annotate(text, xy=(end, 0.97 if top_free else 0.03), xycoords=("data", "axes fraction"),
+                xytext=(-canvas.pt(6), 0), ha="right", va="top" if top_free else "bottom", **style)
+
+
+def _stop_marker(ax: Axes, canvas: Canvas, data: RunData) -> None:
+    """A labelled line where an unfinished run's curves end ("crashed", "stalled", "running")."""
+    status = data.summary.get("status")
+    if status not in ("crashed", "stalled", "running"):
+        return
+    end = data.last_epoch + 1
+    ax.axvline(end, color=canvas.theme.muted, linewidth=canvas.pt(1.6), linestyle=(0, (2, 2)), zorder=1)
+    ax.annotate(status, xy=(end, 0.03), xycoords=("data", "axes fraction"), xytext=(canvas.pt(5), 0),
+                textcoords="offset points", ha="left", va="bottom", fontsize=canvas.pt(14), fontstyle="italic",
+                color=canvas.theme.muted)
 
 
 def draw_loss(ax: Axes, canvas: Canvas, data: RunData, smooth: int) -> None:
@@ -207,7 +232,7 @@ def draw_lr(ax: Axes, canvas: Canvas, data: RunData) -> None:
     ax.set_ylim(10 ** math.floor(math.log10(low)), 10 ** math.ceil(math.log10(high) + 1e-9))
     ax.yaxis.set_major_locator(LogLocator(base=10, numticks=5))
     ax.yaxis.set_major_formatter(FuncFormatter(_lr_label))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_locator(NullLocator())  # dozens of minor tick objects cost more than they tell
 
 
 def _lr_label(value: float, _pos: float) -> str:
@@ -225,7 +250,8 @@ def draw_epoch_time(ax: Axes, canvas: Canvas, data: RunData) -> None:
     colour, _ = class_style(canvas.theme, 3)
     _line(ax, canvas, data.epoch, seconds, colour=colour, width=1.8, smooth=0)
     median = float(np.median(seconds[finite]))
-    ax.axhline(median, color=canvas.theme.muted, linewidth=canvas.pt(1.6), linestyle=(0, (4, 2)), zorder=1.5)
+    ax.plot(data.epoch[[0, -1]], [median, median], color=canvas.theme.muted, linewidth=canvas.pt(1.6),
+            linestyle=(0, (4, 2)), zorder=2.5)
     top = float(np.percentile(seconds[finite], 99)) * 1.25
     ax.set_ylim(0, max(top, median * 1.3, 1e-3))
     ax.yaxis.set_major_locator(MaxNLocator(nbins=4))

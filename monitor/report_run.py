@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from monitor.report_data import RunData
-from monitor.report_layout import Frame, draw_footer, draw_header, fit_text, text_width
+from monitor.report_layout import Frame, draw_footer, draw_header, fit_text, signed, text_width, wrap_lines
 from monitor.report_panels import (
     draw_dice,
     draw_epoch_time,
@@ -57,7 +57,7 @@ def run_footer_lines(data: RunData) -> list[str]:
     facts = [f"final validation Dice {_number(final)}" if final is not None else "no final validation yet"]
     gain = analysis.projected_gain_2000
     if gain is not None:
-        facts.append(f"2000-epoch schedule: projected gain {gain[0]:+.3f} … {gain[1]:+.3f} Dice")
+        facts.append(f"2000-epoch schedule: projected gain {signed(gain[0])} … {signed(gain[1])} Dice")
     else:
         facts.append("2000-epoch gain: not projected (run unfinished or trend unclear)")
     if analysis.gpu_hours_2000 is not None:
@@ -70,7 +70,7 @@ def build_run_figure(canvas: Canvas, data: RunData, *, smooth: int | None, now: 
     u = canvas.unit
     window = resolve_smooth(smooth, len(data.frame))
     draw_header(canvas, run_title(data), run_subtitle(data), data.analysis.verdict.value)
-    footer = run_footer_lines(data)
+    footer = wrap_lines(canvas, run_footer_lines(data))
     frame = Frame(canvas, len(footer) + 1)
     right_end = x_limit(data.last_epoch + 1, data.planned)
 
@@ -83,7 +83,7 @@ def build_run_figure(canvas: Canvas, data: RunData, *, smooth: int | None, now: 
     dice_h = 0.55 * chart_h - X_TICKS * u
     dice_left = frame.left + Y_TICKS * u
     dice = canvas.axes(dice_left, chart_top, frame.right - legend_w - 16 * u - dice_left, dice_h, "dice")
-    entries = draw_dice(dice, canvas, data, window)
+    entries = draw_dice(dice, canvas, data, window, right_end)
     title = "Validation pseudo Dice" + (f" (smoothed over {window} epochs; raw faint)" if window else "")
     panel_title(dice, canvas, title)
     set_epoch_axis(dice, canvas, right_end)

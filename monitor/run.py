@@ -21,12 +21,20 @@ from monitor.layout import RunLocation, locate_run
 from monitor.logparse import EpochRows, LogParser
 from monitor.merge import Curves, merge_sessions, overlay_checkpoint
 from monitor.metadata import RunMetadata, default_planned_epochs, planned_epochs_from_lr, read_metadata
-from monitor.status import StatusInputs, infer_status
+from monitor.status import (
+    RECENT_EPOCHS,
+    RunAssessment,
+    StatusInputs,
+    assess,
+    dead_dice_problem,
+    is_dead_dice,
+    typical_epoch_seconds,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CURVE_COLUMNS", "SUMMARY_COLUMNS", "RunReader", "load_run"]
+__all__ = ["CURVE_COLUMNS", "SUMMARY_COLUMNS", "RunReader", "curves_frame", "load_run"]
 
 _LOG_NAME = re.compile(r"^training_log_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)\.txt$")
 # nnU-Net's checkpoint names, most complete first: final covers the whole run, best only up to its epoch.
@@ -35,6 +43,9 @@ CHECKPOINT_NAMES = (
     "model_final_checkpoint.model", "model_latest.model", "model_best.model",
 )
 FINAL_MARKERS = ("checkpoint_final.pth", "model_final_checkpoint.model")
+# A checkpoint that fails to open this soon after its last write is taken to be still being written (nnU-Net
+# saves in place): no problem is reported and it is retried; older than this, it is reported as broken.
+CHECKPOINT_SETTLE_S = 120.0
 # A log line longer than this is not nnU-Net's; reading stops being worth it (a 50 MB line).
 _MAX_READ = 256 * 1024 * 1024
 
@@ -136,7 +147,11 @@ class RunReader:
         self._log_curves: Curves | None = None
         self._problems: list[str] = list(location.problems)
         self._files: set[str] = set()
+        self._transient: list[str] = []  # problems of the last refresh only (a flaky mount), cleared by the next
         self.version = 0  # bumped whenever the merged curves or the metadata changed
+        # True after a refresh that could not read everything (OSError, a checkpoint still being written): the
+        # caller should call refresh() again later even if no file event arrives.
+        self.retry_pending = False
 
     # -- reading -------------------------------------------------------------------------------
     def refresh(self) -> bool:
@@ -146,12 +161,14 @@ class RunReader:
         ``OSError`` (a flaky network mount) keeps the last known state.
         """
         folder = self.location.path
+        self.retry_pending = False
+        self._transient = []
         try:
             names = os.listdir(folder)
         except FileNotFoundError:
             raise
         except OSError as exc:
-            self._note(f"cannot list folder ({exc.strerror or exc}); showing last known state")
+            self._note_transient(f"cannot list folder ({exc.strerror or exc}); showing last known state")
             return False
         self._files = set(names)
         changed = self._refresh_logs(names)
@@ -168,6 +185,12 @@ class RunReader:
     def _note(self, problem: str) -> None:
         if problem not in self._problems:
             self._problems.append(problem)
+
+    def _note_transient(self, problem: str) -> None:
+        """A problem that may go away (network mount): shown until the next refresh, which retries."""
+        self.retry_pending = True
+        if problem not in self._transient:
+            self._transient.append(problem)
 
     def _refresh_logs(self, names: list[str]) -> bool:
         folder = self.location.path
@@ -198,7 +221,7 @@ class RunReader:
                 self._logs.pop(cursor.path.name, None)
                 changed = True
             except OSError as exc:
-                self._note(f"{cursor.path.name}: unreadable ({exc.strerror or exc}); will retry")
+                self._note_transient(f"{cursor.path.name}: unreadable ({exc.strerror or exc}); will retry")
         self._ordered_logs = [c for c in ordered if c.path.name in self._logs]
         return changed
 
@@ -251,6 +274,13 @@ class RunReader:
                 curves = _checkpoint_to_curves(read.frame, name)
                 problem = "; ".join(f"{name}: {p}" for p in getattr(read, "problems", [])) or None
             except CheckpointError as exc:
+                if "still being written" in str(exc) and time.time() - info.st_mtime < CHECKPOINT_SETTLE_S:
+                    # nnU-Net rewrites checkpoints in place: keep what the previous version said, no problem
+                    # yet, and try again (the impossible signature makes the next refresh re-read it).
+                    self.retry_pending = True
+                    self._checkpoints[name] = _CheckpointEntry(
+                        (-1, -1.0), entry.curves if entry is not None else None, None)
+                    continue
                 curves, problem = None, f"{name}: {exc}"
             except OSError as exc:
                 curves, problem = None, f"{name}: unreadable ({exc.strerror or exc})"
@@ -269,7 +299,8 @@ class RunReader:
         """The merged per-epoch series (cached until the next change)."""
         if self._curves is None:
             curves = self._merged_logs()
-            for name in CHECKPOINT_NAMES:
+            # Least complete first, so the final checkpoint's rows are the ones that remain.
+            for name in reversed(CHECKPOINT_NAMES):
                 entry = self._checkpoints.get(name)
                 if entry is None or entry.curves is None:
                     continue
@@ -282,7 +313,7 @@ class RunReader:
         return self._metadata if self._metadata is not None else RunMetadata()
 
     def problems(self) -> list[str]:
-        found = list(self._problems)
+        found = list(self._problems) + self._transient
         for cursor in self._logs.values():
             found.extend(cursor.problems)
         if self._metadata is not None:
@@ -307,6 +338,8 @@ class RunReader:
             dead = np.flatnonzero(np.all(np.nan_to_num(curves.dice[-min(len(curves), 20):], nan=0.0) == 0, axis=0))
             for k in dead:
                 found.append(f"class {k + 1} pseudo Dice is 0 or NaN over the last epochs")
+        if len(curves) and is_dead_dice(curves.mean_fg_dice[-RECENT_EPOCHS:].tolist()):
+            found.append(dead_dice_problem(len(curves)))
         return found
 
     def planned_epochs(self) -> tuple[int | None, str | None]:
@@ -329,19 +362,32 @@ class RunReader:
         times = [c.mtime for c in self._logs.values() if c.mtime]
         return max(times) if times else None
 
-    def status(self, now: float | None = None) -> str:
-        """running / stalled / crashed / finished / unknown (rules in :mod:`monitor.status`)."""
+    def status_inputs(self, now: float | None = None, *, alive: bool | None = None) -> StatusInputs:
+        """What :func:`monitor.status.assess` needs; the watcher caches it per ``version`` and varies ``now``."""
         curves = self.curves()
-        typical = float(np.nanmedian(curves.epoch_time_s[-20:])) \
-            if len(curves) and np.isfinite(curves.epoch_time_s[-20:]).any() else float("nan")
-        return infer_status(StatusInputs(
+        window = curves.epoch_end[-(RECENT_EPOCHS + 1):]
+        ends = np.where(np.isnat(window), np.nan, window.astype("datetime64[us]").astype(np.float64) / 1e6)
+        return StatusInputs(
             now=time.time() if now is None else now,
             last_update=self.last_update(),
             finished=self.training_done() or self.final_validation_dice() is not None,
             epochs_completed=len(curves),
             planned_epochs=self.planned_epochs()[0],
-            typical_epoch_s=typical,
-        ))
+            typical_epoch_s=typical_epoch_seconds(curves.epoch[-(RECENT_EPOCHS + 1):],
+                                                  curves.epoch_time_s[-RECENT_EPOCHS:], ends),
+            last_epoch=int(curves.epoch[-1]) if len(curves) else None,
+            last_epoch_end=float(ends[-1]) if len(curves) and np.isfinite(ends[-1]) else None,
+            recent_mean_fg_dice=tuple(curves.mean_fg_dice[-RECENT_EPOCHS:].tolist()),
+            alive=alive,
+        )
+
+    def assess(self, now: float | None = None, *, alive: bool | None = None) -> RunAssessment:
+        """Status with its reason, ETA and dead-Dice flag (rules in :mod:`monitor.status`)."""
+        return assess(self.status_inputs(now, alive=alive))
+
+    def status(self, now: float | None = None, *, alive: bool | None = None) -> str:
+        """running / stalled / crashed / finished / unknown (rules in :mod:`monitor.status`)."""
+        return self.assess(now, alive=alive).status
 
     def final_validation_dice(self) -> float | None:
         if self.metadata.final_validation_dice is not None:
@@ -357,9 +403,10 @@ class RunReader:
             names = [f"class {k}" for k in range(1, n_classes + 1)]
         return names
 
-    def summary(self, now: float | None = None) -> dict[str, Any]:
-        """One row of the run table (see ``SUMMARY_COLUMNS``)."""
+    def summary(self, now: float | None = None, *, alive: bool | None = None) -> dict[str, Any]:
+        """One row of the run table (see ``SUMMARY_COLUMNS``; plus ``eta_s``, ``eta`` and ``dead_dice``)."""
         loc = self.location
+        verdict = self.assess(now, alive=alive)
         curves = self.curves()
         ema = curves.ema_fg_dice
         planned, _ = self.planned_epochs()
@@ -378,7 +425,7 @@ class RunReader:
             "epochs_completed": len(curves),
             "last_epoch": int(curves.epoch[-1]) if len(curves) else None,
             "planned_epochs": planned,
-            "status": self.status(now),
+            "status": verdict.status,
             "last_mean_fg_dice": _float(curves.mean_fg_dice[-1]) if len(curves) else None,
             "last_ema_fg_dice": _float(ema[-1]) if len(curves) else None,
             "best_ema_fg_dice": _float(ema[best_index]) if best_index is not None else None,
@@ -392,27 +439,35 @@ class RunReader:
             "training_done": self.training_done(),
             "log_files": len(self._logs),
             "problems": self.problems(),
+            "eta_s": verdict.eta_s,
+            "eta": _iso(verdict.eta),
+            "dead_dice": verdict.dead_dice,
         }
 
     def frame(self) -> pd.DataFrame:
         """The per-epoch DataFrame: one row per completed epoch, sorted (schema in the README)."""
-        import pandas as pd
+        return curves_frame(self.curves())
 
-        curves = self.curves()
-        data: dict[str, Any] = {
-            "epoch": curves.epoch.astype(np.int64),
-            "lr": curves.lr,
-            "train_loss": curves.train_loss,
-            "val_loss": curves.val_loss,
-            "mean_fg_dice": curves.mean_fg_dice,
-            "ema_fg_dice": curves.ema_fg_dice,
-        }
-        for k in range(curves.dice.shape[1]):
-            data[f"dice_{k + 1}"] = curves.dice[:, k]
-        data["epoch_time_s"] = curves.epoch_time_s
-        data["epoch_end"] = pd.to_datetime(curves.epoch_end).tz_localize("UTC")
-        data["source"] = curves.source.astype(str) if len(curves) else np.empty(0, dtype=object)
-        return pd.DataFrame(data)
+
+def curves_frame(curves: Curves) -> pd.DataFrame:
+    """The per-epoch DataFrame of merged curves (what :meth:`RunReader.frame` returns; the watcher's snapshots
+    build it from their immutable curves)."""
+    import pandas as pd
+
+    data: dict[str, Any] = {
+        "epoch": curves.epoch.astype(np.int64),
+        "lr": curves.lr,
+        "train_loss": curves.train_loss,
+        "val_loss": curves.val_loss,
+        "mean_fg_dice": curves.mean_fg_dice,
+        "ema_fg_dice": curves.ema_fg_dice,
+    }
+    for k in range(curves.dice.shape[1]):
+        data[f"dice_{k + 1}"] = curves.dice[:, k]
+    data["epoch_time_s"] = curves.epoch_time_s
+    data["epoch_end"] = pd.to_datetime(curves.epoch_end).tz_localize("UTC")
+    data["source"] = curves.source.astype(str) if len(curves) else np.empty(0, dtype=object)
+    return pd.DataFrame(data)
 
 
 def _checkpoint_to_curves(frame: pd.DataFrame, name: str) -> Curves:

@@ -86,6 +86,7 @@ def write_v2_run(
     final_dice: float | None = None,
     seed: int = 0,
     plateau: float = 0.85,
+    tau: float = 60.0,
 ) -> SyntheticRun:
     """Write a v2 ``training_log_*.txt`` (plus ``debug.json`` and ``../dataset.json``) into ``run_dir``.
 
@@ -95,7 +96,7 @@ def write_v2_run(
     """
     finished = (epochs >= planned) if finished is None else finished
     _write_side_files(run_dir, planned, classes, final_dice if finished else None)
-    c = _curves(epochs, planned, len(classes), seed, plateau=plateau)
+    c = _curves(epochs, planned, len(classes), seed, plateau=plateau, tau=tau)
     now = _START
     lines = [f"\n#######################################################################\nPlease cite nnU-Net\n",
              f"{now:%Y-%m-%d %H:%M:%S.%f}: do_dummy_2d_data_aug: False \n"]
@@ -166,7 +167,7 @@ def make_dataset_tree(
     runs = []
     for fold, n in enumerate(per_fold):
         run_dir = model_dir(root, dataset, configuration, trainer) / f"fold_{fold}"
-        plateau = 0.86 + 0.02 * math.sin(fold)
+        plateau = 0.86 + 0.04 * math.sin(1.7 * fold)
         runs.append(write_v2_run(run_dir, epochs=n, planned=planned, classes=classes, seed=seed + fold,
-                                 plateau=plateau, final_dice=round(plateau - 0.03, 4)))
+                                 plateau=plateau, tau=40.0 + 15 * fold, final_dice=round(plateau - 0.03, 4)))
     return runs

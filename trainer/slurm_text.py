@@ -109,7 +109,7 @@ def render_sbatch_script(*, job_name: str, output: str, options: SlurmOptions, a
             raise ValueError(f"invalid environment variable name {name!r}")
         lines.append(f"export {name}={shlex.quote(env[name])}")
     lines += [
-        'echo "[nnwatch] job $SLURM_JOB_ID on $(hostname) at $(date -Is)"',
+        'echo "[nnwatch] job ${SLURM_JOB_ID:-} on $(hostname) at $(date -Is)"',
         " ".join(shlex.quote(word) for word in argv),
         "code=$?",
         f'echo "$code" > {shlex.quote(exit_code_path)}',

@@ -1,0 +1,183 @@
+"""Plotly figures for the Run and Compare pages, built from monitor's frames and the analyzer's answer.
+
+Design choices a reader should know: smoothing is a trailing moving average (what the eye expects from
+a training curve: no peeking at future epochs) and the raw curve stays underneath as a faint shadow, so
+smoothing can never hide a collapse. The x axis always spans the planned schedule, so a running run
+shows how much is left. The analyzer's window is shaded and its Theil–Sen line drawn over it: the
+verdict is about exactly that segment of the raw mean pseudo Dice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+if TYPE_CHECKING:
+    from monitor.analyze import Analysis
+
+__all__ = [
+    "PALETTE",
+    "dice_figure",
+    "epoch_time_figure",
+    "folds_figure",
+    "loss_figure",
+    "lr_figure",
+    "pair_figure",
+    "smooth",
+]
+
+PALETTE = ("#2563EB", "#D97706", "#059669", "#DB2777", "#7C3AED", "#0891B2", "#65A30D", "#DC2626")
+MEAN_COLOUR = "#111827"
+EMA_COLOUR = "#0F766E"
+FIT_COLOUR = "#DC2626"
+_FONT = "DejaVu Sans, Liberation Sans, Arial, sans-serif"
+
+
+def smooth(values: pd.Series, window: int) -> pd.Series:
+    """Trailing moving average over ``window`` epochs (1 = raw); NaNs are skipped, not propagated."""
+    if window <= 1:
+        return values
+    return values.rolling(window, min_periods=1).mean()
+
+
+def _layout(fig: go.Figure, title: str, y_title: str, *, height: int = 360, x_max: float | None = None,
+            x_title: str = "epoch") -> go.Figure:
+    fig.update_layout(
+        template="plotly_white", title={"text": title, "x": 0.01, "font": {"size": 15}}, height=height,
+        margin={"l": 60, "r": 20, "t": 60, "b": 45}, font={"family": _FONT, "size": 12},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
+        hovermode="x unified",
+    )
+    fig.update_xaxes(title_text=x_title, showgrid=True, gridcolor="#EEF0F3", zeroline=False)
+    fig.update_yaxes(title_text=y_title, showgrid=True, gridcolor="#EEF0F3", zeroline=False)
+    if x_max:
+        fig.update_xaxes(range=[0, x_max])
+    return fig
+
+
+def _shadowed(fig: go.Figure, x: pd.Series, y: pd.Series, *, name: str, colour: str, window: int,
+              width: float = 1.6, dash: str | None = None, group: str | None = None) -> None:
+    """A faint raw trace plus its smoothed line in the same colour (one legend entry)."""
+    group = group or name
+    if window > 1:
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{name} (raw)", legendgroup=group,
+                                 showlegend=False, line={"color": colour, "width": 1}, opacity=0.22,
+                                 hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=x, y=smooth(y, window), mode="lines", name=name, legendgroup=group,
+                             line={"color": colour, "width": width, "dash": dash}))
+
+
+def dice_figure(frame: pd.DataFrame, class_names: Sequence[str], analysis: Analysis | None, *, window: int = 1,
+                planned_epochs: int | None = None) -> go.Figure:
+    """Pseudo Dice per class, their mean, nnU-Net's EMA, and the analyzer's window and fitted slope."""
+    fig = go.Figure()
+    x = frame["epoch"]
+    dice_columns = sorted((c for c in frame.columns if c.startswith("dice_")), key=lambda c: int(c[5:]))
+    for k, column in enumerate(dice_columns):
+        label = class_names[k] if k < len(class_names) else f"class {k + 1}"
+        _shadowed(fig, x, frame[column], name=label, colour=PALETTE[k % len(PALETTE)], window=window, width=1.3)
+    if "mean_fg_dice" in frame.columns:
+        _shadowed(fig, x, frame["mean_fg_dice"], name="mean pseudo Dice", colour=MEAN_COLOUR, window=window,
+                  width=2.0)
+    if "ema_fg_dice" in frame.columns:
+        fig.add_trace(go.Scatter(x=x, y=frame["ema_fg_dice"], mode="lines", name="EMA (nnU-Net)",
+                                 line={"color": EMA_COLOUR, "width": 2.4, "dash": "dot"}))
+    if analysis is not None and analysis.window is not None:
+        first, last = analysis.window
+        fig.add_vrect(x0=first, x1=last, fillcolor="#FDE68A", opacity=0.25, line_width=0, layer="below",
+                      annotation_text="analyzer window", annotation_position="top left",
+                      annotation_font={"size": 11, "color": "#92400E"})
+        if analysis.fit is not None:
+            fit = analysis.fit
+            slope = analysis.slope_per_100_epochs or 0.0
+            fig.add_trace(go.Scatter(
+                x=[fit.first_epoch, fit.last_epoch], y=[fit.value_at(fit.first_epoch), fit.value_at(fit.last_epoch)],
+                mode="lines", name=f"fitted slope {slope:+.4f} / 100 ep", line={"color": FIT_COLOUR, "width": 3}))
+    finite = frame[dice_columns + [c for c in ("mean_fg_dice",) if c in frame.columns]].to_numpy(
+        dtype=float, na_value=np.nan) if len(frame) else np.empty((0, 0))
+    fig = _layout(fig, "Validation pseudo Dice", "Dice", height=430,
+                  x_max=max(planned_epochs or 0, int(x.max()) + 1 if len(x) else 1))
+    if finite.size and np.isfinite(finite).any():
+        low = float(np.nanpercentile(finite, 2))
+        fig.update_yaxes(range=[max(0.0, low - 0.05), min(1.0, float(np.nanmax(finite)) + 0.03)])
+    return fig
+
+
+def loss_figure(frame: pd.DataFrame, *, window: int = 1, planned_epochs: int | None = None) -> go.Figure:
+    fig = go.Figure()
+    _shadowed(fig, frame["epoch"], frame["train_loss"], name="train loss", colour=PALETTE[0], window=window)
+    _shadowed(fig, frame["epoch"], frame["val_loss"], name="validation loss", colour=PALETTE[1], window=window)
+    return _layout(fig, "Loss", "loss (Dice + CE)", x_max=_x_max(frame, planned_epochs))
+
+
+def lr_figure(frame: pd.DataFrame, *, planned_epochs: int | None = None) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=frame["epoch"], y=frame["lr"].where(frame["lr"] > 0), mode="lines",
+                               name="learning rate", line={"color": PALETTE[4], "width": 2}))
+    fig = _layout(fig, "Learning rate (log scale)", "learning rate", x_max=_x_max(frame, planned_epochs))
+    fig.update_yaxes(type="log", exponentformat="power")
+    return fig
+
+
+def epoch_time_figure(frame: pd.DataFrame, *, planned_epochs: int | None = None) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=frame["epoch"], y=frame["epoch_time_s"], mode="lines", name="epoch time",
+                               line={"color": PALETTE[2], "width": 1.4}))
+    median = frame["epoch_time_s"].median()
+    if pd.notna(median):
+        fig.add_hline(y=float(median), line_dash="dash", line_color="#6B7280",
+                      annotation_text=f"median {median:.0f} s", annotation_position="top left")
+    return _layout(fig, "Epoch time", "seconds", x_max=_x_max(frame, planned_epochs))
+
+
+def _x_max(frame: pd.DataFrame, planned_epochs: int | None) -> float:
+    last = int(frame["epoch"].max()) + 1 if len(frame) else 1
+    return float(max(planned_epochs or 0, last))
+
+
+def folds_figure(frames: Mapping[str, pd.DataFrame], band: pd.DataFrame, *, column: str = "ema_fg_dice",
+                 label: str = "EMA pseudo Dice", spread: str = "std") -> go.Figure:
+    """Every fold as a thin line, the mean across folds bold, and mean ± sd (or min–max) as a band."""
+    fig = go.Figure()
+    if len(band):
+        low = band["mean"] - band["std"] if spread == "std" else band["min"]
+        high = band["mean"] + band["std"] if spread == "std" else band["max"]
+        fig.add_trace(go.Scatter(x=band["epoch"], y=high, mode="lines", line={"width": 0}, showlegend=False,
+                                 hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=band["epoch"], y=low, mode="lines", line={"width": 0}, fill="tonexty",
+                                 fillcolor="rgba(15,118,110,0.15)",
+                                 name="mean ± sd" if spread == "std" else "min–max", hoverinfo="skip"))
+    for k, (fold, frame) in enumerate(sorted(frames.items())):
+        if column in frame.columns and len(frame):
+            fig.add_trace(go.Scatter(x=frame["epoch"], y=frame[column], mode="lines", name=f"fold {fold}",
+                                     line={"color": PALETTE[k % len(PALETTE)], "width": 1.1}, opacity=0.75))
+    if len(band):
+        fig.add_trace(go.Scatter(x=band["epoch"], y=band["mean"], mode="lines", name="mean of folds",
+                                 line={"color": MEAN_COLOUR, "width": 2.6}))
+    fig = _layout(fig, f"{label} across folds", label, height=430)
+    values = pd.concat([f[column] for f in frames.values() if column in f.columns and len(f)], ignore_index=True) \
+        if frames else pd.Series(dtype=float)
+    if len(values.dropna()):
+        fig.update_yaxes(range=[max(0.0, float(values.quantile(0.02)) - 0.05), min(1.0, float(values.max()) + 0.03)])
+    return fig
+
+
+def pair_figure(parent: pd.DataFrame, child: pd.DataFrame, *, parent_label: str, child_label: str,
+                x_mode: str = "epoch", column: str = "ema_fg_dice", window: int = 1) -> go.Figure:
+    """Parent and extended run on one chart; ``x_mode`` "fraction" puts both on 0–100 % of schedule."""
+    fig = go.Figure()
+    x_col = "fraction" if x_mode == "fraction" else "epoch"
+    for frame, label, colour in ((parent, parent_label, PALETTE[0]), (child, child_label, PALETTE[1])):
+        if len(frame) and column in frame.columns:
+            _shadowed(fig, frame[x_col], frame[column], name=label, colour=colour, window=window, width=2.2)
+    title = "Parent vs extended run" + (" at the same fraction of schedule" if x_col == "fraction" else "")
+    fig = _layout(fig, title, "EMA pseudo Dice" if column == "ema_fg_dice" else "mean pseudo Dice", height=430,
+                  x_title="fraction of schedule" if x_col == "fraction" else "epoch")
+    if x_col == "fraction":
+        fig.update_xaxes(range=[0, 1], tickformat=".0%")
+    values = pd.concat([f[column] for f in (parent, child) if len(f) and column in f.columns], ignore_index=True)
+    if len(values.dropna()):
+        fig.update_yaxes(range=[max(0.0, float(values.quantile(0.02)) - 0.05), min(1.0, float(values.max()) + 0.03)])
+    return fig

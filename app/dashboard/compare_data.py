@@ -1,0 +1,116 @@
+"""What the Compare page plots, as plain pandas: fold bands, extension pairs, ahead-or-behind.
+
+Comparing a parent run with its extension only makes sense at the same *fraction of schedule*: nnU-Net's
+poly learning rate is a function of epoch/N, so epoch 700 of 2000 is at a much higher learning rate than
+epoch 700 of 1000 and its Dice is expected to be lower. "Ahead" therefore means: at the fraction the
+extended run has reached, its EMA pseudo Dice is above the parent's EMA at that same fraction.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Standing", "extension_pairs", "fold_band", "standing", "with_fraction"]
+
+_EPOCHS_SUFFIX = re.compile(r"^(?P<base>.+)_(?P<epochs>\d+)epochs$")
+
+
+def fold_band(frames: Mapping[str, pd.DataFrame], column: str = "ema_fg_dice") -> pd.DataFrame:
+    """Per-epoch mean, standard deviation, min, max and count of ``column`` across folds.
+
+    Epochs are aligned by number (folds of one configuration share the schedule); an epoch only some
+    folds reached still gets a value, with ``n`` saying how many folds it rests on.
+    """
+    series = {fold: frame.set_index("epoch")[column] for fold, frame in frames.items()
+              if len(frame) and column in frame.columns}
+    if not series:
+        return pd.DataFrame(columns=["epoch", "mean", "std", "min", "max", "n"])
+    wide = pd.DataFrame(series).sort_index()
+    out = pd.DataFrame({
+        "epoch": wide.index.to_numpy(),
+        "mean": wide.mean(axis=1, skipna=True).to_numpy(),
+        "std": wide.std(axis=1, ddof=0, skipna=True).to_numpy(),
+        "min": wide.min(axis=1, skipna=True).to_numpy(),
+        "max": wide.max(axis=1, skipna=True).to_numpy(),
+        "n": wide.notna().sum(axis=1).to_numpy(),
+    })
+    return out
+
+
+def with_fraction(frame: pd.DataFrame, planned_epochs: int | None) -> pd.DataFrame:
+    """The frame with ``fraction`` = (epoch + 1) / planned epochs (NaN when the schedule is unknown)."""
+    out = frame.copy()
+    out["fraction"] = (out["epoch"] + 1) / planned_epochs if planned_epochs else math.nan
+    return out
+
+
+def extension_pairs(table: pd.DataFrame, jobs: Iterable[Any] = ()) -> list[tuple[str, str, str]]:
+    """``(parent_run_id, extended_run_id, how_known)`` pairs present in the table.
+
+    Known from the job registry (an extend nnwatch started) or from nnU-Net's naming: a trainer
+    ``<Parent>_<N>epochs`` with the same dataset, plans, configuration and fold is a longer schedule of
+    ``<Parent>`` (``nnUNetTrainer_2000epochs`` of ``nnUNetTrainer``).
+    """
+    if table.empty:
+        return []
+    present = set(table["run_id"])
+    pairs: dict[tuple[str, str], str] = {}
+    for job in jobs:
+        if job.parent_run_id in present and job.new_run_id in present:
+            pairs[(job.parent_run_id, job.new_run_id)] = f"job {job.job_id}"
+    keyed = {(r.dataset, r.plans, r.configuration, str(r.fold), r.trainer): r.run_id
+             for r in table.itertuples() if r.nnunet_version == "v2"}
+    for (dataset, plans, configuration, fold, trainer), run_id in keyed.items():
+        match = _EPOCHS_SUFFIX.match(trainer)
+        if not match:
+            continue
+        parent = keyed.get((dataset, plans, configuration, fold, match.group("base")))
+        if parent is not None:
+            pairs.setdefault((parent, run_id), "trainer name")
+    return [(parent, child, how) for (parent, child), how in sorted(pairs.items())]
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where an extended run stands against its parent at the same fraction of schedule."""
+
+    fraction: float
+    child_value: float
+    parent_value: float
+
+    @property
+    def delta(self) -> float:
+        return self.child_value - self.parent_value
+
+    @property
+    def ahead(self) -> bool:
+        return self.delta > 0
+
+    def sentence(self, column_label: str = "EMA pseudo Dice") -> str:
+        where = "ahead of" if self.ahead else "behind"
+        return (f"At {self.fraction:.0%} of its schedule the extended run is **{where}** its parent by "
+                f"{abs(self.delta):.4f} {column_label} ({self.child_value:.4f} vs {self.parent_value:.4f} at the "
+                "same fraction of schedule).")
+
+
+def standing(parent: pd.DataFrame, parent_planned: int | None, child: pd.DataFrame, child_planned: int | None,
+             column: str = "ema_fg_dice") -> Standing | None:
+    """The comparison at the child's latest epoch; None when either schedule or value is unknown."""
+    if not parent_planned or not child_planned or parent.empty or child.empty:
+        return None
+    p = with_fraction(parent, parent_planned).dropna(subset=[column])
+    c = with_fraction(child, child_planned).dropna(subset=[column])
+    if p.empty or c.empty:
+        return None
+    fraction = float(c["fraction"].iloc[-1])
+    if fraction < float(p["fraction"].iloc[0]) or fraction > float(p["fraction"].iloc[-1]):
+        return None  # the parent never reached this fraction (it crashed earlier): nothing to compare
+    parent_value = float(np.interp(fraction, p["fraction"].to_numpy(), p[column].to_numpy()))
+    return Standing(fraction=fraction, child_value=float(c[column].iloc[-1]), parent_value=parent_value)

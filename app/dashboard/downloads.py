@@ -1,0 +1,43 @@
+"""Download buttons: PNG reports from :mod:`monitor.report` and the curves behind every chart as CSV.
+
+PNGs are rendered lazily (Streamlit calls the callable only when the button is clicked), because a
+report costs ~0.3 s of matplotlib and most page views download nothing. The chart-level PNG of the
+figure as seen is plotly's own camera button, configured here with a readable file name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+__all__ = ["chart_config", "csv_button", "png_button", "safe_name"]
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe version of a run id or title."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:120] or "nnwatch"
+
+
+def chart_config(name: str) -> dict[str, Any]:
+    """plotly config: the camera button saves a 2× PNG named after the chart."""
+    return {"displaylogo": False, "toImageButtonOptions": {"format": "png", "filename": safe_name(name), "scale": 2},
+            "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+
+
+def csv_button(frame: pd.DataFrame, name: str, *, key: str, label: str = "CSV") -> None:
+    """The frame as CSV (timestamps ISO-8601), computed now: CSVs are small."""
+    st.download_button(f":material/download: {label}", data=frame.to_csv(index=False).encode("utf-8"),
+                       file_name=f"{safe_name(name)}.csv", mime="text/csv", key=key, on_click="ignore",
+                       help="The numbers behind this chart, one row per epoch")
+
+
+def png_button(render: Callable[[], bytes], name: str, *, key: str, label: str = "PNG report",
+               disabled: bool = False, help: str | None = None) -> None:
+    """A PNG rendered by ``render`` only when clicked."""
+    st.download_button(f":material/image: {label}", data=render, file_name=f"{safe_name(name)}.png",
+                       mime="image/png", key=key, on_click="ignore", disabled=disabled,
+                       help=help or "A slide-ready PNG drawn by nnwatch's report renderer")

@@ -1,0 +1,101 @@
+"""Streamlit's caches: one store per results root, one jobs source per registry, derived frames by version.
+
+``st.cache_resource`` holds objects every session shares (the :class:`RunStore` with its readers, the
+:class:`JobsSource`, the demo tree and its trainer thread); ``st.cache_data`` holds frames derived from
+them, keyed on the store's ``version`` so a new epoch invalidates exactly what it changes. Filters are
+applied by the pages, outside the caches, so every filter combination shares one cached frame.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app.dashboard.jobs_source import JobsSource, load_backend_factory
+from app.dashboard.settings import Settings, load_settings
+from app.dashboard.store import RunStore, StoreError
+from app.dashboard.tables import groups_frame, runs_frame
+from trainer import Job
+
+__all__ = ["jobs", "jobs_stamp", "overview_frames", "results_root", "settings", "store"]
+
+
+def settings() -> Settings:
+    """This server's settings; Streamlit's ``server.address`` is the binding that counts."""
+    return load_settings(server_address=st.get_option("server.address"))
+
+
+@st.cache_resource(show_spinner="Writing the demo runs…")
+def _demo_root(interval_s: float) -> str:
+    from app.demo import build_demo_tree
+
+    root, _trainer = build_demo_tree(interval_s=interval_s)
+    return str(root)
+
+
+def results_root(config: Settings) -> Path:
+    """The watched tree: the configured root, or the bundled demo (written once per server)."""
+    return config.root if config.root is not None else Path(_demo_root(config.demo_interval_s))
+
+
+@st.cache_resource(show_spinner="Reading every run in the results tree (once per server start)…")
+def _store(root: str) -> RunStore:
+    return RunStore(root)
+
+
+def store() -> RunStore | None:
+    """The shared store, polled (throttled) for new epochs; None after showing what is wrong."""
+    config = settings()
+    root = results_root(config)
+    try:
+        shared = _store(str(root))
+    except StoreError as exc:
+        st.error(f"**{exc}.** Start nnwatch with `nnwatch serve --root /path/to/nnUNet_results`, or set "
+                 "`$nnUNet_results`; with neither it serves demo runs.", icon=":material/folder_off:")
+        return None
+    try:
+        shared.poll()
+    except StoreError as exc:
+        st.warning(f"The results tree could not be re-read ({exc}); showing the last known state.")
+    return shared
+
+
+@st.cache_resource(show_spinner=False)
+def _jobs(db: str | None, factory_spec: str | None) -> JobsSource:
+    return JobsSource(Path(db) if db else None, backend_factory=load_backend_factory(factory_spec))
+
+
+def jobs() -> JobsSource | None:
+    """The shared job registry; None after showing why it cannot be opened."""
+    config = settings()
+    db = config.jobs_db
+    if db is None and config.demo:
+        db = Path(_demo_root(config.demo_interval_s)).parent / "jobs.sqlite3"
+    try:
+        return _jobs(str(db) if db else None, config.backend_factory)
+    except Exception as exc:  # a bad path, a locked file, a bad factory spec
+        st.error(f"**The job registry cannot be opened:** {exc}. Set `NNWATCH_JOBS_DB` to a writable file.",
+                 icon=":material/database:")
+        return None
+
+
+def jobs_stamp(source: JobsSource | None) -> tuple[tuple[str, str], ...]:
+    """A hashable summary of the jobs (id, state) so cached frames notice a new or finished job."""
+    if source is None:
+        return ()
+    return tuple((job.job_id, job.state.value) for job in source.jobs())
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def overview_frames(root: str, version: int, stamp: tuple[tuple[str, str], ...],
+                    _by_run: dict[str, list[Job]]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(raw run table, display table, fold-group table) for one store version and jobs state.
+
+    ``_by_run`` is not part of the cache key (Streamlit skips arguments starting with ``_``): ``stamp``
+    stands for it.
+    """
+    del version, stamp  # cache keys only
+    table = _store(root).table()
+    return table, runs_frame(table, _by_run), groups_frame(table)

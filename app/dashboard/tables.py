@@ -1,0 +1,187 @@
+"""The overview's tables, as plain pandas: filters, the runs table as shown, and the fold-group summary.
+
+No Streamlit here, so the benchmark and tests can call it directly and ``st.cache_data`` can key it on
+the store's version. Display frames use short column names and human text (``812 / 1000``, ``3 h 10
+min``) because that is what a lab member scans; the raw numbers stay available in the CSV download.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import pandas as pd
+
+__all__ = [
+    "STATUS_LABELS",
+    "VERDICT_LABELS",
+    "Filters",
+    "apply_filters",
+    "fmt_duration",
+    "groups_frame",
+    "run_link",
+    "runs_frame",
+]
+
+STATUS_LABELS = {
+    "running": "▶ running", "stalled": "⏸ stalled", "crashed": "✗ crashed", "finished": "✓ finished",
+    "unknown": "? unknown",
+}
+VERDICT_LABELS = {
+    "improving": "↗ improving", "plateau": "→ plateau", "declining": "↘ declining",
+    "insufficient_data": "… too early to say",
+}
+_FOLD_MARK = {"finished": "✓", "running": "▶", "stalled": "⏸", "crashed": "✗", "unknown": "?"}
+_FILTER_FIELDS = ("dataset", "configuration", "trainer", "status", "verdict")
+
+
+def run_link(run_id: str) -> str:
+    """The shareable, relative URL of a run's page (``run?id=<url-encoded id>``)."""
+    return "run?id=" + quote(run_id, safe="")
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """``2 d 4 h``, ``3 h 12 min``, ``7 min``; empty for unknown."""
+    if seconds is None or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+        return ""
+    minutes = int(round(seconds / 60.0))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{max(minutes, 1)} min" if seconds > 0 else "0 min"
+
+
+@dataclass
+class Filters:
+    """The overview's filters; they round-trip through the URL query string (lists as comma lists)."""
+
+    dataset: list[str] = field(default_factory=list)
+    configuration: list[str] = field(default_factory=list)
+    trainer: list[str] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)
+    verdict: list[str] = field(default_factory=list)
+    q: str = ""
+
+    @classmethod
+    def from_query(cls, params: Mapping[str, Any]) -> Filters:
+        values: dict[str, Any] = {}
+        for name in _FILTER_FIELDS:
+            raw = params.get(name)
+            if isinstance(raw, list):
+                raw = ",".join(raw)
+            values[name] = [part for part in (raw or "").split(",") if part]
+        q = params.get("q") or ""
+        return cls(q=q if isinstance(q, str) else str(q[-1]), **values)
+
+    def to_query(self) -> dict[str, str]:
+        """Only the filters that are set, so an unfiltered overview has a clean URL."""
+        out = {name: ",".join(getattr(self, name)) for name in _FILTER_FIELDS if getattr(self, name)}
+        if self.q:
+            out["q"] = self.q
+        return out
+
+    @property
+    def active(self) -> bool:
+        return bool(self.to_query())
+
+
+def apply_filters(table: pd.DataFrame, filters: Filters) -> pd.DataFrame:
+    """Rows that match every set filter; ``q`` is a case-insensitive substring of the run id."""
+    if table.empty:
+        return table
+    mask = pd.Series(True, index=table.index)
+    for name in _FILTER_FIELDS:
+        wanted = getattr(filters, name)
+        if wanted and name in table.columns:
+            mask &= table[name].astype(str).isin(wanted)
+    if filters.q:
+        mask &= table["run_id"].str.contains(filters.q, case=False, regex=False)
+    return table[mask]
+
+
+def _job_text(jobs: Iterable[Any], run_id: str) -> str:
+    """The newest job touching a run: ``extend job 3fa2… running`` or ``extension of … (job …)``."""
+    for job in jobs:  # newest first
+        if job.parent_run_id == run_id:
+            return f"{job.state.value}: → {job.epochs} ep ({job.job_id})"
+        if job.new_run_id == run_id:
+            return f"extension, job {job.job_id} {job.state.value}"
+    return ""
+
+
+def _column(table: pd.DataFrame, name: str, default: Any = None) -> pd.Series:
+    return table[name] if name in table.columns else pd.Series(default, index=table.index)
+
+
+def runs_frame(table: pd.DataFrame, jobs_by_run: Mapping[str, list[Any]] | None = None) -> pd.DataFrame:
+    """One display row per run, in the overview's column order."""
+    jobs_by_run = jobs_by_run or {}
+    if table.empty:
+        return pd.DataFrame(columns=["Open", "Dataset", "Config", "Trainer", "Fold", "Status", "Epoch", "Progress",
+                                     "ETA", "Last EMA", "Best EMA", "Verdict", "Why", "Job", "run_id"])
+    done = _column(table, "epochs_completed").astype("Float64")
+    planned = _column(table, "planned_epochs").astype("Float64")
+    epoch_text = [
+        f"{int(d) if pd.notna(d) else 0} / {int(p) if pd.notna(p) else '?'}" for d, p in zip(done, planned)
+    ]
+    progress = (done / planned).astype("float64").clip(0, 1)
+    verdicts = _column(table, "verdict", "").fillna("")
+    frame = pd.DataFrame({
+        "Open": [run_link(r) for r in table["run_id"]],
+        "Dataset": table["dataset"],
+        "Config": table["configuration"],
+        "Trainer": table["trainer"] + _column(table, "nnunet_version", "").map(
+            lambda v: " (v1)" if v == "v1" else ""),
+        "Fold": table["fold"].astype(str),
+        "Status": table["status"].map(lambda s: STATUS_LABELS.get(s, s)),
+        "Epoch": epoch_text,
+        "Progress": progress,
+        "ETA": _column(table, "eta_s").map(fmt_duration),
+        "Last EMA": pd.to_numeric(_column(table, "last_ema_fg_dice"), errors="coerce"),
+        "Best EMA": pd.to_numeric(_column(table, "best_ema_fg_dice"), errors="coerce"),
+        "Verdict": verdicts.map(lambda v: VERDICT_LABELS.get(v, v)),
+        "Why": _column(table, "verdict_reason", "").fillna(""),
+        "Job": [_job_text(jobs_by_run.get(r, []), r) for r in table["run_id"]],
+        "run_id": table["run_id"],
+    })
+    return frame.reset_index(drop=True)
+
+
+def _fold_key(fold: str) -> tuple[int, str]:
+    return (int(fold), "") if str(fold).isdigit() else (10_000, str(fold))
+
+
+def groups_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per dataset × configuration × trainer: its folds at a glance and how many are done."""
+    columns = ["Dataset", "Config", "Trainer", "Folds", "Finished", "Running", "Crashed", "Mean best EMA",
+               "Spread", "Verdicts"]
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    keys = ["dataset", "configuration", "trainer", "plans"]
+    for (dataset, configuration, trainer, plans), group in table.groupby(keys, sort=True, dropna=False):
+        ordered = sorted(zip(group["fold"].astype(str), group["status"]), key=lambda item: _fold_key(item[0]))
+        folds = "  ".join(f"{fold}{_FOLD_MARK.get(status, '?')}" for fold, status in ordered)
+        best = pd.to_numeric(group["best_ema_fg_dice"], errors="coerce").dropna()
+        counts = group["verdict"].value_counts() if "verdict" in group.columns else pd.Series(dtype=int)
+        verdict_text = ", ".join(f"{n} {VERDICT_LABELS.get(v, v).split(' ', 1)[-1]}" for v, n in counts.items())
+        numeric_folds = {f for f, _ in ordered if f.isdigit()}
+        rows.append({
+            "Dataset": dataset, "Config": configuration,
+            "Trainer": trainer if plans in ("nnUNetPlans", "") else f"{trainer} · {plans}",
+            "Folds": folds,
+            "Finished": f"{int((group['status'] == 'finished').sum())} / {max(5, len(numeric_folds))}"
+            if numeric_folds else f"{int((group['status'] == 'finished').sum())} / {len(group)}",
+            "Running": int((group["status"] == "running").sum()),
+            "Crashed": int((group["status"] == "crashed").sum()),
+            "Mean best EMA": float(best.mean()) if len(best) else math.nan,
+            "Spread": float(best.std(ddof=0)) if len(best) > 1 else math.nan,
+            "Verdicts": verdict_text,
+        })
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,146 @@
+"""Small UI pieces every page uses: error guards, verdict call-outs, run flags, extend eligibility.
+
+Why a guard around each page section: a broken run (a garbled log, a half-written JSON) must never take
+the page down. :func:`guard` turns any exception into a red box that names what failed and what to do,
+with the traceback folded away for whoever files the bug; Streamlit's own control-flow exceptions
+(``st.rerun``, ``st.stop``, ``st.switch_page``) derive from ``BaseException`` and pass through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import traceback
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import streamlit as st
+
+from app.dashboard.tables import STATUS_LABELS, VERDICT_LABELS, fmt_duration
+
+if TYPE_CHECKING:
+    from monitor.analyze import Analysis
+
+__all__ = [
+    "eta_text",
+    "extend_eligibility",
+    "fmt_dice",
+    "guard",
+    "run_flags",
+    "status_text",
+    "verdict_callout",
+    "verdict_supports_extend",
+]
+
+
+@contextlib.contextmanager
+def guard(what: str, hint: str = "Reload the page; if it persists, run `nnwatch scan` on the same root and "
+                                "report the message.") -> Iterator[None]:
+    """Show an exception inside ``with`` as an error box instead of a crashed page."""
+    try:
+        yield
+    except Exception as exc:
+        st.error(f"**Could not {what}.** {type(exc).__name__}: {exc}\n\n{hint}", icon=":material/error:")
+        with st.expander("Details for a bug report"):
+            st.code("".join(traceback.format_exception(exc)), language="text")
+
+
+def fmt_dice(value: Any) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    return f"{number:.4f}" if math.isfinite(number) else "–"
+
+
+def status_text(status: str | None) -> str:
+    return STATUS_LABELS.get(status or "unknown", status or "unknown")
+
+
+def verdict_supports_extend(analysis: Analysis | None) -> bool:
+    """The analyzer recommends a longer schedule: improving *and* a projected gain worth the GPU time."""
+    if analysis is None or analysis.verdict.value != "improving":
+        return False
+    return analysis.recommended_epochs is not None or any(s.worth_it for s in analysis.schedules)
+
+
+def extend_eligibility(summary: dict[str, Any]) -> tuple[bool, str]:
+    """Whether the Extend action is offered for a run, and the sentence that says why not."""
+    if summary.get("nnunet_version") != "v2":
+        return False, ("nnU-Net v1 runs cannot be extended by nnunetv2 (different trainers and plans); "
+                       "retrain with nnU-Net v2 to use Extend.")
+    status = summary.get("status")
+    if status != "finished":
+        return False, (f"This run is {status}. Extend retrains from scratch with a longer schedule; it is offered "
+                       "once the run has finished, so the verdict is about a complete schedule.")
+    return True, ""
+
+
+def verdict_callout(analysis: Analysis | None, summary: dict[str, Any]) -> None:
+    """The verdict in one coloured sentence, with its estimates and the plain-language explanation."""
+    if analysis is None:
+        st.info("No verdict: the run has no completed epoch yet.", icon=":material/hourglass_empty:")
+        return
+    verdict = analysis.verdict.value
+    label = VERDICT_LABELS.get(verdict, verdict)
+    text = f"**{label.capitalize()}** — {analysis.reason}"
+    box = {"improving": st.success, "declining": st.error}.get(verdict, st.info)
+    if verdict == "improving" and not verdict_supports_extend(analysis) and summary.get("status") == "finished":
+        box = st.warning
+    box(text, icon=":material/insights:")
+    cols = st.columns(4)
+    slope, ci = analysis.slope_per_100_epochs, analysis.slope_ci95
+    cols[0].metric("Slope at the end", "–" if slope is None else f"{slope:+.4f}",
+                   help="Theil–Sen slope of the raw mean pseudo Dice over the shaded window, Dice per 100 epochs" +
+                   ("" if ci is None else f"; 95 % interval {ci[0]:+.4f} … {ci[1]:+.4f}"))
+    gain = analysis.projected_gain_2000
+    cols[1].metric("Projected gain at 2000 ep", "–" if gain is None else f"{gain[0]:+.3f} … {gain[1]:+.3f}",
+                   help="Range of Dice a from-scratch 2000-epoch schedule could add, from the trend before the "
+                   "learning-rate annealing; the low end 0 means 'same Dice, later'.")
+    hours = analysis.gpu_hours_2000
+    cols[2].metric("Cost of 2000 epochs", "–" if hours is None else f"≈ {hours:.0f} GPU-h",
+                   help="Median epoch time of this run × 2000 epochs, on the same kind of GPU")
+    cols[3].metric("Recommended schedule", f"{analysis.recommended_epochs} ep" if analysis.recommended_epochs
+                   else "none", help="The cheapest schedule whose projected gain is worth it (at least 0.01 Dice)")
+    with st.expander("Why this verdict? (and why pseudo Dice differs from the final validation Dice)"):
+        st.markdown(analysis.explanation or analysis.reason)
+        if analysis.schedules:
+            rows = [{"epochs": s.epochs,
+                     "projected gain": "–" if s.projected_gain is None else
+                     f"{s.projected_gain[0]:+.3f} … {s.projected_gain[1]:+.3f}",
+                     "GPU-hours": "–" if s.gpu_hours is None else f"{s.gpu_hours:.0f}",
+                     "worth it": "yes" if s.worth_it else "no"} for s in analysis.schedules]
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="content")
+        final = summary.get("final_validation_dice")
+        if final is not None:
+            st.caption(f"Final validation Dice (whole cases, after training): {fmt_dice(final)}; last EMA pseudo "
+                       f"Dice: {fmt_dice(summary.get('last_ema_fg_dice'))}.")
+
+
+def run_flags(summary: dict[str, Any], frame: pd.DataFrame, problems: list[str]) -> list[str]:
+    """Plain sentences for what needs a human look: dead classes, NaNs, stalls and crashes, parse problems."""
+    flags = list(problems)
+    dice_columns = [c for c in frame.columns if c.startswith("dice_")]
+    if len(frame) and dice_columns:
+        nan_epochs = int(frame[dice_columns].isna().any(axis=1).sum())
+        if nan_epochs and not any("NaN" in p for p in problems):
+            flags.append(f"{nan_epochs} epoch(s) have NaN pseudo Dice for at least one class (a class absent from "
+                         "the sampled validation patches, or a diverged run).")
+    for column in ("train_loss", "val_loss"):
+        if column in frame.columns and len(frame) and frame[column].isna().iloc[-min(5, len(frame)):].all():
+            flags.append(f"The last epochs have no {column.replace('_', ' ')} (NaN): the run may have diverged.")
+    status = summary.get("status")
+    if status == "crashed":
+        ended = summary.get("last_update") or "an unknown time"
+        flags.append(f"The log stopped changing at {ended} before the schedule ended: the process is gone "
+                     "(crash, out of memory, or killed by the scheduler).")
+    elif status == "stalled":
+        flags.append("No new epoch for much longer than an epoch usually takes: the run may be stuck.")
+    if status == "running" and summary.get("eta_s") is not None:
+        flags = [f for f in flags if "no completed epoch" not in f]
+    return flags
+
+
+def eta_text(summary: dict[str, Any]) -> str:
+    return fmt_duration(summary.get("eta_s")) or "–"

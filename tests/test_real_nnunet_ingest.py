@@ -1,0 +1,32 @@
+"""A real nnU-Net training (tiny dataset, CPU): log-derived and checkpoint-derived curves agree."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor import load_run
+from monitor.checkpoint import read_checkpoint_curves
+
+pytestmark = pytest.mark.nnunet
+
+
+def test_log_and_checkpoint_curves_agree_within_log_rounding(tiny_parent_run) -> None:
+    reader = load_run(tiny_parent_run)
+    frame = reader.frame()
+    summary = reader.summary()
+    assert frame["epoch"].tolist() == [0, 1, 2, 3]
+    assert summary["status"] == "finished" and summary["planned_epochs"] == 4
+    assert summary["class_names"] == ["disc", "ring"]
+    assert summary["final_validation_dice"] is not None  # validation/summary.json
+
+    log_only = reader._merged_logs()  # what the text log alone says
+    ckpt = read_checkpoint_curves(tiny_parent_run / "checkpoint_final.pth").frame
+    assert ckpt["epoch"].tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(log_only.train_loss, ckpt["train_loss"], atol=5.1e-5)
+    np.testing.assert_allclose(log_only.val_loss, ckpt["val_loss"], atol=5.1e-5)
+    np.testing.assert_allclose(log_only.dice, ckpt[["dice_1", "dice_2"]].to_numpy(), atol=5.1e-5)
+    np.testing.assert_allclose(log_only.lr, ckpt["lr"], atol=5.1e-6)
+    # The merged frame carries the checkpoint's full precision, and nnU-Net's own EMA matches ours.
+    assert (frame["source"] == "checkpoint_final.pth").all()
+    np.testing.assert_allclose(frame["ema_fg_dice"], ckpt["ema_fg_dice"], rtol=1e-6)
