@@ -903,32 +903,34 @@ def _plain(obj: Any, depth: int = 0, active: set[int] | None = None) -> Any:
 
 
 def _scalar_to_float(value: Any) -> float | None:
-    """float(value) for numbers, numpy scalars and one-element arrays; None if it is not a number."""
+    """float(value) for numbers, numpy scalars, one-element arrays and datetimes; None if not a number."""
     if value is None:
         return math.nan
     if isinstance(value, (float, int, np.floating, np.integer, np.bool_)):
         return float(value)
     if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "fiub":
         return float(value.reshape(-1)[0])
+    if isinstance(value, _dt.datetime):
+        return value.timestamp()
     return None
 
 
 def _why_not_number(value: Any) -> str:
     if isinstance(value, _StandIn):
-        name = type(value)._sd_name
-        return "torch tensors (not read)" if name.startswith("_rebuild") else f"{type(value)._sd_module}.{name}"
+        cls = type(value)
+        return "torch tensors (not read)" if cls._sd_name.startswith("_rebuild") else repr(cls)
     if isinstance(value, np.ndarray):
         return f"arrays of shape {value.shape}"
     return type(value).__name__
 
 
 def _float_curve(values: Sequence[Any], label: str, problems: list[str]) -> np.ndarray:
-    """Convert one logged list to float64 exactly (no rounding: float32/float64 widen losslessly)."""
+    """Convert one logged list to float64 exactly (float32/float64 widen losslessly; None becomes NaN)."""
     try:
-        arr = np.asarray(values, dtype=np.float64)
+        arr = np.asarray(values, dtype=np.float64)  # one C loop for the usual floats / numpy scalars
         if arr.ndim == 1 and arr.shape[0] == len(values):
             return arr
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
     out = np.full(len(values), np.nan)
     bad: dict[str, int] = {}
@@ -946,12 +948,18 @@ def _float_curve(values: Sequence[Any], label: str, problems: list[str]) -> np.n
 
 def _dice_matrix(entries: Sequence[Any], problems: list[str]) -> np.ndarray:
     """Per-class Dice, one row per epoch, NaN-padded if classes are missing in some epochs."""
+    try:
+        matrix = np.asarray(entries, dtype=np.float64)  # the usual case: equal-length lists of numbers
+        if matrix.ndim == 2 and matrix.shape[0] == len(entries):
+            return matrix
+    except (TypeError, ValueError, OverflowError):
+        pass
     rows: list[np.ndarray] = []
     bad = 0
     for entry in entries:
         seq: Sequence[Any]
         if isinstance(entry, np.ndarray):
-            seq = list(entry.reshape(-1)) if entry.dtype.kind in "fiub" else list(entry.ravel())
+            seq = list(entry.reshape(-1))
         elif isinstance(entry, (list, tuple)):
             seq = entry
         else:
@@ -968,15 +976,26 @@ def _dice_matrix(entries: Sequence[Any], problems: list[str]) -> np.ndarray:
         matrix[i, : len(row)] = row
         ragged += len(row) != width
     if ragged:
-        problems.append(f"dice_per_class_or_region: {ragged} epoch(s) have fewer than {width} classes (NaN-padded)")
+        problems.append(
+            f"dice_per_class_or_region: {ragged} epoch(s) have fewer than {width} classes (NaN-padded)"
+        )
     return matrix
 
 
-def _timestamps(values: Sequence[Any], label: str, problems: list[str]) -> np.ndarray:
-    """Seconds since the epoch (nnU-Net logs ``time.time()``); datetimes are accepted too."""
-    if any(isinstance(v, _dt.datetime) for v in values):
-        values = [v.timestamp() if isinstance(v, _dt.datetime) else v for v in values]
-    return _float_curve(values, label, problems)
+#: Timestamps outside 1970..2200 cannot be nnU-Net's time.time() (and would overflow datetime64[ns]).
+_MAX_TIMESTAMP_S = 7.3e9
+
+
+def _utc_times(seconds: np.ndarray, problems: list[str]) -> pd.DatetimeIndex:
+    """``pd.to_datetime(seconds, unit="s", utc=True)``, same nanoseconds, ~5x faster (it is per poll)."""
+    valid = np.isfinite(seconds) & (seconds >= 0) & (seconds <= _MAX_TIMESTAMP_S)
+    if int(valid.sum()) != int(np.isfinite(seconds).sum()):
+        problems.append("epoch_end_timestamps: values outside 1970..2200 shown as NaT")
+    v = np.where(valid, seconds, 0.0)
+    whole = np.trunc(v)
+    ns = whole.astype(np.int64) * 1_000_000_000 + (np.round(v - whole, 9) * 1e9).astype(np.int64)
+    ns[~valid] = np.iinfo(np.int64).min  # NaT
+    return pd.DatetimeIndex(ns.view("M8[ns]")).tz_localize("UTC")
 
 
 def _as_int(value: Any) -> int | None:
@@ -1002,6 +1021,7 @@ def _truncate(curves: dict[str, Sequence[Any]], problems: list[str], what: str) 
 
 def _build_frame(
     n: int,
+    problems: list[str],
     *,
     lr: np.ndarray | None,
     train_loss: np.ndarray | None,
@@ -1028,8 +1048,8 @@ def _build_frame(
             columns[f"dice_{k + 1}"] = dice[:n, k]
     end_s = col(end)
     columns["epoch_time_s"] = end_s - col(start)
-    columns["epoch_end"] = pd.to_datetime(end_s, unit="s", utc=True)
-    return pd.DataFrame(columns)
+    columns["epoch_end"] = _utc_times(end_s, problems)
+    return pd.DataFrame(columns, copy=False)
 
 
 def _curves_v2(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
@@ -1055,21 +1075,19 @@ def _curves_v2(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
     def floats(name: str) -> np.ndarray | None:
         return _float_curve(curves[name][:n], name, problems) if name in curves else None
 
-    dice = _dice_matrix(curves["dice_per_class_or_region"][:n], problems) if "dice_per_class_or_region" in curves else None
-    start = _timestamps(curves["epoch_start_timestamps"][:n], "epoch_start_timestamps", problems) \
-        if "epoch_start_timestamps" in curves else None
-    end = _timestamps(curves["epoch_end_timestamps"][:n], "epoch_end_timestamps", problems) \
-        if "epoch_end_timestamps" in curves else None
+    dice = _dice_matrix(curves["dice_per_class_or_region"][:n], problems) \
+        if "dice_per_class_or_region" in curves else None
     frame = _build_frame(
         n,
+        problems,
         lr=floats("lrs"),
         train_loss=floats("train_losses"),
         val_loss=floats("val_losses"),
         mean_fg_dice=floats("mean_fg_dice"),
         ema_fg_dice=floats("ema_fg_dice"),
         dice=dice,
-        start=start,
-        end=end,
+        start=floats("epoch_start_timestamps"),
+        end=floats("epoch_end_timestamps"),
     )
     current_epoch = _as_int(ckpt.get("current_epoch"))
     if current_epoch is not None and current_epoch != n and not problems:
@@ -1140,6 +1158,7 @@ def _curves_v1(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
     n = _truncate(curves, problems, "plot_stuff curves")
     frame = _build_frame(
         n,
+        problems,
         lr=None,
         train_loss=_float_curve(tr_losses[:n], "all_tr_losses", problems),
         val_loss=_float_curve(val_losses[:n], "all_val_losses", problems),

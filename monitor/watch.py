@@ -239,8 +239,12 @@ class ResultsWatcher:
 
     def refresh(self, run_id: str | None = None) -> None:
         """Ask for a refresh now (one run, or all): for a UI's refresh button or a caller that knows better."""
+        if run_id is not None:
+            targets = [run_id]
+        else:
+            with self._state:
+                targets = list(self._public)
         with self._work:
-            targets = [run_id] if run_id is not None else list(self._public)
             now = time.monotonic()
             for target in targets:
                 self._due[target] = now
@@ -385,19 +389,18 @@ class ResultsWatcher:
                 located.append(parsed)
         return located
 
-    def _discover_under(self, path: str) -> list[str]:
+    def _discover_under(self, path: str) -> None:
         inside = self._inside_run(path)
         if inside is not None:
             self._refresh(inside)
-            return []
-        added = []
+            return
+        if self._rel(path) is None:
+            return
         for location in self._discover(path):
             if location.run_id in self._runs:
                 self._refresh(location.run_id)
             else:
                 self._add(location)
-                added.append(location.run_id)
-        return added
 
     def _ids_under(self, rel: str) -> list[str]:
         if rel == "":
@@ -455,13 +458,13 @@ class ResultsWatcher:
         summary = reader.summary(now, alive=alive)
         real = os.path.realpath(location.path)
         polled = not (real + os.sep).startswith(self._real_prefix)
-        run = _Run(reader, None, inputs, assessment, reader.version, polled)  # type: ignore[arg-type]
         data = dict(summary)
         if moved_from is not None:
             data["moved_from"] = moved_from
         with self._state:
             self._log.append("run_added", location.run_id, data, now)
-            run.snapshot = self._publish(location.run_id, run, summary, _frozen(reader.curves()))
+            snapshot = self._publish(location, summary, _frozen(reader.curves()))
+        run = _Run(reader, snapshot, inputs, assessment, reader.version, polled)
         self._runs[location.run_id] = run
         if reader.retry_pending:
             self._retry(location.run_id, run)
@@ -544,13 +547,13 @@ class ResultsWatcher:
                 self._log.append("status", run_id, _status_data(assessment, previous), now)
             elif not new_rows and _changed(run.snapshot.summary, summary):
                 self._log.append("run_updated", run_id, summary, now)
-            run.snapshot = self._publish(run_id, run, summary, curves)
+            run.snapshot = self._publish(reader.location, summary, curves)
         run.inputs, run.assessment, run.seen_version = inputs, assessment, reader.version
 
-    def _publish(self, run_id: str, run: _Run, summary: Mapping[str, Any], curves: Curves) -> RunSnapshot:
+    def _publish(self, location: RunLocation, summary: Mapping[str, Any], curves: Curves) -> RunSnapshot:
         """Install a new snapshot; the caller holds the state lock and has appended its events."""
-        snapshot = RunSnapshot(run_id, run.reader.location, _freeze(summary), curves, self._log.version)
-        self._public[run_id] = snapshot
+        snapshot = RunSnapshot(location.run_id, location, _freeze(summary), curves, self._log.version)
+        self._public[location.run_id] = snapshot
         self._state.notify_all()
         return snapshot
 
@@ -564,7 +567,7 @@ class ResultsWatcher:
         summary.update(status=assessment.status, eta_s=assessment.eta_s, eta=_iso_seconds(assessment.eta))
         with self._state:
             self._log.append("status", run_id, _status_data(assessment, previous.status), now)
-            run.snapshot = self._publish(run_id, run, summary, run.snapshot.curves)
+            run.snapshot = self._publish(run.reader.location, summary, run.snapshot.curves)
 
     def _tick(self) -> None:
         """Time-based status (running → stalled → crashed) without file events; cheap when nothing is due."""

@@ -162,6 +162,7 @@ def _dialog_body(run_id: str, actor: Actor) -> None:
         _close()
         st.rerun()
     if start and plan.ok and actor.may_act and actor.name:
+        before = {job.job_id for job in jobs.registry.list_jobs()}
         try:
             job = jobs.submit(plan, actor.name)
         except PreflightError as exc:
@@ -169,6 +170,6 @@ def _dialog_body(run_id: str, actor: Actor) -> None:
             return
         st.session_state[RESULT_KEY] = {"job_id": job.job_id, "state": job.state.value, "run_id": run_id,
                                         "new_run_id": job.new_run_id, "reason": job.reason,
-                                        "existing": job.requested_by != actor.name or job.epochs != epochs}
+                                        "existing": job.job_id in before}
         _close()
         st.rerun()

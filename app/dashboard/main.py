@@ -1,0 +1,73 @@
+"""nnwatch's dashboard entrypoint: the page router and the sidebar every page shares.
+
+Run by ``nnwatch serve`` as ``streamlit run app/dashboard/main.py``. Page files in ``pages/`` only
+describe their page; the results tree, the job registry and the login are resolved here and in
+:mod:`app.dashboard.resources`, once per server. URLs are stable so they can be shared: ``/`` is the
+overview (its filters in the query string), ``/run?id=<run id>`` one run, ``/compare``, ``/jobs?job=<id>``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script by Streamlit: make ``app`` importable from a checkout
+    _REPO = Path(__file__).resolve().parents[2]
+    if str(_REPO) not in sys.path:
+        sys.path.insert(0, str(_REPO))
+
+import streamlit as st
+
+from app.dashboard import resources
+from app.dashboard.auth_ui import Actor, current_actor, login_form, sidebar_account
+
+HERE = Path(__file__).resolve().parent
+
+
+def _pages() -> list[st.Page]:
+    return [
+        st.Page(HERE / "pages" / "overview.py", title="Overview", icon=":material/table_rows:", default=True),
+        st.Page(HERE / "pages" / "run.py", title="Run", icon=":material/monitoring:", url_path="run"),
+        st.Page(HERE / "pages" / "compare.py", title="Compare", icon=":material/stacked_line_chart:",
+                url_path="compare"),
+        st.Page(HERE / "pages" / "jobs.py", title="Jobs", icon=":material/work_history:", url_path="jobs"),
+    ]
+
+
+def _login_page() -> None:
+    st.title("nnwatch")
+    st.info("This dashboard is shared on the network: log in to see the runs.", icon=":material/lock:")
+    login_form("main")
+
+
+def _sidebar(actor: Actor) -> None:
+    config = resources.settings()
+    with st.sidebar:
+        if config.demo:
+            st.info("**Demo runs.** No results tree is configured: start with `nnwatch serve --root "
+                    "/path/to/nnUNet_results` or set `$nnUNet_results`.", icon=":material/science:")
+        else:
+            st.caption(f":material/folder_open: `{config.root}`")
+        store = resources.store()
+        if store is not None:
+            table = store.table()
+            running = int((table["status"] == "running").sum()) if len(table) else 0
+            st.caption(f"{len(table)} runs · {running} running · checked {time.strftime('%H:%M:%S')}")
+    sidebar_account(actor)
+
+
+def main() -> None:
+    """Configure the page, gate viewing behind a login where required, route to the chosen page."""
+    st.set_page_config(page_title="nnwatch — nnU-Net runs", page_icon=":material/monitoring:", layout="wide",
+                       initial_sidebar_state="expanded")
+    actor = current_actor()
+    if not actor.may_view:
+        st.navigation([st.Page(_login_page, title="Log in", icon=":material/lock:")], position="hidden").run()
+        return
+    page = st.navigation(_pages())
+    _sidebar(actor)
+    page.run()
+
+
+main()
