@@ -224,9 +224,15 @@ class _StoragePlaceholder(Exception):
     __str__ = __repr__
 
 
-def _short_repr(obj: Any, limit: int = 120) -> str:
-    text = repr(obj)
+def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _short_repr(obj: Any, limit: int = 120) -> str:
+    try:
+        return _clip(repr(obj), limit)
+    except RecursionError:  # a pickle can nest stand-ins arbitrarily deep
+        return "<too deeply nested>"
 
 
 def _describe_stand_in(obj: _StandIn) -> str:
@@ -240,7 +246,7 @@ def _describe_stand_in(obj: _StandIn) -> str:
     if cls._sd_name == "_rebuild_parameter" and args:
         return f"Parameter({args[0]!r})"
     parts = [_short_repr(a) for a in args]
-    return _short_repr(f"{cls._sd_module}.{cls._sd_name}({', '.join(parts)})", 300)
+    return _clip(f"{cls._sd_module}.{cls._sd_name}({', '.join(parts)})", 300)
 
 
 # --------------------------------------------------------------------------------------------------------------

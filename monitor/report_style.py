@@ -171,8 +171,8 @@ def new_canvas(width: int, height: int, scale: float, theme: Theme) -> Canvas:
 def figure_to_png(canvas: Canvas) -> bytes:
     """Encode as PNG with the intended pixel size exactly (no tight bbox) and a DPI that says the scale.
 
-    zlib level 1: line art compresses almost as well as at the default level 6 but encodes about 3× faster,
-    which is a third of the time of a report.
+    zlib level 1 instead of Pillow's default 6: on a 1600×1000 run report the file is ~5 % larger and
+    encoding takes ~40 ms instead of ~70 ms of CPU, about a tenth of the whole report.
     """
     buffer = io.BytesIO()
     with _DRAW_LOCK:

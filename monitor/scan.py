@@ -30,10 +30,9 @@ class ResultsRootError(FileNotFoundError):
 
 def with_verdict(row: dict[str, Any], reader: RunReader) -> dict[str, Any]:
     """Add the analyzer's verdict and reason to a summary row (computed where the curves already are)."""
-    from monitor.analyze import analyze
+    from monitor.verdict import analyze_run
 
-    result = analyze(reader.frame(), planned_epochs=row["planned_epochs"],
-                     finished=row["status"] == "finished", running=row["status"] == "running")
+    result = analyze_run(reader, status=row["status"])
     row["verdict"] = result.verdict.value
     row["verdict_reason"] = result.reason
     return row

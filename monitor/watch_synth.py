@@ -98,7 +98,8 @@ class FakeRun:
         if self.dice_value is not None:
             return [self.dice_value] * self.n_classes
         base = 0.9 * (1 - math.exp(-(epoch + 1) / 60))
-        return [round(base - 0.05 * k + 0.01 * math.sin(epoch * (k + 1)), 4) for k in range(self.n_classes)]
+        return [round(min(max(base - 0.05 * k + 0.01 * math.sin(epoch * (k + 1)), 0.0), 1.0), 4)
+                for k in range(self.n_classes)]
 
     def begin_epoch(self) -> None:
         """The three lines nnU-Net writes when an epoch starts."""

@@ -15,13 +15,14 @@ import dataclasses
 import json
 import shutil
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from trainer import ExtendPlan, JobRegistry, JobState
+from trainer import ExtendPlan, Job, JobRegistry, JobState
 
 FAKE_DATASET = "Dataset999_NnwatchFake"
 
@@ -52,6 +53,33 @@ def make_fake_nnunet(base: Path, trainer: str = "nnUNetTrainer", parent_epochs: 
     (run_dir / "debug.json").write_text(json.dumps({"num_epochs": parent_epochs}))
     (run_dir / "training_log_2024_1_1_00_00_00.txt").write_text("Epoch 0\nCurrent learning rate: 0.01\n")
     return FakeNnunet(raw=raw, preprocessed=preprocessed, results=results, run_dir=run_dir)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
+    """Poll ``condition`` until it holds (no fixed sleeps); fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def refreshed(registry: JobRegistry, job_id: str) -> Job:
+    """The job after one reconciliation pass."""
+    registry.refresh()
+    return registry.get(job_id)
+
+
+def wait_for_state(registry: JobRegistry, job_id: str, states: set[JobState], timeout: float = 60.0) -> Job:
+    """Reconcile until the job reaches one of ``states``; the job's log tail is in the failure message."""
+    try:
+        wait_for(lambda: refreshed(registry, job_id).state in states, timeout, f"job {job_id} to reach {states}")
+    except AssertionError as exc:
+        job = registry.get(job_id)
+        tail = Path(job.log_path).read_text()[-3000:] if Path(job.log_path).exists() else "(no log)"
+        raise AssertionError(f"{exc}; it is {job.state.value} ({job.reason})\n{tail}") from None
+    return registry.get(job_id)
 
 
 def python_argv(code: str) -> tuple[str, ...]:

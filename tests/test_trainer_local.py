@@ -8,38 +8,17 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest_trainer import FakeNnunet, python_argv, with_argv
+from conftest_trainer import FakeNnunet, python_argv, refreshed, wait_for, wait_for_state, with_argv
 
-from trainer import ExtendPlan, Job, JobRegistry, JobState, plan_extend, submit
+from trainer import ExtendPlan, JobRegistry, JobState, plan_extend, submit
 from trainer.backends import LaunchRequest
 from trainer.local import LocalBackend, group_members
 from trainer.runner import process_identity
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    """Poll ``condition`` until it holds; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def refreshed(registry: JobRegistry, job_id: str) -> Job:
-    registry.refresh()
-    return registry.get(job_id)
-
-
-def wait_for_state(registry: JobRegistry, job_id: str, states: set[JobState], timeout: float = 60.0) -> Job:
-    wait_for(lambda: refreshed(registry, job_id).state in states, timeout, f"job {job_id} to reach {states}")
-    return registry.get(job_id)
 
 
 @pytest.fixture

@@ -1,0 +1,192 @@
+"""Overview: every run in one sortable, filterable table, grouped by dataset × configuration × trainer.
+
+Filters live in the sidebar and in the URL (``?dataset=…&status=running``), so a filtered view can be
+shared. The tables refresh themselves (a fragment on a timer) while the filters stay put.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app.dashboard import resources
+from app.dashboard.downloads import csv_button, png_button, safe_name
+from app.dashboard.extend_dialog import RESULT_KEY, open_extend_dialog, render_extend_dialog
+from app.dashboard.store import RunStore
+from app.dashboard.tables import STATUS_LABELS, VERDICT_LABELS, Filters, apply_filters
+from app.dashboard.ui import extend_eligibility, guard
+
+_FIELDS = {"dataset": "Dataset", "configuration": "Configuration", "trainer": "Trainer", "status": "Status",
+           "verdict": "Verdict"}
+_SYNCED = "overview_synced_query"
+
+
+def _sync_from_url(table: pd.DataFrame) -> None:
+    """Load the filters from the URL on first view, or when the URL changed under us (a shared link)."""
+    query = {k: v for k, v in st.query_params.to_dict().items() if k in (*_FIELDS, "q")}
+    if st.session_state.get(_SYNCED) == query:
+        return
+    filters = Filters.from_query(query)
+    for name in _FIELDS:
+        options = set(table[name].astype(str)) if name in table.columns else set()
+        st.session_state[f"f_{name}"] = [v for v in getattr(filters, name) if v in options]
+    st.session_state["f_q"] = filters.q
+    st.session_state[_SYNCED] = query
+
+
+def _sidebar_filters(table: pd.DataFrame) -> Filters:
+    labels = {"status": STATUS_LABELS, "verdict": VERDICT_LABELS}
+    with st.sidebar:
+        st.subheader("Filters")
+        st.text_input("Search run id", key="f_q", placeholder="e.g. Prostate or fold_0")
+        for name, title in _FIELDS.items():
+            options = sorted(set(table[name].dropna().astype(str))) if name in table.columns else []
+            mapping = labels.get(name, {})
+            st.multiselect(title, options, key=f"f_{name}", format_func=lambda v, m=mapping: m.get(v, v),
+                           placeholder="all")
+        filters = Filters(q=st.session_state.get("f_q", ""),
+                          **{name: list(st.session_state.get(f"f_{name}", [])) for name in _FIELDS})
+        if filters.active and st.button("Clear filters", key="clear_filters", icon=":material/filter_alt_off:"):
+            for name in (*_FIELDS, "q"):
+                st.session_state.pop(f"f_{name}", None)
+            st.query_params.clear()
+            st.session_state[_SYNCED] = {}
+            st.rerun()
+    wanted = filters.to_query()
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)
+    st.session_state[_SYNCED] = wanted
+    return filters
+
+
+def _metrics(table: pd.DataFrame, shown: int) -> None:
+    cols = st.columns(5)
+    status = table["status"] if len(table) else pd.Series(dtype=str)
+    verdict = table["verdict"] if "verdict" in table.columns else pd.Series(dtype=str)
+    cols[0].metric("Runs", len(table), help=f"{shown} shown with the current filters")
+    cols[1].metric("Running", int((status == "running").sum()))
+    cols[2].metric("Finished", int((status == "finished").sum()))
+    cols[3].metric("Crashed or stalled", int(status.isin(["crashed", "stalled"]).sum()))
+    worth = int(((verdict == "improving") & (status == "finished")).sum())
+    cols[4].metric("Still improving at the end", worth, help="Finished runs whose pseudo Dice was still rising: "
+                   "candidates for a longer schedule")
+
+
+def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
+    st.subheader("By dataset, configuration and trainer")
+    event = st.dataframe(
+        groups, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="groups_table",
+        column_config={
+            "Folds": st.column_config.TextColumn(help="✓ finished · ▶ running · ✗ crashed · ⏸ stalled"),
+            "Mean best EMA": st.column_config.NumberColumn(format="%.4f"),
+            "Spread": st.column_config.NumberColumn("± sd", format="%.4f", help="Std of best EMA across folds"),
+            "Finished": st.column_config.TextColumn(help="Finished folds of the usual five"),
+        })
+    rows = event.selection.rows if event is not None else []
+    if rows:
+        row = groups.iloc[rows[0]]
+        trainer = str(row["Trainer"]).split(" · ")[0]
+        left, right, _ = st.columns([1, 1, 3])
+        left.page_link("pages/compare.py", label="Compare these folds", icon=":material/stacked_line_chart:",
+                       query_params={"dataset": row["Dataset"], "config": row["Config"], "trainer": trainer})
+        with right:
+            png_button(_dataset_png(store.root, row["Dataset"], row["Config"], trainer),
+                       f"{row['Dataset']}_{row['Config']}_{trainer}", key="group_png")
+    else:
+        st.caption("Select a row to compare its folds or download a PNG report of them.")
+
+
+def _dataset_png(root: Any, dataset: str, configuration: str, trainer: str) -> Any:
+    def render() -> bytes:
+        from monitor.report import render_dataset_report
+
+        return render_dataset_report(root, dataset, configuration, trainer)
+
+    return render
+
+
+def _runs_section(runs: pd.DataFrame, table: pd.DataFrame) -> None:
+    st.subheader(f"Runs ({len(runs)})")
+    event = st.dataframe(
+        runs, hide_index=True, width="stretch", height=min(38 + 35 * max(len(runs), 1), 640), on_select="rerun",
+        selection_mode="single-row", key="runs_table",
+        column_order=["Open", "Dataset", "Config", "Trainer", "Fold", "Status", "Epoch", "Progress", "ETA",
+                      "Last EMA", "Best EMA", "Verdict", "Why", "Job"],
+        column_config={
+            "Open": st.column_config.LinkColumn("Run", display_text="open ↗", width="small",
+                                                help="The run's page (shareable link)"),
+            "Progress": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0, width="small"),
+            "Last EMA": st.column_config.NumberColumn(format="%.4f", help="nnU-Net's EMA of the pseudo Dice"),
+            "Best EMA": st.column_config.NumberColumn(format="%.4f"),
+            "Why": st.column_config.TextColumn("Why (analyzer)", width="large"),
+            "ETA": st.column_config.TextColumn(help="Remaining epochs × median epoch time"),
+            "Fold": st.column_config.TextColumn(width="small"),
+        })
+    rows = event.selection.rows if event is not None else []
+    if not rows:
+        st.caption("Select a row to open the run or extend it; click a column header to sort.")
+        return
+    row = runs.iloc[rows[0]]
+    run_id = str(row["run_id"])
+    summary = table.set_index("run_id").loc[run_id].to_dict() if run_id in set(table["run_id"]) else {}
+    left, middle, right = st.columns([1, 1.4, 3])
+    left.page_link("pages/run.py", label="Open run", icon=":material/monitoring:", query_params={"id": run_id})
+    eligible, why = extend_eligibility(summary)
+    if middle.button("Extend to 2000 epochs", key="row_extend", disabled=not eligible, help=why or None,
+                     icon=":material/update:"):
+        open_extend_dialog(run_id)
+        st.rerun(scope="app")
+    right.caption(f"`{run_id}`")
+
+
+def _live(store: RunStore, filters: Filters) -> None:
+    source = resources.jobs()
+    stamp = resources.jobs_stamp(source)
+    by_run = source.jobs_by_run() if source is not None else {}
+    table, runs, groups = resources.overview_frames(str(store.root), store.version, stamp, by_run)
+    if table.empty:
+        st.info(f"No nnU-Net runs found under `{store.root}` yet. nnwatch looks for `fold_N` folders in nnU-Net's "
+                "v2 (`Dataset*/Trainer__Plans__config/fold_N`) and v1 layouts; new runs appear here on their own.",
+                icon=":material/search_off:")
+        for problem in store.problems[:20]:
+            st.caption(f"⚠ {problem}")
+        return
+    shown = apply_filters(table, filters)
+    visible = runs[runs["run_id"].isin(set(shown["run_id"]))].reset_index(drop=True)
+    _metrics(table, len(visible))
+    _group_section(groups[groups["Dataset"].isin(set(shown["dataset"]))].reset_index(drop=True), store)
+    _runs_section(visible, table)
+    export = shown.drop(columns=[c for c in ("problems", "class_names") if c in shown.columns])
+    csv_button(export, f"nnwatch_runs_{safe_name(str(store.root.name))}", key="runs_csv", label="Runs as CSV")
+    if store.problems:
+        with st.expander(f"{len(store.problems)} folder(s) could not be read"):
+            st.markdown("\n".join(f"- {p}" for p in store.problems[:200]))
+
+
+def page() -> None:
+    st.title("Runs")
+    store = resources.store()
+    if store is None:
+        return
+    result = st.session_state.get(RESULT_KEY)
+    if result:
+        st.success(f"Extend job **{result['job_id']}** is {result['state']}.", icon=":material/rocket_launch:")
+        st.page_link("pages/jobs.py", label="Follow it on the Jobs page", query_params={"job": result["job_id"]})
+    table = store.table()
+    _sync_from_url(table)
+    filters = _sidebar_filters(table)
+    refresh = resources.settings().refresh_s
+
+    @st.fragment(run_every=refresh)
+    def live() -> None:
+        with guard("show the runs"):
+            store.poll()
+            _live(store, filters)
+
+    live()
+    render_extend_dialog()
+
+
+page()
