@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from trainer import (
+    BackendError,
     JobNotFoundError,
     JobRegistry,
     PreflightError,
@@ -97,6 +98,9 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     except JobNotFoundError:
         print(f"nnwatch: error: no job {args.job_id!r}", file=sys.stderr)
         return 2
+    except BackendError as exc:
+        print(f"nnwatch: cannot cancel {args.job_id}: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         _print_json(job.to_dict())
     else:

@@ -119,7 +119,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         if form == "dataset":
             root = _require_root(args.target)
             png = render_dataset_report(root, args.dataset, args.configuration, args.trainer, **options)
-            default = safe_name(["dataset", args.dataset, args.configuration, *([args.trainer] if args.trainer else [])]) + ".png"
+            parts = ["dataset", args.dataset, args.configuration, *([args.trainer] if args.trainer else [])]
+            default = safe_name(parts) + ".png"
         elif form == "compare":
             png = render_compare_report(args.target, args.compare, x=args.x, **options)
             default = "compare--" + run_file_name(locate_run(args.target))
@@ -159,7 +160,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     form.add_argument("--x", choices=("both", "epochs", "fraction"), default="both",
                       help="compare by epoch, by fraction of each schedule, or both side by side (default)")
     form.add_argument("--all", action="store_true", help="one PNG per run and per dataset/configuration")
-    form.add_argument("--workers", type=_positive_int, default=None, help="--all: parallel processes (default: CPUs)")
+    form.add_argument("--workers", type=_positive_int, default=None,
+                      help="--all: parallel processes (default: CPUs)")
     look = report.add_argument_group("size and look")
     look.add_argument("--width", type=_positive_int, default=1600, help="pixels (default 1600)")
     look.add_argument("--height", type=_positive_int, default=1000, help="pixels (default 1000)")
@@ -168,6 +170,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                      help="resolution multiplier, same layout (2 → 3200×2000 for the default size)")
     res.add_argument("--dpi", type=float, default=None, help="resolution as print dpi (100 = scale 1, 300 = scale 3)")
     look.add_argument("--smooth", type=int, default=None,
-                      help="smoothing window in epochs for raw curves, raw kept faint (default: ~2%% of the run; 0: off)")
+                      help="smoothing window in epochs for raw curves, raw kept faint "
+                           "(default: ~2%% of the run; 0: off)")
     look.add_argument("--theme", choices=("light", "dark"), default="light", help="light (default) projects best")
     report.set_defaults(handler=cmd_report)

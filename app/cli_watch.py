@@ -29,10 +29,21 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
     watch = subparsers.add_parser("watch", help="stream new epochs, runs and status changes under a results root")
     watch.add_argument("root", nargs="?", help="results root (default: $nnUNet_results)")
     watch.add_argument("--jsonl", action="store_true", help="one JSON object per event on stdout")
-    watch.add_argument("--poll", type=float, metavar="SECONDS", default=None,
+    watch.add_argument("--poll", type=_seconds, metavar="SECONDS", default=None,
                        help="poll every SECONDS instead of using inotify (network file systems are detected and "
                             "polled every 2 s without this)")
     watch.set_defaults(handler=cmd_watch)
+
+
+def _seconds(text: str) -> float:
+    """argparse type for ``--poll``: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
 
 
 def _number(value: Any, digits: int = 4) -> str:
@@ -78,13 +89,11 @@ def _emit(event: dict[str, Any], jsonl: bool) -> None:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from app.cli import EXIT_OK, UsageError, _require_root
+    from app.cli import EXIT_OK, _require_root
     from monitor.watch import ResultsWatcher
     from monitor.watch_events import iso_time
 
     root = _require_root(args.root)
-    if args.poll is not None and not (args.poll > 0):
-        raise UsageError(f"--poll must be a positive number of seconds, got {args.poll}")
     stop = threading.Event()
     handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     watcher = ResultsWatcher(root, poll=args.poll)

@@ -131,7 +131,10 @@ def synth_curves(spec: CurveSpec, planned_epochs: int) -> Curves:
     mean = dice.mean(axis=1)
     train_loss = -(0.25 + 0.65 * (1.0 - np.exp(-(e + 1.0) / (0.12 * n)))) + rng.normal(0, 0.006, n)
     val_loss = -(mean * 0.95) + 0.04 + rng.normal(0, 0.01, n) + 0.3 * decline
-    epoch_time = spec.epoch_time_s * (1.0 + rng.normal(0, 0.03, n))
+    # Epoch times drift slowly (I/O, other jobs on the node) with rare spikes, not white noise.
+    drift = np.convolve(rng.normal(0, 0.02, n + 49), np.ones(50) / 50, mode="valid")[:n]
+    spikes = np.where(rng.random(n) < 0.01, rng.uniform(0.1, 0.4, n), 0.0)
+    epoch_time = spec.epoch_time_s * (1.0 + drift + rng.normal(0, 0.004, n) + spikes)
     ema = np.empty(n)
     current = mean[0]
     for i in range(n):

@@ -61,13 +61,15 @@ class AnalyzerOptions:
     * ``window_epochs=300``: the trend is fitted over the last 300 epochs (half the run if shorter). On
       the benchmark, whose labels describe the last 200 epochs, 300 was more accurate than 200 (the
       slope's standard error falls as window^-1.5 while nnU-Net curves bend little over 300 late
-      epochs) and had fewer false "improving" calls; 400 starts to blur the end (docs/analyzer.md).
+      epochs) and had fewer false "improving" calls than 250; 400 starts to blur the end.
     * ``min_epochs=50``: below this nnU-Net is still in its initial rise and a 25-epoch window is noise.
     * ``min_points=20`` and ``max_missing_fraction=0.5``: fewer valid epochs than this in the window and
       gaps are rarely random (a logging bug, a crash), which no interval can account for.
-    * ``min_practical_gain=0.005``: Dice per 100 epochs. Half a Dice point per 100 epochs (a 0.01 rise
-      over the window) is about the smallest difference labs report between nnU-Net variants, and about
-      what the data can resolve at typical noise; a significant but smaller slope is a plateau.
+    * ``series="mean_fg_dice"``: the raw per-epoch pseudo Dice; the EMA is smoothed and lags (module doc).
+    * ``min_practical_gain=0.005``: Dice per 100 epochs. Half a Dice point per 100 epochs (0.015 over the
+      window) is about the smallest difference labs report between nnU-Net variants, and about what the
+      data resolve (benchmark interval half-width: median 0.0025, 95th percentile 0.009); a significant
+      but smaller slope is a plateau.
     * ``confidence=0.95``: two-sided interval of the slope; "improving" needs its lower end above 0.
     * ``anneal_lr_fraction=0.2``: annealing is where lr < 20 % of its initial value (last ~17 % of a
       poly schedule), where nnU-Net curves typically make their final rise.
@@ -75,6 +77,9 @@ class AnalyzerOptions:
     * ``schedule_options=(1500, 2000, 3000)``: from-scratch schedule lengths to cost and project.
     * ``min_rerun_gain=0.01``: projected Dice gain (from the pre-annealing trend) that a re-run must
       promise to count as worth it: a full Dice point, since the lower end of every projection is 0.
+    * ``max_extrapolation_ratio=1.5``: a schedule counts as supported only if its extra pre-annealing
+      epochs are at most 1.5× the stretch of this run the trend was measured on (epochs 15 %…annealing):
+      for a 1000-epoch run, 1500 and 2000 can qualify, 3000 cannot.
     * ``correct_autocorrelation=True``: widen the interval for correlated epochs (Hamed–Rao, AR(1));
       switching it off exists for the benchmark's ablation, not for use.
     """
@@ -90,6 +95,7 @@ class AnalyzerOptions:
     poly_exponent: float = 0.9
     schedule_options: tuple[int, ...] = (1500, 2000, 3000)
     min_rerun_gain: float = 0.01
+    max_extrapolation_ratio: float = 1.5
     correct_autocorrelation: bool = True
 
 
@@ -178,22 +184,24 @@ def _pair(value: tuple[float, float] | None) -> list[float | None] | None:
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
     """A float column as numpy, all-NaN when the frame lacks it (older logs lack lr or epoch times)."""
     if name in frame.columns:
-        return frame[name].to_numpy(dtype=float, na_value=np.nan)
+        values: np.ndarray = frame[name].to_numpy(dtype=float, na_value=np.nan)
+        return values
     return np.full(len(frame), np.nan)
 
 
 def _series(frame: pd.DataFrame, name: str) -> np.ndarray:
     """The fitted series; ``mean_fg_dice`` is rebuilt from ``dice_k`` columns if a parser omitted it."""
-    if name in frame.columns:
-        return _column(frame, name)
+    values = _column(frame, name)
+    if name != "mean_fg_dice" or np.isfinite(values).any():
+        return values
     dice_cols = [c for c in frame.columns if str(c).startswith("dice_")]
-    if name == "mean_fg_dice" and dice_cols:
-        values = frame[dice_cols].to_numpy(dtype=float, na_value=np.nan)
+    if dice_cols:
+        per_class = frame[dice_cols].to_numpy(dtype=float, na_value=np.nan)
         out = np.full(len(frame), np.nan)
-        has = np.isfinite(values).any(axis=1)
-        out[has] = np.nanmean(values[has], axis=1)
+        has = np.isfinite(per_class).any(axis=1)
+        out[has] = np.nanmean(per_class[has], axis=1)
         return out
-    return np.full(len(frame), np.nan)
+    return values
 
 
 def _classify(fit: SenFit, threshold_per_epoch: float) -> Verdict:
@@ -272,7 +280,9 @@ def analyze(
     if n_done < opts.min_epochs:
         return insufficient("few_epochs", None, int(np.isfinite(y).sum()))
     length = min(opts.window_epochs, n_done // 2)
-    w0, w1 = n_done - length, n_done - 1
+    # A log resumed mid-run (``--c``) read on its own starts late: fit what it has rather than count the
+    # epochs it never contained as missing.
+    w0, w1 = max(n_done - length, int(ep[0])), n_done - 1
     fit, count = _fit_range(ep, y, w0, w1, opts, z)
     if fit is None:
         return insufficient("missing", (w0, w1), count)
@@ -280,7 +290,8 @@ def analyze(
 
     # Annealing phase from the run's own lr; the trend before it is what a longer schedule could extend.
     a_start, a_source = anneal_start_epoch(ep, lr, lr0, planned, opts.anneal_lr_fraction, opts.poly_exponent)
-    pre_fit, pre_window = fit, (w0, w1)
+    pre_fit: SenFit | None = fit
+    pre_window = (w0, w1)
     if a_start is not None and a_start <= w1:
         p1 = a_start - 1
         p0 = max(int(ep[0]), p1 - length + 1)
@@ -289,21 +300,21 @@ def analyze(
     pre_verdict = None if pre_fit is None else _classify(pre_fit, tau)
 
     schedules = no_schedules
-    recommended = None
+    recommended, blocker = None, None
     if schedule_done and pre_fit is not None:
-        schedules, recommended = _project(ep, y, n_done, a_start, pre_fit, pre_window, pre_verdict,
+        schedules, recommended, blocker = _project(ep, y, n_done, a_start, pre_fit, pre_window, pre_verdict,
                                           hours, opts)
     gain_2000 = next((s.projected_gain for s in schedules if s.epochs == 2000), None)
     if 2000 not in opts.schedule_options and schedule_done and pre_fit is not None:
-        extra, _ = _project(ep, y, n_done, a_start, pre_fit, pre_window, pre_verdict,
-                            {2000: hours_2000}, opts, (2000,))
+        extra, _, _ = _project(ep, y, n_done, a_start, pre_fit, pre_window, pre_verdict,
+                               {2000: hours_2000}, opts, (2000,))
         gain_2000 = extra[0].projected_gain
 
     facts = replace(
         facts, window=(w0, w1), count=count, verdict=verdict.value, fit=fit, schedule_done=schedule_done,
         anneal_start=a_start, anneal_source=a_source, pre_fit=pre_fit, pre_window=pre_window,
         pre_verdict=None if pre_verdict is None else pre_verdict.value, schedules=schedules,
-        recommended=recommended, gain_2000=gain_2000,
+        recommended=recommended, projection_blocker=blocker, gain_2000=gain_2000,
     )
     return Analysis(
         verdict=verdict,
@@ -334,21 +345,24 @@ def _project(
     hours: dict[int, float | None],
     opts: AnalyzerOptions,
     lengths: tuple[int, ...] | None = None,
-) -> tuple[tuple[ScheduleOption, ...], int | None]:
+) -> tuple[tuple[ScheduleOption, ...], int | None, str | None]:
     """Projected gain range of each longer from-scratch schedule, and the one the evidence supports.
 
     Lower end: ``min(0, slope_lo·k)``. 0 is the "stretched curve" outcome of nnU-Net issue #2474 (same
     Dice, later); a falling pre-annealing trend can make it negative. Upper end: ``max(0, slope_hi·k)``
     where ``k`` is the number of pre-annealing-slope epochs the extra high-lr epochs are worth if the
     curve keeps saturating at its own fitted rate. Worth it: the pre-annealing trend itself passes the
-    "improving" test and its point projection reaches ``min_rerun_gain``.
+    "improving" test, its point projection reaches ``min_rerun_gain``, and the extra high-lr epochs
+    reach no further than ``max_extrapolation_ratio`` times the stretch of this run the trend was
+    fitted on (beyond that the saturation rate is a guess).
     """
     lengths = lengths or opts.schedule_options
     anneal_frac = (a_start / n_done) if a_start is not None and a_start < n_done else (
         1.0 - opts.anneal_lr_fraction ** (1.0 / opts.poly_exponent))
     fit_first = max(int(ep[0]), round(0.15 * n_done))
     sel = (ep >= fit_first) & (ep <= pre_window[1]) & np.isfinite(y)
-    timescale = saturation_timescale(ep[sel].astype(float), y[sel], float(pre_window[1] - fit_first + 1))
+    observed = float(pre_window[1] - fit_first + 1)
+    timescale = saturation_timescale(ep[sel].astype(float), y[sel], observed)
     span = pre_window[1] - pre_window[0] + 1
     options: list[ScheduleOption] = []
     central: dict[int, float] = {}
@@ -356,10 +370,12 @@ def _project(
         if m <= n_done:
             options.append(ScheduleOption(m, None, hours.get(m), False))
             continue
-        k = extra_gain_epochs(timescale, anneal_frac * (m - n_done), span)
+        extra = anneal_frac * (m - n_done)
+        k = extra_gain_epochs(timescale, extra, span)
         gain = (min(0.0, pre_fit.lo * k), max(0.0, pre_fit.hi * k))
         central[m] = pre_fit.slope * k
-        worth = pre_verdict is Verdict.IMPROVING and central[m] >= opts.min_rerun_gain
+        worth = (pre_verdict is Verdict.IMPROVING and central[m] >= opts.min_rerun_gain
+                 and extra <= opts.max_extrapolation_ratio * observed)
         options.append(ScheduleOption(m, gain, hours.get(m), worth))
     recommended = None
     for option in options:  # cheapest worth-it option; a longer one must add another min_rerun_gain
@@ -367,4 +383,6 @@ def _project(
             continue
         if recommended is None or central[option.epochs] - central[recommended] >= opts.min_rerun_gain:
             recommended = option.epochs
-    return tuple(options), recommended
+    big_enough = any(v >= opts.min_rerun_gain for v in central.values())
+    blocker = None if recommended is not None else ("reach" if big_enough else "gain")
+    return tuple(options), recommended, blocker

@@ -98,12 +98,20 @@ def anneal_start_epoch(
         if ok.sum() >= 3:
             below = ok & (lr <= fraction * lr0)
             if below.any():
-                return int(epochs[int(np.argmax(below))]), "lr"
+                first = int(np.argmax(below))
+                if first == int(np.argmax(ok)) and planned:  # the log starts inside the annealing phase
+                    return min(int(epochs[first]), _formula_start(planned, fraction, exponent)), "schedule"
+                return int(epochs[first]), "lr"
             if planned is None or epochs[ok][-1] >= planned - 1:
                 return None, "lr"
     if planned:
-        return int(math.ceil(planned * (1.0 - fraction ** (1.0 / exponent)))), "schedule"
+        return _formula_start(planned, fraction, exponent), "schedule"
     return None, "none"
+
+
+def _formula_start(planned: int, fraction: float, exponent: float) -> int:
+    """First epoch of the poly schedule with ``lr <= fraction·lr0``."""
+    return int(math.ceil(planned * (1.0 - float(fraction) ** (1.0 / exponent))))
 
 
 def median_epoch_seconds(times: np.ndarray, ends: pd.Series | None) -> float | None:

@@ -6,7 +6,8 @@ weights). OLS is pulled by single spikes and its textbook standard error assumes
 so it is over-confident exactly where a wrong "still improving" is expensive. Theil–Sen (median of
 pairwise slopes) ignores up to ~29 % outliers; its interval comes from the variance of the Mann–Kendall
 S statistic, inflated by the Hamed & Rao (1998) factor computed from the autocorrelation of the ranks of
-the detrended series. Everything is vectorised numpy so one fit over 200 epochs costs well under 1 ms.
+the detrended series. Everything is vectorised numpy (pairwise slopes in float32, one partition), so a
+fit over 300 epochs (44 850 pairs) costs about a millisecond.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["SenFit", "hamed_rao_factor", "saturation_timescale", "theil_sen"]
+__all__ = ["SenFit", "hamed_rao_factor", "saturation_timescale", "student_t_quantile", "theil_sen"]
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,9 @@ def _pairs(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     i, j = np.triu_indices(m, 1)
     inv_lag = (1.0 / (j - i)).astype(np.float32)
-    for arr in (i, j, inv_lag):
+    for arr in (i, j, inv_lag):  # shared between calls through the cache: keep them read-only
         arr.flags.writeable = False
-    return i.astype(np.intp), j.astype(np.intp), inv_lag
+    return i, j, inv_lag
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
@@ -55,16 +56,17 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 
 
 def hamed_rao_factor(residuals: np.ndarray) -> tuple[float, float]:
-    """Hamed & Rao (1998) variance inflation n/n* with an AR(1) model of the rank autocorrelation.
+    """Hamed & Rao (1998) variance inflation n/n* with an AR(1) model of the autocorrelation.
 
     Hamed–Rao inflate Var(S) by ``1 + 2/(n(n-1)(n-2)) Σ (n-k)(n-k-1)(n-k-2) ρ_k`` with ``ρ_k`` the
     autocorrelation of the ranks of the detrended series. The original screens each lag for
-    significance; on 100–200-epoch windows that drops the real but individually insignificant lags
+    significance; on 100–300-epoch windows that drops the real but individually insignificant lags
     2, 3, … and the benchmark's 95 % intervals covered the true slope only ~90 % of the time. Here
-    ``ρ_k = φ^k`` with ``φ`` the lag-1 rank autocorrelation, bias-corrected by ``(1 + 3φ)/n`` (the
-    first-order small-sample bias of a lag-1 estimate), which brought coverage to ~94 %. Ranks keep a
-    single dip from faking or hiding correlation. Floored at 1: the analyzer never claims more certainty
-    than for independent epochs. Returns ``(factor, φ)``.
+    ``ρ_k = φ^k`` with ``φ`` the lag-1 rank autocorrelation, mapped to a Pearson correlation
+    (``2·sin(π·r/6)``) and corrected for its small-sample bias after detrending, ``(1.5 + 6φ)/n``
+    (calibrated by simulating AR(1) series of 50–300 epochs). Ranks keep a single dip from faking or
+    hiding correlation. Floored at 1: the analyzer never claims more certainty than for independent
+    epochs. Returns ``(factor, φ)``.
     """
     m = residuals.size
     if m < 4:
@@ -74,14 +76,29 @@ def hamed_rao_factor(residuals: np.ndarray) -> tuple[float, float]:
     denom = float(centred @ centred)
     if denom <= 0.0:
         return 1.0, 0.0
-    phi = float(centred[1:] @ centred[:-1]) / denom
-    phi = min(max(phi + (1.0 + 3.0 * phi) / m, 0.0), 0.95)
+    rank_r1 = float(centred[1:] @ centred[:-1]) / denom
+    phi = 2.0 * math.sin(math.pi * rank_r1 / 6.0)
+    phi = min(max(phi + (1.5 + 6.0 * phi) / m, 0.0), 0.95)
     if phi == 0.0:
         return 1.0, 0.0
     k = np.arange(1, m - 2, dtype=float)
     weights = (m - k) * (m - k - 1) * (m - k - 2)
     factor = 1.0 + 2.0 * float(weights @ phi**k) / (m * (m - 1) * (m - 2))
     return max(1.0, factor), phi
+
+
+def student_t_quantile(z: float, dof: float) -> float:
+    """Student-t quantile matching the normal quantile ``z`` (Cornish–Fisher, good for dof ≥ 3).
+
+    With strong autocorrelation a 100-epoch window holds only ~30 independent epochs' worth of
+    information, and the normal quantile would understate the interval; scipy's ``t.ppf`` costs more
+    than the whole fit, so the classic expansion is used instead.
+    """
+    if not math.isfinite(dof) or dof > 1e6:
+        return z
+    dof = max(dof, 3.0)
+    z3, z5 = z**3, z**5
+    return z + (z3 + z) / (4 * dof) + (5 * z5 + 16 * z3 + 3 * z) / (96 * dof**2)
 
 
 def _tie_term(values: np.ndarray) -> float:
@@ -95,8 +112,10 @@ def theil_sen(x: np.ndarray, y: np.ndarray, z: float = 1.959963984540054, correc
     """Theil–Sen slope of ``y`` on strictly increasing ``x`` with Sen's interval, Hamed–Rao corrected.
 
     The interval is the classic distribution-free one (Sen 1968; Gilbert 1987, §16.5): the order
-    statistics of the pairwise slopes at ``(N ∓ z·sqrt(Var S))/2``, where ``Var S`` is the Mann–Kendall
-    variance with tie correction multiplied by the autocorrelation factor. Requires ``len(x) >= 3``.
+    statistics of the pairwise slopes at ``(N ∓ q·sqrt(Var S))/2``, where ``Var S`` is the Mann–Kendall
+    variance with tie correction multiplied by the autocorrelation factor, and ``q`` the Student-t
+    quantile for ``n/factor - 2`` degrees of freedom (the normal ``z`` for long, uncorrelated windows).
+    ``correct=False`` drops the autocorrelation factor (benchmark ablation). Requires ``len(x) >= 4``.
     """
     m = int(x.size)
     i, j, inv_lag = _pairs(m)
@@ -117,7 +136,8 @@ def theil_sen(x: np.ndarray, y: np.ndarray, z: float = 1.959963984540054, correc
     else:
         factor, phi = 1.0, 0.0
     var_s = (m * (m - 1) * (2 * m + 5) - _tie_term(y)) / 18.0
-    c_alpha = z * math.sqrt(max(var_s, 0.0) * factor)
+    quantile = student_t_quantile(z, m / factor - 2.0)
+    c_alpha = quantile * math.sqrt(max(var_s, 0.0) * factor)
     mid_lo, mid_hi = (n_pairs - 1) // 2, n_pairs // 2
     lo_idx = min(max(math.floor((n_pairs - c_alpha) / 2.0) - 1, 0), mid_lo)
     hi_idx = max(min(math.ceil((n_pairs + c_alpha) / 2.0), n_pairs - 1), mid_hi)

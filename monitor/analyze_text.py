@@ -47,6 +47,7 @@ class Facts:
     pre_verdict: str | None = None
     schedules: tuple[ScheduleOption, ...] = ()
     recommended: int | None = None
+    projection_blocker: str | None = None  # "reach" | "gain": why no longer schedule is worth it
     gain_2000: tuple[float, float] | None = None
 
     @property
@@ -67,16 +68,16 @@ def _stats(fit: SenFit, window: tuple[int, int]) -> str:
             f"95% CI {fit.lo * 100:+.4f} to {fit.hi * 100:+.4f}")
 
 
-_RESUME = ("resume it with nnU-Net's --c flag (continue from its last checkpoint) rather than starting a "
-           "longer schedule")
+_RESUME = ("resume it with nnU-Net's --c flag (-c in v1), which continues from the last checkpoint, rather "
+           "than starting a longer schedule")
 
 
 def reason_for(f: Facts) -> str:
     """One plain sentence: the verdict, the numbers behind it, and what to do."""
     plural = "" if f.n_done == 1 else "s"
     if f.why == "few_epochs":
-        text = (f"Only {f.n_done} epoch{plural} completed, fewer than the {f.min_epochs} needed to judge "
-                "the validation pseudo Dice trend")
+        done = "No epoch has completed" if f.n_done == 0 else f"Only {f.n_done} epoch{plural} completed"
+        text = f"{done}, fewer than the {f.min_epochs} needed to judge the validation pseudo Dice trend"
         if f.status == "running":
             text += "; check again later"
         elif f.status == "stopped" and (f.planned is None or f.n_done < f.planned):
@@ -117,24 +118,30 @@ def _advice(f: Facts) -> str:
         lo, hi = rec.projected_gain
         cost = "" if rec.gpu_hours is None else f" for about {rec.gpu_hours:.0f} GPU-hours"
         before = "before the learning rate annealed " if f.anneal_start is not None else ""
-        return (f"{'and ' if f.verdict == 'improving' else 'but '}{before}it was rising "
-                f"{f.pre_fit.slope * 100:+.4f} per 100 epochs, enough to try a {rec.epochs}-epoch run from "
-                f"scratch, projected (an extrapolation) to end {lo:+.3f} to {hi:+.3f} Dice from here{cost}")
+        lead = "" if f.verdict == "improving" else "but "
+        return (f"{lead}{before}it was already rising {f.pre_fit.slope * 100:+.4f} per 100 epochs, enough to "
+                f"try a {rec.epochs}-epoch run from scratch, projected (an extrapolation) to end {lo:+.3f} to "
+                f"{hi:+.3f} Dice from here{cost}")
     annealing_in_window = (f.anneal_start is not None and f.window is not None
                            and f.anneal_start <= f.window[1])
-    if f.verdict == "improving":
-        if annealing_in_window and f.pre_verdict != "improving":
-            return ("the rise comes from the final low-learning-rate phase, which a longer schedule also "
-                    "ends with, and the curve was flat before it, so more epochs are unlikely to end higher")
-        if not any(s.projected_gain is not None for s in f.schedules):
-            return "the schedule was already as long as the options considered, so no longer run is projected"
-        return (f"but the projected gain of a longer schedule stays below {f.min_rerun_gain:g} Dice, and a "
-                "longer schedule mostly stretches the same curve, so a re-run is not worth it")
+    if f.verdict == "improving" and annealing_in_window and f.pre_verdict != "improving":
+        return ("the rise comes from the final low-learning-rate phase, which a longer schedule also "
+                "ends with, and the curve was flat before it, so more epochs are unlikely to end higher")
     if f.verdict == "declining":
-        return "a longer schedule would not help; nnU-Net's checkpoint_best (by EMA) holds the better weights"
-    if f.pre_verdict == "improving" and any(s.projected_gain is not None for s in f.schedules):
+        return ("so a longer schedule would not help (nnU-Net's checkpoint_best, chosen by EMA pseudo Dice, "
+                "holds the better weights)")
+    if not any(s.projected_gain is not None for s in f.schedules):
+        return "the schedule was already as long as the options considered, so no longer run is projected"
+    if f.pre_verdict == "improving" and f.projection_blocker == "reach":
+        return ("the trend before annealing was still rising, but every longer option would extrapolate it "
+                "far beyond the part of this run it was measured on, so none is recommended")
+    if f.pre_verdict == "improving":
         return (f"the trend before annealing was still rising but its projected gain stays below "
-                f"{f.min_rerun_gain:g} Dice, so a longer schedule is not worth it")
+                f"{f.min_rerun_gain:g} Dice, and a longer schedule mostly stretches the same curve, so a "
+                "re-run is not worth it")
+    if f.verdict == "improving":
+        return (f"but the trend a longer schedule could extend does not promise {f.min_rerun_gain:g} Dice, "
+                "so a re-run is not worth it")
     return "a longer schedule is unlikely to end higher"
 
 

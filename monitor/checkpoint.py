@@ -31,7 +31,9 @@ from __future__ import annotations
 import _compat_pickle
 import codecs
 import collections
+import contextlib
 import datetime as _dt
+import gc
 import io
 import math
 import os
@@ -40,7 +42,7 @@ import pickle
 import struct
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
@@ -509,11 +511,42 @@ def _unpickle(stream: BinaryIO, path: Path) -> Any:
         ) from None
 
 
-def _unpickle_bytes(data: bytes, path: Path) -> Any:
-    # Behind a BufferedReader the C unpickler takes the whole buffer with one peek(); from a bare BytesIO it
-    # calls read() once per opcode, which is 2-3x slower.
-    stream = io.BufferedReader(io.BytesIO(data), buffer_size=len(data) + 1)  # type: ignore[arg-type]
-    return _unpickle(stream, path)
+class _BufferReader:
+    """The file object the C unpickler reads an in-memory pickle from, without copying it.
+
+    Its first ``peek()`` hands over the whole buffer, so the unpickler works on it directly: no Python call
+    per opcode (a bare BytesIO costs one ``read()`` per opcode, 2-3x slower) and no copy (a BufferedReader
+    copies the half megabyte, and in a VM the page faults of every fresh large buffer cost more than the copy).
+    """
+
+    __slots__ = ("_pos", "_view")
+
+    def __init__(self, buffer: bytes | bytearray) -> None:
+        self._view = memoryview(buffer)
+        self._pos = 0
+
+    def peek(self, size: int = 0) -> memoryview:
+        return self._view[self._pos :]
+
+    def read(self, size: int = -1) -> memoryview:
+        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
+        chunk = self._view[self._pos : end]
+        self._pos = end
+        return chunk
+
+    def readline(self, size: int = -1) -> memoryview:
+        rest = self._view[self._pos :]
+        nl = bytes(rest[:size] if size is not None and size >= 0 else rest).find(b"\n")
+        return self.read(len(rest) if nl < 0 else nl + 1)
+
+    def readinto(self, target: Any) -> int:
+        chunk = self.read(len(memoryview(target).cast("B")))
+        memoryview(target).cast("B")[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def _unpickle_buffer(data: bytes | bytearray, path: Path) -> Any:
+    return _unpickle(_BufferReader(data), path)  # type: ignore[arg-type]
 
 
 # Fast path, part 1: torch's zip layout read with four pread() calls ----------------------------------------
@@ -523,6 +556,24 @@ _ZIP64_LOCATOR = struct.Struct("<4sLQL")
 _ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
 _CENTRAL_ENTRY = struct.Struct("<4s6H3L5H2L")
 _LOCAL_HEADER = struct.Struct("<4s5H3L2H")
+
+
+def _pread_into(fd: int, size: int, offset: int) -> bytearray | None:
+    """``size`` bytes at ``offset`` into a new bytearray (which the fast path then edits in place)."""
+    out = bytearray(size)
+    view = memoryview(out)
+    done = 0
+    while done < size:
+        if hasattr(os, "preadv"):
+            got = os.preadv(fd, [view[done:]], offset + done)
+        else:  # pragma: no cover - platforms without preadv
+            chunk = os.pread(fd, size - done, offset + done)
+            view[done : done + len(chunk)] = chunk
+            got = len(chunk)
+        if got <= 0:
+            return None
+        done += got
+    return out
 
 
 def _pread(fd: int, size: int, offset: int) -> bytes:
@@ -535,13 +586,15 @@ def _pread(fd: int, size: int, offset: int) -> bytes:
     return data
 
 
-def _torch_zip_data_pkl(fd: int, size: int) -> bytes | None:
+def _torch_zip_data_pkl(fd: int, size: int, verify_crc: bool = False) -> bytearray | None:
     """``data.pkl`` of a torch zip, read from the end records, the first directory entry and the member.
 
     torch writes ``data.pkl`` first and its zip64 end records last, so this touches a few hundred bytes plus
     the member itself.  ``zipfile`` would parse the whole central directory (one entry per tensor) in Python.
     Returns None whenever the layout is not exactly that (the caller falls back to ``zipfile``), including a
-    missing end record (file still being written) and a CRC mismatch (file rewritten while we read).
+    missing end record (file still being written).  Like ``torch.load`` it does not verify the member's CRC
+    unless asked (0.2 ms, a tenth of the whole read); a rewrite during the read is caught by the caller's
+    fstat comparison instead.
     """
     tail_len = min(size, _EOCD.size + _ZIP64_LOCATOR.size + _ZIP64_EOCD.size)
     tail = _pread(fd, tail_len, size - tail_len)
@@ -592,8 +645,8 @@ def _torch_zip_data_pkl(fd: int, size: int) -> bytes | None:
     lsig, _, _, _, _, _, _, _, _, lname_len, lextra_len = _LOCAL_HEADER.unpack(local)
     if lsig != b"PK\x03\x04":
         return None
-    data = _pread(fd, usize, local_offset + _LOCAL_HEADER.size + lname_len + lextra_len)
-    if len(data) != usize or zlib.crc32(data) != crc:
+    data = _pread_into(fd, usize, local_offset + _LOCAL_HEADER.size + lname_len + lextra_len)
+    if data is None or (verify_crc and zlib.crc32(data) != crc):
         return None
     return data
 
@@ -612,9 +665,6 @@ def _torch_zip_data_pkl(fd: int, size: int) -> bytes | None:
 
 _GET_LONG, _GET_SHORT, _PUT_LONG, _PUT_SHORT = 0x6A, 0x68, 0x72, 0x71  # LONG_BINGET, BINGET, LONG_BINPUT, BINPUT
 _BINUNICODE, _TUPLE2, _REDUCE, _GLOBAL = 0x58, 0x86, 0x52, 0x63
-#: After the payload: PUT, GET 'latin1', TUPLE2, PUT, REDUCE (encode), PUT, TUPLE2, PUT, REDUCE (scalar), PUT.
-_SCALAR_TAIL = ((0, _PUT_LONG), (5, _GET_LONG), (10, _TUPLE2), (11, _PUT_LONG), (16, _REDUCE), (17, _PUT_LONG),
-                (22, _TUPLE2), (23, _PUT_LONG), (28, _REDUCE), (29, _PUT_LONG))
 _SCALAR_GLOBALS = (b"cnumpy._core.multiarray\nscalar\n", b"cnumpy.core.multiarray\nscalar\n")
 _ENCODE_GLOBAL = b"c_codecs\nencode\n"
 _DTYPE_GLOBAL = b"cnumpy\ndtype\n"
@@ -702,18 +752,28 @@ def _float_dtype_slots(data: bytes, candidates: Sequence[int], little: int) -> d
     return found
 
 
-def _inline_float_scalars(data: bytes) -> bytes:
-    """Return ``data`` with verified numpy float scalar reconstructions replaced by BINFLOAT (see above)."""
+def _gets(buf: np.ndarray, u32: np.ndarray, at: np.ndarray, slot: int) -> np.ndarray:
+    """Mask: a memo GET of ``slot`` at offsets ``at`` (BINGET for slots < 256, else LONG_BINGET)."""
+    if slot < 256:
+        return (buf[at] == _GET_SHORT) & (buf[at + 1] == slot)
+    return (buf[at] == _GET_LONG) & (u32[at + 1] == slot)
+
+
+def _inline_float_scalars(data: bytearray) -> bool:
+    """Replace verified numpy float scalar reconstructions in ``data`` by BINFLOAT, in place (see above).
+
+    Returns whether anything was replaced.  Everything is read before the first byte is written.
+    """
     n = len(data)
     if n < _MIN_REWRITE_BYTES:
-        return data
+        return False
     fn_slot = _memo_slot_after(data, _SCALAR_GLOBALS[0])[0]
     if fn_slot < 0:
         fn_slot = _memo_slot_after(data, _SCALAR_GLOBALS[1])[0]
     enc_slot = _memo_slot_after(data, _ENCODE_GLOBAL)[0]
     latin_slot = _memo_slot_after(data, _LATIN1)[0]
     if min(fn_slot, enc_slot, latin_slot) < 0:
-        return data
+        return False
     buf = np.frombuffer(data, dtype=np.uint8)
     u32 = np.ndarray((n - 3,), dtype="<u4", buffer=data, strides=(1,))  # u32[i]: the 4 bytes at offset i
     # every BINUNICODE opcode with a short length; the gathers below stay inside the buffer
@@ -725,41 +785,55 @@ def _inline_float_scalars(data: bytes) -> bytes:
     little = _memo_slot_after(data, _LITTLE, xs[(length == 1) & (first == 0x3C)].tolist())[0]
     dtypes = _float_dtype_slots(data, xs[(length == 2) & (first == 0x66)].tolist(), little)
     if not dtypes:
-        return data
-    # numpy scalar candidates: GET scalar, GET dtype, GET encode, BINUNICODE <2..16 bytes>, then the fixed tail
-    xs = xs[(length >= 2) & (length <= 16) & (buf[xs - 5] == _GET_LONG)]
-    xs = xs[(buf[xs - 10] == _GET_LONG) & (buf[xs - 15] == _GET_LONG)]
+        return False
+    # numpy scalar candidates: GET scalar, GET dtype, GET encode, BINUNICODE <2..16 bytes>, then the fixed
+    # tail.  A GET is 2 bytes for memo slots < 256 and 5 bytes above; the slots of scalar/encode/'latin1' are
+    # known, the dtype slot differs per dtype, so both widths are tried for it.
+    w_fn, w_enc, w_latin = (2 if slot < 256 else 5 for slot in (fn_slot, enc_slot, latin_slot))
+    xs = xs[(length >= 2) & (length <= 16)]
+    xs = xs[_gets(buf, u32, xs - w_enc, enc_slot)]
+    # itemsize by memo slot (0: not a float dtype); slots beyond the table map to its last, empty entry
+    table = np.zeros(max(dtypes) + 2, dtype=np.int64)
+    table[list(dtypes)] = list(dtypes.values())
+    at_short, at_long = xs - w_enc - 2, xs - w_enc - 5
+    size_short = np.where(buf[at_short] == _GET_SHORT, table[np.minimum(buf[at_short + 1].astype(np.int64), len(table) - 1)], 0)
+    size_long = np.where(buf[at_long] == _GET_LONG, table[np.minimum(u32[at_long + 1], len(table) - 1)], 0)
+    short = (size_short > 0) & _gets(buf, u32, at_short - w_fn, fn_slot)
+    long_ = ~short & (size_long > 0) & _gets(buf, u32, at_long - w_fn, fn_slot)
+    ok = short | long_
+    xs, itemsize = xs[ok], np.where(short, size_short, size_long)[ok]
+    starts = np.where(short, at_short, at_long)[ok] - w_fn
     payload_end = xs + 5 + buf[xs + 1]
-    ok = (buf[payload_end] == _PUT_LONG) & (buf[payload_end + 10] == _TUPLE2)
-    xs, payload_end = xs[ok], payload_end[ok]
-    ok = np.ones(len(xs), dtype=bool)
-    for offset, opcode in _SCALAR_TAIL:
-        ok &= buf[payload_end + offset] == opcode
-    ok &= (u32[xs - 14] == fn_slot) & (u32[xs - 4] == enc_slot) & (u32[payload_end + 6] == latin_slot)
-    xs, payload_end = xs[ok], payload_end[ok]
-    if not len(xs):
-        return data
-    keys = np.array(sorted(dtypes), dtype=np.int64)
-    dtype_ref = u32[xs - 9]
-    where = np.minimum(np.searchsorted(keys, dtype_ref), len(keys) - 1)
-    itemsize = np.array([dtypes[k] for k in keys.tolist()], dtype=np.int64)[where]
+    # the tail's five PUTs are all 2 or all 5 bytes wide (a scalar straddling slot 256 is left alone)
+    stops = np.full(len(xs), -1, dtype=np.int64)
+    first_put = buf[payload_end]
+    for w_put, put in ((5, _PUT_LONG), (2, _PUT_SHORT)):
+        g = w_latin
+        tail = ((w_put + g, _TUPLE2), (w_put + g + 1, put), (2 * w_put + g + 1, _REDUCE),
+                (2 * w_put + g + 2, put), (3 * w_put + g + 2, _TUPLE2), (3 * w_put + g + 3, put),
+                (4 * w_put + g + 3, _REDUCE), (4 * w_put + g + 4, put))
+        idx = np.flatnonzero(first_put == put)
+        ends = payload_end[idx]
+        ok = _gets(buf, u32, ends + w_put, latin_slot)
+        for offset, opcode in tail:
+            ok &= buf[ends + offset] == opcode
+        stops[idx[ok]] = ends[ok] + 4 * w_put + g + 4  # the final PUT, which is kept
     length = payload_end - xs - 5
-    ok = (keys[where] == dtype_ref) & (length >= itemsize) & (length <= 2 * itemsize)  # latin-1 as UTF-8
+    ok = (stops >= 0) & (length >= itemsize) & (length <= 2 * itemsize)  # latin-1 as UTF-8: 1-2 bytes/char
     # each payload must be whole UTF-8 on its own: no continuation byte first, no lead byte last
     ok &= ((buf[xs + 5] & 0xC0) != 0x80) & (buf[payload_end - 1] < 0xC0)
-    xs, payload_end, itemsize, length = xs[ok], payload_end[ok], itemsize[ok], length[ok]
-    starts, stops = xs - 15, payload_end + 29  # stops: the final PUT, which is kept
+    xs, starts, stops, itemsize, length = xs[ok], starts[ok], stops[ok], itemsize[ok], length[ok]
     if not len(xs) or np.any(starts[1:] < stops[:-1]):
-        return data
-    # all payloads at once: 16-byte windows, masked to each length, decoded in one go
-    windows = np.ndarray((n - 15, 16), dtype=np.uint8, buffer=data, strides=(1, 1))[xs + 5]
-    payloads = windows[np.arange(16) < length[:, None]]
+        return False
+    # all payloads at once, decoded in one go
+    offsets = np.cumsum(length) - length
+    payloads = buf[np.repeat(xs + 5 - offsets, length) + np.arange(int(offsets[-1] + length[-1]))]
     try:
         raw = np.frombuffer(payloads.tobytes().decode("utf-8").encode("latin-1"), dtype=np.uint8)
     except UnicodeError:
-        return data
+        return False
     if len(raw) != int(itemsize.sum()):
-        return data
+        return False
     if int(itemsize.min()) == int(itemsize.max()):
         values = raw.view(f"<f{int(itemsize[0])}")
     else:
@@ -769,30 +843,27 @@ def _inline_float_scalars(data: bytes) -> bytes:
             sel = itemsize == size
             if sel.any():
                 values[sel] = raw[(raw_offsets[sel][:, None] + np.arange(size)).ravel()].view(f"<f{size}")
-    out = bytearray(data)
-    view = np.frombuffer(out, dtype=np.uint8)
+    view = np.frombuffer(data, dtype=np.uint8)
     view[starts] = 0x43  # SHORT_BINBYTES: swallow the rest of the old sequence as one throw-away bytes object
     view[starts + 1] = stops - starts - 12
     view[stops - 10] = 0x30  # POP it
     view[stops - 9] = 0x47  # BINFLOAT, 8 bytes big-endian
-    np.ndarray((n - 7,), dtype=">f8", buffer=out, strides=(1,))[stops - 8] = values
-    return bytes(out)
+    np.ndarray((n - 7,), dtype=">f8", buffer=data, strides=(1,))[stops - 8] = values
+    return True
 
 
 def _load_zip(fd: int, size: int, fh: BinaryIO, path: Path) -> Any:
     """torch >= 1.6 format: the ``*/data.pkl`` member only, never the ``data/<key>`` storages."""
-    data = _torch_zip_data_pkl(fd, size)
-    if data is None:
-        data = _zip_data_pkl_slow(fh, path)
-    fast = _inline_float_scalars(data)
-    if fast is not data:
+    data = _torch_zip_data_pkl(fd, size) or bytearray(_zip_data_pkl_slow(fh, path))
+    if _inline_float_scalars(data):
         try:
-            return _unpickle_bytes(fast, path)
+            return _unpickle_buffer(data, path)
         except CheckpointError as exc:
             if str(exc).startswith("refused"):
                 raise
-            # anything else: let the untouched bytes decide
-    return _unpickle_bytes(data, path)
+        # anything else: let the untouched bytes decide
+        data = _torch_zip_data_pkl(fd, size) or bytearray(_zip_data_pkl_slow(fh, path))
+    return _unpickle_buffer(data, path)
 
 
 def _zip_data_pkl_slow(fh: BinaryIO, path: Path) -> bytes:
@@ -822,14 +893,17 @@ def _load_legacy(fh: BinaryIO, path: Path) -> Any:
     """torch < 1.6 format: magic, protocol version, sys info, object; the storage bytes after it are skipped."""
     fh.seek(0)
     reader = io.BufferedReader(fh)  # type: ignore[arg-type]  # the C unpickler peeks, then consumes exactly
-    magic = _unpickle(reader, path)
-    if magic != _LEGACY_MAGIC:
-        raise CheckpointError("not a checkpoint (a pickle, but not written by torch.save)", path)
-    version = _unpickle(reader, path)
-    if version != _LEGACY_PROTOCOL_VERSION:
-        raise CheckpointError(f"unsupported legacy torch checkpoint (protocol version {version!r})", path)
-    _unpickle(reader, path)  # sys info (endianness, type sizes): only relevant to storage bytes we never read
-    return _unpickle(reader, path)
+    try:
+        magic = _unpickle(reader, path)
+        if magic != _LEGACY_MAGIC:
+            raise CheckpointError("not a checkpoint (a pickle, but not written by torch.save)", path)
+        version = _unpickle(reader, path)
+        if version != _LEGACY_PROTOCOL_VERSION:
+            raise CheckpointError(f"unsupported legacy torch checkpoint (protocol version {version!r})", path)
+        _unpickle(reader, path)  # sys info (endianness, type sizes): only relevant to storages we never read
+        return _unpickle(reader, path)
+    finally:
+        reader.detach()  # the caller still owns (and closes) the file
 
 
 def _load_checkpoint_object(path: Path) -> Any:
@@ -845,19 +919,38 @@ def _load_checkpoint_object(path: Path) -> Any:
     with fh:
         fd = fh.fileno()
         try:
-            size = os.fstat(fd).st_size
+            before = os.fstat(fd)
             head = _pread(fd, 512, 0)
         except OSError as exc:
             raise CheckpointError(f"cannot read ({exc.strerror or exc})", path) from None
-        if size == 0 or not head:
+        if before.st_size == 0 or not head:
             raise CheckpointError("empty file (0 bytes; still being written?)", path)
-        if head.startswith(_ZIP_MAGIC):
-            return _load_zip(fd, size, fh, path)
-        if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-            return _load_legacy(fh, path)
-        if len(head) >= 262 and head[257:262] == b"ustar":
-            raise CheckpointError("unsupported torch < 0.4 (tar) checkpoint", path)
-        raise CheckpointError("not a checkpoint (neither a torch zip archive nor a legacy torch file)", path)
+        try:
+            if head.startswith(_ZIP_MAGIC):
+                obj = _load_zip(fd, before.st_size, fh, path)
+            elif head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+                obj = _load_legacy(fh, path)
+            elif len(head) >= 262 and head[257:262] == b"ustar":
+                raise CheckpointError("unsupported torch < 0.4 (tar) checkpoint", path)
+            else:
+                raise CheckpointError("not a checkpoint (neither a torch zip archive nor a legacy torch file)", path)
+        except CheckpointError:
+            if _rewritten(fd, before):
+                raise CheckpointError(_INCOMPLETE, path) from None
+            raise
+        except OSError as exc:
+            raise CheckpointError(f"cannot read ({exc.strerror or exc})", path) from None
+        if _rewritten(fd, before):  # nnU-Net rewrote the file in place while we read it
+            raise CheckpointError(_INCOMPLETE, path)
+        return obj
+
+
+def _rewritten(fd: int, before: os.stat_result) -> bool:
+    try:
+        after = os.fstat(fd)
+    except OSError:
+        return True
+    return (after.st_size, after.st_mtime_ns, after.st_ino) != (before.st_size, before.st_mtime_ns, before.st_ino)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -865,18 +958,23 @@ def _load_checkpoint_object(path: Path) -> Any:
 # --------------------------------------------------------------------------------------------------------------
 
 
+#: Immutable values ``_plain`` returns as they are (checked by exact type: subclasses go the slow way).
+_ATOMIC_TYPES = frozenset({type(None), bool, int, float, str, bytes, complex, _dt.date, _dt.datetime, _dt.time,
+                           _dt.timedelta, _dt.timezone})
+
+
 def _plain(obj: Any, depth: int = 0, active: set[int] | None = None) -> Any:
-    """Plain-python copy: containers and numbers kept, numpy unwrapped, stand-ins/storages as repr strings."""
-    if obj is None or isinstance(obj, (bool, int, float, str, bytes, complex, _dt.date, _dt.time, _dt.timedelta)):
+    """Plain-python copy: containers and numbers kept, numpy unwrapped, stand-ins/storages as repr strings.
+
+    Cycles (a pickle can build them) become "<recursive reference>", nesting deeper than 64 is cut off.
+    """
+    kind = type(obj)
+    if kind in _ATOMIC_TYPES:
         return obj
     if isinstance(obj, np.generic):
         return obj.item()
-    if isinstance(obj, (_StandIn, _StoragePlaceholder)) or (isinstance(obj, type) and issubclass(obj, _StandIn)):
-        return repr(obj)
-    if isinstance(obj, pathlib.PurePath):
-        return str(obj)
-    if isinstance(obj, np.dtype):
-        return str(obj)
+    if isinstance(obj, (_StandIn, _StoragePlaceholder, _StandInMeta, pathlib.PurePath, np.dtype)):
+        return str(obj) if isinstance(obj, (pathlib.PurePath, np.dtype)) else repr(obj)
     if depth >= _MAX_PLAIN_DEPTH:
         return "<too deeply nested>"
     active = set() if active is None else active
@@ -891,15 +989,16 @@ def _plain(obj: Any, depth: int = 0, active: set[int] | None = None) -> Any:
         if isinstance(obj, Mapping):
             out: dict[Any, Any] = {}
             for key, value in obj.items():
-                plain_key = _plain(key, depth + 1, active)
-                try:
-                    hash(plain_key)
-                except TypeError:
-                    plain_key = repr(plain_key)
-                out[plain_key] = _plain(value, depth + 1, active)
+                if type(key) not in _ATOMIC_TYPES:
+                    key = _plain(key, depth + 1, active)
+                    try:
+                        hash(key)
+                    except TypeError:
+                        key = repr(key)
+                out[key] = value if type(value) in _ATOMIC_TYPES else _plain(value, depth + 1, active)
             return out
         if isinstance(obj, (list, tuple)):
-            items = [_plain(v, depth + 1, active) for v in obj]
+            items = [v if type(v) in _ATOMIC_TYPES else _plain(v, depth + 1, active) for v in obj]
             return items if isinstance(obj, list) else tuple(items)
         if isinstance(obj, (set, frozenset)):
             return sorted((_plain(v, depth + 1, active) for v in obj), key=repr)
@@ -1191,6 +1290,23 @@ def _curves_v1(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
     )
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while thousands of lists are unpickled.
+
+    Each gen-0 collection the new containers trigger is cheap, but the occasional full collection walks the
+    whole heap (torch or pandas make that large) and costs more than the whole read; reference counting still
+    frees everything as usual, so pausing for the ~ms this takes only postpones the collector.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def read_checkpoint_curves(path: str | os.PathLike[str]) -> CheckpointCurves:
     """Read the per-epoch training curves of an nnU-Net v2 or v1 checkpoint.
 
@@ -1200,10 +1316,15 @@ def read_checkpoint_curves(path: str | os.PathLike[str]) -> CheckpointCurves:
     empty, half-written, foreign or malicious files.
     """
     path = Path(path)
+    with _gc_paused():
+        return _read_curves(path)
+
+
+def _read_curves(path: Path) -> CheckpointCurves:
     obj = _load_checkpoint_object(path)
     if not isinstance(obj, Mapping):
         kind = repr(type(obj)) if isinstance(obj, _StandIn) else type(obj).__name__
-        raise CheckpointError(f"not an nnU-Net checkpoint (top-level object is {_short_repr(kind, 60)})", path)
+        raise CheckpointError(f"not an nnU-Net checkpoint (top-level object is {_clip(kind, 60)})", path)
     if "logging" in obj or "network_weights" in obj:
         return _curves_v2(obj, path)
     if "plot_stuff" in obj or "state_dict" in obj:

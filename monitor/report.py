@@ -24,7 +24,7 @@ import os
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from monitor.report_data import ReportError, RunSource, find_group, load_run_data
+from monitor.report_data import ReportError, RunData, RunSource, find_group, load_run_data
 from monitor.report_style import BASE_DPI, THEMES, ReportOptions, figure_to_png, new_canvas
 
 if TYPE_CHECKING:
@@ -68,12 +68,12 @@ def render_run_report(run: RunSource, *, analysis: Analysis | None = None, width
     return run_report_png(data, opts)
 
 
-def run_report_png(data: object, opts: ReportOptions) -> bytes:
-    """Render already loaded :class:`~monitor.report_data.RunData` (the batch writer's entry point)."""
+def run_report_png(data: RunData, opts: ReportOptions) -> bytes:
+    """Render already loaded :class:`~monitor.report_data.RunData` (what the benchmark times separately)."""
     from monitor.report_run import build_run_figure
 
     canvas = _canvas(opts)
-    build_run_figure(canvas, data, smooth=opts.smooth, now=opts.now)  # type: ignore[arg-type]
+    build_run_figure(canvas, data, smooth=opts.smooth, now=opts.now)
     return figure_to_png(canvas)
 
 

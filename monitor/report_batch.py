@@ -112,7 +112,7 @@ def _render(job: Job, root: str, out_dir: str, opts: ReportOptions) -> tuple[str
         return "failed", job.label, f"{type(exc).__name__}: {exc}"
 
 
-def _chunk_results(jobs: Sequence[Job], root: str, out_dir: str, opts: ReportOptions,
+def _results(jobs: Sequence[Job], root: str, out_dir: str, opts: ReportOptions,
                    workers: int) -> Iterator[tuple[str, str, str]]:
     if workers <= 1 or len(jobs) < _PARALLEL_THRESHOLD:
         for job in jobs:
@@ -144,9 +144,8 @@ def write_all(root: str | os.PathLike[str], out_dir: str | os.PathLike[str], opt
     if not jobs:
         raise ReportError(f"no runs under {root}")
     result = BatchResult()
-    done = 0
-    for status, what, message in _chunk_results(jobs, str(root_path), str(out), opts, workers or default_workers()):
-        done += 1
+    results = _results(jobs, str(root_path), str(out), opts, workers or default_workers())
+    for done, (status, what, message) in enumerate(results, start=1):
         if status == "written":
             result.written.append(Path(what))
         elif status == "skipped":

@@ -36,7 +36,7 @@ def fit_text(text: str, width_px: float, size_px: float, bold: bool = False) -> 
     return text[:head] + "…" + text[len(text) - (keep - head):]
 
 
-def wrap_lines(canvas: Canvas, lines: Sequence[str], size: float = 15.0, max_lines: int = 2) -> list[str]:
+def wrap_lines(canvas: Canvas, lines: Sequence[str], size: float = 15.0, max_lines: int = 3) -> list[str]:
     """Footer sentences wrapped at words to the page width, each to at most ``max_lines`` lines."""
     import textwrap
 
@@ -49,9 +49,9 @@ def wrap_lines(canvas: Canvas, lines: Sequence[str], size: float = 15.0, max_lin
 
 
 def signed(value: float, digits: int = 3) -> str:
-    """``+0.012`` / ``-0.004``, and ``0.000`` rather than a confusing ``-0.000``."""
+    """``+0.012`` / ``−0.004`` (a true minus, as on the axes), and ``0.000`` rather than ``-0.000``."""
     text = f"{value:+.{digits}f}"
-    return text[1:] if float(text) == 0 else text
+    return text[1:] if float(text) == 0 else text.replace("-", "\u2212")
 
 
 def nnwatch_version() -> str:

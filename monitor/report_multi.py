@@ -14,15 +14,26 @@ from datetime import datetime
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
 
 from monitor.report_data import DatasetGroup, ReportError, RunData, load_run_data
 from monitor.report_layout import Frame, draw_footer, draw_header, fit_text, signed, text_width, wrap_lines
-from monitor.report_panels import ema, legend, panel_title, resolve_smooth, set_epoch_axis, x_limit
+from monitor.report_panels import (
+    LegendEntry,
+    ema,
+    legend,
+    panel_title,
+    resolve_smooth,
+    set_dice_ylim,
+    set_epoch_axis,
+    x_limit,
+)
 from monitor.report_style import VERDICT_COLOURS, Canvas, class_style
 
 __all__ = ["FoldRow", "build_compare_figure", "build_dataset_figure", "load_group"]
 
 Y_TICKS, PANEL_TITLE, X_TICKS = 64.0, 34.0, 52.0
+TableRow = tuple[str | None, list[str], str | None]  # swatch colour, cells, verdict (colours the last cell)
 
 
 @dataclass(frozen=True)
@@ -59,7 +70,7 @@ def _aligned(runs: Sequence[RunData], column: str, smooth: int = 0) -> tuple[np.
 
 
 def _overlay(ax: Axes, canvas: Canvas, runs: Sequence[RunData | None], column: str,
-             smooth: int = 0) -> list[tuple[object, str]]:
+             smooth: int = 0) -> list[LegendEntry]:
     """Each run in its colour, then the across-run mean (thick) and ± 1 SD band where ≥ 2 runs have the epoch."""
     present = [run for run in runs if run is not None]
     x, matrix = _aligned(present, column, smooth)
@@ -68,7 +79,7 @@ def _overlay(ax: Axes, canvas: Canvas, runs: Sequence[RunData | None], column: s
         if run is None:
             continue
         colour, dash = class_style(canvas.theme, k)
-        ax.plot(x, matrix[row], color=colour, linestyle=dash, linewidth=canvas.pt(1.8), alpha=0.9, zorder=2)
+        ax.plot(x, matrix[row], color=colour, linestyle=dash, linewidth=canvas.pt(1.8), zorder=2)
         row += 1
     counts = np.isfinite(matrix).sum(axis=0)
     ok = counts >= 2
@@ -85,7 +96,7 @@ def _overlay(ax: Axes, canvas: Canvas, runs: Sequence[RunData | None], column: s
 
 
 def _table(canvas: Canvas, left: float, top: float, width: float, header: Sequence[str],
-           rows: Sequence[tuple[str | None, Sequence[str], str | None]]) -> float:
+           rows: Sequence[TableRow]) -> float:
     """A text table; each row is (swatch colour, cells, verdict to colour the last cell). Returns its bottom."""
     u = canvas.unit
     size = 15.0
@@ -109,16 +120,14 @@ def _table(canvas: Canvas, left: float, top: float, width: float, header: Sequen
     return y
 
 
-def _swatch(canvas: Canvas, left: float, middle: float, length: float, colour: str) -> object:
-    from matplotlib.lines import Line2D
-
+def _swatch(canvas: Canvas, left: float, middle: float, length: float, colour: str) -> Line2D:
     return Line2D([left / canvas.width, (left + length) / canvas.width],
                   [1 - middle / canvas.height, 1 - middle / canvas.height], transform=canvas.figure.transFigure,
                   color=colour, linewidth=canvas.pt(4))
 
 
-def _fmt(value: object, digits: int = 3) -> str:
-    return "–" if value is None else f"{float(value):.{digits}f}"  # type: ignore[arg-type]
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{float(value):.{digits}f}"
 
 
 def _best(run: RunData) -> str:
@@ -153,7 +162,7 @@ def build_dataset_figure(canvas: Canvas, folds: Sequence[FoldRow], *, smooth: in
     by_fold = [row.data for row in folds]
     entries = _overlay(dice, canvas, by_fold, "ema_fg_dice")
     _overlay(loss, canvas, by_fold, "val_loss", window)
-    rows = []
+    rows: list[TableRow] = []
     for k, row in enumerate(folds):
         if row.data is None:
             rows.append((None, [f"fold {row.fold}", row.problem or "", "", "", "", ""], None))
@@ -164,7 +173,8 @@ def build_dataset_figure(canvas: Canvas, folds: Sequence[FoldRow], *, smooth: in
         rows.append((class_style(canvas.theme, k)[0], [f"fold {row.fold}", str(run.summary.get("status")), epochs,
                                                        _best(run), _fmt(run.summary.get("final_validation_dice")),
                                                        verdict.replace("_", " ")], verdict))
-    dice.set_ylim(0, 1.0)
+    set_dice_ylim(dice, np.arange(max(run.last_epoch for run in runs) + 1, dtype=float),
+                  _aligned(runs, "ema_fg_dice")[1])
     if entries:
         legend(dice, canvas, [h for h, _ in entries], [t for _, t in entries], loc="lower right")
     panel_title(dice, canvas, "EMA pseudo Dice (validation), per fold")
@@ -231,7 +241,8 @@ def build_compare_figure(canvas: Canvas, pair: tuple[RunData, RunData], *, x: st
     s = a.summary
     title = f"{s['dataset']} · {s['configuration']} · fold {s['fold']}: {_label(a, b)} vs {_label(b, a)}"
     solid = f"raw mean smoothed over {smooth} epochs" if smooth and smooth > 1 else "nnU-Net's EMA"
-    subtitle = f"faint: raw mean pseudo Dice · solid: {solid} · fraction of schedule = epoch / that run's planned epochs"
+    subtitle = (f"faint: raw mean pseudo Dice · solid: {solid} · fraction of schedule = epoch / that run's "
+                "planned epochs")
     draw_header(canvas, title, subtitle, None)
     ema_a, ema_b = (run.summary.get("best_ema_fg_dice") for run in pair)
     facts = []
@@ -249,7 +260,7 @@ def build_compare_figure(canvas: Canvas, pair: tuple[RunData, RunData], *, x: st
     modes = ("epochs", "fraction") if x == "both" else (x,)
     gap = 40 * u
     cell = (frame.width - gap * (len(modes) - 1)) / len(modes)
-    rows = []
+    rows: list[TableRow] = []
     for k, run in enumerate(pair):
         colour, _ = class_style(canvas.theme, k)
         epochs = f"{run.epochs_done}/{run.planned}" if run.planned else str(run.epochs_done)
@@ -266,7 +277,8 @@ def build_compare_figure(canvas: Canvas, pair: tuple[RunData, RunData], *, x: st
             ax.plot(xs, run.column("mean_fg_dice"), color=colour, linewidth=canvas.pt(1.1), alpha=0.28, zorder=1.5)
             solid_y = ema(run.column("mean_fg_dice"), window) if window else run.column("ema_fg_dice")
             ax.plot(xs, solid_y, color=colour, linewidth=canvas.pt(3.0), zorder=2)
-        ax.set_ylim(0, 1.0)
+        set_dice_ylim(ax, np.arange(max(run.last_epoch for run in pair) + 1, dtype=float),
+                      _aligned(pair, "ema_fg_dice")[1])
         if mode == "epochs":
             set_epoch_axis(ax, canvas, max(x_limit(run.last_epoch + 1, run.planned) for run in pair))
             panel_title(ax, canvas, "Pseudo Dice by epoch")

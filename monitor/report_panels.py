@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-from matplotlib import patheffects
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
@@ -22,6 +23,7 @@ from monitor.report_layout import fit_text, signed
 from monitor.report_style import VERDICT_COLOURS, Canvas, class_style
 
 __all__ = [
+    "LegendEntry",
     "draw_dice",
     "draw_epoch_time",
     "draw_loss",
@@ -31,11 +33,13 @@ __all__ = [
     "legend_in_figure",
     "panel_title",
     "resolve_smooth",
+    "set_dice_ylim",
     "set_epoch_axis",
     "x_limit",
 ]
 
 FAINT = 0.28  # alpha of raw curves under a smoothed one
+LegendEntry = tuple[Artist, str]
 MARKERS_BELOW = 30  # points: fewer epochs than this get markers, a 3-epoch run must still be visible
 
 
@@ -92,13 +96,13 @@ def no_data(ax: Axes, canvas: Canvas, message: str) -> None:
 
 
 def _line(ax: Axes, canvas: Canvas, x: np.ndarray, y: np.ndarray, *, colour: str, width: float,
-          smooth: int, dash: object = "-", label: str | None = None, zorder: float = 2.0) -> Line2D | None:
+          smooth: int, dash: Any = "-", label: str | None = None, zorder: float = 2.0) -> Line2D | None:
     """A curve, raw-faint-plus-smoothed when smoothing is on; markers when there are only a few points."""
     finite = np.isfinite(y)
     if not finite.any():
         return None
     marker = "o" if finite.sum() < MARKERS_BELOW else None
-    style = {"marker": marker, "markersize": canvas.pt(7), "solid_capstyle": "round"}
+    style: dict[str, Any] = {"marker": marker, "markersize": canvas.pt(7), "solid_capstyle": "round"}
     if smooth:
         ax.plot(x, y, color=colour, linewidth=canvas.pt(1.2), alpha=FAINT, zorder=zorder - 0.5)
         y = ema(y, smooth)
@@ -107,14 +111,14 @@ def _line(ax: Axes, canvas: Canvas, x: np.ndarray, y: np.ndarray, *, colour: str
     return line
 
 
-def draw_dice(ax: Axes, canvas: Canvas, data: RunData, smooth: int, right: float) -> list[tuple[object, str]]:
+def draw_dice(ax: Axes, canvas: Canvas, data: RunData, smooth: int, right: float) -> list[LegendEntry]:
     """Per-class pseudo Dice, their mean, nnU-Net's EMA, and the analyzer's window and fitted line.
 
     Returns legend entries (handle, label), drawn by the caller outside the data area.
     """
     theme = canvas.theme
     x = data.epoch
-    entries: list[tuple[object, str]] = []
+    entries: list[LegendEntry] = []
     window = data.analysis.window
     if window is not None:
         band = ax.axvspan(window[0], window[1] + 1, color=theme.window, zorder=0.5, linewidth=0)
@@ -138,15 +142,33 @@ def draw_dice(ax: Axes, canvas: Canvas, data: RunData, smooth: int, right: float
     if fit is not None:
         xs = np.array([fit.first_epoch, fit.last_epoch], dtype=float)
         colour = VERDICT_COLOURS.get(data.analysis.verdict.value, theme.strong)
+        # Dashed with wide gaps and no halo: the EMA under it stays visible between the dashes.
         (fit_line,) = ax.plot(xs, [fit.value_at(v) for v in xs], color=colour, linewidth=canvas.pt(4.0),
-                              linestyle=(0, (3, 1.2)), zorder=4, solid_capstyle="butt", path_effects=[
-                                  patheffects.withStroke(linewidth=canvas.pt(9), foreground=theme.background)])
+                              linestyle=(0, (2.5, 1.8)), zorder=4, dash_capstyle="butt")
         entries.append((fit_line, "trend fit (analyzer)"))
         _slope_note(ax, canvas, data, right)
     _stop_marker(ax, canvas, data)
-    ax.set_ylim(0, 1.0)
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
+    series = [ema(data.column(c), smooth) for c in data.dice_columns] + [data.column("ema_fg_dice")]
+    set_dice_ylim(ax, data.epoch, series)
     return entries
+
+
+def set_dice_ylim(ax: Axes, epoch: np.ndarray, series: Sequence[np.ndarray] | np.ndarray) -> None:
+    """Dice from a round lower bound to 1: zoomed past the initial rise when the curves allow it.
+
+    A good run lives between 0.8 and 0.95; on a 0–1 axis its whole second half is a flat line at the
+    top. The lower bound is the 2nd percentile of the (smoothed) curves after the first 10 % of epochs,
+    minus 0.05, rounded down to 0.1, so the early rise may leave the panel at the bottom but everything
+    the verdict is about stays inside.
+    """
+    late = epoch >= max(1.0, 0.1 * (epoch[-1] + 1)) if len(epoch) >= 20 else np.zeros(len(epoch), bool)
+    values = np.concatenate([np.asarray(y)[late] for y in series]) if len(series) else np.empty(0)
+    values = values[np.isfinite(values)]
+    low = 0.0
+    if values.size:
+        low = max(0.0, math.floor((float(np.percentile(values, 2)) - 0.05) * 10.0) / 10.0)
+    ax.set_ylim(min(low, 0.9), 1.01)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
 
 
 def slope_text(data: RunData) -> str | None:
@@ -173,7 +195,7 @@ def _slope_note(ax: Axes, canvas: Canvas, data: RunData, right: float) -> None:
         return
     x = data.epoch
     end = window[1] + 1
-    style = {"fontsize": canvas.pt(14), "color": canvas.theme.text, "zorder": 5, "textcoords": "offset points",
+    style: dict[str, Any] = {"fontsize": canvas.pt(14), "color": canvas.theme.text, "zorder": 5, "textcoords": "offset points",
              "bbox": {"boxstyle": "round,pad=0.3", "facecolor": canvas.theme.background, "alpha": 0.85,
                       "edgecolor": "none"}}
     if end < 0.7 * right:
@@ -215,7 +237,7 @@ def draw_loss(ax: Axes, canvas: Canvas, data: RunData, smooth: int) -> None:
         return
     _robust_ylim(ax, np.concatenate([data.column("train_loss"), data.column("val_loss")]))
     ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
-    legend(ax, canvas, lines, [line.get_label() for line in lines], loc="upper right")
+    legend(ax, canvas, lines, [str(line.get_label()) for line in lines], loc="upper right")
 
 
 def draw_lr(ax: Axes, canvas: Canvas, data: RunData) -> None:
@@ -275,15 +297,15 @@ def _robust_ylim(ax: Axes, values: np.ndarray) -> None:
     ax.set_ylim(low - pad, high + pad)
 
 
-def legend(ax: Axes, canvas: Canvas, handles: Sequence[object], labels: Sequence[str], **kwargs: object) -> None:
+def legend(ax: Axes, canvas: Canvas, handles: Sequence[Artist], labels: Sequence[str], **kwargs: Any) -> None:
     theme = canvas.theme
     ax.legend(handles, labels, fontsize=canvas.pt(14), frameon=True, facecolor=theme.background,
               edgecolor=theme.grid, framealpha=0.9, labelcolor=theme.text, handlelength=1.8,
               **kwargs)
 
 
-def legend_in_figure(canvas: Canvas, entries: Sequence[tuple[object, str]], left: float, top: float,
-                     width: float, height: float) -> None:
+def legend_in_figure(canvas: Canvas, entries: Sequence[LegendEntry], left: float, top: float,
+                     width: float) -> None:
     """A frameless legend in a box of the figure (logical pixels), labels shortened to fit its width."""
     if not entries:
         return

@@ -87,7 +87,7 @@ def build_run_figure(canvas: Canvas, data: RunData, *, smooth: int | None, now: 
     title = "Validation pseudo Dice" + (f" (smoothed over {window} epochs; raw faint)" if window else "")
     panel_title(dice, canvas, title)
     set_epoch_axis(dice, canvas, right_end)
-    legend_in_figure(canvas, entries, frame.right - legend_w, chart_top, legend_w, 300 * u)
+    legend_in_figure(canvas, entries, frame.right - legend_w, chart_top, legend_w)
 
     # Bottom: three equal diagnostics.
     row_top = chart_top + dice_h + X_TICKS * u + PANEL_TITLE * u

@@ -16,6 +16,7 @@ import io
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -23,13 +24,14 @@ from matplotlib.figure import Figure
 
 __all__ = [
     "BASE_DPI",
-    "ReportOptions",
     "THEMES",
     "Canvas",
+    "ReportOptions",
     "Theme",
     "class_style",
     "figure_to_png",
     "new_canvas",
+    "panel_boxes",
 ]
 
 BASE_DPI = 100.0
@@ -70,7 +72,7 @@ THEMES = {
 }
 
 
-def class_style(theme: Theme, index: int) -> tuple[str, object]:
+def class_style(theme: Theme, index: int) -> tuple[str, Any]:
     """Colour and dash pattern of the ``index``-th class (or fold, or run)."""
     colours = theme.palette
     return colours[index % len(colours)], _DASHES[(index // len(colours)) % len(_DASHES)]
@@ -105,11 +107,6 @@ class ReportOptions:
         if problems:
             raise ValueError("; ".join(problems))
 
-    @classmethod
-    def from_dpi(cls, dpi: float, **kwargs: object) -> ReportOptions:
-        """Options whose resolution is given as print dpi (300 dpi = scale 3 of the 100 dpi layout)."""
-        return cls(scale=float(dpi) / BASE_DPI, **kwargs)  # type: ignore[arg-type]
-
 
 @dataclass(frozen=True)
 class Canvas:
@@ -139,20 +136,65 @@ class Canvas:
         box = (left / self.width, 1.0 - (top + height) / self.height, width / self.width, height / self.height)
         ax = self.figure.add_axes(box, label=name)
         ax.set_facecolor(self.theme.panel)
-        ax.tick_params(labelsize=self.pt(15), colors=self.theme.text, length=self.px(5), width=self.pt(1.2))
         for side, spine in ax.spines.items():
             spine.set_visible(side in ("left", "bottom"))
             spine.set_color(self.theme.muted)
             spine.set_linewidth(self.pt(1.2))
-        ax.grid(True, color=self.theme.grid, linewidth=self.pt(1.0))
-        ax.set_axisbelow(True)
         return ax
 
+    def flatten_ticks(self) -> None:
+        """Turn every axes' ticks into plain texts and one grid collection, just before drawing.
+
+        Panels configure ticks the usual way (locators, formatters, ``set_xlabel``); this pass asks the
+        locators for positions and draws them itself. Matplotlib builds five artists per tick (two marks,
+        two labels, a grid line) and measures all labels to place the axis label: about a third of a
+        report's drawing time, for grid lines and a few numbers.
+        """
+        from matplotlib.transforms import ScaledTranslation
+
+        theme, fig = self.theme, self.figure
+        pad = self.pt(6) / 72.0
+        size = self.pt(15)
+        for ax in fig.axes:
+            x0, x1 = sorted(ax.get_xlim())
+            y0, y1 = sorted(ax.get_ylim())
+            xs = [v for v in ax.xaxis.get_major_locator()() if _within(v, x0, x1)]
+            ys = [v for v in ax.yaxis.get_major_locator()() if _within(v, y0, y1)]
+            x_labels = ax.xaxis.get_major_formatter().format_ticks(xs)
+            y_labels = ax.yaxis.get_major_formatter().format_ticks(ys)
+            xlabel = ax.get_xlabel()
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_xlabel("")
+            grid: dict[str, Any] = {"colors": theme.grid, "linewidths": self.pt(1.0), "zorder": 0.6}
+            if xs:
+                ax.vlines(xs, 0, 1, transform=ax.get_xaxis_transform(), **grid)
+            if ys:
+                ax.hlines(ys, 0, 1, transform=ax.get_yaxis_transform(), **grid)
+            below = ax.get_xaxis_transform() + ScaledTranslation(0, -pad, fig.dpi_scale_trans)
+            for x, label in zip(xs, x_labels):
+                ax.text(x, 0, label, transform=below, ha="center", va="top", fontsize=size, color=theme.text,
+                        clip_on=False)
+            left = ax.get_yaxis_transform() + ScaledTranslation(-pad, 0, fig.dpi_scale_trans)
+            for y, label in zip(ys, y_labels):
+                ax.text(0, y, label, transform=left, ha="right", va="center", fontsize=size, color=theme.text,
+                        clip_on=False)
+            if xlabel:
+                offset = ScaledTranslation(0, -(pad + self.pt(15) * 1.45 / 72.0), fig.dpi_scale_trans)
+                ax.text(0.5, 0, xlabel, transform=ax.transAxes + offset, ha="center", va="top", fontsize=size,
+                        color=theme.muted, clip_on=False)
+
     def text(self, x: float, y: float, s: str, *, size: float, weight: str = "normal", color: str | None = None,
-             ha: str = "left", va: str = "top", **kwargs: object) -> None:
+             ha: str = "left", va: str = "top", **kwargs: Any) -> None:
         """Figure text at logical pixel ``(x, y)`` from the top-left corner."""
         self.figure.text(x / self.width, 1.0 - y / self.height, s, fontsize=self.pt(size), fontweight=weight,
                          color=color or self.theme.text, ha=ha, va=va, **kwargs)
+
+
+def _within(value: float, low: float, high: float) -> bool:
+    """``low <= value <= high`` up to float rounding (a tick at exactly 1.0 of a 0–1.0 axis counts)."""
+    slack = 1e-9 * max(abs(high - low), abs(high), abs(low), 1e-300)
+    return low - slack <= value <= high + slack
 
 
 def new_canvas(width: int, height: int, scale: float, theme: Theme) -> Canvas:
@@ -168,6 +210,20 @@ def new_canvas(width: int, height: int, scale: float, theme: Theme) -> Canvas:
     return Canvas(figure, width, height, scale, theme)
 
 
+def panel_boxes(canvas: Canvas) -> dict[str, tuple[int, int, int, int]]:
+    """Data area of each named panel in output pixels, ``(left, top, right, bottom)`` from the top-left.
+
+    What the tests use to look for each series' colours inside its own panel of the PNG.
+    """
+    width, height = canvas.figure.canvas.get_width_height()
+    boxes: dict[str, tuple[int, int, int, int]] = {}
+    for ax in canvas.figure.axes:
+        pos = ax.get_position()
+        boxes[str(ax.get_label())] = (round(pos.x0 * width), round((1 - pos.y1) * height),
+                                 round(pos.x1 * width), round((1 - pos.y0) * height))
+    return boxes
+
+
 def figure_to_png(canvas: Canvas) -> bytes:
     """Encode as PNG with the intended pixel size exactly (no tight bbox) and a DPI that says the scale.
 
@@ -176,6 +232,7 @@ def figure_to_png(canvas: Canvas) -> bytes:
     """
     buffer = io.BytesIO()
     with _DRAW_LOCK:
+        canvas.flatten_ticks()
         canvas.figure.savefig(buffer, format="png", dpi=BASE_DPI * canvas.scale,
                               facecolor=canvas.theme.background, metadata={"Software": "nnwatch"},
                               pil_kwargs={"compress_level": 1})

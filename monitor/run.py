@@ -43,8 +43,8 @@ CHECKPOINT_NAMES = (
     "model_final_checkpoint.model", "model_latest.model", "model_best.model",
 )
 FINAL_MARKERS = ("checkpoint_final.pth", "model_final_checkpoint.model")
-# A checkpoint that fails to open this soon after its last write is taken to be still being written (nnU-Net
-# saves in place): no problem is reported and it is retried; older than this, it is reported as broken.
+# What a live watcher passes as ``checkpoint_settle_s``: a checkpoint that fails to open this soon after its last
+# write is taken to be still being written (nnU-Net saves in place), so it is retried instead of reported.
 CHECKPOINT_SETTLE_S = 120.0
 # A log line longer than this is not nnU-Net's; reading stops being worth it (a 50 MB line).
 _MAX_READ = 256 * 1024 * 1024
@@ -92,9 +92,10 @@ class _LogCursor:
         """Consume appended bytes; True when new epochs (or markers) were found."""
         info = os.stat(self.path)
         if info.st_ino != self.inode or info.st_size < self.offset:
-            if self.inode != -1:
-                self.problems.append(f"{self.path.name} was replaced or truncated; read again from the start")
+            replaced = self.inode != -1
             self.reset()
+            if replaced:  # after reset(), which clears the problems of the old content
+                self.problems.append(f"{self.path.name} was replaced or truncated; read again from the start")
             self.inode = info.st_ino
         self.size, self.mtime = info.st_size, info.st_mtime
         if info.st_size == self.offset:
@@ -134,11 +135,15 @@ class _CheckpointEntry:
 class RunReader:
     """Incremental reader of one fold folder; the watcher keeps one per run, a scan makes it once."""
 
-    def __init__(self, location: RunLocation, *, checkpoints: str = "always") -> None:
+    def __init__(self, location: RunLocation, *, checkpoints: str = "always",
+                 checkpoint_settle_s: float = 0.0) -> None:
         """``checkpoints``: "always" merges them (curves), "when_needed" reads them only when the logs
-        leave epochs uncovered (the cold scan of a whole tree: unpickling costs ~10 ms a file)."""
+        leave epochs uncovered (the cold scan of a whole tree: unpickling costs ~10 ms a file).
+        ``checkpoint_settle_s``: a checkpoint that is incomplete and younger than this is kept at its previous
+        state and retried (``retry_pending``) instead of reported; 0 (a one-shot read) reports it at once."""
         self.location = location
         self.checkpoint_mode = checkpoints
+        self.checkpoint_settle_s = checkpoint_settle_s
         self._logs: dict[str, _LogCursor] = {}
         self._checkpoints: dict[str, _CheckpointEntry] = {}
         self._metadata: RunMetadata | None = None
@@ -274,7 +279,7 @@ class RunReader:
                 curves = _checkpoint_to_curves(read.frame, name)
                 problem = "; ".join(f"{name}: {p}" for p in getattr(read, "problems", [])) or None
             except CheckpointError as exc:
-                if "still being written" in str(exc) and time.time() - info.st_mtime < CHECKPOINT_SETTLE_S:
+                if "still being written" in str(exc) and time.time() - info.st_mtime < self.checkpoint_settle_s:
                     # nnU-Net rewrites checkpoints in place: keep what the previous version said, no problem
                     # yet, and try again (the impossible signature makes the next refresh re-read it).
                     self.retry_pending = True

@@ -36,7 +36,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from monitor.layout import FOLD_DIR_RE, RunLocation, discover_runs, parse_run_path
 from monitor.merge import Curves
-from monitor.run import RunReader, curves_frame
+from monitor.run import CHECKPOINT_SETTLE_S, RunReader, curves_frame
 from monitor.status import RunAssessment, RunStatus, StatusInputs, assess
 from monitor.watch_events import Changes, EventLog, iso_time
 from monitor.watch_fs import ObserverChoice, choose_observer, start_observer
@@ -134,12 +134,14 @@ class ResultsWatcher:
     ``poll``: polling interval in seconds (None: inotify unless the root is on a network file system).
     ``liveness``: see :data:`Liveness`. ``tick_s``: how often time-based status is re-evaluated.
     ``settle_s``: how long a checkpoint being written may go without a retry (nnU-Net writes in place).
-    ``max_events``: size of the event buffer behind :meth:`changes_since`.
+    ``max_events``: size of the event buffer behind :meth:`changes_since`. ``clock``: wall-clock time for
+    status and event times (compared with file mtimes); tests pass a fake one to cross status limits.
     """
 
     def __init__(self, root: str | os.PathLike[str], *, poll: float | None = None,
                  liveness: Liveness | None = None, tick_s: float = 1.0, settle_s: float = 0.5,
-                 max_events: int = 10_000, checkpoints: str = "always", mountinfo: str | None = None) -> None:
+                 max_events: int = 10_000, checkpoints: str = "always", mountinfo: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.root = Path(root).absolute()
         if not self.root.is_dir():
             raise FileNotFoundError(f"results root not found or not a folder: {root}")
@@ -147,6 +149,7 @@ class ResultsWatcher:
         self._real_prefix = os.path.realpath(self.root).rstrip(os.sep) + os.sep
         self._choice = choose_observer(self.root, poll, mountinfo=mountinfo)
         self._liveness = liveness
+        self._clock = clock
         self._tick_s = tick_s
         self._settle_s = settle_s
         self._checkpoints = checkpoints
@@ -443,7 +446,7 @@ class ResultsWatcher:
 
     # runs
     def _add(self, location: RunLocation, moved_from: str | None = None) -> None:
-        reader = RunReader(location, checkpoints=self._checkpoints)
+        reader = RunReader(location, checkpoints=self._checkpoints, checkpoint_settle_s=CHECKPOINT_SETTLE_S)
         try:
             reader.refresh()
         except FileNotFoundError:
@@ -451,7 +454,7 @@ class ResultsWatcher:
         except OSError as exc:
             log.warning("%s: %s; will retry", location.run_id, exc)
             reader.retry_pending = True
-        now = time.time()
+        now = self._clock()
         alive = self._alive(location.run_id)
         inputs = reader.status_inputs(now)
         assessment = assess(replace(inputs, alive=alive))
@@ -476,7 +479,7 @@ class ResultsWatcher:
             return
         with self._state:
             self._public.pop(run_id, None)
-            self._log.append("run_removed", run_id, data, time.time())
+            self._log.append("run_removed", run_id, data, self._clock())
             self._state.notify_all()
 
     def _retry(self, run_id: str, run: _Run) -> None:
@@ -513,7 +516,7 @@ class ResultsWatcher:
             last_update = reader.last_update()
             if last_update != run.inputs.last_update:  # the log advanced without a new epoch: alive
                 run.inputs = replace(run.inputs, last_update=last_update)
-                self._reassess(run_id, run, time.time())
+                self._reassess(run_id, run, self._clock())
 
     def _discover_unknown(self, run_id: str) -> None:
         """A file event in a fold folder we do not know (its ``created`` event was missed or came first)."""
@@ -530,7 +533,7 @@ class ResultsWatcher:
 
     def _publish_update(self, run_id: str, run: _Run) -> None:
         reader = run.reader
-        now = time.time()
+        now = self._clock()
         alive = self._alive(run_id)
         curves = _frozen(reader.curves())
         inputs = reader.status_inputs(now)
@@ -571,7 +574,7 @@ class ResultsWatcher:
 
     def _tick(self) -> None:
         """Time-based status (running → stalled → crashed) without file events; cheap when nothing is due."""
-        now = time.time()
+        now = self._clock()
         check_all = self._liveness is not None
         for run_id, run in list(self._runs.items()):
             assessment = run.assessment
@@ -622,26 +625,30 @@ def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (np.abs(a - b) <= _LOSS_TOLERANCE) | (np.isnan(a) & np.isnan(b))
 
 
+def _rows_differ(old: Curves, new: Curves, rows: slice) -> np.ndarray:
+    """Per row: another epoch, other values, or another log session (a deterministic replay after a resume has
+    the same values but is still new). A checkpoint's full-precision copy of a logged epoch is the same row."""
+    differs = old.epoch[rows] != new.epoch[rows]
+    for column in ("train_loss", "val_loss", "mean_fg_dice"):
+        differs |= ~_same(getattr(old, column)[rows], getattr(new, column)[rows])
+    sessions = [a != b and str(a).startswith("log:") and str(b).startswith("log:")
+                for a, b in zip(old.source[rows], new.source[rows])]
+    return differs | np.asarray(sessions, dtype=bool).reshape(differs.shape)
+
+
 def _new_rows(old: Curves, new: Curves) -> range:
     """Rows of ``new`` that are new epochs: appended ones, or those a resumed session replaced.
 
     Fast path (an append): the old last row is unchanged, so only the rows after it are new, O(appended).
-    Otherwise (a resume, a replaced log) compare the common prefix and start at the first row that
-    differs in epoch or values; a checkpoint's full-precision copy of an epoch is not a new epoch.
+    Otherwise (a resume, a replaced log) compare the common prefix and start at the first row that differs.
     """
     n_old, n_new = len(old), len(new)
     if n_old == 0:
         return range(n_new)
-    last = slice(n_old - 1, n_old)
-    if n_new >= n_old and old.epoch[n_old - 1] == new.epoch[n_old - 1] and all(
-            _same(getattr(old, c)[last], getattr(new, c)[last]).all()
-            for c in ("train_loss", "val_loss", "mean_fg_dice")):
+    if n_new >= n_old and not _rows_differ(old, new, slice(n_old - 1, n_old)).any():
         return range(n_old, n_new)
     common = min(n_old, n_new)
-    differs = old.epoch[:common] != new.epoch[:common]
-    for column in ("train_loss", "val_loss", "mean_fg_dice"):
-        differs |= ~_same(getattr(old, column)[:common], getattr(new, column)[:common])
-    first = np.flatnonzero(differs)
+    first = np.flatnonzero(_rows_differ(old, new, slice(0, common)))
     return range(int(first[0]) if first.size else common, n_new)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -155,6 +156,12 @@ def start_observer(handler: FileSystemEventHandler, root: str | os.PathLike[str]
 
     inotify that cannot cover the tree (watch limit, instance limit) becomes polling, with the reason.
     """
+    # watchdog 7 warns "Callback with id ... already exists" when a folder created with subfolders in it
+    # (``mkdir -p``, a copied run) is registered twice: harmless, but the warning is raised in its shared inotify
+    # thread, and where warnings are errors (``-W error``, pytest's filterwarnings) that thread dies and every
+    # inotify watcher in the process goes silent. The duplicate is expected here, so the warning is dropped.
+    warnings.filterwarnings("ignore", message=r"Callback with id .* already exists for watch",
+                            category=RuntimeWarning)
     if choice.kind == "inotify":
         limit = max_user_watches()
         needed = count_folders(root)

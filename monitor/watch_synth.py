@@ -1,23 +1,35 @@
-"""A fake nnU-Net v2 trainer that writes its log the way nnU-Net does, for the watcher's tests and benchmark.
+"""Test kit for the watcher: a fake nnU-Net v2 trainer that writes like the real one, and an event recorder.
 
 The watcher's correctness depends on *how* bytes reach the disk, not only on what they say: nnU-Net v2's
 ``print_to_log_file`` opens the log in append mode, writes one line and closes it again, so an epoch
 arrives as ~8 separate appends spread over the epoch (three at its start, five at its end). This writer
-reproduces that, byte for byte in format (``<local datetime>: <message>``), so tests exercise the same
-partial-epoch hold-back and event sequences the real trainer causes. It lives in ``monitor/`` (not in
-``tests/``) because ``bench/bench_watch.py`` needs it too; it never touches anything but the paths given.
+reproduces that, byte for byte in format (``<local datetime>: <message> ``, trailing space included), so
+tests exercise the same partial-epoch hold-back and event sequences the real trainer causes, and it can
+write a checkpoint (a torch-format zip holding only the pickled ``logging`` dict nnU-Net saves) whose
+values agree with the log. :class:`EventRecorder` awaits events with a deadline instead of sleeping.
+It lives in ``monitor/`` (not in ``tests/``) because ``bench/bench_watch.py`` needs it too; it never
+touches anything but the paths it is given.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import json
 import math
-from collections.abc import Sequence
+import pickle
+import time
+import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["FakeRun", "log_name", "make_run_dir"]
+if TYPE_CHECKING:
+    from monitor.watch import ResultsWatcher
+    from monitor.watch_events import WatchEvent
+
+__all__ = ["EventRecorder", "FakeRun", "log_name", "make_run_dir", "write_tree"]
 
 _BANNER = (
     "\n#######################################################################\n"
@@ -87,19 +99,28 @@ class FakeRun:
             handle.write(text)
 
     def _line(self, message: str) -> None:
-        self._append_text(f"{self._stamp()}: {message}\n")
+        self._append_text(f"{self._stamp()}: {message} \n")
 
     # -- epochs --------------------------------------------------------------------------------
     def lr(self, epoch: int) -> float:
         """nnU-Net's PolyLRScheduler, rounded to 5 decimals as the log prints it."""
         return round(self.initial_lr * (1 - epoch / self.planned_epochs) ** 0.9, 5)
 
-    def dice(self, epoch: int) -> list[float]:
+    def dice(self, epoch: int, digits: int | None = 4) -> list[float]:
         if self.dice_value is not None:
             return [self.dice_value] * self.n_classes
         base = 0.9 * (1 - math.exp(-(epoch + 1) / 60))
-        return [round(min(max(base - 0.05 * k + 0.01 * math.sin(epoch * (k + 1)), 0.0), 1.0), 4)
-                for k in range(self.n_classes)]
+        values = [min(max(base - 0.05 * k + 0.01 * math.sin(epoch * (k + 1)), 0.0), 1.0)
+                  for k in range(self.n_classes)]
+        return [round(v, digits) for v in values] if digits is not None else values
+
+    @staticmethod
+    def train_loss(epoch: int, digits: int | None = 4) -> float:
+        value = -0.5 * (1 - math.exp(-(epoch + 1) / 80)) - 1e-5 * math.sin(epoch)
+        return round(value, digits) if digits is not None else value
+
+    def _dice_text(self, epoch: int) -> str:
+        return ", ".join("nan" if math.isnan(v) else f"np.float32({v})" for v in self.dice(epoch))
 
     def begin_epoch(self) -> None:
         """The three lines nnU-Net writes when an epoch starts."""
@@ -111,11 +132,9 @@ class FakeRun:
         """The lines written when the epoch ends; the epoch is complete after ``Epoch time``."""
         epoch = self.next_epoch
         self.clock += _dt.timedelta(seconds=self.epoch_s)
-        train_loss = round(-0.5 * (1 - math.exp(-(epoch + 1) / 80)), 4)
-        self._line(f"train_loss {train_loss}")
-        self._line(f"val_loss {round(train_loss + 0.05, 4)}")
-        values = ", ".join("nan" if math.isnan(v) else f"np.float32({v})" for v in self.dice(epoch))
-        self._line(f"Pseudo dice [{values}]")
+        self._line(f"train_loss {self.train_loss(epoch)}")
+        self._line(f"val_loss {round(self.train_loss(epoch, None) + 0.05, 4)}")
+        self._line(f"Pseudo dice [{self._dice_text(epoch)}]")
         self._line(f"Epoch time: {self.epoch_s:.2f} s")
         self.next_epoch += 1
 
@@ -128,23 +147,96 @@ class FakeRun:
         lines: list[str] = []
         for _ in range(n_epochs):
             epoch = self.next_epoch
-            lines += [f"{self._stamp()}: ", f"{self._stamp()}: Epoch {epoch}",
-                      f"{self._stamp()}: Current learning rate: {self.lr(epoch)}"]
+            lines += [f"{self._stamp()}:  ", f"{self._stamp()}: Epoch {epoch} ",
+                      f"{self._stamp()}: Current learning rate: {self.lr(epoch)} "]
             self.clock += _dt.timedelta(seconds=self.epoch_s)
-            train_loss = round(-0.5 * (1 - math.exp(-(epoch + 1) / 80)), 4)
-            values = ", ".join("nan" if math.isnan(v) else f"np.float32({v})" for v in self.dice(epoch))
-            lines += [f"{self._stamp()}: train_loss {train_loss}",
-                      f"{self._stamp()}: val_loss {round(train_loss + 0.05, 4)}",
-                      f"{self._stamp()}: Pseudo dice [{values}]",
-                      f"{self._stamp()}: Epoch time: {self.epoch_s:.2f} s"]
+            lines += [f"{self._stamp()}: train_loss {self.train_loss(epoch)} ",
+                      f"{self._stamp()}: val_loss {round(self.train_loss(epoch, None) + 0.05, 4)} ",
+                      f"{self._stamp()}: Pseudo dice [{self._dice_text(epoch)}] ",
+                      f"{self._stamp()}: Epoch time: {self.epoch_s:.2f} s "]
             self.next_epoch += 1
         self._append_text("\n".join(lines) + ("\n" if lines else ""))
+
+    def checkpoint_bytes(self, n_epochs: int | None = None) -> bytes:
+        """A checkpoint as ``torch.save`` lays it out (zip, ``<name>/data.pkl``) with nnU-Net's ``logging`` dict
+        for epochs ``0..n_epochs-1`` (default: all written), full precision, agreeing with the log."""
+        n = self.next_epoch if n_epochs is None else n_epochs
+        dice = [self.dice(e, None) for e in range(n)]
+        mean = [sum(d) / len(d) for d in dice]
+        ema: list[float] = []
+        for value in mean:
+            ema.append(value if not ema else 0.9 * ema[-1] + 0.1 * value)
+        start = self.clock.timestamp() - n * self.epoch_s
+        logging = {
+            "mean_fg_dice": mean, "ema_fg_dice": ema, "dice_per_class_or_region": dice,
+            "train_losses": [self.train_loss(e, None) for e in range(n)],
+            "val_losses": [self.train_loss(e, None) + 0.05 for e in range(n)],
+            "lrs": [self.initial_lr * (1 - e / self.planned_epochs) ** 0.9 for e in range(n)],
+            "epoch_start_timestamps": [start + e * self.epoch_s for e in range(n)],
+            "epoch_end_timestamps": [start + (e + 1) * self.epoch_s for e in range(n)],
+        }
+        payload = {"network_weights": {}, "optimizer_state": {}, "grad_scaler_state": None, "logging": logging,
+                   "_best_ema": max(ema, default=None), "current_epoch": n, "init_args": {},
+                   "trainer_name": "nnUNetTrainer", "inference_allowed_mirroring_axes": (0, 1, 2)}
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr("checkpoint_latest/data.pkl", pickle.dumps(payload, protocol=2))
+            archive.writestr("checkpoint_latest/version", "3\n")
+            archive.writestr("checkpoint_latest/data/0", b"\0" * 4096)  # a stand-in tensor storage
+        return buffer.getvalue()
 
     def finish(self, *, final_dice: float | None = 0.8) -> None:
         """``Training done.`` (and the final validation's ``Mean Validation Dice`` when given)."""
         self._line("Training done.")
         if final_dice is not None:
             self._line(f"Mean Validation Dice:  {final_dice}")
+
+
+class EventRecorder:
+    """Collects a watcher's events and awaits conditions with a deadline (no fixed sleeps in tests)."""
+
+    def __init__(self, watcher: ResultsWatcher, since: int = 0) -> None:
+        self.watcher = watcher
+        self.version = since
+        self.events: list[WatchEvent] = []
+
+    def poll(self, timeout: float = 0.0) -> list[WatchEvent]:
+        changes = self.watcher.changes_since(self.version, timeout=timeout)
+        if changes.events is None:
+            raise AssertionError(f"event buffer overflow: version {self.version} is gone")
+        self.events.extend(changes.events)
+        self.version = changes.version
+        return list(changes.events)
+
+    def of(self, kind: str, run_id: str | None = None, after: int = 0) -> list[WatchEvent]:
+        return [e for e in self.events
+                if e.kind == kind and (run_id is None or e.run_id == run_id) and e.version > after]
+
+    def wait_for(self, predicate: Callable[[WatchEvent], bool], *, timeout: float = 10.0, after: int = 0,
+                 what: str = "an event") -> WatchEvent:
+        """The first recorded event after version ``after`` that satisfies ``predicate``, waiting up to ``timeout``."""
+        deadline = time.monotonic() + timeout
+        checked = 0
+        while True:
+            for event in self.events[checked:]:
+                if event.version > after and predicate(event):
+                    return event
+            checked = len(self.events)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = [(e.kind, e.run_id, dict(e.data).get("epoch", dict(e.data).get("status")))
+                        for e in self.events if e.version > after]
+                raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; saw {seen}")
+            self.poll(timeout=min(remaining, 0.5))
+
+    def wait_until(self, condition: Callable[[], bool], *, timeout: float = 10.0, what: str = "a condition") -> None:
+        """Wait (recording events meanwhile) until ``condition()`` holds."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            self.poll(timeout=min(remaining, 0.1))
 
 
 def write_tree(root: Path, n_runs: int, epochs: int, *, epoch_s: float = 100.0,

@@ -23,6 +23,8 @@ __all__ = ["SyntheticRun", "make_dataset_tree", "model_dir", "write_v1_run", "wr
 
 DEFAULT_LABELS = ("liver", "tumour")
 _START = datetime(2024, 1, 1, 8, 0, 0)
+# Class levels below the plateau; uneven, so no class sits exactly on the mean (and under the EMA line).
+_CLASS_OFFSETS = (0.0, 0.22, 0.07, 0.3, 0.12, 0.18)
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,7 @@ def _curves(epochs: int, planned: int, n_classes: int, seed: int, *, plateau: fl
     anneal = 0.02 * np.clip((t / planned - 0.8) / 0.2, 0.0, 1.0)
     dice = np.empty((epochs, n_classes))
     for k in range(n_classes):
-        level = plateau - 0.12 * k
+        level = plateau - _CLASS_OFFSETS[k % len(_CLASS_OFFSETS)]
         noise = rng.normal(0.0, 0.012 + 0.01 * k, epochs)
         dice[:, k] = np.clip(level * rise + anneal + noise, 0.0, 1.0)
     mean = dice.mean(axis=1)
@@ -98,7 +100,7 @@ def write_v2_run(
     _write_side_files(run_dir, planned, classes, final_dice if finished else None)
     c = _curves(epochs, planned, len(classes), seed, plateau=plateau, tau=tau)
     now = _START
-    lines = [f"\n#######################################################################\nPlease cite nnU-Net\n",
+    lines = ["\n#######################################################################\nPlease cite nnU-Net\n",
              f"{now:%Y-%m-%d %H:%M:%S.%f}: do_dummy_2d_data_aug: False \n"]
     for e in range(epochs):
         stamp = f"{now:%Y-%m-%d %H:%M:%S.%f}"

@@ -14,7 +14,7 @@ import pytest
 from conftest_trainer import FakeNnunet, python_argv, refreshed, wait_for, wait_for_state, with_argv
 
 from trainer import ExtendPlan, JobRegistry, JobState, plan_extend, submit
-from trainer.backends import LaunchRequest
+from trainer.backends import BackendError, LaunchRequest
 from trainer.local import LocalBackend, group_members
 from trainer.runner import process_identity
 
@@ -165,3 +165,16 @@ def test_killing_the_launcher_leaves_the_job_running_and_tracked_to_its_end(
     assert process_identity(job.pid) is not None, "the job died with its launcher"
     done = wait_for_state(registry, job_id, {JobState.SUCCEEDED, JobState.FAILED}, timeout=60)
     assert done.state is JobState.FAILED and done.exit_code == 5  # recovered although nobody waited on it
+
+
+def test_a_local_job_of_another_host_is_neither_judged_nor_signalled(cpu_plan: ExtendPlan,
+                                                                    job_registry: JobRegistry) -> None:
+    """A registry shared between workstations: a pid from another machine means nothing here."""
+    job = submit(with_argv(cpu_plan, python_argv("import time; time.sleep(120)")), registry=job_registry,
+                 requested_by="alice")
+    foreign = job.evolve(host="another-workstation")
+    backend = LocalBackend()
+    assert backend.poll([foreign]) == {}
+    with pytest.raises(BackendError, match="runs on another-workstation"):
+        backend.cancel(foreign, grace_s=0.1)
+    assert job.pid is not None and process_identity(job.pid) is not None

@@ -143,6 +143,9 @@ def test_generated_variant_is_written_once_and_found_by_nnunets_search(tmp_path:
     assert found is not None and found.base_trainer == "nnUNetTrainerDA5" and found.base_epochs == 1234
     # Once it exists, a second extend reuses it instead of generating another.
     assert resolve_variant("nnUNetTrainerDA5", 1234, environ).builtin
+    # Extending the extended run lengthens the original trainer, not the variant.
+    assert resolve_variant("nnUNetTrainerDA5_1234epochs", 4000, environ).name == "nnUNetTrainerDA5_4000epochs"
+    assert resolve_variant("nnUNetTrainer_1epoch", 2000, environ).name == "nnUNetTrainer_2000epochs"
 
 
 def test_a_stale_variant_does_not_break_nnunets_lookup_of_other_trainers(tmp_path: Path) -> None:

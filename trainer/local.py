@@ -50,7 +50,7 @@ def recorded_identity(job: Job) -> ProcessIdentity | None:
     if job.pid is not None and job.pid_start_ticks is not None and job.boot_id is not None:
         return ProcessIdentity(job.pid, job.pid_start_ticks, job.boot_id)
     record = _read_json(Path(job.job_dir) / RUNNER_FILE)
-    if record and record.get("start_ticks") is not None:
+    if record and record.get("start_ticks") is not None and record.get("host") in (None, socket.gethostname()):
         return ProcessIdentity(int(record["pid"]), int(record["start_ticks"]), str(record["boot_id"]))
     return None
 
@@ -151,6 +151,8 @@ class LocalBackend(Backend):
 
     def cancel(self, job: Job, grace_s: float) -> Observation:
         """SIGTERM the job's process group, SIGKILL whatever is left after ``grace_s``."""
+        if job.host is not None and job.host != self.host:
+            raise BackendError(f"job {job.job_id} runs on {job.host}: cancel it from there")
         identity = recorded_identity(job)
         if identity is None or not identity.same_process(process_identity(identity.pid)):
             return self._observe(job) or Observation(JobState.CANCELLED)

@@ -152,19 +152,22 @@ class JobRegistry:
         row = job.to_row()
         columns = ", ".join(row)
         placeholders = ", ".join(f":{name}" for name in row)
-        with self._connect() as db:
-            try:
-                db.execute(f"INSERT INTO jobs ({columns}) VALUES ({placeholders})", row)
-                return job, True
-            except sqlite3.IntegrityError:
-                existing = db.execute(
-                    f"SELECT * FROM jobs WHERE (parent_path = ? AND epochs = ? OR new_run_path = ?) "
-                    f"AND state IN {_ACTIVE_SQL}",
-                    (job.parent_path, job.epochs, job.new_run_path),
-                ).fetchone()
-        if existing is None:  # the other job finished between our insert and this read: try once more
-            return self.create(job)
-        return Job.from_row(dict(existing)), False
+        for _attempt in range(3):
+            with self._connect() as db:
+                try:
+                    db.execute(f"INSERT INTO jobs ({columns}) VALUES ({placeholders})", row)
+                    return job, True
+                except sqlite3.IntegrityError as exc:
+                    error = exc
+                    existing = db.execute(
+                        f"SELECT * FROM jobs WHERE (parent_path = ? AND epochs = ? OR new_run_path = ?) "
+                        f"AND state IN {_ACTIVE_SQL}",
+                        (job.parent_path, job.epochs, job.new_run_path),
+                    ).fetchone()
+            if existing is not None:
+                return Job.from_row(dict(existing)), False
+            # The other job ended between our insert and this read: try again.
+        raise RuntimeError(f"cannot record job {job.job_id}: {error}")
 
     def _update_active(self, job_id: str, **values: object) -> bool:
         values["updated_at"] = utc_now()
@@ -235,7 +238,9 @@ class JobRegistry:
                backends: Mapping[str, Backend] | None = None) -> Job:
         """Stop a job (SIGTERM then SIGKILL after ``grace_s`` locally, ``scancel`` on SLURM).
 
-        Cancelling a job that already ended changes nothing and returns it as it is.
+        Cancelling a job that already ended changes nothing and returns it as it is. Raises
+        :class:`~trainer.backends.BackendError` when the backend cannot stop it (a local job of another
+        host, ``scancel`` refused); the job then stays as it was.
         """
         job = self.get(job_id)
         if not job.state.active:
@@ -249,7 +254,11 @@ class JobRegistry:
                                 finished_at=utc_now())
             return self.get(job_id)
         backend = (backends or {}).get(job.backend) or get_backend(job.backend)
-        observation = backend.cancel(job, grace_s)
+        try:
+            observation = backend.cancel(job, grace_s)
+        except BackendError:
+            self._update_active(job_id, cancel_requested_by=None, cancel_requested_at=None)
+            raise
         self.record_observation(job, Observation(JobState.CANCELLED, reason=reason,
                                                  exit_code=observation.exit_code))
         return self.get(job_id)

@@ -39,7 +39,7 @@ def current_user(environ: Mapping[str, str] | None = None) -> str:
 def _new_job(plan: ExtendPlan, registry: JobRegistry, requested_by: str) -> Job:
     job_id = new_job_id()
     job_dir = registry.job_dir(job_id)
-    options = {"gpu": plan.gpu, "parent_epochs": plan.parent_epochs,
+    options: dict[str, object] = {"gpu": plan.gpu, "parent_epochs": plan.parent_epochs,
                "variant_module": None if plan.variant is None or plan.variant.module_path is None
                else str(plan.variant.module_path)}
     if plan.backend == "slurm":

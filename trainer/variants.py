@@ -48,7 +48,7 @@ __all__ = [
 
 PACKAGE_FOLDER_NAME = "nnwatch_variants"
 _BUILTIN_LENGTH_MODULE = "nnunetv2.training.nnUNetTrainer.variants.training_length.nnUNetTrainer_Xepochs"
-_BUILTIN_LENGTH_RE = re.compile(r"nnUNetTrainer_(\d+)epochs")
+_BUILTIN_LENGTH_RE = re.compile(r"nnUNetTrainer_(\d+)epochs?")
 
 
 class VariantError(RuntimeError):

@@ -128,7 +128,8 @@ def epoch_time_figure(frame: pd.DataFrame, *, planned_epochs: int | None = None)
     median = frame["epoch_time_s"].median()
     if pd.notna(median):
         fig.add_hline(y=float(median), line_dash="dash", line_color="#6B7280",
-                      annotation_text=f"median {median:.0f} s", annotation_position="top left")
+                      annotation_text=f"median {median:.0f} s", annotation_position="top right",
+                      annotation_font={"size": 11, "color": "#374151"}, annotation_bgcolor="rgba(255,255,255,0.8)")
     return _layout(fig, "Epoch time", "seconds", x_max=_x_max(frame, planned_epochs))
 
 

@@ -110,6 +110,7 @@ class RunStore:
         self.cold_load_s = 0.0
         started = time.perf_counter()
         self._discover(workers=workers)
+        self._last_poll = self._clock()  # the cold load counts as a poll
         self.cold_load_s = time.perf_counter() - started
 
     # -- discovery and polling ---------------------------------------------------------------------

@@ -123,14 +123,13 @@ def runs_frame(table: pd.DataFrame, jobs_by_run: Mapping[str, list[Any]] | None 
     """One display row per run, in the overview's column order."""
     jobs_by_run = jobs_by_run or {}
     if table.empty:
-        return pd.DataFrame(columns=["Open", "Dataset", "Config", "Trainer", "Fold", "Status", "Epoch", "Progress",
+        return pd.DataFrame(columns=["Open", "Dataset", "Config", "Trainer", "Fold", "Status", "Epoch",
                                      "ETA", "Last EMA", "Best EMA", "Verdict", "Why", "Job", "run_id"])
     done = _column(table, "epochs_completed").astype("Float64")
     planned = _column(table, "planned_epochs").astype("Float64")
     epoch_text = [
         f"{int(d) if pd.notna(d) else 0} / {int(p) if pd.notna(p) else '?'}" for d, p in zip(done, planned)
     ]
-    progress = (done / planned).astype("float64").clip(0, 1)
     verdicts = _column(table, "verdict", "").fillna("")
     frame = pd.DataFrame({
         "Open": [run_link(r) for r in table["run_id"]],
@@ -141,7 +140,6 @@ def runs_frame(table: pd.DataFrame, jobs_by_run: Mapping[str, list[Any]] | None 
         "Fold": table["fold"].astype(str),
         "Status": table["status"].map(lambda s: STATUS_LABELS.get(s, s)),
         "Epoch": epoch_text,
-        "Progress": progress,
         "ETA": _column(table, "eta_s").map(fmt_duration),
         "Last EMA": pd.to_numeric(_column(table, "last_ema_fg_dice"), errors="coerce"),
         "Best EMA": pd.to_numeric(_column(table, "best_ema_fg_dice"), errors="coerce"),
@@ -159,8 +157,8 @@ def _fold_key(fold: str) -> tuple[int, str]:
 
 def groups_frame(table: pd.DataFrame) -> pd.DataFrame:
     """One row per dataset × configuration × trainer: its folds at a glance and how many are done."""
-    columns = ["Dataset", "Config", "Trainer", "Folds", "Finished", "Running", "Crashed", "Mean best EMA",
-               "Spread", "Verdicts"]
+    columns = ["Dataset", "Config", "Trainer", "Folds", "Finished", "Running", "Crashed", "Best EMA (mean ± sd)",
+               "Verdicts"]
     if table.empty:
         return pd.DataFrame(columns=columns)
     rows = []
@@ -180,8 +178,8 @@ def groups_frame(table: pd.DataFrame) -> pd.DataFrame:
             if numeric_folds else f"{int((group['status'] == 'finished').sum())} / {len(group)}",
             "Running": int((group["status"] == "running").sum()),
             "Crashed": int((group["status"] == "crashed").sum()),
-            "Mean best EMA": float(best.mean()) if len(best) else math.nan,
-            "Spread": float(best.std(ddof=0)) if len(best) > 1 else math.nan,
+            "Best EMA (mean ± sd)": "" if not len(best) else f"{best.mean():.4f}" + (
+                f" ± {best.std(ddof=0):.4f}" if len(best) > 1 else ""),
             "Verdicts": verdict_text,
         })
     return pd.DataFrame(rows, columns=columns)

@@ -79,9 +79,10 @@ def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
     event = st.dataframe(
         groups, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="groups_table",
         column_config={
-            "Folds": st.column_config.TextColumn(help="✓ finished · ▶ running · ✗ crashed · ⏸ stalled"),
-            "Mean best EMA": st.column_config.NumberColumn(format="%.4f"),
-            "Spread": st.column_config.NumberColumn("± sd", format="%.4f", help="Std of best EMA across folds"),
+            "Folds": st.column_config.TextColumn(help="✓ finished · ▶ running · ✗ crashed · ⏸ stalled",
+                                                 width="medium"),
+            "Best EMA (mean ± sd)": st.column_config.TextColumn(help="Best EMA pseudo Dice of each fold, averaged "
+                                                                "over folds, ± standard deviation"),
             "Finished": st.column_config.TextColumn(help="Finished folds of the usual five"),
         })
     rows = event.selection.rows if event is not None else []
@@ -112,12 +113,11 @@ def _runs_section(runs: pd.DataFrame, table: pd.DataFrame) -> None:
     event = st.dataframe(
         runs, hide_index=True, width="stretch", height=min(38 + 35 * max(len(runs), 1), 640), on_select="rerun",
         selection_mode="single-row", key="runs_table",
-        column_order=["Open", "Dataset", "Config", "Trainer", "Fold", "Status", "Epoch", "Progress", "ETA",
-                      "Last EMA", "Best EMA", "Verdict", "Why", "Job"],
+        column_order=["Open", "Dataset", "Config", "Trainer", "Fold", "Status", "Epoch", "ETA", "Last EMA",
+                      "Best EMA", "Verdict", "Why", "Job"],
         column_config={
             "Open": st.column_config.LinkColumn("Run", display_text="open ↗", width="small",
                                                 help="The run's page (shareable link)"),
-            "Progress": st.column_config.ProgressColumn(format="percent", min_value=0.0, max_value=1.0, width="small"),
             "Last EMA": st.column_config.NumberColumn(format="%.4f", help="nnU-Net's EMA of the pseudo Dice"),
             "Best EMA": st.column_config.NumberColumn(format="%.4f"),
             "Why": st.column_config.TextColumn("Why (analyzer)", width="large"),
@@ -166,7 +166,7 @@ def _live(store: RunStore, filters: Filters) -> None:
 
 
 def page() -> None:
-    st.title("Runs")
+    st.title("Overview")
     store = resources.store()
     if store is None:
         return

@@ -1,0 +1,192 @@
+"""Compare: the folds of one configuration overlaid with mean ± spread, and a parent run against its extension.
+
+The folds view answers "is this configuration consistent, or is one fold an outlier?"; the pair view
+answers "is the longer schedule paying off?" at the same fraction of schedule (see
+:mod:`app.dashboard.compare_data`). Selections are in the URL (``?dataset=…&config=…&trainer=…``,
+``?parent=…&child=…``) so a comparison can be shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from app.dashboard import charts, resources
+from app.dashboard.compare_data import extension_pairs, fold_band, standing, with_fraction
+from app.dashboard.downloads import chart_config, csv_button, png_button, safe_name
+from app.dashboard.store import RunStore
+from app.dashboard.ui import fmt_dice, guard, status_text
+
+_METRICS = {"ema_fg_dice": "EMA pseudo Dice", "mean_fg_dice": "mean pseudo Dice"}
+
+
+def _groups(table: pd.DataFrame) -> list[tuple[str, str, str]]:
+    keys = table[["dataset", "configuration", "trainer"]].drop_duplicates()
+    return sorted(tuple(map(str, row)) for row in keys.itertuples(index=False))
+
+
+def _default_index(options: list[Any], wanted: Any) -> int:
+    return options.index(wanted) if wanted in options else 0
+
+
+def _folds(store: RunStore, table: pd.DataFrame) -> None:
+    groups = _groups(table)
+    if not groups:
+        st.info("No runs to compare yet.")
+        return
+    query = st.query_params
+    wanted = (query.get("dataset"), query.get("config"), query.get("trainer"))
+    counts = table.groupby(["dataset", "configuration", "trainer"]).size().to_dict()
+    default = wanted if wanted in groups else max(groups, key=lambda g: counts.get(g, 0))
+    cols = st.columns([3, 1.2, 1])
+    group = cols[0].selectbox("Dataset · configuration · trainer", groups, index=_default_index(groups, default),
+                              format_func=lambda g: f"{g[0]} · {g[1]} · {g[2]} ({counts.get(g, 0)} folds)",
+                              key="cmp_group")
+    metric = cols[1].radio("Curve", list(_METRICS), format_func=_METRICS.get, horizontal=True, key="cmp_metric")
+    spread = cols[2].radio("Band", ["std", "range"], format_func={"std": "mean ± sd", "range": "min–max"}.get,
+                           horizontal=True, key="cmp_spread")
+    st.query_params.update({"dataset": group[0], "config": group[1], "trainer": group[2]})
+    members = table[(table["dataset"] == group[0]) & (table["configuration"] == group[1])
+                    & (table["trainer"] == group[2])]
+
+    @st.fragment(run_every=resources.settings().refresh_s)
+    def live() -> None:
+        with guard("compare these folds"):
+            store.poll()
+            frames = {str(r.fold): store.frame(r.run_id) for r in members.itertuples()}
+            frames = {fold: frame for fold, frame in frames.items() if frame is not None and len(frame)}
+            band = fold_band(frames, metric)
+            fig = charts.folds_figure(frames, band, column=metric, label=_METRICS[metric],
+                                      spread="std" if spread == "std" else "range")
+            name = safe_name("_".join(group))
+            st.plotly_chart(fig, config=chart_config(f"{name}_folds"), key="folds_chart")
+            rows = []
+            for r in members.itertuples():
+                summary = store.summary(r.run_id) or {}
+                rows.append({"Fold": str(r.fold), "Status": status_text(summary.get("status")),
+                             "Epoch": f"{summary.get('epochs_completed', 0)} / {summary.get('planned_epochs') or '?'}",
+                             "Last EMA": fmt_dice(summary.get("last_ema_fg_dice")),
+                             "Best EMA": fmt_dice(summary.get("best_ema_fg_dice")),
+                             "Final val Dice": fmt_dice(summary.get("final_validation_dice")),
+                             "Verdict": str(summary.get("verdict", "")).replace("_", " ")})
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+            left, right, _ = st.columns([1, 1, 3])
+            with left:
+                png_button(_dataset_png(store.root, *group), f"{name}_folds", key="folds_png")
+            with right:
+                csv_button(band, f"{name}_fold_band", key="folds_csv", label="Band CSV")
+
+    live()
+
+
+def _dataset_png(root: Path, dataset: str, configuration: str, trainer: str) -> Callable[[], bytes]:
+    def render() -> bytes:
+        from monitor.report import render_dataset_report
+
+        return render_dataset_report(root, dataset, configuration, trainer)
+
+    return render
+
+
+def _compare_png(parent: Path, child: Path, x: str) -> Callable[[], bytes]:
+    def render() -> bytes:
+        from monitor.report import render_compare_report
+
+        return render_compare_report(parent, child, x=x)
+
+    return render
+
+
+def _pick_pair(table: pd.DataFrame) -> tuple[str, str] | None:
+    source = resources.jobs()
+    pairs = extension_pairs(table, source.jobs() if source is not None else [])
+    ids = list(table["run_id"])
+    query = st.query_params
+    wanted = (query.get("parent"), query.get("child"))
+    options = [(p, c) for p, c, _ in pairs]
+    how = {(p, c): h for p, c, h in pairs}
+    manual = not options or (all(wanted) and wanted not in options)
+    if options:
+        manual = st.toggle("Choose the two runs myself", value=manual, key="cmp_manual")
+    if not manual:
+        pair = st.selectbox("Parent → extended run", options, index=_default_index(options, wanted),
+                            format_func=lambda p: f"{p[0]}  →  {p[1].split('/')[-2]}  ({how[p]})", key="cmp_pair")
+        return pair
+    if not options:
+        st.caption("No extended runs found (an nnwatch extend job, or a `<Trainer>_<N>epochs` trainer next to its "
+                   "parent). Pick any two runs to compare them.")
+    cols = st.columns(2)
+    parent = cols[0].selectbox("Parent run", ids, index=_default_index(ids, wanted[0]), key="cmp_parent")
+    child = cols[1].selectbox("Extended run", ids, index=_default_index(ids, wanted[1]) if wanted[1] in ids
+                              else min(1, len(ids) - 1), key="cmp_child")
+    return (parent, child) if parent and child else None
+
+
+def _pair(store: RunStore, table: pd.DataFrame) -> None:
+    if len(table) < 2:
+        st.info("Two runs are needed for this comparison.")
+        return
+    pair = _pick_pair(table)
+    if pair is None:
+        return
+    parent_id, child_id = pair
+    st.query_params.update({"parent": parent_id, "child": child_id})
+    cols = st.columns([1.4, 1, 2])
+    x_mode = cols[0].radio("x axis", ["fraction", "epoch"], horizontal=True, key="cmp_x",
+                           format_func={"fraction": "fraction of schedule", "epoch": "epochs"}.get)
+    metric = cols[1].radio("Curve", list(_METRICS), format_func=_METRICS.get, horizontal=True, key="cmp_pair_metric")
+    window = int(cols[2].slider("Smoothing (epochs)", 1, 100, 10, key="cmp_smooth"))
+
+    @st.fragment(run_every=resources.settings().refresh_s)
+    def live() -> None:
+        with guard("compare these runs"):
+            store.poll()
+            parent, child = store.summary(parent_id) or {}, store.summary(child_id) or {}
+            p_frame = with_fraction(store.frame(parent_id), parent.get("planned_epochs"))
+            c_frame = with_fraction(store.frame(child_id), child.get("planned_epochs"))
+            result = standing(p_frame, parent.get("planned_epochs"), c_frame, child.get("planned_epochs"), metric)
+            if result is not None:
+                box = st.success if result.ahead else st.warning
+                prefix = "" if child.get("status") == "running" else "(The extended run is not training any more.) "
+                box(prefix + result.sentence(_METRICS[metric]), icon=":material/compare_arrows:")
+            elif not parent.get("planned_epochs") or not child.get("planned_epochs"):
+                st.info("The schedule length of one run is unknown, so 'fraction of schedule' cannot be computed.")
+            fig = charts.pair_figure(p_frame, c_frame, parent_label=f"parent: {parent.get('trainer', parent_id)}",
+                                     child_label=f"extended: {child.get('trainer', child_id)}", x_mode=x_mode,
+                                     column=metric, window=window)
+            name = safe_name(f"{parent_id}_vs_{child.get('trainer', '')}")
+            st.plotly_chart(fig, config=chart_config(name), key="pair_chart")
+            p_loc, c_loc = store.location(parent_id), store.location(child_id)
+            left, right, _ = st.columns([1, 1, 3])
+            with left:
+                if p_loc is not None and c_loc is not None:
+                    png_button(_compare_png(p_loc.path, c_loc.path, "fraction" if x_mode == "fraction" else "epochs"),
+                               name, key="pair_png")
+            with right:
+                both = pd.concat([p_frame.assign(run="parent"), c_frame.assign(run="extended")], ignore_index=True)
+                csv_button(both[["run", "epoch", "fraction", "mean_fg_dice", "ema_fg_dice"]], name, key="pair_csv")
+
+    live()
+
+
+def page() -> None:
+    st.title("Compare")
+    store = resources.store()
+    if store is None:
+        return
+    table = store.table()
+    if table.empty:
+        st.info("No runs found in the results tree yet.")
+        return
+    folds_tab, pair_tab = st.tabs(["Folds of one configuration", "Parent vs extended run"])
+    with folds_tab, guard("show the fold comparison"):
+        _folds(store, table)
+    with pair_tab, guard("show the run comparison"):
+        _pair(store, table)
+
+
+page()

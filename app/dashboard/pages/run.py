@@ -1,0 +1,167 @@
+"""Run: one run's curves, the analyzer's verdict with its numbers and reasons, flags, and Extend.
+
+Opened directly by ``/run?id=<url-encoded run id>``. While the run trains, the header, verdict and
+charts refresh on a timer (a fragment); a finished run is drawn once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import streamlit as st
+
+from app.dashboard import charts, resources
+from app.dashboard.downloads import chart_config, csv_button, png_button, safe_name
+from app.dashboard.extend_dialog import RESULT_KEY, open_extend_dialog, render_extend_dialog
+from app.dashboard.store import RunStore
+from app.dashboard.ui import eta_text, extend_eligibility, fmt_dice, guard, run_flags, status_text, verdict_callout
+
+if TYPE_CHECKING:
+    from monitor.analyze import Analysis
+
+_LIVE = ("running", "stalled", "unknown")
+
+
+def _choose_run(store: RunStore, wanted: str | None) -> str | None:
+    ids = store.run_ids()
+    if wanted and wanted not in ids:
+        st.warning(f"No run `{wanted}` under `{store.root}` (renamed, deleted, or a link from another tree). "
+                   "Pick one below.", icon=":material/link_off:")
+    if not ids:
+        st.info("No runs found in the results tree yet.")
+        return None
+    choice = st.selectbox("Run", ids, index=ids.index(wanted) if wanted in ids else None, key="run_picker",
+                          placeholder="Choose a run (type to search)")
+    if choice and choice != wanted:
+        st.query_params["id"] = choice
+    return choice
+
+
+def _report_png(path: Path, analysis: Analysis | None, window: int) -> Callable[[], bytes]:
+    def render() -> bytes:
+        from monitor.report import render_run_report
+
+        return render_run_report(path, analysis=analysis, smooth=window)
+
+    return render
+
+
+def _header(summary: dict[str, Any]) -> None:
+    cols = st.columns(6)
+    done, planned = summary.get("epochs_completed") or 0, summary.get("planned_epochs")
+    cols[0].metric("Status", status_text(summary.get("status")))
+    cols[1].metric(f"Epochs done (of {planned or '?'})", f"{done}")
+    cols[2].metric("ETA", eta_text(summary) if summary.get("status") == "running" else "–")
+    cols[3].metric("Last EMA Dice", fmt_dice(summary.get("last_ema_fg_dice")))
+    best_epoch = summary.get("best_ema_epoch")
+    cols[4].metric("Best EMA Dice", fmt_dice(summary.get("best_ema_fg_dice")),
+                   help=None if best_epoch is None else f"at epoch {best_epoch}")
+    cols[5].metric("Final validation Dice", fmt_dice(summary.get("final_validation_dice")),
+                   help="Computed by nnU-Net on whole validation cases after training (not the pseudo Dice)")
+    if planned:
+        st.progress(min(1.0, done / planned), text=f"{done / planned:.0%} of the schedule")
+
+
+def _actions(run_id: str, summary: dict[str, Any]) -> None:
+    source = resources.jobs()
+    related = source.jobs_by_run().get(run_id, []) if source is not None else []
+    eligible, why = extend_eligibility(summary)
+    left, right = st.columns([1, 3])
+    if left.button("Extend to 2000 epochs", type="primary" if eligible else "secondary", disabled=not eligible,
+                   key="run_extend", icon=":material/update:", help=why or "Retrain from scratch with a longer "
+                   "schedule; a dialog shows what will run before anything starts."):
+        open_extend_dialog(run_id)
+        st.rerun(scope="app")
+    with right:
+        if not eligible:
+            st.caption(why)
+        for job in related[:3]:
+            role = "extends this run" if job.parent_run_id == run_id else "created this run"
+            st.page_link("pages/jobs.py", label=f"Job {job.job_id} ({job.state.value}, {job.backend}) {role}",
+                         icon=":material/work_history:", query_params={"job": job.job_id})
+
+
+def _charts(run_id: str, summary: dict[str, Any], frame: Any, analysis: Analysis | None, window: int) -> None:
+    planned = summary.get("planned_epochs")
+    name = safe_name(run_id)
+    dice = charts.dice_figure(frame, summary.get("class_names") or [], analysis, window=window, planned_epochs=planned)
+    st.plotly_chart(dice, config=chart_config(f"{name}_dice"), key="dice_chart")
+    dice_cols = ["epoch", *[c for c in frame.columns if c.startswith("dice_")], "mean_fg_dice", "ema_fg_dice"]
+    csv_button(frame[[c for c in dice_cols if c in frame.columns]], f"{name}_dice", key="csv_dice")
+    cols = st.columns(3)
+    panels = (
+        ("loss", charts.loss_figure(frame, window=window, planned_epochs=planned), ["epoch", "train_loss", "val_loss"]),
+        ("lr", charts.lr_figure(frame, planned_epochs=planned), ["epoch", "lr"]),
+        ("epoch_time", charts.epoch_time_figure(frame, planned_epochs=planned), ["epoch", "epoch_time_s", "epoch_end"]),
+    )
+    for col, (key, fig, columns) in zip(cols, panels):
+        with col:
+            st.plotly_chart(fig, config=chart_config(f"{name}_{key}"), key=f"{key}_chart")
+            csv_button(frame[[c for c in columns if c in frame.columns]], f"{name}_{key}", key=f"csv_{key}")
+
+
+def _body(store: RunStore, run_id: str) -> None:
+    summary = store.summary(run_id)
+    if summary is None:
+        st.warning("This run disappeared from the results tree.")
+        return
+    frame = store.frame(run_id)
+    analysis = store.analysis(run_id)
+    _header(summary)
+    _actions(run_id, summary)
+    flags = run_flags(summary, frame, store.problems_of(run_id))
+    if flags:
+        st.warning("**Needs a look:**\n" + "\n".join(f"- {f}" for f in flags), icon=":material/flag:")
+    verdict_callout(analysis, summary)
+    if frame is None or frame.empty:
+        st.info("No completed epoch yet: curves appear after the first epoch ends.", icon=":material/hourglass_top:")
+        return
+    top = st.columns([2, 1, 1])
+    window = int(top[0].slider("Smoothing (epochs)", 1, 100, value=10, key="smooth",
+                               help="Trailing moving average; the raw curve stays as a faint shadow. 1 = raw."))
+    location = store.location(run_id)
+    with top[1]:
+        if location is not None:
+            png_button(_report_png(location.path, analysis, window), f"{safe_name(run_id)}_report", key="run_png")
+    with top[2]:
+        csv_button(frame, f"{safe_name(run_id)}_curves", key="csv_all", label="All curves CSV")
+    _charts(run_id, summary, frame, analysis, window)
+
+
+def page() -> None:
+    store = resources.store()
+    if store is None:
+        return
+    wanted = st.query_params.get("id")
+    result = st.session_state.get(RESULT_KEY)
+    run_id = wanted if wanted in set(store.run_ids()) else None
+    if run_id is None:
+        st.title("Run")
+        run_id = _choose_run(store, wanted)
+        if run_id is None:
+            return
+    summary = store.summary(run_id) or {}
+    st.title(f"{summary.get('dataset', '')} · {summary.get('configuration', '')} · fold {summary.get('fold', '')}")
+    version = summary.get("nnunet_version", "")
+    st.caption(f"{summary.get('trainer', '')} · {summary.get('plans', '')} · nnU-Net {version} · `{run_id}`")
+    if result and result.get("run_id") == run_id:
+        verb = "was already active" if result.get("existing") else "was created"
+        st.success(f"Extend job **{result['job_id']}** {verb}: {result['state']}"
+                   + (f" — {result['reason']}" if result.get("reason") else ""), icon=":material/rocket_launch:")
+        st.page_link("pages/jobs.py", label=f"Open job {result['job_id']} on the Jobs page",
+                      icon=":material/work_history:", query_params={"job": result["job_id"]})
+    live = summary.get("status") in _LIVE
+
+    @st.fragment(run_every=resources.settings().refresh_s if live else None)
+    def body() -> None:
+        with guard("show this run", "Other runs are unaffected; `nnwatch curves RUN_DIR` shows what was parsed."):
+            store.poll()
+            _body(store, run_id)
+
+    body()
+    render_extend_dialog()
+
+
+page()
