@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.checkpoint import read_checkpoint_curves  # noqa: E402
+from monitor.checkpoint import read_checkpoint_curves
 
 
 def rchar() -> int | None:

@@ -24,6 +24,13 @@ member holds the object tree, with tensors referring to ``<name>/data/<key>`` st
 Old nnU-Net v1 ``.model`` files written by torch < 1.6 use the legacy format: a sequence of pickles (magic
 number, protocol version, system info, the object, storage keys) followed by raw storage bytes.  We unpickle
 only the first four, with the same restricted unpickler.
+
+Speed: the dashboard polls checkpoints of running trainings, so a read must cost ~1/100 of ``torch.load``
+(a couple of milliseconds for a 500 MB, 1000-epoch checkpoint).  Three things make that possible: the zip
+member is located with a few ``pread`` calls instead of ``zipfile``'s Python parse of one directory entry per
+tensor; the thousands of numpy scalars nnU-Net logs are decoded with numpy before unpickling (see "Fast path,
+part 2"); and large buffers are neither copied nor re-allocated needlessly.  ``bench/bench_checkpoint.py``
+measures it.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ import math
 import os
 import pathlib
 import pickle
+import reprlib
 import struct
 import zipfile
 import zlib
@@ -66,10 +74,8 @@ _ZIP_MAGIC = b"PK\x03\x04"
 _MAX_PICKLE_BYTES = 64 * 1024 * 1024
 _MAX_SIDECAR_BYTES = 16 * 1024 * 1024
 _MAX_PLAIN_DEPTH = 64
-
-#: Columns of :attr:`CheckpointCurves.frame` before and after the per-class ``dice_k`` columns.
-FRAME_LEAD_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "mean_fg_dice", "ema_fg_dice")
-FRAME_TAIL_COLUMNS = ("epoch_time_s", "epoch_end")
+#: A real checkpoint names a few dozen classes; a pickle naming 100 000 would only be a memory bomb.
+_MAX_STAND_IN_CLASSES = 10_000
 
 #: The per-epoch lists nnU-Net v2's ``LocalLogger`` keeps (``checkpoint['logging']``).
 _V2_CURVES = (
@@ -214,13 +220,13 @@ class _StoragePlaceholder(Exception):
     def dtype(self) -> str:
         pid = self.args[0] if self.args else None
         if isinstance(pid, tuple) and len(pid) >= 5 and isinstance(pid[1], _StandInMeta):
-            return _STORAGE_DTYPES.get(pid[1]._sd_name, pid[1]._sd_name)
+            return _STORAGE_DTYPES.get(pid[1]._sd_name, _clip(pid[1]._sd_name, 40))
         return "?"
 
     def __repr__(self) -> str:
         pid = self.args[0] if self.args else None
         if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
-            return f"<storage {self.dtype}[{pid[4]}] on {pid[3]}, not read>"
+            return _clip(f"<storage {self.dtype}[{pid[4]!r}] on {pid[3]!s}, not read>", 120)
         return "<storage, not read>"
 
     __str__ = __repr__
@@ -230,24 +236,47 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+class _BriefRepr(reprlib.Repr):
+    """``repr`` with bounded depth and width, also through stand-ins: a pickle can share one stand-in many
+    times at every level, and a plain recursive repr of that is exponentially long."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 4
+        self.maxtuple = self.maxlist = self.maxdict = self.maxset = self.maxfrozenset = 8
+        self.maxstring = self.maxother = 80
+
+    def repr1(self, x: Any, level: int) -> str:
+        if isinstance(x, _StandIn):
+            return _describe_stand_in(x, level)
+        if isinstance(x, (_StoragePlaceholder, _StandInMeta)):
+            return _clip(repr(x), self.maxother)
+        return super().repr1(x, level)
+
+
+_BRIEF = _BriefRepr()
+
+
 def _short_repr(obj: Any, limit: int = 120) -> str:
     try:
-        return _clip(repr(obj), limit)
-    except RecursionError:  # a pickle can nest stand-ins arbitrarily deep
+        return _clip(_BRIEF.repr(obj), limit)
+    except RecursionError:  # numpy object arrays can still nest arbitrarily deep
         return "<too deeply nested>"
 
 
-def _describe_stand_in(obj: _StandIn) -> str:
+def _describe_stand_in(obj: _StandIn, level: int = _BRIEF.maxlevel) -> str:
     """Readable description, e.g. ``torch.device('cuda', 0)`` or ``<tensor float32[320, 320, 3, 3, 3]>``."""
     cls = type(obj)
     args = obj.args
+    if level <= 0:
+        return f"{cls._sd_module}.{cls._sd_name}(...)"
     if cls._sd_name.startswith("_rebuild_tensor") and args and isinstance(args[0], _StoragePlaceholder):
-        shape = args[2] if len(args) > 2 and isinstance(args[2], tuple) else "?"
-        dims = ", ".join(str(d) for d in shape) if isinstance(shape, tuple) else shape
+        shape = args[2] if len(args) > 2 and isinstance(args[2], tuple) else ()
+        dims = ", ".join(_BRIEF.repr1(d, 1) for d in shape[:8]) + (", ..." if len(shape) > 8 else "")
         return f"<tensor {args[0].dtype}[{dims}], not read>"
     if cls._sd_name == "_rebuild_parameter" and args:
-        return f"Parameter({args[0]!r})"
-    parts = [_short_repr(a) for a in args]
+        return f"Parameter({_BRIEF.repr1(args[0], level - 1)})"
+    parts = [_BRIEF.repr1(a, level - 1) for a in args[:8]] + (["..."] if len(args) > 8 else [])
     return _clip(f"{cls._sd_module}.{cls._sd_name}({', '.join(parts)})", 300)
 
 
@@ -474,6 +503,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         key = (module, name)
         cls = self._stand_ins.get(key)
         if cls is None:
+            if len(self._stand_ins) >= _MAX_STAND_IN_CLASSES:
+                raise pickle.UnpicklingError(f"more than {_MAX_STAND_IN_CLASSES} distinct classes")
             label = name.replace(".", "_") or "anonymous"
             cls = _StandInMeta(label, (_StandIn,), {"_sd_module": module, "_sd_name": name})
             self._stand_ins[key] = cls
@@ -655,16 +686,24 @@ def _torch_zip_data_pkl(fd: int, size: int, verify_crc: bool = False) -> bytearr
 #
 # nnU-Net logs numpy scalars (np.float64 pseudo Dice, np.float32 losses).  Pickled at protocol 2 each one is
 # 15 opcodes with two calls: scalar(dtype, _codecs.encode('<8 latin-1 chars>', 'latin1')).  A 1000-epoch
-# run has ~7000 of them and the C unpickler needs ~2 us each, far more than the rest of the file.  The
-# rewrite below finds them with numpy, decodes all payloads at once and overwrites each sequence *in place*
-# (same length) with: SHORT_BINBYTES <the rest of the old bytes> POP BINFLOAT <value>, keeping the final memo
-# PUT.  Only sequences whose every memo reference was verified to be numpy's scalar(), _codecs.encode,
-# 'latin1' and a little-endian float dtype are touched.  The rewrite only *removes* calls and pushes floats;
-# the result goes through the same restricted unpickler, so every global in the file is still checked.  If
-# anything does not fit, the original bytes are unpickled instead.
+# run has ~7000 of them; the C unpickler needs ~2 us each, which alone is 5x the whole budget of a read.
+# The rewrite below finds them with numpy, decodes all payloads in one go and overwrites each sequence *in
+# place*, at the same length:
+#
+# * one scalar becomes  SHORT_BINBYTES <rest of the old bytes> POP BINFLOAT <value>  and keeps its final memo
+#   PUT (other objects may refer to it);
+# * a group of scalars that are consecutive items of one list (their chain of sequences ends right before
+#   APPENDS) and that no GET refers to becomes one item  NONE BINBYTES <the values as big-endian float64>
+#   BINBYTES <rest> POP TUPLE2, i.e. (None, b'...'), which _unpacked() expands when the list is read.
+#
+# Only sequences whose every memo reference was verified to be numpy's scalar(), _codecs.encode, 'latin1'
+# and a little-endian float dtype are touched, so no opcode other than GET/PUT/BINUNICODE/TUPLE2/REDUCE is
+# ever overwritten: the rewrite only *removes* calls and pushes floats, and the result still goes through
+# the restricted unpickler, so every global in the file is checked exactly as before.  If anything does not
+# fit, or the rewritten bytes do not load, the original bytes are unpickled instead.
 
 _GET_LONG, _GET_SHORT, _PUT_LONG, _PUT_SHORT = 0x6A, 0x68, 0x72, 0x71  # LONG_BINGET, BINGET, LONG_BINPUT, BINPUT
-_BINUNICODE, _TUPLE2, _REDUCE, _GLOBAL = 0x58, 0x86, 0x52, 0x63
+_BINUNICODE, _TUPLE2, _REDUCE, _APPENDS = 0x58, 0x86, 0x52, 0x65
 _SCALAR_GLOBALS = (b"cnumpy._core.multiarray\nscalar\n", b"cnumpy.core.multiarray\nscalar\n")
 _ENCODE_GLOBAL = b"c_codecs\nencode\n"
 _DTYPE_GLOBAL = b"cnumpy\ndtype\n"
@@ -685,9 +724,9 @@ def _skip_put(data: bytes, at: int) -> int:
 
 
 def _put_slot(data: bytes, at: int) -> int:
-    if 0 <= at and at + 5 <= len(data) and data[at] == _PUT_LONG:
+    if at >= 0 and at + 5 <= len(data) and data[at] == _PUT_LONG:
         return int.from_bytes(data[at + 1 : at + 5], "little")
-    if 0 <= at and at + 2 <= len(data) and data[at] == _PUT_SHORT:
+    if at >= 0 and at + 2 <= len(data) and data[at] == _PUT_SHORT:
         return data[at + 1]
     return -1
 
@@ -759,8 +798,31 @@ def _gets(buf: np.ndarray, u32: np.ndarray, at: np.ndarray, slot: int) -> np.nda
     return (buf[at] == _GET_LONG) & (u32[at + 1] == slot)
 
 
+def _dtype_sizes(buf: np.ndarray, u32: np.ndarray, at: np.ndarray, width: int, table: np.ndarray) -> np.ndarray:
+    """Itemsize of the float dtype pushed by a ``width``-byte GET at ``at`` (0: not such a GET)."""
+    op, slot = (_GET_SHORT, buf[at + 1].astype(np.int64)) if width == 2 else (_GET_LONG, u32[at + 1].astype(np.int64))
+    return np.where(buf[at] == op, table[np.minimum(slot, len(table) - 1)], 0)
+
+
+def _referenced(buf: np.ndarray, u32: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Mask: which of these memo ``slots`` a GET anywhere in the pickle may read.
+
+    Every 'h'/'j' byte is taken for a GET opcode, so this is a superset: a false hit only keeps a PUT.
+    """
+    lo, hi = int(slots.min()), int(slots.max())
+    seen = np.zeros(hi - lo + 1, dtype=bool)
+    n = len(buf)
+    for op, width in ((_GET_LONG, 5), (_GET_SHORT, 2)):
+        if width == 2 and lo > 255:
+            continue
+        at = np.flatnonzero(buf[: n - width] == op)
+        ref = (u32[at + 1] if width == 5 else buf[at + 1]).astype(np.int64) - lo
+        seen[ref[(ref >= 0) & (ref <= hi - lo)]] = True
+    return seen[slots - lo]
+
+
 def _inline_float_scalars(data: bytearray) -> bool:
-    """Replace verified numpy float scalar reconstructions in ``data`` by BINFLOAT, in place (see above).
+    """Replace verified numpy float scalar reconstructions in ``data``, in place (see above).
 
     Returns whether anything was replaced.  Everything is read before the first byte is written.
     """
@@ -776,49 +838,52 @@ def _inline_float_scalars(data: bytearray) -> bool:
         return False
     buf = np.frombuffer(data, dtype=np.uint8)
     u32 = np.ndarray((n - 3,), dtype="<u4", buffer=data, strides=(1,))  # u32[i]: the 4 bytes at offset i
-    # every BINUNICODE opcode with a short length; the gathers below stay inside the buffer
-    xs = np.flatnonzero(buf[: n - 64] == _BINUNICODE)
-    xs = xs[xs >= 15]
-    xs = xs[(buf[xs + 2] == 0) & (buf[xs + 3] == 0) & (buf[xs + 4] == 0)]
-    length = buf[xs + 1]
-    first = buf[xs + 5]
-    little = _memo_slot_after(data, _LITTLE, xs[(length == 1) & (first == 0x3C)].tolist())[0]
-    dtypes = _float_dtype_slots(data, xs[(length == 2) & (first == 0x66)].tolist(), little)
+    # every BINUNICODE opcode (gathers below stay inside the buffer) and its 4-byte length
+    xs = np.flatnonzero(buf[15 : n - 64] == _BINUNICODE) + 15
+    length = u32[xs + 1]
+    little = _memo_slot_after(data, _LITTLE, xs[length == 1].tolist())[0]
+    dtypes = _float_dtype_slots(data, xs[length == 2].tolist(), little)
     if not dtypes:
         return False
     # numpy scalar candidates: GET scalar, GET dtype, GET encode, BINUNICODE <2..16 bytes>, then the fixed
-    # tail.  A GET is 2 bytes for memo slots < 256 and 5 bytes above; the slots of scalar/encode/'latin1' are
-    # known, the dtype slot differs per dtype, so both widths are tried for it.
+    # tail.  A GET is 2 bytes for memo slots < 256 and 5 bytes above.
     w_fn, w_enc, w_latin = (2 if slot < 256 else 5 for slot in (fn_slot, enc_slot, latin_slot))
-    xs = xs[(length >= 2) & (length <= 16)]
-    xs = xs[_gets(buf, u32, xs - w_enc, enc_slot)]
-    # itemsize by memo slot (0: not a float dtype); slots beyond the table map to its last, empty entry
-    table = np.zeros(max(dtypes) + 2, dtype=np.int64)
+    ok = (length >= 2) & (length <= 16)
+    xs, length = xs[ok], length[ok].astype(np.int64)
+    ok = _gets(buf, u32, xs - w_enc, enc_slot)
+    xs, length = xs[ok], length[ok]
+    table = np.zeros(max(dtypes) + 2, dtype=np.int64)  # memo slot -> itemsize; 0: not a float dtype
     table[list(dtypes)] = list(dtypes.values())
-    at_short, at_long = xs - w_enc - 2, xs - w_enc - 5
-    size_short = np.where(buf[at_short] == _GET_SHORT, table[np.minimum(buf[at_short + 1].astype(np.int64), len(table) - 1)], 0)
-    size_long = np.where(buf[at_long] == _GET_LONG, table[np.minimum(u32[at_long + 1], len(table) - 1)], 0)
-    short = (size_short > 0) & _gets(buf, u32, at_short - w_fn, fn_slot)
-    long_ = ~short & (size_long > 0) & _gets(buf, u32, at_long - w_fn, fn_slot)
-    ok = short | long_
-    xs, itemsize = xs[ok], np.where(short, size_short, size_long)[ok]
-    starts = np.where(short, at_short, at_long)[ok] - w_fn
-    payload_end = xs + 5 + buf[xs + 1]
+    itemsize = np.zeros(len(xs), dtype=np.int64)
+    starts = np.zeros(len(xs), dtype=np.int64)
+    for w_dt in sorted({2 if slot < 256 else 5 for slot in dtypes}):
+        at = xs - w_enc - w_dt
+        size = _dtype_sizes(buf, u32, at, w_dt, table)
+        hit = (itemsize == 0) & (size > 0) & _gets(buf, u32, at - w_fn, fn_slot)
+        itemsize[hit], starts[hit] = size[hit], at[hit] - w_fn
+    ok = itemsize > 0
+    xs, length, itemsize, starts = xs[ok], length[ok], itemsize[ok], starts[ok]
+    payload_end = xs + 5 + length
     # the tail's five PUTs are all 2 or all 5 bytes wide (a scalar straddling slot 256 is left alone)
-    stops = np.full(len(xs), -1, dtype=np.int64)
+    stops = np.full(len(xs), -1, dtype=np.int64)  # offset of the final PUT, which is kept
     first_put = buf[payload_end]
     for w_put, put in ((5, _PUT_LONG), (2, _PUT_SHORT)):
         g = w_latin
         tail = ((w_put + g, _TUPLE2), (w_put + g + 1, put), (2 * w_put + g + 1, _REDUCE),
                 (2 * w_put + g + 2, put), (3 * w_put + g + 2, _TUPLE2), (3 * w_put + g + 3, put),
                 (4 * w_put + g + 3, _REDUCE), (4 * w_put + g + 4, put))
-        idx = np.flatnonzero(first_put == put)
-        ends = payload_end[idx]
-        ok = _gets(buf, u32, ends + w_put, latin_slot)
+        sel = first_put == put
+        if not sel.any():
+            continue
+        idx = None if sel.all() else np.flatnonzero(sel)
+        ends = payload_end if idx is None else payload_end[idx]
+        hit = _gets(buf, u32, ends + w_put, latin_slot)
         for offset, opcode in tail:
-            ok &= buf[ends + offset] == opcode
-        stops[idx[ok]] = ends[ok] + 4 * w_put + g + 4  # the final PUT, which is kept
-    length = payload_end - xs - 5
+            hit &= buf[ends + offset] == opcode
+        if idx is None:
+            stops[hit] = ends[hit] + 4 * w_put + g + 4
+        else:
+            stops[idx[hit]] = ends[hit] + 4 * w_put + g + 4
     ok = (stops >= 0) & (length >= itemsize) & (length <= 2 * itemsize)  # latin-1 as UTF-8: 1-2 bytes/char
     # each payload must be whole UTF-8 on its own: no continuation byte first, no lead byte last
     ok &= ((buf[xs + 5] & 0xC0) != 0x80) & (buf[payload_end - 1] < 0xC0)
@@ -843,13 +908,95 @@ def _inline_float_scalars(data: bytearray) -> bool:
             sel = itemsize == size
             if sel.any():
                 values[sel] = raw[(raw_offsets[sel][:, None] + np.arange(size)).ravel()].view(f"<f{size}")
+
+    # Packing: consecutive scalars that are list items (their chain of adjacent sequences ends right before
+    # APPENDS) and whose memo slot nothing reads become one (None, <big-endian float64 bytes>) item.
+    put_long = buf[stops] == _PUT_LONG
+    ends = stops + np.where(put_long, 5, 2)
+    referenced = _referenced(buf, u32, np.where(put_long, u32[stops + 1], buf[stops + 1]).astype(np.int64))
+    adjacent = ends[:-1] == starts[1:]
+    chain = np.cumsum(np.concatenate(([True], ~adjacent))) - 1
+    listed = (buf[ends[np.append(~adjacent, True)]] == _APPENDS)[chain]
+    pack = listed & ~referenced
+    first = pack & ~np.concatenate(([False], pack[:-1] & adjacent))
+    group = np.cumsum(first) - 1
+    counts = np.bincount(group[pack], minlength=int(group[-1]) + 1) if pack.any() else np.zeros(1, np.int64)
+    pack &= counts[np.maximum(group, 0)] >= 2
+    firsts = np.flatnonzero(first & pack)
+    counts = counts[group[firsts]]
+
+    # Writes.  One scalar: SHORT_BINBYTES <rest of the old bytes> POP BINFLOAT <8 bytes> [kept PUT].
     view = np.frombuffer(data, dtype=np.uint8)
-    view[starts] = 0x43  # SHORT_BINBYTES: swallow the rest of the old sequence as one throw-away bytes object
-    view[starts + 1] = stops - starts - 12
-    view[stops - 10] = 0x30  # POP it
-    view[stops - 9] = 0x47  # BINFLOAT, 8 bytes big-endian
-    np.ndarray((n - 7,), dtype=">f8", buffer=data, strides=(1,))[stops - 8] = values
+    f64 = np.ndarray((n - 7,), dtype=">f8", buffer=data, strides=(1,))
+    single = ~pack
+    s, e = starts[single], stops[single]
+    view[s] = 0x43
+    view[s + 1] = e - s - 12
+    view[e - 10] = 0x30
+    view[e - 9] = 0x47
+    f64[e - 8] = values[single]
+    # A packed group: NONE BINBYTES <8m value bytes> BINBYTES <rest of the old bytes> POP TUPLE2.
+    if len(firsts):
+        s, e = starts[firsts], ends[firsts + counts - 1]
+        members = np.flatnonzero(pack)
+        rank = members - np.repeat(firsts, counts)
+        f64[np.repeat(s, counts) + 6 + 8 * rank] = values[members]
+        view[s] = 0x4E
+        view[s + 1] = 0x42
+        u32[s + 2] = 8 * counts
+        view[s + 6 + 8 * counts] = 0x42
+        u32[s + 7 + 8 * counts] = e - 2 - (s + 11 + 8 * counts)
+        view[e - 2] = 0x30
+        view[e - 1] = _TUPLE2
     return True
+
+
+def _is_packed(item: Any) -> bool:
+    return (type(item) is tuple and len(item) == 2 and item[0] is None and type(item[1]) is bytes
+            and len(item[1]) % 8 == 0)
+
+
+def _unpacked(values: Sequence[Any]) -> Sequence[Any]:
+    """A list as it was saved: packed groups (see _inline_float_scalars) expanded, as float64 if all numbers."""
+    if type(values) is not list or tuple not in map(type, values):
+        return values
+    pieces: list[Any] = []
+    plain: list[Any] = []
+    for item in values:
+        if _is_packed(item):
+            if plain:
+                pieces.append(plain)
+                plain = []
+            pieces.append(np.frombuffer(item[1], dtype=">f8").astype(np.float64))
+        else:
+            plain.append(item)
+    if plain:
+        pieces.append(plain)
+    try:
+        arrays = [p if isinstance(p, np.ndarray) else np.asarray(p, dtype=np.float64) for p in pieces]
+        if all(a.ndim == 1 for a in arrays):
+            return np.concatenate(arrays)
+    except (TypeError, ValueError, OverflowError):
+        pass
+    return [x for p in pieces for x in (p.tolist() if isinstance(p, np.ndarray) else p)]
+
+
+def _unpacked_rows(rows: Sequence[Any]) -> Any:
+    """Per-class Dice rows as saved: the usual all-packed case straight to a matrix, else row by row."""
+    if type(rows) is list and rows and set(map(type, rows)) == {list} and set(map(len, rows)) == {1}:
+        try:
+            nones, blobs = zip(*[row[0] for row in rows])
+            widths = set(map(len, blobs))
+            if nones.count(None) == len(nones) and set(map(type, blobs)) == {bytes} and len(widths) == 1:
+                width = widths.pop()
+                if width % 8 == 0:
+                    matrix = np.frombuffer(b"".join(blobs), dtype=">f8").reshape(len(blobs), width // 8)
+                    return matrix.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
+    if type(rows) is list:
+        return [_unpacked(row) for row in rows]
+    return rows
 
 
 def _load_zip(fd: int, size: int, fh: BinaryIO, path: Path) -> Any:
@@ -963,48 +1110,68 @@ _ATOMIC_TYPES = frozenset({type(None), bool, int, float, str, bytes, complex, _d
                            _dt.timedelta, _dt.timezone})
 
 
-def _plain(obj: Any, depth: int = 0, active: set[int] | None = None) -> Any:
+def _plain(obj: Any) -> Any:
     """Plain-python copy: containers and numbers kept, numpy unwrapped, stand-ins/storages as repr strings.
 
-    Cycles (a pickle can build them) become "<recursive reference>", nesting deeper than 64 is cut off.
+    A pickle can build cycles (they become "<recursive reference>"), nest deeply (cut at 64 levels) and
+    share one container many times at every level (converted once and shared again, so the work stays
+    linear in the size of the file, not exponential).
     """
-    kind = type(obj)
-    if kind in _ATOMIC_TYPES:
-        return obj
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, (_StandIn, _StoragePlaceholder, _StandInMeta, pathlib.PurePath, np.dtype)):
-        return str(obj) if isinstance(obj, (pathlib.PurePath, np.dtype)) else repr(obj)
-    if depth >= _MAX_PLAIN_DEPTH:
-        return "<too deeply nested>"
-    active = set() if active is None else active
-    if id(obj) in active:
-        return "<recursive reference>"
-    active.add(id(obj))
-    try:
-        if isinstance(obj, np.ndarray):
-            if obj.dtype.hasobject:
-                return [_plain(v, depth + 1, active) for v in obj.ravel().tolist()]
-            return obj.tolist()
-        if isinstance(obj, Mapping):
+    active: set[int] = set()
+    done: dict[int, Any] = {}
+
+    def convert(item: Any, depth: int) -> Any:
+        kind = type(item)
+        if kind in _ATOMIC_TYPES:
+            return item
+        if isinstance(item, np.generic):
+            return item.item()
+        if isinstance(item, (pathlib.PurePath, np.dtype)):
+            return str(item)
+        if isinstance(item, (_StandIn, _StoragePlaceholder, _StandInMeta)):
+            return _short_repr(item, 300)
+        key = id(item)
+        if key in active:
+            return "<recursive reference>"
+        if key in done:
+            return done[key]
+        if depth >= _MAX_PLAIN_DEPTH:
+            return "<too deeply nested>"
+        active.add(key)
+        try:
+            out = convert_container(item, depth)
+        finally:
+            active.discard(key)
+        done[key] = out
+        return out
+
+    def convert_container(item: Any, depth: int) -> Any:
+        if isinstance(item, np.ndarray):
+            return [convert(v, depth + 1) for v in item.ravel().tolist()] if item.dtype.hasobject else item.tolist()
+        if isinstance(item, Mapping):
             out: dict[Any, Any] = {}
-            for key, value in obj.items():
+            for key, value in item.items():
                 if type(key) not in _ATOMIC_TYPES:
-                    key = _plain(key, depth + 1, active)
+                    key = convert(key, depth + 1)
                     try:
                         hash(key)
                     except TypeError:
-                        key = repr(key)
-                out[key] = value if type(value) in _ATOMIC_TYPES else _plain(value, depth + 1, active)
+                        key = _short_repr(key)
+                out[key] = value if type(value) in _ATOMIC_TYPES else convert(value, depth + 1)
             return out
-        if isinstance(obj, (list, tuple)):
-            items = [v if type(v) in _ATOMIC_TYPES else _plain(v, depth + 1, active) for v in obj]
-            return items if isinstance(obj, list) else tuple(items)
-        if isinstance(obj, (set, frozenset)):
-            return sorted((_plain(v, depth + 1, active) for v in obj), key=repr)
-        return _short_repr(obj)
-    finally:
-        active.discard(id(obj))
+        if isinstance(item, (list, tuple)):
+            if type(item) is list and tuple in map(type, item):  # packed floats (see _inline_float_scalars)
+                expanded = _unpacked(item)
+                if isinstance(expanded, np.ndarray):
+                    return expanded.tolist()
+                item = expanded
+            items = [v if type(v) in _ATOMIC_TYPES else convert(v, depth + 1) for v in item]
+            return items if isinstance(item, list) else tuple(items)
+        if isinstance(item, (set, frozenset)):
+            return sorted((convert(v, depth + 1) for v in item), key=repr)
+        return _short_repr(item)
+
+    return convert(obj, 0)
 
 
 def _scalar_to_float(value: Any) -> float | None:
@@ -1168,7 +1335,7 @@ def _curves_v2(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
         if values is None:
             problems.append(f"logging has no '{name}'; its column is NaN")
         elif isinstance(values, (list, tuple)):
-            curves[name] = values
+            curves[name] = _unpacked_rows(values) if name == "dice_per_class_or_region" else _unpacked(values)
         elif isinstance(values, np.ndarray):
             curves[name] = list(values) if values.ndim else [values]
         else:
@@ -1250,13 +1417,13 @@ def _curves_v1(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
     for i, values in enumerate(plot_stuff[:4]):
         if isinstance(values, np.ndarray):
             values = list(values.reshape(-1))
-        parts.append(values if isinstance(values, (list, tuple)) else [])
+        parts.append(_unpacked(values) if isinstance(values, (list, tuple)) else [])
         if not isinstance(values, (list, tuple)):
             problems.append(f"plot_stuff[{i}] is {_why_not_number(values)}, not a list; ignored")
     tr_losses, val_losses = parts[0], parts[1]
     metrics = parts[3] if len(parts) > 3 else []
     curves: dict[str, Sequence[Any]] = {"all_tr_losses": tr_losses, "all_val_losses": val_losses}
-    if metrics:
+    if len(metrics):
         curves["all_val_eval_metrics"] = metrics
     else:
         problems.append("all_val_eval_metrics is empty (trainer logged no Dice estimate); mean_fg_dice is NaN")
@@ -1267,7 +1434,7 @@ def _curves_v1(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
         lr=None,
         train_loss=_float_curve(tr_losses[:n], "all_tr_losses", problems),
         val_loss=_float_curve(val_losses[:n], "all_val_losses", problems),
-        mean_fg_dice=_float_curve(metrics[:n], "all_val_eval_metrics", problems) if metrics else None,
+        mean_fg_dice=_float_curve(metrics[:n], "all_val_eval_metrics", problems) if len(metrics) else None,
         ema_fg_dice=None,
         dice=None,
         start=None,
@@ -1322,6 +1489,16 @@ def read_checkpoint_curves(path: str | os.PathLike[str]) -> CheckpointCurves:
 
 def _read_curves(path: Path) -> CheckpointCurves:
     obj = _load_checkpoint_object(path)
+    try:
+        return _curves_of(obj, path)
+    except CheckpointError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError, RecursionError) as exc:
+        # a crafted file can put anything anywhere; say so instead of crashing the dashboard
+        raise CheckpointError(f"unreadable curves ({_clip(f'{type(exc).__name__}: {exc}', 100)})", path) from None
+
+
+def _curves_of(obj: Any, path: Path) -> CheckpointCurves:
     if not isinstance(obj, Mapping):
         kind = repr(type(obj)) if isinstance(obj, _StandIn) else type(obj).__name__
         raise CheckpointError(f"not an nnU-Net checkpoint (top-level object is {_clip(kind, 60)})", path)

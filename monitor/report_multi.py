@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -28,12 +29,13 @@ from monitor.report_panels import (
     set_epoch_axis,
     x_limit,
 )
-from monitor.report_style import VERDICT_COLOURS, Canvas, class_style
+from monitor.report_style import VERDICT_COLOURS, Canvas, class_style, fold_style
 
 __all__ = ["FoldRow", "build_compare_figure", "build_dataset_figure", "load_group"]
 
 Y_TICKS, PANEL_TITLE, X_TICKS = 64.0, 34.0, 52.0
-TableRow = tuple[str | None, list[str], str | None]  # swatch colour, cells, verdict (colours the last cell)
+# (swatch colour and dash, cells, verdict that colours the last cell)
+TableRow = tuple[tuple[str, Any] | None, list[str], str | None]
 
 
 @dataclass(frozen=True)
@@ -74,17 +76,24 @@ def _overlay(ax: Axes, canvas: Canvas, runs: Sequence[RunData | None], column: s
     """Each run in its colour, then the across-run mean (thick) and ± 1 SD band where ≥ 2 runs have the epoch."""
     present = [run for run in runs if run is not None]
     x, matrix = _aligned(present, column, smooth)
+    entries: list[LegendEntry] = []
     row = 0
     for k, run in enumerate(runs):
         if run is None:
             continue
-        colour, dash = class_style(canvas.theme, k)
-        ax.plot(x, matrix[row], color=colour, linestyle=dash, linewidth=canvas.pt(1.8), zorder=2)
+        colour, dash = fold_style(canvas.theme, k)
+        ax.plot(x, matrix[row], color=colour, linestyle=dash, linewidth=canvas.pt(2.2), zorder=2)
+        if run.summary.get("status") in ("crashed", "stalled"):  # where a fold died, not just ended
+            ax.plot([x[run.last_epoch]], [matrix[row, run.last_epoch]], marker="X", color=colour,
+                    markersize=canvas.pt(13), markeredgecolor=canvas.theme.background, zorder=3.5)
+            if not entries:
+                entries.append((Line2D([], [], marker="X", linestyle="none", color=canvas.theme.muted,
+                                       markersize=canvas.pt(13)), "crashed or stalled here"))
         row += 1
     counts = np.isfinite(matrix).sum(axis=0)
     ok = counts >= 2
     if not ok.any():
-        return []
+        return entries
     mean = np.full(len(x), np.nan)
     sd = np.full(len(x), np.nan)
     mean[ok] = np.nanmean(matrix[:, ok], axis=0)
@@ -92,7 +101,7 @@ def _overlay(ax: Axes, canvas: Canvas, runs: Sequence[RunData | None], column: s
     band = ax.fill_between(x, mean - sd, mean + sd, color=canvas.theme.strong, alpha=0.13, linewidth=0,
                            zorder=1)
     (line,) = ax.plot(x, mean, color=canvas.theme.strong, linewidth=canvas.pt(3.4), zorder=3)
-    return [(line, f"mean of folds (n={int(counts.max())})"), (band, "± 1 SD")]
+    return [(line, f"mean of folds (n={int(counts.max())})"), (band, "± 1 SD (where ≥ 2 folds)"), *entries]
 
 
 def _table(canvas: Canvas, left: float, top: float, width: float, header: Sequence[str],
@@ -100,7 +109,7 @@ def _table(canvas: Canvas, left: float, top: float, width: float, header: Sequen
     """A text table; each row is (swatch colour, cells, verdict to colour the last cell). Returns its bottom."""
     u = canvas.unit
     size = 15.0
-    swatch = 30 * u
+    swatch = 42 * u
     widths = [max(text_width(str(c), size * u, bold=True) for c in column) + 18 * u
               for column in zip(header, *[cells for _, cells, _ in rows])]
     shrink = min(1.0, (width - swatch) / sum(widths))
@@ -109,9 +118,9 @@ def _table(canvas: Canvas, left: float, top: float, width: float, header: Sequen
     for x, text in zip(xs, header):
         canvas.text(x, top, text, size=size, weight="bold", color=canvas.theme.muted)
     y = top + line_h
-    for colour, cells, verdict in rows:
-        if colour is not None:
-            canvas.figure.add_artist(_swatch(canvas, left, y + 9 * u, 22 * u, colour))
+    for style, cells, verdict in rows:
+        if style is not None:
+            canvas.figure.add_artist(_swatch(canvas, left, y + 9 * u, 30 * u, *style))
         for k, (x, text) in enumerate(zip(xs, cells)):
             last = k == len(cells) - 1
             colour_k = VERDICT_COLOURS.get(verdict or "", canvas.theme.text) if last else canvas.theme.text
@@ -120,14 +129,22 @@ def _table(canvas: Canvas, left: float, top: float, width: float, header: Sequen
     return y
 
 
-def _swatch(canvas: Canvas, left: float, middle: float, length: float, colour: str) -> Line2D:
+def _swatch(canvas: Canvas, left: float, middle: float, length: float, colour: str, dash: Any) -> Line2D:
     return Line2D([left / canvas.width, (left + length) / canvas.width],
                   [1 - middle / canvas.height, 1 - middle / canvas.height], transform=canvas.figure.transFigure,
-                  color=colour, linewidth=canvas.pt(4))
+                  color=colour, linestyle=dash, linewidth=canvas.pt(3))
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "–" if value is None else f"{float(value):.{digits}f}"
+
+
+def _row(label: str, run: RunData, style: tuple[str, Any]) -> TableRow:
+    """A table row: label, status, epochs done/planned, best EMA @ epoch, final validation Dice, verdict."""
+    verdict = run.analysis.verdict.value
+    epochs = f"{run.epochs_done}/{run.planned}" if run.planned else str(run.epochs_done)
+    return (style, [label, str(run.summary.get("status")), epochs, _best(run),
+                    _fmt(run.summary.get("final_validation_dice")), verdict.replace("_", " ")], verdict)
 
 
 def _best(run: RunData) -> str:
@@ -167,12 +184,7 @@ def build_dataset_figure(canvas: Canvas, folds: Sequence[FoldRow], *, smooth: in
         if row.data is None:
             rows.append((None, [f"fold {row.fold}", row.problem or "", "", "", "", ""], None))
             continue
-        run = row.data
-        verdict = run.analysis.verdict.value
-        epochs = f"{run.epochs_done}/{run.planned}" if run.planned else str(run.epochs_done)
-        rows.append((class_style(canvas.theme, k)[0], [f"fold {row.fold}", str(run.summary.get("status")), epochs,
-                                                       _best(run), _fmt(run.summary.get("final_validation_dice")),
-                                                       verdict.replace("_", " ")], verdict))
+        rows.append(_row(f"fold {row.fold}", row.data, fold_style(canvas.theme, k)))
     set_dice_ylim(dice, np.arange(max(run.last_epoch for run in runs) + 1, dtype=float),
                   _aligned(runs, "ema_fg_dice")[1])
     if entries:
@@ -262,11 +274,7 @@ def build_compare_figure(canvas: Canvas, pair: tuple[RunData, RunData], *, x: st
     cell = (frame.width - gap * (len(modes) - 1)) / len(modes)
     rows: list[TableRow] = []
     for k, run in enumerate(pair):
-        colour, _ = class_style(canvas.theme, k)
-        epochs = f"{run.epochs_done}/{run.planned}" if run.planned else str(run.epochs_done)
-        verdict = run.analysis.verdict.value
-        rows.append((colour, [_label(run, pair[1 - k]), str(run.summary.get("status")), epochs, _best(run),
-                              _fmt(run.summary.get("final_validation_dice")), verdict.replace("_", " ")], verdict))
+        rows.append(_row(_label(run, pair[1 - k]), run, class_style(canvas.theme, k)))
     for m, mode in enumerate(modes):
         left = frame.left + m * (cell + gap) + Y_TICKS * u
         ax = canvas.axes(left, top, cell - Y_TICKS * u, bottom - top, mode)
@@ -277,8 +285,8 @@ def build_compare_figure(canvas: Canvas, pair: tuple[RunData, RunData], *, x: st
             ax.plot(xs, run.column("mean_fg_dice"), color=colour, linewidth=canvas.pt(1.1), alpha=0.28, zorder=1.5)
             solid_y = ema(run.column("mean_fg_dice"), window) if window else run.column("ema_fg_dice")
             ax.plot(xs, solid_y, color=colour, linewidth=canvas.pt(3.0), zorder=2)
-        set_dice_ylim(ax, np.arange(max(run.last_epoch for run in pair) + 1, dtype=float),
-                      _aligned(pair, "ema_fg_dice")[1])
+        all_epochs, raw_means = _aligned(pair, "mean_fg_dice")
+        set_dice_ylim(ax, all_epochs, [*raw_means, *_aligned(pair, "ema_fg_dice")[1]])
         if mode == "epochs":
             set_epoch_axis(ax, canvas, max(x_limit(run.last_epoch + 1, run.planned) for run in pair))
             panel_title(ax, canvas, "Pseudo Dice by epoch")

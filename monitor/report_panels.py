@@ -20,7 +20,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocato
 
 from monitor.report_data import RunData
 from monitor.report_layout import fit_text, signed
-from monitor.report_style import VERDICT_COLOURS, Canvas, class_style
+from monitor.report_style import Canvas, class_style
 
 __all__ = [
     "LegendEntry",
@@ -132,43 +132,46 @@ def draw_dice(ax: Axes, canvas: Canvas, data: RunData, smooth: int, right: float
     mean = _line(ax, canvas, x, data.column("mean_fg_dice"), colour=theme.muted, width=1.3, smooth=0,
                  zorder=2.5)
     if mean is not None:
-        mean.set_alpha(0.7)
+        mean.set_alpha(0.45)  # reads as the noise around the EMA, not as another class (grey vs green for deuteranopes)
         entries.append((mean, "mean (raw)"))
     ema_line = _line(ax, canvas, x, data.column("ema_fg_dice"), colour=theme.strong, width=3.4, smooth=0,
                      zorder=3)
     if ema_line is not None:
         entries.append((ema_line, "EMA (nnU-Net)"))
+    series = [data.column(c) for c in data.dice_columns] + [data.column("ema_fg_dice")]
+    set_dice_ylim(ax, data.epoch, series)
     fit = data.analysis.fit
     if fit is not None:
         xs = np.array([fit.first_epoch, fit.last_epoch], dtype=float)
-        colour = VERDICT_COLOURS.get(data.analysis.verdict.value, theme.strong)
-        # Dashed with wide gaps and no halo: the EMA under it stays visible between the dashes.
-        (fit_line,) = ax.plot(xs, [fit.value_at(v) for v in xs], color=colour, linewidth=canvas.pt(4.0),
-                              linestyle=(0, (2.5, 1.8)), zorder=4, dash_capstyle="butt")
+        # A broad translucent ribbon, like a marker pen: told apart from every data line by its width, not
+        # its colour (the palette's colours all belong to classes), and the EMA stays visible through it.
+        (fit_line,) = ax.plot(xs, [fit.value_at(v) for v in xs], color=theme.strong, alpha=0.3,
+                              linewidth=canvas.pt(13.0), zorder=2.8, solid_capstyle="butt")
         entries.append((fit_line, "trend fit (analyzer)"))
-        _slope_note(ax, canvas, data, right)
+        _slope_note(ax, canvas, data, right, series)
     _stop_marker(ax, canvas, data)
-    series = [ema(data.column(c), smooth) for c in data.dice_columns] + [data.column("ema_fg_dice")]
-    set_dice_ylim(ax, data.epoch, series)
     return entries
 
 
 def set_dice_ylim(ax: Axes, epoch: np.ndarray, series: Sequence[np.ndarray] | np.ndarray) -> None:
-    """Dice from a round lower bound to 1: zoomed past the initial rise when the curves allow it.
+    """Dice between round bounds: zoomed past the initial rise, and below 1 when no curve gets near it.
 
     A good run lives between 0.8 and 0.95; on a 0–1 axis its whole second half is a flat line at the
-    top. The lower bound is the 2nd percentile of the (smoothed) curves after the first 10 % of epochs,
-    minus 0.05, rounded down to 0.1, so the early rise may leave the panel at the bottom but everything
-    the verdict is about stays inside.
+    top. The lower bound is the 2nd percentile of the raw curves after the first 10 % of epochs (so their
+    faint noise stays in view too), minus 0.05, rounded down to 0.1; the upper bound is their maximum
+    plus 0.02, rounded up to 0.1. The early rise may leave the panel at the bottom, everything the verdict
+    is about stays inside.
     """
     late = epoch >= max(1.0, 0.1 * (epoch[-1] + 1)) if len(epoch) >= 20 else np.zeros(len(epoch), bool)
     values = np.concatenate([np.asarray(y)[late] for y in series]) if len(series) else np.empty(0)
     values = values[np.isfinite(values)]
-    low = 0.0
+    low, high = 0.0, 1.0
     if values.size:
         low = max(0.0, math.floor((float(np.percentile(values, 2)) - 0.05) * 10.0) / 10.0)
-    ax.set_ylim(min(low, 0.9), 1.01)
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+        high = min(1.0, math.ceil((float(values.max()) + 0.02) * 10.0) / 10.0)
+    low = min(low, high - 0.1)
+    ax.set_ylim(low, high + 0.01 if high >= 1.0 else high)
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
 
 
 def slope_text(data: RunData) -> str | None:
@@ -183,31 +186,51 @@ def slope_text(data: RunData) -> str | None:
     return text
 
 
-def _slope_note(ax: Axes, canvas: Canvas, data: RunData, right: float) -> None:
+def _slope_note(ax: Axes, canvas: Canvas, data: RunData, right: float, series: Sequence[np.ndarray]) -> None:
     """The slope beside the fit, where it covers no curve.
 
-    A window at the right edge (a finished run) gets the note inside it, above or below the curves,
-    whichever side is free; a window that ends early (a crashed run) gets it just after the last epoch,
-    where nothing is drawn.
+    A window that ends early (a crashed run) gets the note just after the last epoch, where nothing is
+    drawn; a window at the right edge gets it in the widest vertical gap between the curves inside the
+    window, or at the top (on an opaque box) when the curves leave no gap tall enough.
     """
     text, window = slope_text(data), data.analysis.window
     if text is None or window is None:
         return
-    x = data.epoch
     end = window[1] + 1
-    style: dict[str, Any] = {"fontsize": canvas.pt(14), "color": canvas.theme.text, "zorder": 5, "textcoords": "offset points",
-             "bbox": {"boxstyle": "round,pad=0.3", "facecolor": canvas.theme.background, "alpha": 0.85,
-                      "edgecolor": "none"}}
+    style: dict[str, Any] = {
+        "fontsize": canvas.pt(14), "color": canvas.theme.text, "zorder": 5, "textcoords": "offset points",
+        "bbox": {"boxstyle": "round,pad=0.3", "facecolor": canvas.theme.background, "alpha": 0.85, "edgecolor": "none"},
+    }
     if end < 0.7 * right:
         ax.annotate(text, xy=(end, 0.97), xycoords=("data", "axes fraction"), xytext=(canvas.pt(10), 0),
                     ha="left", va="top", **style)
         return
-    inside = (x >= window[0]) & (x <= window[1])
-    values = np.concatenate([data.column(c)[inside] for c in [*data.dice_columns, "ema_fg_dice"]])
-    values = values[np.isfinite(values)]
-    top_free = values.size == 0 or np.percentile(values, 95) < 0.62
-    ax.annotate(text, xy=(end, 0.97 if top_free else 0.03), xycoords=("data", "axes fraction"),
-                xytext=(-canvas.pt(6), 0), ha="right", va="top" if top_free else "bottom", **style)
+    inside = (data.epoch >= window[0]) & (data.epoch <= window[1])
+    need = (2 * 14 * 1.35 + 14) * canvas.unit / (ax.get_position().height * canvas.height)
+    low, high = _widest_gap(ax, [y[inside] for y in series])
+    if high - low >= need:
+        y, va = (low + high) / 2, "center"
+    else:
+        y, va = 0.97, "top"
+    ax.annotate(text, xy=(end, y), xycoords=("data", "axes fraction"), xytext=(-canvas.pt(6), 0), ha="right",
+                va=va, **style)
+
+
+def _widest_gap(ax: Axes, series: Sequence[np.ndarray]) -> tuple[float, float]:
+    """The tallest band (axes fraction) that no curve's 3rd–97th percentile range covers."""
+    bottom, top = ax.get_ylim()
+    spans = []
+    for values in series:
+        values = values[np.isfinite(values)]
+        if values.size:
+            lo, hi = np.percentile(values, [3, 97])
+            spans.append(((lo - bottom) / (top - bottom), (hi - bottom) / (top - bottom)))
+    best, cursor = (0.0, 0.0), 0.0
+    for lo, hi in sorted(spans):
+        if lo - cursor > best[1] - best[0]:
+            best = (cursor, lo)
+        cursor = max(cursor, hi)
+    return best if 1.0 - cursor <= best[1] - best[0] else (cursor, 1.0)
 
 
 def _stop_marker(ax: Axes, canvas: Canvas, data: RunData) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "Theme",
     "class_style",
     "figure_to_png",
+    "fold_style",
     "new_canvas",
     "panel_boxes",
 ]
@@ -70,6 +71,16 @@ THEMES = {
                   grid="#3A3F4A", strong="#FFFFFF", window="#2A2F3A",
                   palette=("#56B4E9", "#E69F00", "#009E73", "#CC79A7", "#F0E442", "#D55E00")),
 }
+
+
+# Folds get a dash pattern as well as a colour: five colours are too many to tell apart by hue alone
+# for a protanope (blue and reddish purple converge), a pattern is not.
+_FOLD_DASHES = ("-", (0, (6, 2)), (0, (1.5, 1.2)), (0, (7, 2, 1.5, 2)), (0, (3, 1.5)))
+
+
+def fold_style(theme: Theme, index: int) -> tuple[str, Any]:
+    """Colour and dash pattern of the ``index``-th fold (or run) on an overlay chart."""
+    return theme.palette[index % len(theme.palette)], _FOLD_DASHES[index % len(_FOLD_DASHES)]
 
 
 def class_style(theme: Theme, index: int) -> tuple[str, Any]:

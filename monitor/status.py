@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -170,19 +170,19 @@ def _eta(inputs: StatusInputs, typical: float) -> tuple[float | None, float | No
 
 def assess(inputs: StatusInputs) -> RunAssessment:
     """Status, reason, ETA and dead-Dice flag for one run at ``inputs.now``."""
-    dead = is_dead_dice(inputs.recent_mean_fg_dice)
     typical = inputs.typical_epoch_s
     stall_after, crash_after = _limits(typical)
-    common = {"dead_dice": dead, "stall_after_s": stall_after, "crash_after_s": crash_after}
+    base = RunAssessment(RunStatus.UNKNOWN, "no training log yet", dead_dice=is_dead_dice(inputs.recent_mean_fg_dice),
+                         stall_after_s=stall_after, crash_after_s=crash_after)
     if inputs.finished:
-        return RunAssessment(RunStatus.FINISHED, "final checkpoint, 'Training done.' or final validation found",
-                             **common)
+        return replace(base, status=RunStatus.FINISHED,
+                       reason="final checkpoint, 'Training done.' or final validation found")
     if inputs.alive is False:
-        return RunAssessment(RunStatus.CRASHED, "its job is no longer alive and the run did not finish", **common)
+        return replace(base, status=RunStatus.CRASHED, reason="its job is no longer alive and the run did not finish")
     if inputs.last_update is None:
         if inputs.alive:
-            return RunAssessment(RunStatus.RUNNING, "its job is alive; no log written yet", **common)
-        return RunAssessment(RunStatus.UNKNOWN, "no training log yet", **common)
+            return replace(base, status=RunStatus.RUNNING, reason="its job is alive; no log written yet")
+        return base
     quiet = inputs.now - inputs.last_update
     planned_done = inputs.planned_epochs is not None and inputs.last_epoch is not None \
         and inputs.last_epoch + 1 >= inputs.planned_epochs
@@ -190,17 +190,17 @@ def assess(inputs: StatusInputs) -> RunAssessment:
         eta_s, eta = _eta(inputs, typical)
         reason = "all planned epochs ran; final checkpoint and validation pending" if planned_done \
             else "log advancing"
-        return RunAssessment(RunStatus.RUNNING, reason, eta_s=eta_s, eta=eta,
-                             next_change_at=inputs.last_update + stall_after, **common)
+        return replace(base, status=RunStatus.RUNNING, reason=reason, eta_s=eta_s, eta=eta,
+                       next_change_at=inputs.last_update + stall_after)
     minutes = quiet / 60
     if inputs.alive or quiet <= crash_after:
         why = "its job is alive but " if inputs.alive else ""
-        return RunAssessment(
-            RunStatus.STALLED, f"{why}no log line for {minutes:.0f} min (stalled after {stall_after / 60:.0f} min)",
-            next_change_at=None if inputs.alive else inputs.last_update + crash_after, **common)
+        return replace(base, status=RunStatus.STALLED,
+                       reason=f"{why}no log line for {minutes:.0f} min (stalled after {stall_after / 60:.0f} min)",
+                       next_change_at=None if inputs.alive else inputs.last_update + crash_after)
     where = "after all planned epochs, without a final checkpoint" if planned_done \
         else "before its planned epochs, without 'Training done.'"
-    return RunAssessment(RunStatus.CRASHED, f"stopped {where}; silent for {minutes:.0f} min", **common)
+    return replace(base, status=RunStatus.CRASHED, reason=f"stopped {where}; silent for {minutes:.0f} min")
 
 
 def infer_status(inputs: StatusInputs) -> str:

@@ -31,15 +31,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from monitor.layout import FOLD_DIR_RE, RunLocation, discover_runs, parse_run_path
 from monitor.merge import Curves
 from monitor.run import CHECKPOINT_SETTLE_S, RunReader, curves_frame
 from monitor.status import RunAssessment, RunStatus, StatusInputs, assess
-from monitor.watch_events import Changes, EventLog, iso_time
+from monitor.watch_events import Changes, EventLog
 from monitor.watch_fs import ObserverChoice, choose_observer, start_observer
+from monitor.watch_rows import changed, epoch_row, freeze_curves, freeze_summary, iso_seconds, new_rows, status_data
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,7 +55,6 @@ Liveness = Callable[[str], "bool | None"] | Collection[str]
 
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 30.0
-_LOSS_TOLERANCE = 2e-4  # logs print 4 decimals; checkpoints hold full precision of the same epoch
 _IGNORED_EVENTS = frozenset({"opened", "closed_no_write", "attrib"})
 
 
@@ -466,7 +465,7 @@ class ResultsWatcher:
             data["moved_from"] = moved_from
         with self._state:
             self._log.append("run_added", location.run_id, data, now)
-            snapshot = self._publish(location, summary, _frozen(reader.curves()))
+            snapshot = self._publish(location, summary, freeze_curves(reader.curves()))
         run = _Run(reader, snapshot, inputs, assessment, reader.version, polled)
         self._runs[location.run_id] = run
         if reader.retry_pending:
@@ -535,27 +534,27 @@ class ResultsWatcher:
         reader = run.reader
         now = self._clock()
         alive = self._alive(run_id)
-        curves = _frozen(reader.curves())
+        curves = freeze_curves(reader.curves())
         inputs = reader.status_inputs(now)
         assessment = assess(replace(inputs, alive=alive))
         summary = reader.summary(now, alive=alive)
-        new_rows = _new_rows(run.snapshot.curves, curves)
+        fresh = new_rows(run.snapshot.curves, curves)
         previous = run.assessment.status
         with self._state:
-            if new_rows:
+            if fresh:
                 ema = curves.ema_fg_dice
-                for index in new_rows:
-                    self._log.append("epoch", run_id, _epoch_row(curves, ema, index), now)
+                for index in fresh:
+                    self._log.append("epoch", run_id, epoch_row(curves, ema, index), now)
             if assessment.status != previous:
-                self._log.append("status", run_id, _status_data(assessment, previous), now)
-            elif not new_rows and _changed(run.snapshot.summary, summary):
+                self._log.append("status", run_id, status_data(assessment, previous), now)
+            elif not fresh and changed(run.snapshot.summary, summary):
                 self._log.append("run_updated", run_id, summary, now)
             run.snapshot = self._publish(reader.location, summary, curves)
         run.inputs, run.assessment, run.seen_version = inputs, assessment, reader.version
 
     def _publish(self, location: RunLocation, summary: Mapping[str, Any], curves: Curves) -> RunSnapshot:
         """Install a new snapshot; the caller holds the state lock and has appended its events."""
-        snapshot = RunSnapshot(location.run_id, location, _freeze(summary), curves, self._log.version)
+        snapshot = RunSnapshot(location.run_id, location, freeze_summary(summary), curves, self._log.version)
         self._public[location.run_id] = snapshot
         self._state.notify_all()
         return snapshot
@@ -567,9 +566,9 @@ class ResultsWatcher:
         if assessment.status == previous.status:
             return
         summary = dict(run.snapshot.summary)
-        summary.update(status=assessment.status, eta_s=assessment.eta_s, eta=_iso_seconds(assessment.eta))
+        summary.update(status=assessment.status, eta_s=assessment.eta_s, eta=iso_seconds(assessment.eta))
         with self._state:
-            self._log.append("status", run_id, _status_data(assessment, previous.status), now)
+            self._log.append("status", run_id, status_data(assessment, previous.status), now)
             run.snapshot = self._publish(run.reader.location, summary, run.snapshot.curves)
 
     def _tick(self) -> None:
@@ -582,97 +581,3 @@ class ResultsWatcher:
                 continue
             if check_all or (assessment.next_change_at is not None and assessment.next_change_at <= now):
                 self._reassess(run_id, run, now)
-
-
-# -- helpers ------------------------------------------------------------------------------------------
-def _frozen(curves: Curves) -> Curves:
-    """Mark the arrays read-only: snapshots share them with every reader (the run reader never writes them
-    in place; it builds new arrays on each change)."""
-    for name in curves.__dataclass_fields__:
-        array = getattr(curves, name)
-        if isinstance(array, np.ndarray):
-            array.flags.writeable = False
-    return curves
-
-
-def _freeze(summary: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType({k: tuple(v) if isinstance(v, list) else v for k, v in summary.items()})
-
-
-def _iso_seconds(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
-
-
-def _changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """Did anything but the clock-driven fields change?"""
-    volatile = {"last_update", "eta_s", "eta"}
-    for key, value in new.items():
-        if key in volatile:
-            continue
-        before = old.get(key)
-        if isinstance(value, list):
-            value = tuple(value)
-        if before != value and not (isinstance(before, float) and isinstance(value, float)
-                                    and math.isnan(before) and math.isnan(value)):
-            return True
-    return False
-
-
-def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore"):
-        return (np.abs(a - b) <= _LOSS_TOLERANCE) | (np.isnan(a) & np.isnan(b))
-
-
-def _rows_differ(old: Curves, new: Curves, rows: slice) -> np.ndarray:
-    """Per row: another epoch, other values, or another log session (a deterministic replay after a resume has
-    the same values but is still new). A checkpoint's full-precision copy of a logged epoch is the same row."""
-    differs = old.epoch[rows] != new.epoch[rows]
-    for column in ("train_loss", "val_loss", "mean_fg_dice"):
-        differs |= ~_same(getattr(old, column)[rows], getattr(new, column)[rows])
-    sessions = [a != b and str(a).startswith("log:") and str(b).startswith("log:")
-                for a, b in zip(old.source[rows], new.source[rows])]
-    return differs | np.asarray(sessions, dtype=bool).reshape(differs.shape)
-
-
-def _new_rows(old: Curves, new: Curves) -> range:
-    """Rows of ``new`` that are new epochs: appended ones, or those a resumed session replaced.
-
-    Fast path (an append): the old last row is unchanged, so only the rows after it are new, O(appended).
-    Otherwise (a resume, a replaced log) compare the common prefix and start at the first row that differs.
-    """
-    n_old, n_new = len(old), len(new)
-    if n_old == 0:
-        return range(n_new)
-    if n_new >= n_old and not _rows_differ(old, new, slice(n_old - 1, n_old)).any():
-        return range(n_old, n_new)
-    common = min(n_old, n_new)
-    first = np.flatnonzero(_rows_differ(old, new, slice(0, common)))
-    return range(int(first[0]) if first.size else common, n_new)
-
-
-def _num(value: Any) -> float:
-    return float(value)
-
-
-def _epoch_row(curves: Curves, ema: np.ndarray, i: int) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "epoch": int(curves.epoch[i]),
-        "mean_fg_dice": _num(curves.mean_fg_dice[i]),
-        "ema_fg_dice": _num(ema[i]),
-        "lr": _num(curves.lr[i]),
-        "train_loss": _num(curves.train_loss[i]),
-        "val_loss": _num(curves.val_loss[i]),
-    }
-    for k in range(curves.dice.shape[1]):
-        row[f"dice_{k + 1}"] = _num(curves.dice[i, k])
-    row["epoch_time_s"] = _num(curves.epoch_time_s[i])
-    end = curves.epoch_end[i]
-    row["epoch_end"] = None if np.isnat(end) else iso_time(end.astype("datetime64[us]").astype(np.int64) / 1e6)
-    return row
-
-
-def _status_data(assessment: RunAssessment, previous: str) -> dict[str, Any]:
-    return {"status": assessment.status, "previous": previous, "reason": assessment.reason,
-            "eta_s": assessment.eta_s, "eta": _iso_seconds(assessment.eta), "dead_dice": assessment.dead_dice}

@@ -34,3 +34,7 @@ def tiny_parent_run(tiny_nnunet) -> Path:
     from nnunet_tiny import train
 
     return train(tiny_nnunet, 0, epochs=4)
+
+
+# Fixtures of the trainer tests (a real SLURM cluster, a file-only nnU-Net tree, a job registry).
+from conftest_trainer import extend_parent, fake_nnunet, job_registry, slurm_cluster  # noqa: E402, F401

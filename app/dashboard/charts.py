@@ -49,7 +49,8 @@ def _layout(fig: go.Figure, title: str, y_title: str, *, height: int = 360, x_ma
     fig.update_layout(
         template="plotly_white", title={"text": title, "x": 0.01, "font": {"size": 15}}, height=height,
         margin={"l": 60, "r": 20, "t": 60, "b": 45}, font={"family": _FONT, "size": 12},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0,
+                "traceorder": "normal"},
         hovermode="x unified",
     )
     fig.update_xaxes(title_text=x_title, showgrid=True, gridcolor="#EEF0F3", zeroline=False)
@@ -130,7 +131,11 @@ def epoch_time_figure(frame: pd.DataFrame, *, planned_epochs: int | None = None)
         fig.add_hline(y=float(median), line_dash="dash", line_color="#6B7280",
                       annotation_text=f"median {median:.0f} s", annotation_position="top right",
                       annotation_font={"size": 11, "color": "#374151"}, annotation_bgcolor="rgba(255,255,255,0.8)")
-    return _layout(fig, "Epoch time", "seconds", x_max=_x_max(frame, planned_epochs))
+    fig = _layout(fig, "Epoch time", "seconds", x_max=_x_max(frame, planned_epochs))
+    values = frame["epoch_time_s"].dropna()
+    if len(values):  # from 0, so jitter of a second does not look like chaos; rare spikes may clip
+        fig.update_yaxes(range=[0, float(values.quantile(0.99)) * 1.25])
+    return fig
 
 
 def _x_max(frame: pd.DataFrame, planned_epochs: int | None) -> float:

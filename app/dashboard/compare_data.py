@@ -22,11 +22,13 @@ __all__ = ["Standing", "extension_pairs", "fold_band", "standing", "with_fractio
 _EPOCHS_SUFFIX = re.compile(r"^(?P<base>.+)_(?P<epochs>\d+)epochs$")
 
 
-def fold_band(frames: Mapping[str, pd.DataFrame], column: str = "ema_fg_dice") -> pd.DataFrame:
+def fold_band(frames: Mapping[str, pd.DataFrame], column: str = "ema_fg_dice", min_folds: int = 2) -> pd.DataFrame:
     """Per-epoch mean, standard deviation, min, max and count of ``column`` across folds.
 
-    Epochs are aligned by number (folds of one configuration share the schedule); an epoch only some
-    folds reached still gets a value, with ``n`` saying how many folds it rests on.
+    Epochs are aligned by number (folds of one configuration share the schedule). Only epochs that at
+    least ``min_folds`` folds reached are kept: a "mean" of one fold is no mean, and drawing it would
+    make a crashed or still-running fold look like a jump of the configuration. ``n`` says how many
+    folds each epoch rests on.
     """
     series = {fold: frame.set_index("epoch")[column] for fold, frame in frames.items()
               if len(frame) and column in frame.columns}
@@ -41,7 +43,7 @@ def fold_band(frames: Mapping[str, pd.DataFrame], column: str = "ema_fg_dice") -
         "max": wide.max(axis=1, skipna=True).to_numpy(),
         "n": wide.notna().sum(axis=1).to_numpy(),
     })
-    return out
+    return out[out["n"] >= min(min_folds, len(series))].reset_index(drop=True)
 
 
 def with_fraction(frame: pd.DataFrame, planned_epochs: int | None) -> pd.DataFrame:

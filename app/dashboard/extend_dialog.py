@@ -154,7 +154,7 @@ def _dialog_body(run_id: str, actor: Actor) -> None:
     _checks(plan)
     if not actor.may_act:
         st.warning(actor.why_not, icon=":material/lock:")
-    left, right = st.columns([1, 1])
+    left, right, _ = st.columns([1.2, 0.8, 2])
     start = left.button(f"Start {epochs}-epoch run", type="primary", key="extend_confirm",
                         disabled=not plan.ok or not actor.may_act, icon=":material/play_arrow:",
                         help=None if plan.ok else "A blocking check failed: " + "; ".join(plan.problems))

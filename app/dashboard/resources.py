@@ -40,13 +40,18 @@ def results_root(config: Settings) -> Path:
     return config.root if config.root is not None else Path(_demo_root(config.demo_interval_s))
 
 
-@st.cache_resource(show_spinner="Reading every run in the results tree (once per server start)…")
+def _close_store(store: RunStore) -> None:
+    store.close()
+
+
+@st.cache_resource(show_spinner="Reading every run in the results tree (once per server start)…",
+                   on_release=_close_store)
 def _store(root: str) -> RunStore:
     return RunStore(root)
 
 
 def store() -> RunStore | None:
-    """The shared store, polled (throttled) for new epochs; None after showing what is wrong."""
+    """The shared store (its watcher follows the tree by itself); None after showing what is wrong."""
     config = settings()
     root = results_root(config)
     try:
@@ -55,10 +60,6 @@ def store() -> RunStore | None:
         st.error(f"**{exc}.** Start nnwatch with `nnwatch serve --root /path/to/nnUNet_results`, or set "
                  "`$nnUNet_results`; with neither it serves demo runs.", icon=":material/folder_off:")
         return None
-    try:
-        shared.poll()
-    except StoreError as exc:
-        st.warning(f"The results tree could not be re-read ({exc}); showing the last known state.")
     return shared
 
 

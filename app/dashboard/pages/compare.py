@@ -114,7 +114,7 @@ def _pick_pair(table: pd.DataFrame) -> tuple[str, str] | None:
         manual = st.toggle("Choose the two runs myself", value=manual, key="cmp_manual")
     if not manual:
         pair = st.selectbox("Parent → extended run", options, index=_default_index(options, wanted),
-                            format_func=lambda p: f"{p[0]}  →  {p[1].split('/')[-2]}  ({how[p]})", key="cmp_pair")
+                            format_func=lambda p: f"{p[0]} → {p[1].split('/')[-2]} ({how[p]})", key="cmp_pair")
         return pair
     if not options:
         st.caption("No extended runs found (an nnwatch extend job, or a `<Trainer>_<N>epochs` trainer next to its "

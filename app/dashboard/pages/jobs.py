@@ -24,10 +24,15 @@ _STATE_LABELS = {"queued": "⏳ queued", "running": "▶ running", "succeeded": 
 _CONFIRM = "jobs_confirm_cancel"
 
 
+def _when(stamp: str | None) -> str:
+    """``2026-11-27T21:17:49+00:00`` → ``2026-11-27 21:17:49 UTC`` (registry times are UTC)."""
+    return "–" if not stamp else stamp.replace("T", " ").replace("+00:00", " UTC")
+
+
 def _frame(jobs: list[Job]) -> pd.DataFrame:
     return pd.DataFrame([{
         "Job": job.job_id, "State": _STATE_LABELS.get(job.state.value, job.state.value), "Backend": job.backend,
-        "Requested by": job.requested_by, "Created": job.created_at.replace("T", " ").replace("+00:00", " UTC"),
+        "Requested by": job.requested_by, "Created": _when(job.created_at),
         "Parent run": job.parent_run_id, "Epochs": job.epochs, "New trainer": job.new_trainer,
         "Command": shlex.join(job.argv), "Reason": job.reason or "",
     } for job in jobs], columns=["Job", "State", "Backend", "Requested by", "Created", "Parent run", "Epochs",
@@ -70,8 +75,8 @@ def _details(source: JobsSource, job_id: str) -> None:
     cols = st.columns(4)
     cols[0].markdown(f"**Backend**  \n{job.backend} ({job.device})" + (f"  \nid `{job.backend_job_id}`"
                                                                      if job.backend_job_id else ""))
-    cols[1].markdown(f"**Requested by**  \n{job.requested_by}  \n{job.created_at}")
-    cols[2].markdown(f"**Started / finished**  \n{job.started_at or '–'}  \n{job.finished_at or '–'}")
+    cols[1].markdown(f"**Requested by**  \n{job.requested_by}  \n{_when(job.created_at)}")
+    cols[2].markdown(f"**Started / finished**  \n{_when(job.started_at)}  \n{_when(job.finished_at)}")
     cols[3].markdown("**Exit**  \n" + ("–" if job.exit_code is None else str(job.exit_code))
                      + (f"  \ncancelled by {job.cancel_requested_by}" if job.cancel_requested_by else ""))
     if job.reason:
@@ -89,7 +94,7 @@ def _details(source: JobsSource, job_id: str) -> None:
     _cancel(source, job)
     st.markdown("**Log** (last lines, live)")
     text = tail_text(job.log_path)
-    st.code(text if text else "(no output yet)", language="text", height=320)
+    st.code(text if text else "(no output yet)", language="text", height=320, wrap_lines=True)
     st.caption(f"`{job.log_path}`")
 
 
@@ -115,8 +120,16 @@ def page() -> None:
                 return
             frame = _frame(jobs)
             st.dataframe(frame, hide_index=True, width="stretch", key="jobs_table",
-                         column_config={"Command": st.column_config.TextColumn(width="large"),
-                                        "Reason": st.column_config.TextColumn(width="medium")})
+                         column_config={"Job": st.column_config.TextColumn(width=110),
+                                        "State": st.column_config.TextColumn(width=105),
+                                        "Backend": st.column_config.TextColumn(width=70),
+                                        "Requested by": st.column_config.TextColumn(width=100),
+                                        "Created": st.column_config.TextColumn(width=165),
+                                        "Parent run": st.column_config.TextColumn(width=300),
+                                        "Epochs": st.column_config.NumberColumn(width=65),
+                                        "New trainer": st.column_config.TextColumn(width=200),
+                                        "Command": st.column_config.TextColumn(width=500),
+                                        "Reason": st.column_config.TextColumn(width=300)})
             csv_button(frame, "nnwatch_jobs", key="jobs_csv", label="Jobs as CSV")
             ids = [job.job_id for job in jobs]
             wanted = st.query_params.get("job")

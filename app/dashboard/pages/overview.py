@@ -79,11 +79,17 @@ def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
     event = st.dataframe(
         groups, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="groups_table",
         column_config={
-            "Folds": st.column_config.TextColumn(help="✓ finished · ▶ running · ✗ crashed · ⏸ stalled",
-                                                 width="medium"),
+            "Dataset": st.column_config.TextColumn(width=160),
+            "Config": st.column_config.TextColumn(width=90),
+            "Trainer": st.column_config.TextColumn(width=230),
+            "Folds": st.column_config.TextColumn(help="✓ finished · ▶ running · ✗ crashed · ⏸ stalled · ? no epoch yet",
+                                                 width=150),
+            "Finished": st.column_config.TextColumn(width=70, help="Finished folds of the usual five"),
+            "Running": st.column_config.NumberColumn(width=65),
+            "Crashed": st.column_config.NumberColumn(width=65),
+            "Verdicts": st.column_config.TextColumn(width=220),
             "Best EMA (mean ± sd)": st.column_config.TextColumn(help="Best EMA pseudo Dice of each fold, averaged "
                                                                 "over folds, ± standard deviation"),
-            "Finished": st.column_config.TextColumn(help="Finished folds of the usual five"),
         })
     rows = event.selection.rows if event is not None else []
     if rows:
@@ -116,13 +122,21 @@ def _runs_section(runs: pd.DataFrame, table: pd.DataFrame) -> None:
         column_order=["Open", "Dataset", "Config", "Trainer", "Fold", "Status", "Epoch", "ETA", "Last EMA",
                       "Best EMA", "Verdict", "Why", "Job"],
         column_config={
-            "Open": st.column_config.LinkColumn("Run", display_text="open ↗", width="small",
+            "Open": st.column_config.LinkColumn("Run", display_text="open ↗", width=62,
                                                 help="The run's page (shareable link)"),
-            "Last EMA": st.column_config.NumberColumn(format="%.4f", help="nnU-Net's EMA of the pseudo Dice"),
-            "Best EMA": st.column_config.NumberColumn(format="%.4f"),
-            "Why": st.column_config.TextColumn("Why (analyzer)", width="large"),
-            "ETA": st.column_config.TextColumn(help="Remaining epochs × median epoch time"),
-            "Fold": st.column_config.TextColumn(width="small"),
+            "Dataset": st.column_config.TextColumn(width=160),
+            "Config": st.column_config.TextColumn(width=90),
+            "Trainer": st.column_config.TextColumn(width=190),
+            "Fold": st.column_config.TextColumn(width=45),
+            "Status": st.column_config.TextColumn(width=95),
+            "Epoch": st.column_config.TextColumn(width=95),
+            "ETA": st.column_config.TextColumn(width=90, help="Remaining epochs × median epoch time"),
+            "Last EMA": st.column_config.NumberColumn(format="%.4f", width=75,
+                                                      help="nnU-Net's EMA of the pseudo Dice, last epoch"),
+            "Best EMA": st.column_config.NumberColumn(format="%.4f", width=75),
+            "Verdict": st.column_config.TextColumn(width=115),
+            "Why": st.column_config.TextColumn("Why (analyzer)", width=480),
+            "Job": st.column_config.TextColumn(width=200),
         })
     rows = event.selection.rows if event is not None else []
     if not rows:
