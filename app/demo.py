@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -236,7 +237,8 @@ def write_run(root: Path, spec: RunSpec, *, now: float | None = None,
         final_dice = float(np.clip(curves.dice[done - 1].mean() + 0.035, 0, 0.99))
         if spec.version == "v1":
             parts.append(f"{_stamp(t)}: finished prediction\n{_stamp(t)}: evaluation of raw predictions\n")
-            summary = {"results": {"mean": {str(k + 1): {"Dice": final_dice} for k in range(curves.dice.shape[1])}}}
+            summary: dict[str, Any] = {
+                "results": {"mean": {str(k + 1): {"Dice": final_dice} for k in range(curves.dice.shape[1])}}}
             target = folder / "validation_raw"
         else:
             parts.append(f"{_stamp(t)}: Training done. \n{_stamp(t)}: predicting case_000 \n"
@@ -258,7 +260,7 @@ DEMO_RUNNING = ("Dataset101_Prostate/nnUNetTrainer_2000epochs__nnUNetPlans__3d_f
                 "Dataset102_Liver/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0")
 
 
-def _demo_specs() -> list[tuple[RunSpec, tuple[str, ...]]]:
+def _demo_specs() -> Sequence[tuple[RunSpec, Sequence[str]]]:
     prostate = ("peripheral zone", "transition zone")
     liver = ("liver", "tumor")
     hippo = ("anterior", "posterior")
@@ -288,7 +290,7 @@ def _demo_specs() -> list[tuple[RunSpec, tuple[str, ...]]]:
                  CurveSpec((0.89, 0.87), 0.05, 0.008, 0, 48, 41), version="v1", plans="nnUNetPlansv2.1",
                  ended_ago_s=200 * 86400.0), hippo),
     ]
-    return specs
+    return list(specs)
 
 
 def default_demo_dir() -> Path:

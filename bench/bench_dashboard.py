@@ -92,7 +92,7 @@ def main() -> int:
 
     from app.dashboard.resources import _store
 
-    results: dict[str, object] = {"runs": len(specs), "epochs": args.epochs, "cpus": os.cpu_count()}
+    results: dict[str, float | int] = {"runs": len(specs), "epochs": args.epochs, "cpus": os.cpu_count() or 0}
 
     at = AppTest.from_file(MAIN, default_timeout=600)
     results["overview_cold_s"] = _timed(at.run)
@@ -119,7 +119,7 @@ def main() -> int:
     # (it re-analyses exactly the changed runs).
     deadline = time.monotonic() + 60
     version = store.version
-    while any(store.summary(run_id)["epochs_completed"] <= spec.done for run_id, spec in appended):
+    while any((store.summary(run_id) or {}).get("epochs_completed", 0) <= spec.done for run_id, spec in appended):
         if time.monotonic() > deadline:
             raise RuntimeError("the watcher did not pick up the appended epochs within 60 s")
         version = store.wait_for_change(version, timeout=2.0)

@@ -688,13 +688,12 @@ def _torch_zip_data_pkl(fd: int, size: int, verify_crc: bool = False) -> bytearr
 # 15 opcodes with two calls: scalar(dtype, _codecs.encode('<8 latin-1 chars>', 'latin1')).  A 1000-epoch
 # run has ~7000 of them; the C unpickler needs ~2 us each, which alone is 5x the whole budget of a read.
 # The rewrite below finds them with numpy, decodes all payloads in one go and overwrites each sequence *in
-# place*, at the same length:
+# place*, at the same length, with  SHORT_BINBYTES <rest of the old bytes> POP BINFLOAT <value>, keeping its
+# final memo PUT (other objects may refer to the scalar: nnU-Net's _best_ema is one of the EMA entries).
+# The unpickler then does 4 trivial opcodes per scalar instead of 15 with two calls.
 #
-# * one scalar becomes  SHORT_BINBYTES <rest of the old bytes> POP BINFLOAT <value>  and keeps its final memo
-#   PUT (other objects may refer to it);
-# * a group of scalars that are consecutive items of one list (their chain of sequences ends right before
-#   APPENDS) and that no GET refers to becomes one item  NONE BINBYTES <the values as big-endian float64>
-#   BINBYTES <rest> POP TUPLE2, i.e. (None, b'...'), which _unpacked() expands when the list is read.
+# (Packing whole runs of list items into one bytes object was tried too: it saves unpickling time, but
+# finding which memo slots are referenced elsewhere costs a second full scan, and the net gain was nil.)
 #
 # Only sequences whose every memo reference was verified to be numpy's scalar(), _codecs.encode, 'latin1'
 # and a little-endian float dtype are touched, so no opcode other than GET/PUT/BINUNICODE/TUPLE2/REDUCE is
@@ -703,7 +702,7 @@ def _torch_zip_data_pkl(fd: int, size: int, verify_crc: bool = False) -> bytearr
 # fit, or the rewritten bytes do not load, the original bytes are unpickled instead.
 
 _GET_LONG, _GET_SHORT, _PUT_LONG, _PUT_SHORT = 0x6A, 0x68, 0x72, 0x71  # LONG_BINGET, BINGET, LONG_BINPUT, BINPUT
-_BINUNICODE, _TUPLE2, _REDUCE, _APPENDS = 0x58, 0x86, 0x52, 0x65
+_BINUNICODE, _TUPLE2, _REDUCE = 0x58, 0x86, 0x52
 _SCALAR_GLOBALS = (b"cnumpy._core.multiarray\nscalar\n", b"cnumpy.core.multiarray\nscalar\n")
 _ENCODE_GLOBAL = b"c_codecs\nencode\n"
 _DTYPE_GLOBAL = b"cnumpy\ndtype\n"
@@ -711,6 +710,7 @@ _LATIN1 = b"X\x06\x00\x00\x00latin1"
 _LITTLE = b"X\x01\x00\x00\x00<"
 _DTYPE_STATE_TAIL = b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t"  # (3, '<', None, None, None, -1, -1, 0)
 _MIN_REWRITE_BYTES = 16384
+_COLUMNS_16 = np.arange(16)
 
 
 def _skip_put(data: bytes, at: int) -> int:
@@ -791,6 +791,18 @@ def _float_dtype_slots(data: bytes, candidates: Sequence[int], little: int) -> d
     return found
 
 
+#: Scans run over chunks this big: a whole-buffer temporary (half a megabyte) would be a fresh mmap each call,
+#: and in a VM its page faults cost more than the scan itself.
+_SCAN_CHUNK = 1 << 16
+
+
+def _offsets_of(buf: np.ndarray, byte: int, start: int, stop: int) -> np.ndarray:
+    """Sorted offsets in [start, stop) where ``buf`` holds ``byte``."""
+    found = [np.flatnonzero(buf[at : min(at + _SCAN_CHUNK, stop)] == byte) + at
+             for at in range(start, stop, _SCAN_CHUNK)]
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.intp)
+
+
 def _gets(buf: np.ndarray, u32: np.ndarray, at: np.ndarray, slot: int) -> np.ndarray:
     """Mask: a memo GET of ``slot`` at offsets ``at`` (BINGET for slots < 256, else LONG_BINGET)."""
     if slot < 256:
@@ -804,25 +816,8 @@ def _dtype_sizes(buf: np.ndarray, u32: np.ndarray, at: np.ndarray, width: int, t
     return np.where(buf[at] == op, table[np.minimum(slot, len(table) - 1)], 0)
 
 
-def _referenced(buf: np.ndarray, u32: np.ndarray, slots: np.ndarray) -> np.ndarray:
-    """Mask: which of these memo ``slots`` a GET anywhere in the pickle may read.
-
-    Every 'h'/'j' byte is taken for a GET opcode, so this is a superset: a false hit only keeps a PUT.
-    """
-    lo, hi = int(slots.min()), int(slots.max())
-    seen = np.zeros(hi - lo + 1, dtype=bool)
-    n = len(buf)
-    for op, width in ((_GET_LONG, 5), (_GET_SHORT, 2)):
-        if width == 2 and lo > 255:
-            continue
-        at = np.flatnonzero(buf[: n - width] == op)
-        ref = (u32[at + 1] if width == 5 else buf[at + 1]).astype(np.int64) - lo
-        seen[ref[(ref >= 0) & (ref <= hi - lo)]] = True
-    return seen[slots - lo]
-
-
 def _inline_float_scalars(data: bytearray) -> bool:
-    """Replace verified numpy float scalar reconstructions in ``data``, in place (see above).
+    """Replace verified numpy float scalar reconstructions in ``data`` by BINFLOAT, in place (see above).
 
     Returns whether anything was replaced.  Everything is read before the first byte is written.
     """
@@ -839,7 +834,7 @@ def _inline_float_scalars(data: bytearray) -> bool:
     buf = np.frombuffer(data, dtype=np.uint8)
     u32 = np.ndarray((n - 3,), dtype="<u4", buffer=data, strides=(1,))  # u32[i]: the 4 bytes at offset i
     # every BINUNICODE opcode (gathers below stay inside the buffer) and its 4-byte length
-    xs = np.flatnonzero(buf[15 : n - 64] == _BINUNICODE) + 15
+    xs = _offsets_of(buf, _BINUNICODE, 15, n - 64)
     length = u32[xs + 1]
     little = _memo_slot_after(data, _LITTLE, xs[length == 1].tolist())[0]
     dtypes = _float_dtype_slots(data, xs[length == 2].tolist(), little)
@@ -890,9 +885,9 @@ def _inline_float_scalars(data: bytearray) -> bool:
     xs, starts, stops, itemsize, length = xs[ok], starts[ok], stops[ok], itemsize[ok], length[ok]
     if not len(xs) or np.any(starts[1:] < stops[:-1]):
         return False
-    # all payloads at once, decoded in one go
-    offsets = np.cumsum(length) - length
-    payloads = buf[np.repeat(xs + 5 - offsets, length) + np.arange(int(offsets[-1] + length[-1]))]
+    # all payloads at once (16-byte windows cut to length: small temporaries), decoded in one go
+    windows = np.ndarray((n - 15, 16), dtype=np.uint8, buffer=data, strides=(1, 1))[xs + 5]
+    payloads = windows[length[:, None] > _COLUMNS_16]
     try:
         raw = np.frombuffer(payloads.tobytes().decode("utf-8").encode("latin-1"), dtype=np.uint8)
     except UnicodeError:
@@ -901,102 +896,23 @@ def _inline_float_scalars(data: bytearray) -> bool:
         return False
     if int(itemsize.min()) == int(itemsize.max()):
         values = raw.view(f"<f{int(itemsize[0])}")
-    else:
+    else:  # float64 and float32 (or float16) interleaved: read each value where it starts
         values = np.empty(len(xs))
         raw_offsets = np.cumsum(itemsize) - itemsize
         for size in (2, 4, 8):
             sel = itemsize == size
             if sel.any():
-                values[sel] = raw[(raw_offsets[sel][:, None] + np.arange(size)).ravel()].view(f"<f{size}")
+                at = np.ndarray((len(raw) - size + 1,), dtype=f"<f{size}", buffer=raw, strides=(1,))
+                values[sel] = at[raw_offsets[sel]]
 
-    # Packing: consecutive scalars that are list items (their chain of adjacent sequences ends right before
-    # APPENDS) and whose memo slot nothing reads become one (None, <big-endian float64 bytes>) item.
-    put_long = buf[stops] == _PUT_LONG
-    ends = stops + np.where(put_long, 5, 2)
-    referenced = _referenced(buf, u32, np.where(put_long, u32[stops + 1], buf[stops + 1]).astype(np.int64))
-    adjacent = ends[:-1] == starts[1:]
-    chain = np.cumsum(np.concatenate(([True], ~adjacent))) - 1
-    listed = (buf[ends[np.append(~adjacent, True)]] == _APPENDS)[chain]
-    pack = listed & ~referenced
-    first = pack & ~np.concatenate(([False], pack[:-1] & adjacent))
-    group = np.cumsum(first) - 1
-    counts = np.bincount(group[pack], minlength=int(group[-1]) + 1) if pack.any() else np.zeros(1, np.int64)
-    pack &= counts[np.maximum(group, 0)] >= 2
-    firsts = np.flatnonzero(first & pack)
-    counts = counts[group[firsts]]
-
-    # Writes.  One scalar: SHORT_BINBYTES <rest of the old bytes> POP BINFLOAT <8 bytes> [kept PUT].
+    # Writes: SHORT_BINBYTES <rest of the old bytes> POP BINFLOAT <8 bytes>, then the kept final PUT.
     view = np.frombuffer(data, dtype=np.uint8)
-    f64 = np.ndarray((n - 7,), dtype=">f8", buffer=data, strides=(1,))
-    single = ~pack
-    s, e = starts[single], stops[single]
-    view[s] = 0x43
-    view[s + 1] = e - s - 12
-    view[e - 10] = 0x30
-    view[e - 9] = 0x47
-    f64[e - 8] = values[single]
-    # A packed group: NONE BINBYTES <8m value bytes> BINBYTES <rest of the old bytes> POP TUPLE2.
-    if len(firsts):
-        s, e = starts[firsts], ends[firsts + counts - 1]
-        members = np.flatnonzero(pack)
-        rank = members - np.repeat(firsts, counts)
-        f64[np.repeat(s, counts) + 6 + 8 * rank] = values[members]
-        view[s] = 0x4E
-        view[s + 1] = 0x42
-        u32[s + 2] = 8 * counts
-        view[s + 6 + 8 * counts] = 0x42
-        u32[s + 7 + 8 * counts] = e - 2 - (s + 11 + 8 * counts)
-        view[e - 2] = 0x30
-        view[e - 1] = _TUPLE2
+    view[starts] = 0x43
+    view[starts + 1] = stops - starts - 12
+    view[stops - 10] = 0x30
+    view[stops - 9] = 0x47
+    np.ndarray((n - 7,), dtype=">f8", buffer=data, strides=(1,))[stops - 8] = values
     return True
-
-
-def _is_packed(item: Any) -> bool:
-    return (type(item) is tuple and len(item) == 2 and item[0] is None and type(item[1]) is bytes
-            and len(item[1]) % 8 == 0)
-
-
-def _unpacked(values: Sequence[Any]) -> Sequence[Any]:
-    """A list as it was saved: packed groups (see _inline_float_scalars) expanded, as float64 if all numbers."""
-    if type(values) is not list or tuple not in map(type, values):
-        return values
-    pieces: list[Any] = []
-    plain: list[Any] = []
-    for item in values:
-        if _is_packed(item):
-            if plain:
-                pieces.append(plain)
-                plain = []
-            pieces.append(np.frombuffer(item[1], dtype=">f8").astype(np.float64))
-        else:
-            plain.append(item)
-    if plain:
-        pieces.append(plain)
-    try:
-        arrays = [p if isinstance(p, np.ndarray) else np.asarray(p, dtype=np.float64) for p in pieces]
-        if all(a.ndim == 1 for a in arrays):
-            return np.concatenate(arrays)
-    except (TypeError, ValueError, OverflowError):
-        pass
-    return [x for p in pieces for x in (p.tolist() if isinstance(p, np.ndarray) else p)]
-
-
-def _unpacked_rows(rows: Sequence[Any]) -> Any:
-    """Per-class Dice rows as saved: the usual all-packed case straight to a matrix, else row by row."""
-    if type(rows) is list and rows and set(map(type, rows)) == {list} and set(map(len, rows)) == {1}:
-        try:
-            nones, blobs = zip(*[row[0] for row in rows])
-            widths = set(map(len, blobs))
-            if nones.count(None) == len(nones) and set(map(type, blobs)) == {bytes} and len(widths) == 1:
-                width = widths.pop()
-                if width % 8 == 0:
-                    matrix = np.frombuffer(b"".join(blobs), dtype=">f8").reshape(len(blobs), width // 8)
-                    return matrix.astype(np.float64)
-        except (TypeError, ValueError):
-            pass
-    if type(rows) is list:
-        return [_unpacked(row) for row in rows]
-    return rows
 
 
 def _load_zip(fd: int, size: int, fh: BinaryIO, path: Path) -> Any:
@@ -1160,11 +1076,6 @@ def _plain(obj: Any) -> Any:
                 out[key] = value if type(value) in _ATOMIC_TYPES else convert(value, depth + 1)
             return out
         if isinstance(item, (list, tuple)):
-            if type(item) is list and tuple in map(type, item):  # packed floats (see _inline_float_scalars)
-                expanded = _unpacked(item)
-                if isinstance(expanded, np.ndarray):
-                    return expanded.tolist()
-                item = expanded
             items = [v if type(v) in _ATOMIC_TYPES else convert(v, depth + 1) for v in item]
             return items if isinstance(item, list) else tuple(items)
         if isinstance(item, (set, frozenset)):
@@ -1335,7 +1246,7 @@ def _curves_v2(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
         if values is None:
             problems.append(f"logging has no '{name}'; its column is NaN")
         elif isinstance(values, (list, tuple)):
-            curves[name] = _unpacked_rows(values) if name == "dice_per_class_or_region" else _unpacked(values)
+            curves[name] = values
         elif isinstance(values, np.ndarray):
             curves[name] = list(values) if values.ndim else [values]
         else:
@@ -1417,7 +1328,7 @@ def _curves_v1(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
     for i, values in enumerate(plot_stuff[:4]):
         if isinstance(values, np.ndarray):
             values = list(values.reshape(-1))
-        parts.append(_unpacked(values) if isinstance(values, (list, tuple)) else [])
+        parts.append(values if isinstance(values, (list, tuple)) else [])
         if not isinstance(values, (list, tuple)):
             problems.append(f"plot_stuff[{i}] is {_why_not_number(values)}, not a list; ignored")
     tr_losses, val_losses = parts[0], parts[1]

@@ -138,10 +138,6 @@ class Canvas:
         """Points for a size given in logical pixels at the default size (fonts, line widths)."""
         return px * self.unit * 72.0 / BASE_DPI
 
-    def px(self, value: float) -> float:
-        """Logical pixels for a size given in pixels at the default size."""
-        return value * self.unit
-
     def axes(self, left: float, top: float, width: float, height: float, name: str) -> Axes:
         """An axes whose data area is the given box in logical pixels; ``name`` labels it for tests."""
         box = (left / self.width, 1.0 - (top + height) / self.height, width / self.width, height / self.height)

@@ -25,6 +25,7 @@ __all__ = ["changed", "epoch_row", "freeze_curves", "freeze_summary", "iso_secon
 _LOSS_TOLERANCE = 2e-4  # logs print 4 decimals; checkpoints hold full precision of the same epoch
 _VOLATILE = frozenset({"last_update", "eta_s", "eta"})  # clock-driven: not a reason for a run_updated event
 
+
 def freeze_curves(curves: Curves) -> Curves:
     """Mark the arrays read-only: snapshots share them with every reader (the run reader never writes them
     in place; it builds new arrays on each change)."""
@@ -36,10 +37,12 @@ def freeze_curves(curves: Curves) -> Curves:
 
 
 def freeze_summary(summary: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only view of a summary row with its lists as tuples, so readers cannot change a shared row."""
     return MappingProxyType({k: tuple(v) if isinstance(v, list) else v for k, v in summary.items()})
 
 
 def iso_seconds(timestamp: float | None) -> str | None:
+    """The run table's time format (``2024-03-09T07:05:01Z``), as ``RunReader.summary`` writes ``eta``."""
     if timestamp is None:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
@@ -91,27 +94,25 @@ def new_rows(old: Curves, new: Curves) -> range:
     return range(int(first[0]) if first.size else common, n_new)
 
 
-def _num(value: Any) -> float:
-    return float(value)
-
-
 def epoch_row(curves: Curves, ema: np.ndarray, i: int) -> dict[str, Any]:
+    """The ``epoch`` event's data: row ``i`` as plain Python values (NaN stays NaN; JSON writers map it to null)."""
     row: dict[str, Any] = {
         "epoch": int(curves.epoch[i]),
-        "mean_fg_dice": _num(curves.mean_fg_dice[i]),
-        "ema_fg_dice": _num(ema[i]),
-        "lr": _num(curves.lr[i]),
-        "train_loss": _num(curves.train_loss[i]),
-        "val_loss": _num(curves.val_loss[i]),
+        "mean_fg_dice": float(curves.mean_fg_dice[i]),
+        "ema_fg_dice": float(ema[i]),
+        "lr": float(curves.lr[i]),
+        "train_loss": float(curves.train_loss[i]),
+        "val_loss": float(curves.val_loss[i]),
     }
     for k in range(curves.dice.shape[1]):
-        row[f"dice_{k + 1}"] = _num(curves.dice[i, k])
-    row["epoch_time_s"] = _num(curves.epoch_time_s[i])
+        row[f"dice_{k + 1}"] = float(curves.dice[i, k])
+    row["epoch_time_s"] = float(curves.epoch_time_s[i])
     end = curves.epoch_end[i]
     row["epoch_end"] = None if np.isnat(end) else iso_time(end.astype("datetime64[us]").astype(np.int64) / 1e6)
     return row
 
 
 def status_data(assessment: RunAssessment, previous: str) -> dict[str, Any]:
+    """The ``status`` event's data: the new status with its reason and ETA, and the one it replaces."""
     return {"status": assessment.status, "previous": previous, "reason": assessment.reason,
             "eta_s": assessment.eta_s, "eta": iso_seconds(assessment.eta), "dead_dice": assessment.dead_dice}

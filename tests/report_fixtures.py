@@ -1,7 +1,8 @@
 """Synthetic nnU-Net results trees for the report tests and benchmark: real log text, realistic curves.
 
 The logs are written line for line the way nnU-Net prints them (v2 ``nnUNetTrainer`` and v1
-``nnUNetTrainerV2``), so the reports are exercised through the real parser, not a mocked frame. Curves
+``nnUNetTrainerV2``, with the epoch formatters of :mod:`logwriters`), so the reports are exercised
+through the real parser, not a mocked frame. Curves
 follow the usual shape: a saturating rise, noise, and a small late rise while the poly learning rate
 anneals. Everything is seeded, so an image differs between runs only by its "made at" time.
 """
@@ -18,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from logwriters import v1_epoch, v2_epoch
 
 __all__ = ["SyntheticRun", "make_dataset_tree", "model_dir", "write_v1_run", "write_v2_run"]
 
@@ -100,17 +102,13 @@ def write_v2_run(
     _write_side_files(run_dir, planned, classes, final_dice if finished else None)
     c = _curves(epochs, planned, len(classes), seed, plateau=plateau, tau=tau)
     now = _START
-    lines = ["\n#######################################################################\nPlease cite nnU-Net\n",
-             f"{now:%Y-%m-%d %H:%M:%S.%f}: do_dummy_2d_data_aug: False \n"]
+    lines = ["\n#######################################################################\nPlease cite nnU-Net\n"]
     for e in range(epochs):
-        stamp = f"{now:%Y-%m-%d %H:%M:%S.%f}"
-        lines.append(f"{stamp}: \n{stamp}: Epoch {e} \n{stamp}: Current learning rate: {round(c['lr'][e], 5)} \n")
-        now += timedelta(seconds=float(c["epoch_time"][e]))
-        stamp = f"{now:%Y-%m-%d %H:%M:%S.%f}"
-        dice = ", ".join("np.float32(nan)" if k in nan_classes else f"np.float32({c['dice'][e, k]:.4f})"
-                         for k in range(len(classes)))
-        lines.append(f"{stamp}: train_loss {c['train_loss'][e]:.4f} \n{stamp}: val_loss {c['val_loss'][e]:.4f} \n"
-                     f"{stamp}: Pseudo dice [{dice}] \n{stamp}: Epoch time: {c['epoch_time'][e]:.2f} s \n")
+        dice = [math.nan if k in nan_classes else float(c["dice"][e, k]) for k in range(len(classes))]
+        took = float(c["epoch_time"][e])
+        lines.append(v2_epoch(e, dice=dice, lr=float(c["lr"][e]), train=float(c["train_loss"][e]),
+                              val=float(c["val_loss"][e]), took=took, at=now, numpy_repr=True))
+        now += timedelta(seconds=took)
     if finished:
         stamp = f"{now:%Y-%m-%d %H:%M:%S.%f}"
         lines.append(f"{stamp}: Training done. \n")
@@ -127,19 +125,12 @@ def write_v1_run(run_dir: Path, *, epochs: int, planned: int = 1000, classes: Se
     """Write a v1 (``nnUNetTrainerV2``) log: ``epoch:  N``, ``train loss :``, ``lr:`` for the next epoch."""
     _write_side_files(run_dir, planned, classes, None)
     c = _curves(epochs, planned, len(classes), seed)
-    now = _START
-    lines = [f"Starting... \n{now:%Y-%m-%d %H:%M:%S.%f}: lr: 0.01 \n"]
+    lines = [f"Starting... \n{_START:%Y-%m-%d %H:%M:%S.%f}: lr: 0.01 \n"]
     for e in range(epochs):
-        lines.append(f"{now:%Y-%m-%d %H:%M:%S.%f}: \nepoch:  {e} \n")
-        now += timedelta(seconds=float(c["epoch_time"][e]))
-        stamp = f"{now:%Y-%m-%d %H:%M:%S.%f}"
-        dice = ", ".join(repr(float(v)) for v in c["dice"][e])
-        next_lr = 0.01 * (1.0 - (e + 1) / planned) ** 0.9
-        lines.append(
-            f"{stamp}: train loss : {c['train_loss'][e]:.4f} \n{stamp}: validation loss: {c['val_loss'][e]:.4f} \n"
-            f"{stamp}: Average global foreground Dice: [{dice}] \n"
-            f"{stamp}: (interpret this as an estimate for the Dice of the different classes. This is not exact.) \n"
-            f"{stamp}: lr: {round(next_lr, 6)} \n{stamp}: This epoch took {c['epoch_time'][e]:.6f} s\n \n")
+        lines.append(v1_epoch(e, dice=[float(v) for v in c["dice"][e]],
+                              next_lr=round(0.01 * (1.0 - (e + 1) / planned) ** 0.9, 6),
+                              train=float(c["train_loss"][e]), val=float(c["val_loss"][e]),
+                              took=round(float(c["epoch_time"][e]), 6)))
     log = run_dir / f"training_log_{_START:%Y_%-m_%-d_%H_%M_%S}.txt"
     log.write_text("".join(lines))
     _age(log, epochs >= planned, False)

@@ -152,3 +152,14 @@ def test_demo_tree_shows_every_situation(tmp_path: Path) -> None:
     assert all(not problems for problems in table["problems"])
     assert os.path.getmtime(log) > os.path.getmtime(root / table.index[table["status"] == "crashed"][0]
                                                      / "debug.json")
+
+
+def test_png_downloads_come_from_the_report_renderer(tree: FixtureTree) -> None:
+    from app.dashboard.downloads import compare_report, dataset_report, run_report
+    from monitor.verdict import analyze_run
+
+    png = b"\x89PNG\r\n\x1a\n"
+    run_dir = tree.root / tree.improving
+    assert run_report(run_dir, analyze_run(run_dir), 10)().startswith(png)
+    assert dataset_report(tree.root, "Dataset201_Kidney", "3d_fullres", "nnUNetTrainer")().startswith(png)
+    assert compare_report(tree.root / tree.parent, tree.root / tree.extended, "fraction")().startswith(png)

@@ -201,3 +201,17 @@ def test_jobs_page_without_jobs_explains_how_to_start_one(tmp_path: Path, tree: 
     at = _app("pages/jobs.py")
     _no_crash(at)
     assert "No extend jobs yet" in _texts(at)
+
+
+def test_overview_row_selection_offers_open_and_extend(tree: FixtureTree) -> None:
+    at = _app()
+    runs = next(df.value for df in at.dataframe if "run_id" in df.value.columns)
+    row = list(runs["run_id"]).index(tree.improving)
+    at.session_state["runs_table"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+    _no_crash(at)
+    assert not at.button(key="row_extend").disabled
+    at.button(key="row_extend").click().run()
+    _no_crash(at)
+    assert at.number_input(key="extend_epochs").value == 2000, "the extend dialog opened for the selected run"
+    assert "Dataset201_Kidney · 3d_fullres · nnUNetTrainer · fold 0" in _texts(at)

@@ -152,12 +152,14 @@ def test_running_run_updates_without_reload(page: Page, served: tuple[str, Fixtu
     expect(epochs).to_have_text("120", timeout=60_000)
     expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
     page.evaluate("window.__nnwatchMarker = 'same document'")
-    append_epoch(tree, tree.running, 120)
-    expect(epochs).to_have_text("121", timeout=30_000)
-    append_epoch(tree, tree.running, 121)
-    expect(epochs).to_have_text("122", timeout=30_000)
-    assert page.evaluate("window.__nnwatchMarker") == "same document", "the page was not reloaded"
-    page.screenshot(path=str(ARTIFACTS / "05_live_run.png"))
+    try:
+        append_epoch(tree, tree.running, 120)
+        expect(epochs).to_have_text("121", timeout=30_000)
+        append_epoch(tree, tree.running, 121)
+        expect(epochs).to_have_text("122", timeout=30_000)
+        assert page.evaluate("window.__nnwatchMarker") == "same document", "the page was not reloaded"
+    finally:
+        page.screenshot(path=str(ARTIFACTS / "05_live_run.png"))
 
 
 def test_compare_page_shows_folds_and_pair(page: Page, served: tuple[str, FixtureTree]) -> None:

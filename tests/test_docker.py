@@ -424,9 +424,11 @@ def docker_daemon() -> Iterator[DockerDaemon]:
     try:
         yield daemon
     finally:
-        daemon.stop()
+        with timed(TIMINGS, "dockerd stop"):
+            daemon.stop()
         after = host_network_state()
-        remove_tree(root)
+        with timed(TIMINGS, "scratch removal"):
+            remove_tree(root)
         TIMINGS["docker session total"] = round(time.monotonic() - started + TIMINGS.get("dockerd start", 0), 1)
         (CACHE / "last-docker-timings.json").write_text(json.dumps(TIMINGS, indent=1) + "\n")
         print(f"\nnnwatch docker test timings (s): {json.dumps(TIMINGS)}")
@@ -446,7 +448,8 @@ def nnwatch_image(docker_daemon: DockerDaemon) -> str:
         wheels = wheelhouse(python)
     context = new_scratch_folder("nnwatch-context-")
     try:
-        stage_context(context, wheels)
+        with timed(TIMINGS, "context staging"):
+            stage_context(context, wheels)
         with timed(TIMINGS, "image build"):
             build_image(docker_daemon, context, base=BASE_TAG, training=False, offline=True)
     finally:
@@ -455,16 +458,25 @@ def nnwatch_image(docker_daemon: DockerDaemon) -> str:
 
 
 @pytest.fixture(scope="session")
-def container_folders(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """(results tree, registry folder): two v2 runs, one finished; the registry folder owned by the image's user."""
-    results = tmp_path_factory.mktemp("results")
+def container_folders() -> Iterator[tuple[Path, Path]]:
+    """(results tree, registry folder) that the image's user can reach: two v2 runs, one finished.
+
+    Not under pytest's tmp_path: its folders are mode 0700 (root only), and the containers run as uid 10001.
+    """
+    base = new_scratch_folder("nnwatch-data-")
+    base.chmod(0o755)
+    results = base / "results"
     running = v2_run(results, dataset="Dataset001_Liver", config="3d_fullres", fold="0")
     write(running / "training_log_2024_5_1_10_00_00.txt", v2_log(range(40)))
     finished = v2_run(results, dataset="Dataset002_Lung", config="2d", fold="1")
     write(finished / "training_log_2024_5_1_10_00_00.txt", v2_log(range(12), done=True))
-    state = tmp_path_factory.mktemp("state")
+    state = base / "state"
+    state.mkdir()
     os.chown(state, CONTAINER_UID, CONTAINER_UID)
-    return results, state
+    try:
+        yield results, state
+    finally:
+        remove_tree(base)
 
 
 @dataclass(frozen=True)
@@ -479,15 +491,19 @@ def _binds(folders: tuple[Path, Path]) -> list[Bind]:
 
 
 @pytest.fixture(scope="session")
-def dashboard(docker_daemon: DockerDaemon, nnwatch_image: str, container_folders: tuple[Path, Path]) -> Dashboard:
+def dashboard(docker_daemon: DockerDaemon, nnwatch_image: str,
+              container_folders: tuple[Path, Path]) -> Iterator[Dashboard]:
     """The image's own command and health check, on the host network at a free port, as compose runs it."""
     port = free_port()
     env = {"NNWATCH_PORT": str(port), "NNWATCH_OPEN_VIEW": "1",
            "NNWATCH_BACKEND_FACTORY": "nnwatch_worker:backend_factory"}
     container = run_container(docker_daemon, f"nnwatch-test-dashboard-{port}", binds=_binds(container_folders),
                               env=env, image=nnwatch_image)
-    TIMINGS["dashboard healthy after start"] = round(wait_healthy(docker_daemon, container), 1)
-    return Dashboard(container, port)
+    try:
+        TIMINGS["dashboard healthy after start"] = round(wait_healthy(docker_daemon, container), 1)
+        yield Dashboard(container, port)
+    finally:  # before its folders are deleted
+        docker_daemon.docker("rm", "--force", container, timeout=60, check=False)
 
 
 @pytest.mark.docker
@@ -528,7 +544,15 @@ def _job(docker_daemon: DockerDaemon, dashboard: Dashboard, *args: str) -> dict[
 
 
 def _trainer_commands(docker_daemon: DockerDaemon, trainer: str) -> str:
-    return docker_daemon.docker("top", trainer, "-eo", "pid,args").stdout
+    """The full command lines of the container's processes (``docker top`` gives host pids; ps truncates)."""
+    lines = docker_daemon.docker("top", trainer, "-eo", "pid").stdout.split()[1:]
+    commands = []
+    for pid in lines:
+        try:
+            commands.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue  # ended meanwhile
+    return "\n".join(commands)
 
 
 @pytest.mark.docker
@@ -539,6 +563,14 @@ def test_a_training_run_by_the_trainer_container_survives_a_dashboard_restart(
         docker_daemon, f"nnwatch-test-trainer-{dashboard.port}", binds=_binds(container_folders),
         env={"NNWATCH_WORKER_INTERVAL_S": "0.5", "NNWATCH_CANCEL_GRACE_S": "2"}, network="none",
         hostname="nnwatch-trainer", command=["python", "-m", "nnwatch_worker"], healthcheck=False)
+    try:
+        _survive_restart_then_cancel(docker_daemon, dashboard, trainer, container_folders[1])
+    finally:
+        docker_daemon.docker("rm", "--force", trainer, timeout=60, check=False)
+
+
+def _survive_restart_then_cancel(docker_daemon: DockerDaemon, dashboard: Dashboard, trainer: str,
+                                 state: Path) -> None:
     run_dir = "/data/nnUNet_results/Dataset001_Liver/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0"
     marker = "nnwatch-docker-test-training"
     job = _job(docker_daemon, dashboard, "submit", run_dir, "2000",
@@ -563,7 +595,7 @@ def test_a_training_run_by_the_trainer_container_survives_a_dashboard_restart(
 
     assert _job(docker_daemon, dashboard, "cancel", job["job_id"])["state"] == "cancelled"
     _wait(lambda: marker not in _trainer_commands(docker_daemon, trainer), 30, "the worker to stop the job")
-    exit_record = json.loads((container_folders[1] / "jobs" / job["job_id"] / EXIT_FILE).read_text())
+    exit_record = json.loads((state / "jobs" / job["job_id"] / EXIT_FILE).read_text())
     assert exit_record["terminated_by"] == "SIGTERM"
     assert docker_daemon.docker("exec", trainer, "python", "-m", "nnwatch_worker", "--check",
                                 check=False).returncode == 0

@@ -321,3 +321,16 @@ def test_dead_dice_is_flagged_in_the_summary(tmp_path: Path, start: Start) -> No
     row = recorder.wait_for(is_("run_added", run_id(tmp_path, run)), what="run_added").data
     assert row["dead_dice"] is True
     assert any("#2318" in p for p in row["problems"])
+
+
+def test_lost_events_are_recovered_by_the_periodic_reconcile(tmp_path: Path, start: Start) -> None:
+    run = new_run(tmp_path, 3)
+    watcher, recorder = start(tmp_path, reconcile_s=0.3)
+    watcher._on_fs_event = lambda event: None  # type: ignore[method-assign]  # every file event is lost
+    rid = run_id(tmp_path, run)
+    run.epoch()
+    recorder.wait_for(is_("epoch", rid, epoch=3), what="the epoch, found without its event")
+    late = new_run(tmp_path, 2, dataset="Dataset004_Late")
+    recorder.wait_for(is_("run_added", run_id(tmp_path, late)), what="the run, found without its event")
+    shutil.rmtree(run.folder)
+    recorder.wait_for(is_("run_removed", rid), what="the removal, found without its event")

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
 
-__all__ = ["chart_config", "csv_button", "png_button", "safe_name"]
+if TYPE_CHECKING:
+    from monitor.analyze import Analysis
+
+__all__ = ["chart_config", "compare_report", "csv_button", "dataset_report", "png_button", "run_report",
+           "safe_name"]
+
+Render = Callable[[], bytes]
 
 
 def safe_name(text: str) -> str:
@@ -41,3 +48,36 @@ def png_button(render: Callable[[], bytes], name: str, *, key: str, label: str =
     st.download_button(f":material/image: {label}", data=render, file_name=f"{safe_name(name)}.png",
                        mime="image/png", key=key, on_click="ignore", disabled=disabled,
                        help=help or "A slide-ready PNG drawn by nnwatch's report renderer")
+
+
+def run_report(run_dir: Path, analysis: Analysis | None, smooth: int) -> Render:
+    """The run report (verdict, four panels, numbers) with the page's smoothing and verdict."""
+
+    def render() -> bytes:
+        from monitor.report import render_run_report
+
+        return render_run_report(run_dir, analysis=analysis, smooth=smooth)
+
+    return render
+
+
+def dataset_report(root: Path, dataset: str, configuration: str, trainer: str) -> Render:
+    """All folds of one dataset × configuration × trainer: overlay, mean ± SD, per-fold table."""
+
+    def render() -> bytes:
+        from monitor.report import render_dataset_report
+
+        return render_dataset_report(root, dataset, configuration, trainer)
+
+    return render
+
+
+def compare_report(parent_dir: Path, child_dir: Path, x: str) -> Render:
+    """A parent run and its extension on one chart, by ``x`` = "epochs" or "fraction" of schedule."""
+
+    def render() -> bytes:
+        from monitor.report import render_compare_report
+
+        return render_compare_report(parent_dir, child_dir, x=x)
+
+    return render

@@ -8,8 +8,6 @@ answers "is the longer schedule paying off?" at the same fraction of schedule (s
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -17,7 +15,14 @@ import streamlit as st
 
 from app.dashboard import charts, resources
 from app.dashboard.compare_data import extension_pairs, fold_band, standing, with_fraction
-from app.dashboard.downloads import chart_config, csv_button, png_button, safe_name
+from app.dashboard.downloads import (
+    chart_config,
+    compare_report,
+    csv_button,
+    dataset_report,
+    png_button,
+    safe_name,
+)
 from app.dashboard.store import RunStore
 from app.dashboard.ui import fmt_dice, guard, status_text
 
@@ -26,7 +31,7 @@ _METRICS = {"ema_fg_dice": "EMA pseudo Dice", "mean_fg_dice": "mean pseudo Dice"
 
 def _groups(table: pd.DataFrame) -> list[tuple[str, str, str]]:
     keys = table[["dataset", "configuration", "trainer"]].drop_duplicates()
-    return sorted(tuple(map(str, row)) for row in keys.itertuples(index=False))
+    return sorted((str(d), str(c), str(t)) for d, c, t in keys.itertuples(index=False))
 
 
 def _default_index(options: list[Any], wanted: Any) -> int:
@@ -76,29 +81,11 @@ def _folds(store: RunStore, table: pd.DataFrame) -> None:
             st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
             left, right, _ = st.columns([1, 1, 3])
             with left:
-                png_button(_dataset_png(store.root, *group), f"{name}_folds", key="folds_png")
+                png_button(dataset_report(store.root, *group), f"{name}_folds", key="folds_png")
             with right:
                 csv_button(band, f"{name}_fold_band", key="folds_csv", label="Band CSV")
 
     live()
-
-
-def _dataset_png(root: Path, dataset: str, configuration: str, trainer: str) -> Callable[[], bytes]:
-    def render() -> bytes:
-        from monitor.report import render_dataset_report
-
-        return render_dataset_report(root, dataset, configuration, trainer)
-
-    return render
-
-
-def _compare_png(parent: Path, child: Path, x: str) -> Callable[[], bytes]:
-    def render() -> bytes:
-        from monitor.report import render_compare_report
-
-        return render_compare_report(parent, child, x=x)
-
-    return render
 
 
 def _pick_pair(table: pd.DataFrame) -> tuple[str, str] | None:
@@ -164,7 +151,7 @@ def _pair(store: RunStore, table: pd.DataFrame) -> None:
             left, right, _ = st.columns([1, 1, 3])
             with left:
                 if p_loc is not None and c_loc is not None:
-                    png_button(_compare_png(p_loc.path, c_loc.path, "fraction" if x_mode == "fraction" else "epochs"),
+                    png_button(compare_report(p_loc.path, c_loc.path, "fraction" if x_mode == "fraction" else "epochs"),
                                name, key="pair_png")
             with right:
                 both = pd.concat([p_frame.assign(run="parent"), c_frame.assign(run="extended")], ignore_index=True)

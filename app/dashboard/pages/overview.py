@@ -6,13 +6,13 @@ shared. The tables refresh themselves (a fragment on a timer) while the filters 
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
 
 import pandas as pd
 import streamlit as st
 
 from app.dashboard import resources
-from app.dashboard.downloads import csv_button, png_button, safe_name
+from app.dashboard.downloads import csv_button, dataset_report, png_button, safe_name
 from app.dashboard.extend_dialog import RESULT_KEY, open_extend_dialog, render_extend_dialog
 from app.dashboard.store import RunStore
 from app.dashboard.tables import STATUS_LABELS, VERDICT_LABELS, Filters, apply_filters
@@ -36,6 +36,10 @@ def _sync_from_url(table: pd.DataFrame) -> None:
     st.session_state[_SYNCED] = query
 
 
+def _label(mapping: dict[str, str], value: str) -> str:
+    return mapping.get(value, value)
+
+
 def _sidebar_filters(table: pd.DataFrame) -> Filters:
     labels = {"status": STATUS_LABELS, "verdict": VERDICT_LABELS}
     with st.sidebar:
@@ -43,9 +47,8 @@ def _sidebar_filters(table: pd.DataFrame) -> Filters:
         st.text_input("Search run id", key="f_q", placeholder="e.g. Prostate or fold_0")
         for name, title in _FIELDS.items():
             options = sorted(set(table[name].dropna().astype(str))) if name in table.columns else []
-            mapping = labels.get(name, {})
-            st.multiselect(title, options, key=f"f_{name}", format_func=lambda v, m=mapping: m.get(v, v),
-                           placeholder="all")
+            mapping: dict[str, str] = labels.get(name, {})
+            st.multiselect(title, options, key=f"f_{name}", format_func=partial(_label, mapping), placeholder="all")
         filters = Filters(q=st.session_state.get("f_q", ""),
                           **{name: list(st.session_state.get(f"f_{name}", [])) for name in _FIELDS})
         if filters.active and st.button("Clear filters", key="clear_filters", icon=":material/filter_alt_off:"):
@@ -99,19 +102,10 @@ def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
         left.page_link("pages/compare.py", label="Compare these folds", icon=":material/stacked_line_chart:",
                        query_params={"dataset": row["Dataset"], "config": row["Config"], "trainer": trainer})
         with right:
-            png_button(_dataset_png(store.root, row["Dataset"], row["Config"], trainer),
+            png_button(dataset_report(store.root, row["Dataset"], row["Config"], trainer),
                        f"{row['Dataset']}_{row['Config']}_{trainer}", key="group_png")
     else:
         st.caption("Select a row to compare its folds or download a PNG report of them.")
-
-
-def _dataset_png(root: Any, dataset: str, configuration: str, trainer: str) -> Any:
-    def render() -> bytes:
-        from monitor.report import render_dataset_report
-
-        return render_dataset_report(root, dataset, configuration, trainer)
-
-    return render
 
 
 def _runs_section(runs: pd.DataFrame, table: pd.DataFrame) -> None:

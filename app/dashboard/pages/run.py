@@ -6,14 +6,12 @@ charts refresh on a timer (a fragment); a finished run is drawn once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
 from app.dashboard import charts, resources
-from app.dashboard.downloads import chart_config, csv_button, png_button, safe_name
+from app.dashboard.downloads import chart_config, csv_button, png_button, run_report, safe_name
 from app.dashboard.extend_dialog import RESULT_KEY, open_extend_dialog, render_extend_dialog
 from app.dashboard.store import RunStore
 from app.dashboard.ui import eta_text, extend_eligibility, fmt_dice, guard, run_flags, status_text, verdict_callout
@@ -37,15 +35,6 @@ def _choose_run(store: RunStore, wanted: str | None) -> str | None:
     if choice and choice != wanted:
         st.query_params["id"] = choice
     return choice
-
-
-def _report_png(path: Path, analysis: Analysis | None, window: int) -> Callable[[], bytes]:
-    def render() -> bytes:
-        from monitor.report import render_run_report
-
-        return render_run_report(path, analysis=analysis, smooth=window)
-
-    return render
 
 
 def _header(summary: dict[str, Any]) -> None:
@@ -124,7 +113,7 @@ def _body(store: RunStore, run_id: str) -> None:
     location = store.location(run_id)
     with top[1]:
         if location is not None:
-            png_button(_report_png(location.path, analysis, window), f"{safe_name(run_id)}_report", key="run_png")
+            png_button(run_report(location.path, analysis, window), f"{safe_name(run_id)}_report", key="run_png")
     with top[2]:
         csv_button(frame, f"{safe_name(run_id)}_curves", key="csv_all", label="All curves CSV")
     _charts(run_id, summary, frame, analysis, window)
