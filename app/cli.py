@@ -227,4 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run through the importable module, not ``__main__``: subcommand modules import ``app.cli`` and must
+    # see the same ``UsageError`` class that ``main`` catches.
+    from app import cli as _cli
+
+    raise SystemExit(_cli.main())

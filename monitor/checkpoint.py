@@ -690,10 +690,9 @@ def _torch_zip_data_pkl(fd: int, size: int, verify_crc: bool = False) -> bytearr
 # The rewrite below finds them with numpy, decodes all payloads in one go and overwrites each sequence *in
 # place*, at the same length, with  SHORT_BINBYTES <rest of the old bytes> POP BINFLOAT <value>, keeping its
 # final memo PUT (other objects may refer to the scalar: nnU-Net's _best_ema is one of the EMA entries).
-# The unpickler then does 4 trivial opcodes per scalar instead of 15 with two calls.
-#
-# (Packing whole runs of list items into one bytes object was tried too: it saves unpickling time, but
-# finding which memo slots are referenced elsewhere costs a second full scan, and the net gain was nil.)
+# The unpickler then does 4 trivial opcodes per scalar instead of 15 with two calls.  (Dropping the PUTs of
+# scalars nothing refers to and laying runs out as plain BINFLOATs was tried: it saves a third of the
+# unpickling, but finding the referenced slots costs a second full scan, and the net was a loss.)
 #
 # Only sequences whose every memo reference was verified to be numpy's scalar(), _codecs.encode, 'latin1'
 # and a little-endian float dtype are touched, so no opcode other than GET/PUT/BINUNICODE/TUPLE2/REDUCE is

@@ -74,15 +74,6 @@ class RunData:
         return int(value) if value else None
 
 
-def _analysis_for(frame: pd.DataFrame, summary: dict[str, Any]) -> Analysis:
-    """The verdict exactly as ``nnwatch scan`` and ``nnwatch analyze`` compute it for this run."""
-    from monitor.analyze import analyze
-
-    status = summary.get("status")
-    return analyze(frame, planned_epochs=summary.get("planned_epochs"), finished=status == "finished",
-                   running=status == "running")
-
-
 def load_run_data(run: RunSource, analysis: Analysis | None = None, *,
                   root: str | os.PathLike[str] | None = None) -> RunData:
     """Read a run (or take the caller's reader as it is) and its verdict; raise if nothing can be drawn.
@@ -102,7 +93,11 @@ def load_run_data(run: RunSource, analysis: Analysis | None = None, *,
         why = "; ".join(reader.problems()) or "no training log"
         raise ReportError(f"{run_id}: no completed epoch to plot ({why})")
     summary = reader.summary()
-    return RunData(frame, summary, analysis if analysis is not None else _analysis_for(frame, summary))
+    if analysis is None:
+        from monitor.verdict import analyze_run  # the verdict exactly as scan and analyze compute it
+
+        analysis = analyze_run(reader, status=summary.get("status"))
+    return RunData(frame, summary, analysis)
 
 
 @dataclass(frozen=True)

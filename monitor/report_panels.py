@@ -328,13 +328,24 @@ def legend(ax: Axes, canvas: Canvas, handles: Sequence[Artist], labels: Sequence
 
 
 def legend_in_figure(canvas: Canvas, entries: Sequence[LegendEntry], left: float, top: float,
-                     width: float) -> None:
-    """A frameless legend in a box of the figure (logical pixels), labels shortened to fit its width."""
+                     width: float, height: float) -> None:
+    """A frameless legend in a box of the figure (logical pixels), labels shortened to fit its width.
+
+    Many classes (13 organs of an abdominal CT) would run past the box: the text shrinks to fit its
+    height, down to 10 px, then the entries go into two columns.
+    """
     if not entries:
         return
-    size = 14 * canvas.unit
-    labels = [fit_text(label, width - 60 * canvas.unit, size) for _, label in entries]
-    canvas.figure.legend([h for h, _ in entries], labels, loc="upper left",
+    u = canvas.unit
+    per_line = 1.55  # line height in font sizes, with labelspacing 0.55
+    size = min(14.0, height / (len(entries) * per_line * u))
+    columns = 1
+    if size < 10.0:
+        columns = 2
+        size = max(8.0, min(14.0, height / (math.ceil(len(entries) / 2) * per_line * u)))
+    labels = [fit_text(label, width / columns - 50 * u, size * u) for _, label in entries]
+    canvas.figure.legend([h for h, _ in entries], labels, loc="upper left", ncols=columns,
                          bbox_to_anchor=(left / canvas.width, 1.0 - top / canvas.height),
-                         fontsize=canvas.pt(14), frameon=False, labelcolor=canvas.theme.text,
-                         handlelength=2.0, borderaxespad=0.0, borderpad=0.0, labelspacing=0.55)
+                         fontsize=canvas.pt(size), frameon=False, labelcolor=canvas.theme.text,
+                         handlelength=2.0, borderaxespad=0.0, borderpad=0.0, labelspacing=0.55,
+                         columnspacing=1.0)

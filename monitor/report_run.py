@@ -75,19 +75,21 @@ def build_run_figure(canvas: Canvas, data: RunData, *, smooth: int | None, now: 
     right_end = x_limit(data.last_epoch + 1, data.planned)
 
     # Top: Dice, with its legend in a column on the right sized to the longest label.
-    labels = [*data.class_names, "analysis window 800–999", "EMA (nnU-Net)"]
-    legend_w = min(max(max(text_width(fit_text(t, 300 * u, 14 * u), 14 * u) for t in labels) + 64 * u, 190 * u),
-                   340 * u)
     chart_top = frame.top + PANEL_TITLE * u
     chart_h = frame.bottom - chart_top
     dice_h = 0.55 * chart_h - X_TICKS * u
+    labels = [*data.class_names, "analysis window 800–999", "EMA (nnU-Net)"]
+    legend_w = min(max(max(text_width(fit_text(t, 300 * u, 14 * u), 14 * u) for t in labels) + 64 * u, 190 * u),
+                   340 * u)
+    if (len(labels) + 3) * 1.55 * 10 * u > dice_h + X_TICKS * u:  # two legend columns (see legend_in_figure)
+        legend_w = min(2 * legend_w, 0.3 * frame.width)
     dice_left = frame.left + Y_TICKS * u
     dice = canvas.axes(dice_left, chart_top, frame.right - legend_w - 16 * u - dice_left, dice_h, "dice")
     entries = draw_dice(dice, canvas, data, window, right_end)
     title = "Validation pseudo Dice" + (f" (smoothed over {window} epochs; raw faint)" if window else "")
     panel_title(dice, canvas, title)
     set_epoch_axis(dice, canvas, right_end)
-    legend_in_figure(canvas, entries, frame.right - legend_w, chart_top, legend_w)
+    legend_in_figure(canvas, entries, frame.right - legend_w, chart_top, legend_w, dice_h + X_TICKS * u)
 
     # Bottom: three equal diagnostics.
     row_top = chart_top + dice_h + X_TICKS * u + PANEL_TITLE * u

@@ -55,7 +55,7 @@ SUMMARY_COLUMNS = (
     "run_id", "nnunet_version", "dataset", "trainer", "plans", "configuration", "fold",
     "epochs_completed", "last_epoch", "planned_epochs", "status", "last_mean_fg_dice", "last_ema_fg_dice",
     "best_ema_fg_dice", "best_ema_epoch", "n_classes", "class_names", "final_validation_dice",
-    "median_epoch_time_s", "last_update", "training_done", "log_files", "problems",
+    "median_epoch_time_s", "eta_s", "eta", "dead_dice", "last_update", "training_done", "log_files", "problems",
 )
 
 

@@ -197,6 +197,21 @@ def test_v1_run(v1_run: Path) -> None:
     assert colour_pixels(pixels, boxes["dice"], BLUE) > 300 and colour_pixels(pixels, boxes["lr"], GREEN) > 100
 
 
+def test_legend_of_many_classes_stays_beside_the_dice_panel(tmp_path: Path) -> None:
+    names = tuple(f"organ {k}" for k in range(1, 26))
+    fold = write_v2_run(tmp_path / "Dataset218_AMOS/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0", epochs=200,
+                        classes=names, running=True).path
+    png, boxes, canvas = draw(build_run_figure, load_run_data(fold), smooth=None)
+    save("run_25_classes.png", png)
+    decode(png, (1600, 1000))
+    (legend,) = canvas.figure.legends
+    extent = legend.get_window_extent()  # display pixels, origin bottom-left
+    top_of_row = min(boxes[name][1] for name in ("loss", "lr", "epoch_time"))
+    assert len({round(t.get_window_extent().x0) for t in legend.get_texts()}) == 2  # two columns
+    assert 1000 - extent.y0 < top_of_row - 30, "legend runs into the bottom row's titles"
+    assert extent.x0 > boxes["dice"][2] and extent.x1 <= 1600
+
+
 def test_smoothing_keeps_raw_faint(normal: RunData) -> None:
     dice_lines = {}
     for smooth in (0, 25):

@@ -57,7 +57,8 @@ def _cancel(source: JobsSource, job: Job) -> None:
     left, right, _ = st.columns([1, 1, 4])
     if left.button("Yes, cancel it", key="confirm_cancel", type="primary"):
         st.session_state.pop(_CONFIRM, None)
-        cancelled = source.cancel(job.job_id, actor.name or "unknown")
+        with st.spinner("Stopping the job (up to 10 s for nnU-Net to exit)…"):
+            cancelled = source.cancel(job.job_id, actor.name or "unknown")
         st.session_state["jobs_notice"] = f"Job {cancelled.job_id} is {cancelled.state.value}."
         st.rerun(scope="app")
     if right.button("Keep it running", key="keep_job"):

@@ -81,18 +81,20 @@ def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
     st.subheader("By dataset, configuration and trainer")
     event = st.dataframe(
         groups, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="groups_table",
+        column_order=["Dataset", "Config", "Trainer", "Folds", "Finished", "Verdicts", "Best EMA (mean ± sd)",
+                      "Running", "Crashed"],
         column_config={
-            "Dataset": st.column_config.TextColumn(width=160),
-            "Config": st.column_config.TextColumn(width=90),
-            "Trainer": st.column_config.TextColumn(width=230),
+            "Dataset": st.column_config.TextColumn(width=150),
+            "Config": st.column_config.TextColumn(width=80),
+            "Trainer": st.column_config.TextColumn(width=200),
             "Folds": st.column_config.TextColumn(help="✓ finished · ▶ running · ✗ crashed · ⏸ stalled · ? no epoch yet",
                                                  width=150),
             "Finished": st.column_config.TextColumn(width=70, help="Finished folds of the usual five"),
             "Running": st.column_config.NumberColumn(width=65),
             "Crashed": st.column_config.NumberColumn(width=65),
-            "Verdicts": st.column_config.TextColumn(width=220),
-            "Best EMA (mean ± sd)": st.column_config.TextColumn(help="Best EMA pseudo Dice of each fold, averaged "
-                                                                "over folds, ± standard deviation"),
+            "Verdicts": st.column_config.TextColumn(width=190),
+            "Best EMA (mean ± sd)": st.column_config.TextColumn(width=150, help="Best EMA pseudo Dice of each fold, "
+                                                                "averaged over folds, ± standard deviation"),
         })
     rows = event.selection.rows if event is not None else []
     if rows:
@@ -113,22 +115,22 @@ def _runs_section(runs: pd.DataFrame, table: pd.DataFrame) -> None:
     event = st.dataframe(
         runs, hide_index=True, width="stretch", height=min(38 + 35 * max(len(runs), 1), 640), on_select="rerun",
         selection_mode="single-row", key="runs_table",
-        column_order=["Open", "Dataset", "Config", "Trainer", "Fold", "Status", "Epoch", "ETA", "Last EMA",
-                      "Best EMA", "Verdict", "Why", "Job"],
+        column_order=["Open", "Dataset", "Config", "Trainer", "Fold", "Status", "Verdict", "Epoch", "ETA", "Last EMA",
+                      "Best EMA", "Why", "Job"],
         column_config={
             "Open": st.column_config.LinkColumn("Run", display_text="open ↗", width=62,
                                                 help="The run's page (shareable link)"),
-            "Dataset": st.column_config.TextColumn(width=160),
-            "Config": st.column_config.TextColumn(width=90),
-            "Trainer": st.column_config.TextColumn(width=190),
+            "Dataset": st.column_config.TextColumn(width=150),
+            "Config": st.column_config.TextColumn(width=80),
+            "Trainer": st.column_config.TextColumn(width=175),
             "Fold": st.column_config.TextColumn(width=45),
-            "Status": st.column_config.TextColumn(width=95),
-            "Epoch": st.column_config.TextColumn(width=95),
-            "ETA": st.column_config.TextColumn(width=90, help="Remaining epochs × median epoch time"),
+            "Status": st.column_config.TextColumn(width=90),
+            "Epoch": st.column_config.TextColumn(width=90),
+            "ETA": st.column_config.TextColumn(width=85, help="Remaining epochs × median epoch time"),
             "Last EMA": st.column_config.NumberColumn(format="%.4f", width=75,
                                                       help="nnU-Net's EMA of the pseudo Dice, last epoch"),
             "Best EMA": st.column_config.NumberColumn(format="%.4f", width=75),
-            "Verdict": st.column_config.TextColumn(width=115),
+            "Verdict": st.column_config.TextColumn(width=125),
             "Why": st.column_config.TextColumn("Why (analyzer)", width=480),
             "Job": st.column_config.TextColumn(width=200),
         })

@@ -19,9 +19,6 @@ from app.dashboard.ui import eta_text, extend_eligibility, fmt_dice, guard, run_
 if TYPE_CHECKING:
     from monitor.analyze import Analysis
 
-_LIVE = ("running", "stalled", "unknown")
-
-
 def _choose_run(store: RunStore, wanted: str | None) -> str | None:
     ids = store.run_ids()
     if wanted and wanted not in ids:
@@ -141,7 +138,7 @@ def page() -> None:
                    + (f" — {result['reason']}" if result.get("reason") else ""), icon=":material/rocket_launch:")
         st.page_link("pages/jobs.py", label=f"Open job {result['job_id']} on the Jobs page",
                       icon=":material/work_history:", query_params={"job": result["job_id"]})
-    live = summary.get("status") in _LIVE
+    live = summary.get("status") != "finished"  # a crashed run that writes again is running again
 
     @st.fragment(run_every=resources.settings().refresh_s if live else None)
     def body() -> None:
