@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_v2_log", "make_tree"]
+__all__ = ["make_tree", "write_v2_log"]
 
 
 def write_v2_log(path: Path, *, epochs: int, planned: int = 1000, n_classes: int = 2, seed: int = 0,

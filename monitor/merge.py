@@ -133,10 +133,8 @@ def merge_sessions(files: list[tuple[str, EpochRows]]) -> Curves:
         breaks = np.flatnonzero(np.diff(rows.session)) + 1
         for part_index in np.split(np.arange(len(rows)), breaks):
             part = curves.take(part_index) if len(breaks) else curves
-            if kept is None:
-                kept = part
-            else:
-                kept = _concat([kept.take(np.flatnonzero(kept.epoch < part.epoch[0])), part])
+            # The session replaces everything from its first epoch on.
+            kept = part if kept is None else _concat([kept.take(np.flatnonzero(kept.epoch < part.epoch[0])), part])
     return kept if kept is not None else Curves.empty()
 
 
