@@ -128,6 +128,9 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     except UsersFileError as exc:
         print(f"nnwatch: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. the users file or its folder is not writable
+        print(f"nnwatch: error: cannot write {args.users_file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     print(f"nnwatch: {args.user} can log in; serve with --users-file {args.users_file}", file=sys.stderr)
     return 0
 

@@ -8,7 +8,7 @@ the curves is >= 100x faster than ``torch.load(path, weights_only=False)`` and r
 What it does: builds a checkpoint the way nnU-Net v2's ``nnUNetTrainer.save_checkpoint`` does (network
 weights shaped like a 3d_fullres PlainConvUNet, scaled to the requested size, SGD momentum buffers of the
 same shapes, grad scaler state, a ``logging`` dict of ``--epochs`` epochs with the value types nnU-Net logs
-(numpy float64 pseudo Dice, numpy float32 losses, python float lr and timestamps), ``init_args`` with plans,
+(numpy float32 pseudo Dice and losses, python float lr and timestamps), ``init_args`` with plans,
 dataset.json and a ``torch.device``), writes it with ``torch.save`` into a temporary directory (removed at the
 end), then times both readers (median of ``--runs``) and counts the bytes each one reads from /proc/self/io
 (``rchar``).  The page cache cannot be dropped without root, so the file is read once before timing and
@@ -108,7 +108,8 @@ def unet_state_dict(torch: Any, target_bytes: int) -> dict[str, Any]:
 
 
 def nnunet_logging(epochs: int, classes: int, seed: int = 0) -> dict[str, list[Any]]:
-    """Per-epoch lists with the exact value types nnU-Net v2's trainer logs."""
+    """Per-epoch lists with the value types nnU-Net v2 (2.8) logs, as read back from a real training:
+    numpy float32 Dice per class, their np.nanmean and EMA, numpy float32 losses, python float lr and times."""
     rng = np.random.default_rng(seed)
     log: dict[str, list[Any]] = {k: [] for k in (
         "mean_fg_dice", "ema_fg_dice", "dice_per_class_or_region", "train_losses", "val_losses", "lrs",
@@ -116,7 +117,7 @@ def nnunet_logging(epochs: int, classes: int, seed: int = 0) -> dict[str, list[A
     t = 1.7e9
     for epoch in range(epochs):
         progress = epoch / epochs
-        dice = [np.float64(min(1.0, max(0.0, 0.9 * (1 - np.exp(-8 * progress)) + rng.normal(0, 0.02))))
+        dice = [np.float32(min(1.0, max(0.0, 0.9 * (1 - np.exp(-8 * progress)) + rng.normal(0, 0.02))))
                 for _ in range(classes)]
         mean = np.nanmean(dice)
         log["mean_fg_dice"].append(mean)
@@ -167,7 +168,7 @@ def make_checkpoint(torch: Any, path: Path, size_mb: float, epochs: int, classes
         "grad_scaler_state": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5,
                               "growth_interval": 2000, "_growth_tracker": 113},
         "logging": nnunet_logging(epochs, classes),
-        "_best_ema": np.float64(0.87),
+        "_best_ema": None,
         "current_epoch": epochs,
         "init_args": {"plans": plans, "configuration": "3d_fullres", "fold": 0,
                       "dataset_json": {"channel_names": {"0": "CT"},
@@ -177,6 +178,8 @@ def make_checkpoint(torch: Any, path: Path, size_mb: float, epochs: int, classes
         "trainer_name": "nnUNetTrainer",
         "inference_allowed_mirroring_axes": (0, 1, 2),
     }
+    ema = checkpoint["logging"]["ema_fg_dice"]
+    checkpoint["_best_ema"] = ema[int(np.argmax(ema))]  # nnU-Net keeps the very object (a memo reference)
     torch.save(checkpoint, path)
 
 

@@ -42,6 +42,7 @@ import contextlib
 import datetime as _dt
 import gc
 import io
+import itertools
 import math
 import os
 import pathlib
@@ -1039,12 +1040,13 @@ def _plain(obj: Any) -> Any:
         kind = type(item)
         if kind in _ATOMIC_TYPES:
             return item
-        if isinstance(item, np.generic):
-            return item.item()
-        if isinstance(item, (pathlib.PurePath, np.dtype)):
-            return str(item)
-        if isinstance(item, (_StandIn, _StoragePlaceholder, _StandInMeta)):
-            return _short_repr(item, 300)
+        if kind is not dict and kind is not list and kind is not tuple:
+            if isinstance(item, np.generic):
+                return item.item()
+            if isinstance(item, (pathlib.PurePath, np.dtype)):
+                return str(item)
+            if isinstance(item, (_StandIn, _StoragePlaceholder, _StandInMeta)):
+                return _short_repr(item, 300)
         key = id(item)
         if key in active:
             return "<recursive reference>"
@@ -1054,16 +1056,17 @@ def _plain(obj: Any) -> Any:
             return "<too deeply nested>"
         active.add(key)
         try:
-            out = convert_container(item, depth)
+            out = convert_container(item, kind, depth)
         finally:
             active.discard(key)
         done[key] = out
         return out
 
-    def convert_container(item: Any, depth: int) -> Any:
-        if isinstance(item, np.ndarray):
-            return [convert(v, depth + 1) for v in item.ravel().tolist()] if item.dtype.hasobject else item.tolist()
-        if isinstance(item, Mapping):
+    def convert_container(item: Any, kind: type, depth: int) -> Any:
+        if kind is list or kind is tuple or (kind is not dict and isinstance(item, (list, tuple))):
+            items = [v if type(v) in _ATOMIC_TYPES else convert(v, depth + 1) for v in item]
+            return items if isinstance(item, list) else tuple(items)
+        if kind is dict or isinstance(item, Mapping):
             out: dict[Any, Any] = {}
             for key, value in item.items():
                 if type(key) not in _ATOMIC_TYPES:
@@ -1074,9 +1077,8 @@ def _plain(obj: Any) -> Any:
                         key = _short_repr(key)
                 out[key] = value if type(value) in _ATOMIC_TYPES else convert(value, depth + 1)
             return out
-        if isinstance(item, (list, tuple)):
-            items = [v if type(v) in _ATOMIC_TYPES else convert(v, depth + 1) for v in item]
-            return items if isinstance(item, list) else tuple(items)
+        if isinstance(item, np.ndarray):
+            return [convert(v, depth + 1) for v in item.ravel().tolist()] if item.dtype.hasobject else item.tolist()
         if isinstance(item, (set, frozenset)):
             return sorted((convert(v, depth + 1) for v in item), key=repr)
         return _short_repr(item)
@@ -1130,8 +1132,14 @@ def _float_curve(values: Sequence[Any], label: str, problems: list[str]) -> np.n
 
 def _dice_matrix(entries: Sequence[Any], problems: list[str]) -> np.ndarray:
     """Per-class Dice, one row per epoch, NaN-padded if classes are missing in some epochs."""
-    try:
-        matrix = np.asarray(entries, dtype=np.float64)  # the usual case: equal-length lists of numbers
+    try:  # the usual case, equal-length lists of numbers: one C loop over them all (2x np.asarray's speed)
+        if type(entries) is list and entries and set(map(type, entries)) == {list}:
+            widths = set(map(len, entries))
+            if len(widths) == 1:
+                width = widths.pop()
+                flat = np.fromiter(itertools.chain.from_iterable(entries), np.float64, len(entries) * width)
+                return flat.reshape(len(entries), width)
+        matrix = np.asarray(entries, dtype=np.float64)
         if matrix.ndim == 2 and matrix.shape[0] == len(entries):
             return matrix
     except (TypeError, ValueError, OverflowError):

@@ -365,9 +365,11 @@ def wheelhouse(python: str, cache: Path = CACHE) -> Path:
         argv += ["--requirement", str(requirements), *build_backend]
         run(argv, timeout=900)
         (partial / ".complete").write_text(dt.datetime.now().isoformat() + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(partial, folder)
+        try:
+            os.replace(partial, folder)  # atomic; fails when a concurrent session got there first
+        except OSError:
+            if not (folder / ".complete").is_file():
+                raise
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     for old in cache.glob(f"wheels-py{python}-{machine}-*"):

@@ -151,6 +151,9 @@ def test_compose_trainer_runs_the_worker_with_the_same_paths_and_writable_result
         assert trainer["environment"][name] == dashboard["environment"][name]
     assert _gpu_devices(trainer) == _gpu_devices(dashboard)
     assert trainer["healthcheck"]["test"] == ["CMD", "python", "-m", "nnwatch_worker", "--check"]
+    for service in (dashboard, trainer):  # GPU numbers mean the same to nvidia-smi (dashboard) and CUDA (jobs)
+        assert service["environment"]["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+        assert "utility" in service["environment"]["NVIDIA_DRIVER_CAPABILITIES"]
 
 
 def test_every_compose_variable_is_documented() -> None:
@@ -236,8 +239,13 @@ def test_dashboard_only_requirements_cover_what_monitor_and_app_import() -> None
         if not names & listed:
             missing[module] = where
     assert not missing, f"add to docker/requirements-dashboard.txt: {missing}"
-    declared = {re.split(r"[<>=!~ \[;]", d)[0].lower() for d in
-                importlib.metadata.requires("nnwatch") or [] if "extra ==" not in d}
+    try:
+        import tomllib
+
+        dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    except ModuleNotFoundError:  # Python 3.10: the installed metadata says the same
+        dependencies = [d for d in importlib.metadata.requires("nnwatch") or [] if "extra ==" not in d]
+    declared = {re.split(r"[<>=!~ \[;]", d)[0].lower() for d in dependencies}
     assert listed <= declared, f"not a dependency of the project: {listed - declared}"
 
 
@@ -430,9 +438,11 @@ def docker_daemon() -> Iterator[DockerDaemon]:
         with timed(TIMINGS, "scratch removal"):
             remove_tree(root)
         TIMINGS["docker session total"] = round(time.monotonic() - started + TIMINGS.get("dockerd start", 0), 1)
+        CACHE.mkdir(parents=True, exist_ok=True)
         (CACHE / "last-docker-timings.json").write_text(json.dumps(TIMINGS, indent=1) + "\n")
         print(f"\nnnwatch docker test timings (s): {json.dumps(TIMINGS)}")
-        assert process_identity(daemon.pid) is None or process_identity(daemon.pid).state in ("Z", "X")
+        left = process_identity(daemon.pid)
+        assert left is None or left.state in ("Z", "X"), f"dockerd {daemon.pid} is still running"
         assert after.ip_forward == daemon.network_before.ip_forward, "dockerd changed ip_forward"
         assert after.docker_chains <= daemon.network_before.docker_chains, "dockerd added iptables chains"
 
@@ -457,7 +467,7 @@ def nnwatch_image(docker_daemon: DockerDaemon) -> str:
     return IMAGE_TAG
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # gone when this module is done, not at the end of the suite
 def container_folders() -> Iterator[tuple[Path, Path]]:
     """(results tree, registry folder) that the image's user can reach: two v2 runs, one finished.
 
@@ -481,6 +491,8 @@ def container_folders() -> Iterator[tuple[Path, Path]]:
 
 @dataclass(frozen=True)
 class Dashboard:
+    """The running dashboard container and the host port it serves on (host network)."""
+
     container: str
     port: int
 
@@ -490,7 +502,7 @@ def _binds(folders: tuple[Path, Path]) -> list[Bind]:
     return [Bind(results, "/data/nnUNet_results", read_only=True), Bind(state, STATE_TARGET)]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dashboard(docker_daemon: DockerDaemon, nnwatch_image: str,
               container_folders: tuple[Path, Path]) -> Iterator[Dashboard]:
     """The image's own command and health check, on the host network at a free port, as compose runs it."""
