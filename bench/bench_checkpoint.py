@@ -187,12 +187,14 @@ def measure(fn: Callable[[], Any], runs: int) -> tuple[float, float, int | None]
     """Median wall time and median CPU time over ``runs`` calls, and the bytes read by the first call.
 
     CPU time (``time.process_time``) is reported too because on a shared machine the wall time of a
-    millisecond-long call mostly measures how often it was preempted.
+    millisecond-long call mostly measures how often it was preempted.  Like ``timeit``, the garbage
+    collector is run once before the series, not before every call: a full collection also empties
+    CPython's free lists, and a process that polls checkpoints does not run one before every poll.
     """
     wall, cpu = [], []
     read: int | None = None
+    gc.collect()
     for i in range(runs):
-        gc.collect()
         before = rchar()
         cpu0, wall0 = time.process_time(), time.perf_counter()
         result = fn()

@@ -58,18 +58,27 @@ def ema(values: np.ndarray) -> np.ndarray:
     """nnU-Net's EMA of the mean pseudo Dice: ``ema[e] = 0.9·ema[e−1] + 0.1·mean[e]``, seeded with mean[0].
 
     Recomputed over the merged series (a resume restores nnU-Net's EMA from its checkpoint, so the
-    logged "best EMA" of a run with replaced epochs is not a function of the surviving epochs).
+    logged "best EMA" of a run with replaced epochs is not a function of the surviving epochs). Vectorised
+    in blocks: within a block ``ema[k] = 0.9^(k+1)·(carry + 0.1·Σ_{j≤k} 0.9^-(j+1)·x[j])``; blocks of 256
+    keep the weights below 0.9^-256 ≈ 5e11, far from overflow and from any loss of precision that matters.
+    A NaN propagates to every later value, as in nnU-Net's own recursion.
     """
-    out = np.empty_like(values, dtype=np.float64)
-    if values.size == 0:
+    x = np.asarray(values, dtype=np.float64)
+    out = np.empty_like(x)
+    if x.size == 0:
         return out
-    # A simple loop over ≤ a few thousand floats is ~100 µs; scipy.signal.lfilter would cost its import.
-    current = float(values[0])
-    out[0] = current
-    for i in range(1, values.size):
-        current = 0.9 * current + 0.1 * float(values[i])
-        out[i] = current
+    out[0] = carry = x[0]
+    block = 256
+    for start in range(1, x.size, block):
+        chunk = x[start:start + block]
+        powers = _EMA_POWERS[: chunk.size]
+        sums = carry + 0.1 * np.cumsum(chunk / powers)
+        out[start:start + chunk.size] = powers * sums
+        carry = out[start + chunk.size - 1]
     return out
+
+
+_EMA_POWERS = 0.9 ** np.arange(1, 257, dtype=np.float64)
 
 
 def _nanmean_rows(dice: np.ndarray) -> np.ndarray:
