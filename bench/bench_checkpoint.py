@@ -1,6 +1,8 @@
 """Benchmark ``monitor.checkpoint.read_checkpoint_curves`` against ``torch.load`` on a large nnU-Net checkpoint.
 
 Run: ``.venv/bin/python bench/bench_checkpoint.py [--size-mb 500] [--epochs 1000] [--classes 3] [--runs 5]``.
+``--size-mb`` is the whole file (network weights + the SGD momentum buffers nnU-Net keeps, half each);
+``--size-mb 1000`` gives a 500 MB state dict plus its 500 MB of momentum.
 
 Why: the dashboard polls ``checkpoint_latest.pth`` of every running training; the requirement is that reading
 the curves is >= 100x faster than ``torch.load(path, weights_only=False)`` and reads <= 1 MB of the file.
@@ -209,7 +211,8 @@ def measure(fn: Callable[[], Any], runs: int) -> tuple[float, float, int | None]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size-mb", type=float, default=500.0, help="total size of weights + momentum")
+    parser.add_argument("--size-mb", type=float, default=500.0,
+                        help="checkpoint size: network weights + SGD momentum buffers (half each)")
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--classes", type=int, default=3)
     parser.add_argument("--runs", type=int, default=5)

@@ -25,11 +25,12 @@ Old nnU-Net v1 ``.model`` files written by torch < 1.6 use the legacy format: a 
 number, protocol version, system info, the object, storage keys) followed by raw storage bytes.  We unpickle
 only the first four, with the same restricted unpickler.
 
-Speed: the dashboard polls checkpoints of running trainings, so a read must cost ~1/100 of ``torch.load``
-(a couple of milliseconds for a 500 MB, 1000-epoch checkpoint).  Three things make that possible: the zip
-member is located with a few ``pread`` calls instead of ``zipfile``'s Python parse of one directory entry per
-tensor; the thousands of numpy scalars nnU-Net logs are decoded with numpy before unpickling (see "Fast path,
-part 2"); and large buffers are neither copied nor re-allocated needlessly.  ``bench/bench_checkpoint.py``
+Speed: the dashboard polls checkpoints of running trainings, so a read should cost ~1/100 of ``torch.load``
+(~3 ms for a 500 MB, 1000-epoch checkpoint on a 2-vCPU VM, where ``torch.load`` takes ~270 ms).  What makes
+that possible: the zip member is located with a few ``pread`` calls instead of ``zipfile``'s Python parse
+of one directory entry per tensor; the thousands of numpy scalars nnU-Net logs are decoded with numpy
+before unpickling (see "Fast path, part 2"); stand-ins and storage placeholders are built by C
+constructors; the half-megabyte buffer is neither copied nor re-allocated.  ``bench/bench_checkpoint.py``
 measures it.
 """
 
@@ -401,7 +402,8 @@ _NUMPY_PICKLE_HELPERS: dict[str, Callable[..., Any]] = {
 }
 
 _SAFE_GLOBALS: dict[tuple[str, str], Callable[..., Any]] = {
-    # The C type itself (immutable, so BUILD cannot patch it); it only iterates lists/dicts the pickle built.
+    # The C type itself (immutable, so BUILD cannot patch it; its instances take BUILD state such as a state
+    # dict's _metadata); it only iterates lists/dicts the pickle built.
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("collections", "defaultdict"): _safe_defaultdict,
     ("collections", "Counter"): _safe_counter,
@@ -685,15 +687,16 @@ def _torch_zip_data_pkl(fd: int, size: int, verify_crc: bool = False) -> bytearr
 
 # Fast path, part 2: numpy float scalars turned into plain floats before unpickling ----------------------------
 #
-# nnU-Net logs numpy scalars (np.float64 pseudo Dice, np.float32 losses).  Pickled at protocol 2 each one is
-# 15 opcodes with two calls: scalar(dtype, _codecs.encode('<8 latin-1 chars>', 'latin1')).  A 1000-epoch
+# nnU-Net logs numpy scalars (np.float32 pseudo Dice and losses, np.float64 where numpy promotes).  Pickled at
+# protocol 2 each one is 15 opcodes with two calls: scalar(dtype, _codecs.encode('<8 latin-1 chars>', 'latin1')).  A 1000-epoch
 # run has ~7000 of them; the C unpickler needs ~2 us each, which alone is 5x the whole budget of a read.
 # The rewrite below finds them with numpy, decodes all payloads in one go and overwrites each sequence *in
 # place*, at the same length, with  SHORT_BINBYTES <rest of the old bytes> POP BINFLOAT <value>, keeping its
 # final memo PUT (other objects may refer to the scalar: nnU-Net's _best_ema is one of the EMA entries).
-# The unpickler then does 4 trivial opcodes per scalar instead of 15 with two calls.  (Dropping the PUTs of
-# scalars nothing refers to and laying runs out as plain BINFLOATs was tried: it saves a third of the
-# unpickling, but finding the referenced slots costs a second full scan, and the net was a loss.)
+# The unpickler then does 4 trivial opcodes per scalar instead of 15 with two calls.  (Measured and dropped:
+# one skip per run of back-to-back scalars, dropping the PUTs of scalars nothing refers to, and packing runs
+# of list items into one bytes object.  Each saves a part of the unpickling but costs as much or more in the
+# rewrite, or needs to know which memo slots are read again: a second full scan or a retry.)
 #
 # Only sequences whose every memo reference was verified to be numpy's scalar(), _codecs.encode, 'latin1'
 # and a little-endian float dtype are touched, so no opcode other than GET/PUT/BINUNICODE/TUPLE2/REDUCE is
@@ -710,7 +713,6 @@ _LATIN1 = b"X\x06\x00\x00\x00latin1"
 _LITTLE = b"X\x01\x00\x00\x00<"
 _DTYPE_STATE_TAIL = b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t"  # (3, '<', None, None, None, -1, -1, 0)
 _MIN_REWRITE_BYTES = 16384
-_COLUMNS_16 = np.arange(16)
 
 
 def _skip_put(data: bytes, at: int) -> int:
@@ -791,23 +793,15 @@ def _float_dtype_slots(data: bytes, candidates: Sequence[int], little: int) -> d
     return found
 
 
-#: Scans run over chunks this big: a whole-buffer temporary (half a megabyte) would be a fresh mmap each call,
-#: and in a VM its page faults cost more than the scan itself.
-_SCAN_CHUNK = 1 << 16
-
-
-def _offsets_of(buf: np.ndarray, byte: int, start: int, stop: int) -> np.ndarray:
-    """Sorted offsets in [start, stop) where ``buf`` holds ``byte``."""
-    found = [np.flatnonzero(buf[at : min(at + _SCAN_CHUNK, stop)] == byte) + at
-             for at in range(start, stop, _SCAN_CHUNK)]
-    return np.concatenate(found) if found else np.zeros(0, dtype=np.intp)
-
-
 def _gets(buf: np.ndarray, u32: np.ndarray, at: np.ndarray, slot: int) -> np.ndarray:
     """Mask: a memo GET of ``slot`` at offsets ``at`` (BINGET for slots < 256, else LONG_BINGET)."""
     if slot < 256:
         return (buf[at] == _GET_SHORT) & (buf[at + 1] == slot)
-    return (buf[at] == _GET_LONG) & (u32[at + 1] == slot)
+    # byte by byte: aligned one-byte gathers are much cheaper than unaligned four-byte ones
+    ok = buf[at] == _GET_LONG
+    for k, byte in enumerate(slot.to_bytes(4, "little"), start=1):
+        ok &= buf[at + k] == byte
+    return ok
 
 
 def _dtype_sizes(buf: np.ndarray, u32: np.ndarray, at: np.ndarray, width: int, table: np.ndarray) -> np.ndarray:
@@ -834,10 +828,10 @@ def _inline_float_scalars(data: bytearray) -> bool:
     buf = np.frombuffer(data, dtype=np.uint8)
     u32 = np.ndarray((n - 3,), dtype="<u4", buffer=data, strides=(1,))  # u32[i]: the 4 bytes at offset i
     # every BINUNICODE opcode (gathers below stay inside the buffer) and its 4-byte length
-    xs = _offsets_of(buf, _BINUNICODE, 15, n - 64)
+    xs = np.flatnonzero(buf[15 : n - 64] == _BINUNICODE) + 15
     length = u32[xs + 1]
     little = _memo_slot_after(data, _LITTLE, xs[length == 1].tolist())[0]
-    dtypes = _float_dtype_slots(data, xs[length == 2].tolist(), little)
+    dtypes = _float_dtype_slots(data, xs[(length == 2) & (buf[xs + 5] == 0x66)].tolist(), little)  # 'f?'
     if not dtypes:
         return False
     # numpy scalar candidates: GET scalar, GET dtype, GET encode, BINUNICODE <2..16 bytes>, then the fixed
@@ -885,9 +879,9 @@ def _inline_float_scalars(data: bytearray) -> bool:
     xs, starts, stops, itemsize, length = xs[ok], starts[ok], stops[ok], itemsize[ok], length[ok]
     if not len(xs) or np.any(starts[1:] < stops[:-1]):
         return False
-    # all payloads at once (16-byte windows cut to length: small temporaries), decoded in one go
-    windows = np.ndarray((n - 15, 16), dtype=np.uint8, buffer=data, strides=(1, 1))[xs + 5]
-    payloads = windows[length[:, None] > _COLUMNS_16]
+    # all payloads at once, decoded in one go
+    offsets = np.cumsum(length) - length
+    payloads = buf[np.repeat(xs + 5 - offsets, length) + np.arange(int(offsets[-1] + length[-1]))]
     try:
         raw = np.frombuffer(payloads.tobytes().decode("utf-8").encode("latin-1"), dtype=np.uint8)
     except UnicodeError:
@@ -1110,8 +1104,10 @@ def _why_not_number(value: Any) -> str:
 
 def _float_curve(values: Sequence[Any], label: str, problems: list[str]) -> np.ndarray:
     """Convert one logged list to float64 exactly (float32/float64 widen losslessly; None becomes NaN)."""
-    try:
-        arr = np.asarray(values, dtype=np.float64)  # one C loop for the usual floats / numpy scalars
+    try:  # one C loop for the usual floats / numpy scalars
+        if type(values) is list:
+            return np.fromiter(values, np.float64, len(values))
+        arr = np.asarray(values, dtype=np.float64)
         if arr.ndim == 1 and arr.shape[0] == len(values):
             return arr
     except (TypeError, ValueError, OverflowError):
