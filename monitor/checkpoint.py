@@ -687,9 +687,10 @@ def _torch_zip_data_pkl(fd: int, size: int, verify_crc: bool = False) -> bytearr
 
 # Fast path, part 2: numpy float scalars turned into plain floats before unpickling ----------------------------
 #
-# nnU-Net logs numpy scalars (np.float32 pseudo Dice and losses, np.float64 where numpy promotes).  Pickled at
-# protocol 2 each one is 15 opcodes with two calls: scalar(dtype, _codecs.encode('<8 latin-1 chars>', 'latin1')).  A 1000-epoch
-# run has ~7000 of them; the C unpickler needs ~2 us each, which alone is 5x the whole budget of a read.
+# nnU-Net logs numpy scalars (np.float32 pseudo Dice and losses, np.float64 where numpy promotes).  Pickled
+# at protocol 2 each one is 15 opcodes with two calls: scalar(dtype, _codecs.encode('<latin-1 chars>',
+# 'latin1')).  A 1000-epoch run has ~7000 of them; the C unpickler needs ~2 us each, which alone is 5x the
+# whole budget of a read.
 # The rewrite below finds them with numpy, decodes all payloads in one go and overwrites each sequence *in
 # place*, at the same length, with  SHORT_BINBYTES <rest of the old bytes> POP BINFLOAT <value>, keeping its
 # final memo PUT (other objects may refer to the scalar: nnU-Net's _best_ema is one of the EMA entries).
