@@ -15,7 +15,9 @@ dataset.json and a ``torch.device``), writes it with ``torch.save`` into a tempo
 end), then times both readers (median of ``--runs``) and counts the bytes each one reads from /proc/self/io
 (``rchar``).  The page cache cannot be dropped without root, so the file is read once before timing and
 both readers read from the page cache: this favours ``torch.load`` (no disk I/O for its 500 MB), which makes
-the comparison conservative.  torch's import time is not counted for ``torch.load``.
+the comparison conservative.  torch's import time is not counted for ``torch.load``.  On a VM the time of
+``torch.load`` differs between processes (the same 500 MB file took ~100 ms in some and ~265 ms in most on
+the 2-vCPU machine this was written on), so the individual runs are printed too.
 """
 
 from __future__ import annotations
@@ -185,7 +187,7 @@ def make_checkpoint(torch: Any, path: Path, size_mb: float, epochs: int, classes
     torch.save(checkpoint, path)
 
 
-def measure(fn: Callable[[], Any], runs: int) -> tuple[float, float, int | None]:
+def measure(fn: Callable[[], Any], runs: int, walls: list[float] | None = None) -> tuple[float, float, int | None]:
     """Median wall time and median CPU time over ``runs`` calls, and the bytes read by the first call.
 
     CPU time (``time.process_time``) is reported too because on a shared machine the wall time of a
@@ -206,6 +208,8 @@ def measure(fn: Callable[[], Any], runs: int) -> tuple[float, float, int | None]
         del result
         if i == 0 and before is not None and after is not None:
             read = after - before
+    if walls is not None:
+        walls.extend(wall)
     return statistics.median(wall), statistics.median(cpu), read
 
 
@@ -241,7 +245,8 @@ def main() -> None:
 
         load_before = os.getloadavg()[0]
         fast_s, fast_cpu, fast_read = measure(lambda: read_checkpoint_curves(path), max(args.runs, 5) * 4)
-        slow_s, slow_cpu, slow_read = measure(lambda: torch.load(path, weights_only=False), args.runs)
+        slow_walls: list[float] = []
+        slow_s, slow_cpu, slow_read = measure(lambda: torch.load(path, weights_only=False), args.runs, slow_walls)
         fast2_s, fast2_cpu, _ = measure(lambda: read_checkpoint_curves(path), max(args.runs, 5) * 4)
         fast_s, fast_cpu = min(fast_s, fast2_s), min(fast_cpu, fast2_cpu)  # before and after torch.load
         load_after = os.getloadavg()[0]
@@ -261,6 +266,7 @@ def main() -> None:
     print(f"{'torch.load(path, weights_only=False)':40} {slow_s * 1e3:9.1f} {slow_cpu * 1e3:9.1f} {mib(slow_read)}")
     print(f"{'read_checkpoint_curves(path)':40} {fast_s * 1e3:9.2f} {fast_cpu * 1e3:9.2f} {mib(fast_read)}")
     print(f"{'speed-up':40} {slow_s / fast_s:8.0f}x {slow_cpu / fast_cpu:8.0f}x")
+    print(f"torch.load runs (ms): {', '.join(f'{w * 1e3:.0f}' for w in slow_walls)}")
 
 
 if __name__ == "__main__":

@@ -127,14 +127,14 @@ def main() -> int:
 
     run_id = specs[1][0]
     at.query_params["id"] = run_id
-    at.switch_page("pages/run.py").run()
+    at.switch_page("views/run.py").run()
     assert not at.exception, at.exception
     results["run_page_warm_s"] = median_of(at.run)
     at.query_params.clear()
-    at.switch_page("pages/compare.py").run()
+    at.switch_page("views/compare.py").run()
     assert not at.exception, at.exception
     results["compare_page_warm_s"] = median_of(at.run)
-    at.switch_page("pages/jobs.py").run()
+    at.switch_page("views/jobs.py").run()
     results["jobs_page_warm_s"] = median_of(at.run)
 
     for key, value in results.items():

@@ -106,7 +106,7 @@ def test_open_view_shows_runs_but_actions_need_a_login(public_tree: tuple[Fixtur
     at = AppTest.from_file(MAIN, default_timeout=90).run()
     assert not at.exception and at.dataframe
     at.query_params["id"] = tree.improving
-    at.switch_page("pages/run.py").run()
+    at.switch_page("views/run.py").run()
     at.button(key="run_extend").click().run()
     at.radio(key="extend_device").set_value("cpu").run()
     assert at.button(key="extend_confirm").disabled
@@ -131,7 +131,7 @@ def test_login_then_extend_records_the_user(public_tree: tuple[FixtureTree, Path
     assert not at.exception
     assert at.dataframe, "the overview after logging in"
     at.query_params["id"] = tree.plateau
-    at.switch_page("pages/run.py").run()
+    at.switch_page("views/run.py").run()
     at.button(key="run_extend").click().run()
     at.radio(key="extend_device").set_value("cpu").run()
     assert not at.button(key="extend_confirm").disabled

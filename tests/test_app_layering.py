@@ -35,7 +35,7 @@ def test_no_parsing_or_launching_in_the_dashboard(path: Path) -> None:
     assert not bad, f"{path.name} imports {bad}: go through monitor's and trainer's public calls"
 
 
-@pytest.mark.parametrize("path", sorted((DASHBOARD / "pages").glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((DASHBOARD / "views").glob("*.py")), ids=lambda p: p.name)
 def test_pages_only_describe_ui(path: Path) -> None:
     bad = [name for name in _imports(path) if not name.startswith(PAGE_ALLOWED_PREFIXES)]
     assert not bad, f"page {path.name} imports {bad}; put logic in app/dashboard modules or monitor/trainer"

@@ -87,7 +87,7 @@ def test_overview_filters_round_trip_through_the_url(tree: FixtureTree) -> None:
                                    "extended"])
 def test_run_page_renders_every_kind_of_run(tree: FixtureTree, which: str) -> None:
     run_id = getattr(tree, which)
-    at = _app("pages/run.py", id=run_id)
+    at = _app("views/run.py", id=run_id)
     _no_crash(at)
     text = _texts(at)
     if which in ("improving", "plateau", "parent"):
@@ -111,14 +111,14 @@ def test_run_page_renders_every_kind_of_run(tree: FixtureTree, which: str) -> No
 
 
 def test_run_page_with_unknown_id_offers_a_picker(tree: FixtureTree) -> None:
-    at = _app("pages/run.py", id="Dataset999_Nope/x__y__z/fold_0")
+    at = _app("views/run.py", id="Dataset999_Nope/x__y__z/fold_0")
     _no_crash(at)
     assert "No run `Dataset999_Nope/x__y__z/fold_0`" in _texts(at)
     assert at.selectbox(key="run_picker").options
 
 
 def test_compare_page_shows_folds_and_the_extended_pair(tree: FixtureTree) -> None:
-    at = _app("pages/compare.py", dataset="Dataset201_Kidney", config="3d_fullres", trainer="nnUNetTrainer")
+    at = _app("views/compare.py", dataset="Dataset201_Kidney", config="3d_fullres", trainer="nnUNetTrainer")
     _no_crash(at)
     assert len(at.get("plotly_chart")) == 2
     fold_table = next(df.value for df in at.dataframe if "Fold" in df.value.columns)
@@ -140,7 +140,7 @@ def _expected_verdict_line(tree: FixtureTree, run_id: str) -> str:
 def test_extend_dialog_creates_exactly_one_job_and_cancel_works(tree: FixtureTree) -> None:
     registry = JobRegistry(tree.env["NNWATCH_JOBS_DB"])
     before = len(registry.list_jobs())
-    at = _app("pages/run.py", id=tree.improving)
+    at = _app("views/run.py", id=tree.improving)
     at.button(key="run_extend").click().run()
     _no_crash(at)
     assert at.number_input(key="extend_epochs").value == 2000
@@ -169,7 +169,7 @@ def test_extend_dialog_creates_exactly_one_job_and_cancel_works(tree: FixtureTre
     assert len([e for e in tree.launches() if e["event"] == "launch"]) == 1
     assert "was already active" in _texts(at)
 
-    jobs_page = _app("pages/jobs.py", job=job.job_id)
+    jobs_page = _app("views/jobs.py", job=job.job_id)
     _no_crash(jobs_page)
     table = jobs_page.dataframe[0].value
     assert job.job_id in set(table["Job"])
@@ -184,7 +184,7 @@ def test_extend_dialog_creates_exactly_one_job_and_cancel_works(tree: FixtureTre
 
 
 def test_extend_dialog_says_when_the_verdict_does_not_support_it(tree: FixtureTree) -> None:
-    at = _app("pages/run.py", id=tree.plateau)
+    at = _app("views/run.py", id=tree.plateau)
     at.button(key="run_extend").click().run()
     _no_crash(at)
     assert _expected_verdict_line(tree, tree.plateau) == "does not support a longer run"
@@ -198,7 +198,7 @@ def test_extend_dialog_says_when_the_verdict_does_not_support_it(tree: FixtureTr
 def test_jobs_page_without_jobs_explains_how_to_start_one(tmp_path: Path, tree: FixtureTree,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NNWATCH_JOBS_DB", str(tmp_path / "empty.sqlite3"))
-    at = _app("pages/jobs.py")
+    at = _app("views/jobs.py")
     _no_crash(at)
     assert "No extend jobs yet" in _texts(at)
 

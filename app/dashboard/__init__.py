@@ -1,4 +1,5 @@
-"""The Streamlit dashboard: ``main.py`` is the router and shared sidebar, ``pages/`` describe the pages.
+"""The Streamlit dashboard: ``main.py`` is the router and shared sidebar, ``views/`` describe the pages
+(not ``pages/``: Streamlit would also list a folder of that name as pages of its own).
 
 Everything here is user interface over :mod:`monitor` (reading runs, verdicts) and :mod:`trainer`
 (planning, submitting and cancelling extend jobs). Modules that do not import Streamlit (``store``,

@@ -1,6 +1,7 @@
 """nnwatch's dashboard entrypoint: the page router and the sidebar every page shares.
 
-Run by ``nnwatch serve`` as ``streamlit run app/dashboard/main.py``. Page files in ``pages/`` only
+Run by ``nnwatch serve`` as ``streamlit run app/dashboard/main.py``. Page files in ``views/`` (not ``pages/``:
+Streamlit would also list a folder of that name as pages of its own) only
 describe their page; the results tree, the job registry and the login are resolved here and in
 :mod:`app.dashboard.resources`, once per server. URLs are stable so they can be shared: ``/`` is the
 overview (its filters in the query string), ``/run?id=<run id>`` one run, ``/compare``, ``/jobs?job=<id>``.
@@ -27,11 +28,11 @@ HERE = Path(__file__).resolve().parent
 
 def _pages() -> list[st.Page]:
     return [
-        st.Page(HERE / "pages" / "overview.py", title="Overview", icon=":material/table_rows:", default=True),
-        st.Page(HERE / "pages" / "run.py", title="Run", icon=":material/monitoring:", url_path="run"),
-        st.Page(HERE / "pages" / "compare.py", title="Compare", icon=":material/stacked_line_chart:",
+        st.Page(HERE / "views" / "overview.py", title="Overview", icon=":material/table_rows:", default=True),
+        st.Page(HERE / "views" / "run.py", title="Run", icon=":material/monitoring:", url_path="run"),
+        st.Page(HERE / "views" / "compare.py", title="Compare", icon=":material/stacked_line_chart:",
                 url_path="compare"),
-        st.Page(HERE / "pages" / "jobs.py", title="Jobs", icon=":material/work_history:", url_path="jobs"),
+        st.Page(HERE / "views" / "jobs.py", title="Jobs", icon=":material/work_history:", url_path="jobs"),
     ]
 
 

@@ -83,11 +83,11 @@ def _details(source: JobsSource, job_id: str) -> None:
     if job.reason:
         (st.error if job.state.value == "failed" else st.info)(job.reason)
     links = st.columns([1, 1, 3])
-    links[0].page_link("pages/run.py", label="Parent run", icon=":material/monitoring:",
+    links[0].page_link("views/run.py", label="Parent run", icon=":material/monitoring:",
                        query_params={"id": job.parent_run_id})
     store = resources.store()
     if store is not None and job.new_run_id in set(store.run_ids()):
-        links[1].page_link("pages/run.py", label="New run", icon=":material/monitoring:",
+        links[1].page_link("views/run.py", label="New run", icon=":material/monitoring:",
                            query_params={"id": job.new_run_id})
     else:
         links[1].caption("New run: no epoch yet")

@@ -65,7 +65,7 @@ def _actions(run_id: str, summary: dict[str, Any]) -> None:
             st.caption(why)
         for job in related[:3]:
             role = "extends this run" if job.parent_run_id == run_id else "created this run"
-            st.page_link("pages/jobs.py", label=f"Job {job.job_id} ({job.state.value}, {job.backend}) {role}",
+            st.page_link("views/jobs.py", label=f"Job {job.job_id} ({job.state.value}, {job.backend}) {role}",
                          icon=":material/work_history:", query_params={"job": job.job_id})
 
 
@@ -136,7 +136,7 @@ def page() -> None:
         verb = "was already active" if result.get("existing") else "was created"
         st.success(f"Extend job **{result['job_id']}** {verb}: {result['state']}"
                    + (f" — {result['reason']}" if result.get("reason") else ""), icon=":material/rocket_launch:")
-        st.page_link("pages/jobs.py", label=f"Open job {result['job_id']} on the Jobs page",
+        st.page_link("views/jobs.py", label=f"Open job {result['job_id']} on the Jobs page",
                       icon=":material/work_history:", query_params={"job": result["job_id"]})
     live = summary.get("status") != "finished"  # a crashed run that writes again is running again
 

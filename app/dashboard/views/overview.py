@@ -101,7 +101,7 @@ def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
         row = groups.iloc[rows[0]]
         trainer = str(row["Trainer"]).split(" · ")[0]
         left, right, _ = st.columns([1, 1, 3])
-        left.page_link("pages/compare.py", label="Compare these folds", icon=":material/stacked_line_chart:",
+        left.page_link("views/compare.py", label="Compare these folds", icon=":material/stacked_line_chart:",
                        query_params={"dataset": row["Dataset"], "config": row["Config"], "trainer": trainer})
         with right:
             png_button(dataset_report(store.root, row["Dataset"], row["Config"], trainer),
@@ -142,7 +142,7 @@ def _runs_section(runs: pd.DataFrame, table: pd.DataFrame) -> None:
     run_id = str(row["run_id"])
     summary = table.set_index("run_id").loc[run_id].to_dict() if run_id in set(table["run_id"]) else {}
     left, middle, right = st.columns([1, 1.4, 3])
-    left.page_link("pages/run.py", label="Open run", icon=":material/monitoring:", query_params={"id": run_id})
+    left.page_link("views/run.py", label="Open run", icon=":material/monitoring:", query_params={"id": run_id})
     eligible, why = extend_eligibility(summary)
     if middle.button("Extend to 2000 epochs", key="row_extend", disabled=not eligible, help=why or None,
                      icon=":material/update:"):
@@ -183,7 +183,7 @@ def page() -> None:
     result = st.session_state.get(RESULT_KEY)
     if result:
         st.success(f"Extend job **{result['job_id']}** is {result['state']}.", icon=":material/rocket_launch:")
-        st.page_link("pages/jobs.py", label="Follow it on the Jobs page", query_params={"job": result["job_id"]})
+        st.page_link("views/jobs.py", label="Follow it on the Jobs page", query_params={"job": result["job_id"]})
     table = store.table()
     _sync_from_url(table)
     filters = _sidebar_filters(table)
