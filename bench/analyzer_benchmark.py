@@ -59,7 +59,8 @@ WINDOW = AnalyzerOptions().window_epochs
 # What "the trend at the end" means for the labels: the last 200 epochs (20 % of nnU-Net's default
 # 1000-epoch schedule, the annealing phase plus a little before it), or the last half of a shorter run.
 TRUTH_WINDOW = 200
-LOG_DIR = "/work/shared/corpus/nnunet_logs"
+# The shared corpus of real logs lives beside the repository (shared/corpus), not inside it.
+LOG_DIR = str(Path(__file__).resolve().parents[2] / "shared" / "corpus" / "nnunet_logs")
 
 
 @dataclass
