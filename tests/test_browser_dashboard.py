@@ -35,7 +35,7 @@ pytestmark = [
 
 expect: Any = None
 if CHROMIUM.exists():
-    from playwright.sync_api import Page
+    from playwright.sync_api import Locator, Page
     from playwright.sync_api import expect as _expect
 
     expect = _expect
@@ -99,6 +99,12 @@ def _settled(page: Page) -> None:
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
 
 
+def _fresh(scope: Locator, role: str, name: str) -> Locator:
+    """An element of the current script run only: during a rerun Streamlit keeps the previous run's copy
+    (marked ``data-stale``) on screen beside the new one, which would make a role locator ambiguous."""
+    return scope.locator('[data-testid="stElementContainer"]:not([data-stale="true"])').get_by_role(role, name=name)
+
+
 def test_overview_run_extend_and_job(page: Page, served: tuple[str, FixtureTree]) -> None:
     url, tree = served
     page.goto(url)
@@ -116,7 +122,7 @@ def test_overview_run_extend_and_job(page: Page, served: tuple[str, FixtureTree]
     _settled(page)
     page.screenshot(path=str(ARTIFACTS / "02_run.png"))
 
-    page.get_by_role("button", name="Extend to 2000 epochs").click()
+    _fresh(page.locator("body"), "button", "Extend to 2000 epochs").click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_be_visible(timeout=30_000)
     expect(dialog.get_by_text("The verdict", exact=False).first).to_be_visible(timeout=60_000)
@@ -124,7 +130,8 @@ def test_overview_run_extend_and_job(page: Page, served: tuple[str, FixtureTree]
     expect(dialog.get_by_text("no NVIDIA GPU found", exact=False)).to_be_visible()
     dialog.get_by_role("radiogroup", name="Device").get_by_text("cpu", exact=True).click()
     expect(dialog.get_by_text("no NVIDIA GPU found", exact=False)).to_be_hidden(timeout=30_000)
-    start = dialog.get_by_role("button", name="Start 2000-epoch run")
+    _settled(page)
+    start = _fresh(dialog, "button", "Start 2000-epoch run")
     expect(start).to_be_enabled(timeout=30_000)
     expect(dialog.get_by_text("nnUNetTrainer_2000epochs").first).to_be_visible()
     _settled(page)
@@ -134,7 +141,7 @@ def test_overview_run_extend_and_job(page: Page, served: tuple[str, FixtureTree]
     jobs = JobRegistry(tree.env["NNWATCH_JOBS_DB"]).list_jobs()
     assert len(jobs) == 1 and jobs[0].parent_run_id == tree.improving
     assert [e["job_id"] for e in tree.launches() if e["event"] == "launch"] == [jobs[0].job_id]
-    link = page.get_by_role("link", name=f"Open job {jobs[0].job_id} on the Jobs page")
+    link = _fresh(page.locator("body"), "link", f"Open job {jobs[0].job_id} on the Jobs page")
     expect(link).to_be_visible(timeout=30_000)
     link.click()
     expect(page.get_by_role("heading", name="Jobs")).to_be_visible(timeout=30_000)
