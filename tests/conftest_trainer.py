@@ -57,11 +57,18 @@ def make_fake_nnunet(base: Path, trainer: str = "nnUNetTrainer", parent_epochs: 
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
-    """Poll ``condition`` until it holds (no fixed sleeps); fail naming ``what`` after ``timeout`` s."""
+    """Poll ``condition`` until it holds (no fixed sleeps); fail naming ``what`` after ``timeout`` s.
+
+    A file the condition reads may not exist yet (slurmd creates a job's output file only once the job
+    step starts, a moment after squeue already says RUNNING): that counts as "not yet".
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():
-            return
+        try:
+            if condition():
+                return
+        except FileNotFoundError:
+            pass
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
