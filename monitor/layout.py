@@ -21,6 +21,7 @@ __all__ = [
     "discover_runs",
     "locate_run",
     "parse_run_path",
+    "split_schedule_suffix",
 ]
 
 FOLD_DIR_RE = re.compile(r"^fold_(\d+|all)$")
@@ -54,6 +55,16 @@ class RunLocation:
     def model_dir(self) -> Path:
         """The ``<Trainer>__<Plans>__<configuration>`` (v2) or ``<Trainer>__<Plans>`` (v1) folder."""
         return self.path.parent
+
+
+_SCHEDULE_SUFFIX_RE = re.compile(r"^(?P<base>.+)_(?P<epochs>\d+)epochs$")
+
+
+def split_schedule_suffix(trainer: str) -> tuple[str, int] | None:
+    """``nnUNetTrainer_2000epochs`` → (``nnUNetTrainer``, 2000): nnU-Net's (and nnwatch's) naming of a trainer
+    that only changes another trainer's schedule length; None for any other name."""
+    match = _SCHEDULE_SUFFIX_RE.match(trainer)
+    return (match.group("base"), int(match.group("epochs"))) if match else None
 
 
 def parse_run_path(path: Path, run_id: str) -> RunLocation | None:

@@ -145,6 +145,7 @@ class RunReader:
         self.checkpoint_mode = checkpoints
         self.checkpoint_settle_s = checkpoint_settle_s
         self._logs: dict[str, _LogCursor] = {}
+        self._ordered_logs: list[_LogCursor] = []  # by the start time in their names
         self._checkpoints: dict[str, _CheckpointEntry] = {}
         self._metadata: RunMetadata | None = None
         self._metadata_signature: tuple[Any, ...] = ()
@@ -296,7 +297,7 @@ class RunReader:
     # -- merged views ----------------------------------------------------------------------------
     def _merged_logs(self) -> Curves:
         if self._log_curves is None:
-            ordered = getattr(self, "_ordered_logs", [])
+            ordered = self._ordered_logs
             self._log_curves = merge_sessions([(c.path.name, c.rows) for c in ordered])
         return self._log_curves
 
@@ -397,7 +398,7 @@ class RunReader:
     def final_validation_dice(self) -> float | None:
         if self.metadata.final_validation_dice is not None:
             return self.metadata.final_validation_dice
-        for cursor in reversed(getattr(self, "_ordered_logs", [])):
+        for cursor in reversed(self._ordered_logs):
             if cursor.final_dice is not None:
                 return cursor.final_dice
         return None

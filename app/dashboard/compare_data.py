@@ -9,7 +9,6 @@ extended run has reached, its EMA pseudo Dice is above the parent's EMA at that 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,10 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from monitor.layout import split_schedule_suffix
+
 __all__ = ["Standing", "extension_pairs", "fold_band", "standing", "with_fraction"]
-
-_EPOCHS_SUFFIX = re.compile(r"^(?P<base>.+)_(?P<epochs>\d+)epochs$")
-
 
 def fold_band(frames: Mapping[str, pd.DataFrame], column: str = "ema_fg_dice", min_folds: int = 2) -> pd.DataFrame:
     """Per-epoch mean, standard deviation, min, max and count of ``column`` across folds.
@@ -70,10 +68,10 @@ def extension_pairs(table: pd.DataFrame, jobs: Iterable[Any] = ()) -> list[tuple
     keyed = {(r.dataset, r.plans, r.configuration, str(r.fold), r.trainer): r.run_id
              for r in table.itertuples() if r.nnunet_version == "v2"}
     for (dataset, plans, configuration, fold, trainer), run_id in keyed.items():
-        match = _EPOCHS_SUFFIX.match(trainer)
-        if not match:
+        schedule = split_schedule_suffix(trainer)
+        if schedule is None:
             continue
-        parent = keyed.get((dataset, plans, configuration, fold, match.group("base")))
+        parent = keyed.get((dataset, plans, configuration, fold, schedule[0]))
         if parent is not None:
             pairs.setdefault((parent, run_id), "trainer name")
     return [(parent, child, how) for (parent, child), how in sorted(pairs.items())]
