@@ -124,21 +124,24 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 # -- commands -----------------------------------------------------------------------------------
 def cmd_scan(args: argparse.Namespace) -> int:
-    from monitor import scan
-
     root = _require_root(args.root)
-    table = scan(root, workers=args.workers, verdicts=args.verdicts)
-    rows = records(table)
-    if args.format == "json":
-        print_json(rows)
-    elif args.format == "csv":
-        table = table.copy()
+    if args.format == "csv":
+        from monitor import scan
+
+        table = scan(root, workers=args.workers, verdicts=args.verdicts)
         for column in ("class_names", "problems"):
             table[column] = table[column].map(lambda v: "; ".join(map(str, v)) if isinstance(v, list) else v)
         table.to_csv(sys.stdout, index=False)
+        return EXIT_OK
+    # JSON and the table need no DataFrame: printing the rows spares a cold scan the pandas import.
+    from monitor.scan import scan_rows
+
+    rows, problems = scan_rows(root, workers=args.workers, verdicts=args.verdicts)
+    if args.format == "json":
+        print_json(rows)
     else:
         print(format_table(rows) if rows else f"no runs under {root}")
-        for problem in table.attrs.get("problems", []):
+        for problem in problems:
             print(f"warning: {problem}", file=sys.stderr)
     return EXIT_OK
 

@@ -18,13 +18,13 @@ __all__ = ["add_parsers"]
 
 
 def _option_fields() -> list[dataclasses.Field[Any]]:
-    from monitor.analyze import AnalyzerOptions
+    from monitor.analyze_options import AnalyzerOptions
 
     return [f for f in dataclasses.fields(AnalyzerOptions) if f.name != "correct_autocorrelation"]
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from monitor.analyze import AnalyzerOptions
+    from monitor.analyze_options import AnalyzerOptions
 
     values = {}
     for field in _option_fields():

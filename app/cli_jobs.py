@@ -1,6 +1,7 @@
 """``nnwatch extend``, ``nnwatch jobs`` and ``nnwatch cancel``: thin argparse over :mod:`trainer`.
 
 Exit codes follow app/cli.py: 0 success, 1 a failed pre-flight check or job, 2 bad usage/unknown job.
+:mod:`trainer` is imported by the commands, not here: every ``nnwatch`` start builds this parser.
 """
 
 from __future__ import annotations
@@ -9,18 +10,10 @@ import argparse
 import json
 import shlex
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trainer import (
-    BackendError,
-    JobNotFoundError,
-    JobRegistry,
-    PreflightError,
-    SlurmOptions,
-    current_user,
-    plan_extend,
-    submit,
-)
+if TYPE_CHECKING:
+    from trainer import JobRegistry
 
 __all__ = ["add_parsers"]
 
@@ -30,11 +23,15 @@ def _print_json(value: Any) -> None:
 
 
 def _registry(args: argparse.Namespace) -> JobRegistry:
+    from trainer import JobRegistry
+
     return JobRegistry(args.jobs_db)
 
 
 def cmd_extend(args: argparse.Namespace) -> int:
     """Plan (and unless ``--dry-run``, submit) a longer retraining of one run."""
+    from trainer import PreflightError, SlurmOptions, current_user, plan_extend, submit
+
     try:
         slurm = SlurmOptions.from_cli(args.slurm_partition, args.slurm_time, args.slurm_gres, args.slurm_account,
                                       args.slurm_extra)
@@ -93,6 +90,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     """Stop one job."""
+    from trainer import BackendError, JobNotFoundError, current_user
+
     try:
         job = _registry(args).cancel(args.job_id, current_user(), grace_s=args.grace)
     except JobNotFoundError:

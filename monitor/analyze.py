@@ -24,11 +24,11 @@ import math
 from dataclasses import dataclass, replace
 from enum import Enum
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
+from monitor.analyze_options import AnalyzerOptions
 from monitor.analyze_schedule import (
     ScheduleOption,
     anneal_start_epoch,
@@ -39,7 +39,11 @@ from monitor.analyze_schedule import (
 from monitor.analyze_stats import SenFit, saturation_timescale, theil_sen
 from monitor.analyze_text import Facts, explain, reason_for
 
-__all__ = ["Analysis", "AnalyzerOptions", "FitLine", "ScheduleOption", "Verdict", "analyze"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Analysis", "AnalyzerOptions", "FitLine", "ScheduleOption", "Verdict", "analyze", "analyze_series",
+           "mean_dice_series"]
 
 
 class Verdict(str, Enum):
@@ -52,51 +56,6 @@ class Verdict(str, Enum):
 
     def __str__(self) -> str:
         return self.value
-
-
-@dataclass(frozen=True)
-class AnalyzerOptions:
-    """Thresholds of the analyzer; defaults chosen with ``bench/analyzer_benchmark.py`` (docs/analyzer.md).
-
-    * ``window_epochs=300``: the trend is fitted over the last 300 epochs (half the run if shorter). On
-      the benchmark, whose labels describe the last 200 epochs, 300 was more accurate than 200 (the
-      slope's standard error falls as window^-1.5 while nnU-Net curves bend little over 300 late
-      epochs) and had fewer false "improving" calls than 250; 400 starts to blur the end.
-    * ``min_epochs=50``: below this nnU-Net is still in its initial rise and a 25-epoch window is noise.
-    * ``min_points=20`` and ``max_missing_fraction=0.5``: fewer valid epochs than this in the window and
-      gaps are rarely random (a logging bug, a crash), which no interval can account for.
-    * ``series="mean_fg_dice"``: the raw per-epoch pseudo Dice; the EMA is smoothed and lags (module doc).
-    * ``min_practical_gain=0.005``: Dice per 100 epochs. Half a Dice point per 100 epochs (0.015 over the
-      window) is about the smallest difference labs report between nnU-Net variants, and about what the
-      data resolve (benchmark interval half-width: median 0.0025, 95th percentile 0.009); a significant
-      but smaller slope is a plateau.
-    * ``confidence=0.95``: two-sided interval of the slope; "improving" needs its lower end above 0.
-    * ``anneal_lr_fraction=0.2``: annealing is where lr < 20 % of its initial value (last ~17 % of a
-      poly schedule), where nnU-Net curves typically make their final rise.
-    * ``poly_exponent=0.9``: nnU-Net's poly schedule exponent, used to infer a missing schedule length.
-    * ``schedule_options=(1500, 2000, 3000)``: from-scratch schedule lengths to cost and project.
-    * ``min_rerun_gain=0.01``: projected Dice gain (from the pre-annealing trend) that a re-run must
-      promise to count as worth it: a full Dice point, since the lower end of every projection is 0.
-    * ``max_extrapolation_ratio=1.5``: a schedule counts as supported only if its extra pre-annealing
-      epochs are at most 1.5× the stretch of this run the trend was measured on (epochs 15 %…annealing):
-      for a 1000-epoch run, 1500 and 2000 can qualify, 3000 cannot.
-    * ``correct_autocorrelation=True``: widen the interval for correlated epochs (Hamed–Rao, AR(1));
-      switching it off exists for the benchmark's ablation, not for use.
-    """
-
-    series: str = "mean_fg_dice"
-    window_epochs: int = 300
-    min_epochs: int = 50
-    min_points: int = 20
-    max_missing_fraction: float = 0.5
-    min_practical_gain: float = 0.005
-    confidence: float = 0.95
-    anneal_lr_fraction: float = 0.2
-    poly_exponent: float = 0.9
-    schedule_options: tuple[int, ...] = (1500, 2000, 3000)
-    min_rerun_gain: float = 0.01
-    max_extrapolation_ratio: float = 1.5
-    correct_autocorrelation: bool = True
 
 
 @dataclass(frozen=True)
@@ -192,16 +151,21 @@ def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
 def _series(frame: pd.DataFrame, name: str) -> np.ndarray:
     """The fitted series; ``mean_fg_dice`` is rebuilt from ``dice_k`` columns if a parser omitted it."""
     values = _column(frame, name)
-    if name != "mean_fg_dice" or np.isfinite(values).any():
+    if name != "mean_fg_dice":
         return values
     dice_cols = [c for c in frame.columns if str(c).startswith("dice_")]
-    if dice_cols:
-        per_class = frame[dice_cols].to_numpy(dtype=float, na_value=np.nan)
-        out = np.full(len(frame), np.nan)
-        has = np.isfinite(per_class).any(axis=1)
-        out[has] = np.nanmean(per_class[has], axis=1)
-        return out
-    return values
+    per_class = frame[dice_cols].to_numpy(dtype=float, na_value=np.nan) if dice_cols else None
+    return mean_dice_series(values, per_class)
+
+
+def mean_dice_series(mean: np.ndarray, per_class: np.ndarray | None) -> np.ndarray:
+    """The mean pseudo Dice, or, where no row has one, the nanmean of the per-class values."""
+    if np.isfinite(mean).any() or per_class is None or not per_class.shape[1]:
+        return mean
+    out = np.full(len(mean), np.nan)
+    has = np.isfinite(per_class).any(axis=1)
+    out[has] = np.nanmean(per_class[has], axis=1)
+    return out
 
 
 def _classify(fit: SenFit, threshold_per_epoch: float) -> Verdict:
@@ -235,19 +199,52 @@ def analyze(
 ) -> Analysis:
     """Verdict, interval, lr-aware projection and cost for one run's per-epoch frame (see module doc)."""
     opts = options or AnalyzerOptions()
+    has_rows = "epoch" in frame.columns and len(frame) > 0
+    if not has_rows:
+        empty = np.zeros(0)
+        return analyze_series(np.zeros(0, np.int64), empty, empty, empty, None, planned_epochs=planned_epochs,
+                              finished=finished, running=running, options=opts)
+    ends = None
+    if "epoch_end" in frame.columns:
+        import pandas as pd
+
+        stamps = pd.to_datetime(frame["epoch_end"], errors="coerce", utc=True)
+        ends = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[us]")
+    return analyze_series(frame["epoch"].to_numpy(dtype=np.int64), _series(frame, opts.series),
+                          _column(frame, "lr"), _column(frame, "epoch_time_s"), ends,
+                          planned_epochs=planned_epochs, finished=finished, running=running, options=opts)
+
+
+def analyze_series(
+    epochs: np.ndarray,
+    values: np.ndarray,
+    lr: np.ndarray,
+    epoch_time_s: np.ndarray,
+    epoch_end: np.ndarray | None,
+    *,
+    planned_epochs: int | None,
+    finished: bool,
+    running: bool = False,
+    options: AnalyzerOptions | None = None,
+) -> Analysis:
+    """:func:`analyze` on bare columns: the fitted series (``options.series``), learning rate, epoch times
+    and epoch end stamps (``datetime64``, or None), one entry per epoch.
+
+    What a scan calls for every run: it has the merged curves as arrays and builds no DataFrame.
+    """
+    opts = options or AnalyzerOptions()
     z = NormalDist().inv_cdf(0.5 + opts.confidence / 2.0)
     tau = opts.min_practical_gain / 100.0  # per epoch
 
-    has_rows = "epoch" in frame.columns and len(frame) > 0
-    ep = frame["epoch"].to_numpy(dtype=np.int64) if has_rows else np.zeros(0, np.int64)
-    y = _series(frame, opts.series) if ep.size else np.zeros(0)
-    lr = _column(frame, "lr") if ep.size else np.zeros(0)
-    times = _column(frame, "epoch_time_s") if ep.size else np.zeros(0)
+    ep, y, times = np.asarray(epochs, dtype=np.int64), np.asarray(values, dtype=float), np.asarray(epoch_time_s, float)
+    lr = np.asarray(lr, dtype=float)
+    ends = None if epoch_end is None or len(epoch_end) != ep.size else np.asarray(epoch_end)
     if ep.size and np.any(np.diff(ep) <= 0):  # restarts inside a log: keep the last value per epoch
         order = np.argsort(ep, kind="stable")
         last_of_each = np.r_[ep[order][1:] != ep[order][:-1], True]
         keep = order[last_of_each]
         ep, y, lr, times = ep[keep], y[keep], lr[keep], times[keep]
+        ends = None if ends is None else ends[keep]
     n_done = int(ep[-1]) + 1 if ep.size else 0
 
     lr0, lr_planned = poly_schedule(ep, lr, opts.poly_exponent) if ep.size else (None, None)
@@ -255,7 +252,6 @@ def analyze(
     status = "finished" if finished else ("running" if running else "stopped")
     schedule_done = finished or (status == "stopped" and planned is not None and n_done >= planned)
 
-    ends = frame["epoch_end"] if "epoch_end" in frame.columns and len(frame) == ep.size else None
     sec = median_epoch_seconds(times, ends)
     hours = {m: (None if sec is None else sec * m / 3600.0) for m in opts.schedule_options}
     hours_2000 = None if sec is None else sec * 2000 / 3600.0

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 __all__ = [
     "ScheduleOption",
@@ -114,8 +113,9 @@ def _formula_start(planned: int, fraction: float, exponent: float) -> int:
     return int(math.ceil(planned * (1.0 - float(fraction) ** (1.0 / exponent))))
 
 
-def median_epoch_seconds(times: np.ndarray, ends: pd.Series | None) -> float | None:
-    """Median wall time of one epoch: the logged epoch times, else the spacing of epoch end stamps.
+def median_epoch_seconds(times: np.ndarray, ends: np.ndarray | None) -> float | None:
+    """Median wall time of one epoch: the logged epoch times, else the spacing of epoch end stamps
+    (``datetime64``, NaT where unknown).
 
     The median ignores the slow first epoch (compilation, dataset unpacking) and a stray long epoch when
     the node was shared, so it predicts what a fresh run on the same hardware costs per epoch.
@@ -124,9 +124,11 @@ def median_epoch_seconds(times: np.ndarray, ends: pd.Series | None) -> float | N
     if finite.size:
         return float(np.median(finite))
     if ends is not None and len(ends) >= 3:
-        stamps = pd.to_datetime(ends, errors="coerce")
-        deltas = stamps.diff().dt.total_seconds().to_numpy(dtype=float)
-        deltas = deltas[np.isfinite(deltas) & (deltas > 0)]
+        stamps = ends.astype("datetime64[us]")
+        known = ~np.isnat(stamps)
+        deltas = np.diff(stamps.astype(np.int64)).astype(float) / 1e6
+        deltas = deltas[known[1:] & known[:-1]]
+        deltas = deltas[deltas > 0]
         if deltas.size:
             return float(np.median(deltas))
     return None

@@ -17,10 +17,10 @@ v1 (``nnUNetTrainerV2``) prints ``epoch:  12`` on a line of its own, then ``trai
 epoch (it also prints ``lr:`` once at start-up, before the first epoch of a session) — and
 ``This epoch took x s``, which completes the epoch.
 
-Speed matters (a lab's tree holds hundreds of 1000-epoch logs), so one compiled regex with a literal
-prefix (``": "``) pulls out only the interesting lines with ``findall`` in C, and Python touches each
-of those once. The parser resumes from a byte offset: it consumes only whole lines, and an epoch whose
-end-of-epoch lines are not written yet is left unconsumed, to be read again on the next call.
+Speed matters (a lab's tree holds hundreds of 1000-epoch logs): v2 text is taken apart with numpy over
+the bytes (:mod:`monitor.logparse_v2`); v1 logs are rarer and go through one regex. The parser resumes
+from a byte offset: it consumes only whole lines, and an epoch whose end-of-epoch lines are not written
+yet is left unconsumed, to be read again on the next call.
 """
 
 from __future__ import annotations
@@ -31,19 +31,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from monitor.logparse_v2 import extract_v2_blocks
+
 __all__ = ["EpochRows", "LogParser", "ParseResult"]
 
-# One capture group, not two: findall then returns bytes, not tuples, which halves its cost.
-_V2_EVENTS = re.compile(
-    rb": ((?:Epoch time: |Epoch |Current learning rate: |train_loss |val_loss |Pseudo dice \[)"
-    rb"[^\s\],]*(?:, ?[^\s\],]*)*)"
-)
-# Event kinds, told apart by the first byte (and the 7th, for "Epoch " vs "Epoch time: "), with the
-# length of the key to cut off before the value.
-_V2_START, _V2_LR, _V2_TRAIN, _V2_VAL, _V2_DICE, _V2_TIME = range(6)
-_V2_PREFIX = {_V2_START: 6, _V2_LR: 23, _V2_TRAIN: 11, _V2_VAL: 9, _V2_DICE: 13, _V2_TIME: 12}
-_V2_EPOCH_TIME = re.compile(rb": Epoch time: ")
-_V2_FINAL_DICE = re.compile(rb": Mean Validation Dice: +(\S+)")
+_V2_FINAL_DICE = b": Mean Validation Dice: "
 _V1_EVENTS = re.compile(
     rb"(?:\n(epoch:) +(\d+)|: (train loss : |validation loss: |Average global foreground Dice: \[|lr: "
     rb"|This epoch took |finished prediction|Starting\.\.\.)([^\n]*))"
@@ -51,8 +43,6 @@ _V1_EVENTS = re.compile(
 _V1_EPOCH_TOOK = re.compile(rb": This epoch took ")
 _NUMPY_SCALAR = re.compile(rb"np\.float(?:16|32|64)\(|\)")
 _TIMESTAMP_RE = re.compile(rb"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)\s*$")
-_TS_WIDTH = 26  # "YYYY-MM-DD HH:MM:SS.ffffff", what datetime's str() prints unless microseconds are 0
-_NAT = np.datetime64("NaT", "us")
 
 
 @dataclass
@@ -114,16 +104,6 @@ def _to_float(raw: bytes) -> float:
         return math.nan
 
 
-def _floats(values: np.ndarray) -> np.ndarray:
-    """Vectorised bytes → float64; falls back per item (garbled → NaN) only when needed."""
-    if not len(values):
-        return np.empty(0)
-    try:
-        return values.astype(np.float64)
-    except ValueError:
-        return np.array([_to_float(v) for v in values.tolist()], dtype=np.float64)
-
-
 def _parse_list(raw: bytes) -> list[float] | None:
     """``0.81, nan`` or ``np.float32(0.81), np.float32(nan)`` → floats; None when garbled."""
     body = raw.split(b"]", 1)[0]
@@ -135,63 +115,10 @@ def _parse_list(raw: bytes) -> list[float] | None:
         return None
 
 
-def _dice_matrix(values: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """Pseudo-Dice lists → (n × K) matrix and a mask of rows that parsed; vectorised when K is uniform."""
-    n = len(values)
-    if n == 0:
-        return np.empty((0, 0)), np.empty(0, bool)
-    joined = b"|".join(values)
-    if b"np." in joined:
-        joined = joined.replace(b"np.float32(", b"").replace(b"np.float64(", b"").replace(b")", b"")
-        if b"np." in joined:
-            joined = _NUMPY_SCALAR.sub(b"", joined)
-    width = values[0].count(b",") + 1
-    if joined.count(b",") == n * (width - 1) and b"||" not in joined and joined:
-        try:
-            flat = np.array(joined.replace(b"|", b",").split(b",")).astype(np.float64)
-            return flat.reshape(n, width), np.ones(n, bool)
-        except ValueError:
-            pass
-    rows = [_parse_list(v) for v in (joined.split(b"|"))]
-    ok = np.array([r is not None for r in rows])
-    width = max((len(r) for r in rows if r is not None), default=0)
-    matrix = np.full((n, width), np.nan)
-    for i, r in enumerate(rows):
-        if r:
-            matrix[i, : len(r)] = r
-    return matrix, ok
-
-
 def _line_timestamp(buf: bytes, match_start: int) -> str:
     line_start = buf.rfind(b"\n", 0, match_start) + 1
     found = _TIMESTAMP_RE.search(buf, line_start, match_start)
     return found.group(1).decode("ascii") if found else ""
-
-
-def _timestamps_before(buf: bytes, positions: np.ndarray) -> np.ndarray:
-    """The timestamp prefix of the lines at ``positions`` (each the offset of ": ..."), vectorised.
-
-    nnU-Net prints ``str(datetime)``: 26 characters, so the common case is a fixed-width slice that
-    numpy parses in one call; lines that do not fit (microseconds of 0, odd prefixes) fall back.
-    """
-    out = np.full(positions.shape[0], _NAT)
-    if positions.size == 0:
-        return out
-    raw = np.frombuffer(buf, dtype=np.uint8)
-    fits = positions >= _TS_WIDTH
-    fits &= (positions == _TS_WIDTH) | (raw[np.maximum(positions - _TS_WIDTH - 1, 0)] == 10)
-    good = positions[fits]
-    if good.size:
-        window = raw[good[:, None] - _TS_WIDTH + np.arange(_TS_WIDTH)]
-        texts = window.view(f"S{_TS_WIDTH}").ravel()
-        try:
-            out[fits] = texts.astype("datetime64[us]")
-        except ValueError:
-            fits[:] = False
-    for i in np.flatnonzero(~fits):
-        text = _line_timestamp(buf, int(positions[i]))
-        out[i] = np.datetime64(text, "us") if text else _NAT
-    return out
 
 
 class LogParser:
@@ -247,87 +174,34 @@ class LogParser:
         return sessions.astype(np.int64)
 
     def _feed_v2(self, buf: bytes, end: int, eof_is_final: bool) -> ParseResult:
-        """Vectorised: events → per-epoch blocks with numpy, no Python work per line."""
+        """Vectorised (:mod:`monitor.logparse_v2`); here only which epochs are complete, and hold-back."""
         result = ParseResult(EpochRows(), end)
         if b": Training done." in buf:
             result.training_done = self.training_done = True
-        final = _V2_FINAL_DICE.search(buf)
-        if final:
-            result.final_validation_dice = _to_float(final.group(1))
-        events = _V2_EVENTS.findall(buf)
-        if not events:
-            return result
-        items = np.array(events)
-        raw = items.view(np.uint8).reshape(len(events), -1)
-        first, seventh = raw[:, 0], raw[:, 6] if raw.shape[1] > 6 else np.zeros(len(events), np.uint8)
-        codes = np.full(len(events), -1, np.int8)
-        codes[first == ord("C")] = _V2_LR
-        codes[first == ord("t")] = _V2_TRAIN
-        codes[first == ord("v")] = _V2_VAL
-        codes[first == ord("P")] = _V2_DICE
-        codes[(first == ord("E")) & (seventh == ord("t"))] = _V2_TIME
-        codes[(first == ord("E")) & (seventh != ord("t"))] = _V2_START
-        is_start = codes == _V2_START
-        block = np.cumsum(is_start) - 1  # -1: events before the first "Epoch N" line of this chunk
-        n_blocks = int(is_start.sum())
-
-        def per_block(code: int) -> tuple[np.ndarray, np.ndarray]:
-            index = np.flatnonzero((codes == code) & (block >= 0))
-            return block[index], index
-
-        def values_of(index: np.ndarray, code: int) -> np.ndarray:
-            cut = np.ascontiguousarray(raw[index, _V2_PREFIX[code]:])
-            return cut.view(f"S{cut.shape[1]}").ravel() if cut.shape[1] else np.zeros(len(index), "S1")
-
-        start_blocks, start_index = per_block(_V2_START)
-        epochs = np.full(n_blocks, -1, np.int64)
-        parsed = _floats(values_of(start_index, _V2_START))
-        epochs[start_blocks] = np.where(np.isfinite(parsed), parsed, -1).astype(np.int64)
-        columns = {}
-        for code, name in ((_V2_LR, "lr"), (_V2_TRAIN, "train_loss"), (_V2_VAL, "val_loss"),
-                           (_V2_TIME, "epoch_time_s")):
-            blocks, index = per_block(code)
-            column = np.full(n_blocks, np.nan)
-            column[blocks] = _floats(values_of(index, code))
-            columns[name] = column
-        dice_blocks, dice_index = per_block(_V2_DICE)
-        dice_values, dice_ok = _dice_matrix(values_of(dice_index, _V2_DICE).tolist())
-        dice = np.full((n_blocks, dice_values.shape[1]), np.nan)
-        has_dice = np.zeros(n_blocks, bool)
-        dice[dice_blocks[dice_ok]] = dice_values[dice_ok]
-        has_dice[dice_blocks[dice_ok]] = True
-        if (~dice_ok).any():
-            result.problems.append(f"{int((~dice_ok).sum())} garbled 'Pseudo dice' line(s) skipped")
-        time_blocks, _ = per_block(_V2_TIME)
-        has_end = np.zeros(n_blocks, bool)
-        has_end[time_blocks] = True
-        complete = has_end & has_dice & (epochs >= 0)
-        ends = np.full(n_blocks, _NAT)
-        if time_blocks.size:
-            positions = np.fromiter((m.start() for m in _V2_EPOCH_TIME.finditer(buf)), dtype=np.int64)
-            time_codes = np.flatnonzero(codes == _V2_TIME)
-            if positions.size == time_codes.size:  # same literal, so one position per event
-                mask = block[time_codes] >= 0
-                ends[block[time_codes[mask]]] = _timestamps_before(buf, positions[mask])
+        final = buf.rfind(_V2_FINAL_DICE)  # printed once, after training; a plain search is ~5× a regex's speed
+        if final >= 0:
+            value = buf[final + len(_V2_FINAL_DICE):buf.find(b"\n", final)].split()
+            result.final_validation_dice = _to_float(value[0]) if value else math.nan
+        blocks = extract_v2_blocks(buf)
+        if blocks.garbled_dice:
+            result.problems.append(f"{blocks.garbled_dice} garbled 'Pseudo dice' line(s) skipped")
+        complete = blocks.has_end & blocks.has_dice & (blocks.epoch >= 0)
         keep = np.flatnonzero(complete)
-        epoch_numbers = epochs[keep]
+        epoch_numbers = blocks.epoch[keep]
         result.rows = EpochRows(
             epoch=epoch_numbers,
             session=self._sessions(epoch_numbers),
-            lr=columns["lr"][keep],
-            train_loss=columns["train_loss"][keep],
-            val_loss=columns["val_loss"][keep],
-            dice=dice[keep],
-            epoch_time_s=columns["epoch_time_s"][keep],
-            epoch_end=ends[keep],
+            lr=blocks.lr[keep],
+            train_loss=blocks.train_loss[keep],
+            val_loss=blocks.val_loss[keep],
+            dice=blocks.dice[keep],
+            epoch_time_s=blocks.epoch_time_s[keep],
+            epoch_end=blocks.epoch_end[keep],
         )
-        last_started = n_blocks - 1
-        if n_blocks and not complete[last_started] and not has_end[last_started] and not eof_is_final \
-                and not result.training_done:
+        last = blocks.epoch.size - 1
+        if last >= 0 and not blocks.has_end[last] and not eof_is_final and not result.training_done:
             # The last epoch has started but not ended: leave its lines for the next read.
-            marker = buf.rfind(b": Epoch %d " % epochs[last_started])
-            if marker >= 0:
-                result.consumed = buf.rfind(b"\n", 0, marker) + 1
+            result.consumed = int(blocks.line_start[last])
         return result
 
     def _feed_v1(self, buf: bytes, end: int, eof_is_final: bool) -> ParseResult:

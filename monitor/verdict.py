@@ -7,13 +7,20 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from monitor.merge import Curves
 from monitor.run import RunReader, load_run
 from monitor.status import RunStatus
 
 if TYPE_CHECKING:
     from monitor.analyze import Analysis, AnalyzerOptions
+
+_DICE_COLUMN = re.compile(r"dice_(\d+)")
+_CURVE_COLUMNS = ("ema_fg_dice", "lr", "train_loss", "val_loss", "epoch_time_s")
 
 __all__ = ["analyze_run"]
 
@@ -24,10 +31,29 @@ def analyze_run(run: RunReader | str | os.PathLike[str], options: AnalyzerOption
 
     ``status`` may be passed by a caller that knows better than the files (the watcher, a job registry).
     """
-    from monitor.analyze import analyze
+    from monitor.analyze import AnalyzerOptions, analyze, analyze_series
 
+    opts = options or AnalyzerOptions()
     reader = run if isinstance(run, RunReader) else load_run(run)
     state = status or reader.status()
-    return analyze(reader.frame(), planned_epochs=reader.planned_epochs()[0],
-                   finished=state == RunStatus.FINISHED,
-                   running=state in (RunStatus.RUNNING, RunStatus.STALLED), options=options)
+    context = {"planned_epochs": reader.planned_epochs()[0], "finished": state == RunStatus.FINISHED,
+               "running": state in (RunStatus.RUNNING, RunStatus.STALLED), "options": opts}
+    curves = reader.curves()
+    values = _curve_series(curves, opts.series)
+    if values is None:  # a column only the DataFrame has
+        return analyze(reader.frame(), **context)
+    return analyze_series(curves.epoch, values, curves.lr, curves.epoch_time_s, curves.epoch_end, **context)
+
+
+def _curve_series(curves: Curves, name: str) -> np.ndarray | None:
+    """The column ``name`` of the per-epoch frame, read straight off the merged curves (no DataFrame)."""
+    from monitor.analyze import mean_dice_series
+
+    if name == "mean_fg_dice":
+        return mean_dice_series(curves.mean_fg_dice, curves.dice)
+    if name in _CURVE_COLUMNS:
+        return np.asarray(getattr(curves, name), dtype=float)
+    match = _DICE_COLUMN.fullmatch(name)
+    if match and 1 <= int(match.group(1)) <= curves.dice.shape[1]:
+        return curves.dice[:, int(match.group(1)) - 1]
+    return None

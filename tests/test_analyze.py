@@ -244,3 +244,19 @@ def test_options_change_the_thresholds_a_user_sees() -> None:
     lenient = finished(frame, options=AnalyzerOptions(min_practical_gain=0.002, window_epochs=200))
     assert lenient.verdict is Verdict.IMPROVING
     assert lenient.min_practical_gain == 0.002 and lenient.window == (800, 999)
+
+
+def test_order_statistics_are_exactly_those_of_a_full_partition() -> None:
+    from monitor.analyze_stats import order_statistics
+
+    rng = np.random.default_rng(3)
+    for trial in range(300):
+        n = int(rng.integers(5, 60000))
+        values = rng.normal(size=n).astype(np.float32)
+        if trial % 3 == 1:
+            values = np.round(values, 1)  # heavy ties, as 4-decimal Dice gives
+        elif trial % 3 == 2:
+            values = np.sort(values)  # a sample drawn from a sorted array is not random
+        ranks = sorted({int(r) for r in rng.integers(0, n, 4)})
+        expected = np.partition(values, ranks)
+        assert order_statistics(values, ranks) == {r: float(expected[r]) for r in ranks}

@@ -1,0 +1,98 @@
+"""The vectorised v2 parser against the plain line-by-line reading in reference_v2log.py, on logs mangled
+the ways real ones are: killed writers, garbage, other timestamp and list formats, CRLF, odd spacing."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from logwriters import v2_log
+from reference_v2log import read_epochs
+
+from monitor.logparse import LogParser
+
+_GARBAGE = [b"\x00\x01\xff\xfe", b"Epoch", b": Epoch x", b": Pseudo dice [", b"]]]", b",,,", b"nan", b"1e-05",
+            b": train_loss 1e400", b"np.float32(", b")", b" \r", b": Epoch time: ", b"-", b"+0.5", b".5", b"5."]
+
+
+def _mangle(line: bytes, rng: random.Random) -> list[bytes]:
+    """One line → zero, one or two lines, changed the way a real log can be."""
+    choice = rng.randrange(16)
+    if choice == 0:
+        return []  # lost
+    if choice == 1:
+        return [line, line]  # repeated
+    if choice == 2:
+        return [line[: rng.randrange(len(line) + 1)]]  # cut short
+    if choice == 3:
+        at = rng.randrange(len(line) + 1)
+        return [line[:at] + rng.choice(_GARBAGE) + line[at:]]
+    if choice == 4:
+        return [line + b"\r"]  # written on Windows
+    if choice == 5 and line[19:26].startswith(b"."):
+        return [line[:19] + line[26:]]  # a timestamp whose microseconds were 0
+    if choice == 6:
+        return [line.replace(b", ", rng.choice([b",", b" , ", b",  "]))]
+    if choice == 7:
+        digits = [i for i, c in enumerate(line) if 48 <= c <= 57]
+        if digits:
+            i = rng.choice(digits)
+            return [line[:i] + bytes([rng.choice(b"0123456789aZ.-")]) + line[i + 1:]]
+    if choice == 8:
+        return [line.replace(b"]", b", nan]") if rng.random() < 0.5 else line.replace(b"[", b"[np.float64(0.25), ")]
+    if choice == 9:
+        return [line + b" " * rng.randrange(1, 40) + b"0.123456789012345678901234567890123"]
+    return [line]
+
+
+def _mangled_log(seed: int) -> bytes:
+    rng = random.Random(seed)
+    text = v2_log(range(rng.randrange(1, 25)), n_classes=rng.randrange(1, 5), numpy_repr=rng.random() < 0.5,
+                  done=rng.random() < 0.3).encode()
+    lines = []
+    for line in text.split(b"\n")[:-1]:
+        lines.extend(_mangle(line, rng) if rng.random() < 0.25 else [line])
+    return b"\n".join(lines) + b"\n"
+
+
+def _assert_same(buf: bytes) -> None:
+    expected, garbled = read_epochs(buf)
+    result = LogParser().feed(buf, eof_is_final=True)
+    complete = [e for e in expected if e.ended and e.dice is not None and e.number >= 0]
+    rows = result.rows
+    assert rows.epoch.tolist() == [e.number for e in complete]
+    for name in ("lr", "train_loss", "val_loss"):
+        np.testing.assert_array_equal(getattr(rows, name), [e.values.get(name, np.nan) for e in complete])
+    np.testing.assert_array_equal(rows.epoch_time_s, [e.values["time"] for e in complete])
+    np.testing.assert_array_equal(rows.epoch_end, np.array([e.end for e in complete], "datetime64[us]"))
+    width = max((len(e.dice) for e in expected if e.dice is not None), default=0)
+    dice = np.full((len(complete), width), np.nan)
+    for i, e in enumerate(complete):
+        dice[i, : len(e.dice)] = e.dice
+    np.testing.assert_array_equal(rows.dice, dice)
+    problems = [p for p in result.problems if "garbled" in p]
+    assert problems == ([f"{garbled} garbled 'Pseudo dice' line(s) skipped"] if garbled else [])
+
+
+@pytest.mark.parametrize("seed", range(400))
+def test_mangled_logs_read_like_the_line_by_line_reference(seed: int) -> None:
+    _assert_same(_mangled_log(seed))
+
+
+def test_many_lines_without_microseconds_take_the_searching_path() -> None:
+    text = v2_log(range(80), n_classes=3).encode()
+    # Over 256 lines whose message is not at byte 28: the vectorised ": " search, not the per-line one.
+    stripped = b"\n".join(line[:19] + line[26:] if line[19:20] == b"." else line for line in text.split(b"\n"))
+    assert stripped.count(b"\n") > 256
+    _assert_same(stripped)
+    assert LogParser().feed(stripped).rows.epoch.tolist() == list(range(80))
+
+
+def test_a_key_in_the_last_bytes_of_the_text_is_still_matched() -> None:
+    text = v2_log(range(2)).encode() + b"2024-05-02 10:00:00.250000: Epoch 2\n"
+    epochs, _ = read_epochs(text)
+    assert [e.number for e in epochs] == [0, 1, 2]
+    result = LogParser().feed(text)
+    assert result.rows.epoch.tolist() == [0, 1]
+    assert result.consumed == text.rindex(b"2024-05-02")  # epoch 2 started, held back until it ends
