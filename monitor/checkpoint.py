@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import gc
 import itertools
 import math
@@ -40,16 +41,18 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from monitor.checkpoint_archive import _load_checkpoint_object
 from monitor.checkpoint_errors import CheckpointError
 from monitor.checkpoint_scalars import _inline_float_scalars  # looked up here per read: tests switch it off
 from monitor.checkpoint_standins import _clip, _plain, _StandIn
 from monitor.checkpoint_unpickler import _unpickle, _unpickle_buffer  # noqa: F401 - tests reach _unpickle_buffer here
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["CheckpointCurves", "CheckpointError", "read_checkpoint_curves"]
 
@@ -81,15 +84,17 @@ _V1_INIT_ARG_NAMES = (
 )
 
 
-@dataclass(frozen=True, eq=False)  # eq=False: a DataFrame field has no usable == / hash
+@dataclass(frozen=True, eq=False)  # eq=False: array fields have no usable == / hash
 class CheckpointCurves:
     """The per-epoch curves of one checkpoint, plus what identifies the training run.
 
-    ``frame`` has one row per completed epoch covered by *all* the curves used, with the columns
-    ``epoch, lr, train_loss, val_loss, mean_fg_dice, ema_fg_dice, dice_1..dice_K, epoch_time_s, epoch_end``
-    (v1 checkpoints have no ``dice_k`` columns and NaN ``lr``/``ema_fg_dice``/``epoch_time_s``, NaT
-    ``epoch_end``: nnU-Net v1 never stored them).  Anything that had to be dropped or could not be converted
-    is described in ``problems`` so nothing is lost silently.
+    ``columns`` holds one numpy array per column, one entry per completed epoch covered by *all* the curves
+    used: ``epoch, lr, train_loss, val_loss, mean_fg_dice, ema_fg_dice, epoch_time_s`` (float64), ``dice``
+    (epochs × classes; absent for v1) and ``epoch_end`` (``datetime64[ns]``, UTC, NaT where unknown).
+    v1 checkpoints have NaN ``lr``/``ema_fg_dice``/``epoch_time_s`` and NaT ``epoch_end``: nnU-Net v1 never
+    stored them. ``frame`` is the same as a DataFrame (``dice_1..dice_K`` columns, tz-aware ``epoch_end``),
+    built on first use: a poll of a running training needs only the arrays. Anything that had to be
+    dropped or could not be converted is described in ``problems`` so nothing is lost silently.
     """
 
     path: Path
@@ -97,9 +102,26 @@ class CheckpointCurves:
     epochs: int
     current_epoch: int | None
     trainer_name: str | None
-    frame: pd.DataFrame
+    columns: dict[str, np.ndarray]
     init_args: dict[str, Any]
     problems: list[str] = field(default_factory=list)
+
+    @functools.cached_property
+    def frame(self) -> pd.DataFrame:
+        """The curves as a DataFrame (schema above)."""
+        import pandas as pd
+
+        data: dict[str, Any] = {name: self.columns[name] for name in _FRAME_LEADING}
+        dice = self.columns.get("dice")
+        if dice is not None:
+            for k in range(dice.shape[1]):
+                data[f"dice_{k + 1}"] = dice[:, k]
+        data["epoch_time_s"] = self.columns["epoch_time_s"]
+        data["epoch_end"] = pd.DatetimeIndex(self.columns["epoch_end"]).tz_localize("UTC")
+        return pd.DataFrame(data, copy=False)
+
+
+_FRAME_LEADING = ("epoch", "lr", "train_loss", "val_loss", "mean_fg_dice", "ema_fg_dice")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -199,8 +221,9 @@ def _dice_matrix(entries: Sequence[Any], problems: list[str]) -> np.ndarray:
 _MAX_TIMESTAMP_S = 7.3e9
 
 
-def _utc_times(seconds: np.ndarray, problems: list[str]) -> pd.DatetimeIndex:
-    """``pd.to_datetime(seconds, unit="s", utc=True)``, same nanoseconds, ~5x faster (it is per poll)."""
+def _utc_times(seconds: np.ndarray, problems: list[str]) -> np.ndarray:
+    """``time.time()`` seconds → ``datetime64[ns]`` (UTC), the same nanoseconds as ``pd.to_datetime(seconds,
+    unit="s")`` at ~5x its speed (it is per poll); NaT where a value cannot be a timestamp."""
     valid = np.isfinite(seconds) & (seconds >= 0) & (seconds <= _MAX_TIMESTAMP_S)
     if int(valid.sum()) != int(np.isfinite(seconds).sum()):
         problems.append("epoch_end_timestamps: values outside 1970..2200 shown as NaT")
@@ -208,7 +231,7 @@ def _utc_times(seconds: np.ndarray, problems: list[str]) -> pd.DatetimeIndex:
     whole = np.trunc(v)
     ns = whole.astype(np.int64) * 1_000_000_000 + (np.round(v - whole, 9) * 1e9).astype(np.int64)
     ns[~valid] = np.iinfo(np.int64).min  # NaT
-    return pd.DatetimeIndex(ns.view("M8[ns]")).tz_localize("UTC")
+    return ns.view("M8[ns]")
 
 
 def _as_int(value: Any) -> int | None:
@@ -232,7 +255,7 @@ def _truncate(curves: dict[str, Sequence[Any]], problems: list[str], what: str) 
     return n
 
 
-def _build_frame(
+def _build_columns(
     n: int,
     problems: list[str],
     *,
@@ -244,25 +267,24 @@ def _build_frame(
     dice: np.ndarray | None,
     start: np.ndarray | None,
     end: np.ndarray | None,
-) -> pd.DataFrame:
+) -> dict[str, np.ndarray]:
     def col(values: np.ndarray | None) -> np.ndarray:
         return np.full(n, np.nan) if values is None else values[:n]
 
-    columns: dict[str, Any] = {
+    end_s = col(end)
+    columns = {
         "epoch": np.arange(n, dtype=np.int64),
         "lr": col(lr),
         "train_loss": col(train_loss),
         "val_loss": col(val_loss),
         "mean_fg_dice": col(mean_fg_dice),
         "ema_fg_dice": col(ema_fg_dice),
+        "epoch_time_s": end_s - col(start),
+        "epoch_end": _utc_times(end_s, problems),
     }
     if dice is not None:
-        for k in range(dice.shape[1]):
-            columns[f"dice_{k + 1}"] = dice[:n, k]
-    end_s = col(end)
-    columns["epoch_time_s"] = end_s - col(start)
-    columns["epoch_end"] = _utc_times(end_s, problems)
-    return pd.DataFrame(columns, copy=False)
+        columns["dice"] = dice[:n]
+    return columns
 
 
 def _curves_v2(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
@@ -290,7 +312,7 @@ def _curves_v2(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
 
     dice = _dice_matrix(curves["dice_per_class_or_region"][:n], problems) \
         if "dice_per_class_or_region" in curves else None
-    frame = _build_frame(
+    columns = _build_columns(
         n,
         problems,
         lr=floats("lrs"),
@@ -313,7 +335,7 @@ def _curves_v2(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
         epochs=n,
         current_epoch=current_epoch,
         trainer_name=trainer_name if isinstance(trainer_name, str) else None,
-        frame=frame,
+        columns=columns,
         init_args=_plain(init_args) if isinstance(init_args, Mapping) else {},
         problems=problems,
     )
@@ -369,7 +391,7 @@ def _curves_v1(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
     else:
         problems.append("all_val_eval_metrics is empty (trainer logged no Dice estimate); mean_fg_dice is NaN")
     n = _truncate(curves, problems, "plot_stuff curves")
-    frame = _build_frame(
+    columns = _build_columns(
         n,
         problems,
         lr=None,
@@ -392,7 +414,7 @@ def _curves_v1(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
         epochs=n,
         current_epoch=current_epoch,
         trainer_name=trainer_name,
-        frame=frame,
+        columns=columns,
         init_args=init_args,
         problems=problems,
     )

@@ -34,6 +34,8 @@ from monitor.status import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from monitor.checkpoint import CheckpointCurves
+
 __all__ = ["CURVE_COLUMNS", "SUMMARY_COLUMNS", "RunReader", "curves_frame", "load_run"]
 
 _LOG_NAME = re.compile(r"^training_log_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)\.txt$")
@@ -260,7 +262,6 @@ class RunReader:
         changed = False
         present = [n for n in CHECKPOINT_NAMES if n in self._files]
         if present:
-            # Imported only when a checkpoint exists: it brings pandas, which a log-only scan never needs.
             from monitor.checkpoint import CheckpointError, read_checkpoint_curves
         for gone in set(self._checkpoints) - set(present):
             del self._checkpoints[gone]
@@ -277,7 +278,7 @@ class RunReader:
                 continue
             try:
                 read = read_checkpoint_curves(path)
-                curves = _checkpoint_to_curves(read.frame, name)
+                curves = _checkpoint_to_curves(read, name)
                 problem = "; ".join(f"{name}: {p}" for p in getattr(read, "problems", [])) or None
             except CheckpointError as exc:
                 if "still being written" in str(exc) and time.time() - info.st_mtime < self.checkpoint_settle_s:
@@ -476,31 +477,19 @@ def curves_frame(curves: Curves) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
-def _checkpoint_to_curves(frame: pd.DataFrame, name: str) -> Curves:
-    dice_columns = sorted((c for c in frame.columns if c.startswith("dice_")), key=lambda c: int(c[5:]))
-    n = len(frame)
-
-    def column(key: str) -> np.ndarray:
-        if key in frame.columns:
-            return frame[key].to_numpy(dtype=np.float64, na_value=np.nan)
-        return np.full(n, np.nan)
-
-    ends = frame["epoch_end"] if "epoch_end" in frame.columns else None
-    if ends is not None and len(ends):
-        end_values = ends.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[us]") \
-            if getattr(ends.dt, "tz", None) is not None else ends.to_numpy().astype("datetime64[us]")
-    else:
-        end_values = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
-    dice = frame[dice_columns].to_numpy(dtype=np.float64, na_value=np.nan) if dice_columns else np.empty((n, 0))
+def _checkpoint_to_curves(read: CheckpointCurves, name: str) -> Curves:
+    columns = read.columns
+    n = read.epochs
+    dice = columns.get("dice")
     return Curves(
-        epoch=frame["epoch"].to_numpy(dtype=np.int64),
-        lr=column("lr"),
-        train_loss=column("train_loss"),
-        val_loss=column("val_loss"),
-        dice=dice,
-        mean_fg_dice=column("mean_fg_dice"),
-        epoch_time_s=column("epoch_time_s"),
-        epoch_end=end_values,
+        epoch=columns["epoch"],
+        lr=columns["lr"],
+        train_loss=columns["train_loss"],
+        val_loss=columns["val_loss"],
+        dice=dice if dice is not None else np.empty((n, 0)),
+        mean_fg_dice=columns["mean_fg_dice"],
+        epoch_time_s=columns["epoch_time_s"],
+        epoch_end=columns["epoch_end"].astype("datetime64[us]"),
         source=np.full(n, name, dtype=object),
     )
 
