@@ -204,14 +204,17 @@ def analyze(
         empty = np.zeros(0)
         return analyze_series(np.zeros(0, np.int64), empty, empty, empty, None, planned_epochs=planned_epochs,
                               finished=finished, running=running, options=opts)
+    times = _column(frame, "epoch_time_s")
     ends = None
-    if "epoch_end" in frame.columns:
+    if "epoch_end" in frame.columns and not (np.isfinite(times) & (times > 0)).any():
+        # Only runs without logged epoch times need the stamps (the cost of an epoch), and converting
+        # them costs more than the whole fit.
         import pandas as pd
 
         stamps = pd.to_datetime(frame["epoch_end"], errors="coerce", utc=True)
         ends = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[us]")
     return analyze_series(frame["epoch"].to_numpy(dtype=np.int64), _series(frame, opts.series),
-                          _column(frame, "lr"), _column(frame, "epoch_time_s"), ends,
+                          _column(frame, "lr"), times, ends,
                           planned_epochs=planned_epochs, finished=finished, running=running, options=opts)
 
 

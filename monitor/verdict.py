@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,12 +18,14 @@ from monitor.run import RunReader, load_run
 from monitor.status import RunStatus
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from monitor.analyze import Analysis, AnalyzerOptions
 
 _DICE_COLUMN = re.compile(r"dice_(\d+)")
 _CURVE_COLUMNS = ("ema_fg_dice", "lr", "train_loss", "val_loss", "epoch_time_s")
 
-__all__ = ["analyze_run"]
+__all__ = ["analyze_curves", "analyze_run"]
 
 
 def analyze_run(run: RunReader | str | os.PathLike[str], options: AnalyzerOptions | None = None,
@@ -31,17 +34,30 @@ def analyze_run(run: RunReader | str | os.PathLike[str], options: AnalyzerOption
 
     ``status`` may be passed by a caller that knows better than the files (the watcher, a job registry).
     """
+    reader = run if isinstance(run, RunReader) else load_run(run)
+    state = status or reader.status()
+    return analyze_curves(reader.curves(), planned_epochs=reader.planned_epochs()[0], status=state,
+                          options=options, frame=reader.frame)
+
+
+def analyze_curves(curves: Curves, *, planned_epochs: int | None, status: str,
+                   options: AnalyzerOptions | None = None,
+                   frame: Callable[[], pd.DataFrame] | None = None) -> Analysis:
+    """The analyzer on a run's merged curves, given its status: what the scan and the dashboard both call.
+
+    The series is read straight off the arrays; ``frame`` builds the DataFrame only if the chosen series is
+    a column the arrays do not have.
+    """
     from monitor.analyze import AnalyzerOptions, analyze, analyze_series
 
     opts = options or AnalyzerOptions()
-    reader = run if isinstance(run, RunReader) else load_run(run)
-    state = status or reader.status()
-    context = {"planned_epochs": reader.planned_epochs()[0], "finished": state == RunStatus.FINISHED,
-               "running": state in (RunStatus.RUNNING, RunStatus.STALLED), "options": opts}
-    curves = reader.curves()
+    context = {"planned_epochs": planned_epochs, "finished": status == RunStatus.FINISHED,
+               "running": status in (RunStatus.RUNNING, RunStatus.STALLED), "options": opts}
     values = _curve_series(curves, opts.series)
-    if values is None:  # a column only the DataFrame has
-        return analyze(reader.frame(), **context)
+    if values is None:
+        from monitor.run import curves_frame
+
+        return analyze(frame() if frame is not None else curves_frame(curves), **context)
     return analyze_series(curves.epoch, values, curves.lr, curves.epoch_time_s, curves.epoch_end, **context)
 
 

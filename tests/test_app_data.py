@@ -79,6 +79,9 @@ def test_overview_tables(tree: FixtureTree) -> None:
     row = runs.set_index("run_id").loc[tree.running]
     assert row["Epoch"] == "120 / 300" and row["ETA"] == "3 h 10 min" and row["Status"] == "▶ running"
     assert row["Open"] == "run?id=" + tree.running.replace("/", "%2F")
+    assert row["Last EMA"] == f"{table.set_index('run_id').loc[tree.running, 'last_ema_fg_dice']:.4f}"
+    table.loc[table["run_id"] == tree.running, ["last_ema_fg_dice", "best_ema_fg_dice"]] = np.nan  # no epochs yet
+    assert runs_frame(table).set_index("run_id").loc[tree.running, ["Last EMA", "Best EMA"]].tolist() == ["–", "–"]
     groups = groups_frame(table)
     kidney = groups[groups["Dataset"] == "Dataset201_Kidney"].iloc[0]
     assert kidney["Folds"].split() == ["0✓", "1✓", "2▶", "3?", "4✗"]

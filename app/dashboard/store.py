@@ -4,8 +4,8 @@ One :class:`RunStore` per root is shared by every session (``st.cache_resource``
 :class:`monitor.watch.ResultsWatcher`, which follows the tree with inotify (or polling on network file
 systems) in its own thread and publishes immutable per-run snapshots; pages read those snapshots and
 never wait for disk I/O. What the watcher does not know is the verdict: the store computes it with
-:func:`monitor.analyze.analyze` and caches it per run snapshot version, so a new epoch re-analyses that
-run only.
+:func:`monitor.verdict.analyze_curves` (as ``nnwatch scan`` does) and caches it per run snapshot version,
+so a new epoch re-analyses that run only.
 
 ``version`` is the watcher's event version: it moves whenever any run changes, so ``st.cache_data`` can
 key derived frames on it.
@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from monitor.analyze import Analysis, analyze
+from monitor.analyze import Analysis
+from monitor.verdict import analyze_curves
 from monitor.watch import ResultsWatcher, RunSnapshot
 
 if TYPE_CHECKING:
@@ -35,10 +36,9 @@ class StoreError(RuntimeError):
 
 
 def _analyse(snapshot: RunSnapshot) -> Analysis:
-    """The analyzer on a snapshot, with the watcher's status (finished / running or stalled / stopped)."""
-    status = snapshot.status
-    return analyze(snapshot.frame(), planned_epochs=snapshot.summary.get("planned_epochs"),
-                   finished=status == "finished", running=status in ("running", "stalled"))
+    """The analyzer on a snapshot's curves, with the watcher's status, exactly as ``nnwatch scan`` runs it."""
+    return analyze_curves(snapshot.curves, planned_epochs=snapshot.summary.get("planned_epochs"),
+                          status=snapshot.status, frame=snapshot.frame)
 
 
 class RunStore:

@@ -119,6 +119,13 @@ def _column(table: pd.DataFrame, name: str, default: Any = None) -> pd.Series:
     return table[name] if name in table.columns else pd.Series(default, index=table.index)
 
 
+def _dice_text(values: pd.Series) -> pd.Series:
+    """Dice as fixed-width text ("0.8123", "–" where unknown): the table shows a dash, not "None", for a
+    run without epochs yet, and fixed width keeps a click on the header sorting by value."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    return numbers.map(lambda v: f"{v:.4f}" if pd.notna(v) and math.isfinite(v) else "–")
+
+
 def runs_frame(table: pd.DataFrame, jobs_by_run: Mapping[str, list[Any]] | None = None) -> pd.DataFrame:
     """One display row per run, in the overview's column order."""
     jobs_by_run = jobs_by_run or {}
@@ -141,8 +148,8 @@ def runs_frame(table: pd.DataFrame, jobs_by_run: Mapping[str, list[Any]] | None 
         "Status": table["status"].map(lambda s: STATUS_LABELS.get(s, s)),
         "Epoch": epoch_text,
         "ETA": _column(table, "eta_s").map(fmt_duration),
-        "Last EMA": pd.to_numeric(_column(table, "last_ema_fg_dice"), errors="coerce"),
-        "Best EMA": pd.to_numeric(_column(table, "best_ema_fg_dice"), errors="coerce"),
+        "Last EMA": _dice_text(_column(table, "last_ema_fg_dice")),
+        "Best EMA": _dice_text(_column(table, "best_ema_fg_dice")),
         "Verdict": verdicts.map(lambda v: VERDICT_LABELS.get(v, v)),
         "Why": _column(table, "verdict_reason", "").fillna(""),
         "Job": [_job_text(jobs_by_run.get(r, []), r) for r in table["run_id"]],
