@@ -3,7 +3,8 @@
 Compares, each as a fresh process reading from the page cache:
   cat       — reading the same bytes and nothing else (the floor);
   baseline  — a straightforward line-by-line regex parser into pandas, as public nnU-Net log tools do;
-  nnwatch   — ``nnwatch scan ROOT --format json`` (with and without the analyzer's verdicts).
+  nnwatch   — ``nnwatch scan ROOT --format json`` (with and without the analyzer's verdicts), and the
+              library call ``monitor.scan(ROOT)``, which also imports pandas and builds the DataFrame.
 
 Run:  .venv/bin/python bench/bench_scan.py [--runs 750] [--epochs 1000] [--repeat 3]
 The tree is generated once under bench/out/ (git-ignored) and reused.
@@ -96,6 +97,8 @@ def main() -> None:
         "nnwatch scan --no-verdicts": timed([nnwatch, "scan", str(root), "--format", "json", "--no-verdicts"],
                                             args.repeat),
         "nnwatch scan (with verdicts)": timed([nnwatch, "scan", str(root), "--format", "json"], args.repeat),
+        "monitor.scan() → DataFrame": timed([python, "-c", "import sys; from monitor import scan; "
+                                             "print(len(scan(sys.argv[1])))", str(root)], args.repeat),
     }
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(f"tree: {len(logs)} logs, {size / 1e6:.0f} MB, {args.epochs} epochs each; best of {args.repeat} runs\n")
