@@ -11,6 +11,8 @@ from logwriters import v2_log
 from reference_v2log import read_epochs
 
 from monitor.logparse import LogParser
+from monitor.logparse_lines import extract_v2_lines
+from monitor.logparse_v2 import extract_v2_blocks
 
 _GARBAGE = [b"\x00\x01\xff\xfe", b"Epoch", b": Epoch x", b": Pseudo dice [", b"]]]", b",,,", b"nan", b"1e-05",
             b": train_loss 1e400", b"np.float32(", b")", b" \r", b": Epoch time: ", b"-", b"+0.5", b".5", b"5."]
@@ -78,6 +80,17 @@ def _assert_same(buf: bytes) -> None:
 @pytest.mark.parametrize("seed", range(400))
 def test_mangled_logs_read_like_the_line_by_line_reference(seed: int) -> None:
     _assert_same(_mangled_log(seed))
+
+
+@pytest.mark.parametrize("seed", range(400))
+def test_small_and_large_chunk_readers_agree_array_for_array(seed: int) -> None:
+    """Appends go through the plain-Python reader, cold reads through numpy: one answer for both."""
+    buf = _mangled_log(seed)
+    lines, vectorised = extract_v2_lines(buf), extract_v2_blocks(buf)
+    for name in ("epoch", "lr", "train_loss", "val_loss", "epoch_time_s", "dice", "has_dice", "has_end", "epoch_end",
+                 "line_start"):
+        np.testing.assert_array_equal(getattr(lines, name), getattr(vectorised, name), err_msg=name)
+    assert lines.garbled_dice == vectorised.garbled_dice
 
 
 def test_many_lines_without_microseconds_take_the_searching_path() -> None:
