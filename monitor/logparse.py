@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from monitor.logparse_lines import SMALL_CHUNK_BYTES, extract_v2_lines
-from monitor.logparse_v2 import extract_v2_blocks
+from monitor.logparse_v2 import _TIMESTAMP_RE, _to_float, extract_v2_blocks
 
 __all__ = ["EpochRows", "LogParser", "ParseResult"]
 
@@ -43,7 +43,6 @@ _V1_EVENTS = re.compile(
 )
 _V1_EPOCH_TOOK = re.compile(rb": This epoch took ")
 _NUMPY_SCALAR = re.compile(rb"np\.float(?:16|32|64)\(|\)")
-_TIMESTAMP_RE = re.compile(rb"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)\s*$")
 
 
 @dataclass
@@ -96,13 +95,6 @@ class ParseResult:
     training_done: bool = False
     final_validation_dice: float | None = None
     problems: list[str] = field(default_factory=list)
-
-
-def _to_float(raw: bytes) -> float:
-    try:
-        return float(raw)
-    except ValueError:
-        return math.nan
 
 
 def _parse_list(raw: bytes) -> list[float] | None:
@@ -175,7 +167,8 @@ class LogParser:
         return sessions.astype(np.int64)
 
     def _feed_v2(self, buf: bytes, end: int, eof_is_final: bool) -> ParseResult:
-        """Vectorised (:mod:`monitor.logparse_v2`); here only which epochs are complete, and hold-back."""
+        """Epoch blocks from :mod:`monitor.logparse_v2` (or, for a small append, :mod:`monitor.logparse_lines`);
+        here only which epochs are complete, and the hold-back of an unfinished one."""
         result = ParseResult(EpochRows(), end)
         if b": Training done." in buf:
             result.training_done = self.training_done = True

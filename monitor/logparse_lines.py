@@ -33,6 +33,7 @@ __all__ = ["SMALL_CHUNK_BYTES", "extract_v2_lines"]
 
 SMALL_CHUNK_BYTES = 16384  # ~30 epochs: below this, plain Python is faster than numpy's per-call cost
 _KEYS_BY_TEST_ORDER = sorted(_KEYS, key=lambda item: item[0] != TIME)  # "Epoch time: " before "Epoch "
+_KEY_LENGTH = {code: len(key) for code, key in _KEYS}
 _FULL_STAMP = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
 _WRAPPER = re.compile(rb"np\.float\d\d\((.*)\)", re.DOTALL)
 _WRAPPER_LENGTH = len(b"np.float32(")
@@ -96,7 +97,7 @@ def extract_v2_lines(buf: bytes) -> V2Blocks:
         code = next((code for code, key in _KEYS_BY_TEST_ORDER if line.startswith(key, message_at)), None)
         if code is None or (code != START and not epochs):
             continue
-        value = line[message_at + len(dict(_KEYS)[code]):]
+        value = line[message_at + _KEY_LENGTH[code]:]
         if code == START:
             number, _ = _number(_TOKEN.match(value).group(0))  # type: ignore[union-attr]
             whole = math.isfinite(number) and number >= 0 and number == math.floor(number)
