@@ -46,9 +46,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from monitor.checkpoint_archive import _load_checkpoint_object
+from monitor.checkpoint_archive import Rewrite, _load_checkpoint_object
 from monitor.checkpoint_errors import CheckpointError
-from monitor.checkpoint_scalars import _inline_float_scalars  # looked up here per read: tests switch it off
+from monitor.checkpoint_runs import collapse_scalar_runs, expand_runs
+from monitor.checkpoint_scalars import _inline_float_scalars
 from monitor.checkpoint_standins import _clip, _plain, _StandIn
 from monitor.checkpoint_unpickler import _unpickle, _unpickle_buffer  # noqa: F401 - tests reach _unpickle_buffer here
 
@@ -300,8 +301,8 @@ def _curves_v2(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
             problems.append(f"logging has no '{name}'; its column is NaN")
         elif isinstance(values, (list, tuple)):
             curves[name] = values
-        elif isinstance(values, np.ndarray):
-            curves[name] = list(values) if values.ndim else [values]
+        elif isinstance(values, np.ndarray):  # what the scalar-run fast path leaves (or a trainer's own arrays)
+            curves[name] = values if values.ndim else values.reshape(1)
         else:
             problems.append(f"logging['{name}'] is {_why_not_number(values)}, not a list; ignored")
     if not curves:
@@ -380,9 +381,9 @@ def _curves_v1(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
     parts: list[Sequence[Any]] = []
     for i, values in enumerate(plot_stuff[:4]):
         if isinstance(values, np.ndarray):
-            values = list(values.reshape(-1))
-        parts.append(values if isinstance(values, (list, tuple)) else [])
-        if not isinstance(values, (list, tuple)):
+            values = values.reshape(-1)
+        parts.append(values if isinstance(values, (list, tuple, np.ndarray)) else [])
+        if not isinstance(values, (list, tuple, np.ndarray)):
             problems.append(f"plot_stuff[{i}] is {_why_not_number(values)}, not a list; ignored")
     tr_losses, val_losses = parts[0], parts[1]
     metrics = parts[3] if len(parts) > 3 else []
@@ -451,8 +452,23 @@ def read_checkpoint_curves(path: str | os.PathLike[str]) -> CheckpointCurves:
         return _read_curves(path)
 
 
+def _scalar_runs(data: bytearray) -> Rewrite | None:
+    """First fast path: runs of numpy scalars decoded with numpy, hidden from the unpickler."""
+    runs = collapse_scalar_runs(data)
+    return None if runs is None else Rewrite(runs.memo, lambda obj: expand_runs(obj, runs))
+
+
+def _float_scalars(data: bytearray) -> Rewrite | None:
+    """Second fast path: each numpy scalar rewritten to one float (short memo indices, odd layouts)."""
+    return Rewrite({}, lambda obj: True) if _inline_float_scalars(data) else None
+
+
+#: Tried in this order (tests switch them off here).
+_FAST_PATHS = [_scalar_runs, _float_scalars]
+
+
 def _read_curves(path: Path) -> CheckpointCurves:
-    obj = _load_checkpoint_object(path, _inline_float_scalars)
+    obj = _load_checkpoint_object(path, _FAST_PATHS)
     try:
         return _curves_of(obj, path)
     except CheckpointError:

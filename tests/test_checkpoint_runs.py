@@ -1,0 +1,225 @@
+"""monitor.checkpoint_runs: the scalar-run fast path reads exactly what plain restricted unpickling reads.
+
+Every checkpoint here is written by the real ``torch.save`` and read twice, with the fast paths and without
+any (the plain restricted unpickler), and the two results must be identical to the last bit — curves,
+problems and init_args.  The checkpoints are shaped to exercise what the fast path has to get right: memo
+references into hidden runs, rows of one class, more than 1000 epochs (the pickler's batches), three float
+widths, odd items (None, python floats, 0-d arrays, ndarray rows) and nnU-Net v1's ``plot_stuff``.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitor import checkpoint as ckpt_mod
+from monitor.checkpoint import CheckpointError, read_checkpoint_curves
+from monitor.checkpoint_runs import collapse_scalar_runs
+
+torch = pytest.importorskip("torch")
+
+
+def data_pkl(path: Path) -> bytearray:
+    with zipfile.ZipFile(path) as archive:
+        return bytearray(archive.read(next(n for n in archive.namelist() if n.endswith("/data.pkl"))))
+
+
+def nnunet_logging(epochs: int, classes: int, rng: np.random.Generator, dice_type: Any = np.float32,
+                   loss_type: Any = np.float32) -> dict[str, list[Any]]:
+    """What nnU-Net v2's logger holds: the first EMA is the very object of the first mean Dice."""
+    log: dict[str, list[Any]] = {key: [] for key in (
+        "mean_fg_dice", "ema_fg_dice", "dice_per_class_or_region", "train_losses", "val_losses", "lrs",
+        "epoch_start_timestamps", "epoch_end_timestamps")}
+    for epoch in range(epochs):
+        dice = [dice_type(v) for v in rng.random(classes)]
+        mean = dice_type(np.nanmean(dice)) if classes else dice_type(np.nan)
+        log["mean_fg_dice"].append(mean)
+        log["ema_fg_dice"].append(log["ema_fg_dice"][-1] * 0.9 + 0.1 * mean if epoch else mean)
+        log["dice_per_class_or_region"].append(dice)
+        log["train_losses"].append(loss_type(rng.normal()))
+        log["val_losses"].append(loss_type(rng.normal()))
+        log["lrs"].append(0.01 * (1 - epoch / max(epochs, 1)) ** 0.9)
+        log["epoch_start_timestamps"].append(1.7e9 + 100.0 * epoch + float(rng.random()))
+        log["epoch_end_timestamps"].append(log["epoch_start_timestamps"][-1] + 90.0 + float(rng.random()))
+    return log
+
+
+def checkpoint(log: dict[str, list[Any]], tensors: int = 120, **extra: Any) -> dict[str, Any]:
+    """nnUNetTrainer.save_checkpoint's layout; ~120 tensors put the logging's memo indices above 255."""
+    weights = collections.OrderedDict((f"stage.{i}.weight", torch.zeros(8)) for i in range(tensors))
+    ema = log.get("ema_fg_dice") or [None]
+    out = {
+        "network_weights": weights,
+        "optimizer_state": {"state": {i: {"momentum_buffer": torch.zeros(8)} for i in range(tensors)},
+                            "param_groups": [{"lr": 0.01, "params": list(range(tensors))}]},
+        "grad_scaler_state": None,
+        "logging": log,
+        "_best_ema": ema[len(ema) // 2],  # the same object as an EMA entry: a memo GET into a hidden run
+        "current_epoch": len(log.get("mean_fg_dice", [])),
+        "init_args": {"plans": {"spacing": [1.0, 0.5]}, "configuration": "3d_fullres", "fold": 0},
+        "trainer_name": "nnUNetTrainer",
+    }
+    out.update(extra)
+    return out
+
+
+def _first_path_declined(data: bytearray) -> None:
+    raise AssertionError("the scalar-run fast path declined")
+
+
+def read_both(path: Path, monkeypatch: pytest.MonkeyPatch, runs_only: bool = False) -> tuple[Any, Any]:
+    """The curves with the fast paths and without; ``runs_only``: the scalar-run path must do it alone."""
+    with monkeypatch.context() as patch:
+        if runs_only:  # the second fast path would only run if the first declined
+            patch.setattr(ckpt_mod, "_FAST_PATHS", [*ckpt_mod._FAST_PATHS[:1], _first_path_declined])
+        fast = read_checkpoint_curves(path)
+    with monkeypatch.context() as patch:
+        patch.setattr(ckpt_mod, "_FAST_PATHS", [])
+        plain = read_checkpoint_curves(path)
+    return fast, plain
+
+
+def assert_same(fast: Any, plain: Any) -> None:
+    pd.testing.assert_frame_equal(fast.frame, plain.frame, check_exact=True)
+    assert fast.problems == plain.problems
+    assert fast.init_args == plain.init_args
+    assert (fast.epochs, fast.current_epoch, fast.trainer_name) == (plain.epochs, plain.current_epoch,
+                                                                     plain.trainer_name)
+
+
+@pytest.mark.parametrize(
+    ("epochs", "classes", "dice_type", "loss_type"),
+    [
+        (1000, 3, np.float32, np.float32),  # nnU-Net 2.x
+        (2500, 2, np.float64, np.float32),  # an extended schedule: batches of 1000 in every list
+        (300, 1, np.float32, np.float16),  # rows of one class: APPEND instead of APPENDS
+        (300, 0, np.float64, np.float64),  # no foreground class: empty rows
+        (1, 4, np.float32, np.float32),
+        (0, 3, np.float32, np.float32),
+    ],
+)
+def test_fast_path_reads_what_plain_unpickling_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, epochs: int, classes: int, dice_type: Any, loss_type: Any
+) -> None:
+    log = nnunet_logging(epochs, classes, np.random.default_rng(epochs + classes), dice_type, loss_type)
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save(checkpoint(log), path)
+    fast, plain = read_both(path, monkeypatch, runs_only=epochs > 0)
+    assert_same(fast, plain)
+    assert fast.epochs == epochs and fast.problems == []
+    if epochs:
+        np.testing.assert_array_equal(fast.frame["mean_fg_dice"], [float(v) for v in log["mean_fg_dice"]])
+        assert fast.frame["lr"].tolist() == log["lrs"]
+
+
+def test_the_runs_cover_nearly_every_scalar_of_an_nnunet_checkpoint(tmp_path: Path) -> None:
+    """The speed comes from hiding the runs: all but the first scalar (which names numpy's helpers) and the
+    first EMA (a reference to it) must be in one, and the float lists too."""
+    epochs, classes = 1000, 3
+    path = tmp_path / "checkpoint_latest.pth"
+    torch.save(checkpoint(nnunet_logging(epochs, classes, np.random.default_rng(1))), path)
+    runs = collapse_scalar_runs(data_pkl(path))
+    assert runs is not None
+    scalars = epochs * (classes + 4)  # Dice per class, mean, EMA, two losses
+    floats = 3 * epochs  # learning rates, start and end times
+    assert len(runs.values) == scalars + floats - 2
+    assert len(runs.first) <= 10  # one run per list (two where a list starts with an odd item)
+    assert int(runs.row_end.sum()) == epochs - 1  # Dice rows: one run across all 1000 rows
+    assert list(runs.memo) != []  # _best_ema refers into the EMA run
+
+
+def test_references_into_hidden_runs_keep_their_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = nnunet_logging(600, 3, np.random.default_rng(7))
+    log["mean_fg_dice"][300] = log["mean_fg_dice"][299]  # a GET inside a list
+    log["ema_fg_dice"][200] = log["mean_fg_dice"][350]  # a GET from another list
+    extra = {"init_args": {"plans": {"best": log["val_losses"][10]}, "fold": 1}}  # a GET from the tail
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save(checkpoint(log, **extra), path)
+    fast, plain = read_both(path, monkeypatch, runs_only=True)
+    assert_same(fast, plain)
+    assert fast.init_args["plans"]["best"] == float(log["val_losses"][10])
+
+
+def test_odd_items_in_curves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = nnunet_logging(400, 3, np.random.default_rng(3))
+    log["train_losses"][5] = np.array(1.25, dtype=np.float32)  # a 0-d array
+    log["val_losses"][6] = 0.5  # a python float among numpy scalars
+    log["val_losses"][7] = None
+    log["dice_per_class_or_region"][8] = np.array([0.1, 0.2, 0.3])  # an ndarray row
+    log["dice_per_class_or_region"][9] = [np.float32(0.5), np.float32(0.25)]  # a short row: NaN-padded
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save(checkpoint(log), path)
+    fast, plain = read_both(path, monkeypatch, runs_only=True)
+    assert_same(fast, plain)
+    assert np.isnan(fast.frame["val_loss"].iloc[7]) and np.isnan(fast.frame["dice_3"].iloc[9])
+
+
+def test_what_the_fast_path_leaves_to_the_slower_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared row (a GET of a hidden list) or a bytes object in a curve: the run path declines and the
+    result is still exactly that of plain unpickling, problems included."""
+    log = nnunet_logging(500, 3, np.random.default_rng(4))
+    log["dice_per_class_or_region"][100] = log["dice_per_class_or_region"][99]
+    log["lrs"][10] = b"\x00\x00\x00\x00 not a number"  # starts like a run id: must not be taken for one
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save(checkpoint(log), path)
+    fast, plain = read_both(path, monkeypatch)
+    assert_same(fast, plain)
+    assert any("lrs" in problem for problem in fast.problems)
+
+
+def test_nnunet_v1_plot_stuff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(11)
+    epochs = 700
+    plot_stuff = ([np.float64(v) for v in rng.random(epochs)], [np.float64(v) for v in rng.random(epochs)], [],
+                  [np.float64(v) for v in rng.random(epochs)])
+    weights = collections.OrderedDict((f"conv.{i}.weight", torch.zeros(4)) for i in range(150))
+    path = tmp_path / "model_final_checkpoint.model"
+    torch.save({"epoch": epochs, "state_dict": weights, "optimizer_state_dict": None, "lr_scheduler_state_dict": None,
+                "plot_stuff": plot_stuff, "best_stuff": (0, 0.1, 0.2, 0.3), "amp_grad_scaler": None}, path)
+    fast, plain = read_both(path, monkeypatch, runs_only=True)
+    assert_same(fast, plain)
+    assert fast.kind == "v1" and fast.epochs == epochs
+    assert fast.frame["mean_fg_dice"].tolist() == [float(v) for v in plot_stuff[3]]
+
+
+def test_a_malicious_item_among_the_scalars_is_still_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+            return os.system, (f"touch {marker}",)
+
+    log = nnunet_logging(1000, 3, np.random.default_rng(5))
+    log["val_losses"][500] = Evil()
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save(checkpoint(log), path)
+    with pytest.raises(CheckpointError, match=r"refused: checkpoint tries to call os\.system"):
+        read_checkpoint_curves(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_layouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """Random epochs, classes, value types, shared objects and list orders: always the same as plain."""
+    rng = np.random.default_rng(100 + seed)
+    types = [np.float16, np.float32, np.float64, float]
+    log = nnunet_logging(int(rng.integers(0, 1300)), int(rng.integers(0, 5)), rng,
+                         types[int(rng.integers(0, 4))], types[int(rng.integers(0, 4))])
+    for _ in range(int(rng.integers(0, 4))):  # shared objects and stray values
+        key = list(log)[int(rng.integers(0, len(log)))]
+        if len(log[key]) > 2 and key != "dice_per_class_or_region":
+            i, j = (int(v) for v in rng.integers(0, len(log[key]), 2))
+            log[key][i] = log[key][j] if rng.random() < 0.7 else None
+    keys = list(log)
+    rng.shuffle(keys)
+    path = tmp_path / "checkpoint_latest.pth"
+    torch.save(checkpoint({k: log[k] for k in keys}, tensors=int(rng.integers(20, 200))), path)
+    fast, plain = read_both(path, monkeypatch)
+    assert_same(fast, plain)
