@@ -105,8 +105,18 @@ class CheckpointCurves:
     current_epoch: int | None
     trainer_name: str | None
     columns: dict[str, np.ndarray]
-    init_args: dict[str, Any]
+    init_args_source: Any  # as unpickled; see init_args
     problems: list[str] = field(default_factory=list)
+
+    @functools.cached_property
+    def init_args(self) -> dict[str, Any]:
+        """The trainer's ``init_args`` (plans, configuration, fold, dataset.json) as plain Python.
+
+        Converted on first use: a poll of a running training only needs the curves, and the plans are the
+        largest part of the object tree after them.
+        """
+        source = self.init_args_source
+        return _plain(source) if isinstance(source, Mapping) else {}
 
     @functools.cached_property
     def frame(self) -> pd.DataFrame:
@@ -338,7 +348,7 @@ def _curves_v2(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
         current_epoch=current_epoch,
         trainer_name=trainer_name if isinstance(trainer_name, str) else None,
         columns=columns,
-        init_args=_plain(init_args) if isinstance(init_args, Mapping) else {},
+        init_args_source=init_args,
         problems=problems,
     )
 
@@ -417,7 +427,7 @@ def _curves_v1(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
         current_epoch=current_epoch,
         trainer_name=trainer_name,
         columns=columns,
-        init_args=init_args,
+        init_args_source=init_args,
         problems=problems,
     )
 

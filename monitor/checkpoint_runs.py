@@ -1,4 +1,4 @@
-"""Fast path for the per-epoch curves: runs of numpy scalars are decoded with numpy and hidden from the unpickler.
+"""Fast path for the per-epoch curves: runs of scalars and floats are decoded with numpy, hidden from the unpickler.
 
 Why: a 1000-epoch nnU-Net checkpoint logs ~7000 numpy float scalars, each pickled (protocol 2) as 15 opcodes
 with two calls, ``scalar(dtype, _codecs.encode('<latin-1 chars>', 'latin1'))``.  Even rewritten to one float
@@ -11,13 +11,18 @@ pickles them back to back, list item after list item, so they form a few long *r
 2. joins scalars separated by nothing or by one of the fixed list connectors a pickler writes between items
    (``APPENDS MARK`` every 1000 items; ``APPENDS EMPTY_LIST PUT MARK`` or ``APPEND EMPTY_LIST PUT`` between the
    rows of a list of lists) into runs, then
-3. overwrites each run, in place and at the same length, with ``BINBYTES <run id, rest of the old bytes>``.
+3. does the same for the lists of python floats that follow (learning rates, timestamps: ``BINFLOAT`` items
+   9 bytes apart, found by walking the few opcodes between the lists), and
+4. overwrites each run, in place and at the same length, with ``BINBYTES <run id, rest of the old bytes>``.
 
 The unpickler then reads one bytes object per run instead of thousands of opcodes, and :func:`expand_runs`
 puts the decoded values back where the bytes objects landed (the curves of ``logging`` or ``plot_stuff``)
 as float64 arrays, per-class Dice as a matrix.  Everything the unpickler still sees is checked exactly as
-before; the hidden bytes are only verified scalars and connectors, so no opcode that could name or call
-anything is ever skipped.
+before; the hidden bytes are only verified scalars, floats and connectors, so no opcode that could name or
+call anything is ever skipped.  And a run's bytes object can only land in a curve if its first byte was read
+as an opcode, i.e. if the run started at an opcode boundary of the original pickle: from there its bytes
+parse as nothing but the template, so what was hidden is exactly what was decoded.  A run found inside a
+string's bytes, say, lands nowhere and makes :func:`expand_runs` decline.
 
 Memo slots.  A run's PUTs are hidden, yet something later may GET one of its scalars (nnU-Net's
 ``_best_ema`` is an entry of ``ema_fg_dice``; its first EMA is the first mean Dice).  The bytes outside the
@@ -29,7 +34,9 @@ Anything that does not fit — short memo indices, a run outside the curves, a c
 makes :func:`collapse_scalar_runs` return None or :func:`expand_runs` return False, and the caller reads the
 untouched bytes the slower way.  This module never unpickles anything.
 
-Measured on a 500 MB, 1000-epoch checkpoint (``bench/bench_checkpoint.py``): see ``monitor.checkpoint``.
+Cost: about 1 ms for the ~10 000 values of a 1000-epoch checkpoint (one scan for BINUNICODE opcodes, three
+gathers, ~60 numpy calls); the unpickler then needs ~0.2 ms for everything else (mostly the tensor records).
+Measured with ``bench/bench_checkpoint.py``; see ``monitor.checkpoint``.
 """
 
 from __future__ import annotations
@@ -57,9 +64,8 @@ _GET, _PUT, _BINBYTES, _BINUNICODE = 0x6A, 0x72, 0x42, 0x58  # LONG_BINGET, LONG
 _LONG_SLOT = 256  # the pickler writes memo indices below this as one byte; only long ones are handled here
 
 #: The 34 bytes after a scalar's payload: PUT s, GET latin1, TUPLE2, PUT s+1, REDUCE, PUT s+2, TUPLE2, PUT s+3,
-#: REDUCE, PUT s+4 (the scalar itself).  Offsets of the opcodes (fixed) and of the five memo indices.
+#: REDUCE, PUT s+4 (the scalar itself): the offsets of its opcodes (the memo indices are at 1, 12, 18, 24, 30).
 _TAIL_OPCODES = {0: _PUT, 5: _GET, 10: 0x86, 11: _PUT, 16: 0x52, 17: _PUT, 22: 0x86, 23: _PUT, 28: 0x52, 29: _PUT}
-_TAIL_SLOTS = (1, 12, 18, 24, 30)
 _TAIL_BYTES = 34
 _PREFIX_BYTES = 15  # GET scalar, GET dtype, GET encode, then BINUNICODE at offset 15
 _SCALAR_FIXED = _PREFIX_BYTES + 5 + _TAIL_BYTES  # bytes of a scalar besides its payload
@@ -247,13 +253,9 @@ def collapse_scalar_runs(data: bytearray) -> ScalarRuns | None:
     first, stop, row_end = _join(buf, starts, ends, first_slot, last_slot)
     run_start, run_end = starts[first], ends[stop - 1]
 
-    # 3. memo indices defined inside a run that the rest of the file refers to
-    memo = _referenced_scalars(buf, run_start, run_end, first_slot[first], last_slot[stop - 1], last_slot, values)
-    if memo is None:
-        return None
-
-    # 4. lists of python floats after the scalar runs (nnU-Net's learning rates and timestamps)
-    floats = _float_runs(buf, run_end.tolist(), [*run_start[1:].tolist(), n - 1])
+    # 3. lists of python floats after the scalar runs (nnU-Net's learning rates and timestamps)
+    slot_lo, slot_hi = first_slot[first], last_slot[stop - 1]
+    floats = _float_runs(data, buf, run_end.tolist(), [*run_start[1:].tolist(), n - 1])
     if floats:
         float_start, float_end, float_values = zip(*floats)
         sizes = np.array([len(v) for v in float_values])
@@ -263,6 +265,13 @@ def collapse_scalar_runs(data: bytearray) -> ScalarRuns | None:
         row_end = np.concatenate((row_end, np.zeros(len(values) - len(row_end), dtype=bool)))
         run_start = np.concatenate((run_start, float_start))
         run_end = np.concatenate((run_end, float_end))
+
+    # 4. memo indices defined inside a scalar run that the rest of the file refers to
+    order = np.argsort(run_start)
+    memo = _referenced_scalars(buf, run_start[order], run_end[order], slot_lo, slot_hi, last_slot,
+                               values[: len(last_slot)])
+    if memo is None:
+        return None
 
     # 5. write: BINBYTES <length> <run id> <rest of the old bytes>
     blob_len = run_end - run_start - 5
@@ -281,25 +290,31 @@ def _join(
     row_end = np.zeros(len(starts), dtype=bool)
     linked = np.flatnonzero((gap > 0) & (gap <= 10))
     if len(linked):
-        between = _rows(buf, ends[linked], 10)
-        present = set(np.unique(gap[linked]).tolist())
+        gaps = gap[linked]
+        low, high = _words(buf, ends[linked], 2)  # the connector's bytes, whatever its length
+        before, after = last_slot[linked], first_slot[linked + 1]
         for connector, (slot_at, new_row) in _CONNECTORS.items():
-            if len(connector) not in present:
+            sel = gaps == len(connector)
+            if not connector or not sel.any():
                 continue
-            sel = np.flatnonzero(gap[linked] == len(connector))
-            rows = between[sel, : len(connector)]
-            match = rows == np.frombuffer(connector, np.uint8)
-            at = linked[sel]
+            fixed = bytearray(connector.ljust(16, b"\0"))
+            mask = bytearray(b"\xff" * len(connector) + b"\0" * (16 - len(connector)))
             if slot_at >= 0:
-                match[:, slot_at : slot_at + 4] = True
-                slot = np.ascontiguousarray(rows[:, slot_at : slot_at + 4]).view("<u4")[:, 0].astype(np.int64)
-                hit = match.all(axis=1) & (slot == last_slot[at] + 1) & (first_slot[at + 1] == last_slot[at] + 2)
+                mask[slot_at : slot_at + 4] = b"\0\0\0\0"
+            hit = sel & _masked_equal(low, fixed[:8], mask[:8]) & _masked_equal(high, fixed[8:], mask[8:])
+            if slot_at >= 0:  # the row list's PUT takes the index between the two scalars'
+                word = (low >> np.uint64(8 * slot_at)) | (high << np.uint64(64 - 8 * slot_at))
+                hit &= ((word & np.uint64(0xFFFFFFFF)).astype(np.int64) == before + 1) & (after == before + 2)
             else:
-                hit = match.all(axis=1) & (first_slot[at + 1] == last_slot[at] + 1)
-            joined[at[hit]] = True
-            row_end[at[hit]] = new_row
+                hit &= after == before + 1
+            joined[linked[hit]] = True
+            row_end[linked[hit]] = new_row
     breaks = np.flatnonzero(~joined) + 1
     return np.concatenate(([0], breaks)), np.concatenate((breaks, [len(starts)])), row_end
+
+
+def _masked_equal(word: np.ndarray, fixed: bytes | bytearray, mask: bytes | bytearray) -> np.ndarray:
+    return (word & np.uint64(int.from_bytes(mask, "little"))) == np.uint64(int.from_bytes(fixed, "little"))
 
 
 #: Opcodes the float-list walker steps over, with their length (BINUNICODE adds its string).
@@ -309,7 +324,9 @@ _STEPS = {ord(op): size for op, size in (("e", 1), ("(", 1), ("]", 1), ("}", 1),
 _BINFLOAT = 0x47
 
 
-def _float_runs(buf: np.ndarray, froms: list[int], limits: list[int]) -> list[tuple[int, int, np.ndarray]]:
+def _float_runs(
+    data: bytearray, buf: np.ndarray, froms: list[int], limits: list[int]
+) -> list[tuple[int, int, np.ndarray]]:
     """(start, end, values) of the runs of BINFLOAT list items that follow each scalar run.
 
     From the end of each scalar run (an opcode boundary) the opcodes are walked one by one up to the next
@@ -321,7 +338,7 @@ def _float_runs(buf: np.ndarray, froms: list[int], limits: list[int]) -> list[tu
     for pos, limit in zip(froms, limits):
         after_mark = False
         while pos < limit:
-            op = int(buf[pos])
+            op = data[pos]
             if op == _BINFLOAT and after_mark:
                 begin, parts = pos, []
                 while True:
@@ -330,7 +347,7 @@ def _float_runs(buf: np.ndarray, froms: list[int], limits: list[int]) -> list[tu
                     count = int(other[0]) if len(other) else len(items)
                     parts.append(np.ndarray((count,), ">f8", buf, pos + 1, (9,)).astype(np.float64))
                     pos += 9 * count
-                    if pos + 3 <= limit and bytes(buf[pos : pos + 3]) == b"e(G":
+                    if pos + 3 <= limit and data[pos : pos + 3] == b"e(G":
                         pos += 2  # APPENDS MARK: the next batch of the same list
                         continue
                     break
@@ -341,7 +358,7 @@ def _float_runs(buf: np.ndarray, froms: list[int], limits: list[int]) -> list[tu
             if step is None:
                 break
             if op == _BINUNICODE:
-                step += int.from_bytes(buf[pos + 1 : pos + 5].tobytes(), "little")
+                step += int.from_bytes(data[pos + 1 : pos + 5], "little")
             after_mark = op == ord("(")
             pos += step
     return runs
@@ -349,21 +366,23 @@ def _float_runs(buf: np.ndarray, froms: list[int], limits: list[int]) -> list[tu
 
 def _referenced_scalars(
     buf: np.ndarray,
-    run_start: np.ndarray,
-    run_end: np.ndarray,
-    run_lo_slot: np.ndarray,
-    run_hi_slot: np.ndarray,
+    blob_start: np.ndarray,
+    blob_end: np.ndarray,
+    slot_lo: np.ndarray,
+    slot_hi: np.ndarray,
     scalar_slot: np.ndarray,
-    values: np.ndarray,
+    scalar_values: np.ndarray,
 ) -> dict[int, float] | None:
-    """Memo entries (as floats) for every scalar inside a run that a LONG_BINGET outside the runs may fetch.
+    """Memo entries (as floats) for every hidden scalar that a LONG_BINGET outside the hidden bytes may fetch.
 
-    Every 0x6A byte after the first run that is not inside a run is taken for a GET (false hits only add
-    unused entries).  None if one refers to a hidden slot that is not a scalar (the fast path declines).
+    ``blob_start``/``blob_end``: every hidden stretch, in file order; ``slot_lo``/``slot_hi``: the memo
+    indices each scalar run defines; ``scalar_slot``: each scalar's own index.  Every 0x6A byte after the
+    first hidden stretch and outside all of them is taken for a GET (false hits only add unused entries).
+    None if one refers to a hidden index that is not a scalar (a row list: the fast path declines).
     """
     n = len(buf)
     gets: list[np.ndarray] = []
-    for begin, end in zip(run_end.tolist(), [*run_start[1:].tolist(), n - 4]):
+    for begin, end in zip(blob_end.tolist(), [*blob_start[1:].tolist(), n - 4]):
         at = np.flatnonzero(buf[begin:end] == _GET) + begin + 1
         if len(at):
             gets.append(at)
@@ -372,16 +391,15 @@ def _referenced_scalars(
     at = np.concatenate(gets)
     slot = (buf[at].astype(np.int64) | buf[at + 1].astype(np.int64) << 8 | buf[at + 2].astype(np.int64) << 16
             | buf[at + 3].astype(np.int64) << 24)
-    run = np.searchsorted(run_lo_slot, slot, side="right") - 1
-    hidden = (run >= 0) & (slot <= run_hi_slot[np.maximum(run, 0)])
+    run = np.searchsorted(slot_lo, slot, side="right") - 1
+    hidden = (run >= 0) & (slot <= slot_hi[np.maximum(run, 0)])
     if not hidden.any():
         return {}
     slot = np.unique(slot[hidden])
-    index = np.searchsorted(scalar_slot, slot)
-    index = np.minimum(index, len(scalar_slot) - 1)
+    index = np.minimum(np.searchsorted(scalar_slot, slot), len(scalar_slot) - 1)
     if np.any(scalar_slot[index] != slot):
         return None
-    return dict(zip(slot.tolist(), values[index].tolist()))
+    return dict(zip(slot.tolist(), scalar_values[index].tolist()))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -405,14 +423,17 @@ class _Expander:
 
     def __init__(self, runs: ScalarRuns) -> None:
         self.runs = runs
-        self.used = np.zeros(len(runs.first), dtype=bool)
+        self.first: list[int] = runs.first.tolist()
+        self.stop: list[int] = runs.stop.tolist()
+        self.blob_len: list[int] = runs.blob_len.tolist()
+        self.used = [False] * len(self.first)
 
     def run_of(self, item: Any) -> int:
         """The run id a bytes object stands for, or -1."""
         if type(item) is not bytes or len(item) < 4:
             return -1
         run = int.from_bytes(item[:4], "little")
-        if run >= len(self.used) or self.used[run] or len(item) != self.runs.blob_len[run]:
+        if run >= len(self.used) or self.used[run] or len(item) != self.blob_len[run]:
             return -1
         self.used[run] = True
         return run
@@ -424,7 +445,7 @@ class _Expander:
         for item in items:
             run = self.run_of(item)
             if run >= 0:
-                first, stop = int(self.runs.first[run]), int(self.runs.stop[run])
+                first, stop = self.first[run], self.stop[run]
                 if self.runs.row_end[first : stop - 1].any():
                     return None
                 if loose:
@@ -438,6 +459,8 @@ class _Expander:
             loose.append(number)
         if loose:
             parts.append(np.array(loose))
+        if len(parts) == 1:
+            return parts[0]
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def nested(self, rows: list[Any]) -> np.ndarray | list[np.ndarray] | None:
@@ -461,7 +484,7 @@ class _Expander:
                     parts.append(np.array([number]))
                     current += 1
                     continue
-                first, stop = int(self.runs.first[run]), int(self.runs.stop[run])
+                first, stop = self.first[run], self.stop[run]
                 parts.append(self.runs.values[first:stop])
                 ends = np.flatnonzero(self.runs.row_end[first : stop - 1]) + 1
                 if len(ends):
@@ -511,4 +534,4 @@ def expand_runs(obj: Any, runs: ScalarRuns) -> bool:
         if rows is None:
             return False
         obj["plot_stuff"] = tuple(rows)
-    return bool(expander.used.all())
+    return all(expander.used)
