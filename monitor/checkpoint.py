@@ -17,17 +17,23 @@ layers below it, one module each, are
   pickles of a legacy (torch < 1.6) file, never the tensor storages;
 * ``checkpoint_unpickler``: the restricted unpickler (allow-list, refused modules, nothing executed);
 * ``checkpoint_standins``: the inert objects it builds instead of running code, and their descriptions;
-* ``checkpoint_scalars``: the numpy-scalar fast path, a rewrite of ``data.pkl`` before unpickling;
+* ``checkpoint_runs``: the first fast path: the runs of numpy scalars and floats that hold the curves are
+  decoded with numpy and cut out of the pickle before unpickling;
+* ``checkpoint_scalars``: the second, for what the first declines (short memo indices, odd layouts): each
+  numpy scalar rewritten in place to one float;
 * ``checkpoint_errors``: :class:`CheckpointError`, shared by all of them.
 
-Speed: the dashboard polls checkpoints of running trainings, so a read should cost ~1/100 of ``torch.load``
-(~2.4 ms for a 500 MB, 1000-epoch checkpoint on a 2-vCPU VM, where ``torch.load`` takes 100–280 ms).  What
-makes that possible: the zip member is located with a few ``pread`` calls instead of ``zipfile``'s Python
-parse of one directory entry per tensor; the thousands of numpy scalars nnU-Net logs are decoded with numpy
-before unpickling (``checkpoint_scalars``); stand-ins and storage placeholders are built by C
-constructors; the half-megabyte buffer is neither copied nor re-allocated; the curves stay numpy arrays
-(the DataFrame is built only when asked for).  Of the 2.4 ms, the scalar rewrite takes ~1.2 ms, unpickling
-the rewritten bytes ~0.65 ms.  ``bench/bench_checkpoint.py`` measures it.
+Speed: the dashboard polls checkpoints of running trainings, so a read should cost ~1/100 of ``torch.load``.
+For a 500 MB, 1000-epoch checkpoint on a 2-vCPU VM a read takes ~1.6 ms, where ``torch.load`` takes
+75–160 ms in one process and ~270 ms in another: 45–90x, or ~170x, so the aim is not met when ``torch.load``
+is at its fastest.  What makes it this fast: the zip member is located with a few ``pread`` calls into a
+buffer reused per thread, instead of ``zipfile``'s Python parse of one directory entry per tensor; the ~10 000
+logged values are decoded with numpy and the unpickler sees one small bytes object per list instead
+(``checkpoint_runs``, ~1.05 ms); stand-ins and storage placeholders are built by C constructors (the
+remaining unpickling, mostly the few hundred tensor records, ~0.2 ms); the curves stay numpy arrays (the
+DataFrame is built only when asked for) and ``init_args`` is converted on first use.  What is left is numpy's
+fixed cost per call (~1-5 us) times the ~100 calls the decoding needs.  ``bench/bench_checkpoint.py``
+measures it.
 """
 
 from __future__ import annotations
@@ -465,7 +471,7 @@ def read_checkpoint_curves(path: str | os.PathLike[str]) -> CheckpointCurves:
 def _scalar_runs(data: bytearray) -> Rewrite | None:
     """First fast path: runs of numpy scalars decoded with numpy, hidden from the unpickler."""
     runs = collapse_scalar_runs(data)
-    return None if runs is None else Rewrite(runs.memo, lambda obj: expand_runs(obj, runs))
+    return None if runs is None else Rewrite(runs.memo, lambda obj: expand_runs(obj, runs), runs.stream)
 
 
 def _float_scalars(data: bytearray) -> Rewrite | None:

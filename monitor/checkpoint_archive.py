@@ -9,7 +9,8 @@ Old nnU-Net v1 ``.model`` files written by torch < 1.6 use the legacy format: a 
 number, protocol version, system info, the object, storage keys) followed by raw storage bytes.  Only the
 first four are unpickled.
 
-Both go through the restricted unpickler (``monitor.checkpoint_unpickler``).  nnU-Net rewrites checkpoints
+Both go through the restricted unpickler (``monitor.checkpoint_unpickler``), a zip's ``data.pkl`` after the fast
+paths ``monitor.checkpoint`` passes in (see :func:`_load_zip`).  nnU-Net rewrites checkpoints
 in place while training, so a file that is cut short, lacks its zip directory or changes while it is read
 is reported as "incomplete (still being written?)" rather than as corrupt.
 """
@@ -166,14 +167,16 @@ def _torch_zip_data_pkl(fd: int, size: int, verify_crc: bool = False) -> bytearr
 
 @dataclass(frozen=True)
 class Rewrite:
-    """What a fast path did to ``data.pkl`` in place: the memo entries the unpickler now needs given in
-    advance, and ``finish(obj)``, which completes the unpickled object and says whether that worked."""
+    """What a fast path made of ``data.pkl``: the pickle to unpickle instead (``stream``; None: the buffer,
+    which it edited in place), the memo entries the unpickler needs given in advance, and ``finish(obj)``,
+    which completes the unpickled object and says whether that worked."""
 
     memo: dict[int, float]
     finish: Callable[[Any], bool]
+    stream: bytes | None = None
 
 
-#: A fast path edits ``data.pkl`` in place and returns a :class:`Rewrite`, or returns None untouched.
+#: A fast path returns a :class:`Rewrite`, or None with ``data.pkl`` untouched.
 FastPath = Callable[[bytearray], "Rewrite | None"]
 
 
@@ -196,13 +199,14 @@ def _load_zip(fd: int, size: int, fh: BinaryIO, path: Path, fast_paths: Sequence
         if rewrite is None:
             continue
         try:
-            obj = _unpickle_buffer(data, path, rewrite.memo)
+            obj = _unpickle_buffer(data if rewrite.stream is None else rewrite.stream, path, rewrite.memo)
             if rewrite.finish(obj):
                 return obj
         except CheckpointError as exc:
             if str(exc).startswith("refused"):
                 raise
-        data = read()
+        if rewrite.stream is None:  # the buffer was edited: read it again
+            data = read()
     return _unpickle_buffer(data, path)
 
 

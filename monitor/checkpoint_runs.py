@@ -13,9 +13,10 @@ pickles them back to back, list item after list item, so they form a few long *r
    rows of a list of lists) into runs, then
 3. does the same for the lists of python floats that follow (learning rates, timestamps: ``BINFLOAT`` items
    9 bytes apart, found by walking the few opcodes between the lists), and
-4. overwrites each run, in place and at the same length, with ``BINBYTES <run id, rest of the old bytes>``.
+4. copies the pickle without the runs, each one replaced by a 16-byte ``BINBYTES`` (a random tag and its id):
+   ~60 KB instead of ~480 KB, and the original bytes stay as they were.
 
-The unpickler then reads one bytes object per run instead of thousands of opcodes, and :func:`expand_runs`
+The unpickler then reads one small bytes object per run instead of thousands of opcodes, and :func:`expand_runs`
 puts the decoded values back where the bytes objects landed (the curves of ``logging`` or ``plot_stuff``)
 as float64 arrays, per-class Dice as a matrix.  Everything the unpickler still sees is checked exactly as
 before; the hidden bytes are only verified scalars, floats and connectors, so no opcode that could name or
@@ -42,6 +43,7 @@ Measured with ``bench/bench_checkpoint.py``; see ``monitor.checkpoint``.
 from __future__ import annotations
 
 import math
+import secrets
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +62,8 @@ from monitor.checkpoint_scalars import (
 __all__ = ["ScalarRuns", "collapse_scalar_runs", "expand_runs"]
 
 _MIN_BYTES = 16384  # below this the unpickler alone is as fast
-_GET, _PUT, _BINBYTES, _BINUNICODE = 0x6A, 0x72, 0x42, 0x58  # LONG_BINGET, LONG_BINPUT, BINBYTES, BINUNICODE
+_GET, _PUT, _BINUNICODE = 0x6A, 0x72, 0x58  # LONG_BINGET, LONG_BINPUT, BINUNICODE
+_MARKER = b"B\x10\x00\x00\x00"  # BINBYTES of 16 bytes: a per-read random tag and the run id
 _LONG_SLOT = 256  # the pickler writes memo indices below this as one byte; only long ones are handled here
 
 #: The 34 bytes after a scalar's payload: PUT s, GET latin1, TUPLE2, PUT s+1, REDUCE, PUT s+2, TUPLE2, PUT s+3,
@@ -87,8 +90,9 @@ _CONNECTORS: dict[bytes, tuple[int, bool]] = {
 class ScalarRuns:
     """What :func:`collapse_scalar_runs` hid, and how to put it back.
 
-    ``values`` holds every hidden scalar in file order; run ``r`` covers ``values[first[r]:stop[r]]`` and
-    became a bytes object of ``blob_len[r]`` bytes starting with ``r`` (4 bytes, little-endian).
+    ``values`` holds every hidden value in file order; run ``r`` covers ``values[first[r]:stop[r]]``.
+    ``stream`` is the pickle with each run replaced by a 16-byte bytes object, ``tag`` + ``r`` (4 bytes,
+    little-endian): the tag is random per read, so no bytes object of the file can pass for a run.
     ``row_end[i]`` says that a row of a list of lists ends after scalar ``i`` inside its run.  ``memo`` is
     what the unpickler must know in advance: the scalars that something outside the runs refers to.
     """
@@ -96,9 +100,10 @@ class ScalarRuns:
     values: np.ndarray
     first: np.ndarray
     stop: np.ndarray
-    blob_len: np.ndarray
     row_end: np.ndarray
     memo: dict[int, float]
+    stream: bytes
+    tag: bytes
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -207,9 +212,8 @@ def _decode_payloads(buf: np.ndarray, at: np.ndarray, length: np.ndarray, itemsi
 
 
 def collapse_scalar_runs(data: bytearray) -> ScalarRuns | None:
-    """Hide the runs of numpy float scalars in ``data`` (a ``data.pkl``), in place; see the module docstring.
-
-    Returns None, with ``data`` untouched, when there is nothing to do or anything does not fit.
+    """Find, decode and cut out the runs of float scalars and floats in ``data`` (a ``data.pkl``); see the
+    module docstring.  ``data`` is never written.  None when there is nothing to do or anything does not fit.
     """
     n = len(data)
     if n < _MIN_BYTES:
@@ -273,12 +277,19 @@ def collapse_scalar_runs(data: bytearray) -> ScalarRuns | None:
     if memo is None:
         return None
 
-    # 5. write: BINBYTES <length> <run id> <rest of the old bytes>
-    blob_len = run_end - run_start - 5
-    for run, (begin, size) in enumerate(zip(run_start.tolist(), blob_len.tolist())):
-        data[begin] = _BINBYTES
-        data[begin + 1 : begin + 9] = size.to_bytes(4, "little") + run.to_bytes(4, "little")
-    return ScalarRuns(values=values, first=first, stop=stop, blob_len=blob_len, row_end=row_end, memo=memo)
+    # 5. the pickle without the runs: each one becomes BINBYTES <tag, run id>
+    tag = secrets.token_bytes(12)
+    view = memoryview(data)
+    parts: list[Any] = []
+    at = 0
+    for run in order.tolist():
+        begin, end = int(run_start[run]), int(run_end[run])
+        parts += [view[at:begin], _MARKER + tag + run.to_bytes(4, "little")]
+        at = end
+    parts.append(view[at:])
+    stream = b"".join(parts)
+    view.release()
+    return ScalarRuns(values=values, first=first, stop=stop, row_end=row_end, memo=memo, stream=stream, tag=tag)
 
 
 def _join(
@@ -425,15 +436,15 @@ class _Expander:
         self.runs = runs
         self.first: list[int] = runs.first.tolist()
         self.stop: list[int] = runs.stop.tolist()
-        self.blob_len: list[int] = runs.blob_len.tolist()
+        self.tag = runs.tag
         self.used = [False] * len(self.first)
 
     def run_of(self, item: Any) -> int:
         """The run id a bytes object stands for, or -1."""
-        if type(item) is not bytes or len(item) < 4:
+        if type(item) is not bytes or len(item) != 16 or not item.startswith(self.tag):
             return -1
-        run = int.from_bytes(item[:4], "little")
-        if run >= len(self.used) or self.used[run] or len(item) != self.blob_len[run]:
+        run = int.from_bytes(item[12:], "little")
+        if run >= len(self.used) or self.used[run]:
             return -1
         self.used[run] = True
         return run
@@ -465,8 +476,8 @@ class _Expander:
 
     def nested(self, rows: list[Any]) -> np.ndarray | list[np.ndarray] | None:
         """A list of rows (lists of numbers and runs whose hidden rows continue the list) as a matrix."""
-        parts: list[Any] = []
-        lengths: list[int] = []
+        parts: list[np.ndarray] = []
+        lengths: list[Any] = []  # ints and arrays of row lengths, in order
         current = 0
         for row in rows:
             if isinstance(row, np.ndarray) and row.dtype.kind in "fiub":
@@ -488,17 +499,17 @@ class _Expander:
                 parts.append(self.runs.values[first:stop])
                 ends = np.flatnonzero(self.runs.row_end[first : stop - 1]) + 1
                 if len(ends):
-                    lengths.append(current + int(ends[0]))
-                    lengths.extend(np.diff(ends).tolist())
+                    lengths += [current + int(ends[0]), np.diff(ends)]
                     current = stop - first - int(ends[-1])
                 else:
                     current += stop - first
             lengths.append(current)
             current = 0
         flat = np.concatenate(parts) if parts else np.zeros(0)
-        if len(set(lengths)) <= 1:
-            return flat.reshape(len(lengths), lengths[0] if lengths else 0)
-        return np.split(flat, np.cumsum(lengths)[:-1])
+        sizes = np.concatenate([np.atleast_1d(n) for n in lengths]) if lengths else np.zeros(0, dtype=np.int64)
+        if not len(sizes) or (sizes == sizes[0]).all():
+            return flat.reshape(len(sizes), int(sizes[0]) if len(sizes) else 0)
+        return np.split(flat, np.cumsum(sizes)[:-1])
 
 
 def _holds_run(items: list[Any]) -> bool:

@@ -166,7 +166,7 @@ def test_what_the_fast_path_leaves_to_the_slower_ones(tmp_path: Path, monkeypatc
     result is still exactly that of plain unpickling, problems included."""
     log = nnunet_logging(500, 3, np.random.default_rng(4))
     log["dice_per_class_or_region"][100] = log["dice_per_class_or_region"][99]
-    log["lrs"][10] = b"\x00\x00\x00\x00 not a number"  # starts like a run id: must not be taken for one
+    log["lrs"][10] = b"\x00" * 16  # a 16-byte bytes object, like what stands in for a run: stays data
     path = tmp_path / "checkpoint_final.pth"
     torch.save(checkpoint(log), path)
     fast, plain = read_both(path, monkeypatch)
@@ -223,3 +223,39 @@ def test_random_layouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: i
     torch.save(checkpoint({k: log[k] for k in keys}, tensors=int(rng.integers(20, 200))), path)
     fast, plain = read_both(path, monkeypatch)
     assert_same(fast, plain)
+
+
+def test_the_original_bytes_are_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint_latest.pth"
+    torch.save(checkpoint(nnunet_logging(300, 2, np.random.default_rng(2))), path)
+    data = data_pkl(path)
+    before = bytes(data)
+    runs = collapse_scalar_runs(data)
+    assert runs is not None and bytes(data) == before
+    assert len(runs.stream) < len(data) // 4  # the runs are gone from what the unpickler reads
+
+
+def test_a_copy_of_a_run_inside_a_bytes_object_is_not_taken_for_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scalar-shaped bytes that are data (here a verbatim copy of a real run, smuggled into a bytes value
+    at the end of the pickle) are found by the scan, but what replaces them never reaches a curve: the
+    fast path declines, and the result is exactly plain unpickling's."""
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save(checkpoint(nnunet_logging(400, 3, np.random.default_rng(8))), path)
+    data = data_pkl(path)
+    runs = collapse_scalar_runs(bytearray(data))
+    assert runs is not None
+    copy = bytes(data[len(data) // 2 : len(data) // 2 + 2000])  # the middle of the Dice run
+    assert data.endswith(b".")
+    smuggle = (b"h\x00" + b"X\x08\x00\x00\x00smuggled" + b"B" + len(copy).to_bytes(4, "little") + copy + b"s0.")
+    forged = tmp_path / "forged.pth"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(forged, "w", zipfile.ZIP_STORED) as target:
+        for info in source.infolist():
+            payload = source.read(info)
+            if info.filename.endswith("/data.pkl"):
+                payload = bytes(data[:-1]) + smuggle
+            target.writestr(info.filename, payload)
+    fast, plain = read_both(forged, monkeypatch)
+    assert_same(fast, plain)
+    assert fast.epochs == 400
