@@ -39,11 +39,9 @@ measures it.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import functools
 import gc
 import itertools
-import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,7 +54,7 @@ from monitor.checkpoint_archive import Rewrite, _load_checkpoint_object
 from monitor.checkpoint_errors import CheckpointError
 from monitor.checkpoint_runs import collapse_scalar_runs, expand_runs
 from monitor.checkpoint_scalars import _inline_float_scalars
-from monitor.checkpoint_standins import _clip, _plain, _StandIn
+from monitor.checkpoint_standins import _clip, _plain, _scalar_to_float, _StandIn
 from monitor.checkpoint_unpickler import _unpickle, _unpickle_buffer  # noqa: F401 - tests reach _unpickle_buffer here
 
 if TYPE_CHECKING:
@@ -145,19 +143,6 @@ _FRAME_LEADING = ("epoch", "lr", "train_loss", "val_loss", "mean_fg_dice", "ema_
 # --------------------------------------------------------------------------------------------------------------
 # Turning the object tree into curves
 # --------------------------------------------------------------------------------------------------------------
-
-
-def _scalar_to_float(value: Any) -> float | None:
-    """float(value) for numbers, numpy scalars, one-element arrays and datetimes; None if not a number."""
-    if value is None:
-        return math.nan
-    if isinstance(value, (float, int, np.floating, np.integer, np.bool_)):
-        return float(value)
-    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "fiub":
-        return float(value.reshape(-1)[0])
-    if isinstance(value, _dt.datetime):
-        return value.timestamp()
-    return None
 
 
 def _why_not_number(value: Any) -> str:

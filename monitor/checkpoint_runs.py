@@ -42,7 +42,6 @@ Measured with ``bench/bench_checkpoint.py``; see ``monitor.checkpoint``.
 
 from __future__ import annotations
 
-import math
 import secrets
 import threading
 from dataclasses import dataclass
@@ -58,6 +57,7 @@ from monitor.checkpoint_scalars import (
     _float_dtype_slots,
     _memo_slot_after,
 )
+from monitor.checkpoint_standins import _scalar_to_float
 
 __all__ = ["ScalarRuns", "collapse_scalar_runs", "expand_runs"]
 
@@ -418,17 +418,6 @@ def _referenced_scalars(
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _number(item: Any) -> float | None:
-    """An item of a curve as a float, as ``monitor.checkpoint`` converts it (None: not a plain number)."""
-    if item is None:
-        return math.nan
-    if isinstance(item, (float, int, np.floating, np.integer, np.bool_)):
-        return float(item)
-    if isinstance(item, np.ndarray) and item.size == 1 and item.dtype.kind in "fiub":
-        return float(item.reshape(-1)[0])
-    return None
-
-
 class _Expander:
     """Replaces the run bytes objects inside curve lists by the decoded values; counts each run once."""
 
@@ -464,7 +453,7 @@ class _Expander:
                     loose = []
                 parts.append(self.runs.values[first:stop])
                 continue
-            number = _number(item)
+            number = _scalar_to_float(item)
             if number is None:
                 return None
             loose.append(number)
@@ -489,7 +478,7 @@ class _Expander:
             for item in row:
                 run = self.run_of(item)
                 if run < 0:
-                    number = _number(item)
+                    number = _scalar_to_float(item)
                     if number is None:
                         return None
                     parts.append(np.array([number]))

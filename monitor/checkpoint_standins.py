@@ -11,6 +11,7 @@ Python with :func:`_plain`), so they live in a module of their own, below all th
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import pathlib
 import reprlib
 from collections.abc import Mapping
@@ -225,3 +226,19 @@ def _plain(obj: Any) -> Any:
 
     return convert(obj, 0)
 
+
+def _scalar_to_float(value: Any) -> float | None:
+    """float(value) for numbers, numpy scalars, one-element arrays and datetimes; None if not a number.
+
+    The one rule for turning a logged curve item into a float, shared by the plain path
+    (``monitor.checkpoint``) and the scalar-run fast path (``monitor.checkpoint_runs``).
+    """
+    if value is None:
+        return math.nan
+    if isinstance(value, (float, int, np.floating, np.integer, np.bool_)):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "fiub":
+        return float(value.reshape(-1)[0])
+    if isinstance(value, _dt.datetime):
+        return value.timestamp()
+    return None
