@@ -30,3 +30,29 @@ def test_log_and_checkpoint_curves_agree_within_log_rounding(tiny_parent_run) ->
     # The merged frame carries the checkpoint's full precision, and nnU-Net's own EMA matches ours.
     assert (frame["source"] == "checkpoint_final.pth").all()
     np.testing.assert_allclose(frame["ema_fg_dice"], ckpt["ema_fg_dice"], rtol=1e-6)
+
+
+def test_the_fast_paths_read_a_real_checkpoint_exactly(tiny_parent_run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """nnU-Net's own checkpoint: the scalar-run fast path handles it alone, bit for bit as plain unpickling."""
+    from monitor import checkpoint as ckpt_mod
+    from monitor.checkpoint_archive import _torch_zip_data_pkl
+    from monitor.checkpoint_runs import collapse_scalar_runs
+
+    path = tiny_parent_run / "checkpoint_final.pth"
+    with open(path, "rb") as fh:
+        data = _torch_zip_data_pkl(fh.fileno(), path.stat().st_size)
+    assert data is not None
+    runs = collapse_scalar_runs(bytearray(data))
+    assert runs is not None and len(runs.values) >= 4 * 8  # all but the first scalars of 4 epochs
+
+    def declined(data: bytearray) -> None:
+        raise AssertionError("the scalar-run fast path declined a real nnU-Net checkpoint")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ckpt_mod, "_FAST_PATHS", [ckpt_mod._FAST_PATHS[0], declined])
+        fast = read_checkpoint_curves(path)
+    with monkeypatch.context() as patch:
+        patch.setattr(ckpt_mod, "_FAST_PATHS", [])
+        plain = read_checkpoint_curves(path)
+    assert fast.frame.equals(plain.frame) and fast.problems == plain.problems == []
+    assert fast.init_args == plain.init_args
