@@ -363,6 +363,8 @@ def _float_runs(
                         pos += 2  # APPENDS MARK: the next batch of the same list
                         continue
                     break
+                if pos == begin:  # no whole item before the limit: not a list of floats
+                    break
                 runs.append((begin, pos, np.concatenate(parts)))
                 after_mark = False
                 continue
