@@ -20,10 +20,18 @@ import pandas as pd
 import pytest
 
 from monitor import checkpoint as ckpt_mod
+from monitor import checkpoint_runs
 from monitor.checkpoint import CheckpointError, read_checkpoint_curves
 from monitor.checkpoint_runs import collapse_scalar_runs
 
 torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(autouse=True)
+def _runs_at_any_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run path normally leaves checkpoints of fewer than ~400 epochs to the faster in-place rewrite
+    (a speed choice); here it must be correct at every size."""
+    monkeypatch.setattr(checkpoint_runs, "_MIN_BYTES", 0)
 
 
 def data_pkl(path: Path) -> bytearray:
@@ -259,3 +267,17 @@ def test_a_copy_of_a_run_inside_a_bytes_object_is_not_taken_for_one(
     fast, plain = read_both(forged, monkeypatch)
     assert_same(fast, plain)
     assert fast.epochs == 400
+
+
+def test_small_checkpoints_take_the_cheaper_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below ~400 epochs the run path's fixed cost outweighs its gain, below ~55 the rewrite's too: the
+    thresholds are on the bytes of numpy scalars, so that a small checkpoint is not made slower."""
+    monkeypatch.undo()  # the real thresholds
+    sizes = {}
+    for epochs in (10, 100, 1000):
+        path = tmp_path / f"checkpoint_{epochs}.pth"
+        torch.save(checkpoint(nnunet_logging(epochs, 3, np.random.default_rng(epochs))), path)
+        data = data_pkl(path)
+        sizes[epochs] = (collapse_scalar_runs(bytearray(data)) is not None,
+                         ckpt_mod._inline_float_scalars(bytearray(data)))
+    assert sizes == {10: (False, False), 100: (False, True), 1000: (True, True)}

@@ -35,9 +35,11 @@ def test_log_and_checkpoint_curves_agree_within_log_rounding(tiny_parent_run) ->
 def test_the_fast_paths_read_a_real_checkpoint_exactly(tiny_parent_run, monkeypatch: pytest.MonkeyPatch) -> None:
     """nnU-Net's own checkpoint: the scalar-run fast path handles it alone, bit for bit as plain unpickling."""
     from monitor import checkpoint as ckpt_mod
+    from monitor import checkpoint_runs
     from monitor.checkpoint_archive import _torch_zip_data_pkl
     from monitor.checkpoint_runs import collapse_scalar_runs
 
+    monkeypatch.setattr(checkpoint_runs, "_MIN_BYTES", 0)  # 4 epochs would normally take the in-place rewrite
     path = tiny_parent_run / "checkpoint_final.pth"
     with open(path, "rb") as fh:
         data = _torch_zip_data_pkl(fh.fileno(), path.stat().st_size)
