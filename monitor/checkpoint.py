@@ -18,9 +18,10 @@ layers below it, one module each, are
 * ``checkpoint_unpickler``: the restricted unpickler (allow-list, refused modules, nothing executed);
 * ``checkpoint_standins``: the inert objects it builds instead of running code, and their descriptions;
 * ``checkpoint_runs``: the first fast path: the runs of numpy scalars and floats that hold the curves are
-  decoded with numpy and cut out of the pickle before unpickling;
-* ``checkpoint_scalars``: the second, for what the first declines (short memo indices, odd layouts): each
-  numpy scalar rewritten in place to one float;
+  decoded with numpy and cut out of the pickle before unpickling (from ~400 epochs of logging on);
+* ``checkpoint_scalars``: the second, for smaller checkpoints (from ~55 epochs; below that plain unpickling
+  is faster) and for what the first declines (short memo indices, odd layouts): each numpy scalar rewritten
+  in place to one float;
 * ``checkpoint_errors``: :class:`CheckpointError`, shared by all of them.
 
 Speed: the dashboard polls checkpoints of running trainings, so a read should cost ~1/100 of ``torch.load``.
