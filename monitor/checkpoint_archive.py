@@ -54,9 +54,9 @@ _scratch = threading.local()
 def _reused_buffer(size: int) -> bytearray:
     """A bytearray of ``size`` bytes, the same one for every read in this thread when it can be resized.
 
-    Why: a fresh half-megabyte buffer per read costs page faults (~0.2 ms in a VM, a tenth of the read) and
-    makes the allocator hand memory back and forth with the kernel; nothing unpickled refers to the buffer,
-    so the next read may overwrite it.
+    Why: a fresh half-megabyte buffer per read costs page faults (up to ~0.2 ms in a VM) and makes the
+    allocator hand memory back and forth with the kernel; nothing unpickled refers to the buffer, so the
+    next read may overwrite it.
     """
     buffer = getattr(_scratch, "buffer", None)
     if buffer is not None:
@@ -183,8 +183,9 @@ FastPath = Callable[[bytearray], "Rewrite | None"]
 def _load_zip(fd: int, size: int, fh: BinaryIO, path: Path, fast_paths: Sequence[FastPath]) -> Any:
     """torch >= 1.6 format: the ``*/data.pkl`` member only, never the ``data/<key>`` storages.
 
-    Each fast path is tried in turn; when one's rewritten bytes fail to load (other than by a refusal) or
-    its ``finish`` declines, the member is read again untouched for the next one, then plainly unpickled.
+    Each fast path is tried in turn; when one's result fails to load (other than by a refusal) or its
+    ``finish`` declines, the next one gets the untouched member (read again if the failed one edited it in
+    place), and plain unpickling is the last resort.
     """
     def read() -> bytearray:
         return _torch_zip_data_pkl(fd, size) or bytearray(_zip_data_pkl_slow(fh, path))
@@ -253,8 +254,8 @@ def _load_legacy(fh: BinaryIO, path: Path) -> Any:
 def _load_checkpoint_object(path: Path, fast_paths: Sequence[FastPath] = ()) -> Any:
     """Return the unpickled (inert) top-level object of a torch checkpoint file.
 
-    ``fast_paths`` may edit a zip's ``data.pkl`` bytes in place before they are unpickled (``monitor.checkpoint``
-    passes the scalar-run and numpy-scalar fast paths); see :func:`_load_zip` for how they fall back.
+    ``fast_paths`` may rewrite a zip's ``data.pkl`` before it is unpickled (``monitor.checkpoint`` passes the
+    scalar-run and numpy-scalar fast paths); see :func:`_load_zip` for how they fall back.
     """
     try:
         fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below; raw I/O, no read-ahead
