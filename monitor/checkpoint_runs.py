@@ -33,7 +33,7 @@ makes the fast path decline.  False hits in data bytes only add unused memo entr
 
 Anything that does not fit — short memo indices, a run outside the curves, a curve holding other objects —
 makes :func:`collapse_scalar_runs` return None or :func:`expand_runs` return False, and the caller reads the
-untouched bytes the slower way.  This module never unpickles anything.
+untouched bytes another way.  This module never unpickles anything.
 
 Cost: about 1 ms for the ~10 000 values of a 1000-epoch checkpoint (one scan for BINUNICODE opcodes, four
 gathers, ~100 numpy calls at 1-5 us each); the unpickler then needs ~0.2 ms for everything else (mostly the
@@ -426,7 +426,7 @@ def _referenced_scalars(
 
 
 class _Expander:
-    """Replaces the run bytes objects inside curve lists by the decoded values; counts each run once."""
+    """Replaces the tagged bytes objects inside curve lists by the runs' decoded values; counts each run once."""
 
     def __init__(self, runs: ScalarRuns) -> None:
         self.runs = runs
@@ -520,8 +520,8 @@ def expand_runs(obj: Any, runs: ScalarRuns) -> bool:
     matrix (a list of rows if their lengths differ); ``obj['plot_stuff']`` (v1) becomes a tuple of arrays.
     A run may hide whole rows (the pickler writes consecutive lists of a list or tuple back to back), which
     is why a list of rows, and v1's tuple of curves, are expanded as one.  False if a run is anywhere else,
-    or a curve holding one does not have the shape of a curve: the caller then reads the file again without
-    this fast path.
+    or a curve holding one does not have the shape of a curve: the caller then reads the untouched pickle
+    another way.
     """
     if not isinstance(obj, dict):
         return False
