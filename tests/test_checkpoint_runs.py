@@ -281,3 +281,19 @@ def test_small_checkpoints_take_the_cheaper_paths(tmp_path: Path, monkeypatch: p
         sizes[epochs] = (collapse_scalar_runs(bytearray(data)) is not None,
                          ckpt_mod._inline_float_scalars(bytearray(data)))
     assert sizes == {10: (False, False), 100: (False, True), 1000: (True, True)}
+
+
+def test_threads_reading_at_once_get_their_own_buffers(tmp_path: Path) -> None:
+    """The dashboard reads checkpoints from several threads: the reused per-thread buffers never mix reads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    paths = []
+    for epochs in (1000, 450):
+        path = tmp_path / f"checkpoint_{epochs}.pth"
+        torch.save(checkpoint(nnunet_logging(epochs, 3, np.random.default_rng(epochs))), path)
+        paths.append(path)
+    expected = {path: read_checkpoint_curves(path).frame for path in paths}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        frames = list(pool.map(lambda i: (paths[i % 2], read_checkpoint_curves(paths[i % 2]).frame), range(40)))
+    for path, frame in frames:
+        pd.testing.assert_frame_equal(frame, expected[path], check_exact=True)
