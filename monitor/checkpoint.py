@@ -25,9 +25,9 @@ layers below it, one module each, are
 * ``checkpoint_errors``: :class:`CheckpointError`, shared by all of them.
 
 Speed: the dashboard polls checkpoints of running trainings, so a read should cost ~1/100 of ``torch.load``.
-For a 500 MB, 1000-epoch checkpoint on a 2-vCPU VM a read takes ~1.6 ms, where ``torch.load`` takes
-75–160 ms in one process and ~270 ms in another: 45–90x, or ~170x, so the aim is not met when ``torch.load``
-is at its fastest.  What makes it this fast: the zip member is located with a few ``pread`` calls into a
+For a 500 MB, 1000-epoch checkpoint on a 2-vCPU VM a read takes ~1.6 ms, where ``torch.load`` took 105–111 ms
+in the benchmark process (66–69x; 75 ms, so 46x, once) and ~270 ms in a fresh one: the aim is not met when
+``torch.load`` is at its fastest.  What makes it this fast: the zip member is located with a few ``pread`` calls into a
 buffer reused per thread, instead of ``zipfile``'s Python parse of one directory entry per tensor; the ~10 000
 logged values are decoded with numpy and the unpickler sees one small bytes object per list instead
 (``checkpoint_runs``, ~1.05 ms); stand-ins and storage placeholders are built by C constructors (the
@@ -461,7 +461,8 @@ def _scalar_runs(data: bytearray) -> Rewrite | None:
 
 
 def _float_scalars(data: bytearray) -> Rewrite | None:
-    """Second fast path: each numpy scalar rewritten to one float (short memo indices, odd layouts)."""
+    """Second fast path: each numpy scalar rewritten to one float (smaller checkpoints, and what the first
+    declines)."""
     return Rewrite({}, lambda obj: True) if _inline_float_scalars(data) else None
 
 

@@ -78,11 +78,10 @@ _TAIL_BYTES = 34
 _PREFIX_BYTES = 15  # GET scalar, GET dtype, GET encode, then BINUNICODE at offset 15
 _SCALAR_FIXED = _PREFIX_BYTES + 5 + _TAIL_BYTES  # bytes of a scalar besides its payload
 
-#: What a pickler writes between two scalars that are items of the same list ("" and APPENDS MARK) or of
-#: consecutive rows of a list of lists (the row's list is memoised: PUT at the offset given).
-#: bytes -> (offset of a PUT's memo index or -1, whether a new row starts)
+#: What a pickler writes between two scalars that are items of the same list (nothing, which ``_join`` tests
+#: first, or APPENDS MARK) or of consecutive rows of a list of lists (the row's list is memoised: PUT at the
+#: offset given).  bytes -> (offset of a PUT's memo index or -1, whether a new row starts)
 _CONNECTORS: dict[bytes, tuple[int, bool]] = {
-    b"": (-1, False),
     b"e(": (-1, False),
     b"e]r\0\0\0\0(": (3, True),  # APPENDS, EMPTY_LIST, PUT, MARK: rows of two or more
     b"a]r\0\0\0\0": (3, True),  # APPEND, EMPTY_LIST, PUT: rows of one
@@ -311,7 +310,7 @@ def _join(
         before, after = last_slot[linked], first_slot[linked + 1]
         for connector, (slot_at, new_row) in _CONNECTORS.items():
             sel = gaps == len(connector)
-            if not connector or not sel.any():
+            if not sel.any():
                 continue
             fixed = bytearray(connector.ljust(16, b"\0"))
             mask = bytearray(b"\xff" * len(connector) + b"\0" * (16 - len(connector)))

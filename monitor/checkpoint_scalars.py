@@ -1,8 +1,8 @@
 """Second fast path for the numpy float scalars nnU-Net logs: each one turned into a plain float before unpickling.
 
-``monitor.checkpoint_runs`` (the first fast path) handles the usual nnU-Net checkpoint about twice as fast;
-this rewrite covers what it declines: memo indices below 256 (small checkpoints), scalars outside the curves,
-shared rows.
+``monitor.checkpoint_runs`` (the first fast path) is faster from ~400 epochs of logging on (1.5 against
+1.8–2.1 ms at 1000 epochs); this rewrite reads the checkpoints below that (from ~55 epochs: below, plain unpickling
+wins) and what the first path declines: memo indices below 256, scalars outside the curves, shared rows.
 
 Why a module of its own: it is the one place that reads and rewrites raw pickle opcodes, so its
 invariants (below) can be checked here without the rest of the reader in view.

@@ -349,9 +349,11 @@ class _BufferReader:
 
 
 def _memo_preamble(memo: dict[int, float]) -> bytes:
-    """A pickle that only stores floats in the memo: BINFLOAT, LONG_BINPUT, POP for each, then None."""
-    put = b"r"
-    stores = (b"G" + struct.pack(">d", value) + put + slot.to_bytes(4, "little") + b"0" for slot, value in memo.items())
+    """A pickle that only stores floats in the memo (BINFLOAT, LONG_BINPUT, POP for each), then returns None."""
+    stores = (
+        b"G" + struct.pack(">d", value) + b"r" + struct.pack("<I", slot) + b"0"  # BINFLOAT is big-endian
+        for slot, value in memo.items()
+    )
     return b"".join(stores) + b"N."
 
 

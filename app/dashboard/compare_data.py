@@ -20,6 +20,7 @@ from monitor.layout import split_schedule_suffix
 
 __all__ = ["Standing", "extension_pairs", "fold_band", "standing", "with_fraction"]
 
+
 def fold_band(frames: Mapping[str, pd.DataFrame], column: str = "ema_fg_dice", min_folds: int = 2) -> pd.DataFrame:
     """Per-epoch mean, standard deviation, min, max and count of ``column`` across folds.
 
