@@ -1,6 +1,6 @@
 """Benchmark ``monitor.checkpoint.read_checkpoint_curves`` against ``torch.load`` on a large nnU-Net checkpoint.
 
-Run: ``.venv/bin/python bench/bench_checkpoint.py [--size-mb 500] [--epochs 1000] [--classes 3] [--runs 5]``.
+Run: ``.venv/bin/python bench/bench_checkpoint.py [--size-mb 500] [--epochs 1000] [--classes 3] [--runs 5] [--numpy]``.
 ``--size-mb`` is the whole file (network weights + the SGD momentum buffers nnU-Net keeps, half each);
 ``--size-mb 1000`` gives a 500 MB state dict plus its 500 MB of momentum.
 
@@ -43,6 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from monitor import checkpoint_archive, checkpoint_runs
 from monitor.checkpoint import read_checkpoint_curves
 
 
@@ -239,7 +240,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--classes", type=int, default=3)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--numpy", action="store_true",
+                        help="read as an install without a C compiler does: the numpy implementation of the first "
+                             "fast path, and no memo-index guard")
     args = parser.parse_args()
+    if args.numpy:
+        checkpoint_runs._compiled = None
+        checkpoint_archive.memo_bound = None
+    implementation = "numpy" if checkpoint_runs._compiled is None else "compiled (monitor/_scalar_runs.c)"
 
     t0 = time.perf_counter()
     import torch  # only the benchmark needs torch; the module under test never imports it
@@ -280,6 +288,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}"
           f" (torch import: {torch_import_s:.2f} s, not counted)")
+    print(f"first fast path: {implementation}")
     print(f"checkpoint: {size / 2**20:.1f} MiB, {args.epochs} epochs, {args.classes} classes;"
           " page cache warm for both readers")
     print(f"load average during the timings: {load_before:.1f} .. {load_after:.1f}"

@@ -18,23 +18,24 @@ layers below it, one module each, are
 * ``checkpoint_unpickler``: the restricted unpickler (allow-list, refused modules, nothing executed);
 * ``checkpoint_standins``: the inert objects it builds instead of running code, and their descriptions;
 * ``checkpoint_runs``: the first fast path: the runs of numpy scalars and floats that hold the curves are
-  decoded with numpy and cut out of the pickle before unpickling (from ~400 epochs of logging on);
-* ``checkpoint_scalars``: the second, for smaller checkpoints (from ~55 epochs; below that plain unpickling
-  is faster) and for what the first declines (short memo indices, odd layouts): each numpy scalar rewritten
-  in place to one float;
+  decoded and cut out of the pickle before unpickling, in one exact pass of ``monitor/_scalar_runs.c`` (which
+  also renumbers the memo and leaves out the tensor records) where it was compiled at install time, else with
+  numpy (from ~400 epochs of logging on);
+* ``checkpoint_scalars``: the second, for what the first declines (short memo indices, odd layouts) and, without
+  the compiled pass, for smaller checkpoints (from ~55 epochs; below that plain unpickling is faster): each
+  numpy scalar rewritten in place to one float;
 * ``checkpoint_errors``: :class:`CheckpointError`, shared by all of them.
 
 Speed: the dashboard polls checkpoints of running trainings, so a read should cost ~1/100 of ``torch.load``.
-For a 500 MB, 1000-epoch checkpoint on a 2-vCPU VM a read takes ~1.6 ms, where ``torch.load`` took 105–111 ms
-in the benchmark process (66–69x; 75 ms, so 46x, once) and ~270 ms in a fresh one: the aim is not met when
-``torch.load`` is at its fastest.  What makes it this fast: the zip member is located with a few ``pread`` calls into a
-buffer reused per thread, instead of ``zipfile``'s Python parse of one directory entry per tensor; the ~10 000
-logged values are decoded with numpy and the unpickler sees one small bytes object per list instead
-(``checkpoint_runs``, ~1.05 ms); stand-ins and storage placeholders are built by C constructors (the
-remaining unpickling, mostly the few hundred tensor records, ~0.2 ms); the curves stay numpy arrays (the
-DataFrame is built only when asked for) and ``init_args`` is converted on first use.  What is left is numpy's
-fixed cost per call (~1-5 us) times the ~100 calls the decoding needs.  ``bench/bench_checkpoint.py``
-measures it.
+For a 500 MB, 1000-epoch checkpoint on a 2-vCPU VM a read takes 0.59-0.61 ms, where ``torch.load`` took
+98-120 ms in the benchmark process (164-197x; 73 ms at its fastest, 123x) and ~270 ms in a fresh one.  What
+makes it this fast: the zip member is located with a few ``pread`` calls into a buffer reused per thread,
+instead of ``zipfile``'s Python parse of one directory entry per tensor; one C pass over the pickle
+(``checkpoint_runs``, ~0.22 ms) decodes the ~10 000 logged values, leaves out the tensor records and
+renumbers the memo, so the unpickler reads 11 KB instead of 466 KB (~0.07 ms); stand-ins are built by C
+constructors; the curves stay numpy arrays (the DataFrame is built only when asked for) and ``init_args`` is
+converted on first use.  Without a C compiler at install time the numpy implementation does the same work in
+1.63-1.65 ms (60-65x).  ``bench/bench_checkpoint.py [--numpy]`` measures it.
 """
 
 from __future__ import annotations
@@ -455,9 +456,11 @@ def read_checkpoint_curves(path: str | os.PathLike[str]) -> CheckpointCurves:
 
 
 def _scalar_runs(data: bytearray) -> Rewrite | None:
-    """First fast path: runs of numpy scalars decoded with numpy, hidden from the unpickler."""
+    """First fast path: the runs of logged values decoded up front (in C, else numpy), hidden from the unpickler."""
     runs = collapse_scalar_runs(data)
-    return None if runs is None else Rewrite(runs.memo, lambda obj: expand_runs(obj, runs), runs.stream)
+    if runs is None:
+        return None
+    return Rewrite(runs.memo, lambda obj: expand_runs(obj, runs), runs.stream, renumbered=runs.renumbered)
 
 
 def _float_scalars(data: bytearray) -> Rewrite | None:

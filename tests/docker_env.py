@@ -378,7 +378,7 @@ def wheelhouse(python: str, cache: Path = CACHE) -> Path:
     return folder
 
 
-_CONTEXT_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".env", "secrets", "*.whl")
+_CONTEXT_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", ".env", "secrets", "*.whl")
 
 
 def stage_context(dest: Path, wheels: Path | None) -> Path:

@@ -5,12 +5,16 @@ any (the plain restricted unpickler), and the two results must be identical to t
 problems and init_args.  The checkpoints are shaped to exercise what the fast path has to get right: memo
 references into hidden runs, rows of one class, more than 1000 epochs (the pickler's batches), three float
 widths, odd items (None, python floats, 0-d arrays, ndarray rows) and nnU-Net v1's ``plot_stuff``.
+
+Every test runs twice: with the compiled pass (``monitor/_scalar_runs.c``, what an install with a C compiler
+uses) and with the numpy implementation (what an install without one uses).
 """
 
 from __future__ import annotations
 
 import collections
 import os
+import pickletools
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -27,11 +31,20 @@ from monitor.checkpoint_runs import collapse_scalar_runs
 torch = pytest.importorskip("torch")
 
 
-@pytest.fixture(autouse=True)
-def _runs_at_any_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The run path normally leaves checkpoints of fewer than ~400 epochs to the faster in-place rewrite
-    (a speed choice); here it must be correct at every size."""
-    monkeypatch.setattr(checkpoint_runs, "_MIN_BYTES", 0)
+NUMPY_MIN_BYTES = checkpoint_runs._MIN_BYTES
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which implementation of the run path reads; the numpy one at every size (it normally leaves
+    checkpoints of fewer than ~400 epochs to the faster in-place rewrite, a speed choice)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(checkpoint_runs, "_compiled", None)
+        monkeypatch.setattr(checkpoint_runs, "_MIN_BYTES", 0)
+    elif checkpoint_runs._compiled is None:
+        pytest.fail("monitor._scalar_runs is not built: install the project with a C compiler present "
+                    "(scripts/test does)")
+    return str(request.param)
 
 
 def data_pkl(path: Path) -> bytearray:
@@ -269,10 +282,13 @@ def test_a_copy_of_a_run_inside_a_bytes_object_is_not_taken_for_one(
     assert fast.epochs == 400
 
 
-def test_small_checkpoints_take_the_cheaper_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Below ~400 epochs the run path's fixed cost outweighs its gain, below ~55 the rewrite's too: the
-    thresholds are on the bytes of numpy scalars, so that a small checkpoint is not made slower."""
-    monkeypatch.undo()  # the real thresholds
+def test_small_checkpoints_take_the_cheaper_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, implementation: str
+) -> None:
+    """The compiled pass is the cheapest path at every size.  The numpy one is not: below ~400 epochs its
+    fixed cost outweighs its gain, below ~55 the rewrite's too; the thresholds are on the bytes of numpy
+    scalars, so that a small checkpoint is not made slower."""
+    monkeypatch.setattr(checkpoint_runs, "_MIN_BYTES", NUMPY_MIN_BYTES)
     sizes = {}
     for epochs in (10, 100, 1000):
         path = tmp_path / f"checkpoint_{epochs}.pth"
@@ -280,7 +296,10 @@ def test_small_checkpoints_take_the_cheaper_paths(tmp_path: Path, monkeypatch: p
         data = data_pkl(path)
         sizes[epochs] = (collapse_scalar_runs(bytearray(data)) is not None,
                          ckpt_mod._inline_float_scalars(bytearray(data)))
-    assert sizes == {10: (False, False), 100: (False, True), 1000: (True, True)}
+    if implementation == "compiled":
+        assert sizes == {10: (True, False), 100: (True, True), 1000: (True, True)}
+    else:
+        assert sizes == {10: (False, False), 100: (False, True), 1000: (True, True)}
 
 
 def test_threads_reading_at_once_get_their_own_buffers(tmp_path: Path) -> None:
@@ -297,3 +316,131 @@ def test_threads_reading_at_once_get_their_own_buffers(tmp_path: Path) -> None:
         frames = list(pool.map(lambda i: (paths[i % 2], read_checkpoint_curves(paths[i % 2]).frame), range(40)))
     for path, frame in frames:
         pd.testing.assert_frame_equal(frame, expected[path], check_exact=True)
+
+
+def test_every_kind_of_value_around_the_curves_reads_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled pass walks every opcode of the pickle and renumbers the memo: strings and bytes full of
+    opcode-like bytes, big and negative ints, every tuple size, sets, nested and shared containers must come
+    out as plain unpickling makes them."""
+    shared = {"kernel": [3, 3], "stride": (1, 2)}
+    init_args = {
+        "text": "j\x00\x01\x02\x03r\x00X(e]a.ü€😀" * 3, "raw": b"jrXe(]\x80\x95\x00B\x10", "big": 2**70,
+        "neg": -(2**40),
+        "ints": [0, 255, 256, 65535, 65536, -1], "float": 1.5, "tuples": [(), (1,), (1, 2), (1, 2, 3), (1, 2, 3, 4)],
+        "set": {1, 2}, "frozen": frozenset({"a"}), "none": None, "bools": [True, False], "spacing": [1.0, 0.5, 0.5],
+        "nested": {"a": [{"b": (1.0, "x")}], "same": shared}, "again": shared, "array": np.arange(5, dtype=np.float32),
+    }
+    log = nnunet_logging(700, 2, np.random.default_rng(21))
+    log["extra"] = [1.0, 2.5]  # python floats right after the scalar lists: a float run of its own
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save(checkpoint(log, init_args=init_args), path)
+    fast, plain = read_both(path, monkeypatch, runs_only=True)
+    assert_same(fast, plain)
+    assert fast.init_args["again"] is fast.init_args["nested"]["same"]  # a memo GET, renumbered
+    assert fast.init_args["text"] == init_args["text"] and fast.init_args["big"] == 2**70
+
+
+def test_a_malicious_call_inside_a_tensor_record_is_still_refused(tmp_path: Path) -> None:
+    """Tensor records are left out of what the unpickler reads, but only those that name no global: the first
+    ``os.system`` is pickled as a global, reaches the restricted unpickler and is refused."""
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+            return os.system, (f"touch {marker}",)
+
+    class EvilTensor:
+        def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+            return torch._utils._rebuild_tensor_v2, (Evil(), 0, (1,), (1,), False, collections.OrderedDict())
+
+    ckpt = checkpoint(nnunet_logging(1000, 3, np.random.default_rng(6)))
+    ckpt["network_weights"]["stage.50.weight"] = EvilTensor()
+    ckpt["network_weights"]["stage.51.weight"] = EvilTensor()  # os.system now a memo GET: this record is left out
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save(ckpt, path)
+    with pytest.raises(CheckpointError, match=r"refused: checkpoint tries to call os\.system"):
+        read_checkpoint_curves(path)
+    assert not marker.exists()
+
+
+def test_protocol_4_pickles_are_left_to_the_other_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, implementation: str
+) -> None:
+    """torch.save with a newer pickle protocol frames the pickle and memoises differently: the run path
+    declines, and the checkpoint still reads exactly."""
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save(checkpoint(nnunet_logging(600, 3, np.random.default_rng(9))), path, pickle_protocol=4)
+    assert collapse_scalar_runs(data_pkl(path)) is None
+    fast, plain = read_both(path, monkeypatch)
+    assert_same(fast, plain)
+    assert fast.epochs == 600
+
+
+def test_mangled_pickles_never_read_differently(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random byte changes and truncations of a real checkpoint's pickle: the fast paths may decline, and a
+    read may fail, but whenever both reads succeed they agree (and nothing crashes the process)."""
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save(checkpoint(nnunet_logging(300, 2, np.random.default_rng(12)), tensors=40), path)
+    data = bytes(data_pkl(path))
+    rng = np.random.default_rng(13)
+    mangled = []
+    for _ in range(120):
+        pickle = bytearray(data)
+        for at in rng.integers(0, len(data), int(rng.integers(1, 4))):
+            pickle[at] = int(rng.integers(0, 256)) if rng.random() < 0.5 else (pickle[at] + 1) % 256
+        mangled.append(bytes(pickle))
+    mangled += [data[: int(n)] for n in rng.integers(0, len(data), 30)]
+    agreed = 0
+    for index, pickle in enumerate(mangled):
+        collapse_scalar_runs(bytearray(pickle))  # returns or declines, never raises
+        forged = tmp_path / f"mangled_{index}.pth"
+        with zipfile.ZipFile(path) as source, zipfile.ZipFile(forged, "w", zipfile.ZIP_STORED) as target:
+            for info in source.infolist():
+                target.writestr(info.filename, pickle if info.filename.endswith("/data.pkl") else source.read(info))
+        results = []
+        for paths in (ckpt_mod._FAST_PATHS, []):
+            with monkeypatch.context() as patch:
+                patch.setattr(ckpt_mod, "_FAST_PATHS", paths)
+                try:
+                    results.append(read_checkpoint_curves(forged))
+                except CheckpointError:
+                    results.append(None)
+        if None not in results:
+            assert_same(*results)
+            agreed += 1
+    assert agreed > 20  # most single-byte changes hit data that still reads
+
+
+def test_a_corrupt_memo_index_is_refused_before_unpickling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One corrupt byte in a LONG_BINPUT would make CPython's unpickler allocate and clear a memo array of
+    gigabytes (30 s and 16 GB, measured): the reader says the file is corrupt instead, on every path."""
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save(checkpoint(nnunet_logging(300, 2, np.random.default_rng(14))), path)
+    data = bytearray(data_pkl(path))
+    put = next(pos for op, _, pos in pickletools.genops(bytes(data)) if op.name == "LONG_BINPUT")
+    data[put + 4] = 0x3E  # the index's top byte: ~1 billion
+    forged = tmp_path / "corrupt.pth"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(forged, "w", zipfile.ZIP_STORED) as target:
+        for info in source.infolist():
+            target.writestr(info.filename, bytes(data) if info.filename.endswith("/data.pkl") else source.read(info))
+    for paths in (ckpt_mod._FAST_PATHS, []):
+        with monkeypatch.context() as patch:
+            patch.setattr(ckpt_mod, "_FAST_PATHS", paths)
+            with pytest.raises(CheckpointError, match="a memo index larger than the pickle itself"):
+                read_checkpoint_curves(forged)
+
+
+def test_a_lone_scalar_beside_the_curves_does_not_cost_the_fast_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, implementation: str
+) -> None:
+    """A numpy scalar that is no list item (a ``_best_ema`` pickled on its own, a trainer's attribute) stays for
+    the unpickler: the compiled pass only starts runs at the first item of a list, so it still does the
+    work alone (the numpy implementation hides such a scalar too, then declines to the next path)."""
+    log = nnunet_logging(500, 3, np.random.default_rng(15))
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save(checkpoint(log, _best_ema=np.float32(0.75), init_args={"margin": np.float64(0.125)}), path)
+    fast, plain = read_both(path, monkeypatch, runs_only=implementation == "compiled")
+    assert_same(fast, plain)
+    assert fast.init_args == {"margin": 0.125}

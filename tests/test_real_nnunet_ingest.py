@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickletools
+
 import numpy as np
 import pytest
 
@@ -32,20 +34,33 @@ def test_log_and_checkpoint_curves_agree_within_log_rounding(tiny_parent_run) ->
     np.testing.assert_allclose(frame["ema_fg_dice"], ckpt["ema_fg_dice"], rtol=1e-6)
 
 
-def test_the_fast_paths_read_a_real_checkpoint_exactly(tiny_parent_run, monkeypatch: pytest.MonkeyPatch) -> None:
-    """nnU-Net's own checkpoint: the scalar-run fast path handles it alone, bit for bit as plain unpickling."""
+@pytest.mark.parametrize("implementation", ["compiled", "numpy"])
+def test_the_fast_paths_read_a_real_checkpoint_exactly(
+    tiny_parent_run, monkeypatch: pytest.MonkeyPatch, implementation: str
+) -> None:
+    """nnU-Net's own checkpoint: the scalar-run fast path handles it alone, bit for bit as plain unpickling,
+    in C and in numpy; the compiled pass also leaves out every tensor record but the first."""
     from monitor import checkpoint as ckpt_mod
     from monitor import checkpoint_runs
     from monitor.checkpoint_archive import _torch_zip_data_pkl
     from monitor.checkpoint_runs import collapse_scalar_runs
 
-    monkeypatch.setattr(checkpoint_runs, "_MIN_BYTES", 0)  # 4 epochs would normally take the in-place rewrite
+    if implementation == "numpy":
+        monkeypatch.setattr(checkpoint_runs, "_compiled", None)
+        monkeypatch.setattr(checkpoint_runs, "_MIN_BYTES", 0)  # 4 epochs would normally take the rewrite
+    else:
+        assert checkpoint_runs._compiled is not None, "monitor._scalar_runs is not built (needs a C compiler)"
     path = tiny_parent_run / "checkpoint_final.pth"
     with open(path, "rb") as fh:
         data = _torch_zip_data_pkl(fh.fileno(), path.stat().st_size)
     assert data is not None
     runs = collapse_scalar_runs(bytearray(data))
     assert runs is not None and len(runs.values) >= 4 * 8  # all but the first scalars of 4 epochs
+    if implementation == "compiled":  # each tensor's storage is one BINPERSID: only the first is left to unpickle
+        def storages(pickle: bytes | bytearray) -> int:
+            return sum(op.name == "BINPERSID" for op, _, _ in pickletools.genops(pickle))
+
+        assert storages(data) > 20 and storages(runs.stream) == 1
 
     def declined(data: bytearray) -> None:
         raise AssertionError("the scalar-run fast path declined a real nnU-Net checkpoint")
