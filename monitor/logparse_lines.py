@@ -100,7 +100,7 @@ def extract_v2_lines(buf: bytes) -> V2Blocks:
         value = line[message_at + _KEY_LENGTH[code]:]
         if code == START:
             number, _ = _number(_TOKEN.match(value).group(0))  # type: ignore[union-attr]
-            whole = math.isfinite(number) and number >= 0 and number == math.floor(number)
+            whole = math.isfinite(number) and 0 <= number < 2**63 and number == math.floor(number)
             epochs.append(int(number) if whole else -1)
             for column in scalars.values():
                 column.append(math.nan)

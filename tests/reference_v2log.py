@@ -12,7 +12,7 @@ Same rules, written the obvious way:
 * an epoch's end is the timestamp of its epoch-time line: ``str(datetime)``'s 26 characters, else the
   ``YYYY-MM-DD HH:MM:SS[.f]`` that ends the text before the message, else unknown;
 * within an epoch the last value of each key wins; an epoch is complete with an epoch time, a readable
-  pseudo-Dice list and a whole, non-negative epoch number.
+  pseudo-Dice list and a whole, non-negative epoch number below 2**63 (what an int64 holds).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def read_epochs(buf: bytes) -> tuple[list[Epoch], int]:
         value = message[len(key):]
         if kind == "start":
             number = _number(TOKEN.match(value).group(0))
-            whole = math.isfinite(number) and number >= 0 and number == math.floor(number)
+            whole = math.isfinite(number) and 0 <= number < 2**63 and number == math.floor(number)
             epochs.append(Epoch(number=int(number) if whole else -1, line_start=line_start))
         elif kind == "dice":
             dice = _dice(value)
