@@ -14,7 +14,8 @@
  *     of nnU-Net's logging) becomes one BINBYTES of 16 bytes, the caller's random 12-byte tag plus the run id;
  *     their values go, decoded, into one float64 array;
  *   - every tensor record (torch._utils._rebuild_tensor_v2 called on a storage's persistent id) that names no
- *     global becomes None;
+ *     global and lies in the value of a top-level key holding the weights or the optimizer state becomes None
+ *     (the walk keeps a model of the unpickler's stack to know which key's value it is in);
  *   - every memo index is renumbered densely in order of definition, so the unpickler's memo stays small.
  *     A hidden scalar that something later GETs (nnU-Net's _best_ema) gets a new index and is returned in
  *     the memo dict, for the caller to hand to the unpickler in advance.
@@ -94,6 +95,12 @@ typedef struct {
     int n_dtypes;
     Py_ssize_t codes[MAX_STRINGS], littles[MAX_STRINGS];
     int n_codes, n_littles;
+    Py_ssize_t hidden_records; /* tensor records left out */
+    /* The stack the unpickler will build from the stream: items, and the item count at each open MARK. */
+    Py_ssize_t depth;
+    Buffer marks;              /* Py_ssize_t per open MARK */
+    int top_is_dict;           /* the pickle's object is a dict (its first push is EMPTY_DICT) */
+    int tensor_zone;           /* inside the value of a top-level key that holds weights or optimizer state */
 } Walk;
 
 static uint32_t u32_at(const uint8_t *p)
@@ -620,7 +627,90 @@ static int memo_op(Walk *w, Py_ssize_t at, int op, int pending_name)
     return append(&w->out, opcode, len);
 }
 
-/* Walk the whole pickle; 0 when it reached STOP having hidden at least one run, -1 to decline. */
+/* Stack effect of every opcode the walker copies, as record_effect, plus the ones a tensor record may not
+ * hold.  POP of a bare MARK is left to the caller. */
+static int stack_effect(int op, int *pop, int *push)
+{
+    if (record_effect(op, pop, push))
+        return 1;
+    *pop = 0;
+    *push = 1;
+    switch (op) {
+    case 'c': case 0x82: case 0x83: case 0x84: case 'h': case 'j': case '2': /* GLOBAL, EXT, GET, DUP */
+        return 1;
+    case 0x93: /* STACK_GLOBAL */
+        *pop = 2;
+        return 1;
+    case 'i': /* INST */
+        *pop = POP_TO_MARK;
+        return 1;
+    case 'q': case 'r': case 0x80: case '.': /* PUT, PROTO, STOP */
+        *push = 0;
+        return 1;
+    case '0': /* POP */
+        *pop = 1;
+        *push = 0;
+        return 1;
+    case '1': /* POP_MARK */
+        *pop = POP_TO_MARK;
+        *push = 0;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Apply one opcode to the stack model; -1 if it pops what is not there (the caller declines). */
+static int track(Walk *w, int op)
+{
+    Py_ssize_t *marks = (Py_ssize_t *)w->marks.bytes, n_marks = w->marks.len / (Py_ssize_t)sizeof(Py_ssize_t);
+    Py_ssize_t floor = n_marks ? marks[n_marks - 1] : 0;
+    int pop, push;
+    if (op == OP_MARK)
+        return append(&w->marks, &w->depth, sizeof(w->depth));
+    if (!stack_effect(op, &pop, &push))
+        return -1;
+    if (op == '0' && w->depth == floor) { /* POP with nothing above the MARK pops the MARK */
+        pop = POP_TO_MARK;
+    }
+    if (pop == POP_TO_MARK) {
+        if (n_marks == 0)
+            return -1;
+        w->depth = floor + push;
+        w->marks.len -= (Py_ssize_t)sizeof(Py_ssize_t);
+        return 0;
+    }
+    if (w->depth - pop < floor)
+        return -1;
+    if (w->depth == 0 && push && !w->top_is_dict)
+        w->top_is_dict = op == '}' ? 1 : -1;
+    w->depth += push - pop;
+    return 0;
+}
+
+/* The top-level keys whose values hold the tensors (nnU-Net v2, v1): only there are tensor records left out,
+ * so a tensor anywhere else (a curve, init_args) reaches the unpickler and is described as plain unpickling
+ * describes it. */
+static const char *const TENSOR_KEYS[] = {"network_weights", "optimizer_state", "state_dict", "optimizer_state_dict"};
+
+/* Before the BINUNICODE at `at` is pushed: whether it is a key of the top-level dict (the pickler pushes the
+ * items of a dict's SETITEMS batch as key, value, key, value... above the MARK on the dict, or one key and
+ * value for SETITEM), and if so whether its value holds the tensors. */
+static void note_top_level_key(Walk *w, Py_ssize_t at)
+{
+    Py_ssize_t *marks = (Py_ssize_t *)w->marks.bytes, n_marks = w->marks.len / (Py_ssize_t)sizeof(Py_ssize_t);
+    int key = n_marks == 0 ? w->depth == 1 : n_marks == 1 && marks[0] == 1 && (w->depth - 1) % 2 == 0;
+    if (w->top_is_dict != 1 || !key || at + 5 > w->n)
+        return;
+    Py_ssize_t length = (Py_ssize_t)u32_at(w->data + at + 1);
+    w->tensor_zone = 0;
+    for (size_t i = 0; i < sizeof(TENSOR_KEYS) / sizeof(TENSOR_KEYS[0]); i++)
+        if ((Py_ssize_t)strlen(TENSOR_KEYS[i]) == length && at + 5 + length <= w->n &&
+            memcmp(w->data + at + 5, TENSOR_KEYS[i], (size_t)length) == 0)
+            w->tensor_zone = 1;
+}
+
+/* Walk the whole pickle; 0 when it reached STOP having hidden a run or a tensor record, -1 to decline. */
 static int walk(Walk *w)
 {
     Py_ssize_t at = 0;
@@ -636,6 +726,7 @@ static int walk(Walk *w)
             at = hide_scalar_run(w, s);
             if (at < 0)
                 return -1;
+            w->depth++; /* the unpickler sees one bytes object */
             after_mark = 0;
             in_lists = 1;
             previous = -1;
@@ -645,14 +736,17 @@ static int walk(Walk *w)
             at = hide_float_run(w, at);
             if (at < 0)
                 return -1;
+            w->depth++;
             after_mark = 0;
             previous = -1;
             continue;
         }
-        Py_ssize_t end = op == OP_BINGET || op == OP_LONG_BINGET ? tensor_record_at(w, at, op) : 0;
+        Py_ssize_t end = w->tensor_zone && (op == OP_BINGET || op == OP_LONG_BINGET) ? tensor_record_at(w, at, op) : 0;
         if (end > 0) {
             if (append(&w->out, "N", 1) < 0)
                 return -1;
+            w->hidden_records++;
+            w->depth++;
             at = end;
             after_mark = after_key = in_lists = 0;
             previous = -1;
@@ -663,6 +757,10 @@ static int walk(Walk *w)
         after_key = (op == OP_BINPUT || op == OP_LONG_BINPUT) &&
                     (previous == OP_BINUNICODE || previous == OP_SHORT_BINUNICODE || previous == OP_BINUNICODE8);
         previous = op;
+        if (op == OP_BINUNICODE)
+            note_top_level_key(w, at);
+        if (track(w, op) < 0)
+            return -1;
         if (op == OP_BINPUT || op == OP_LONG_BINPUT || op == OP_BINGET || op == OP_LONG_BINGET) {
             if (memo_op(w, at, op, pending_name) < 0)
                 return -1;
@@ -683,7 +781,7 @@ static int walk(Walk *w)
             return -1;
         at += len;
         if (op == OP_STOP)
-            return w->bounds.len > 0 ? 0 : -1;
+            return w->bounds.len > 0 || w->hidden_records > 0 ? 0 : -1;
     }
     return -1;
 }
@@ -802,8 +900,9 @@ static PyObject *results(Walk *w)
     PyObject *codes = offsets_list(w->codes, w->n_codes), *littles = offsets_list(w->littles, w->n_littles);
     PyObject *values = PyByteArray_FromStringAndSize(w->values.bytes, w->values.len);
     if (memo != NULL && dtypes != NULL && codes != NULL && littles != NULL && values != NULL)
-        result = Py_BuildValue("y#Ny#y#NNNN", w->out.bytes, w->out.len, values, w->bounds.bytes, w->bounds.len,
-                               w->row_end.bytes, w->row_end.len, memo, dtypes, codes, littles);
+        result = Py_BuildValue("y#Ny#y#NNNN", w->out.bytes, w->out.len, values,
+                               w->bounds.bytes ? w->bounds.bytes : "", w->bounds.len, /* no run: b"", not None */
+                               w->row_end.bytes ? w->row_end.bytes : "", w->row_end.len, memo, dtypes, codes, littles);
     else {
         Py_XDECREF(memo);
         Py_XDECREF(dtypes);
@@ -853,6 +952,7 @@ static PyObject *collapse(PyObject *module, PyObject *args)
         PyMem_Free(w.row_end.bytes);
         PyMem_Free(w.bounds.bytes);
         PyMem_Free(w.memo.bytes);
+        PyMem_Free(w.marks.bytes);
         PyMem_Free(w.map);
     }
     PyBuffer_Release(&data);

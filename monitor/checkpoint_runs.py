@@ -3,7 +3,8 @@
 Two implementations do this.  Where a C compiler was found at install time, ``monitor/_scalar_runs.c`` walks
 the pickle once, opcode by opcode as the unpickler would, so it finds the runs exactly where they are; it also
 renumbers the memo densely (the C unpickler's memo array is sized by the largest index, ~50 000 for 1000
-epochs) and leaves out the tensor records, which the curves never need (each becomes None).  ~0.25 ms for
+epochs) and leaves out the tensor records of the weights and optimizer state, which the curves never need
+(each becomes None).  ~0.25 ms for
 1000 epochs.  Without it, the numpy implementation below finds the same runs by scanning for their opcodes
 (~1 ms, which is why it leaves checkpoints under ~400 epochs to ``checkpoint_scalars``).  Both hand the
 unpickler the same kind of stream and put the values back with :func:`expand_runs`; the tests run each one

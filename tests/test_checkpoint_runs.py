@@ -331,6 +331,7 @@ def test_every_kind_of_value_around_the_curves_reads_the_same(
         "ints": [0, 255, 256, 65535, 65536, -1], "float": 1.5, "tuples": [(), (1,), (1, 2), (1, 2, 3), (1, 2, 3, 4)],
         "set": {1, 2}, "frozen": frozenset({"a"}), "none": None, "bools": [True, False], "spacing": [1.0, 0.5, 0.5],
         "nested": {"a": [{"b": (1.0, "x")}], "same": shared}, "again": shared, "array": np.arange(5, dtype=np.float32),
+        "tensor": torch.ones(2, 3),  # outside the weights: described, not left out
     }
     log = nnunet_logging(700, 2, np.random.default_rng(21))
     log["extra"] = [1.0, 2.5]  # python floats right after the scalar lists: a float run of its own
@@ -340,6 +341,7 @@ def test_every_kind_of_value_around_the_curves_reads_the_same(
     assert_same(fast, plain)
     assert fast.init_args["again"] is fast.init_args["nested"]["same"]  # a memo GET, renumbered
     assert fast.init_args["text"] == init_args["text"] and fast.init_args["big"] == 2**70
+    assert fast.init_args["tensor"] == "<tensor float32[2, 3], not read>"
 
 
 def test_a_malicious_call_inside_a_tensor_record_is_still_refused(tmp_path: Path) -> None:
@@ -444,3 +446,16 @@ def test_a_lone_scalar_beside_the_curves_does_not_cost_the_fast_path(
     fast, plain = read_both(path, monkeypatch, runs_only=implementation == "compiled")
     assert_same(fast, plain)
     assert fast.init_args == {"margin": 0.125}
+
+
+def test_curves_of_python_floats_still_skip_the_tensors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, implementation: str
+) -> None:
+    """A logger that kept python floats has no scalar runs to hide; the compiled pass still leaves out the
+    tensor records and renumbers the memo, so it reads such a checkpoint alone, exactly."""
+    log = nnunet_logging(800, 3, np.random.default_rng(16), dice_type=float, loss_type=float)
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save(checkpoint(log), path)
+    fast, plain = read_both(path, monkeypatch, runs_only=implementation == "compiled")
+    assert_same(fast, plain)
+    assert fast.frame["val_loss"].tolist() == log["val_losses"]
