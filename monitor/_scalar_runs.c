@@ -37,8 +37,8 @@
 #include <string.h>
 
 enum {
-    OP_MARK = '(', OP_STOP = '.', OP_BINFLOAT = 'G', OP_BINUNICODE = 'X', OP_APPENDS = 'e', OP_APPEND = 'a',
-    OP_EMPTY_LIST = ']', OP_BINGET = 'h', OP_LONG_BINGET = 'j', OP_BINPUT = 'q', OP_LONG_BINPUT = 'r',
+    OP_MARK = '(', OP_STOP = '.', OP_BINFLOAT = 'G', OP_BINUNICODE = 'X', OP_APPENDS = 'e',
+    OP_BINGET = 'h', OP_LONG_BINGET = 'j', OP_BINPUT = 'q', OP_LONG_BINPUT = 'r',
     OP_TUPLE2 = 0x86, OP_REDUCE = 'R', OP_SHORT_BINUNICODE = 0x8c, OP_BINUNICODE8 = 0x8d,
     SCALAR_FIXED = 54,     /* bytes of a templated scalar besides its payload */
     MAX_DTYPES = 8,

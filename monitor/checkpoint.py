@@ -29,14 +29,13 @@ layers below it, one module each, are
 Speed: the dashboard polls checkpoints of running trainings, so a read should cost ~1/100 of ``torch.load``.
 For a 500 MB, 1000-epoch checkpoint on a 2-vCPU VM a read takes 0.60-0.62 ms, where ``torch.load`` took
 103-113 ms in the benchmark process (171-182x; single calls of 73 ms were seen, 120x) and ~270 ms in a fresh
-one.  What
-makes it this fast: the zip member is located with a few ``pread`` calls into a buffer reused per thread,
-instead of ``zipfile``'s Python parse of one directory entry per tensor; one C pass over the pickle
-(``checkpoint_runs``, ~0.24 ms) decodes the ~10 000 logged values, leaves out the tensor records and
-renumbers the memo, so the unpickler reads 11 KB instead of 466 KB (~0.07 ms); stand-ins are built by C
-constructors; the curves stay numpy arrays (the DataFrame is built only when asked for) and ``init_args`` is
-converted on first use.  Without a C compiler at install time the numpy implementation does the same work in
-1.63-1.65 ms (60-65x).  ``bench/bench_checkpoint.py [--numpy]`` measures it.
+one.  What makes it this fast: the zip member is located with a few ``pread`` calls into a buffer reused per
+thread, instead of ``zipfile``'s Python parse of one directory entry per tensor; one C pass over the pickle
+(``checkpoint_runs``, ~0.24 ms) decodes the ~10 000 logged values, leaves out the tensor records and renumbers
+the memo, so the unpickler reads 11 KB instead of 466 KB (~0.07 ms); stand-ins are built by C constructors;
+the curves stay numpy arrays (the DataFrame is built only when asked for) and ``init_args`` is converted on
+first use.  Without a C compiler at install time the numpy implementation does the same work in 1.63-1.65 ms
+(60-65x).  ``bench/bench_checkpoint.py [--numpy]`` measures it.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import pytest
 from logwriters import v2_log
 from reference_v2log import read_epochs
 
+from monitor import logparse_v2
 from monitor.logparse import LogParser
 from monitor.logparse_lines import extract_v2_lines
 from monitor.logparse_v2 import extract_v2_blocks
@@ -107,8 +108,9 @@ def test_a_key_in_the_last_bytes_of_the_text_is_still_matched() -> None:
     epochs, _ = read_epochs(text)
     assert [e.number for e in epochs] == [0, 1, 2]
     # The numpy reader reads 8-byte words; the last ones end past the buffer (a small append would take the
-    # line reader, so call it directly).
+    # line reader, so call both block readers directly: the compiled one and the numpy one).
     assert extract_v2_blocks(text).epoch.tolist() == [0, 1, 2]
+    assert logparse_v2._numpy_blocks(text).epoch.tolist() == [0, 1, 2]
     result = LogParser().feed(text)
     assert result.rows.epoch.tolist() == [0, 1]
     assert result.consumed == text.rindex(b"2024-05-02")  # epoch 2 started, held back until it ends
