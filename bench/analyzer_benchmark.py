@@ -1,4 +1,4 @@
-"""Labelled synthetic benchmark (plus the real logs) for ``monitor.analyze``.
+"""Labelled synthetic benchmark (plus the real logs) for ``monitor.analyze.analyzer``.
 
 Run: ``.venv/bin/python bench/analyzer_benchmark.py [--curves 3000] [--seed 20240611] [--window 300]
 [--truth-window 200] [--skip-real]``. Prints tables to stdout and writes nothing (~80 s on 2 cores).
@@ -51,8 +51,8 @@ from scipy.special import stdtr
 sys.dont_write_bytecode = True  # the benchmark writes nothing into the repository, not even __pycache__
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor import analyze_stats  # noqa: E402  (after the sys settings above)
-from monitor.analyze import AnalyzerOptions, analyze  # noqa: E402
+from monitor.analyze import stats as analyze_stats  # noqa: E402  (after the sys settings above)
+from monitor.analyze.analyzer import AnalyzerOptions, analyze  # noqa: E402
 
 TAU = AnalyzerOptions().min_practical_gain
 WINDOW = AnalyzerOptions().window_epochs

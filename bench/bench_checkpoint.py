@@ -1,4 +1,4 @@
-"""Benchmark ``monitor.checkpoint.read_checkpoint_curves`` against ``torch.load`` on a large nnU-Net checkpoint.
+"""Benchmark ``monitor.checkpoints.reader.read_checkpoint_curves`` against ``torch.load`` on a large nnU-Net checkpoint.
 
 Run: ``.venv/bin/python bench/bench_checkpoint.py [--size-mb 500] [--epochs 1000] [--classes 3] [--runs 5] [--numpy]``.
 ``--size-mb`` is the whole file (network weights + the SGD momentum buffers nnU-Net keeps, half each);
@@ -43,8 +43,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor import checkpoint_archive, checkpoint_runs
-from monitor.checkpoint import read_checkpoint_curves
+from monitor.checkpoints import archive as checkpoint_archive
+from monitor.checkpoints import checkpoint_runs
+from monitor.checkpoints.reader import read_checkpoint_curves
 
 
 def rchar() -> int | None:
@@ -247,7 +248,7 @@ def main() -> None:
     if args.numpy:
         checkpoint_runs._compiled = None
         checkpoint_archive.memo_bound = None
-    implementation = "numpy" if checkpoint_runs._compiled is None else "compiled (monitor/_scalar_runs.c)"
+    implementation = "numpy" if checkpoint_runs._compiled is None else "compiled (monitor/checkpoints/_scalar_runs.c)"
 
     t0 = time.perf_counter()
     import torch  # only the benchmark needs torch; the module under test never imports it

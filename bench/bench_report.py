@@ -7,7 +7,7 @@ Why: the issue asks for ≤ 0.5 s per warm run report and ≤ 30 s for 100 run r
 
 * writes a synthetic results tree into a temporary folder (removed at the end): ``--runs`` runs of 1000
   epochs and 3 classes, as 5-fold groups, with real nnU-Net v2 log text (``tests/report_fixtures.py``);
-* **cold**: a fresh ``python`` process imports :mod:`monitor.report` and renders one run (what a CLI call
+* **cold**: a fresh ``python`` process imports :mod:`monitor.report.render` and renders one run (what a CLI call
   costs), timed inside that process;
 * **warm**: the median of ``--repeat`` calls of ``render_run_report(run_dir)`` in one process (reading the
   log, the analyzer and rendering), and the same split into load / draw+encode;
@@ -76,7 +76,7 @@ COLD_SNIPPET = """
 import sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, {root!r})
-from monitor.report import render_run_report
+from monitor.report.render import render_run_report
 t1 = time.perf_counter()
 png = render_run_report({run!r})
 t2 = time.perf_counter()
@@ -91,9 +91,9 @@ def cold(run: Path) -> tuple[float, float, float]:
 
 
 def warm(run: Path, repeat: int) -> dict[str, float]:
-    from monitor.report import render_run_report, run_report_png
-    from monitor.report_data import load_run_data
-    from monitor.report_style import ReportOptions
+    from monitor.report.data import load_run_data
+    from monitor.report.render import render_run_report, run_report_png
+    from monitor.report.style import ReportOptions
 
     render_run_report(run)
     walls, cpus, loads, draws = [], [], [], []
@@ -113,7 +113,7 @@ def warm(run: Path, repeat: int) -> dict[str, float]:
 
 
 def hundred(paths: list[Path], root: Path, out: Path) -> tuple[float, float, int]:
-    from monitor.report import render_run_report, write_all_reports
+    from monitor.report.render import render_run_report, write_all_reports
 
     t0 = time.perf_counter()
     for path in paths:
@@ -181,8 +181,8 @@ def plotly_png(run: str) -> bytes:
     import plotly.io as pio
     from plotly.subplots import make_subplots
 
-    from monitor.report_data import load_run_data
-    from monitor.report_panels import ema
+    from monitor.report.data import load_run_data
+    from monitor.report.panels import ema
 
     data = load_run_data(run)
     x = data.epoch
@@ -231,7 +231,7 @@ def docs_images(folder: Path, tmp: Path) -> None:
     """The example images of docs/reports.md, palette-quantised so each stays well under 250 KB."""
     from PIL import Image
 
-    from monitor.report import render_compare_report, render_dataset_report, render_run_report
+    from monitor.report.render import render_compare_report, render_dataset_report, render_run_report
 
     root = tmp / "docs_tree"
     labels = ("liver", "tumour", "vessel")

@@ -1,4 +1,4 @@
-"""Benchmark the live watcher (``monitor.watch.ResultsWatcher``) on a lab-sized results tree.
+"""Benchmark the live watcher (``monitor.watch.watcher.ResultsWatcher``) on a lab-sized results tree.
 
 Run: ``.venv/bin/python bench/bench_watch.py [--runs 750] [--epochs 1000] [--samples 40] [--idle-s 20]
 [--polls 1,5]``.
@@ -9,7 +9,7 @@ the work per append is proportional to the appended bytes, not to the log's leng
 over 750 runs costs at most 1 % of one core with inotify.
 
 What it does: writes a tree of ``--runs`` unfinished runs of ``--epochs`` epochs each with
-``monitor.watch_synth`` (nnU-Net v2's exact log format, one ``open/append/close`` per line as
+``monitor.synth`` (nnU-Net v2's exact log format, one ``open/append/close`` per line as
 ``print_to_log_file`` does) into a temporary directory (removed at the end), then for inotify and each
 polling interval:
 
@@ -42,10 +42,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.layout import discover_runs
-from monitor.run import RunReader
-from monitor.watch import ResultsWatcher
-from monitor.watch_synth import FakeRun, make_run_dir, write_tree
+from monitor.runs.layout import discover_runs
+from monitor.runs.reader import RunReader
+from monitor.synth import FakeRun, make_run_dir, write_tree
+from monitor.watch.watcher import ResultsWatcher
 
 
 def percentile(values: list[float], q: float) -> float:

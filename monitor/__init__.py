@@ -1,17 +1,25 @@
 """nnwatch's monitor: read nnU-Net results trees (v2 and v1) into pandas, incrementally.
 
-Layers, one module each: ``layout`` (where runs are), ``logparse`` (one log file), ``checkpoint`` (curves
-inside a checkpoint, read safely), ``metadata`` (side JSON files), ``merge`` (sessions and checkpoints
-into one series), ``run`` (one run, incrementally), ``scan`` (many runs), ``status`` (running, stalled,
-crashed, finished), ``watch`` (a live results root), ``analyze``/``verdict`` (is Dice still improving?),
-``report*`` (PNG reports).
+Sub-packages, from the bottom up: ``logs`` (one log file), ``checkpoints`` (curves inside a checkpoint, read
+safely), ``runs`` (where runs are, their metadata, one merged series and summary per run, many runs),
+``watch`` (a live results root), ``analyze`` (is Dice still improving?), ``report`` (PNG reports), and
+``synth`` (synthetic nnU-Net runs for the demo, the tests and the benchmarks).
 """
 
 from typing import Any
 
-from monitor.layout import RunLocation, discover_runs, locate_run
-from monitor.run import CURVE_COLUMNS, SUMMARY_COLUMNS, RunReader, load_run
-from monitor.scan import ResultsRootError, scan, summarize_runs
+from monitor.runs import (
+    CURVE_COLUMNS,
+    SUMMARY_COLUMNS,
+    ResultsRootError,
+    RunLocation,
+    RunReader,
+    discover_runs,
+    load_run,
+    locate_run,
+    scan,
+    summarize_runs,
+)
 
 __all__ = [
     "CURVE_COLUMNS",
@@ -28,7 +36,7 @@ __all__ = [
     "summarize_runs",
 ]
 
-_LAZY = {"ResultsWatcher": "monitor.watch", "analyze_run": "monitor.verdict"}
+_LAZY = {"ResultsWatcher": "monitor.watch", "analyze_run": "monitor.analyze"}
 
 
 def __getattr__(name: str) -> Any:

@@ -6,8 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "nnunet_logs"
+from paths import CORPUS
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""A private Docker daemon, a local Debian base image and the nnwatch image, for tests/test_docker.py.
+"""A private Docker daemon, a local Debian base image and the nnwatch image, for tests/docker/test_image.py.
 
 Why a daemon of its own: the tests must neither depend on nor disturb a Docker the machine may already run,
 and CI has no registry access (Docker Hub is unreachable), so nothing may be pulled. Everything lives under
@@ -510,7 +510,7 @@ def handmade_plan(run_dir: Path, epochs: int, argv: Sequence[str]) -> ExtendPlan
     ``plan_extend`` would import nnU-Net and torch (~20 s cold) to find the trainer; the handoff only
     needs the plan's registry fields, so they are filled in as ``plan_extend`` would for a built-in variant.
     """
-    from monitor.layout import locate_run
+    from monitor.runs.layout import locate_run
     from trainer import ExtendPlan
 
     parent = locate_run(run_dir)

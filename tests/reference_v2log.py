@@ -1,5 +1,5 @@
 """A deliberately plain, line-by-line reading of nnU-Net v2 logs: the specification the vectorised parser
-(monitor/logparse_v2.py) is tested against, line for line, on mangled logs.
+(monitor/logs/v2.py) is tested against, line for line, on mangled logs.
 
 Same rules, written the obvious way:
 * a line's message starts at byte 28 when bytes 26–27 are ``": "`` (after ``str(datetime)``), else after

@@ -1,6 +1,6 @@
 """What an extend would run: the pure-ish spec that ``--dry-run`` prints and ``submit`` executes.
 
-:func:`plan_extend` reads the parent run's folder names (through :func:`monitor.layout.locate_run`), finds
+:func:`plan_extend` reads the parent run's folder names (through :func:`monitor.runs.layout.locate_run`), finds
 the parent's trainer the way nnU-Net does, decides the variant trainer and the new run folder, builds the
 ``nnUNetv2_train`` argv and the environment it needs, and runs every pre-flight check. It changes nothing
 on disk. The new run lands next to its parent (same results root, ``<Dataset>/<NewTrainer>__<Plans>__
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from monitor.layout import RunLocation, locate_run
+from monitor.runs.layout import RunLocation, locate_run
 from trainer.checks import (
     Check,
     check_disk_space,

@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 if TYPE_CHECKING:
-    from monitor.analyze import Analysis
+    from monitor.analyze.analyzer import Analysis
 
 __all__ = [
     "PALETTE",

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitor.layout import split_schedule_suffix
+from monitor.runs.layout import split_schedule_suffix
 
 __all__ = ["Standing", "extension_pairs", "fold_band", "standing", "with_fraction"]
 

@@ -1,4 +1,4 @@
-"""Download buttons: PNG reports from :mod:`monitor.report` and the curves behind every chart as CSV.
+"""Download buttons: PNG reports from :mod:`monitor.report.render` and the curves behind every chart as CSV.
 
 PNGs are rendered lazily (Streamlit calls the callable only when the button is clicked), because a
 report costs ~0.3 s of matplotlib and most page views download nothing. The chart-level PNG of the
@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 if TYPE_CHECKING:
-    from monitor.analyze import Analysis
+    from monitor.analyze.analyzer import Analysis
 
 __all__ = ["chart_config", "compare_report", "csv_button", "dataset_report", "png_button", "run_report",
            "safe_name"]
@@ -54,7 +54,7 @@ def run_report(run_dir: Path, analysis: Analysis | None, smooth: int) -> Render:
     """The run report (verdict, four panels, numbers) with the page's smoothing and verdict."""
 
     def render() -> bytes:
-        from monitor.report import render_run_report
+        from monitor.report.render import render_run_report
 
         return render_run_report(run_dir, analysis=analysis, smooth=smooth)
 
@@ -65,7 +65,7 @@ def dataset_report(root: Path, dataset: str, configuration: str, trainer: str) -
     """All folds of one dataset × configuration × trainer: overlay, mean ± SD, per-fold table."""
 
     def render() -> bytes:
-        from monitor.report import render_dataset_report
+        from monitor.report.render import render_dataset_report
 
         return render_dataset_report(root, dataset, configuration, trainer)
 
@@ -76,7 +76,7 @@ def compare_report(parent_dir: Path, child_dir: Path, x: str) -> Render:
     """A parent run and its extension on one chart, by ``x`` = "epochs" or "fraction" of schedule."""
 
     def render() -> bytes:
-        from monitor.report import render_compare_report
+        from monitor.report.render import render_compare_report
 
         return render_compare_report(parent_dir, child_dir, x=x)
 

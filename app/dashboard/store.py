@@ -1,10 +1,10 @@
 """The dashboard's view of one results root: monitor's live watcher plus the analyzer's verdicts.
 
 One :class:`RunStore` per root is shared by every session (``st.cache_resource``). It wraps
-:class:`monitor.watch.ResultsWatcher`, which follows the tree with inotify (or polling on network file
+:class:`monitor.watch.watcher.ResultsWatcher`, which follows the tree with inotify (or polling on network file
 systems) in its own thread and publishes immutable per-run snapshots; pages read those snapshots and
 never wait for disk I/O. What the watcher does not know is the verdict: the store computes it with
-:func:`monitor.verdict.analyze_curves` (as ``nnwatch scan`` does) and caches it per run snapshot version,
+:func:`monitor.analyze.verdict.analyze_curves` (as ``nnwatch scan`` does) and caches it per run snapshot version,
 so a new epoch re-analyses that run only.
 
 ``version`` is the watcher's event version: it moves whenever any run changes, so ``st.cache_data`` can
@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from monitor.analyze import Analysis
-from monitor.verdict import analyze_curves
-from monitor.watch import ResultsWatcher, RunSnapshot
+from monitor.analyze.analyzer import Analysis
+from monitor.analyze.verdict import analyze_curves
+from monitor.watch.watcher import ResultsWatcher, RunSnapshot
 
 if TYPE_CHECKING:
     import pandas as pd

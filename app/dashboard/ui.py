@@ -20,7 +20,7 @@ import streamlit as st
 from app.dashboard.tables import STATUS_LABELS, VERDICT_LABELS, fmt_duration
 
 if TYPE_CHECKING:
-    from monitor.analyze import Analysis
+    from monitor.analyze.analyzer import Analysis
 
 __all__ = [
     "eta_text",

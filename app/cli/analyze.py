@@ -1,0 +1,98 @@
+"""``nnwatch analyze RUN_DIR|ROOT``: the verdict on whether validation Dice is still improving.
+
+Every threshold of :class:`monitor.analyze.analyzer.AnalyzerOptions` is a command-line option with the same
+default, generated from the dataclass so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from app.cli.common import EXIT_OK, UsageError, print_json, require_root
+
+__all__ = ["add_parsers"]
+
+
+def _option_fields() -> list[dataclasses.Field[Any]]:
+    from monitor.analyze.options import AnalyzerOptions
+
+    return [f for f in dataclasses.fields(AnalyzerOptions) if f.name != "correct_autocorrelation"]
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from monitor.analyze.options import AnalyzerOptions
+
+    values = {}
+    for field in _option_fields():
+        value = getattr(args, field.name, None)
+        if value is not None:
+            values[field.name] = tuple(value) if isinstance(field.default, tuple) else value
+    return AnalyzerOptions(**values)
+
+
+def _is_run_dir(path: Path) -> bool:
+    from monitor.runs.layout import FOLD_DIR_RE
+
+    return FOLD_DIR_RE.match(path.name) is not None
+
+
+def _line(run_id: str, result: dict[str, Any]) -> str:
+    slope = result["slope_per_100_epochs"]
+    shown = "-" if slope is None else f"{slope:+.4f}/100ep"
+    return f"{result['verdict']:<17} {shown:>15}  {run_id}\n    {result['reason']}"
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from monitor import discover_runs, load_run
+    from monitor.analyze.verdict import analyze_run
+
+    options = _options(args)
+    target = Path(args.path) if args.path else require_root(None)
+    if not target.is_dir():
+        raise UsageError(f"not a run folder or results root: {target}")
+    if _is_run_dir(target):
+        reader = load_run(target)
+        result = analyze_run(reader, options).to_dict()
+        if args.json:
+            print_json(result)
+        else:
+            print(_line(reader.location.run_id, result))
+        return EXIT_OK
+    results = []
+    for location in discover_runs(target):
+        try:
+            reader = load_run(location.path, target)
+        except FileNotFoundError:
+            continue
+        results.append({"run_id": location.run_id, **analyze_run(reader, options).to_dict()})
+    if args.json:
+        print_json(results)
+    elif not results:
+        print(f"no runs under {target}", file=sys.stderr)
+    else:
+        print("\n".join(_line(r["run_id"], r) for r in results))
+    return EXIT_OK
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser(
+        "analyze", help="is validation Dice still improving, flat or falling at the end of the schedule?",
+        description="Verdict per run: improving / plateau / declining / insufficient_data, with the slope, its "
+                    "95%% interval, the projected gain and GPU-hours of a from-scratch 2000-epoch run.")
+    parser.add_argument("path", nargs="?", help="a fold folder, or a results root (default: $nnUNet_results)")
+    parser.add_argument("--json", action="store_true", help="one JSON object (a list for a root)")
+    thresholds = parser.add_argument_group("thresholds (defaults in docs/analyzer.md)")
+    for field in _option_fields():
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(field.default, tuple):
+            thresholds.add_argument(flag, type=int, nargs="+", default=None,
+                                    help=f"default: {' '.join(map(str, field.default))}")
+        elif isinstance(field.default, bool):
+            continue
+        else:
+            thresholds.add_argument(flag, type=type(field.default), default=None, help=f"default: {field.default}")
+    parser.set_defaults(handler=cmd_analyze)

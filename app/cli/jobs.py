@@ -1,0 +1,139 @@
+"""``nnwatch extend``, ``nnwatch jobs`` and ``nnwatch cancel``: thin argparse over :mod:`trainer`.
+
+Exit codes follow app/cli/main.py: 0 success, 1 a failed pre-flight check or job, 2 bad usage/unknown job.
+:mod:`trainer` is imported by the commands, not here: every ``nnwatch`` start builds this parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trainer import JobRegistry
+
+__all__ = ["add_parsers"]
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def _registry(args: argparse.Namespace) -> JobRegistry:
+    from trainer import JobRegistry
+
+    return JobRegistry(args.jobs_db)
+
+
+def cmd_extend(args: argparse.Namespace) -> int:
+    """Plan (and unless ``--dry-run``, submit) a longer retraining of one run."""
+    from trainer import PreflightError, SlurmOptions, current_user, plan_extend, submit
+
+    try:
+        slurm = SlurmOptions.from_cli(args.slurm_partition, args.slurm_time, args.slurm_gres, args.slurm_account,
+                                      args.slurm_extra)
+        plan = plan_extend(args.run_dir, epochs=args.epochs, backend=args.backend, device=args.device,
+                           gpu=args.gpu, slurm=slurm)
+    except ValueError as exc:
+        print(f"nnwatch: error: {exc}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        if args.json:
+            _print_json(plan.to_dict())
+        else:
+            print(f"parent:      {plan.parent.run_id}" + (f" ({plan.parent_epochs} epochs)" if plan.parent_epochs
+                                                          else ""))
+            print(f"trainer:     {plan.new_trainer or '-'} ({plan.epochs} epochs, from scratch)")
+            print(f"new run:     {plan.new_run_dir}")
+            print(f"backend:     {plan.backend} ({plan.device})")
+            print("env:         " + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(plan.env.items())))
+            print(f"command:     {shlex.join(plan.argv)}")
+            for check in plan.checks:
+                mark = "ok  " if check.ok else ("FAIL" if check.blocking else "warn")
+                print(f"  [{mark}] {check.name}: {check.message}")
+            print("dry run: nothing was changed")
+        return 0 if plan.ok else 1
+    try:
+        job = submit(plan, registry=_registry(args), requested_by=current_user())
+    except PreflightError as exc:
+        print(f"nnwatch: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json(job.to_dict())
+    else:
+        print(f"job {job.job_id}: {job.state.value} ({job.backend}) → {job.new_run_id}")
+        print(f"log: {job.log_path}")
+        if job.reason:
+            print(f"reason: {job.reason}")
+    return 1 if job.state.value == "failed" else 0
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    """Reconcile the registry with the backends, then list jobs."""
+    jobs = _registry(args).refresh()
+    if args.json:
+        _print_json([job.to_dict() for job in jobs])
+        return 0
+    if not jobs:
+        print("no jobs")
+        return 0
+    print(f"{'JOB':<13}{'STATE':<11}{'EPOCHS':>7}  {'BACKEND':<8}{'BY':<12}{'CREATED':<27}NEW RUN / REASON")
+    for job in jobs:
+        detail = job.new_run_id + (f"  ({job.reason})" if job.reason else "")
+        print(f"{job.job_id:<13}{job.state.value:<11}{job.epochs:>7}  {job.backend:<8}{job.requested_by[:11]:<12}"
+              f"{job.created_at:<27}{detail}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Stop one job."""
+    from trainer import BackendError, JobNotFoundError, current_user
+
+    try:
+        job = _registry(args).cancel(args.job_id, current_user(), grace_s=args.grace)
+    except JobNotFoundError:
+        print(f"nnwatch: error: no job {args.job_id!r}", file=sys.stderr)
+        return 2
+    except BackendError as exc:
+        print(f"nnwatch: cannot cancel {args.job_id}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        _print_json(job.to_dict())
+    else:
+        print(f"job {job.job_id}: {job.state.value}" + (f" ({job.reason})" if job.reason else ""))
+    return 0
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``extend``, ``jobs`` and ``cancel`` on nnwatch's subcommand parser."""
+    db_help = "job registry file (default: $NNWATCH_JOBS_DB or the user data folder)"
+    extend = subparsers.add_parser("extend", help="retrain a run from scratch with more epochs")
+    extend.add_argument("run_dir", help="the parent run's fold folder")
+    extend.add_argument("--epochs", type=int, default=2000, help="epochs of the new run (default: 2000)")
+    extend.add_argument("--backend", choices=("local", "slurm"), default="local")
+    extend.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    extend.add_argument("--gpu", type=int, default=None, help="GPU index (default: the one with most free memory)")
+    extend.add_argument("--slurm-partition")
+    extend.add_argument("--slurm-time", help="time limit, e.g. 2-00:00:00")
+    extend.add_argument("--slurm-gres", default=None, help="generic resources (default gpu:1; '' for none)")
+    extend.add_argument("--slurm-account")
+    extend.add_argument("--slurm-extra", help="further sbatch options, e.g. '--qos=high --mem=32G'")
+    extend.add_argument("--dry-run", action="store_true", help="print what would run; change nothing")
+    extend.add_argument("--json", action="store_true")
+    extend.add_argument("--jobs-db", default=None, help=db_help)
+    extend.set_defaults(handler=cmd_extend)
+
+    jobs = subparsers.add_parser("jobs", help="list extend jobs (reconciled with their backends)")
+    jobs.add_argument("--json", action="store_true")
+    jobs.add_argument("--jobs-db", default=None, help=db_help)
+    jobs.set_defaults(handler=cmd_jobs)
+
+    cancel = subparsers.add_parser("cancel", help="stop an extend job")
+    cancel.add_argument("job_id")
+    cancel.add_argument("--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL (local)")
+    cancel.add_argument("--json", action="store_true")
+    cancel.add_argument("--jobs-db", default=None, help=db_help)
+    cancel.set_defaults(handler=cmd_cancel)

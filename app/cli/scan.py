@@ -1,0 +1,123 @@
+"""``nnwatch scan`` (one row per run) and ``nnwatch curves`` (one run's per-epoch curves)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from app.cli.common import (
+    EXIT_OK,
+    UsageError,
+    clean_for_json,
+    json_default,
+    print_json,
+    records,
+    require_root,
+    require_run_dir,
+)
+
+__all__ = ["add_parsers", "format_table"]
+
+
+# -- table text ---------------------------------------------------------------------------------
+_TABLE_COLUMNS = (
+    ("run_id", "run"), ("status", "status"), ("epochs_completed", "epochs"), ("planned_epochs", "of"),
+    ("last_ema_fg_dice", "ema"), ("best_ema_fg_dice", "best"), ("final_validation_dice", "val dice"),
+    ("verdict", "verdict"), ("problems", "problems"),
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, list):
+        return str(len(value)) if value else ""
+    return str(value)
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    columns = [(key, title) for key, title in _TABLE_COLUMNS if any(key in row for row in rows)] or list(
+        _TABLE_COLUMNS[:1])
+    cells = [[_cell(row.get(key)) for key, _ in columns] for row in rows]
+    widths = [max([len(title)] + [len(r[i]) for r in cells]) for i, (_, title) in enumerate(columns)]
+    lines = ["  ".join(title.ljust(w) for (_, title), w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+
+
+# -- commands -----------------------------------------------------------------------------------
+def cmd_scan(args: argparse.Namespace) -> int:
+    root = require_root(args.root)
+    if args.format == "csv":
+        from monitor import scan
+
+        table = scan(root, workers=args.workers, verdicts=args.verdicts)
+        for column in ("class_names", "problems"):
+            table[column] = table[column].map(lambda v: "; ".join(map(str, v)) if isinstance(v, list) else v)
+        table.to_csv(sys.stdout, index=False)
+        return EXIT_OK
+    # JSON and the table need no DataFrame: printing the rows spares a cold scan the pandas import.
+    from monitor.runs.scan import scan_rows
+
+    rows, problems = scan_rows(root, workers=args.workers, verdicts=args.verdicts)
+    if args.format == "json":
+        print_json(rows)
+    else:
+        print(format_table(rows) if rows else f"no runs under {root}")
+        for problem in problems:
+            print(f"warning: {problem}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_curves(args: argparse.Namespace) -> int:
+    from monitor import load_run
+
+    reader = load_run(require_run_dir(args.run_dir))
+    frame = reader.frame()
+    if args.format == "parquet":
+        target = args.output or "-"
+        if target == "-":
+            if sys.stdout.isatty():
+                raise UsageError("parquet is binary: give -o FILE or redirect stdout")
+            frame.to_parquet(sys.stdout.buffer, index=False)
+        else:
+            frame.to_parquet(target, index=False)
+        return EXIT_OK
+    if args.format == "json":
+        text = json.dumps(clean_for_json(records(frame)), default=json_default, indent=1)
+    else:
+        text = frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+    if args.output and args.output != "-":
+        Path(args.output).write_text(text + ("\n" if not text.endswith("\n") else ""))
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    for problem in reader.problems():
+        print(f"warning: {problem}", file=sys.stderr)
+    return EXIT_OK
+
+
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    scan = sub.add_parser("scan", help="one row per run under a results root")
+    scan.add_argument("root", nargs="?", help="results root (default: $nnUNet_results)")
+    scan.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    scan.add_argument("--workers", type=int, default=None, help="parallel parser processes (default: CPUs)")
+    scan.add_argument("--no-verdicts", dest="verdicts", action="store_false",
+                      help="skip the analyzer's verdict column (faster on huge trees)")
+    scan.set_defaults(handler=cmd_scan)
+
+    curves = sub.add_parser("curves", help="the per-epoch curves of one run")
+    curves.add_argument("run_dir", help="a fold folder, e.g. .../Dataset004_X/nnUNetTrainer__nnUNetPlans__2d/fold_0")
+    curves.add_argument("--format", choices=("csv", "json", "parquet"), default="csv")
+    curves.add_argument("-o", "--output", help="write to this file instead of stdout")
+    curves.set_defaults(handler=cmd_curves)

@@ -1,0 +1,387 @@
+"""Is a finished nnU-Net run still improving at the end, and would a longer schedule be worth it?
+
+The analyzer answers one question per run: at the end of the run, is the underlying validation pseudo
+Dice trend rising, flat, falling, or can't we say? A wrong "improving" wastes days of GPU time, a wrong
+"plateau" leaves Dice on the table, so the verdict needs evidence on both sides:
+
+* the fitted series is the raw per-epoch ``mean_fg_dice``, not nnU-Net's EMA: the EMA is a smoothed copy
+  of the same numbers whose residuals are autocorrelated by construction, so any p-value on it is
+  over-confident, and it lags (after a bad stretch it "rises" while the raw curve is flat);
+* the slope is Theil–Sen over a trailing window, its 95 % interval comes from the Mann–Kendall variance
+  inflated for autocorrelation (Hamed–Rao), see :mod:`monitor.analyze.stats`;
+* a slope counts only if it is both significant and at least ``min_practical_gain`` Dice per 100 epochs;
+* the learning-rate column locates nnU-Net's poly annealing phase, whose late rise is real but repeats
+  at the end of any longer schedule, so only the pre-annealing trend feeds the (labelled) projection of
+  what a longer from-scratch schedule could add, see :mod:`monitor.analyze.schedule`.
+
+The benchmark behind the defaults is ``bench/analyzer_benchmark.py``; the reasoning is in
+``docs/analyzer.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from enum import Enum
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from monitor.analyze.options import AnalyzerOptions
+from monitor.analyze.schedule import (
+    ScheduleOption,
+    anneal_start_epoch,
+    extra_gain_epochs,
+    median_epoch_seconds,
+    poly_schedule,
+)
+from monitor.analyze.stats import SenFit, saturation_timescale, theil_sen
+from monitor.analyze.text import Facts, explain, reason_for
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Analysis", "AnalyzerOptions", "FitLine", "ScheduleOption", "Verdict", "analyze", "analyze_series",
+           "mean_dice_series"]
+
+
+class Verdict(str, Enum):
+    """The trend of the validation pseudo Dice at the end of the run (or so far, for a running one)."""
+
+    IMPROVING = "improving"
+    PLATEAU = "plateau"
+    DECLINING = "declining"
+    INSUFFICIENT_DATA = "insufficient_data"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class FitLine:
+    """The fitted line over the window, so a chart can draw exactly what the verdict was based on."""
+
+    first_epoch: int
+    last_epoch: int
+    intercept: float  # fitted value at ``first_epoch``
+    slope_per_epoch: float
+
+    def value_at(self, epoch: float) -> float:
+        """Fitted value at ``epoch``."""
+        return self.intercept + self.slope_per_epoch * (epoch - self.first_epoch)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, with both end points so a chart can draw a segment without arithmetic."""
+        return {"first_epoch": self.first_epoch, "last_epoch": self.last_epoch,
+                "intercept": _num(self.intercept), "slope_per_epoch": _num(self.slope_per_epoch),
+                "start_value": _num(self.value_at(self.first_epoch)),
+                "end_value": _num(self.value_at(self.last_epoch))}
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The analyzer's answer for one run; ``to_dict`` is what the CLI and dashboard serialise."""
+
+    verdict: Verdict
+    slope_per_100_epochs: float | None
+    slope_ci95: tuple[float, float] | None
+    window: tuple[int, int] | None
+    series: str
+    min_practical_gain: float
+    projected_gain_2000: tuple[float, float] | None
+    gpu_hours_2000: float | None
+    reason: str
+    epochs_completed: int
+    schedules: tuple[ScheduleOption, ...] = ()
+    recommended_epochs: int | None = None
+    fit: FitLine | None = None
+    explanation: str = ""
+    planned_epochs: int | None = None
+    status: str = "finished"  # "finished" | "running" | "stopped"
+    anneal_start_epoch: int | None = None
+    pre_anneal_slope_per_100_epochs: float | None = None
+    pre_anneal_ci95: tuple[float, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict; the ten contract keys come first, in the contract's order."""
+        return {
+            "verdict": self.verdict.value,
+            "slope_per_100_epochs": _num(self.slope_per_100_epochs),
+            "slope_ci95": _pair(self.slope_ci95),
+            "window": None if self.window is None else [int(self.window[0]), int(self.window[1])],
+            "series": self.series,
+            "min_practical_gain": _num(self.min_practical_gain),
+            "projected_gain_2000": _pair(self.projected_gain_2000),
+            "gpu_hours_2000": _num(self.gpu_hours_2000),
+            "reason": self.reason,
+            "epochs_completed": int(self.epochs_completed),
+            "schedules": [s.to_dict() for s in self.schedules],
+            "recommended_epochs": self.recommended_epochs,
+            "fit": None if self.fit is None else self.fit.to_dict(),
+            "explanation": self.explanation,
+            "planned_epochs": self.planned_epochs,
+            "status": self.status,
+            "anneal_start_epoch": self.anneal_start_epoch,
+            "pre_anneal_slope_per_100_epochs": _num(self.pre_anneal_slope_per_100_epochs),
+            "pre_anneal_ci95": _pair(self.pre_anneal_ci95),
+        }
+
+
+def _num(value: float | None) -> float | None:
+    """A plain float for JSON, ``None`` for missing or non-finite (JSON has no NaN)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _pair(value: tuple[float, float] | None) -> list[float | None] | None:
+    return None if value is None else [_num(value[0]), _num(value[1])]
+
+
+def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A float column as numpy, all-NaN when the frame lacks it (older logs lack lr or epoch times)."""
+    if name in frame.columns:
+        values: np.ndarray = frame[name].to_numpy(dtype=float, na_value=np.nan)
+        return values
+    return np.full(len(frame), np.nan)
+
+
+def _series(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """The fitted series; ``mean_fg_dice`` is rebuilt from ``dice_k`` columns if a parser omitted it."""
+    values = _column(frame, name)
+    if name != "mean_fg_dice":
+        return values
+    dice_cols = [c for c in frame.columns if str(c).startswith("dice_")]
+    per_class = frame[dice_cols].to_numpy(dtype=float, na_value=np.nan) if dice_cols else None
+    return mean_dice_series(values, per_class)
+
+
+def mean_dice_series(mean: np.ndarray, per_class: np.ndarray | None) -> np.ndarray:
+    """The mean pseudo Dice, or, where no row has one, the nanmean of the per-class values."""
+    if np.isfinite(mean).any() or per_class is None or not per_class.shape[1]:
+        return mean
+    out = np.full(len(mean), np.nan)
+    has = np.isfinite(per_class).any(axis=1)
+    out[has] = np.nanmean(per_class[has], axis=1)
+    return out
+
+
+def _classify(fit: SenFit, threshold_per_epoch: float) -> Verdict:
+    """Significant (interval excludes 0) *and* practically large (point estimate beyond the threshold)."""
+    if fit.lo > 0 and fit.slope >= threshold_per_epoch:
+        return Verdict.IMPROVING
+    if fit.hi < 0 and fit.slope <= -threshold_per_epoch:
+        return Verdict.DECLINING
+    return Verdict.PLATEAU
+
+
+def _fit_range(ep: np.ndarray, y: np.ndarray, first: int, last: int, opts: AnalyzerOptions,
+               z: float) -> tuple[SenFit | None, int]:
+    """Theil–Sen over epochs ``first..last`` if enough of them have a value; also the valid count."""
+    sel = (ep >= first) & (ep <= last) & np.isfinite(y)
+    count = int(sel.sum())
+    span = last - first + 1
+    if count < max(opts.min_points, math.ceil((1.0 - opts.max_missing_fraction) * span)):
+        return None, count
+    x = (ep[sel] - first).astype(float)
+    return theil_sen(x, y[sel], z, opts.correct_autocorrelation), count
+
+
+def analyze(
+    frame: pd.DataFrame,
+    *,
+    planned_epochs: int | None,
+    finished: bool,
+    running: bool = False,
+    options: AnalyzerOptions | None = None,
+) -> Analysis:
+    """Verdict, interval, lr-aware projection and cost for one run's per-epoch frame (see module doc)."""
+    opts = options or AnalyzerOptions()
+    has_rows = "epoch" in frame.columns and len(frame) > 0
+    if not has_rows:
+        empty = np.zeros(0)
+        return analyze_series(np.zeros(0, np.int64), empty, empty, empty, None, planned_epochs=planned_epochs,
+                              finished=finished, running=running, options=opts)
+    times = _column(frame, "epoch_time_s")
+    ends = None
+    if "epoch_end" in frame.columns and not (np.isfinite(times) & (times > 0)).any():
+        # Only runs without logged epoch times need the stamps (the cost of an epoch), and converting
+        # them costs more than the whole fit.
+        import pandas as pd
+
+        stamps = pd.to_datetime(frame["epoch_end"], errors="coerce", utc=True)
+        ends = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[us]")
+    return analyze_series(frame["epoch"].to_numpy(dtype=np.int64), _series(frame, opts.series),
+                          _column(frame, "lr"), times, ends,
+                          planned_epochs=planned_epochs, finished=finished, running=running, options=opts)
+
+
+def analyze_series(
+    epochs: np.ndarray,
+    values: np.ndarray,
+    lr: np.ndarray,
+    epoch_time_s: np.ndarray,
+    epoch_end: np.ndarray | None,
+    *,
+    planned_epochs: int | None,
+    finished: bool,
+    running: bool = False,
+    options: AnalyzerOptions | None = None,
+) -> Analysis:
+    """:func:`analyze` on bare columns: the fitted series (``options.series``), learning rate, epoch times
+    and epoch end stamps (``datetime64``, or None), one entry per epoch.
+
+    What a scan calls for every run: it has the merged curves as arrays and builds no DataFrame.
+    """
+    opts = options or AnalyzerOptions()
+    z = NormalDist().inv_cdf(0.5 + opts.confidence / 2.0)
+    tau = opts.min_practical_gain / 100.0  # per epoch
+
+    ep, y, times = np.asarray(epochs, dtype=np.int64), np.asarray(values, dtype=float), np.asarray(epoch_time_s, float)
+    lr = np.asarray(lr, dtype=float)
+    ends = None if epoch_end is None or len(epoch_end) != ep.size else np.asarray(epoch_end)
+    if ep.size and np.any(np.diff(ep) <= 0):  # restarts inside a log: keep the last value per epoch
+        order = np.argsort(ep, kind="stable")
+        last_of_each = np.r_[ep[order][1:] != ep[order][:-1], True]
+        keep = order[last_of_each]
+        ep, y, lr, times = ep[keep], y[keep], lr[keep], times[keep]
+        ends = None if ends is None else ends[keep]
+    n_done = int(ep[-1]) + 1 if ep.size else 0
+
+    lr0, lr_planned = poly_schedule(ep, lr, opts.poly_exponent) if ep.size else (None, None)
+    planned = planned_epochs if planned_epochs is not None else lr_planned
+    status = "finished" if finished else ("running" if running else "stopped")
+    schedule_done = finished or (status == "stopped" and planned is not None and n_done >= planned)
+
+    sec = median_epoch_seconds(times, ends)
+    hours = {m: (None if sec is None else sec * m / 3600.0) for m in opts.schedule_options}
+    hours_2000 = None if sec is None else sec * 2000 / 3600.0
+
+    base: dict[str, Any] = {
+        "series": opts.series, "min_practical_gain": opts.min_practical_gain, "epochs_completed": n_done,
+        "gpu_hours_2000": hours_2000, "planned_epochs": planned, "status": status,
+    }
+    no_schedules = tuple(ScheduleOption(m, None, hours[m], False) for m in opts.schedule_options)
+
+    facts = Facts(status=status, n_done=n_done, planned=planned, series=opts.series,
+                  min_practical_gain=opts.min_practical_gain, min_epochs=opts.min_epochs,
+                  window_epochs=opts.window_epochs, anneal_lr_fraction=opts.anneal_lr_fraction,
+                  min_rerun_gain=opts.min_rerun_gain, hours_2000=hours_2000)
+
+    def insufficient(why: str, window: tuple[int, int] | None, count: int) -> Analysis:
+        facts_now = replace(facts, why=why, window=window, count=count)
+        return Analysis(verdict=Verdict.INSUFFICIENT_DATA, slope_per_100_epochs=None, slope_ci95=None,
+                        window=window, projected_gain_2000=None, reason=reason_for(facts_now),
+                        schedules=no_schedules, explanation=explain(facts_now), **base)
+
+    if n_done < opts.min_epochs:
+        return insufficient("few_epochs", None, int(np.isfinite(y).sum()))
+    length = min(opts.window_epochs, n_done // 2)
+    # A log resumed mid-run (``--c``) read on its own starts late: fit what it has rather than count the
+    # epochs it never contained as missing.
+    w0, w1 = max(n_done - length, int(ep[0])), n_done - 1
+    fit, count = _fit_range(ep, y, w0, w1, opts, z)
+    if fit is None:
+        return insufficient("missing", (w0, w1), count)
+    verdict = _classify(fit, tau)
+
+    # Annealing phase from the run's own lr; the trend before it is what a longer schedule could extend.
+    a_start, a_source = anneal_start_epoch(ep, lr, lr0, planned, opts.anneal_lr_fraction, opts.poly_exponent)
+    pre_fit: SenFit | None = fit
+    pre_window = (w0, w1)
+    if a_start is not None and a_start <= w1:
+        p1 = a_start - 1
+        p0 = max(int(ep[0]), p1 - length + 1)
+        candidate, _ = _fit_range(ep, y, p0, p1, opts, z) if p1 - p0 >= 2 else (None, 0)
+        pre_fit, pre_window = candidate, (p0, p1)
+    pre_verdict = None if pre_fit is None else _classify(pre_fit, tau)
+
+    schedules = no_schedules
+    recommended, blocker = None, None
+    if schedule_done and pre_fit is not None:
+        schedules, recommended, blocker = _project(ep, y, n_done, a_start, pre_fit, pre_window, pre_verdict,
+                                          hours, opts)
+    gain_2000 = next((s.projected_gain for s in schedules if s.epochs == 2000), None)
+    if 2000 not in opts.schedule_options and schedule_done and pre_fit is not None:
+        extra, _, _ = _project(ep, y, n_done, a_start, pre_fit, pre_window, pre_verdict,
+                               {2000: hours_2000}, opts, (2000,))
+        gain_2000 = extra[0].projected_gain
+
+    facts = replace(
+        facts, window=(w0, w1), count=count, verdict=verdict.value, fit=fit, schedule_done=schedule_done,
+        anneal_start=a_start, anneal_source=a_source, pre_fit=pre_fit, pre_window=pre_window,
+        pre_verdict=None if pre_verdict is None else pre_verdict.value, schedules=schedules,
+        recommended=recommended, projection_blocker=blocker, gain_2000=gain_2000,
+    )
+    return Analysis(
+        verdict=verdict,
+        slope_per_100_epochs=fit.slope * 100.0,
+        slope_ci95=(fit.lo * 100.0, fit.hi * 100.0),
+        window=(w0, w1),
+        projected_gain_2000=gain_2000,
+        reason=reason_for(facts),
+        schedules=schedules,
+        recommended_epochs=recommended,
+        fit=FitLine(w0, w1, fit.intercept, fit.slope),
+        explanation=explain(facts),
+        anneal_start_epoch=a_start,
+        pre_anneal_slope_per_100_epochs=None if pre_fit is None else pre_fit.slope * 100.0,
+        pre_anneal_ci95=None if pre_fit is None else (pre_fit.lo * 100.0, pre_fit.hi * 100.0),
+        **base,
+    )
+
+
+def _project(
+    ep: np.ndarray,
+    y: np.ndarray,
+    n_done: int,
+    a_start: int | None,
+    pre_fit: SenFit,
+    pre_window: tuple[int, int],
+    pre_verdict: Verdict | None,
+    hours: dict[int, float | None],
+    opts: AnalyzerOptions,
+    lengths: tuple[int, ...] | None = None,
+) -> tuple[tuple[ScheduleOption, ...], int | None, str | None]:
+    """Projected gain range of each longer from-scratch schedule, and the one the evidence supports.
+
+    Lower end: ``min(0, slope_lo·k)``. 0 is the "stretched curve" outcome of nnU-Net issue #2474 (same
+    Dice, later); a falling pre-annealing trend can make it negative. Upper end: ``max(0, slope_hi·k)``
+    where ``k`` is the number of pre-annealing-slope epochs the extra high-lr epochs are worth if the
+    curve keeps saturating at its own fitted rate. Worth it: the pre-annealing trend itself passes the
+    "improving" test, its point projection reaches ``min_rerun_gain``, and the extra high-lr epochs
+    reach no further than ``max_extrapolation_ratio`` times the stretch of this run the trend was
+    fitted on (beyond that the saturation rate is a guess).
+    """
+    lengths = lengths or opts.schedule_options
+    anneal_frac = (a_start / n_done) if a_start is not None and a_start < n_done else (
+        1.0 - opts.anneal_lr_fraction ** (1.0 / opts.poly_exponent))
+    fit_first = max(int(ep[0]), round(0.15 * n_done))
+    sel = (ep >= fit_first) & (ep <= pre_window[1]) & np.isfinite(y)
+    observed = float(pre_window[1] - fit_first + 1)
+    timescale = saturation_timescale(ep[sel].astype(float), y[sel], observed)
+    span = pre_window[1] - pre_window[0] + 1
+    options: list[ScheduleOption] = []
+    central: dict[int, float] = {}
+    for m in sorted(lengths):
+        if m <= n_done:
+            options.append(ScheduleOption(m, None, hours.get(m), False))
+            continue
+        extra = anneal_frac * (m - n_done)
+        k = extra_gain_epochs(timescale, extra, span)
+        gain = (min(0.0, pre_fit.lo * k), max(0.0, pre_fit.hi * k))
+        central[m] = pre_fit.slope * k
+        worth = (pre_verdict is Verdict.IMPROVING and central[m] >= opts.min_rerun_gain
+                 and extra <= opts.max_extrapolation_ratio * observed)
+        options.append(ScheduleOption(m, gain, hours.get(m), worth))
+    recommended = None
+    for option in options:  # cheapest worth-it option; a longer one must add another min_rerun_gain
+        if not option.worth_it:
+            continue
+        if recommended is None or central[option.epochs] - central[recommended] >= opts.min_rerun_gain:
+            recommended = option.epochs
+    big_enough = any(v >= opts.min_rerun_gain for v in central.values())
+    blocker = None if recommended is not None else ("reach" if big_enough else "gain")
+    return tuple(options), recommended, blocker

@@ -1,0 +1,200 @@
+"""The analyzer's words: one ``reason`` sentence and a 2–4 sentence ``explanation`` for the dashboard.
+
+Kept apart from the statistics so the wording can be reviewed (and changed) without touching the maths.
+Every sentence states the numbers it rests on, because a lab member deciding whether to spend days of
+GPU time needs to be able to check the claim against the curve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monitor.analyze.schedule import ScheduleOption
+from monitor.analyze.stats import SenFit
+
+__all__ = ["Facts", "explain", "reason_for"]
+
+PSEUDO_DICE_NOTE = (
+    "Pseudo Dice is computed each epoch on a random subset of validation patches, so it is noisy and "
+    "differs from the final validation Dice that nnU-Net computes on whole cases after training."
+)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything the sentences need, computed once by :func:`monitor.analyze.analyzer.analyze`."""
+
+    status: str  # "finished" | "running" | "stopped"
+    n_done: int
+    planned: int | None
+    series: str
+    min_practical_gain: float
+    min_epochs: int
+    window_epochs: int
+    anneal_lr_fraction: float
+    min_rerun_gain: float
+    hours_2000: float | None
+    why: str | None = None  # "few_epochs" | "missing" for insufficient data
+    window: tuple[int, int] | None = None
+    count: int = 0
+    verdict: str | None = None
+    fit: SenFit | None = None
+    schedule_done: bool = False
+    anneal_start: int | None = None
+    anneal_source: str = "none"
+    pre_fit: SenFit | None = None
+    pre_window: tuple[int, int] | None = None
+    pre_verdict: str | None = None
+    schedules: tuple[ScheduleOption, ...] = ()
+    recommended: int | None = None
+    projection_blocker: str | None = None  # "reach" | "gain": why no longer schedule is worth it
+    gain_2000: tuple[float, float] | None = None
+
+    @property
+    def stopped_early(self) -> bool:
+        """Stopped (crashed, killed, out of wall time) before its schedule's last epoch."""
+        return self.status == "stopped" and not self.schedule_done
+
+    @property
+    def of_planned(self) -> str:
+        """"497 of 1000", or a note that the schedule length is unknown."""
+        if self.planned:
+            return f"{self.n_done} of {self.planned}"
+        return f"{self.n_done} (schedule length unknown)"
+
+
+def _stats(fit: SenFit, window: tuple[int, int]) -> str:
+    return (f"{fit.slope * 100:+.4f} per 100 epochs over epochs {window[0]}–{window[1]}, "
+            f"95% CI {fit.lo * 100:+.4f} to {fit.hi * 100:+.4f}")
+
+
+_RESUME = ("resume it with nnU-Net's --c flag (-c in v1), which continues from the last checkpoint, rather "
+           "than starting a longer schedule")
+
+
+def reason_for(f: Facts) -> str:
+    """One plain sentence: the verdict, the numbers behind it, and what to do."""
+    plural = "" if f.n_done == 1 else "s"
+    if f.why == "few_epochs":
+        done = "No epoch has completed" if f.n_done == 0 else f"Only {f.n_done} epoch{plural} completed"
+        text = f"{done}, fewer than the {f.min_epochs} needed to judge the validation pseudo Dice trend"
+        if f.status == "running":
+            text += "; check again later"
+        elif f.status == "stopped" and (f.planned is None or f.n_done < f.planned):
+            text += f"; the run stopped early, so {_RESUME}"
+        return text + "."
+    if f.why == "missing":
+        w0, w1 = f.window or (0, 0)
+        text = (f"Only {f.count} of the last {w1 - w0 + 1} epochs ({w0}–{w1}) have a validation pseudo Dice, "
+                "too few to fit a trend")
+        if f.stopped_early:
+            text += f"; the run stopped early, so {_RESUME}"
+        return text + "."
+
+    assert f.fit is not None and f.window is not None
+    tau = f.min_practical_gain
+    stats = _stats(f.fit, f.window)
+    trend = {
+        "improving": f"still rising ({stats}), more than the {tau:g} per 100 epochs that counts as a gain",
+        "plateau": f"flat ({stats}): no change of {tau:g} per 100 epochs or more beyond the noise"
+        + (f", though noise this large could hide a rise of up to {f.fit.hi * 100:+.4f}"
+           if f.fit.hi * 100 >= 2 * tau else ""),
+        "declining": f"falling ({stats}), a real drop that usually means overfitting",
+    }[str(f.verdict)]
+    if f.status == "running":
+        return f"So far (epoch {f.of_planned}, still running) the validation pseudo Dice is {trend}."
+    if f.stopped_early:
+        return f"The run stopped after epoch {f.of_planned} with the validation pseudo Dice {trend}; {_RESUME}."
+    head = f"At the end of the run the validation pseudo Dice is {trend}"
+    if f.status == "stopped":
+        head = f"All {f.n_done} planned epochs ran (the run did not end normally); the pseudo Dice is {trend}"
+    return f"{head}; {_advice(f)}."
+
+
+def _advice(f: Facts) -> str:
+    """The second half of a finished run's reason: what the schedule implies for a longer run."""
+    rec = next((s for s in f.schedules if s.epochs == f.recommended), None)
+    if rec is not None and rec.projected_gain is not None and f.pre_fit is not None:
+        lo, hi = rec.projected_gain
+        cost = "" if rec.gpu_hours is None else f" for about {rec.gpu_hours:.0f} GPU-hours"
+        before = "before the learning rate annealed " if f.anneal_start is not None else ""
+        lead = "" if f.verdict == "improving" else "but "
+        return (f"{lead}{before}it was already rising {f.pre_fit.slope * 100:+.4f} per 100 epochs, enough to "
+                f"try a {rec.epochs}-epoch run from scratch, projected (an extrapolation) to end {lo:+.3f} to "
+                f"{hi:+.3f} Dice from here{cost}")
+    annealing_in_window = (f.anneal_start is not None and f.window is not None
+                           and f.anneal_start <= f.window[1])
+    if f.verdict == "improving" and annealing_in_window and f.pre_verdict != "improving":
+        return ("the rise comes from the final low-learning-rate phase, which a longer schedule also "
+                "ends with, and the curve was flat before it, so more epochs are unlikely to end higher")
+    if f.verdict == "declining":
+        return ("so a longer schedule would not help (nnU-Net's checkpoint_best, chosen by EMA pseudo Dice, "
+                "holds the better weights)")
+    if not any(s.projected_gain is not None for s in f.schedules):
+        return "the schedule was already as long as the options considered, so no longer run is projected"
+    if f.pre_verdict == "improving" and f.projection_blocker == "reach":
+        return ("the trend before annealing was still rising, but every longer option would extrapolate it "
+                "far beyond the part of this run it was measured on, so none is recommended")
+    if f.pre_verdict == "improving":
+        return (f"the trend before annealing was still rising but its projected gain stays below "
+                f"{f.min_rerun_gain:g} Dice, and a longer schedule mostly stretches the same curve, so a "
+                "re-run is not worth it")
+    if f.verdict == "improving":
+        return (f"but the trend a longer schedule could extend does not promise {f.min_rerun_gain:g} Dice, "
+                "so a re-run is not worth it")
+    return "a longer schedule is unlikely to end higher"
+
+
+def explain(f: Facts) -> str:
+    """Two to four sentences for the dashboard: method, pseudo-Dice caveat, schedule, projection/cost."""
+    cost = ""
+    if f.hours_2000 is not None:
+        cost = f" about {f.hours_2000:.0f} GPU-hours at this run's median epoch time"
+    if f.why is not None:
+        first = ("The trend is judged from a robust line through the per-epoch validation pseudo Dice over "
+                 f"the last {f.window_epochs} epochs (or the last half of a shorter run), which needs at "
+                 f"least {f.min_epochs} epochs and at most half of the window missing.")
+        last = f" A 2000-epoch run from scratch would cost{cost}." if cost else ""
+        return f"{first} {PSEUDO_DICE_NOTE}{last}"
+
+    assert f.fit is not None and f.window is not None
+    if f.fit.variance_inflation > 1.05:
+        widened = (f"widens its 95% interval for the correlation between consecutive epochs (lag-1 "
+                   f"{f.fit.lag1_autocorrelation:.2f}, {f.fit.variance_inflation:.1f}x the variance)")
+    else:
+        widened = "found no correlation between consecutive epochs that would widen its 95% interval"
+    sentences = [
+        f"The verdict fits a robust Theil–Sen line to the per-epoch validation pseudo Dice ({f.series}, mean "
+        f"over foreground classes) over epochs {f.window[0]}–{f.window[1]}, {widened}, and counts slopes "
+        f"under {f.min_practical_gain:g} Dice per 100 epochs as flat.",
+        PSEUDO_DICE_NOTE,
+    ]
+    frac = f"{f.anneal_lr_fraction:.0%}"
+    if f.anneal_start is not None and f.anneal_start <= f.window[1]:
+        source = "per the logged lr" if f.anneal_source == "lr" else "per nnU-Net's poly schedule"
+        if f.pre_fit is not None and f.pre_window is not None:
+            sentences.append(
+                f"The learning rate fell below {frac} of its start at epoch {f.anneal_start} ({source}); "
+                f"before that the curve moved {_stats(f.pre_fit, f.pre_window)}, and only that trend, not "
+                "the late annealing rise that every schedule ends with, could be extended by more epochs.")
+        else:
+            sentences.append(
+                f"The learning rate fell below {frac} of its start at epoch {f.anneal_start} ({source}), "
+                "but too few epochs before it have a value to judge the trend there.")
+    elif f.anneal_source != "none" and not f.schedule_done:
+        sentences.append(f"The run has not reached the low-learning-rate phase (lr below {frac} of its "
+                         "start) where nnU-Net curves usually rise once more.")
+    if f.schedule_done and f.gain_2000 is not None:
+        lo, hi = f.gain_2000
+        sentences.append(
+            f"As an extrapolation, a from-scratch 2000-epoch run might end {lo:+.3f} to {hi:+.3f} Dice "
+            f"relative to this one, for{cost or ' an unknown number of GPU-hours'}: a longer schedule "
+            "stretches the whole curve, and nnU-Net issue #2474 reports that it often reaches the same "
+            "Dice, later.")
+    elif not f.schedule_done:
+        sentences.append("Whether a longer schedule pays off is only projected once the run completes its "
+                         f"schedule{'; a 2000-epoch run would cost' + cost if cost else ''}.")
+    else:
+        sentences.append("No 2000-epoch projection: this run's schedule was already that long or longer"
+                         f"{'; 2000 epochs cost' + cost if cost else ''}.")
+    return " ".join(sentences[:4])

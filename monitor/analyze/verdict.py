@@ -1,0 +1,75 @@
+"""The analyzer applied to a run as read from disk: the one call the CLI, scan and dashboard share.
+
+``analyze`` works on a bare DataFrame; this module supplies what it needs to know about the run
+(planned epochs, whether training finished or is still running) from the run's reader.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from monitor.runs.merge import Curves
+from monitor.runs.reader import RunReader, load_run
+from monitor.runs.status import RunStatus
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from monitor.analyze.analyzer import Analysis, AnalyzerOptions
+
+_DICE_COLUMN = re.compile(r"dice_(\d+)")
+_CURVE_COLUMNS = ("ema_fg_dice", "lr", "train_loss", "val_loss", "epoch_time_s")
+
+__all__ = ["analyze_curves", "analyze_run"]
+
+
+def analyze_run(run: RunReader | str | os.PathLike[str], options: AnalyzerOptions | None = None,
+                *, status: str | None = None) -> Analysis:
+    """The analyzer's typed result for one run (a reader, or a fold folder to read).
+
+    ``status`` may be passed by a caller that knows better than the files (the watcher, a job registry).
+    """
+    reader = run if isinstance(run, RunReader) else load_run(run)
+    state = status or reader.status()
+    return analyze_curves(reader.curves(), planned_epochs=reader.planned_epochs()[0], status=state,
+                          options=options, frame=reader.frame)
+
+
+def analyze_curves(curves: Curves, *, planned_epochs: int | None, status: str,
+                   options: AnalyzerOptions | None = None,
+                   frame: Callable[[], pd.DataFrame] | None = None) -> Analysis:
+    """The analyzer on a run's merged curves, given its status: what the scan and the dashboard both call.
+
+    The series is read straight off the arrays; ``frame`` builds the DataFrame only if the chosen series is
+    a column the arrays do not have.
+    """
+    from monitor.analyze.analyzer import AnalyzerOptions, analyze, analyze_series
+
+    opts = options or AnalyzerOptions()
+    context = {"planned_epochs": planned_epochs, "finished": status == RunStatus.FINISHED,
+               "running": status in (RunStatus.RUNNING, RunStatus.STALLED), "options": opts}
+    values = _curve_series(curves, opts.series)
+    if values is None:
+        from monitor.runs.reader import curves_frame
+
+        return analyze(frame() if frame is not None else curves_frame(curves), **context)
+    return analyze_series(curves.epoch, values, curves.lr, curves.epoch_time_s, curves.epoch_end, **context)
+
+
+def _curve_series(curves: Curves, name: str) -> np.ndarray | None:
+    """The column ``name`` of the per-epoch frame, read straight off the merged curves (no DataFrame)."""
+    from monitor.analyze.analyzer import mean_dice_series
+
+    if name == "mean_fg_dice":
+        return mean_dice_series(curves.mean_fg_dice, curves.dice)
+    if name in _CURVE_COLUMNS:
+        return np.asarray(getattr(curves, name), dtype=float)
+    match = _DICE_COLUMN.fullmatch(name)
+    if match and 1 <= int(match.group(1)) <= curves.dice.shape[1]:
+        return curves.dice[:, int(match.group(1)) - 1]
+    return None

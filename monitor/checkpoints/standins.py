@@ -1,0 +1,244 @@
+"""The inert objects a checkpoint's pickle turns into, and how they are shown and flattened into plain data.
+
+Instead of running the classes and functions a pickle names, the restricted unpickler
+(``monitor.checkpoints.unpickler``) builds stand-ins that only record a name and arguments, and turns every
+tensor storage reference into a placeholder whose bytes are never read.  These objects are shared by the
+unpickler (which creates them), by error messages (which describe them briefly and boundedly: a pickle can
+nest and share them without limit) and by ``monitor.checkpoints.reader`` (which copies ``init_args`` into plain
+Python with :func:`_plain`), so they live in a module of their own, below all three.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import pathlib
+import reprlib
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+#: How deep :func:`_plain` follows nested containers before it cuts them off.
+_MAX_PLAIN_DEPTH = 64
+
+
+class _StandInMeta(type):
+    """Metaclass so that a stand-in *class* (e.g. ``torch.float32`` used as a value) prints its origin."""
+
+    _sd_module: str
+    _sd_name: str
+
+    def __repr__(cls) -> str:
+        return f"{cls._sd_module}.{cls._sd_name}"
+
+
+class _StandIn(Exception, metaclass=_StandInMeta):
+    """Inert replacement for a class or function named by the pickle (torch, nnunet, unknown).
+
+    Calling it (REDUCE) or ``cls.__new__`` (NEWOBJ) only stores the arguments in ``.args``; ``__setstate__``
+    (BUILD) and the container opcodes (APPENDS, SETITEMS, ADDITEMS) only *record* what they were given.
+    Nothing is looked up or executed, so a checkpoint that refers to code we do not have (custom trainers,
+    other torch versions) still loads.  The base class is ``Exception`` for one reason: its constructor is C
+    code that accepts and stores any positional arguments, so the few hundred tensors of a checkpoint cost
+    no Python frame each.  Nothing ever raises these.  A fresh subclass is made per unpickler, so nothing
+    a pickle does to one can leak into the next load.
+    """
+
+    _sd_module: ClassVar[str] = "?"
+    _sd_name: ClassVar[str] = "?"
+
+    def __setstate__(self, state: Any) -> None:
+        self.__dict__["_sd_state"] = state
+
+    def _sd_record(self, item: Any) -> None:
+        self.__dict__.setdefault("_sd_items", []).append(item)
+
+    def append(self, item: Any) -> None:
+        self._sd_record(item)
+
+    def extend(self, items: Any) -> None:
+        for item in items if isinstance(items, list) else [items]:
+            self._sd_record(item)
+
+    def add(self, item: Any) -> None:
+        self._sd_record(item)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._sd_record((key, value))
+
+    def __repr__(self) -> str:
+        return _describe_stand_in(self)
+
+    __str__ = __repr__
+
+
+#: torch storage class names -> dtype names, only used to describe tensors nicely.
+_STORAGE_DTYPES = {
+    "FloatStorage": "float32",
+    "DoubleStorage": "float64",
+    "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": "int64",
+    "IntStorage": "int32",
+    "ShortStorage": "int16",
+    "CharStorage": "int8",
+    "ByteStorage": "uint8",
+    "BoolStorage": "bool",
+    "ComplexFloatStorage": "complex64",
+    "ComplexDoubleStorage": "complex128",
+    "UntypedStorage": "bytes",
+}
+
+
+class _StoragePlaceholder(Exception):
+    """What a tensor storage reference (pickle persistent id) becomes: its description, never its bytes.
+
+    The unpickler calls the class itself as ``persistent_load(pid)``; like :class:`_StandIn` it derives from
+    ``Exception`` only so that construction is C code that keeps ``pid`` in ``.args``.  Never raised.
+    """
+
+    @property
+    def dtype(self) -> str:
+        pid = self.args[0] if self.args else None
+        if isinstance(pid, tuple) and len(pid) >= 5 and isinstance(pid[1], _StandInMeta):
+            return _STORAGE_DTYPES.get(pid[1]._sd_name, _clip(pid[1]._sd_name, 40))
+        return "?"
+
+    def __repr__(self) -> str:
+        pid = self.args[0] if self.args else None
+        if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
+            return _clip(f"<storage {self.dtype}[{pid[4]!r}] on {pid[3]!s}, not read>", 120)
+        return "<storage, not read>"
+
+    __str__ = __repr__
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _BriefRepr(reprlib.Repr):
+    """``repr`` with bounded depth and width, also through stand-ins: a pickle can share one stand-in many
+    times at every level, and a plain recursive repr of that is exponentially long."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel = 4
+        self.maxtuple = self.maxlist = self.maxdict = self.maxset = self.maxfrozenset = 8
+        self.maxstring = self.maxother = 80
+
+    def repr1(self, x: Any, level: int) -> str:
+        if isinstance(x, _StandIn):
+            return _describe_stand_in(x, level)
+        if isinstance(x, (_StoragePlaceholder, _StandInMeta)):
+            return _clip(repr(x), self.maxother)
+        return super().repr1(x, level)
+
+
+_BRIEF = _BriefRepr()
+
+
+def _short_repr(obj: Any, limit: int = 120) -> str:
+    try:
+        return _clip(_BRIEF.repr(obj), limit)
+    except RecursionError:  # numpy object arrays can still nest arbitrarily deep
+        return "<too deeply nested>"
+
+
+def _describe_stand_in(obj: _StandIn, level: int = _BRIEF.maxlevel) -> str:
+    """Readable description, e.g. ``torch.device('cuda', 0)`` or ``<tensor float32[320, 320, 3, 3, 3]>``."""
+    cls = type(obj)
+    args = obj.args
+    if level <= 0:
+        return f"{cls._sd_module}.{cls._sd_name}(...)"
+    if cls._sd_name.startswith("_rebuild_tensor") and args and isinstance(args[0], _StoragePlaceholder):
+        shape = args[2] if len(args) > 2 and isinstance(args[2], tuple) else ()
+        dims = ", ".join(_BRIEF.repr1(d, 1) for d in shape[:8]) + (", ..." if len(shape) > 8 else "")
+        return f"<tensor {args[0].dtype}[{dims}], not read>"
+    if cls._sd_name == "_rebuild_parameter" and args:
+        return f"Parameter({_BRIEF.repr1(args[0], level - 1)})"
+    parts = [_BRIEF.repr1(a, level - 1) for a in args[:8]] + (["..."] if len(args) > 8 else [])
+    return _clip(f"{cls._sd_module}.{cls._sd_name}({', '.join(parts)})", 300)
+
+
+#: Immutable values ``_plain`` returns as they are (checked by exact type: subclasses go the slow way).
+_ATOMIC_TYPES = frozenset({type(None), bool, int, float, str, bytes, complex, _dt.date, _dt.datetime, _dt.time,
+                           _dt.timedelta, _dt.timezone})
+
+
+def _plain(obj: Any) -> Any:
+    """Plain-python copy: containers and numbers kept, numpy unwrapped, stand-ins/storages as repr strings.
+
+    A pickle can build cycles (they become "<recursive reference>"), nest deeply (cut at 64 levels) and
+    share one container many times at every level (converted once and shared again, so the work stays
+    linear in the size of the file, not exponential).
+    """
+    active: set[int] = set()
+    done: dict[int, Any] = {}
+
+    def convert(item: Any, depth: int) -> Any:
+        kind = type(item)
+        if kind in _ATOMIC_TYPES:
+            return item
+        if kind is not dict and kind is not list and kind is not tuple:
+            if isinstance(item, np.generic):
+                return item.item()
+            if isinstance(item, (pathlib.PurePath, np.dtype)):
+                return str(item)
+            if isinstance(item, (_StandIn, _StoragePlaceholder, _StandInMeta)):
+                return _short_repr(item, 300)
+        key = id(item)
+        if key in active:
+            return "<recursive reference>"
+        if key in done:
+            return done[key]
+        if depth >= _MAX_PLAIN_DEPTH:
+            return "<too deeply nested>"
+        active.add(key)
+        try:
+            out = convert_container(item, kind, depth)
+        finally:
+            active.discard(key)
+        done[key] = out
+        return out
+
+    def convert_container(item: Any, kind: type, depth: int) -> Any:
+        if kind is list or kind is tuple or (kind is not dict and isinstance(item, (list, tuple))):
+            items = [v if type(v) in _ATOMIC_TYPES else convert(v, depth + 1) for v in item]
+            return items if isinstance(item, list) else tuple(items)
+        if kind is dict or isinstance(item, Mapping):
+            out: dict[Any, Any] = {}
+            for key, value in item.items():
+                if type(key) not in _ATOMIC_TYPES:
+                    key = convert(key, depth + 1)
+                    try:
+                        hash(key)
+                    except TypeError:
+                        key = _short_repr(key)
+                out[key] = value if type(value) in _ATOMIC_TYPES else convert(value, depth + 1)
+            return out
+        if isinstance(item, np.ndarray):
+            return [convert(v, depth + 1) for v in item.ravel().tolist()] if item.dtype.hasobject else item.tolist()
+        if isinstance(item, (set, frozenset)):
+            return sorted((convert(v, depth + 1) for v in item), key=repr)
+        return _short_repr(item)
+
+    return convert(obj, 0)
+
+
+def _scalar_to_float(value: Any) -> float | None:
+    """float(value) for numbers, numpy scalars, one-element arrays and datetimes; None if not a number.
+
+    The one rule for turning a logged curve item into a float, shared by the plain path
+    (``monitor.checkpoints.reader``) and the scalar-run fast path (``monitor.checkpoints.runs``).
+    """
+    if value is None:
+        return math.nan
+    if isinstance(value, (float, int, np.floating, np.integer, np.bool_)):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.size == 1 and value.dtype.kind in "fiub":
+        return float(value.reshape(-1)[0])
+    if isinstance(value, _dt.datetime):
+        return value.timestamp()
+    return None

@@ -1,0 +1,343 @@
+/*
+ * monitor.logs._v2log: nnU-Net v2 log text -> per-epoch columns in one pass, the compiled twin of
+ * monitor/logs/v2.py's extract_v2_blocks.
+ *
+ * Why C: a cold scan of a lab's tree spends most of its time parsing 1000-epoch logs; the numpy parser takes
+ * ~2.4 ms per log, mostly numpy's fixed cost per call over a few thousand short lines.  This pass walks the
+ * lines once (~0.3 ms) and applies the same rules, which logparse_v2.py's docstrings explain:
+ *
+ *   - a line's message starts after its first ": " (at byte 28 on all but the rare line whose timestamp has
+ *     no microseconds, which is checked first, as the numpy parser does);
+ *   - six messages count: "Epoch N" opens a block, "Epoch time: " ends it, "Current learning rate: ",
+ *     "train_loss ", "val_loss " and "Pseudo dice [" fill it; lines before the first "Epoch" belong to none;
+ *     of two values of one kind in a block the later one counts;
+ *   - a single number is the token up to whitespace, NUL, ',' or ']'; a Dice list ends at the line's last
+ *     ']', its items are split at ',', stripped of spaces and of numpy 2's "np.float32(...)" wrapper; "[]" is
+ *     no class; a list with an item that is not a number (or is longer than 32 bytes) is garbled;
+ *   - numbers are what Python's float() makes of the text, NaN where it refuses: plain decimals of up to 15
+ *     digits are converted here exactly (Clinger's fast path: an exact mantissa divided once by an exact
+ *     power of ten), "nan" too, and everything else goes through float() itself.
+ *
+ * The timestamps of the "Epoch time" lines are left to the caller (their offsets are returned), which
+ * converts them with numpy as before.  The buffer is only read; every read is bounds-checked.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { START, LR, TRAIN, VAL, TIME, DICE, CODES };
+enum { TIMESTAMP_WIDTH = 26, MAX_ITEM = 32, MAX_FAST_DIGITS = 15 };
+
+/* Tested in this order; a later match wins ("Epoch time: " also starts with "Epoch "). */
+static const struct {
+    int code;
+    const char *key;
+    Py_ssize_t len;
+} KEYS[] = {
+    {START, "Epoch ", 6}, {TIME, "Epoch time: ", 12}, {LR, "Current learning rate: ", 23},
+    {TRAIN, "train_loss ", 11}, {VAL, "val_loss ", 9}, {DICE, "Pseudo dice [", 13},
+};
+
+static const double POW10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                               1e12, 1e13, 1e14, 1e15, 1e16};
+
+typedef struct {
+    char *bytes;
+    Py_ssize_t len, cap;
+} Buffer;
+
+static int append(Buffer *b, const void *src, Py_ssize_t size)
+{
+    if (b->len + size > b->cap) {
+        Py_ssize_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + size)
+            cap *= 2;
+        char *bytes = PyMem_Realloc(b->bytes, (size_t)cap);
+        if (bytes == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        b->bytes = bytes;
+        b->cap = cap;
+    }
+    memcpy(b->bytes + b->len, src, (size_t)size);
+    b->len += size;
+    return 0;
+}
+
+/* float(text) for text[0:len], NaN with *readable = 0 where float() raises ValueError; -1 on other errors. */
+static int parse_number(const char *text, Py_ssize_t len, double *out, int *readable)
+{
+    *readable = 1;
+    Py_ssize_t i = len > 0 && (text[0] == '-' || text[0] == '+');
+    double mantissa = 0.0;
+    int digits = 0, decimals = 0, dots = 0, plain = 1;
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c >= '0' && c <= '9') {
+            mantissa = mantissa * 10.0 + (c - '0');
+            digits++;
+            decimals += dots > 0;
+        } else if (c == '.') {
+            dots++;
+        } else {
+            plain = 0;
+            break;
+        }
+    }
+    if (plain && dots <= 1 && digits >= 1 && digits <= MAX_FAST_DIGITS) {
+        double value = mantissa / POW10[decimals];
+        *out = len > 0 && text[0] == '-' ? -value : value;
+        return 0;
+    }
+    if (len == 3 && (text[0] | 0x20) == 'n' && (text[1] | 0x20) == 'a' && (text[2] | 0x20) == 'n') {
+        *out = Py_NAN;
+        return 0;
+    }
+    PyObject *bytes = PyBytes_FromStringAndSize(text, len);
+    PyObject *number = bytes ? PyFloat_FromString(bytes) : NULL;
+    Py_XDECREF(bytes);
+    if (number == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError))
+            return -1;
+        PyErr_Clear();
+        *out = Py_NAN;
+        *readable = 0;
+        return 0;
+    }
+    *out = PyFloat_AS_DOUBLE(number);
+    Py_DECREF(number);
+    return 0;
+}
+
+static int stops_token(unsigned char c)
+{
+    return c == ' ' || (c >= 9 && c <= 13) || c == 0 || c == ',' || c == ']';
+}
+
+/* Per block, in file order. */
+typedef struct {
+    int64_t epoch, line_start, end_line, end_message;
+    double scalar[CODES - 1]; /* LR, TRAIN, VAL, TIME by code - 1 */
+    int64_t dice_at, dice_count; /* into the dice values; dice_count -1: no readable list */
+} Block;
+
+typedef struct {
+    const char *buf;
+    Py_ssize_t n;
+    Buffer blocks;  /* Block */
+    Buffer dice;    /* double: the items of every readable list, in file order */
+    Py_ssize_t garbled;
+} Parse;
+
+static Block *current(Parse *p)
+{
+    return p->blocks.len ? (Block *)(p->blocks.bytes + p->blocks.len) - 1 : NULL;
+}
+
+/* A "Pseudo dice [" list in [begin, end); the block's list is replaced if it reads. */
+static int dice_list(Parse *p, Block *block, Py_ssize_t begin, Py_ssize_t end)
+{
+    const char *buf = p->buf;
+    Py_ssize_t close = end - 1;
+    while (close >= begin && buf[close] != ']')
+        close--;
+    if (close < begin) {
+        p->garbled++;
+        return 0;
+    }
+    Py_ssize_t first = p->dice.len, count = 0; /* bytes */
+    int readable = 1;
+    for (Py_ssize_t at = begin; readable;) {
+        const char *comma = memchr(buf + at, ',', (size_t)(close - at));
+        Py_ssize_t stop = comma ? comma - buf : close, a = at, b = stop;
+        while (a < b && buf[a] == ' ')
+            a++;
+        while (b > a && buf[b - 1] == ' ')
+            b--;
+        if (b - a > 11 && memcmp(buf + a, "np.float", 8) == 0 && buf[a + 8] >= '0' && buf[a + 8] <= '9' &&
+            buf[a + 9] >= '0' && buf[a + 9] <= '9' && buf[a + 10] == '(' && buf[b - 1] == ')') {
+            a += 11;
+            b -= 1;
+        }
+        if (comma == NULL && count == 0 && a == b) /* "[]": no class */
+            break;
+        double value = Py_NAN;
+        if (b - a > MAX_ITEM)
+            readable = 0;
+        else if (parse_number(buf + a, b - a, &value, &readable) < 0)
+            return -1;
+        if (append(&p->dice, &value, sizeof(value)) < 0)
+            return -1;
+        count++;
+        if (comma == NULL)
+            break;
+        at = stop + 1;
+    }
+    if (!readable) {
+        p->dice.len = first;
+        p->garbled++;
+        return 0;
+    }
+    block->dice_at = first / (Py_ssize_t)sizeof(double);
+    block->dice_count = count;
+    return 0;
+}
+
+static int parse_lines(Parse *p)
+{
+    const char *buf = p->buf;
+    Py_ssize_t n = p->n;
+    for (Py_ssize_t start = 0; start < n;) {
+        const char *newline = memchr(buf + start, '\n', (size_t)(n - start));
+        if (newline == NULL) /* a line still being written: the caller passes whole lines only */
+            break;
+        Py_ssize_t end = newline - buf, message = -1;
+        if (start + TIMESTAMP_WIDTH + 2 <= end && buf[start + TIMESTAMP_WIDTH] == ':' &&
+            buf[start + TIMESTAMP_WIDTH + 1] == ' ') {
+            message = start + TIMESTAMP_WIDTH + 2;
+        } else {
+            for (Py_ssize_t at = start; at + 2 <= end; at++)
+                if (buf[at] == ':' && buf[at + 1] == ' ') {
+                    message = at + 2;
+                    break;
+                }
+        }
+        int code = -1;
+        Py_ssize_t key_len = 0;
+        for (size_t k = 0; message >= 0 && k < sizeof(KEYS) / sizeof(KEYS[0]); k++)
+            if (message + KEYS[k].len <= end && memcmp(buf + message, KEYS[k].key, (size_t)KEYS[k].len) == 0) {
+                code = KEYS[k].code;
+                key_len = KEYS[k].len;
+            }
+        if (code == START) {
+            Block fresh = {.epoch = -1, .line_start = start, .end_line = -1, .end_message = -1, .dice_count = -1};
+            for (int i = 0; i < CODES - 1; i++)
+                fresh.scalar[i] = Py_NAN;
+            if (append(&p->blocks, &fresh, sizeof(fresh)) < 0)
+                return -1;
+        }
+        Block *block = current(p);
+        if (code >= 0 && block != NULL) {
+            Py_ssize_t begin = message + key_len;
+            if (code == DICE) {
+                if (dice_list(p, block, begin, end) < 0)
+                    return -1;
+            } else {
+                Py_ssize_t stop = begin;
+                while (stop < end && !stops_token((unsigned char)buf[stop]))
+                    stop++;
+                double value;
+                int readable;
+                if (parse_number(buf + begin, stop - begin, &value, &readable) < 0)
+                    return -1;
+                if (code == START) {
+                    int whole = isfinite(value) && value >= 0 && value < 9223372036854775808.0 && value == floor(value);
+                    block->epoch = whole ? (int64_t)value : -1; /* an epoch number beyond int64 is garbled */
+                } else {
+                    block->scalar[code - 1] = value;
+                }
+                if (code == TIME) {
+                    block->end_line = start;
+                    block->end_message = message;
+                }
+            }
+        }
+        start = end + 1;
+    }
+    return 0;
+}
+
+static PyObject *column(Parse *p, size_t offset, size_t size)
+{
+    Py_ssize_t count = p->blocks.len / (Py_ssize_t)sizeof(Block);
+    PyObject *out = PyByteArray_FromStringAndSize(NULL, count * (Py_ssize_t)size);
+    if (out == NULL)
+        return NULL;
+    char *target = PyByteArray_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < count; i++)
+        memcpy(target + i * (Py_ssize_t)size, p->blocks.bytes + i * (Py_ssize_t)sizeof(Block) + offset, size);
+    return out;
+}
+
+/* The Dice matrix (blocks x classes, NaN-padded) and the number of classes. */
+static PyObject *dice_matrix(Parse *p, Py_ssize_t *classes)
+{
+    Py_ssize_t count = p->blocks.len / (Py_ssize_t)sizeof(Block), width = 0;
+    Block *blocks = (Block *)p->blocks.bytes;
+    for (Py_ssize_t i = 0; i < count; i++)
+        if (blocks[i].dice_count > width)
+            width = blocks[i].dice_count;
+    PyObject *out = PyByteArray_FromStringAndSize(NULL, count * width * (Py_ssize_t)sizeof(double));
+    if (out == NULL)
+        return NULL;
+    double *matrix = (double *)PyByteArray_AS_STRING(out);
+    const double *values = (const double *)p->dice.bytes;
+    for (Py_ssize_t i = 0; i < count; i++)
+        for (Py_ssize_t k = 0; k < width; k++)
+            matrix[i * width + k] = k < blocks[i].dice_count ? values[blocks[i].dice_at + k] : Py_NAN;
+    *classes = width;
+    return out;
+}
+
+PyDoc_STRVAR(blocks_doc,
+"blocks(buf) -> (epoch, lr, train_loss, val_loss, epoch_time_s, dice, classes, dice_count, end_line,\n"
+"                end_message, line_start, garbled_dice)\n\n"
+"Per-epoch columns of whole nnU-Net v2 log lines, one entry per 'Epoch N' line, as bytearrays of int64 /\n"
+"float64 (dice: blocks x classes, row-major; dice_count: int64, -1 where no list read); end_line and\n"
+"end_message: offsets of the last 'Epoch time' line of each block and of its message, -1 where none.");
+
+static PyObject *blocks(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    Parse p = {.buf = view.buf, .n = view.len};
+    PyObject *result = NULL;
+    if (parse_lines(&p) == 0) {
+        Py_ssize_t classes = 0;
+        const size_t scalars = offsetof(Block, scalar);
+        PyObject *parts[] = {
+            column(&p, offsetof(Block, epoch), 8), column(&p, scalars + 8 * (LR - 1), 8),
+            column(&p, scalars + 8 * (TRAIN - 1), 8), column(&p, scalars + 8 * (VAL - 1), 8),
+            column(&p, scalars + 8 * (TIME - 1), 8), dice_matrix(&p, &classes), PyLong_FromSsize_t(classes),
+            column(&p, offsetof(Block, dice_count), 8), column(&p, offsetof(Block, end_line), 8),
+            column(&p, offsetof(Block, end_message), 8), column(&p, offsetof(Block, line_start), 8),
+            PyLong_FromSsize_t(p.garbled),
+        };
+        const Py_ssize_t n_parts = (Py_ssize_t)(sizeof(parts) / sizeof(parts[0]));
+        int complete = 1;
+        for (Py_ssize_t i = 0; i < n_parts; i++)
+            complete &= parts[i] != NULL;
+        result = complete ? PyTuple_New(n_parts) : NULL;
+        for (Py_ssize_t i = 0; i < n_parts; i++) {
+            if (result != NULL)
+                PyTuple_SET_ITEM(result, i, parts[i]);
+            else
+                Py_XDECREF(parts[i]);
+        }
+    }
+    PyMem_Free(p.blocks.bytes);
+    PyMem_Free(p.dice.bytes);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"blocks", blocks, METH_O, blocks_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_v2log", "nnU-Net v2 log text -> per-epoch columns (see monitor.logs.v2).",
+    -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__v2log(void)
+{
+    return PyModule_Create(&module_def);
+}

@@ -1,0 +1,272 @@
+"""Incremental parser for nnU-Net ``training_log_*.txt`` files, v2 and v1 formats.
+
+What each line means (read off nnU-Net's trainers):
+
+v2 (``nnUNetTrainer``) prints, per epoch::
+
+    <ts>: Epoch 12
+    <ts>: Current learning rate: 0.00989      <- lr used in this epoch, rounded to 5 decimals
+    <ts>: train_loss -0.7012                  <- 4 decimals
+    <ts>: val_loss -0.6543
+    <ts>: Pseudo dice [0.8123, nan]           <- or [np.float32(0.8123), ...] with numpy 2
+    <ts>: Epoch time: 101.3 s                 <- the epoch is complete here
+    <ts>: Yayy! New best EMA pseudo Dice: 0.8012
+
+v1 (``nnUNetTrainerV2``) prints ``epoch:  12`` on a line of its own, then ``train loss :``,
+``validation loss:``, ``Average global foreground Dice: [..]``, ``lr: x`` — the rate for the *next*
+epoch (it also prints ``lr:`` once at start-up, before the first epoch of a session) — and
+``This epoch took x s``, which completes the epoch.
+
+Speed matters (a lab's tree holds hundreds of 1000-epoch logs): v2 text is taken apart with numpy over
+the bytes (:mod:`monitor.logs.v2`); v1 logs are rarer and go through one regex. The parser resumes
+from a byte offset: it consumes only whole lines, and an epoch whose end-of-epoch lines are not written
+yet is left unconsumed, to be read again on the next call.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from monitor.logs.lines import SMALL_CHUNK_BYTES, extract_v2_lines
+from monitor.logs.v2 import _TIMESTAMP_RE, _to_float, extract_v2_blocks
+
+__all__ = ["EpochRows", "LogParser", "ParseResult"]
+
+_V2_FINAL_DICE = b": Mean Validation Dice: "
+_V1_EVENTS = re.compile(
+    rb"(?:\n(epoch:) +(\d+)|: (train loss : |validation loss: |Average global foreground Dice: \[|lr: "
+    rb"|This epoch took |finished prediction|Starting\.\.\.)([^\n]*))"
+)
+_V1_EPOCH_TOOK = re.compile(rb": This epoch took ")
+_NUMPY_SCALAR = re.compile(rb"np\.float(?:16|32|64)\(|\)")
+
+
+@dataclass
+class EpochRows:
+    """Columns of completed epochs in file order (epochs may repeat across sessions).
+
+    ``epoch_end`` is the training machine's naive local wall-clock time of the end-of-epoch line.
+    """
+
+    epoch: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    session: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    lr: np.ndarray = field(default_factory=lambda: np.empty(0))
+    train_loss: np.ndarray = field(default_factory=lambda: np.empty(0))
+    val_loss: np.ndarray = field(default_factory=lambda: np.empty(0))
+    dice: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+    epoch_time_s: np.ndarray = field(default_factory=lambda: np.empty(0))
+    epoch_end: np.ndarray = field(default_factory=lambda: np.empty(0, "datetime64[us]"))
+
+    def __len__(self) -> int:
+        return int(self.epoch.shape[0])
+
+    def extend(self, other: EpochRows) -> None:
+        if not len(other):
+            return
+        if not len(self):
+            self.__dict__.update(other.__dict__)
+            return
+        for name in ("epoch", "session", "lr", "train_loss", "val_loss", "epoch_time_s", "epoch_end"):
+            setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
+        self.dice = stack_ragged([self.dice, other.dice])
+
+    def take(self, index: np.ndarray) -> EpochRows:
+        return EpochRows(**{name: getattr(self, name)[index] for name in self.__dataclass_fields__})
+
+
+def stack_ragged(parts: list[np.ndarray]) -> np.ndarray:
+    """Stack (n_i × K_i) matrices, NaN-padding to the widest K (a class list can change across files)."""
+    width = max((p.shape[1] for p in parts), default=0)
+    padded = [p if p.shape[1] == width else np.hstack([p, np.full((p.shape[0], width - p.shape[1]), np.nan)])
+              for p in parts]
+    return np.vstack(padded) if padded else np.empty((0, width))
+
+
+@dataclass
+class ParseResult:
+    """What one call to :meth:`LogParser.feed` found in the newly consumed bytes."""
+
+    rows: EpochRows
+    consumed: int  # bytes of the input that are final; the caller's next offset is old offset + consumed
+    training_done: bool = False
+    final_validation_dice: float | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def _parse_list(raw: bytes) -> list[float] | None:
+    """``0.81, nan`` or ``np.float32(0.81), np.float32(nan)`` → floats; None when garbled."""
+    body = raw.split(b"]", 1)[0]
+    if b"np." in body:
+        body = _NUMPY_SCALAR.sub(b"", body)
+    try:
+        return [float(part) for part in body.split(b",")] if body.strip() else []
+    except ValueError:
+        return None
+
+
+def _line_timestamp(buf: bytes, match_start: int) -> str:
+    line_start = buf.rfind(b"\n", 0, match_start) + 1
+    found = _TIMESTAMP_RE.search(buf, line_start, match_start)
+    return found.group(1).decode("ascii") if found else ""
+
+
+class LogParser:
+    """Stateful parser of one log file, fed its bytes from successive offsets.
+
+    State kept between calls is only what crosses an epoch boundary: the format, the last epoch seen
+    (a smaller or equal epoch number starts a new session, as after a restart inside one file) and,
+    for v1, the learning rate announced for the next epoch.
+    """
+
+    def __init__(self) -> None:
+        self.version: str | None = None
+        self.last_epoch: int | None = None
+        self.session = 0
+        self.pending_lr = math.nan
+        self.training_done = False
+
+    def feed(self, data: bytes, *, eof_is_final: bool = False) -> ParseResult:
+        """Parse the complete lines of ``data``; return the completed epochs and how much was consumed.
+
+        ``eof_is_final`` says the writer has finished (e.g. a later log file exists), so an epoch cut off
+        at the end is dropped for good instead of being held back for the next call.
+        """
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            return ParseResult(EpochRows(), 0)
+        buf = data[:end] if end < len(data) else data
+        if self.version is None:
+            self.version = self._detect(buf)
+            if self.version is None:
+                # Nothing epoch-like yet (start-up banner): consume it, there is nothing to hold back.
+                return ParseResult(EpochRows(), end)
+        if self.version == "v1":
+            return self._feed_v1(buf, end, eof_is_final)
+        return self._feed_v2(buf, end, eof_is_final)
+
+    @staticmethod
+    def _detect(buf: bytes) -> str | None:
+        if b": Epoch " in buf or b": Current learning rate: " in buf or b": Pseudo dice [" in buf:
+            return "v2"
+        if b"\nepoch: " in buf or b"Average global foreground Dice" in buf or b": lr: " in buf:
+            return "v1"
+        return None
+
+    def _sessions(self, epochs: np.ndarray) -> np.ndarray:
+        """Session number per completed epoch: a new one wherever the counter does not increase."""
+        if epochs.size == 0:
+            return np.empty(0, np.int64)
+        previous = np.concatenate([[self.last_epoch if self.last_epoch is not None else -1], epochs[:-1]])
+        sessions = self.session + np.cumsum(epochs <= previous)
+        self.session = int(sessions[-1])
+        self.last_epoch = int(epochs[-1])
+        return sessions.astype(np.int64)
+
+    def _feed_v2(self, buf: bytes, end: int, eof_is_final: bool) -> ParseResult:
+        """Epoch blocks from :mod:`monitor.logs.v2` (or, for a small append, :mod:`monitor.logs.lines`);
+        here only which epochs are complete, and the hold-back of an unfinished one."""
+        result = ParseResult(EpochRows(), end)
+        if b": Training done." in buf:
+            result.training_done = self.training_done = True
+        final = buf.rfind(_V2_FINAL_DICE)  # printed once, after training; a plain search is ~5× a regex's speed
+        if final >= 0:
+            value = buf[final + len(_V2_FINAL_DICE):buf.find(b"\n", final)].split()
+            result.final_validation_dice = _to_float(value[0]) if value else math.nan
+        # A watcher's append of an epoch or two reads faster line by line; a whole log, vectorised.
+        blocks = extract_v2_lines(buf) if len(buf) < SMALL_CHUNK_BYTES else extract_v2_blocks(buf)
+        if blocks.garbled_dice:
+            result.problems.append(f"{blocks.garbled_dice} garbled 'Pseudo dice' line(s) skipped")
+        complete = blocks.has_end & blocks.has_dice & (blocks.epoch >= 0)
+        keep = np.flatnonzero(complete)
+        epoch_numbers = blocks.epoch[keep]
+        result.rows = EpochRows(
+            epoch=epoch_numbers,
+            session=self._sessions(epoch_numbers),
+            lr=blocks.lr[keep],
+            train_loss=blocks.train_loss[keep],
+            val_loss=blocks.val_loss[keep],
+            dice=blocks.dice[keep],
+            epoch_time_s=blocks.epoch_time_s[keep],
+            epoch_end=blocks.epoch_end[keep],
+        )
+        last = blocks.epoch.size - 1
+        if last >= 0 and not blocks.has_end[last] and not eof_is_final and not result.training_done:
+            # The last epoch has started but not ended: leave its lines for the next read.
+            result.consumed = int(blocks.line_start[last])
+        return result
+
+    def _feed_v1(self, buf: bytes, end: int, eof_is_final: bool) -> ParseResult:
+        """v1 logs are rarer and smaller; a plain loop over their events is fast enough."""
+        result = ParseResult(EpochRows(), end)
+        took = [m.start() for m in _V1_EPOCH_TOOK.finditer(buf)]
+        took_index = 0
+        epoch = None
+        lr = train_loss = val_loss = math.nan
+        dice: list[float] | None = None
+        pending_before_epoch = self.pending_lr
+        out_epoch: list[int] = []
+        out_values: list[tuple[float, float, float, float]] = []
+        out_dice: list[list[float]] = []
+        out_end: list[str] = []
+        for epoch_word, number, key, value in _V1_EVENTS.findall(buf):
+            if epoch_word == b"epoch:":
+                epoch = int(number)
+                pending_before_epoch = self.pending_lr
+                lr, self.pending_lr = self.pending_lr, math.nan
+                train_loss = val_loss = math.nan
+                dice = None
+            elif key == b"lr: ":
+                self.pending_lr = _to_float(value.strip())
+            elif key == b"Starting...":
+                # A new start inside the same file; the epoch counter tells resume from restart.
+                epoch = None
+                self.pending_lr = math.nan
+            elif key == b"finished prediction":
+                result.training_done = self.training_done = True
+            elif epoch is None:
+                if key == b"This epoch took ":
+                    took_index += 1
+            elif key == b"train loss : ":
+                train_loss = _to_float(value.strip())
+            elif key == b"validation loss: ":
+                val_loss = _to_float(value.strip())
+            elif key == b"Average global foreground Dice: [":
+                dice = _parse_list(value)
+                if dice is None:
+                    result.problems.append(f"garbled Dice line at epoch {epoch} skipped")
+            elif key == b"This epoch took ":
+                position = took[took_index] if took_index < len(took) else -1
+                took_index += 1
+                if dice is not None:
+                    out_epoch.append(epoch)
+                    out_values.append((lr, train_loss, val_loss, _to_float(value.strip().split(b" ", 1)[0])))
+                    out_dice.append(dice)
+                    out_end.append(_line_timestamp(buf, position) if position >= 0 else "")
+                epoch = None
+        if epoch is not None and not eof_is_final:
+            marker = buf.rfind(b"\nepoch: ")
+            if marker >= 0:
+                # Re-read from the timestamp line before "epoch:", with the lr it announced restored.
+                result.consumed = buf.rfind(b"\n", 0, marker) + 1
+                self.pending_lr = pending_before_epoch
+        values = np.array(out_values, dtype=np.float64).reshape(-1, 4)
+        width = max((len(d) for d in out_dice), default=0)
+        dice_matrix = np.full((len(out_dice), width), np.nan)
+        for i, row in enumerate(out_dice):
+            dice_matrix[i, : len(row)] = row
+        epochs = np.array(out_epoch, dtype=np.int64)
+        result.rows = EpochRows(
+            epoch=epochs,
+            session=self._sessions(epochs),
+            lr=values[:, 0],
+            train_loss=values[:, 1],
+            val_loss=values[:, 2],
+            dice=dice_matrix,
+            epoch_time_s=values[:, 3],
+            epoch_end=np.array([t if t else "NaT" for t in out_end], dtype="datetime64[us]"),
+        )
+        return result

@@ -1,0 +1,121 @@
+"""PNG reports of nnU-Net runs for slides and papers: one run, one dataset's folds, a parent and its extension.
+
+The one renderer behind ``nnwatch report`` and the dashboard's "Download PNG" buttons. It is matplotlib
+(Agg, no pyplot) rather than plotly + kaleido: measured in ``bench/bench_report.py`` it is faster per report,
+starts in a fraction of a second instead of launching a browser, and needs no Chromium on the lab's
+machines (numbers and reasoning in ``docs/reports.md``). It never imports streamlit.
+
+API (all return PNG bytes; sizes are logical pixels, ``scale`` multiplies the resolution)::
+
+    render_run_report(run, *, analysis=None, width=1600, height=1000, scale=1.0, dpi=None, smooth=None,
+                      theme="light", now=None)
+    render_dataset_report(root, dataset, configuration, trainer=None, **same options)
+    render_compare_report(run_a, run_b, *, x="both" | "epochs" | "fraction", **same options)
+    write_all_reports(root, out_dir, *, progress=None, workers=None, **same options) -> BatchResult
+
+``run`` is a fold folder or a :class:`~monitor.runs.reader.RunReader` (used as it is, not refreshed). Errors: a
+:class:`ReportError` with a sentence for a missing folder, a run without a completed epoch, an unknown
+dataset or configuration; ``ValueError`` for an impossible option (a 10-pixel image).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from monitor.report.data import ReportError, RunData, RunSource, find_group, load_run_data
+from monitor.report.style import BASE_DPI, THEMES, ReportOptions, figure_to_png, new_canvas
+
+if TYPE_CHECKING:
+    from monitor.analyze.analyzer import Analysis
+    from monitor.report.batch import BatchResult, Progress
+    from monitor.report.style import Canvas
+
+__all__ = [
+    "ReportError",
+    "ReportOptions",
+    "render_compare_report",
+    "render_dataset_report",
+    "render_run_report",
+    "write_all_reports",
+]
+
+X_MODES = ("both", "epochs", "fraction")
+
+
+def _options(width: int, height: int, scale: float | None, dpi: float | None, smooth: int | None, theme: str,
+             now: datetime | None) -> ReportOptions:
+    if scale is not None and dpi is not None:
+        raise ValueError("give scale or dpi, not both")
+    return ReportOptions(width=width, height=height, scale=dpi / BASE_DPI if dpi is not None else (scale or 1.0),
+                         smooth=smooth, theme=theme, now=now)
+
+
+def _canvas(opts: ReportOptions) -> Canvas:
+    return new_canvas(opts.width, opts.height, opts.scale, THEMES[opts.theme])
+
+
+def render_run_report(run: RunSource, *, analysis: Analysis | None = None, width: int = 1600, height: int = 1000,
+                      scale: float | None = None, dpi: float | None = None, smooth: int | None = None,
+                      theme: str = "light", now: datetime | None = None) -> bytes:
+    """PNG of one run: title with the verdict, Dice/loss/lr/epoch-time panels, footer with the numbers.
+
+    ``analysis`` lets the dashboard pass the verdict it already shows (computed here otherwise).
+    """
+    opts = _options(width, height, scale, dpi, smooth, theme, now)
+    data = load_run_data(run, analysis)
+    return run_report_png(data, opts)
+
+
+def run_report_png(data: RunData, opts: ReportOptions) -> bytes:
+    """Render already loaded :class:`~monitor.report.data.RunData` (what the benchmark times separately)."""
+    from monitor.report.run import build_run_figure
+
+    canvas = _canvas(opts)
+    build_run_figure(canvas, data, smooth=opts.smooth, now=opts.now)
+    return figure_to_png(canvas)
+
+
+def render_dataset_report(root: str | os.PathLike[str], dataset: str, configuration: str, trainer: str | None = None,
+                          *, width: int = 1600, height: int = 1000, scale: float | None = None,
+                          dpi: float | None = None, smooth: int | None = None, theme: str = "light",
+                          now: datetime | None = None) -> bytes:
+    """PNG of all folds of one dataset × configuration (× trainer): overlay, mean ± SD, per-fold table."""
+    from monitor.report.multi import build_dataset_figure, load_group
+
+    opts = _options(width, height, scale, dpi, smooth, theme, now)
+    folds = load_group(find_group(root, dataset, configuration, trainer), root)
+    canvas = _canvas(opts)
+    build_dataset_figure(canvas, folds, smooth=opts.smooth, now=opts.now)
+    return figure_to_png(canvas)
+
+
+def render_compare_report(run_a: RunSource, run_b: RunSource, *, x: str = "both", width: int = 1600,
+                          height: int = 1000, scale: float | None = None, dpi: float | None = None,
+                          smooth: int | None = None, theme: str = "light", now: datetime | None = None) -> bytes:
+    """PNG of a parent run and its extended run on one chart, by epoch and/or by fraction of each schedule."""
+    from monitor.report.multi import build_compare_figure
+
+    if x not in X_MODES:
+        raise ValueError(f"x must be one of {', '.join(X_MODES)}, got {x!r}")
+    opts = _options(width, height, scale, dpi, smooth, theme, now)
+    pair = (load_run_data(run_a), load_run_data(run_b))
+    canvas = _canvas(opts)
+    build_compare_figure(canvas, pair, x=x, smooth=opts.smooth, now=opts.now)
+    return figure_to_png(canvas)
+
+
+def write_all_reports(root: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
+                      progress: Progress | None = None, workers: int | None = None, width: int = 1600,
+                      height: int = 1000, scale: float | None = None, dpi: float | None = None,
+                      smooth: int | None = None, theme: str = "light", now: datetime | None = None) -> BatchResult:
+    """One PNG per run and per dataset/configuration/trainer under ``root``, written into ``out_dir``.
+
+    Runs without a completed epoch are skipped (listed in the result), not fatal: a tree always has some.
+    ``progress(done, total, name)`` is called after each file, in this process.
+    """
+    from monitor.report.batch import write_all
+
+    opts = _options(width, height, scale, dpi, smooth, theme, now)
+    return write_all(root, out_dir, opts, progress=progress, workers=workers)

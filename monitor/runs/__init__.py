@@ -1,0 +1,25 @@
+"""Runs of a results tree: where they are, what their files say, and one merged series and summary each."""
+
+from monitor.runs.layout import RunLocation, discover_runs, locate_run, parse_run_path
+from monitor.runs.merge import Curves
+from monitor.runs.reader import CURVE_COLUMNS, SUMMARY_COLUMNS, RunReader, curves_frame, load_run
+from monitor.runs.scan import ResultsRootError, scan, summarize_runs
+from monitor.runs.status import RunAssessment, RunStatus
+
+__all__ = [
+    "CURVE_COLUMNS",
+    "SUMMARY_COLUMNS",
+    "Curves",
+    "ResultsRootError",
+    "RunAssessment",
+    "RunLocation",
+    "RunReader",
+    "RunStatus",
+    "curves_frame",
+    "discover_runs",
+    "load_run",
+    "locate_run",
+    "parse_run_path",
+    "scan",
+    "summarize_runs",
+]

@@ -1,0 +1,512 @@
+"""One run: its sources read incrementally and merged into a per-epoch DataFrame and a summary row.
+
+A :class:`RunReader` keeps a byte offset per log file, so ``refresh()`` reads only what was appended
+since the last call (the assumption: nnU-Net appends to its logs and never rewrites them; a file that
+shrank or was replaced under the same name is detected by size and inode and read again from 0).
+Checkpoints are re-read only when their size or mtime changed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from monitor.logs.parser import EpochRows, LogParser
+from monitor.runs.layout import RunLocation, locate_run
+from monitor.runs.merge import Curves, merge_sessions, overlay_checkpoint
+from monitor.runs.metadata import RunMetadata, default_planned_epochs, planned_epochs_from_lr, read_metadata
+from monitor.runs.status import (
+    RECENT_EPOCHS,
+    RunAssessment,
+    StatusInputs,
+    assess,
+    dead_dice_problem,
+    is_dead_dice,
+    typical_epoch_seconds,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from monitor.checkpoints.reader import CheckpointCurves
+
+__all__ = ["CURVE_COLUMNS", "SUMMARY_COLUMNS", "RunReader", "curves_frame", "load_run"]
+
+_LOG_NAME = re.compile(r"^training_log_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)\.txt$")
+# nnU-Net's checkpoint names, most complete first: final covers the whole run, best only up to its epoch.
+CHECKPOINT_NAMES = (
+    "checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth",
+    "model_final_checkpoint.model", "model_latest.model", "model_best.model",
+)
+FINAL_MARKERS = ("checkpoint_final.pth", "model_final_checkpoint.model")
+# What a live watcher passes as ``checkpoint_settle_s``: a checkpoint that fails to open this soon after its last
+# write is taken to be still being written (nnU-Net saves in place), so it is retried instead of reported.
+CHECKPOINT_SETTLE_S = 120.0
+# A log line longer than this is not nnU-Net's; reading stops being worth it (a 50 MB line).
+_MAX_READ = 256 * 1024 * 1024
+
+CURVE_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "mean_fg_dice", "ema_fg_dice")
+CURVE_TAIL_COLUMNS = ("epoch_time_s", "epoch_end", "source")
+SUMMARY_COLUMNS = (
+    "run_id", "nnunet_version", "dataset", "trainer", "plans", "configuration", "fold",
+    "epochs_completed", "last_epoch", "planned_epochs", "status", "last_mean_fg_dice", "last_ema_fg_dice",
+    "best_ema_fg_dice", "best_ema_epoch", "n_classes", "class_names", "final_validation_dice",
+    "median_epoch_time_s", "eta_s", "eta", "dead_dice", "last_update", "training_done", "log_files", "problems",
+)
+
+
+def _log_sort_key(name: str, mtime: float) -> tuple[int, tuple[int, ...], float]:
+    """Order by the start time in the name, numerically (``2023_9_1`` after ``2023_8_31``)."""
+    match = _LOG_NAME.match(name)
+    if match:
+        return (0, tuple(int(part) for part in match.groups()), mtime)
+    return (1, (), mtime)
+
+
+@dataclass
+class _LogCursor:
+    """Read position in one log file plus everything parsed from it so far."""
+
+    path: Path
+    inode: int = -1
+    offset: int = 0
+    size: int = 0
+    mtime: float = 0.0
+    parser: LogParser = field(default_factory=LogParser)
+    rows: EpochRows = field(default_factory=EpochRows)
+    problems: list[str] = field(default_factory=list)
+    final_dice: float | None = None
+
+    def reset(self) -> None:
+        self.offset = 0
+        self.parser = LogParser()
+        self.rows = EpochRows()
+        self.problems = []
+        self.final_dice = None
+
+    def read_new(self, *, writer_done: bool) -> bool:
+        """Consume appended bytes; True when new epochs (or markers) were found."""
+        info = os.stat(self.path)
+        if info.st_ino != self.inode or info.st_size < self.offset:
+            replaced = self.inode != -1
+            self.reset()
+            if replaced:  # after reset(), which clears the problems of the old content
+                self.problems.append(f"{self.path.name} was replaced or truncated; read again from the start")
+            self.inode = info.st_ino
+        self.size, self.mtime = info.st_size, info.st_mtime
+        if info.st_size == self.offset:
+            return False
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read(min(info.st_size - self.offset, _MAX_READ))
+        if b"\0" in data:
+            data = data.replace(b"\0", b"")
+            note = f"{self.path.name}: binary garbage (NUL bytes) ignored"
+            if note not in self.problems:
+                self.problems.append(note)
+        result = self.parser.feed(data, eof_is_final=writer_done)
+        if result.consumed == 0 and len(data) >= _MAX_READ:
+            self.problems.append(f"{self.path.name}: a line longer than {_MAX_READ >> 20} MB; skipped")
+            result.consumed = len(data)
+        self.offset += result.consumed
+        self.rows.extend(result.rows)
+        for problem in result.problems:
+            self.problems.append(f"{self.path.name}: {problem}")
+        if result.final_validation_dice is not None:
+            self.final_dice = result.final_validation_dice
+        return bool(len(result.rows)) or result.training_done
+
+    @property
+    def pending_bytes(self) -> int:
+        return self.size - self.offset
+
+
+@dataclass
+class _CheckpointEntry:
+    signature: tuple[int, float]
+    curves: Curves | None
+    problem: str | None
+
+
+class RunReader:
+    """Incremental reader of one fold folder; the watcher keeps one per run, a scan makes it once."""
+
+    def __init__(self, location: RunLocation, *, checkpoints: str = "always",
+                 checkpoint_settle_s: float = 0.0) -> None:
+        """``checkpoints``: "always" merges them (curves), "when_needed" reads them only when the logs
+        leave epochs uncovered (the cold scan of a whole tree: unpickling costs ~10 ms a file).
+        ``checkpoint_settle_s``: a checkpoint that is incomplete and younger than this is kept at its previous
+        state and retried (``retry_pending``) instead of reported; 0 (a one-shot read) reports it at once."""
+        self.location = location
+        self.checkpoint_mode = checkpoints
+        self.checkpoint_settle_s = checkpoint_settle_s
+        self._logs: dict[str, _LogCursor] = {}
+        self._ordered_logs: list[_LogCursor] = []  # by the start time in their names
+        self._checkpoints: dict[str, _CheckpointEntry] = {}
+        self._metadata: RunMetadata | None = None
+        self._metadata_signature: tuple[Any, ...] = ()
+        self._curves: Curves | None = None
+        self._log_curves: Curves | None = None
+        self._problems: list[str] = list(location.problems)
+        self._files: set[str] = set()
+        self._transient: list[str] = []  # problems of the last refresh only (a flaky mount), cleared by the next
+        self.version = 0  # bumped whenever the merged curves or the metadata changed
+        # True after a refresh that could not read everything (OSError, a checkpoint still being written): the
+        # caller should call refresh() again later even if no file event arrives.
+        self.retry_pending = False
+
+    # -- reading -------------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Read whatever changed on disk; True when anything a reader sees has changed.
+
+        Raises ``FileNotFoundError`` when the folder itself is gone (the caller drops the run); any other
+        ``OSError`` (a flaky network mount) keeps the last known state.
+        """
+        folder = self.location.path
+        self.retry_pending = False
+        self._transient = []
+        try:
+            names = os.listdir(folder)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            self._note_transient(f"cannot list folder ({exc.strerror or exc}); showing last known state")
+            return False
+        self._files = set(names)
+        changed = self._refresh_logs(names)
+        if changed:
+            self._log_curves = None
+        changed |= self._refresh_metadata(names)
+        if self.checkpoint_mode == "always" or self._needs_checkpoints():
+            changed |= self._refresh_checkpoints(names)
+        if changed or self._curves is None:
+            self._curves = None
+            self.version += 1
+        return changed
+
+    def _note(self, problem: str) -> None:
+        if problem not in self._problems:
+            self._problems.append(problem)
+
+    def _note_transient(self, problem: str) -> None:
+        """A problem that may go away (network mount): shown until the next refresh, which retries."""
+        self.retry_pending = True
+        if problem not in self._transient:
+            self._transient.append(problem)
+
+    def _refresh_logs(self, names: list[str]) -> bool:
+        folder = self.location.path
+        log_names = [n for n in names if n.startswith("training_log") and n.endswith(".txt")]
+        changed = False
+        for gone in set(self._logs) - set(log_names):
+            del self._logs[gone]
+            changed = True
+        ordered = []
+        for name in log_names:
+            cursor = self._logs.get(name)
+            if cursor is None:
+                cursor = self._logs[name] = _LogCursor(folder / name)
+                changed = True
+            ordered.append(cursor)
+        stats: dict[str, float] = {}
+        for cursor in ordered:
+            try:
+                stats[cursor.path.name] = os.stat(cursor.path).st_mtime
+            except OSError:
+                stats[cursor.path.name] = 0.0
+        ordered.sort(key=lambda c: _log_sort_key(c.path.name, stats[c.path.name]))
+        for position, cursor in enumerate(ordered):
+            writer_done = position < len(ordered) - 1 or cursor.parser.training_done
+            try:
+                changed |= cursor.read_new(writer_done=writer_done)
+            except FileNotFoundError:
+                self._logs.pop(cursor.path.name, None)
+                changed = True
+            except OSError as exc:
+                self._note_transient(f"{cursor.path.name}: unreadable ({exc.strerror or exc}); will retry")
+        self._ordered_logs = [c for c in ordered if c.path.name in self._logs]
+        return changed
+
+    def _refresh_metadata(self, names: list[str]) -> bool:
+        folder = self.location.path
+        signature = []
+        for candidate in (folder / "debug.json", folder.parent / "dataset.json",
+                          folder / "validation" / "summary.json", folder / "validation_raw" / "summary.json"):
+            try:
+                info = os.stat(candidate)
+                signature.append((info.st_size, info.st_mtime))
+            except OSError:
+                signature.append(None)
+        if self._metadata is not None and tuple(signature) == self._metadata_signature:
+            return False
+        self._metadata_signature = tuple(signature)
+        self._metadata = read_metadata(folder, self.location.trainer)
+        return True
+
+    def _needs_checkpoints(self) -> bool:
+        """True when the logs leave a gap that a checkpoint could fill (no log, missing epochs)."""
+        if not any(len(c.rows) for c in self._logs.values()):
+            return True
+        curves = self._merged_logs()
+        if not len(curves):
+            return True
+        return bool(curves.epoch[0] != 0 or len(curves) != int(curves.epoch[-1]) + 1)
+
+    def _refresh_checkpoints(self, names: list[str]) -> bool:
+        changed = False
+        present = [n for n in CHECKPOINT_NAMES if n in self._files]
+        if present:
+            from monitor.checkpoints.reader import CheckpointError, read_checkpoint_curves
+        for gone in set(self._checkpoints) - set(present):
+            del self._checkpoints[gone]
+            changed = True
+        for name in present:
+            path = self.location.path / name
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            signature = (info.st_size, info.st_mtime)
+            entry = self._checkpoints.get(name)
+            if entry is not None and entry.signature == signature:
+                continue
+            try:
+                read = read_checkpoint_curves(path)
+                curves = _checkpoint_to_curves(read, name)
+                problem = "; ".join(f"{name}: {p}" for p in getattr(read, "problems", [])) or None
+            except CheckpointError as exc:
+                if "still being written" in str(exc) and time.time() - info.st_mtime < self.checkpoint_settle_s:
+                    # nnU-Net rewrites checkpoints in place: keep what the previous version said, no problem
+                    # yet, and try again (the impossible signature makes the next refresh re-read it).
+                    self.retry_pending = True
+                    self._checkpoints[name] = _CheckpointEntry(
+                        (-1, -1.0), entry.curves if entry is not None else None, None)
+                    continue
+                curves, problem = None, f"{name}: {exc}"
+            except OSError as exc:
+                curves, problem = None, f"{name}: unreadable ({exc.strerror or exc})"
+            self._checkpoints[name] = _CheckpointEntry(signature, curves, problem)
+            changed = True
+        return changed
+
+    # -- merged views ----------------------------------------------------------------------------
+    def _merged_logs(self) -> Curves:
+        if self._log_curves is None:
+            ordered = self._ordered_logs
+            self._log_curves = merge_sessions([(c.path.name, c.rows) for c in ordered])
+        return self._log_curves
+
+    def curves(self) -> Curves:
+        """The merged per-epoch series (cached until the next change)."""
+        if self._curves is None:
+            curves = self._merged_logs()
+            # Least complete first, so the final checkpoint's rows are the ones that remain.
+            for name in reversed(CHECKPOINT_NAMES):
+                entry = self._checkpoints.get(name)
+                if entry is None or entry.curves is None:
+                    continue
+                curves, _ = overlay_checkpoint(curves, entry.curves, name)
+            self._curves = curves
+        return self._curves
+
+    @property
+    def metadata(self) -> RunMetadata:
+        return self._metadata if self._metadata is not None else RunMetadata()
+
+    def problems(self) -> list[str]:
+        found = list(self._problems) + self._transient
+        for cursor in self._logs.values():
+            found.extend(cursor.problems)
+        if self._metadata is not None:
+            found.extend(self._metadata.problems)
+        curves = self.curves() if self._curves is None else self._curves
+        merged = self._merged_logs() if self._checkpoints else None
+        for name in CHECKPOINT_NAMES:
+            entry = self._checkpoints.get(name)
+            if entry is None:
+                continue
+            if entry.problem:
+                found.append(entry.problem)
+            if entry.curves is not None and merged is not None:
+                _, stale = overlay_checkpoint(merged, entry.curves, name)
+                if stale:
+                    found.append(stale)
+        if not self._logs and not self._checkpoints:
+            found.append("no training log or checkpoint in this folder")
+        elif len(curves) == 0:
+            found.append("no completed epoch yet")
+        if len(curves) and curves.dice.shape[1]:
+            dead = np.flatnonzero(np.all(np.nan_to_num(curves.dice[-min(len(curves), 20):], nan=0.0) == 0, axis=0))
+            for k in dead:
+                found.append(f"class {k + 1} pseudo Dice is 0 or NaN over the last epochs")
+        if len(curves) and is_dead_dice(curves.mean_fg_dice[-RECENT_EPOCHS:].tolist()):
+            found.append(dead_dice_problem(len(curves)))
+        return found
+
+    def planned_epochs(self) -> tuple[int | None, str | None]:
+        meta = self.metadata
+        if meta.planned_epochs is not None:
+            return meta.planned_epochs, meta.planned_epochs_source
+        curves = self.curves()
+        inferred = planned_epochs_from_lr(curves.epoch.tolist(), curves.lr.tolist(), meta.initial_lr)
+        if inferred:
+            return inferred, "lr schedule"
+        default = default_planned_epochs(self.location.trainer)
+        return (default, "nnU-Net default") if default else (None, None)
+
+    def training_done(self) -> bool:
+        return any(c.parser.training_done for c in self._logs.values()) or any(
+            name in self._files for name in FINAL_MARKERS)
+
+    def last_update(self) -> float | None:
+        """Newest mtime among logs (seconds since the epoch): when the run last showed life."""
+        times = [c.mtime for c in self._logs.values() if c.mtime]
+        return max(times) if times else None
+
+    def status_inputs(self, now: float | None = None, *, alive: bool | None = None) -> StatusInputs:
+        """What :func:`monitor.runs.status.assess` needs; the watcher caches it per ``version`` and varies ``now``."""
+        curves = self.curves()
+        window = curves.epoch_end[-(RECENT_EPOCHS + 1):]
+        ends = np.where(np.isnat(window), np.nan, window.astype("datetime64[us]").astype(np.float64) / 1e6)
+        return StatusInputs(
+            now=time.time() if now is None else now,
+            last_update=self.last_update(),
+            finished=self.training_done() or self.final_validation_dice() is not None,
+            epochs_completed=len(curves),
+            planned_epochs=self.planned_epochs()[0],
+            typical_epoch_s=typical_epoch_seconds(curves.epoch[-(RECENT_EPOCHS + 1):],
+                                                  curves.epoch_time_s[-RECENT_EPOCHS:], ends),
+            last_epoch=int(curves.epoch[-1]) if len(curves) else None,
+            last_epoch_end=float(ends[-1]) if len(curves) and np.isfinite(ends[-1]) else None,
+            recent_mean_fg_dice=tuple(curves.mean_fg_dice[-RECENT_EPOCHS:].tolist()),
+            alive=alive,
+        )
+
+    def assess(self, now: float | None = None, *, alive: bool | None = None) -> RunAssessment:
+        """Status with its reason, ETA and dead-Dice flag (rules in :mod:`monitor.runs.status`)."""
+        return assess(self.status_inputs(now, alive=alive))
+
+    def status(self, now: float | None = None, *, alive: bool | None = None) -> str:
+        """running / stalled / crashed / finished / unknown (rules in :mod:`monitor.runs.status`)."""
+        return self.assess(now, alive=alive).status
+
+    def final_validation_dice(self) -> float | None:
+        if self.metadata.final_validation_dice is not None:
+            return self.metadata.final_validation_dice
+        for cursor in reversed(self._ordered_logs):
+            if cursor.final_dice is not None:
+                return cursor.final_dice
+        return None
+
+    def class_names(self, n_classes: int) -> list[str]:
+        names = list(self.metadata.class_names)
+        if len(names) != n_classes:
+            names = [f"class {k}" for k in range(1, n_classes + 1)]
+        return names
+
+    def summary(self, now: float | None = None, *, alive: bool | None = None) -> dict[str, Any]:
+        """One row of the run table (see ``SUMMARY_COLUMNS``; plus ``eta_s``, ``eta`` and ``dead_dice``)."""
+        loc = self.location
+        verdict = self.assess(now, alive=alive)
+        curves = self.curves()
+        ema = curves.ema_fg_dice
+        planned, _ = self.planned_epochs()
+        n_classes = int(curves.dice.shape[1]) if len(curves) else len(self.metadata.class_names)
+        finite = np.flatnonzero(np.isfinite(ema))
+        best_index = int(finite[np.argmax(ema[finite])]) if finite.size else None
+        last_update = self.last_update()
+        return {
+            "run_id": loc.run_id,
+            "nnunet_version": loc.nnunet_version,
+            "dataset": loc.dataset,
+            "trainer": loc.trainer,
+            "plans": loc.plans,
+            "configuration": loc.configuration,
+            "fold": loc.fold,
+            "epochs_completed": len(curves),
+            "last_epoch": int(curves.epoch[-1]) if len(curves) else None,
+            "planned_epochs": planned,
+            "status": verdict.status,
+            "last_mean_fg_dice": _float(curves.mean_fg_dice[-1]) if len(curves) else None,
+            "last_ema_fg_dice": _float(ema[-1]) if len(curves) else None,
+            "best_ema_fg_dice": _float(ema[best_index]) if best_index is not None else None,
+            "best_ema_epoch": int(curves.epoch[best_index]) if best_index is not None else None,
+            "n_classes": n_classes,
+            "class_names": self.class_names(n_classes),
+            "final_validation_dice": self.final_validation_dice(),
+            "median_epoch_time_s": _float(np.nanmedian(curves.epoch_time_s[-50:]))
+            if len(curves) and np.isfinite(curves.epoch_time_s[-50:]).any() else None,
+            "last_update": _iso(last_update),
+            "training_done": self.training_done(),
+            "log_files": len(self._logs),
+            "problems": self.problems(),
+            "eta_s": verdict.eta_s,
+            "eta": _iso(verdict.eta),
+            "dead_dice": verdict.dead_dice,
+        }
+
+    def frame(self) -> pd.DataFrame:
+        """The per-epoch DataFrame: one row per completed epoch, sorted (schema in the README)."""
+        return curves_frame(self.curves())
+
+
+def curves_frame(curves: Curves) -> pd.DataFrame:
+    """The per-epoch DataFrame of merged curves (what :meth:`RunReader.frame` returns; the watcher's snapshots
+    build it from their immutable curves)."""
+    import pandas as pd
+
+    data: dict[str, Any] = {
+        "epoch": curves.epoch.astype(np.int64),
+        "lr": curves.lr,
+        "train_loss": curves.train_loss,
+        "val_loss": curves.val_loss,
+        "mean_fg_dice": curves.mean_fg_dice,
+        "ema_fg_dice": curves.ema_fg_dice,
+    }
+    for k in range(curves.dice.shape[1]):
+        data[f"dice_{k + 1}"] = curves.dice[:, k]
+    data["epoch_time_s"] = curves.epoch_time_s
+    data["epoch_end"] = pd.to_datetime(curves.epoch_end).tz_localize("UTC")
+    data["source"] = curves.source.astype(str) if len(curves) else np.empty(0, dtype=object)
+    return pd.DataFrame(data)
+
+
+def _checkpoint_to_curves(read: CheckpointCurves, name: str) -> Curves:
+    columns = read.columns
+    n = read.epochs
+    dice = columns.get("dice")
+    return Curves(
+        epoch=columns["epoch"],
+        lr=columns["lr"],
+        train_loss=columns["train_loss"],
+        val_loss=columns["val_loss"],
+        dice=dice if dice is not None else np.empty((n, 0)),
+        mean_fg_dice=columns["mean_fg_dice"],
+        epoch_time_s=columns["epoch_time_s"],
+        epoch_end=columns["epoch_end"].astype("datetime64[us]"),
+        source=np.full(n, name, dtype=object),
+    )
+
+
+def _float(value: Any) -> float | None:
+    number = float(value)
+    return number if np.isfinite(number) else None
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+def load_run(run_dir: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> RunReader:
+    """Read one fold folder completely (logs, checkpoints, side files) and return its reader."""
+    reader = RunReader(locate_run(run_dir, root))
+    reader.refresh()
+    return reader

@@ -1,0 +1,184 @@
+"""The dashboard in a real browser (Playwright driving Debian's Chromium) against ``nnwatch serve``.
+
+What a lab member does: open the overview, open a run, see its chart, extend it, find the job on the Jobs
+page; and watch a training run's page pick up a new epoch without reloading. Screenshots go to
+``test-artifacts/`` for a human to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from app_support import FixtureTree, append_epoch, build_fixture_tree
+from paths import REPO
+
+from trainer import JobRegistry
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium "
+                       "(apt-get install -y chromium chromium-driver)"),
+]
+
+expect: Any = None
+if CHROMIUM.exists():
+    from playwright.sync_api import Locator, Page
+    from playwright.sync_api import expect as _expect
+
+    expect = _expect
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    # Tall: Streamlit scrolls inside its own container, so full-page screenshots would miss the bottom.
+    return {**browser_context_args, "viewport": {"width": 1500, "height": 2000}}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, FixtureTree]]:
+    """``nnwatch serve`` on a free port over the fixture tree, launches recorded instead of run."""
+    tree = build_fixture_tree(tmp_path_factory.mktemp("browser"))
+    port = _free_port()
+    env = {**os.environ, **tree.env, "PYTHONPATH": f"{REPO / 'tests'}:{REPO}"}
+    log = (tree.base / "serve.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--root", str(tree.root), "--port",
+                                str(port), "--refresh", "1"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail("nnwatch serve did not start:\n" + (tree.base / "serve.log").read_text()[-3000:])
+        time.sleep(0.2)  # the port is not open yet; nothing to await but the next try
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        yield url, tree
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def _settled(page: Page) -> None:
+    """Wait until Streamlit has finished running the script (its 'running' indicator is gone)."""
+    page.wait_for_selector('[data-testid="stAppViewContainer"]')
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+
+
+def _fresh(scope: Locator, role: str, name: str) -> Locator:
+    """An element of the current script run only: during a rerun Streamlit keeps the previous run's copy
+    (marked ``data-stale``) on screen beside the new one, which would make a role locator ambiguous."""
+    return scope.locator('[data-testid="stElementContainer"]:not([data-stale="true"])').get_by_role(role, name=name)
+
+
+def test_overview_run_extend_and_job(page: Page, served: tuple[str, FixtureTree]) -> None:
+    url, tree = served
+    page.goto(url)
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=60_000)
+    expect(page.locator('[data-testid="stDataFrame"]')).to_have_count(2, timeout=30_000)
+    expect(page.get_by_text(f"Runs ({len(tree.all_runs)})")).to_be_visible()
+    _settled(page)
+    page.screenshot(path=str(ARTIFACTS / "01_overview.png"))
+
+    page.goto(f"{url}/run?id={quote(tree.improving, safe='')}")
+    expect(page.get_by_role("heading", name="Dataset201_Kidney · 3d_fullres · fold 0")).to_be_visible(timeout=30_000)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Validation pseudo Dice").first).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("improving", exact=False).first).to_be_visible()
+    _settled(page)
+    page.screenshot(path=str(ARTIFACTS / "02_run.png"))
+
+    _fresh(page.locator("body"), "button", "Extend to 2000 epochs").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible(timeout=30_000)
+    expect(dialog.get_by_text("The verdict", exact=False).first).to_be_visible(timeout=60_000)
+    expect(dialog.get_by_text("Pre-flight checks")).to_be_visible(timeout=90_000)  # the first plan loads nnU-Net
+    expect(dialog.get_by_text("no NVIDIA GPU found", exact=False)).to_be_visible()
+    dialog.get_by_role("radiogroup", name="Device").get_by_text("cpu", exact=True).click()
+    expect(dialog.get_by_text("no NVIDIA GPU found", exact=False)).to_be_hidden(timeout=30_000)
+    _settled(page)
+    start = _fresh(dialog, "button", "Start 2000-epoch run")
+    expect(start).to_be_enabled(timeout=30_000)
+    expect(dialog.get_by_text("nnUNetTrainer_2000epochs").first).to_be_visible()
+    _settled(page)
+    page.screenshot(path=str(ARTIFACTS / "03_extend_dialog.png"))
+    start.click()
+    expect(dialog).to_be_hidden(timeout=30_000)
+    jobs = JobRegistry(tree.env["NNWATCH_JOBS_DB"]).list_jobs()
+    assert len(jobs) == 1 and jobs[0].parent_run_id == tree.improving
+    assert [e["job_id"] for e in tree.launches() if e["event"] == "launch"] == [jobs[0].job_id]
+    link = _fresh(page.locator("body"), "link", f"Open job {jobs[0].job_id} on the Jobs page")
+    expect(link).to_be_visible(timeout=30_000)
+    link.click()
+    expect(page.get_by_role("heading", name="Jobs")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(f"Job {jobs[0].job_id} ·")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("recorded launch (test backend)")).to_be_visible(timeout=30_000)
+    _settled(page)
+    page.screenshot(path=str(ARTIFACTS / "04_jobs.png"))
+
+
+def test_running_run_updates_without_reload(page: Page, served: tuple[str, FixtureTree]) -> None:
+    url, tree = served
+    page.goto(f"{url}/run?id={quote(tree.running, safe='')}")
+    epochs = page.locator('[data-testid="stMetric"]').filter(has_text="Epochs done").locator(
+        '[data-testid="stMetricValue"]')
+    expect(epochs).to_have_text("120", timeout=60_000)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
+    page.evaluate("window.__nnwatchMarker = 'same document'")
+    try:
+        append_epoch(tree, tree.running, 120)
+        expect(epochs).to_have_text("121", timeout=30_000)
+        append_epoch(tree, tree.running, 121)
+        expect(epochs).to_have_text("122", timeout=30_000)
+        assert page.evaluate("window.__nnwatchMarker") == "same document", "the page was not reloaded"
+    finally:
+        page.screenshot(path=str(ARTIFACTS / "05_live_run.png"))
+
+
+def test_compare_page_shows_folds_and_pair(page: Page, served: tuple[str, FixtureTree]) -> None:
+    url, tree = served
+    page.goto(f"{url}/compare?dataset=Dataset201_Kidney&config=3d_fullres&trainer=nnUNetTrainer")
+    expect(page.get_by_role("heading", name="Compare")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("EMA pseudo Dice across folds").first).to_be_visible(timeout=30_000)
+    _settled(page)
+    page.screenshot(path=str(ARTIFACTS / "06_compare_folds.png"))
+    page.get_by_role("tab", name="Parent vs extended run").click()
+    expect(page.get_by_text("of its schedule the extended run is", exact=False)).to_be_visible(timeout=30_000)
+    pair = page.get_by_role("combobox", name="Parent → extended run")
+    expect(pair).to_have_value(f"{tree.parent} → nnUNetTrainer_400epochs__nnUNetPlans__2d (trainer name)")
+    _settled(page)
+    page.screenshot(path=str(ARTIFACTS / "07_compare_pair.png"))

@@ -1,0 +1,168 @@
+"""The dashboard's Streamlit-free parts: the shared store, the overview tables, the compare maths, the demo."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from app_support import FixtureTree, append_epoch, build_fixture_tree
+
+from app.dashboard.compare_data import extension_pairs, fold_band, standing, with_fraction
+from app.dashboard.store import RunStore, StoreError
+from app.dashboard.tables import Filters, apply_filters, fmt_duration, groups_frame, run_link, runs_frame
+from app.demo import DEMO_RUNNING, build_demo_tree
+from monitor import scan
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> FixtureTree:
+    return build_fixture_tree(tmp_path)
+
+
+def test_store_picks_up_appended_epochs(tree: FixtureTree) -> None:
+    store = RunStore(tree.root)
+    try:
+        before = store.summary(tree.running)
+        assert before is not None and before["status"] == "running" and before["eta_s"] > 0
+        assert before["verdict"] == store.analysis(tree.running).verdict.value
+        append_epoch(tree, tree.running, before["epochs_completed"])
+        deadline = time.monotonic() + 20
+        version = store.version
+        while store.summary(tree.running)["epochs_completed"] == before["epochs_completed"]:
+            assert time.monotonic() < deadline, "the new epoch never arrived"
+            version = store.wait_for_change(version, timeout=2.0)
+        after = store.summary(tree.running)
+        assert after["epochs_completed"] == before["epochs_completed"] + 1
+        assert len(store.frame(tree.running)) == after["epochs_completed"]
+        assert store.table().set_index("run_id").loc[tree.running, "epochs_completed"] == after["epochs_completed"]
+    finally:
+        store.close()
+
+
+def test_store_matches_scan_and_follows_deleted_runs(tree: FixtureTree) -> None:
+    store = RunStore(tree.root)
+    try:
+        reference = scan(tree.root, verdicts=True, workers=1).set_index("run_id")
+        table = store.table().set_index("run_id")
+        assert sorted(table.index) == sorted(reference.index)
+        for column in ("epochs_completed", "verdict", "last_ema_fg_dice"):
+            pd.testing.assert_series_equal(table[column].astype(object),
+                                           reference.loc[table.index, column].astype(object), check_names=False)
+        assert store.analysis(tree.improving).verdict.value == "improving"
+        version = store.version
+        shutil.rmtree(tree.root / tree.plateau)
+        deadline = time.monotonic() + 20
+        while tree.plateau in store.run_ids():
+            assert time.monotonic() < deadline, "the deleted run is still listed"
+            version = store.wait_for_change(version, timeout=2.0)
+        assert tree.plateau not in set(store.table()["run_id"])
+        assert store.summary("nope") is None and store.frame("nope") is None and store.analysis("nope") is None
+    finally:
+        store.close()
+
+
+def test_store_on_a_missing_root_raises_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="not found"):
+        RunStore(tmp_path / "missing")
+
+
+def test_overview_tables(tree: FixtureTree) -> None:
+    table = scan(tree.root, verdicts=True, workers=1)
+    table["eta_s"] = np.where(table["status"] == "running", 3 * 3600 + 600, np.nan)
+    runs = runs_frame(table)
+    assert list(runs.columns[:7]) == ["Open", "Dataset", "Config", "Trainer", "Fold", "Status", "Epoch"]
+    row = runs.set_index("run_id").loc[tree.running]
+    assert row["Epoch"] == "120 / 300" and row["ETA"] == "3 h 10 min" and row["Status"] == "▶ running"
+    assert row["Open"] == "run?id=" + tree.running.replace("/", "%2F")
+    assert row["Last EMA"] == f"{table.set_index('run_id').loc[tree.running, 'last_ema_fg_dice']:.4f}"
+    table.loc[table["run_id"] == tree.running, ["last_ema_fg_dice", "best_ema_fg_dice"]] = np.nan  # no epochs yet
+    assert runs_frame(table).set_index("run_id").loc[tree.running, ["Last EMA", "Best EMA"]].tolist() == ["–", "–"]
+    groups = groups_frame(table)
+    kidney = groups[groups["Dataset"] == "Dataset201_Kidney"].iloc[0]
+    assert kidney["Folds"].split() == ["0✓", "1✓", "2▶", "3?", "4✗"]
+    assert " ± " in kidney["Best EMA (mean ± sd)"]
+    assert runs_frame(table.iloc[0:0]).empty and groups_frame(table.iloc[0:0]).empty
+
+
+def test_filters_round_trip_and_apply(tree: FixtureTree) -> None:
+    table = scan(tree.root, verdicts=True, workers=1)
+    filters = Filters.from_query({"status": "running,finished", "dataset": ["Dataset202_Spleen"], "q": "400"})
+    assert filters.to_query() == {"dataset": "Dataset202_Spleen", "status": "running,finished", "q": "400"}
+    assert list(apply_filters(table, filters)["run_id"]) == [tree.extended]
+    assert len(apply_filters(table, Filters())) == len(table) and not Filters().active
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(None, ""), (float("nan"), ""), (0, "0 min"), (30, "1 min"),
+                                               (3 * 3600 + 120, "3 h 02 min"), (2 * 86400 + 5 * 3600, "2 d 5 h")])
+def test_fmt_duration(seconds: float | None, text: str) -> None:
+    assert fmt_duration(seconds) == text
+
+
+def test_run_link_encodes_everything() -> None:
+    assert run_link("a b/c&d") == "run?id=a%20b%2Fc%26d"
+
+
+def test_fold_band_and_standing() -> None:
+    a = pd.DataFrame({"epoch": [0, 1, 2], "ema_fg_dice": [0.1, 0.2, 0.3]})
+    b = pd.DataFrame({"epoch": [0, 1], "ema_fg_dice": [0.3, 0.4]})
+    band = fold_band({"0": a, "1": b})
+    assert band["mean"].round(6).tolist() == [0.2, 0.3] and band["n"].tolist() == [2, 2]
+    assert fold_band({"0": a})["n"].tolist() == [1, 1, 1], "a single fold is still drawn"
+    parent = pd.DataFrame({"epoch": np.arange(100), "ema_fg_dice": np.linspace(0.5, 0.8, 100)})
+    child = pd.DataFrame({"epoch": np.arange(50), "ema_fg_dice": np.linspace(0.5, 0.7, 50)})
+    result = standing(parent, 100, child, 200)  # child at 25 % of its schedule
+    assert result is not None and result.fraction == pytest.approx(0.25)
+    assert result.parent_value == pytest.approx(np.interp(0.25, (np.arange(100) + 1) / 100, parent["ema_fg_dice"]))
+    assert result.ahead and "ahead of" in result.sentence()
+    assert standing(parent, None, child, 200) is None
+    assert with_fraction(child, 200)["fraction"].iloc[-1] == pytest.approx(0.25)
+
+
+def test_extension_pairs_from_names_and_jobs(tree: FixtureTree) -> None:
+    table = scan(tree.root, workers=1)
+    assert extension_pairs(table) == [(tree.parent, tree.extended, "trainer name")]
+
+    class _Job:
+        job_id, parent_run_id, new_run_id = "abc123", tree.plateau, tree.improving
+
+    assert (tree.plateau, tree.improving, "job abc123") in extension_pairs(table, [_Job()])
+
+
+def test_demo_tree_shows_every_situation(tmp_path: Path) -> None:
+    root, trainer = build_demo_tree(tmp_path, live=True, interval_s=0.05)
+    assert trainer is not None
+    try:
+        log = sorted((root / DEMO_RUNNING[0]).glob("training_log_*.txt"))[0]
+        size = log.stat().st_size
+        trainer.step()
+        assert log.stat().st_size > size
+    finally:
+        trainer.stop()
+    table = scan(root, verdicts=True, workers=1).set_index("run_id")
+    assert {"improving", "plateau", "declining"} <= set(table["verdict"])
+    assert {"running", "finished", "crashed"} <= set(table["status"])
+    assert all(table.loc[run, "status"] == "running" for run in DEMO_RUNNING)
+    assert "v1" in set(table["nnunet_version"])
+    folds = table[(table["dataset"] == "Dataset101_Prostate") & (table["trainer"] == "nnUNetTrainer")
+                  & (table["configuration"] == "3d_fullres")]
+    assert sorted(folds["fold"]) == ["0", "1", "2", "3", "4"]
+    assert extension_pairs(table.reset_index())[0][1] == DEMO_RUNNING[0]
+    assert all(not problems for problems in table["problems"])
+    assert os.path.getmtime(log) > os.path.getmtime(root / table.index[table["status"] == "crashed"][0]
+                                                     / "debug.json")
+
+
+def test_png_downloads_come_from_the_report_renderer(tree: FixtureTree) -> None:
+    from app.dashboard.downloads import compare_report, dataset_report, run_report
+    from monitor.analyze.verdict import analyze_run
+
+    png = b"\x89PNG\r\n\x1a\n"
+    run_dir = tree.root / tree.improving
+    assert run_report(run_dir, analyze_run(run_dir), 10)().startswith(png)
+    assert dataset_report(tree.root, "Dataset201_Kidney", "3d_fullres", "nnUNetTrainer")().startswith(png)
+    assert compare_report(tree.root / tree.parent, tree.root / tree.extended, "fraction")().startswith(png)

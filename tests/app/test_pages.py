@@ -1,0 +1,218 @@
+"""Every dashboard page under AppTest over a fixture tree with bad runs: no exceptions, right rows, verdicts,
+the extend dialog creating exactly one job (real SQLite registry, recording backend), and cancel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from app_support import FixtureTree, build_fixture_tree
+from paths import REPO
+from streamlit.testing.v1 import AppTest
+
+from trainer import JobRegistry, JobState
+
+MAIN = str(REPO / "app" / "dashboard" / "main.py")
+TIMEOUT = 90  # the first extend plan imports nnU-Net and torch
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FixtureTree]:
+    built = build_fixture_tree(tmp_path_factory.mktemp("dash"))
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in built.env.items():
+            patch.setenv(key, value)
+        patch.delenv("NNWATCH_USERS_FILE", raising=False)
+        patch.delenv("NNWATCH_OPEN_VIEW", raising=False)
+        yield built
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _app(page: str | None = None, **query: str) -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
+    at.run()
+    if page:
+        at.query_params.update(query)
+        at.switch_page(page).run()
+    return at
+
+
+def _texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
+    parts += [w.value for w in at.warning] + [s.value for s in at.success] + [i.value for i in at.info]
+    return "\n".join(str(p) for p in parts)
+
+
+def _no_crash(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [e for e in at.error if "Could not" in str(e.value)], [e.value for e in at.error]
+
+
+def test_overview_lists_every_run_with_verdicts(tree: FixtureTree) -> None:
+    at = _app()
+    _no_crash(at)
+    runs = next(df.value for df in at.dataframe if "run_id" in df.value.columns)
+    assert sorted(runs["run_id"]) == sorted(tree.all_runs)
+    verdicts = dict(zip(runs["run_id"], runs["Verdict"]))
+    assert verdicts[tree.improving] == "↗ improving"
+    assert verdicts[tree.plateau] == "→ plateau"
+    status = dict(zip(runs["run_id"], runs["Status"]))
+    assert status[tree.running] == "▶ running"
+    assert runs.set_index("run_id").loc[tree.improving, "Why"].startswith("At the end of the run")
+    assert runs.set_index("run_id").loc[tree.v1, "Trainer"].endswith("(v1)")
+    groups = next(df.value for df in at.dataframe if "Folds" in df.value.columns)
+    kidney = groups[groups["Dataset"] == "Dataset201_Kidney"].iloc[0]
+    assert kidney["Finished"] == "2 / 5"
+    assert kidney["Running"] == 1
+    assert {m.label: m.value for m in at.metric}["Runs"] == str(len(tree.all_runs))
+
+
+def test_overview_filters_round_trip_through_the_url(tree: FixtureTree) -> None:
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
+    at.query_params.update({"status": "running"})
+    at.run()
+    _no_crash(at)
+    runs = next(df.value for df in at.dataframe if "run_id" in df.value.columns)
+    assert sorted(runs["run_id"]) == sorted([tree.running, tree.extended])
+    at.multiselect(key="f_dataset").set_value(["Dataset202_Spleen"]).run()
+    runs = next(df.value for df in at.dataframe if "run_id" in df.value.columns)
+    assert list(runs["run_id"]) == [tree.extended]
+    assert at.query_params["dataset"] == "Dataset202_Spleen"
+    assert at.query_params["status"] == "running"
+
+
+@pytest.mark.parametrize("which", ["improving", "plateau", "running", "empty", "garbled", "v1", "parent",
+                                   "extended"])
+def test_run_page_renders_every_kind_of_run(tree: FixtureTree, which: str) -> None:
+    run_id = getattr(tree, which)
+    at = _app("views/run.py", id=run_id)
+    _no_crash(at)
+    text = _texts(at)
+    if which in ("improving", "plateau", "parent"):
+        assert any(df for df in at.get("plotly_chart")), "the Dice chart is drawn"
+        labels = {m.label for m in at.metric}
+        assert {"Slope at the end", "Projected gain at 2000 ep", "Cost of 2000 epochs"} <= labels
+    if which == "improving":
+        assert "improving" in text and "still rising" in text
+        assert "differs from the final validation Dice" in text
+        assert not at.button(key="run_extend").disabled
+    if which == "v1":
+        assert at.button(key="run_extend").disabled
+        assert "v1 runs cannot be extended" in text
+    if which == "running":
+        assert at.button(key="run_extend").disabled
+        assert {m.label: m.value for m in at.metric}["Status"] == "▶ running"
+    if which == "empty":
+        assert "no training log" in text or "No completed epoch" in text
+    if which == "garbled":
+        assert "Needs a look" in text
+
+
+def test_run_page_with_unknown_id_offers_a_picker(tree: FixtureTree) -> None:
+    at = _app("views/run.py", id="Dataset999_Nope/x__y__z/fold_0")
+    _no_crash(at)
+    assert "No run `Dataset999_Nope/x__y__z/fold_0`" in _texts(at)
+    assert at.selectbox(key="run_picker").options
+
+
+def test_compare_page_shows_folds_and_the_extended_pair(tree: FixtureTree) -> None:
+    at = _app("views/compare.py", dataset="Dataset201_Kidney", config="3d_fullres", trainer="nnUNetTrainer")
+    _no_crash(at)
+    assert len(at.get("plotly_chart")) == 2
+    fold_table = next(df.value for df in at.dataframe if "Fold" in df.value.columns)
+    assert sorted(fold_table["Fold"]) == ["0", "1", "2", "3", "4"]
+    pair = at.selectbox(key="cmp_pair")
+    assert pair.value == (tree.parent, tree.extended)
+    assert "of its schedule the extended run is" in _texts(at)
+
+
+def _expected_verdict_line(tree: FixtureTree, run_id: str) -> str:
+    """What the dialog must say, from the analyzer's own answer (its thresholds may change)."""
+    from app.dashboard.ui import verdict_supports_extend
+    from monitor.analyze.verdict import analyze_run
+
+    analysis = analyze_run(tree.root / run_id)
+    return "The verdict supports a longer run" if verdict_supports_extend(analysis) else "does not support a longer run"
+
+
+def test_extend_dialog_creates_exactly_one_job_and_cancel_works(tree: FixtureTree) -> None:
+    registry = JobRegistry(tree.env["NNWATCH_JOBS_DB"])
+    before = len(registry.list_jobs())
+    at = _app("views/run.py", id=tree.improving)
+    at.button(key="run_extend").click().run()
+    _no_crash(at)
+    assert at.number_input(key="extend_epochs").value == 2000
+    text = _texts(at)
+    assert _expected_verdict_line(tree, tree.improving) in text
+    assert "nnUNetTrainer_2000epochs" in text
+    at.radio(key="extend_device").set_value("cpu").run()
+    _no_crash(at)
+    confirm = at.button(key="extend_confirm")
+    assert not confirm.disabled, _texts(at)
+    confirm.click().run()
+    _no_crash(at)
+    jobs = registry.list_jobs()
+    assert len(jobs) == before + 1
+    job = jobs[0]
+    assert job.parent_run_id == tree.improving and job.epochs == 2000 and job.new_trainer == "nnUNetTrainer_2000epochs"
+    assert job.requested_by and job.state is JobState.RUNNING
+    assert [e["job_id"] for e in tree.launches() if e["event"] == "launch"] == [job.job_id]
+    assert f"Extend job **{job.job_id}** was created" in _texts(at)
+
+    # Confirming again returns the active job instead of launching a second one.
+    at.button(key="run_extend").click().run()
+    at.radio(key="extend_device").set_value("cpu").run()
+    at.button(key="extend_confirm").click().run()
+    assert len(registry.list_jobs()) == before + 1
+    assert len([e for e in tree.launches() if e["event"] == "launch"]) == 1
+    assert "was already active" in _texts(at)
+
+    jobs_page = _app("views/jobs.py", job=job.job_id)
+    _no_crash(jobs_page)
+    table = jobs_page.dataframe[0].value
+    assert job.job_id in set(table["Job"])
+    assert "recorded launch" in "\n".join(c.value for c in jobs_page.code)
+    jobs_page.button(key="cancel_job").click().run()
+    jobs_page.button(key="confirm_cancel").click().run()
+    _no_crash(jobs_page)
+    cancelled = registry.get(job.job_id)
+    assert cancelled.state is JobState.CANCELLED
+    assert cancelled.cancel_requested_by == job.requested_by
+    assert any(e["event"] == "cancel" for e in tree.launches())
+
+
+def test_extend_dialog_says_when_the_verdict_does_not_support_it(tree: FixtureTree) -> None:
+    at = _app("views/run.py", id=tree.plateau)
+    at.button(key="run_extend").click().run()
+    _no_crash(at)
+    assert _expected_verdict_line(tree, tree.plateau) == "does not support a longer run"
+    assert "does not support a longer run" in _texts(at)
+    at.radio(key="extend_device").set_value("cpu").run()
+    assert not at.button(key="extend_confirm").disabled  # allowed, just not recommended
+    at.button(key="extend_cancel").click().run()
+    assert "extend_confirm" not in {b.key for b in at.button}
+
+
+def test_jobs_page_without_jobs_explains_how_to_start_one(tmp_path: Path, tree: FixtureTree,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NNWATCH_JOBS_DB", str(tmp_path / "empty.sqlite3"))
+    at = _app("views/jobs.py")
+    _no_crash(at)
+    assert "No extend jobs yet" in _texts(at)
+
+
+def test_overview_row_selection_offers_open_and_extend(tree: FixtureTree) -> None:
+    at = _app()
+    runs = next(df.value for df in at.dataframe if "run_id" in df.value.columns)
+    row = list(runs["run_id"]).index(tree.improving)
+    at.session_state["runs_table"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+    _no_crash(at)
+    assert not at.button(key="row_extend").disabled
+    at.button(key="row_extend").click().run()
+    _no_crash(at)
+    assert at.number_input(key="extend_epochs").value == 2000, "the extend dialog opened for the selected run"
+    assert "Dataset201_Kidney · 3d_fullres · nnUNetTrainer · fold 0" in _texts(at)

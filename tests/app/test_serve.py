@@ -1,0 +1,101 @@
+"""``nnwatch serve`` and ``nnwatch passwd``: options, refusals with exit code 2, and a real start and stop."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from app_support import build_fixture_tree
+from paths import REPO
+
+from app.auth import load_users, verify_secret
+from app.cli import build_parser, main
+from app.cli.serve import MAIN_SCRIPT, serve_env, streamlit_argv
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_is_registered_with_safe_defaults() -> None:
+    args = build_parser().parse_args(["serve"])
+    assert (args.host, args.port, args.root, args.open_view) == ("127.0.0.1", 8501, None, False)
+
+
+def test_streamlit_argv_is_a_list_without_a_shell() -> None:
+    argv = streamlit_argv("127.0.0.1", 9999, python="/venv/bin/python")
+    assert argv[:5] == ["/venv/bin/python", "-m", "streamlit", "run", str(MAIN_SCRIPT)]
+    assert argv[argv.index("--server.address") + 1] == "127.0.0.1"
+    assert argv[argv.index("--server.port") + 1] == "9999"
+    assert argv[argv.index("--server.headless") + 1] == "true"
+
+
+def test_serve_env_passes_options_to_the_dashboard(tmp_path: Path) -> None:
+    args = argparse.Namespace(host="0.0.0.0", root=str(tmp_path), jobs_db="j.sqlite3", users_file="users",
+                              open_view=True, refresh=1.5)
+    env = serve_env(args, {"PATH": "/bin"})
+    assert env["NNWATCH_ROOT"] == str(tmp_path) and env["NNWATCH_HOST"] == "0.0.0.0"
+    assert env["NNWATCH_OPEN_VIEW"] == "1" and env["NNWATCH_REFRESH_S"] == "1.5"
+    assert Path(env["NNWATCH_JOBS_DB"]).is_absolute() and Path(env["NNWATCH_USERS_FILE"]).is_absolute()
+
+
+def test_serve_refuses_a_missing_root_and_a_busy_port(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--root", str(tmp_path / "missing")]) == 2
+    assert "results root not found" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--root", str(tmp_path), "--port", str(port)]) == 2
+    assert "is in use" in capsys.readouterr().err
+
+
+def test_passwd_writes_a_hashed_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    users = tmp_path / "users"
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a-long-password\n"))
+    assert main(["passwd", "alice", "--users-file", str(users), "--stdin"]) == 0
+    stored = load_users(users)["alice"]
+    assert "a-long-password" not in users.read_text() and verify_secret("a-long-password", stored)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("short\n"))
+    assert main(["passwd", "bob", "--users-file", str(users), "--stdin"]) == 2
+
+
+def test_serve_starts_streamlit_and_stops_on_sigterm(tmp_path: Path) -> None:
+    tree = build_fixture_tree(tmp_path)
+    port = free_port()
+    env = {**os.environ, **tree.env, "PYTHONPATH": f"{REPO / 'tests'}:{REPO}"}
+    env.pop("NNWATCH_ROOT")
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--root", str(tree.root), "--port",
+                                str(port)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        body = b""
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as response:
+                    body = response.read()
+                    break
+            except OSError:
+                if process.poll() is not None:
+                    break
+                time.sleep(0.2)  # polling a port that is not open yet: there is no event to wait on
+        assert body == b"ok", process.stdout.read().decode() if process.poll() is not None else "no answer"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/run?id=x", timeout=5) as response:
+            assert response.status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+    output = process.stdout.read().decode()
+    assert f"serving runs under {tree.root} at http://127.0.0.1:{port}" in output
+    assert code in (0, -signal.SIGTERM)

@@ -1,0 +1,262 @@
+"""The analyzer's verdicts on synthetic nnU-Net-like runs, each checking something a user would notice.
+
+Every frame is built from a fixed seed, so the tests are deterministic; each run takes a few ms.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitor.analyze.analyzer import Analysis, AnalyzerOptions, Verdict, analyze
+
+CONTRACT_KEYS = ["verdict", "slope_per_100_epochs", "slope_ci95", "window", "series", "min_practical_gain",
+                 "projected_gain_2000", "gpu_hours_2000", "reason", "epochs_completed"]
+
+
+def make_run(
+    n: int = 1000,
+    planned: int = 1000,
+    *,
+    slope: float = 0.0,
+    late_slope: float | None = None,
+    anneal_gain: float = 0.0,
+    noise: float = 0.01,
+    phi: float = 0.3,
+    seed: int = 0,
+    epoch_seconds: float = 120.0,
+) -> pd.DataFrame:
+    """A per-epoch frame like ``monitor.load_run`` returns, with a known underlying trend.
+
+    ``slope`` is Dice per 100 epochs after the initial rise; ``late_slope`` replaces it from the start
+    of annealing on; ``anneal_gain`` adds nnU-Net's end-of-schedule rise, tied to the poly lr.
+    """
+    rng = np.random.default_rng(seed)
+    e = np.arange(n, dtype=float)
+    lr = 0.01 * (1 - e / planned) ** 0.9
+    trend = 0.8 - 0.3 * np.exp(-e / 20) + slope / 100 * e
+    if late_slope is not None:
+        start = planned * (1 - 0.2 ** (1 / 0.9))
+        trend += (late_slope - slope) / 100 * np.clip(e - start, 0, None)
+    trend += anneal_gain * np.clip(1 - lr / 0.003, 0, 1) ** 2
+    innov = rng.normal(0, noise * math.sqrt(1 - phi**2), n)
+    ar = np.empty(n)
+    ar[0] = rng.normal(0, noise)
+    for t in range(1, n):
+        ar[t] = phi * ar[t - 1] + innov[t]
+    dice = np.round(np.clip(trend + ar, 0, 1), 4)
+    ema = pd.Series(dice).ewm(alpha=0.1, adjust=False).mean().to_numpy()
+    seconds = epoch_seconds * (1 + 0.05 * rng.standard_normal(n))
+    return pd.DataFrame({
+        "epoch": np.arange(n), "lr": np.round(lr, 5), "train_loss": -dice, "val_loss": -dice * 0.95,
+        "mean_fg_dice": dice, "ema_fg_dice": ema, "dice_1": dice, "epoch_time_s": seconds,
+        "epoch_end": pd.Timestamp("2025-01-01") + pd.to_timedelta(np.cumsum(seconds), unit="s"),
+    })
+
+
+def finished(frame: pd.DataFrame, **kw: object) -> Analysis:
+    return analyze(frame, planned_epochs=kw.pop("planned", 1000), finished=True, **kw)  # type: ignore[arg-type]
+
+
+def test_a_clearly_rising_run_is_called_improving() -> None:
+    result = finished(make_run(slope=0.02))
+    assert result.verdict is Verdict.IMPROVING
+    assert result.slope_ci95 is not None and result.slope_ci95[0] > 0
+    assert "still rising" in result.reason
+
+
+def test_a_flat_run_is_a_plateau_and_no_longer_schedule_is_recommended() -> None:
+    result = finished(make_run(slope=0.0))
+    assert result.verdict is Verdict.PLATEAU
+    assert result.recommended_epochs is None
+    assert not any(s.worth_it for s in result.schedules)
+    assert "flat" in result.reason
+
+
+def test_a_falling_run_is_called_declining() -> None:
+    result = finished(make_run(slope=0.0, late_slope=-0.03, seed=2))
+    assert result.verdict is Verdict.DECLINING
+    assert "falling" in result.reason and "overfitting" in result.reason
+
+
+def test_a_significant_but_tiny_rise_is_a_plateau() -> None:
+    """0.002 Dice per 100 epochs is real (low noise) but below the 0.005 practical threshold."""
+    result = finished(make_run(slope=0.002, noise=0.002, phi=0.0))
+    assert result.slope_ci95 is not None and result.slope_ci95[0] > 0
+    assert result.verdict is Verdict.PLATEAU
+
+
+def test_a_short_run_is_insufficient_data() -> None:
+    result = analyze(make_run(n=30), planned_epochs=1000, finished=False, running=True)
+    assert result.verdict is Verdict.INSUFFICIENT_DATA
+    assert result.slope_per_100_epochs is None and result.window is None
+    assert "Only 30 epochs" in result.reason
+
+
+def test_mostly_missing_pseudo_dice_is_insufficient_data() -> None:
+    frame = make_run()
+    gone = np.random.default_rng(1).random(len(frame)) < 0.8
+    frame.loc[gone, ["mean_fg_dice", "dice_1"]] = np.nan
+    result = finished(frame)
+    assert result.verdict is Verdict.INSUFFICIENT_DATA
+    assert "too few to fit a trend" in result.reason
+
+
+def test_a_crashed_run_gets_its_trend_and_is_told_to_resume_with_c() -> None:
+    result = analyze(make_run(n=400, slope=0.02), planned_epochs=1000, finished=False, running=False)
+    assert result.verdict is Verdict.IMPROVING
+    assert result.status == "stopped"
+    assert "--c" in result.reason and "resume" in result.reason
+    assert result.projected_gain_2000 is None and result.recommended_epochs is None
+
+
+def test_a_running_run_gets_the_trend_so_far_without_a_projection() -> None:
+    result = analyze(make_run(n=500, slope=0.0, seed=3), planned_epochs=1000, finished=False, running=True)
+    assert result.verdict is Verdict.PLATEAU
+    assert result.reason.startswith("So far (epoch 500 of 1000")
+    assert result.projected_gain_2000 is None
+    assert result.gpu_hours_2000 is not None  # the cost is already known from the epoch times
+
+
+def test_dips_and_spikes_do_not_flip_a_plateau() -> None:
+    frame = make_run(slope=0.0, noise=0.008, seed=4)
+    rng = np.random.default_rng(5)
+    dips = rng.choice(np.arange(700, 1000), size=20, replace=False)
+    dips = np.concatenate([dips, [995, 997, 999]])  # bad epochs right at the end pull OLS down
+    frame.loc[dips, "mean_fg_dice"] *= 0.5
+    frame.loc[rng.choice(np.arange(700, 1000), size=5, replace=False), "mean_fg_dice"] += 0.15
+    result = finished(frame)
+    assert result.verdict is Verdict.PLATEAU
+    assert abs(result.slope_per_100_epochs or 1.0) < 0.005
+
+
+def test_an_ema_that_rises_while_the_raw_dice_is_flat_does_not_fool_it() -> None:
+    """After a block of bad epochs nnU-Net's EMA climbs back for ~30 epochs while the per-epoch Dice is
+    flat; a logged EMA can also drift when a resumed run restarts it. Only the raw curve is evidence."""
+    frame = make_run(slope=0.0, noise=0.005, seed=6)
+    frame["ema_fg_dice"] = np.linspace(0.70, 0.80, len(frame))
+    result = finished(frame)
+    assert np.polyfit(frame["epoch"][-300:], frame["ema_fg_dice"][-300:], 1)[0] > 0
+    assert result.verdict is Verdict.PLATEAU
+    assert result.series == "mean_fg_dice"
+
+
+def test_a_rise_only_in_the_annealing_phase_is_not_a_reason_to_train_longer() -> None:
+    result = finished(make_run(slope=0.0, anneal_gain=0.025, noise=0.004, seed=7))
+    assert result.verdict is Verdict.IMPROVING  # the question as asked: it does rise at the end
+    assert result.anneal_start_epoch is not None and 800 <= result.anneal_start_epoch <= 850
+    assert result.recommended_epochs is None
+    assert "low-learning-rate phase" in result.reason
+
+
+def test_a_rise_before_annealing_supports_a_longer_schedule_labelled_as_extrapolation() -> None:
+    result = finished(make_run(slope=0.015, noise=0.005, seed=8))
+    assert result.verdict is Verdict.IMPROVING
+    assert result.recommended_epochs in (1500, 2000, 3000)
+    assert "extrapolation" in result.reason
+    assert "#2474" in result.explanation and "extrapolation" in result.explanation.lower()
+
+
+def test_projection_range_is_ordered_and_gpu_hours_follow_the_median_epoch_time() -> None:
+    frame = make_run(slope=0.01, seed=9)
+    frame.loc[0, "epoch_time_s"] = 5000.0  # a slow first epoch must not inflate the estimate
+    result = finished(frame)
+    assert result.projected_gain_2000 is not None
+    lo, hi = result.projected_gain_2000
+    assert lo <= hi
+    expected = float(np.median(frame["epoch_time_s"])) * 2000 / 3600
+    assert result.gpu_hours_2000 == pytest.approx(expected)
+    by_length = {s.epochs: s for s in result.schedules}
+    assert set(by_length) == {1500, 2000, 3000}
+    assert by_length[3000].gpu_hours == pytest.approx(expected * 1.5)
+
+
+def test_to_dict_has_the_contract_keys_first_and_is_strict_json() -> None:
+    for result in (finished(make_run(slope=0.01)), analyze(make_run(n=10), planned_epochs=None, finished=False)):
+        data = result.to_dict()
+        assert list(data)[: len(CONTRACT_KEYS)] == CONTRACT_KEYS
+        text = json.dumps(data, allow_nan=False)
+        assert json.loads(text)["verdict"] == result.verdict.value
+
+
+def test_the_fit_line_matches_the_reported_slope_and_window() -> None:
+    result = finished(make_run(slope=0.02))
+    assert result.fit is not None and result.window == (700, 999)
+    drawn = result.fit.to_dict()
+    assert (drawn["first_epoch"], drawn["last_epoch"]) == result.window
+    rise = drawn["end_value"] - drawn["start_value"]
+    assert rise / (299 / 100) == pytest.approx(result.slope_per_100_epochs)
+
+
+def test_explanation_is_a_few_sentences_with_the_pseudo_dice_caveat() -> None:
+    for result in (finished(make_run(slope=0.01)), analyze(make_run(n=20), planned_epochs=1000, finished=False)):
+        sentences = [s for s in result.explanation.split(". ") if s]
+        assert 2 <= len(sentences) <= 4
+        assert "subset of validation patches" in result.explanation
+
+
+def test_without_lr_or_planned_epochs_it_still_answers() -> None:
+    frame = make_run(slope=0.02).drop(columns=["lr"])
+    result = analyze(frame, planned_epochs=None, finished=True)
+    assert result.verdict is Verdict.IMPROVING
+    assert result.planned_epochs is None and result.anneal_start_epoch is None
+
+
+def test_mean_dice_is_rebuilt_from_the_classes_when_a_parser_left_it_empty() -> None:
+    frame = make_run(slope=0.02)
+    frame["dice_2"] = frame["dice_1"] - 0.1
+    frame["mean_fg_dice"] = np.nan
+    result = finished(frame)
+    assert result.verdict is Verdict.IMPROVING
+    assert result.fit is not None and result.fit.value_at(999) == pytest.approx(0.8 - 0.05 + 0.2, abs=0.02)
+
+
+def test_schedule_length_is_read_from_the_logged_lr_when_not_given() -> None:
+    result = analyze(make_run(n=400, planned=1000), planned_epochs=None, finished=False)
+    assert result.planned_epochs == 1000
+    assert "of 1000" in result.reason
+
+
+def test_a_resumed_log_that_starts_mid_run_is_fitted_on_what_it_has() -> None:
+    frame = make_run(n=800, planned=800, slope=0.0, noise=0.004, seed=10).iloc[700:].reset_index(drop=True)
+    result = analyze(frame, planned_epochs=800, finished=True)
+    assert result.window == (700, 799)
+    assert result.verdict is Verdict.PLATEAU and result.epochs_completed == 800
+    assert result.anneal_start_epoch == 667  # before the log starts: from the poly schedule
+
+
+def test_repeated_epochs_from_a_restart_keep_the_later_values() -> None:
+    frame = make_run(n=600, planned=1000, slope=0.0, seed=11)
+    stale = frame.iloc[500:550].copy()
+    stale["mean_fg_dice"] = 0.1  # the crashed session's values, replaced after resuming
+    frame = pd.concat([frame.iloc[:550], stale, frame.iloc[550:]], ignore_index=True)
+    result = analyze(frame, planned_epochs=1000, finished=False, running=True)
+    assert result.verdict is Verdict.PLATEAU and result.epochs_completed == 600
+
+
+def test_options_change_the_thresholds_a_user_sees() -> None:
+    frame = make_run(slope=0.004, noise=0.002, phi=0.0, seed=12)
+    assert finished(frame).verdict is Verdict.PLATEAU
+    lenient = finished(frame, options=AnalyzerOptions(min_practical_gain=0.002, window_epochs=200))
+    assert lenient.verdict is Verdict.IMPROVING
+    assert lenient.min_practical_gain == 0.002 and lenient.window == (800, 999)
+
+
+def test_order_statistics_are_exactly_those_of_a_full_partition() -> None:
+    from monitor.analyze.stats import order_statistics
+
+    rng = np.random.default_rng(3)
+    for trial in range(300):
+        n = int(rng.integers(5, 60000))
+        values = rng.normal(size=n).astype(np.float32)
+        if trial % 3 == 1:
+            values = np.round(values, 1)  # heavy ties, as 4-decimal Dice gives
+        elif trial % 3 == 2:
+            values = np.sort(values)  # a sample drawn from a sorted array is not random
+        ranks = sorted({int(r) for r in rng.integers(0, n, 4)})
+        expected = np.partition(values, ranks)
+        assert order_statistics(values, ranks) == {r: float(expected[r]) for r in ranks}

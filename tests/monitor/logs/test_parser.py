@@ -1,0 +1,104 @@
+"""The log parser on its own: both formats, byte-offset resumption, and what it refuses to count."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from logwriters import v1_epoch, v2_epoch, v2_log
+
+from monitor.logs.parser import LogParser
+
+
+def parse_all(data: bytes, chunks: list[int] | None = None):
+    """Feed ``data`` in pieces the way a watcher would: from the offset where the last read ended."""
+    parser, offset, rows = LogParser(), 0, []
+    cuts = (chunks or []) + [len(data)]
+    for cut in cuts:
+        result = parser.feed(data[offset:cut])
+        offset += result.consumed
+        rows.append(result.rows)
+    from monitor.logs.parser import EpochRows
+
+    merged = EpochRows()
+    for part in rows:
+        merged.extend(part)
+    return merged, offset, parser
+
+
+def test_v2_epoch_values_are_read_exactly() -> None:
+    data = v2_epoch(0, dice=[0.6082, 0.0], lr=0.01, train=-0.2436, val=-0.5222, took=19.02).encode()
+    rows, offset, _ = parse_all(data)
+    assert rows.epoch.tolist() == [0]
+    assert rows.lr.tolist() == [0.01]
+    assert rows.train_loss.tolist() == [-0.2436] and rows.val_loss.tolist() == [-0.5222]
+    assert rows.dice.tolist() == [[0.6082, 0.0]]
+    assert rows.epoch_time_s.tolist() == [19.02]
+    assert str(rows.epoch_end[0]) == "2024-05-01T10:00:19.270000"
+    assert offset == len(data)
+
+
+def test_numpy_scalar_reprs_and_nan_classes() -> None:
+    data = (v2_epoch(3, dice=[0.9695], numpy_repr=True)
+            + v2_epoch(4, dice=[float("nan"), 0.5])).encode()
+    rows, _, _ = parse_all(data)
+    assert rows.epoch.tolist() == [3, 4]
+    assert rows.dice[0, 0] == 0.9695
+    assert math.isnan(rows.dice[1, 0]) and rows.dice[1, 1] == 0.5
+
+
+@pytest.mark.parametrize("step", [1, 7, 64, 1000])
+def test_any_split_into_appends_gives_the_same_rows(step: int) -> None:
+    data = v2_log(range(30), done=True).encode()
+    whole, _, _ = parse_all(data)
+    pieces, offset, parser = parse_all(data, list(range(step, len(data), step)))
+    assert offset == len(data)
+    assert pieces.epoch.tolist() == whole.epoch.tolist() == list(range(30))
+    np.testing.assert_array_equal(pieces.dice, whole.dice)
+    assert parser.training_done
+
+
+def test_unfinished_last_epoch_is_held_back_until_it_ends() -> None:
+    full = v2_log(range(3)).encode()
+    cut = full.rindex(b"Pseudo dice")  # killed (or not yet written) mid-epoch 2
+    parser = LogParser()
+    first = parser.feed(full[:cut])
+    assert first.rows.epoch.tolist() == [0, 1]
+    assert first.consumed < cut  # epoch 2's lines stay unconsumed
+    second = parser.feed(full[first.consumed:])
+    assert second.rows.epoch.tolist() == [2]
+
+
+def test_partial_last_line_is_not_consumed() -> None:
+    data = v2_log(range(2)).encode() + b"2024-05-01 12:00:00.000000: Epo"
+    result = LogParser().feed(data)
+    assert result.rows.epoch.tolist() == [0, 1]
+    assert result.consumed == data.rindex(b"\n") + 1
+
+
+def test_restart_inside_one_file_starts_a_new_session() -> None:
+    data = (v2_log(range(5)) + v2_log(range(3), base=0.7)).encode()
+    rows, _, _ = parse_all(data)
+    assert rows.epoch.tolist() == [0, 1, 2, 3, 4, 0, 1, 2]
+    assert rows.session.tolist() == [0] * 5 + [1] * 3
+
+
+def test_v1_lr_is_the_rate_announced_before_the_epoch() -> None:
+    text = "Starting... \n2021-05-15 18:56:00.157092: lr: 0.01 \n"
+    text += v1_epoch(0, dice=[0.69, 0.98], next_lr=0.009989, train=-0.4667)
+    text += v1_epoch(1, dice=[0.78, 0.98], next_lr=0.009977)
+    rows, _, parser = parse_all(text.encode())
+    assert parser.version == "v1"
+    assert rows.epoch.tolist() == [0, 1]
+    assert rows.lr.tolist() == [0.01, 0.009989]  # v1 prints the *next* epoch's rate at epoch end
+    assert rows.train_loss[0] == -0.4667
+    assert rows.dice.tolist() == [[0.69, 0.98], [0.78, 0.98]]
+
+
+def test_garbled_dice_line_is_reported_and_the_epoch_skipped() -> None:
+    good = v2_epoch(0, dice=[0.5, 0.6])
+    bad = v2_epoch(1, dice=[0.5, 0.6]).replace("[0.5, 0.6]", "[0.5, zz]")
+    result = LogParser().feed((good + bad + v2_epoch(2, dice=[0.7, 0.8])).encode())
+    assert result.rows.epoch.tolist() == [0, 2]
+    assert any("garbled" in p for p in result.problems)

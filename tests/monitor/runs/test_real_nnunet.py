@@ -1,0 +1,75 @@
+"""A real nnU-Net training (tiny dataset, CPU): log-derived and checkpoint-derived curves agree."""
+
+from __future__ import annotations
+
+import pickletools
+
+import numpy as np
+import pytest
+
+from monitor import load_run
+from monitor.checkpoints.reader import read_checkpoint_curves
+
+pytestmark = pytest.mark.nnunet
+
+
+def test_log_and_checkpoint_curves_agree_within_log_rounding(tiny_parent_run) -> None:
+    reader = load_run(tiny_parent_run)
+    frame = reader.frame()
+    summary = reader.summary()
+    assert frame["epoch"].tolist() == [0, 1, 2, 3]
+    assert summary["status"] == "finished" and summary["planned_epochs"] == 4
+    assert summary["class_names"] == ["disc", "ring"]
+    assert summary["final_validation_dice"] is not None  # validation/summary.json
+
+    log_only = reader._merged_logs()  # what the text log alone says
+    ckpt = read_checkpoint_curves(tiny_parent_run / "checkpoint_final.pth").frame
+    assert ckpt["epoch"].tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(log_only.train_loss, ckpt["train_loss"], atol=5.1e-5)
+    np.testing.assert_allclose(log_only.val_loss, ckpt["val_loss"], atol=5.1e-5)
+    np.testing.assert_allclose(log_only.dice, ckpt[["dice_1", "dice_2"]].to_numpy(), atol=5.1e-5)
+    np.testing.assert_allclose(log_only.lr, ckpt["lr"], atol=5.1e-6)
+    # The merged frame carries the checkpoint's full precision, and nnU-Net's own EMA matches ours.
+    assert (frame["source"] == "checkpoint_final.pth").all()
+    np.testing.assert_allclose(frame["ema_fg_dice"], ckpt["ema_fg_dice"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("implementation", ["compiled", "numpy"])
+def test_the_fast_paths_read_a_real_checkpoint_exactly(
+    tiny_parent_run, monkeypatch: pytest.MonkeyPatch, implementation: str
+) -> None:
+    """nnU-Net's own checkpoint: the scalar-run fast path handles it alone, bit for bit as plain unpickling,
+    in C and in numpy; the compiled pass also leaves out every tensor record but the first."""
+    from monitor.checkpoints import reader as ckpt_mod
+    from monitor.checkpoints import runs as checkpoint_runs
+    from monitor.checkpoints.archive import _torch_zip_data_pkl
+    from monitor.checkpoints.runs import collapse_scalar_runs
+
+    if implementation == "numpy":
+        monkeypatch.setattr(checkpoint_runs, "_compiled", None)
+        monkeypatch.setattr(checkpoint_runs, "_MIN_BYTES", 0)  # 4 epochs would normally take the rewrite
+    else:
+        assert checkpoint_runs._compiled is not None, "monitor.checkpoints._scalar_runs is not built"
+    path = tiny_parent_run / "checkpoint_final.pth"
+    with open(path, "rb") as fh:
+        data = _torch_zip_data_pkl(fh.fileno(), path.stat().st_size)
+    assert data is not None
+    runs = collapse_scalar_runs(bytearray(data))
+    assert runs is not None and len(runs.values) >= 4 * 8  # all but the first scalars of 4 epochs
+    if implementation == "compiled":  # each tensor's storage is one BINPERSID: only the first is left to unpickle
+        def storages(pickle: bytes | bytearray) -> int:
+            return sum(op.name == "BINPERSID" for op, _, _ in pickletools.genops(pickle))
+
+        assert storages(data) > 20 and storages(runs.stream) == 1
+
+    def declined(data: bytearray) -> None:
+        raise AssertionError("the scalar-run fast path declined a real nnU-Net checkpoint")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ckpt_mod, "_FAST_PATHS", [ckpt_mod._FAST_PATHS[0], declined])
+        fast = read_checkpoint_curves(path)
+    with monkeypatch.context() as patch:
+        patch.setattr(ckpt_mod, "_FAST_PATHS", [])
+        plain = read_checkpoint_curves(path)
+    assert fast.frame.equals(plain.frame) and fast.problems == plain.problems == []
+    assert fast.init_args == plain.init_args
