@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
+from monitor.analyze.smoothing import smooth as smooth_curve
 from monitor.report.data import RunData
 from monitor.report.layout import fit_text, signed
 from monitor.report.style import Canvas, class_style
@@ -28,7 +29,6 @@ __all__ = [
     "draw_epoch_time",
     "draw_loss",
     "draw_lr",
-    "ema",
     "legend",
     "legend_in_figure",
     "panel_title",
@@ -48,21 +48,6 @@ def resolve_smooth(smooth: int | None, n_epochs: int) -> int:
     if smooth is None:
         return int(round(n_epochs / 50)) if n_epochs >= 100 else 0
     return int(smooth) if smooth > 1 else 0
-
-
-def ema(values: np.ndarray, window: int) -> np.ndarray:
-    """Bias-corrected exponential moving average with span ``window`` (TensorBoard's smoothing).
-
-    The correction keeps the first epochs from being dragged towards zero; NaN epochs are skipped and stay
-    NaN, so a class that was never measured is not invented.
-    """
-    import pandas as pd
-
-    if window <= 1 or not len(values):
-        return values
-    out = pd.Series(values).ewm(span=window, adjust=True, ignore_na=True).mean().to_numpy(copy=True)
-    out[~np.isfinite(values)] = np.nan
-    return out
 
 
 def x_limit(epochs_done: int, planned: int | None) -> float:
@@ -105,7 +90,7 @@ def _line(ax: Axes, canvas: Canvas, x: np.ndarray, y: np.ndarray, *, colour: str
     style: dict[str, Any] = {"marker": marker, "markersize": canvas.pt(7), "solid_capstyle": "round"}
     if smooth:
         ax.plot(x, y, color=colour, linewidth=canvas.pt(1.2), alpha=FAINT, zorder=zorder - 0.5)
-        y = ema(y, smooth)
+        y = smooth_curve(y, smooth)
     (line,) = ax.plot(x, y, color=colour, linewidth=canvas.pt(width), linestyle=dash, label=label,
                       zorder=zorder, **style)
     return line
