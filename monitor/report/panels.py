@@ -69,7 +69,7 @@ def set_epoch_axis(ax: Axes, canvas: Canvas, right: float, label: bool = True) -
 
 
 def panel_title(ax: Axes, canvas: Canvas, title: str) -> None:
-    # A fixed y skips matplotlib's automatic title placement, which measures every tick label (~30 ms a panel).
+    # A fixed y skips matplotlib's automatic title placement, which measures every tick label.
     ax.set_title(title, loc="left", fontsize=canvas.pt(17), fontweight="bold", color=canvas.theme.text,
                  pad=canvas.pt(8), y=1.0)
 
@@ -266,7 +266,7 @@ def draw_lr(ax: Axes, canvas: Canvas, data: RunData) -> None:
 
 
 def _lr_label(value: float, _pos: float) -> str:
-    """0.01, 0.001, 1e-04: short, and no mathtext (which costs ~30 ms per figure to typeset)."""
+    """0.01, 0.001, 1e-04: short, and no mathtext (slow to typeset)."""
     return f"{value:g}" if value >= 1e-3 else f"{value:.0e}"
 
 
