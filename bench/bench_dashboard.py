@@ -27,12 +27,13 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from app.demo import CurveSpec, RunSpec, epoch_lines, synth_curves, write_run  # noqa: E402
+from monitor.synth import CurveSpec, FakeRun, RunSpec, write_run  # noqa: E402
 
 MAIN = str(REPO / "app" / "dashboard" / "main.py")
 CONFIGS = ("2d", "3d_fullres", "3d_lowres")
@@ -52,7 +53,7 @@ def build_tree(root: Path, n_runs: int, epochs: int) -> list[tuple[str, RunSpec]
         done = epochs if state == "finished" else int(epochs * (0.3 + 0.5 * (index % 7) / 7))
         spec = RunSpec(dataset, "nnUNetTrainer", CONFIGS[config_no], fold, epochs, curve, epochs_done=done,
                        state=state, ended_ago_s=86400.0 * (1 + index % 30))
-        run_dir = spec.fold_dir(root)
+        run_dir = root / dataset / f"nnUNetTrainer__nnUNetPlans__{CONFIGS[config_no]}" / f"fold_{fold}"
         if not run_dir.exists():
             write_run(root, spec, now=now, labels=("organ", "lesion"))
         specs.append((run_dir.relative_to(root).as_posix(), spec))
@@ -109,17 +110,16 @@ def main() -> int:
 
     appended = running[: args.live]
     for run_id, spec in appended:
-        curves = synth_curves(spec.curve, spec.planned_epochs)
         log = sorted((root / run_id).glob("training_log_*.txt"))[-1]
-        text, _ = epoch_lines(curves, spec.done, time.time() - 90.0, best_so_far=1.0)
-        with open(log, "a") as handle:
-            handle.write(text)
+        FakeRun(log.parent, spec.planned_epochs, None, spec.curve, clock=datetime.now() - timedelta(seconds=90),
+                next_epoch=spec.epochs_done or 0, log_path=log).history(1)
     results["live_tick_runs"] = len(appended)
     # Wait until the watcher has read every appended epoch, then time the first page run that shows them
     # (it re-analyses exactly the changed runs).
     deadline = time.monotonic() + 60
     version = store.version
-    while any((store.summary(run_id) or {}).get("epochs_completed", 0) <= spec.done for run_id, spec in appended):
+    while any((store.summary(run_id) or {}).get("epochs_completed", 0) <= (spec.epochs_done or 0)
+              for run_id, spec in appended):
         if time.monotonic() > deadline:
             raise RuntimeError("the watcher did not pick up the appended epochs within 60 s")
         version = store.wait_for_change(version, timeout=2.0)

@@ -6,7 +6,7 @@ Why: the issue asks for ≤ 0.5 s per warm run report and ≤ 30 s for 100 run r
 (matplotlib Agg or plotly + kaleido) to be chosen by measurement. What it does:
 
 * writes a synthetic results tree into a temporary folder (removed at the end): ``--runs`` runs of 1000
-  epochs and 3 classes, as 5-fold groups, with real nnU-Net v2 log text (``tests/report_fixtures.py``);
+  epochs and 3 classes, as 5-fold groups, with real nnU-Net v2 log text (:mod:`monitor.synth`);
 * **cold**: a fresh ``python`` process imports :mod:`monitor.report.render` and renders one run (what a CLI call
   costs), timed inside that process;
 * **warm**: the median of ``--repeat`` calls of ``render_run_report(run_dir)`` in one process (reading the
@@ -36,9 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
-from report_fixtures import make_dataset_tree, write_v2_run  # noqa: E402
+from monitor.synth import CurveSpec, RunSpec, write_folds, write_run  # noqa: E402
 
 
 def machine() -> str:
@@ -65,9 +64,8 @@ def build_tree(root: Path, runs: int) -> list[Path]:
     group = 0
     while len(paths) < runs:
         folds = min(5, runs - len(paths))
-        made = make_dataset_tree(root, dataset=f"Dataset{100 + group:03d}_Bench", folds=folds, epochs=1000,
-                                 classes=("liver", "tumour", "vessel"), seed=group * 7)
-        paths += [run.path for run in made]
+        paths += write_folds(root, f"Dataset{100 + group:03d}_Bench", "3d_fullres", [1000] * folds,
+                             labels=("liver", "tumour", "vessel"), seed=group * 7)
         group += 1
     return paths
 
@@ -235,18 +233,18 @@ def docs_images(folder: Path, tmp: Path) -> None:
 
     root = tmp / "docs_tree"
     labels = ("liver", "tumour", "vessel")
-    normal = write_v2_run(root / "Dataset003_Liver/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0", epochs=1000,
-                          classes=labels, final_dice=0.8123, seed=3)
-    crashed = write_v2_run(root / "Dataset003_Liver/nnUNetTrainer__nnUNetPlans__2d/fold_1", epochs=412,
-                           classes=labels, seed=4)
-    extended = write_v2_run(root / "Dataset003_Liver/nnUNetTrainer_2000epochs__nnUNetPlans__3d_fullres/fold_0",
-                            epochs=2000, planned=2000, classes=labels, final_dice=0.8190, seed=5, plateau=0.86)
-    make_dataset_tree(root, epochs=[1000, 1000, 1000, 640, 1000])
+    liver = "Dataset003_Liver"
+    normal, crashed, extended = (write_run(root, spec, labels=labels).folder for spec in (
+        RunSpec(liver, "nnUNetTrainer", "3d_fullres", 0, 1000, CurveSpec((0.85, 0.63, 0.78), 0.06, seed=3)),
+        RunSpec(liver, "nnUNetTrainer", "2d", 1, 1000, CurveSpec((0.85, 0.63, 0.78), 0.06, seed=4), epochs_done=412,
+                state="crashed"),
+        RunSpec(liver, "nnUNetTrainer_2000epochs", "3d_fullres", 0, 2000, CurveSpec((0.86, 0.64, 0.79), 0.03, seed=5))))
+    write_folds(root, "Dataset004_Hippocampus", "3d_fullres", [1000, 1000, 1000, 640, 1000])
     images = {
-        "report_run.png": render_run_report(normal.path),
-        "report_run_crashed.png": render_run_report(crashed.path),
+        "report_run.png": render_run_report(normal),
+        "report_run_crashed.png": render_run_report(crashed),
         "report_dataset.png": render_dataset_report(root, "Dataset004_Hippocampus", "3d_fullres"),
-        "report_compare.png": render_compare_report(normal.path, extended.path),
+        "report_compare.png": render_compare_report(normal, extended),
     }
     folder.mkdir(parents=True, exist_ok=True)
     for name, png in images.items():

@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from synthetic_tree import make_tree  # noqa: E402
+from monitor.synth import write_tree  # noqa: E402
 
 BASELINE = r'''
 import re, sys
@@ -82,7 +82,7 @@ def main() -> None:
     root = HERE / "out" / f"tree_{args.runs}x{args.epochs}"
     if not (root / ".complete").exists():
         print(f"generating {args.runs} runs × {args.epochs} epochs under {root} ...", flush=True)
-        make_tree(root, runs=args.runs, epochs=args.epochs)
+        write_tree(root, args.runs, args.epochs, planned_epochs=max(1000, args.epochs))
         (root / ".complete").touch()
     logs = sorted(root.rglob("training_log_*.txt"))
     size = sum(p.stat().st_size for p in logs)

@@ -1,179 +1,266 @@
-"""Test kit for the watcher: a fake nnU-Net v2 trainer that writes like the real one, and an event recorder.
+"""Synthetic nnU-Net runs for the demo, the tests and the benchmarks: one curve model, one writer.
 
-The watcher's correctness depends on *how* bytes reach the disk, not only on what they say: nnU-Net v2's
-``print_to_log_file`` opens the log in append mode, writes one line and closes it again, so an epoch
-arrives as ~8 separate appends spread over the epoch (three at its start, five at its end). This writer
-reproduces that, byte for byte in format (``<local datetime>: <message> ``, trailing space included), so
-tests exercise the same partial-epoch hold-back and event sequences the real trainer causes, and it can
-write a checkpoint (a torch-format zip holding only the pickled ``logging`` dict nnU-Net saves) whose
-values agree with the log. :class:`EventRecorder` awaits events with a deadline instead of sleeping.
-It lives in ``monitor/`` (not in ``tests/``) because ``bench/bench_watch.py`` needs it too; it never
-touches anything but the paths it is given.
+:class:`FakeRun` writes a fold folder as a trainer does: v1/v2 log lines (:func:`log_line` is the one place
+their format lives), ``debug.json``, ``summary.json``, checkpoints; live, one open-append-close per line like
+``print_to_log_file``, because the watcher's behaviour depends on how bytes reach the disk.
+:func:`write_run` writes a finished, crashed or running fold at once, with mtimes that match its log
+(the monitor infers the status from them); :func:`write_folds` and :func:`write_tree` write many.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import io
 import json
 import math
+import os
 import pickle
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from monitor.watch.events import WatchEvent
-    from monitor.watch.watcher import ResultsWatcher
+import numpy as np
+import pandas as pd
 
-__all__ = ["EventRecorder", "FakeRun", "log_name", "make_run_dir", "write_tree"]
+__all__ = ["START", "CurveSpec", "Curves", "FakeRun", "RunSpec", "log_line", "make_run_dir", "synth_curves",
+           "v1_epoch", "v2_epoch", "write_folds", "write_run", "write_tree"]
 
-_BANNER = (
-    "\n#######################################################################\n"
-    "Please cite the following paper when using nnU-Net:\n"
-    "Isensee, F., Jaeger, P. F., Kohl, S. A., Petersen, J., & Maier-Hein, K. H. (2021). nnU-Net: a self-configuring "
-    "method for deep learning-based biomedical image segmentation. Nature methods, 18(2), 203-211.\n"
-    "#######################################################################\n"
-)
+START = datetime(2024, 3, 9, 7, 5, 1)
+_RULE = "#######################################################################\n"
+_BANNER = f"\n{_RULE}Please cite the following paper when using nnU-Net:\nIsensee, F. et al. (2021).\n{_RULE} \n"
 
 
-def log_name(start: _dt.datetime) -> str:
-    """nnU-Net's log file name: the start time without zero padding (``training_log_2024_3_9_07_05_01.txt``)."""
-    return (f"training_log_{start.year}_{start.month}_{start.day}_{start.hour:02d}_{start.minute:02d}_"
-            f"{start.second:02d}.txt")
+def log_line(at: datetime, *parts: object) -> str:
+    """One ``print_to_log_file`` call (v1 and v2 alike): ``str(datetime)``, a colon, each part plus a space."""
+    return f"{at}: " + "".join(f"{part} " for part in parts) + "\n"
+
+
+def v2_epoch(epoch: int, at: datetime, *, lr: float, train: float, val: float, dice: Sequence[float],
+             seconds: float, numpy_repr: bool = True, new_best: float | None = None) -> list[str]:
+    """One v2 epoch: three lines when it starts at ``at``, the rest ``seconds`` later, rounded as nnU-Net does;
+    ``numpy_repr`` prints Dice as numpy 2 does, ``new_best`` adds the "Yayy! New best EMA" line."""
+    end = at + timedelta(seconds=float(seconds))
+    shown = ", ".join(f"np.float32({round(float(d), 4)})" if numpy_repr else str(round(float(d), 4)) for d in dice)
+    lines = [log_line(at, ""), log_line(at, "Epoch", epoch), log_line(at, f"Current learning rate: {round(lr, 5)}"),
+             log_line(end, "train_loss", round(float(train), 4)), log_line(end, "val_loss", round(float(val), 4)),
+             log_line(end, "Pseudo dice", f"[{shown}]"), log_line(end, f"Epoch time: {round(float(seconds), 2)} s")]
+    if new_best is not None:
+        lines.append(log_line(end, f"Yayy! New best EMA pseudo Dice: {round(float(new_best), 4)}"))
+    return lines
+
+
+def v1_epoch(epoch: int, at: datetime, *, next_lr: float, train: float, val: float, dice: Sequence[float],
+             seconds: float) -> list[str]:
+    """The lines of one v1 (``nnUNetTrainerV2``) epoch; v1 prints the *next* epoch's learning rate."""
+    end = at + timedelta(seconds=float(seconds))
+    return [log_line(at, "\nepoch: ", epoch), log_line(end, f"train loss : {train:.4f}"),
+            log_line(end, f"validation loss: {val:.4f}"),
+            log_line(end, "Average global foreground Dice:", [round(float(d), 4) for d in dice]),
+            log_line(end, "(interpret this as an estimate for the Dice of the different classes. This is not exact.)"),
+            log_line(end, "lr:", round(float(next_lr), 6)), log_line(end, f"This epoch took {float(seconds):f} s\n")]
+
+
+@dataclass(frozen=True)
+class CurveSpec:
+    """The shape of a synthetic run, one pseudo-Dice ceiling per class. ``timescale`` (a fraction of the
+    schedule) sets how fast it saturates: a large one is still rising at the end (improving), a small one
+    flattens early (plateau); ``decline_per_100`` bends it down after the midpoint (over-fitting)."""
+
+    ceilings: tuple[float, ...] = (0.85, 0.7)
+    timescale: float = 0.08
+    noise: float = 0.012
+    decline_per_100: float = 0.0
+    epoch_time_s: float = 110.0
+    seed: int = 0
+
+
+@dataclass
+class Curves:
+    """Per-epoch values for the whole schedule (a live writer reads ahead), full precision."""
+
+    lr: np.ndarray
+    train_loss: np.ndarray
+    val_loss: np.ndarray
+    dice: np.ndarray  # (epochs, classes)
+    epoch_time_s: np.ndarray
+    ema: np.ndarray  # nnU-Net's ema_fg_dice: 0.9 · previous + 0.1 · mean over classes
+
+
+def synth_curves(spec: CurveSpec, planned_epochs: int) -> Curves:
+    """Seeded curves with nnU-Net's shape: a saturating rise, AR(1) noise, and the small rise at the end that
+    the poly learning rate ``0.01·(1 − e/N)^0.9`` causes while it anneals (why the analyzer looks before it)."""
+    rng = np.random.default_rng(spec.seed)
+    n = planned_epochs
+    e = np.arange(n, dtype=float)
+    frac = e / n
+    lr = np.round(0.01 * (1.0 - frac) ** 0.9, 5)
+    rise = 1.0 - np.exp(-(e + 1.0) / max(1.0, spec.timescale * n))
+    anneal = np.clip((frac - 0.83) / 0.17, 0.0, 1.0)
+    decline = np.where(frac > 0.5, (e - 0.5 * n) * spec.decline_per_100 / 100.0, 0.0)
+    noise = np.zeros((n, len(spec.ceilings)))
+    innovations = rng.normal(0.0, spec.noise, size=noise.shape)
+    for i in range(1, n):
+        noise[i] = 0.4 * noise[i - 1] + innovations[i]
+    dice = np.empty((n, len(spec.ceilings)))
+    for k, ceiling in enumerate(spec.ceilings):
+        base = ceiling * (0.08 + 0.92 * rise) + 0.005 * anneal * ceiling - decline
+        dice[:, k] = np.clip(base + noise[:, k] * (1.0 + 0.5 * k), 0.0, 0.999)
+    mean = np.nanmean(dice, axis=1) if not np.isnan(dice).all() else np.full(n, np.nan)
+    train_loss = -(0.25 + 0.65 * (1.0 - np.exp(-(e + 1.0) / (0.12 * n)))) + rng.normal(0, 0.006, n)
+    val_loss = -(mean * 0.95) + 0.04 + rng.normal(0, 0.01, n) + 0.3 * decline
+    # Epoch times drift slowly (I/O, other jobs on the node) with rare spikes, not white noise.
+    drift = np.convolve(rng.normal(0, 0.02, n + 49), np.ones(50) / 50, mode="valid")[:n]
+    spikes = np.where(rng.random(n) < 0.01, rng.uniform(0.1, 0.4, n), 0.0)
+    epoch_time = spec.epoch_time_s * (1.0 + drift + rng.normal(0, 0.004, n) + spikes)
+    ema = pd.Series(mean).ewm(alpha=0.1, adjust=False).mean().to_numpy()
+    return Curves(lr, train_loss, val_loss, dice, epoch_time, ema)
 
 
 def make_run_dir(root: Path, dataset: str = "Dataset001_Fake", trainer: str = "nnUNetTrainer",
-                 plans: str = "nnUNetPlans", configuration: str = "3d_fullres", fold: int | str = 0) -> Path:
-    """Create ``root/<dataset>/<trainer>__<plans>__<configuration>/fold_<fold>`` and return it."""
+                 plans: str = "nnUNetPlans", configuration: str = "3d_fullres", fold: int | str = 0,
+                 labels: Sequence[str] | None = None) -> Path:
+    """Create ``root/<dataset>/<trainer>__<plans>__<configuration>/fold_<fold>``; with ``labels``, also the
+    ``dataset.json`` copy nnU-Net v2 keeps in the model folder (where class names come from)."""
     path = root / dataset / f"{trainer}__{plans}__{configuration}" / f"fold_{fold}"
     path.mkdir(parents=True, exist_ok=True)
+    if labels is not None:
+        names = {"background": 0, **{name: k + 1 for k, name in enumerate(labels)}}
+        (path.parent / "dataset.json").write_text(json.dumps({"labels": names, "file_ending": ".nii.gz"}, indent=2))
     return path
 
 
 @dataclass
 class FakeRun:
-    """One fake training run writing nnU-Net v2 log lines into ``folder``.
+    """A training run written into ``folder`` session by session, epoch by epoch.
 
-    ``clock`` is the wall time the log's timestamps claim (it advances by ``epoch_s`` per epoch); it is
-    independent of the real clock so a 1000-epoch history can be written in a fraction of a second.
+    ``clock`` is the time the log claims, apart from the real clock so a long history takes no time to write.
+    The values come from ``spec`` (a ceiling of 0 or NaN makes a dead class), with a constant ``epoch_s``
+    unless it is None; ``best_lines`` adds v2's "New best EMA" lines.
     """
 
     folder: Path
     planned_epochs: int = 1000
-    epoch_s: float = 100.0
-    n_classes: int = 2
-    initial_lr: float = 0.01
-    clock: _dt.datetime = field(default_factory=lambda: _dt.datetime(2024, 3, 9, 7, 5, 1))
+    epoch_s: float | None = 100.0
+    spec: CurveSpec = CurveSpec((0.9, 0.85), timescale=0.06, seed=1)
+    clock: datetime = START
     log_path: Path | None = None
     next_epoch: int = 0
-    dice_value: float | None = None  # fixed pseudo Dice for every class (0.0 or NaN to simulate a dead run)
+    version: str = "v2"
+    best_lines: bool = False
+    curves: Curves = field(init=False, repr=False)
 
-    # -- files ---------------------------------------------------------------------------------
-    def start_session(self, *, at_epoch: int | None = None, write_debug: bool = True) -> Path:
-        """Begin a new log file (a fresh start or a resume at ``at_epoch``), as ``nnUNetv2_train`` does."""
+    def __post_init__(self) -> None:
+        self.curves = synth_curves(self.spec, self.planned_epochs)
+        if self.epoch_s is not None:
+            self.curves.epoch_time_s[:] = self.epoch_s
+
+    def start_session(self, *, at_epoch: int | None = None) -> Path:
+        """Begin a new log file (a fresh start or a resume at ``at_epoch``) and write ``debug.json``."""
         if at_epoch is not None:
             self.next_epoch = at_epoch
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.log_path = self.folder / log_name(self.clock)
-        while self.log_path.exists():  # two sessions in one second: nnU-Net would overwrite; we bump
-            self.clock += _dt.timedelta(seconds=1)
-            self.log_path = self.folder / log_name(self.clock)
-        if write_debug:
-            debug = {"num_epochs": str(self.planned_epochs), "initial_lr": str(self.initial_lr)}
-            (self.folder / "debug.json").write_text(json.dumps(debug))
-        self._append_text(_BANNER)
-        self._line("Using splits from existing split file: splits_final.json")
-        self._line(f"The split file contains 5 splits.\n{self._stamp()}: Desired fold for training: 0")
+        while True:  # nnU-Net's name: the start time, month and day unpadded; one per second, so bump
+            c = self.clock
+            self.log_path = self.folder / f"training_log_{c.year}_{c.month}_{c.day}_{c:%H_%M_%S}.txt"
+            if not self.log_path.exists():
+                break
+            self.clock += timedelta(seconds=1)
+        v1 = self.version == "v1"
+        epochs_key = "max_num_epochs" if v1 else "num_epochs"
+        debug = {epochs_key: str(self.planned_epochs), "initial_lr": "0.01", "fold": self.folder.name[5:]}
+        (self.folder / "debug.json").write_text(json.dumps(debug, indent=2))
+        split = f"nnUNet_preprocessed/{self.folder.parent.parent.name}/splits_final.{'pkl' if v1 else 'json'}"
+        self._append("Starting... \n" if v1 else _BANNER, self._line("Using splits from existing split file:", split),
+                     self._line("The split file contains 5 splits."),
+                     self._line("Desired fold for training:", self.folder.name[5:]),
+                     *([self._line("lr:", 0.01)] if v1 else []))
         return self.log_path
 
-    def _stamp(self) -> str:
-        return str(self.clock)  # nnU-Net prints datetime.fromtimestamp(...) with str()
+    def _line(self, *parts: object) -> str:
+        return log_line(self.clock, *parts)
 
-    def _append_text(self, text: str) -> None:
+    def _append(self, *chunks: str) -> None:
         assert self.log_path is not None, "call start_session() first"
-        with open(self.log_path, "a", encoding="utf-8") as handle:  # open-write-close, like nnU-Net
-            handle.write(text)
+        for chunk in chunks:
+            with open(self.log_path, "a", encoding="utf-8") as handle:  # open-write-close, like nnU-Net
+                handle.write(chunk)
 
-    def _line(self, message: str) -> None:
-        self._append_text(f"{self._stamp()}: {message} \n")
+    def lr(self, epoch: int) -> float:  # lr, dice, train_loss: the values as the log prints them
+        return round(float(self.curves.lr[epoch]), 5)
 
-    # -- epochs --------------------------------------------------------------------------------
-    def lr(self, epoch: int) -> float:
-        """nnU-Net's PolyLRScheduler, rounded to 5 decimals as the log prints it."""
-        return round(self.initial_lr * (1 - epoch / self.planned_epochs) ** 0.9, 5)
+    def dice(self, epoch: int) -> list[float]:
+        return [round(float(v), 4) for v in self.curves.dice[epoch]]
 
-    def dice(self, epoch: int, digits: int | None = 4) -> list[float]:
-        if self.dice_value is not None:
-            return [self.dice_value] * self.n_classes
-        base = 0.9 * (1 - math.exp(-(epoch + 1) / 60))
-        values = [min(max(base - 0.05 * k + 0.01 * math.sin(epoch * (k + 1)), 0.0), 1.0)
-                  for k in range(self.n_classes)]
-        return [round(v, digits) for v in values] if digits is not None else values
+    def train_loss(self, epoch: int) -> float:
+        return round(float(self.curves.train_loss[epoch]), 4)
 
-    @staticmethod
-    def train_loss(epoch: int, digits: int | None = 4) -> float:
-        value = -0.5 * (1 - math.exp(-(epoch + 1) / 80)) - 1e-5 * math.sin(epoch)
-        return round(value, digits) if digits is not None else value
+    def _lines(self) -> list[str]:
+        """The log lines of the next epoch, started at ``clock``."""
+        c, e = self.curves, self.next_epoch
+        values = {"train": c.train_loss[e], "val": c.val_loss[e], "dice": c.dice[e], "seconds": c.epoch_time_s[e]}
+        if self.version == "v1":
+            return v1_epoch(e, self.clock, next_lr=c.lr[min(e + 1, len(c.lr) - 1)], **values)
+        best = self.best_lines and (e == 0 or c.ema[e] > c.ema[:e].max())
+        return v2_epoch(e, self.clock, lr=float(c.lr[e]), new_best=float(c.ema[e]) if best else None, **values)
 
-    def _dice_text(self, epoch: int) -> str:
-        return ", ".join("nan" if math.isnan(v) else f"np.float32({v})" for v in self.dice(epoch))
+    def _advance(self) -> None:
+        self.clock += timedelta(seconds=float(self.curves.epoch_time_s[self.next_epoch]))
+        self.next_epoch += 1
 
     def begin_epoch(self) -> None:
-        """The three lines nnU-Net writes when an epoch starts."""
-        self._line("")
-        self._line(f"Epoch {self.next_epoch}")
-        self._line(f"Current learning rate: {self.lr(self.next_epoch)}")
+        """The three lines nnU-Net writes when an epoch starts, one append each."""
+        self._append(*self._lines()[:3])
 
     def end_epoch(self) -> None:
         """The lines written when the epoch ends; the epoch is complete after ``Epoch time``."""
-        epoch = self.next_epoch
-        self.clock += _dt.timedelta(seconds=self.epoch_s)
-        self._line(f"train_loss {self.train_loss(epoch)}")
-        self._line(f"val_loss {round(self.train_loss(epoch, None) + 0.05, 4)}")
-        self._line(f"Pseudo dice [{self._dice_text(epoch)}]")
-        self._line(f"Epoch time: {self.epoch_s:.2f} s")
-        self.next_epoch += 1
+        self._append(*self._lines()[3:])
+        self._advance()
 
     def epoch(self) -> None:
         self.begin_epoch()
         self.end_epoch()
 
     def history(self, n_epochs: int) -> None:
-        """Write ``n_epochs`` complete epochs in one append (a past that exists before the watcher starts)."""
+        """Write ``n_epochs`` complete epochs in one append (a past that exists before a watcher looks)."""
         lines: list[str] = []
         for _ in range(n_epochs):
-            epoch = self.next_epoch
-            lines += [f"{self._stamp()}:  ", f"{self._stamp()}: Epoch {epoch} ",
-                      f"{self._stamp()}: Current learning rate: {self.lr(epoch)} "]
-            self.clock += _dt.timedelta(seconds=self.epoch_s)
-            lines += [f"{self._stamp()}: train_loss {self.train_loss(epoch)} ",
-                      f"{self._stamp()}: val_loss {round(self.train_loss(epoch, None) + 0.05, 4)} ",
-                      f"{self._stamp()}: Pseudo dice [{self._dice_text(epoch)}] ",
-                      f"{self._stamp()}: Epoch time: {self.epoch_s:.2f} s "]
-            self.next_epoch += 1
-        self._append_text("\n".join(lines) + ("\n" if lines else ""))
+            lines += self._lines()
+            self._advance()
+        self._append("".join(lines))
+
+    def finish(self, *, final_dice: float | None = 0.8) -> None:
+        """The end of training and the final validation: log lines, and ``summary.json`` for a final Dice."""
+        if self.version == "v1":
+            self._append(self._line("finished prediction"), self._line("evaluation of raw predictions"))
+        else:
+            self._append(self._line("Training done."),
+                         *([self._line("Mean Validation Dice: ", final_dice)] if final_dice is not None else []))
+        if final_dice is None:
+            return
+        summary: dict[str, Any] = {"foreground_mean": {"Dice": final_dice}, "mean": {}}
+        if self.version == "v1":
+            classes = range(self.curves.dice.shape[1])
+            summary = {"results": {"mean": {str(k + 1): {"Dice": final_dice} for k in classes}}}
+        target = self.folder / ("validation_raw" if self.version == "v1" else "validation")
+        target.mkdir(exist_ok=True)
+        (target / "summary.json").write_text(json.dumps(summary, indent=1))
 
     def checkpoint_bytes(self, n_epochs: int | None = None) -> bytes:
         """A checkpoint as ``torch.save`` lays it out (zip, ``<name>/data.pkl``) with nnU-Net's ``logging`` dict
         for epochs ``0..n_epochs-1`` (default: all written), full precision, agreeing with the log."""
         n = self.next_epoch if n_epochs is None else n_epochs
-        dice = [self.dice(e, None) for e in range(n)]
-        mean = [sum(d) / len(d) for d in dice]
-        ema: list[float] = []
-        for value in mean:
-            ema.append(value if not ema else 0.9 * ema[-1] + 0.1 * value)
-        start = self.clock.timestamp() - n * self.epoch_s
+        c = self.curves
+        starts = self.clock.timestamp() - np.cumsum(c.epoch_time_s[:self.next_epoch][::-1])[::-1]
+        ema = c.ema[:n].tolist()
         logging = {
-            "mean_fg_dice": mean, "ema_fg_dice": ema, "dice_per_class_or_region": dice,
-            "train_losses": [self.train_loss(e, None) for e in range(n)],
-            "val_losses": [self.train_loss(e, None) + 0.05 for e in range(n)],
-            "lrs": [self.initial_lr * (1 - e / self.planned_epochs) ** 0.9 for e in range(n)],
-            "epoch_start_timestamps": [start + e * self.epoch_s for e in range(n)],
-            "epoch_end_timestamps": [start + (e + 1) * self.epoch_s for e in range(n)],
+            "mean_fg_dice": np.nanmean(c.dice[:n], axis=1).tolist(), "ema_fg_dice": ema,
+            "dice_per_class_or_region": c.dice[:n].tolist(), "train_losses": c.train_loss[:n].tolist(),
+            "val_losses": c.val_loss[:n].tolist(), "lrs": c.lr[:n].tolist(),
+            "epoch_start_timestamps": starts[:n].tolist(),
+            "epoch_end_timestamps": (starts[:n] + c.epoch_time_s[:n]).tolist(),
         }
         payload = {"network_weights": {}, "optimizer_state": {}, "grad_scaler_state": None, "logging": logging,
                    "_best_ema": max(ema, default=None), "current_epoch": n, "init_args": {},
@@ -185,73 +272,76 @@ class FakeRun:
             archive.writestr("checkpoint_latest/data/0", b"\0" * 4096)  # a stand-in tensor storage
         return buffer.getvalue()
 
-    def finish(self, *, final_dice: float | None = 0.8) -> None:
-        """``Training done.`` (and the final validation's ``Mean Validation Dice`` when given)."""
-        self._line("Training done.")
-        if final_dice is not None:
-            self._line(f"Mean Validation Dice:  {final_dice}")
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One fold folder to write: where, how long, how it ended (``finished``, ``running`` or ``crashed``)."""
+
+    dataset: str
+    trainer: str
+    configuration: str
+    fold: int | str
+    planned_epochs: int
+    curve: CurveSpec
+    epochs_done: int | None = None  # None: the whole schedule
+    state: str = "finished"
+    version: str = "v2"
+    plans: str = "nnUNetPlans"
+    ended_ago_s: float = 3 * 86400.0  # finished/crashed: when the last epoch ended
 
 
-class EventRecorder:
-    """Collects a watcher's events and awaits conditions with a deadline (no fixed sleeps in tests)."""
+def write_run(root: Path, spec: RunSpec, *, now: float | None = None, labels: Sequence[str] | None = None) -> FakeRun:
+    """Write one fold folder in nnU-Net's v2 or v1 layout; the returned run can go on appending epochs.
 
-    def __init__(self, watcher: ResultsWatcher, since: int = 0) -> None:
-        self.watcher = watcher
-        self.version = since
-        self.events: list[WatchEvent] = []
+    A running run's last epoch ends a few seconds before ``now``; finished and crashed runs end
+    ``spec.ended_ago_s`` before it, and every file's mtime is set to match.
+    """
+    now = time.time() if now is None else now
+    if spec.version == "v1":
+        folder = root / "nnUNet" / spec.configuration / spec.dataset / f"{spec.trainer}__{spec.plans}" / \
+            f"fold_{spec.fold}"
+    else:
+        folder = make_run_dir(root, spec.dataset, spec.trainer, spec.plans, spec.configuration, spec.fold, labels)
+    run = FakeRun(folder, spec.planned_epochs, None, spec.curve, version=spec.version, best_lines=True)
+    curves = run.curves
+    done = spec.planned_epochs if spec.epochs_done is None else min(spec.epochs_done, spec.planned_epochs)
+    end_ts = now - (4.0 if spec.state == "running" else spec.ended_ago_s)
+    start_ts = end_ts - float(curves.epoch_time_s[:done].sum()) - 60.0
+    run.clock = datetime.fromtimestamp(start_ts)
+    run.start_session()
+    run.clock += timedelta(seconds=60.0)  # preprocessing: unpacking the dataset, compiling the network
+    run.history(done)
+    if spec.state == "finished":
+        run.finish(final_dice=round(float(np.clip(np.nanmean(curves.dice[done - 1]) + 0.035, 0, 0.99)), 4))
+    for path in folder.rglob("*"):
+        os.utime(path, (end_ts, end_ts))
+    os.utime(folder / "debug.json", (start_ts, start_ts))
+    return run
 
-    def poll(self, timeout: float = 0.0) -> list[WatchEvent]:
-        changes = self.watcher.changes_since(self.version, timeout=timeout)
-        if changes.events is None:
-            raise AssertionError(f"event buffer overflow: version {self.version} is gone")
-        self.events.extend(changes.events)
-        self.version = changes.version
-        return list(changes.events)
 
-    def of(self, kind: str, run_id: str | None = None, after: int = 0) -> list[WatchEvent]:
-        return [e for e in self.events
-                if e.kind == kind and (run_id is None or e.run_id == run_id) and e.version > after]
-
-    def wait_for(self, predicate: Callable[[WatchEvent], bool], *, timeout: float = 10.0, after: int = 0,
-                 what: str = "an event") -> WatchEvent:
-        """The first recorded event after version ``after`` that satisfies ``predicate``, waiting up to ``timeout``."""
-        deadline = time.monotonic() + timeout
-        checked = 0
-        while True:
-            for event in self.events[checked:]:
-                if event.version > after and predicate(event):
-                    return event
-            checked = len(self.events)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                seen = [(e.kind, e.run_id, dict(e.data).get("epoch", dict(e.data).get("status")))
-                        for e in self.events if e.version > after]
-                raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; saw {seen}")
-            self.poll(timeout=min(remaining, 0.5))
-
-    def wait_until(self, condition: Callable[[], bool], *, timeout: float = 10.0, what: str = "a condition") -> None:
-        """Wait (recording events meanwhile) until ``condition()`` holds."""
-        deadline = time.monotonic() + timeout
-        while not condition():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-            self.poll(timeout=min(remaining, 0.1))
+def write_folds(root: Path, dataset: str, configuration: str, epochs: Sequence[int], *, planned: int = 1000,
+                trainer: str = "nnUNetTrainer", labels: Sequence[str] = ("anterior", "posterior"),
+                seed: int = 10) -> list[Path]:
+    """The folds of one model folder, each with its own plateau and pace; a fold short of ``planned`` crashed."""
+    specs = [RunSpec(dataset, trainer, configuration, fold, planned, epochs_done=n,
+                     curve=CurveSpec(tuple(0.86 + 0.04 * math.sin(1.7 * fold) - 0.08 * k for k in range(len(labels))),
+                                     timescale=(40 + 15 * fold) / planned, seed=seed + fold),
+                     state="finished" if n >= planned else "crashed") for fold, n in enumerate(epochs)]
+    return [write_run(root, spec, labels=labels).folder for spec in specs]
 
 
 def write_tree(root: Path, n_runs: int, epochs: int, *, epoch_s: float = 100.0,
-               datasets: Sequence[str] = ("Dataset001_Liver", "Dataset002_Heart", "Dataset003_Lung"),
                planned_epochs: int = 2000) -> list[FakeRun]:
-    """A results tree of ``n_runs`` unfinished runs with ``epochs`` epochs each (the benchmark's tree)."""
+    """A results tree of ``n_runs`` unfinished runs with ``epochs`` epochs each, for the benchmarks."""
     runs = []
+    datasets = ("Dataset001_Liver", "Dataset002_Heart", "Dataset003_Lung")
     configurations = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres", "3d_fullres_bs4")
+    per_trainer = len(datasets) * len(configurations) * 5
     for index in range(n_runs):
-        dataset = datasets[index % len(datasets)]
         configuration = configurations[(index // len(datasets)) % len(configurations)]
-        per_trainer = len(datasets) * len(configurations) * 5
-        trainer = f"nnUNetTrainer_v{index // per_trainer}"
         fold = (index // (len(datasets) * len(configurations))) % 5
-        folder = make_run_dir(root, dataset, trainer, "nnUNetPlans", configuration, fold)
+        folder = make_run_dir(root, datasets[index % len(datasets)], f"nnUNetTrainer_v{index // per_trainer}",
+                              "nnUNetPlans", configuration, fold, labels=("structure_1", "structure_2"))
         run = FakeRun(folder, planned_epochs=planned_epochs, epoch_s=epoch_s)
         run.start_session()
         run.history(epochs)

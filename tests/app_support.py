@@ -14,9 +14,10 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from app.demo import CurveSpec, RunSpec, epoch_lines, synth_curves, write_run
+from monitor.synth import CurveSpec, FakeRun, RunSpec, write_run
 from trainer.backends import Backend, Launched, LaunchRequest, Observation
 from trainer.jobs import Job
 from trainer.states import JobState
@@ -154,9 +155,7 @@ def build_fixture_tree(base: Path, *, now: float | None = None) -> FixtureTree:
 def append_epoch(tree: FixtureTree, run_id: str, epoch: int) -> None:
     """Append epoch ``epoch`` of the fixture curves to a run's log, as nnU-Net would while training."""
     folder = tree.root / run_id
-    log = sorted(folder.glob("training_log_*.txt"))[-1]
     spec = CurveSpec((0.80, 0.70), timescale=0.6, noise=0.008, epoch_time_s=60.0, seed=1)
-    curves = synth_curves(spec, 300)
-    text, _ = epoch_lines(curves, epoch, time.time() - 60.0, best_so_far=1.0)
-    with open(log, "a") as handle:
-        handle.write(text)
+    run = FakeRun(folder, 300, None, spec, clock=datetime.now() - timedelta(seconds=60), next_epoch=epoch,
+                  log_path=sorted(folder.glob("training_log_*.txt"))[-1])
+    run.history(1)

@@ -1,45 +1,46 @@
-"""Write nnU-Net-format log lines for tests, exactly as the trainers print them."""
+"""Test values for nnU-Net logs, formatted by :mod:`monitor.synth` (the one writer of nnU-Net's log lines).
+
+The values encode the epoch (and ``base`` shifts them), so a test can tell which session a row came from.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
+
+from monitor.synth import log_line, make_run_dir
+from monitor.synth import v1_epoch as synth_v1_epoch
+from monitor.synth import v2_epoch as synth_v2_epoch
 
 START = dt.datetime(2024, 5, 1, 10, 0, 0, 250000)
 
 
 def v2_epoch(epoch: int, *, dice: list[float], lr: float = 0.01, train: float = -0.5, val: float = -0.4,
              took: float = 100.0, at: dt.datetime | None = None, numpy_repr: bool = False) -> str:
-    """The lines v2 prints for one completed epoch (4-decimal values, as nnU-Net rounds them)."""
-    t0 = at or START + dt.timedelta(seconds=epoch * 102)
-    t1 = t0 + dt.timedelta(seconds=took)
-    shown = ", ".join(f"np.float32({round(d, 4)})" if numpy_repr else str(round(d, 4)) for d in dice)
-    return (f"{t0}:  \n{t0}: Epoch {epoch} \n{t0}: Current learning rate: {round(lr, 5)} \n"
-            f"{t1}: train_loss {round(train, 4)} \n{t1}: val_loss {round(val, 4)} \n"
-            f"{t1}: Pseudo dice [{shown}] \n{t1}: Epoch time: {round(took, 2)} s \n")
+    """One completed v2 epoch starting ``at`` (default: 102 s per epoch from ``START``)."""
+    at = at or START + dt.timedelta(seconds=epoch * 102)
+    return "".join(synth_v2_epoch(epoch, at, lr=lr, train=train, val=val, dice=dice, seconds=took,
+                                  numpy_repr=numpy_repr))
 
 
 def v2_log(epochs: range | list[int], *, n_classes: int = 2, done: bool = False, base: float = 0.5,
            numpy_repr: bool = False) -> str:
-    """A v2 log whose values encode the epoch, so tests can tell sessions apart (``base`` shifts them)."""
+    """A v2 log of ``epochs`` whose values encode the epoch."""
     text = "\n#######################################################################\nPlease cite ...\n \n"
     for e in epochs:
         text += v2_epoch(e, dice=[base + e / 10000 + k / 100 for k in range(n_classes)],
                          lr=0.01 * (1 - e / 1000) ** 0.9, train=-base - e / 10000, val=-base + e / 10000,
                          numpy_repr=numpy_repr)
     if done:
-        text += f"{START + dt.timedelta(days=3)}: Training done. \n"
+        text += log_line(START + dt.timedelta(days=3), "Training done.")
     return text
 
 
 def v1_epoch(epoch: int, *, dice: list[float], next_lr: float, train: float = -0.5, val: float = -0.4,
              took: float = 120.5) -> str:
-    t = START + dt.timedelta(seconds=epoch * 125)
-    return (f"{t}: \nepoch:  {epoch} \n{t}: train loss : {train:.4f} \n{t}: validation loss: {val:.4f} \n"
-            f"{t}: Average global foreground Dice: {dice} \n"
-            f"{t}: (interpret this as an estimate for the Dice of the different classes. This is not exact.) \n"
-            f"{t}: lr: {next_lr} \n{t}: This epoch took {took} s\n \n")
+    """One completed v1 epoch, 125 s per epoch from ``START``."""
+    at = START + dt.timedelta(seconds=epoch * 125)
+    return "".join(synth_v1_epoch(epoch, at, next_lr=next_lr, train=train, val=val, dice=dice, seconds=took))
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -53,9 +54,5 @@ def write(path: Path, text: str | bytes) -> Path:
 
 def v2_run(root: Path, dataset: str = "Dataset001_Test", trainer: str = "nnUNetTrainer", config: str = "3d_fullres",
            fold: str = "0") -> Path:
-    """An empty v2 fold folder with dataset.json (label names) in its model folder."""
-    fold_dir = root / dataset / f"{trainer}__nnUNetPlans__{config}" / f"fold_{fold}"
-    fold_dir.mkdir(parents=True, exist_ok=True)
-    (fold_dir.parent / "dataset.json").write_text(json.dumps(
-        {"labels": {"background": 0, "liver": 1, "tumour": 2}, "file_ending": ".nii.gz"}))
-    return fold_dir
+    """An empty v2 fold folder with the label names liver and tumour."""
+    return make_run_dir(root, dataset, trainer, "nnUNetPlans", config, fold, labels=("liver", "tumour"))

@@ -1,10 +1,10 @@
 """Plotly figures for the Run and Compare pages, built from monitor's frames and the analyzer's answer.
 
-Design choices a reader should know: smoothing is a trailing moving average (what the eye expects from
-a training curve: no peeking at future epochs) and the raw curve stays underneath as a faint shadow, so
-smoothing can never hide a collapse. The x axis always spans the planned schedule, so a running run
-shows how much is left. The analyzer's window is shaded and its Theil–Sen line drawn over it: the
-verdict is about exactly that segment of the raw mean pseudo Dice.
+Design choices a reader should know: smoothing is :func:`monitor.analyze.smoothing.smooth`, the same
+centred window the PNG reports use (so a downloaded report shows the curve on the screen), and the raw
+curve stays underneath as a faint shadow, so smoothing can never hide a collapse. The x axis always
+spans the planned schedule, so a running run shows how much is left. The analyzer's window is shaded
+and its Theil–Sen line drawn over it: the verdict is about exactly that segment of the raw mean pseudo Dice.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+
+from monitor.analyze.smoothing import smooth
 
 if TYPE_CHECKING:
     from monitor.analyze.analyzer import Analysis
@@ -27,7 +29,6 @@ __all__ = [
     "loss_figure",
     "lr_figure",
     "pair_figure",
-    "smooth",
 ]
 
 PALETTE = ("#2563EB", "#D97706", "#059669", "#DB2777", "#7C3AED", "#0891B2", "#65A30D", "#DC2626")
@@ -35,13 +36,6 @@ MEAN_COLOUR = "#111827"
 EMA_COLOUR = "#0F766E"
 FIT_COLOUR = "#DC2626"
 _FONT = "DejaVu Sans, Liberation Sans, Arial, sans-serif"
-
-
-def smooth(values: pd.Series, window: int) -> pd.Series:
-    """Trailing moving average over ``window`` epochs (1 = raw); NaNs are skipped, not propagated."""
-    if window <= 1:
-        return values
-    return values.rolling(window, min_periods=1).mean()
 
 
 def _layout(fig: go.Figure, title: str, y_title: str, *, height: int = 360, x_max: float | None = None,
@@ -68,7 +62,8 @@ def _shadowed(fig: go.Figure, x: pd.Series, y: pd.Series, *, name: str, colour: 
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{name} (raw)", legendgroup=group,
                                  showlegend=False, line={"color": colour, "width": 1}, opacity=0.22,
                                  hoverinfo="skip"))
-    fig.add_trace(go.Scatter(x=x, y=smooth(y, window), mode="lines", name=name, legendgroup=group,
+    smoothed = smooth(y.to_numpy(dtype=float, na_value=np.nan), window)
+    fig.add_trace(go.Scatter(x=x, y=smoothed, mode="lines", name=name, legendgroup=group,
                              line={"color": colour, "width": width, "dash": dash}))
 
 

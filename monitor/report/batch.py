@@ -1,6 +1,6 @@
 """``nnwatch report ROOT --all``: one PNG per run and per dataset/configuration/trainer, in parallel.
 
-Rendering is CPU-bound (~0.2 s a report, most of it Agg rasterising and PNG encoding), so reports are
+Rendering is CPU-bound (mostly Agg rasterising and PNG encoding), so reports are
 split across worker processes the way :mod:`monitor.runs.scan` splits parsing: forked, so each worker starts
 with matplotlib already imported. A worker writes its PNG itself and returns only a name and a status,
 never image bytes. Runs with nothing to draw are skipped and listed, not fatal: a lab's tree always
@@ -26,7 +26,7 @@ __all__ = ["BatchResult", "Job", "Progress", "dataset_file_name", "run_file_name
 Progress = Callable[[int, int, str], None]
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME = 180  # bytes; file systems allow 255, leave room for ".png" and a collision suffix
-# Below this many reports a worker pool's start-up (~0.1 s a worker) is not worth it.
+# Below this many reports a worker pool's start-up is not worth it.
 _PARALLEL_THRESHOLD = 4
 
 

@@ -17,11 +17,11 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
+from monitor.analyze.smoothing import smooth as smooth_curve
 from monitor.report.data import DatasetGroup, ReportError, RunData, load_run_data
 from monitor.report.layout import Frame, draw_footer, draw_header, fit_text, signed, text_width, wrap_lines
 from monitor.report.panels import (
     LegendEntry,
-    ema,
     legend,
     panel_title,
     resolve_smooth,
@@ -67,7 +67,7 @@ def _aligned(runs: Sequence[RunData], column: str, smooth: int = 0) -> tuple[np.
     for k, run in enumerate(runs):
         epochs = run.frame["epoch"].to_numpy(dtype=np.int64)
         keep = (epochs >= 0) & (epochs < length)
-        matrix[k, epochs[keep]] = ema(run.column(column), smooth)[keep]
+        matrix[k, epochs[keep]] = smooth_curve(run.column(column), smooth)[keep]
     return np.arange(length, dtype=float), matrix
 
 
@@ -283,7 +283,7 @@ def build_compare_figure(canvas: Canvas, pair: tuple[RunData, RunData], *, x: st
             span = float(run.planned or run.last_epoch + 1)
             xs = run.epoch if mode == "epochs" else run.epoch / span
             ax.plot(xs, run.column("mean_fg_dice"), color=colour, linewidth=canvas.pt(1.1), alpha=0.28, zorder=1.5)
-            solid_y = ema(run.column("mean_fg_dice"), window) if window else run.column("ema_fg_dice")
+            solid_y = smooth_curve(run.column("mean_fg_dice"), window) if window else run.column("ema_fg_dice")
             ax.plot(xs, solid_y, color=colour, linewidth=canvas.pt(3.0), zorder=2)
         all_epochs, raw_means = _aligned(pair, "mean_fg_dice")
         set_dice_ylim(ax, all_epochs, [*raw_means, *_aligned(pair, "ema_fg_dice")[1]])

@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
+from monitor.analyze.smoothing import smooth as smooth_curve
 from monitor.report.data import RunData
 from monitor.report.layout import fit_text, signed
 from monitor.report.style import Canvas, class_style
@@ -28,7 +29,6 @@ __all__ = [
     "draw_epoch_time",
     "draw_loss",
     "draw_lr",
-    "ema",
     "legend",
     "legend_in_figure",
     "panel_title",
@@ -50,21 +50,6 @@ def resolve_smooth(smooth: int | None, n_epochs: int) -> int:
     return int(smooth) if smooth > 1 else 0
 
 
-def ema(values: np.ndarray, window: int) -> np.ndarray:
-    """Bias-corrected exponential moving average with span ``window`` (TensorBoard's smoothing).
-
-    The correction keeps the first epochs from being dragged towards zero; NaN epochs are skipped and stay
-    NaN, so a class that was never measured is not invented.
-    """
-    import pandas as pd
-
-    if window <= 1 or not len(values):
-        return values
-    out = pd.Series(values).ewm(span=window, adjust=True, ignore_na=True).mean().to_numpy(copy=True)
-    out[~np.isfinite(values)] = np.nan
-    return out
-
-
 def x_limit(epochs_done: int, planned: int | None) -> float:
     """Right end of the epoch axis: the whole schedule, unless the run has done under 10 % of it.
 
@@ -84,7 +69,7 @@ def set_epoch_axis(ax: Axes, canvas: Canvas, right: float, label: bool = True) -
 
 
 def panel_title(ax: Axes, canvas: Canvas, title: str) -> None:
-    # A fixed y skips matplotlib's automatic title placement, which measures every tick label (~30 ms a panel).
+    # A fixed y skips matplotlib's automatic title placement, which measures every tick label.
     ax.set_title(title, loc="left", fontsize=canvas.pt(17), fontweight="bold", color=canvas.theme.text,
                  pad=canvas.pt(8), y=1.0)
 
@@ -105,7 +90,7 @@ def _line(ax: Axes, canvas: Canvas, x: np.ndarray, y: np.ndarray, *, colour: str
     style: dict[str, Any] = {"marker": marker, "markersize": canvas.pt(7), "solid_capstyle": "round"}
     if smooth:
         ax.plot(x, y, color=colour, linewidth=canvas.pt(1.2), alpha=FAINT, zorder=zorder - 0.5)
-        y = ema(y, smooth)
+        y = smooth_curve(y, smooth)
     (line,) = ax.plot(x, y, color=colour, linewidth=canvas.pt(width), linestyle=dash, label=label,
                       zorder=zorder, **style)
     return line
@@ -281,7 +266,7 @@ def draw_lr(ax: Axes, canvas: Canvas, data: RunData) -> None:
 
 
 def _lr_label(value: float, _pos: float) -> str:
-    """0.01, 0.001, 1e-04: short, and no mathtext (which costs ~30 ms per figure to typeset)."""
+    """0.01, 0.001, 1e-04: short, and no mathtext (slow to typeset)."""
     return f"{value:g}" if value >= 1e-3 else f"{value:.0e}"
 
 

@@ -1,18 +1,10 @@
 """PNG reports of nnU-Net runs for slides and papers: one run, one dataset's folds, a parent and its extension.
 
 The one renderer behind ``nnwatch report`` and the dashboard's "Download PNG" buttons. It is matplotlib
-(Agg, no pyplot) rather than plotly + kaleido: measured in ``bench/bench_report.py`` it is faster per report,
-starts in a fraction of a second instead of launching a browser, and needs no Chromium on the lab's
-machines (numbers and reasoning in ``docs/reports.md``). It never imports streamlit.
-
-API (all return PNG bytes; sizes are logical pixels, ``scale`` multiplies the resolution)::
-
-    render_run_report(run, *, analysis=None, width=1600, height=1000, scale=1.0, dpi=None, smooth=None,
-                      theme="light", now=None)
-    render_dataset_report(root, dataset, configuration, trainer=None, **same options)
-    render_compare_report(run_a, run_b, *, x="both" | "epochs" | "fraction", **same options)
-    write_all_reports(root, out_dir, *, progress=None, workers=None, **same options) -> BatchResult
-
+(Agg, no pyplot) rather than plotly + kaleido: faster per report (``bench/bench_report.py``), no browser to
+launch and no Chromium on the lab's machines (reasoning in ``docs/reports.md``). It never imports streamlit.
+Every function returns PNG bytes; sizes are logical pixels, ``scale`` multiplies the resolution, ``smooth``
+is the window of :func:`monitor.analyze.smoothing.smooth` (the dashboard's slider passes the same number).
 ``run`` is a fold folder or a :class:`~monitor.runs.reader.RunReader` (used as it is, not refreshed). Errors: a
 :class:`ReportError` with a sentence for a missing folder, a run without a completed epoch, an unknown
 dataset or configuration; ``ValueError`` for an impossible option (a 10-pixel image).

@@ -106,7 +106,8 @@ def _body(store: RunStore, run_id: str) -> None:
         return
     top = st.columns([2, 1, 1])
     window = int(top[0].slider("Smoothing (epochs)", 1, 100, value=10, key="smooth",
-                               help="Trailing moving average; the raw curve stays as a faint shadow. 1 = raw."))
+                               help="Centred moving average, as in the PNG report; the raw curve stays "
+                                    "as a faint shadow. 1 = raw."))
     location = store.location(run_id)
     with top[1]:
         if location is not None:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from paths import REPO
 
-from bench.synthetic_tree import write_v2_log
+from monitor.synth import write_folds
 
 CONTRACT = ["verdict", "slope_per_100_epochs", "slope_ci95", "window", "series", "min_practical_gain",
             "projected_gain_2000", "gpu_hours_2000", "reason", "epochs_completed"]
@@ -26,13 +24,7 @@ def nnwatch(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("results")
-    model = base / "Dataset004_Hippocampus" / "nnUNetTrainer__nnUNetPlans__3d_fullres"
-    for fold, epochs in ((0, 1000), (1, 640)):
-        log = model / f"fold_{fold}" / "training_log_2025_3_1_09_00_00.txt"
-        write_v2_log(log, epochs=epochs, seed=fold, done=fold == 0)
-        (log.parent / "debug.json").write_text(json.dumps({"num_epochs": "1000"}))
-        old = time.time() - 3 * 86400  # the crashed fold stopped days ago
-        os.utime(log, (old, old))
+    write_folds(base, "Dataset004_Hippocampus", "3d_fullres", [1000, 640])  # fold 1 crashed at 640 of 1000
     return base
 
 

@@ -24,7 +24,7 @@ SAFE = re.compile(r"^[A-Za-z0-9._~-]+\.png$")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three folds of one dataset, a parent and its extension, an empty run, an odd folder name."""
     root = tmp_path_factory.mktemp("cli-results")
-    make_dataset_tree(root, dataset="Dataset004_Hippocampus", folds=3, epochs=[300, 300, 120], planned=300)
+    make_dataset_tree(root, dataset="Dataset004_Hippocampus", epochs=[300, 300, 120], planned=300)
     write_v2_run(model_dir(root, "Dataset007 Lung (v2)", "2d") / "fold_0", epochs=150, planned=300)
     write_v2_run(model_dir(root, "Dataset004_Hippocampus", "3d_fullres", "nnUNetTrainer_600epochs") / "fold_0",
                  epochs=600, planned=600, seed=3)

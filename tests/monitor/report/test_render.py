@@ -1,6 +1,6 @@
 """PNG reports: valid images of the asked size, panels that really contain their series, clear errors.
 
-Runs are real log text written by ``report_fixtures`` (and a real v1 log from the corpus when it is there),
+Runs are real log text written by :mod:`monitor.synth` (and a real v1 log from the corpus when it is there),
 read through the real parser and analyzer. Pixel checks look inside each panel's data area (boxes from the
 figure's own layout) for the colours of the series drawn there. Every image is also written to
 ``test-artifacts/report/`` at the repository root so a person can look at them.
@@ -43,9 +43,9 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One results root with every kind of run the reports must handle."""
     root = tmp_path_factory.mktemp("results")
     liver = "Dataset001_Liver"
-    write_v2_run(model_dir(root, liver, "3d_fullres") / "fold_0", epochs=1000, classes=LABELS, final_dice=0.8123)
+    write_v2_run(model_dir(root, liver, "3d_fullres") / "fold_0", epochs=1000, classes=LABELS)
     write_v2_run(model_dir(root, liver, "3d_fullres", "nnUNetTrainer_2000epochs") / "fold_0", epochs=2000,
-                 planned=2000, classes=LABELS, final_dice=0.8190, seed=5, plateau=0.86)
+                 planned=2000, classes=LABELS, seed=5, plateau=0.86)
     write_v2_run(model_dir(root, liver, "2d") / "fold_1", epochs=412, classes=LABELS, seed=4)  # crashed
     write_v2_run(model_dir(root, "Dataset002_Nan", "2d") / "fold_0", epochs=300, classes=LABELS, nan_classes=(1,),
                  running=True, seed=6)
@@ -200,7 +200,7 @@ def test_v1_run(v1_run: Path) -> None:
 def test_legend_of_many_classes_stays_beside_the_dice_panel(tmp_path: Path) -> None:
     names = tuple(f"organ {k}" for k in range(1, 26))
     fold = write_v2_run(tmp_path / "Dataset218_AMOS/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0", epochs=200,
-                        classes=names, running=True).path
+                        classes=names, running=True)
     png, boxes, canvas = draw(build_run_figure, load_run_data(fold), smooth=None)
     save("run_25_classes.png", png)
     decode(png, (1600, 1000))

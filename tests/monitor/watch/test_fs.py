@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from event_recorder import EventRecorder
 
 import monitor.watch.fs as watch_fs
-from monitor.synth import EventRecorder, FakeRun, make_run_dir
+from monitor.synth import FakeRun, make_run_dir
 from monitor.watch.fs import choose_observer, is_network_fstype, mount_of, parse_mountinfo
 from monitor.watch.watcher import ResultsWatcher
 

@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from event_recorder import EventRecorder
 
-from monitor.synth import EventRecorder
 from monitor.watch.watcher import ResultsWatcher
 
 

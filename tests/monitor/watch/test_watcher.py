@@ -1,7 +1,7 @@
 """The live watcher on real files in tmp_path, with inotify and with polling (every scenario runs on both).
 
 Each test changes the tree the way nnU-Net or a user would and awaits the watcher's events with a deadline
-(:class:`monitor.synth.EventRecorder`); nothing sleeps for a fixed time.
+(:class:`event_recorder.EventRecorder`); nothing sleeps for a fixed time.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from event_recorder import EventRecorder
 
 import monitor.runs.reader
-from monitor.synth import EventRecorder, FakeRun, make_run_dir
+from monitor.synth import CurveSpec, FakeRun, make_run_dir
 from monitor.watch.events import WatchEvent
 from monitor.watch.watcher import ResultsWatcher
 
@@ -95,7 +96,7 @@ def test_appended_epochs_arrive_in_order_and_a_partial_epoch_waits(tmp_path: Pat
     event = recorder.wait_for(is_("epoch", rid), after=mark, what="epoch 5")
     data = event.data
     assert data["epoch"] == 5 and data["epoch_time_s"] == 50.0
-    assert data["train_loss"] == FakeRun.train_loss(5) and data["lr"] == run.lr(5)
+    assert data["train_loss"] == run.train_loss(5) and data["lr"] == run.lr(5)
     assert [data["dice_1"], data["dice_2"]] == run.dice(5)
     assert data["mean_fg_dice"] == pytest.approx(sum(run.dice(5)) / 2)
     snapshot = watcher.run(rid)
@@ -316,7 +317,7 @@ def test_snapshots_are_immutable_and_match_changes_since(tmp_path: Path, start: 
 
 
 def test_dead_dice_is_flagged_in_the_summary(tmp_path: Path, start: Start) -> None:
-    run = new_run(tmp_path, 12, dice_value=0.0)
+    run = new_run(tmp_path, 12, spec=CurveSpec((0.0, 0.0), noise=0.0))
     _, recorder = start(tmp_path)
     row = recorder.wait_for(is_("run_added", run_id(tmp_path, run)), what="run_added").data
     assert row["dead_dice"] is True
