@@ -7,9 +7,11 @@ CLI config. The daemon runs with ``--bridge=none --iptables=false --ip-forward=f
 it leaves the host's firewall and forwarding alone; containers use the host's network (the dashboard) or
 none (the trainer). :func:`host_network_state` is compared before and after to prove it.
 
-The base image is made with debootstrap (bookworm minbase + python3 + python3-venv) and imported; its
-tarball is cached in ``~/.cache/nnwatch-test/`` keyed by date, so a warm machine skips the ~2 min
-bootstrap. The dashboard-only dependency wheels are downloaded on the host (the build runs with
+The base image is made with debootstrap (bookworm minbase + python3 + python3-venv) and imported, and so
+is the builder image: the same plus gcc and Python's headers, so the image's C extensions are compiled in
+its builder stage while the runtime stage stays without a compiler. Their tarballs are cached in
+``~/.cache/nnwatch-test/`` keyed by date (with the downloaded packages), so a warm machine skips the
+bootstraps. The dashboard-only dependency wheels are downloaded on the host (the build runs with
 ``--network none``) and cached keyed by the requirements and the image's Python version.
 
 Every command is an argv list; no shell ever sees a name or a path.
@@ -21,7 +23,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import http.client
-import importlib.util
 import inspect
 import json
 import os
@@ -36,7 +37,6 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -50,7 +50,9 @@ SCRATCH = Path(os.environ.get("NNWATCH_TEST_DOCKER_TMP") or "/var/tmp")
 DEBIAN_MIRROR = os.environ.get("NNWATCH_TEST_DEBIAN_MIRROR") or "http://deb.debian.org/debian"
 SUITE = "bookworm"
 BASE_PACKAGES = ("python3", "python3-venv")
+BUILDER_PACKAGES = (*BASE_PACKAGES, "gcc", "libc6-dev", "python3-dev")
 BASE_TAG = "nnwatch-test-base:bookworm"
+BUILDER_TAG = "nnwatch-test-builder:bookworm"
 IMAGE_TAG = "nnwatch-test:dashboard"
 CONTAINER_UID = 10001  # the Dockerfile's default NNWATCH_UID
 _SBIN = ("/usr/sbin", "/usr/bin", "/sbin", "/bin")
@@ -296,14 +298,16 @@ def _rootfs_python(rootfs: Path) -> str:
     return version
 
 
-def base_tarball(cache: Path = CACHE, today: dt.date | None = None) -> tuple[Path, str]:
+def base_tarball(cache: Path = CACHE, today: dt.date | None = None, *, builder: bool = False) -> tuple[Path, str]:
     """(tarball of a bookworm minbase rootfs with python3 + venv, its Python version), cached per day.
 
-    A day's tarball is reused; older ones are deleted once a new one exists. Bootstrapping takes ~2 min
-    and needs the Debian mirror (``NNWATCH_TEST_DEBIAN_MIRROR``).
+    ``builder``: the same plus gcc and Python's headers (:data:`BUILDER_PACKAGES`). A day's tarball is
+    reused; older ones are deleted once a new one exists. Bootstrapping needs the Debian mirror
+    (``NNWATCH_TEST_DEBIAN_MIRROR``); the downloaded packages are kept for the next bootstrap.
     """
+    packages = BUILDER_PACKAGES if builder else BASE_PACKAGES
     stamp = (today or dt.date.today()).strftime("%Y%m%d")
-    prefix = f"debian-{SUITE}-minbase-python3-"
+    prefix = f"debian-{SUITE}-minbase-{'build' if builder else 'python3'}-"
     tarball = cache / f"{prefix}{stamp}.tar"
     meta = tarball.with_suffix(".json")
     if tarball.is_file() and meta.is_file():
@@ -312,8 +316,10 @@ def base_tarball(cache: Path = CACHE, today: dt.date | None = None) -> tuple[Pat
     work = new_scratch_folder("nnwatch-debootstrap-")
     try:
         rootfs = work / "rootfs"
-        run([_which("debootstrap") or "debootstrap", "--variant=minbase", "--include=" + ",".join(BASE_PACKAGES),
-             SUITE, str(rootfs), DEBIAN_MIRROR], timeout=900)
+        debs = cache / "debs"
+        debs.mkdir(exist_ok=True)
+        run([_which("debootstrap") or "debootstrap", "--variant=minbase", f"--cache-dir={debs}",
+             "--include=" + ",".join(packages), SUITE, str(rootfs), DEBIAN_MIRROR], timeout=900)
         for leftover in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for entry in (rootfs / leftover).glob("*"):
                 if entry.is_file():
@@ -323,7 +329,7 @@ def base_tarball(cache: Path = CACHE, today: dt.date | None = None) -> tuple[Pat
         run(["tar", "--create", "--file", str(partial), "--directory", str(rootfs), "--numeric-owner", "."],
             timeout=600)
         os.replace(partial, tarball)
-        meta.write_text(json.dumps({"python": python, "suite": SUITE, "packages": list(BASE_PACKAGES)}) + "\n")
+        meta.write_text(json.dumps({"python": python, "suite": SUITE, "packages": list(packages)}) + "\n")
     finally:
         remove_tree(work)
     for old in cache.glob(f"{prefix}*"):
@@ -395,12 +401,14 @@ def stage_context(dest: Path, wheels: Path | None) -> Path:
     return dest
 
 
-def build_image(daemon: DockerDaemon, context: Path, *, base: str, tag: str = IMAGE_TAG,
+def build_image(daemon: DockerDaemon, context: Path, *, base: str, builder: str, tag: str = IMAGE_TAG,
                 training: bool = False, offline: bool = True) -> None:
-    """``docker build`` of docker/Dockerfile on ``base``; offline builds get no network at all."""
+    """``docker build`` of docker/Dockerfile: builder stage on ``builder``, runtime on ``base``; offline
+    builds get no network at all."""
     daemon.docker(
         "build", "--network", "none" if offline else "host", "--file", str(context / "docker" / "Dockerfile"),
-        "--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"NNWATCH_TRAINING={int(training)}",
+        "--build-arg", f"BASE_IMAGE={base}", "--build-arg", f"BUILDER_IMAGE={builder}",
+        "--build-arg", f"NNWATCH_TRAINING={int(training)}",
         "--build-arg", f"NNWATCH_OFFLINE={int(offline)}", "--tag", tag, str(context), timeout=900)
 
 
@@ -486,24 +494,7 @@ def process_uid(pid: int) -> int:
     raise RuntimeError(f"no Uid line for pid {pid}")
 
 
-# -- the handoff worker ---------------------------------------------------------------------------------
-def load_worker_module() -> ModuleType:
-    """docker/nnwatch_worker.py as the module ``nnwatch_worker`` (what the image installs), for host tests.
-
-    Registered in ``sys.modules`` so ``NNWATCH_BACKEND_FACTORY=nnwatch_worker:backend_factory`` resolves
-    to it, as it does in the image.
-    """
-    if "nnwatch_worker" in sys.modules:
-        return sys.modules["nnwatch_worker"]
-    spec = importlib.util.spec_from_file_location("nnwatch_worker", DOCKER_DIR / "nnwatch_worker.py")
-    if spec is None or spec.loader is None:
-        raise ImportError("cannot load docker/nnwatch_worker.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["nnwatch_worker"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
+# -- the hand-off ------------------------------------------------------------------------------------
 def handmade_plan(run_dir: Path, epochs: int, argv: Sequence[str]) -> ExtendPlan:
     """An extend plan for ``run_dir`` that runs ``argv``: what the dashboard's dialog submits, minus nnU-Net.
 

@@ -3,7 +3,9 @@
 The flow is ``plan_extend`` (decide and check; changes nothing) → ``submit`` (record, then launch) →
 ``JobRegistry`` (the single source of truth: ``list_jobs``, ``get``, ``refresh`` reconciles with the
 backends, ``cancel``). Backends (``local``, ``slurm``) implement one small interface in
-:mod:`trainer.backends`. nnU-Net and torch are imported lazily, only when a trainer must be looked up.
+:mod:`trainer.backends`; :mod:`trainer.selection` maps a name to one. :mod:`trainer.handoff` lets one
+process record local jobs that a worker process (``nnwatch worker``) starts. nnU-Net and torch are
+imported lazily, only when a trainer must be looked up.
 
 Exceptions::
 

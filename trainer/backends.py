@@ -2,12 +2,12 @@
 
 A backend knows how to start an argv somewhere and how to read back what became of it; it keeps no state
 of its own. The registry owns the job records and calls these hooks, so a job handle survives the process
-that created it, and adding a backend means implementing three methods.
+that created it, and adding a backend means implementing three methods. This module holds only the
+interface: the concrete backends import it, and :mod:`trainer.selection` maps names to them.
 """
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +20,7 @@ from trainer.states import JobState
 if TYPE_CHECKING:
     from trainer.jobs import Job
 
-__all__ = ["Backend", "BackendError", "LaunchRequest", "Launched", "Observation", "get_backend", "last_log_line"]
+__all__ = ["Backend", "BackendError", "LaunchRequest", "Launched", "Observation"]
 
 
 class BackendError(RuntimeError):
@@ -83,33 +83,3 @@ class Backend(ABC):
     @abstractmethod
     def cancel(self, job: Job, grace_s: float) -> Observation:
         """Stop the job and return its final observation."""
-
-
-def get_backend(name: str) -> Backend:
-    """The backend called ``name`` (``local`` or ``slurm``)."""
-    if name == "local":
-        from trainer.local import LocalBackend
-
-        return LocalBackend()
-    if name == "slurm":
-        from trainer.slurm import SlurmBackend
-
-        return SlurmBackend()
-    raise ValueError(f"unknown backend {name!r}: expected 'local' or 'slurm'")
-
-
-def last_log_line(log_path: Path, skip_prefix: str = "[nnwatch") -> str | None:
-    """The last meaningful line of a job log: usually the exception that ended a failed training."""
-    try:
-        with open(log_path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 8192))
-            tail = handle.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-    for line in reversed(tail.splitlines()):
-        line = line.strip()
-        if line and not line.startswith(skip_prefix):
-            return line[:300]
-    return None

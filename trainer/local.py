@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainer.backends import Backend, BackendError, Launched, LaunchRequest, Observation, last_log_line
+from trainer.backends import Backend, BackendError, Launched, LaunchRequest, Observation
 from trainer.runner import (
     EXIT_FILE,
     RUNNER_FILE,
@@ -33,7 +33,7 @@ from trainer.states import JobState
 if TYPE_CHECKING:
     from trainer.jobs import Job
 
-__all__ = ["LocalBackend", "group_members", "outcome_from_exit_record", "recorded_identity"]
+__all__ = ["LocalBackend", "group_members", "last_log_line", "outcome_from_exit_record", "recorded_identity"]
 
 _STOP_SIGNALS = {"SIGTERM", "SIGINT", "SIGHUP"}
 
@@ -70,6 +70,23 @@ def group_members(pgid: int) -> list[int]:
         if group == pgid and state not in ("Z", "X"):
             members.append(int(entry.name))
     return members
+
+
+def last_log_line(log_path: Path, skip_prefix: str = "[nnwatch") -> str | None:
+    """The last meaningful line of a job log: usually the exception that ended a failed training."""
+    try:
+        with open(log_path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 8192))
+            tail = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        line = line.strip()
+        if line and not line.startswith(skip_prefix):
+            return line[:300]
+    return None
 
 
 def outcome_from_exit_record(record: dict[str, Any], job: Job) -> Observation:

@@ -30,12 +30,12 @@ from trainer.checks import (
 )
 from trainer.gpus import GpuInfo, choose_gpu, query_gpus
 from trainer.names import InvalidNameError, validate_name
+from trainer.selection import BACKEND_NAMES
 from trainer.slurm_text import SlurmOptions
 from trainer.variants import VariantError, VariantSpec, join_search_path, resolve_variant
 
-__all__ = ["BACKENDS", "DEVICES", "ExtendPlan", "PreflightError", "nnunet_train_executable", "plan_extend"]
+__all__ = ["DEVICES", "ExtendPlan", "PreflightError", "nnunet_train_executable", "plan_extend"]
 
-BACKENDS = ("local", "slurm")
 DEVICES = ("cuda", "cpu")
 
 
@@ -158,8 +158,8 @@ def plan_extend(
     non-positive epoch count) and ``FileNotFoundError`` when ``run_dir`` does not exist; everything about
     the run and the machine is reported as checks.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    if backend not in BACKEND_NAMES:
+        raise ValueError(f"unknown backend {backend!r}: expected one of {', '.join(BACKEND_NAMES)}")
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}: expected one of {', '.join(DEVICES)}")
     if not isinstance(epochs, int) or epochs < 1:

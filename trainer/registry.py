@@ -19,9 +19,10 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 
-from trainer.backends import Backend, BackendError, Launched, Observation, get_backend
+from trainer.backends import Backend, BackendError, Launched, Observation
 from trainer.jobs import Job, utc_now
 from trainer.names import validate_name
+from trainer.selection import get_backend
 from trainer.states import ACTIVE_STATES, JobState
 
 __all__ = ["JobNotFoundError", "JobRegistry", "default_db_path"]

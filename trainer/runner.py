@@ -2,9 +2,10 @@
 
 A local training must survive the CLI (or dashboard) that started it, and its exit code must still be known
 when nobody is left waiting on it. So the launcher starts ``python -I runner.py --job-dir DIR -- ARGV...``,
-which daemonizes (double fork + ``setsid``: its own session and process group, never a zombie of the
-launcher), reports the daemon's pid to the launcher, runs ``ARGV`` as a child in that process group with
-stdout/stderr appended to the job's log, and writes ``exit.json`` atomically when the child ends.
+which daemonizes (a fork whose parent the launcher reaps, then ``setsid``: its own session and process
+group, never a zombie of the launcher), reports the daemon's pid to the launcher, runs ``ARGV`` as a child
+in that process group with stdout/stderr appended to the job's log, and writes ``exit.json`` atomically
+when the child ends.
 
 Files in the job folder (the contract with :mod:`trainer.local`):
 
@@ -121,7 +122,7 @@ def _now() -> str:
 
 
 def _daemonize(log_path: Path) -> int | None:
-    """Double fork. In the intermediate process: wait for the daemon, print its pid and exit.
+    """Fork; the parent (the launcher's child) waits for the daemon, prints its pid and exits.
 
     Returns the write end of a pipe in the daemon; the daemon closes it (after writing its pid) once
     ``runner.json`` exists, so the launcher can read the record as soon as it regains control.

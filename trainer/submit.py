@@ -13,12 +13,13 @@ import getpass
 import os
 from collections.abc import Mapping
 
-from trainer.backends import Backend, BackendError, LaunchRequest, Observation, get_backend
+from trainer.backends import Backend, BackendError, LaunchRequest, Observation
 from trainer.checks import check_target_free
 from trainer.jobs import Job, new_job_id, utc_now
 from trainer.plan import ExtendPlan, PreflightError
 from trainer.registry import JobRegistry
 from trainer.runner import LOG_FILE
+from trainer.selection import get_backend
 from trainer.states import JobState
 from trainer.variants import VariantError, install_variant
 

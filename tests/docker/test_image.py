@@ -1,14 +1,16 @@
-"""The container deployment: docker/compose.yaml and docker/Dockerfile as written, the handoff worker, the image.
+"""The container deployment: docker/compose.yaml and docker/Dockerfile as written, and the image they build.
 
 Fast tests (no Docker) read compose.yaml and the Dockerfile, check that the dashboard-only requirements
-cover what the code imports, run the health check script against a local HTTP server, and drive the
-dashboard → trainer handoff (docker/nnwatch_worker.py) with real detached processes on this machine.
+cover what the code imports, and run the health check script against a local HTTP server. The hand-off
+between the dashboard and the trainer service itself (:mod:`trainer.handoff`) is tested in
+tests/trainer/test_handoff.py.
 
-The ``docker`` tests start a private dockerd, build the dashboard-only image on a debootstrapped Debian
-base with no network during the build, and run it as compose would: healthy, non-root, results mounted
-read-only, the overview served over HTTP; then a second container of the same image acts as the trainer
-service and a training it runs outlives a restart of the dashboard container. Skipped where dockerd,
-debootstrap or root are missing (scripts/test installs ``docker.io debootstrap``).
+The ``docker`` tests start a private dockerd, build the dashboard-only image (its C extensions compiled in a
+builder stage on a base with gcc, the runtime on a base without) with no network during the build, and run
+it as compose would: healthy, non-root, results mounted read-only, the overview served over HTTP, the C
+extensions importable and no compiler left; then a second container of the same image acts as the trainer
+service (``nnwatch worker``) and a training it runs outlives a restart of the dashboard container.
+Skipped where dockerd, debootstrap or root are missing (scripts/test installs ``docker.io debootstrap``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import importlib.metadata
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -30,8 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest_trainer import wait_for
 from docker_env import (
     BASE_TAG,
+    BUILDER_TAG,
     CACHE,
     CONTAINER_UID,
     DOCKER_DIR,
@@ -43,11 +46,9 @@ from docker_env import (
     base_tarball,
     build_image,
     free_port,
-    handmade_plan,
     host_network_state,
     http_get,
     inspect_container,
-    load_worker_module,
     missing_requirements,
     new_scratch_folder,
     process_uid,
@@ -61,10 +62,9 @@ from docker_env import (
 )
 from logwriters import v2_log, v2_run, write
 
-from app.dashboard.jobs_source import JobsSource, load_backend_factory
-from trainer import JobRegistry, JobState
-from trainer.local import LocalBackend, group_members, recorded_identity
-from trainer.runner import EXIT_FILE, RUNNER_FILE, process_identity
+from app.dashboard.jobs_source import load_backend_factory
+from trainer.handoff import backend_factory
+from trainer.runner import EXIT_FILE, process_identity
 
 COMPOSE = DOCKER_DIR / "compose.yaml"
 NNUNET_TARGETS = {"nnUNet_raw": "/data/nnUNet_raw", "nnUNet_preprocessed": "/data/nnUNet_preprocessed",
@@ -114,7 +114,8 @@ def test_compose_dashboard_mounts_env_gpu_secret_restart_healthcheck() -> None:
     assert volumes[STATE_TARGET].get("read_only", False) is False
     assert env["NNWATCH_JOBS_DB"].startswith(STATE_TARGET + "/")
     assert env["NNWATCH_VARIANTS_DIR"].startswith(STATE_TARGET + "/"), "variants must be shared with the trainer"
-    assert env["NNWATCH_BACKEND_FACTORY"] == "nnwatch_worker:backend_factory"
+    assert env["NNWATCH_BACKEND_FACTORY"] == "trainer.handoff:backend_factory"
+    assert load_backend_factory(env["NNWATCH_BACKEND_FACTORY"]) is backend_factory
     secret = dashboard["secrets"][0]
     secret_name = secret if isinstance(secret, str) else secret["source"]
     assert env["NNWATCH_USERS_FILE"] == f"/run/secrets/{secret_name}"
@@ -134,7 +135,7 @@ def test_compose_trainer_runs_the_worker_with_the_same_paths_and_writable_result
     compose = load_compose()
     dashboard, trainer = compose["services"]["dashboard"], compose["services"]["trainer"]
     assert trainer["image"] == dashboard["image"] and trainer["build"] == dashboard["build"]
-    assert trainer["command"] == ["python", "-m", "nnwatch_worker"]
+    assert trainer["command"] == ["nnwatch", "worker"]
     assert trainer["hostname"], "jobs are recorded with the host name: it must survive re-creation"
     assert trainer["init"] is True and trainer["restart"] in ("unless-stopped", "always")
     assert trainer["shm_size"], "nnU-Net's data loaders need more than Docker's 64 MB /dev/shm"
@@ -150,7 +151,7 @@ def test_compose_trainer_runs_the_worker_with_the_same_paths_and_writable_result
     for name in ("NNWATCH_JOBS_DB", "NNWATCH_VARIANTS_DIR"):
         assert trainer["environment"][name] == dashboard["environment"][name]
     assert _gpu_devices(trainer) == _gpu_devices(dashboard)
-    assert trainer["healthcheck"]["test"] == ["CMD", "python", "-m", "nnwatch_worker", "--check"]
+    assert trainer["healthcheck"]["test"] == ["CMD", "nnwatch", "worker", "--check"]
     for service in (dashboard, trainer):  # GPU numbers mean the same to nvidia-smi (dashboard) and CUDA (jobs)
         assert service["environment"]["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
         assert "utility" in service["environment"]["NVIDIA_DRIVER_CAPABILITIES"]
@@ -179,8 +180,9 @@ def _instructions() -> list[tuple[str, str]]:
 def test_dockerfile_is_multistage_non_root_with_a_python_healthcheck() -> None:
     steps = _instructions()
     froms = [args for name, args in steps if name == "FROM"]
-    assert froms == ["${BASE_IMAGE} AS builder", "${BASE_IMAGE} AS runtime"]
+    assert froms == ["${BUILDER_IMAGE} AS builder", "${BASE_IMAGE} AS runtime"]
     assert steps[0] == ("ARG", "BASE_IMAGE=pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime")
+    assert steps[1] == ("ARG", "BUILDER_IMAGE=${BASE_IMAGE}")
     runtime = steps[[i for i, (name, _) in enumerate(steps) if name == "FROM"][1]:]
     assert ("COPY", "--from=builder /opt/nnwatch /opt/nnwatch") in runtime
     users = [args for name, args in runtime if name == "USER"]
@@ -291,126 +293,6 @@ def test_healthcheck_follows_the_port_and_the_base_url_path(health_server: int) 
     assert closed.returncode == 1 and "unhealthy" in closed.stderr
 
 
-# -- the handoff worker on this machine ---------------------------------------------------------------------
-@dataclass
-class Handoff:
-    """The two sides of the handoff over one registry: the dashboard's JobsSource and the trainer's Worker."""
-
-    source: JobsSource
-    worker: Any
-    module: Any
-    run_dir: Path
-    db: Path
-
-
-@pytest.fixture
-def handoff(tmp_path: Path) -> Iterator[Handoff]:
-    module = load_worker_module()
-    db = tmp_path / "state" / "jobs.sqlite3"
-    run_dir = v2_run(tmp_path / "results")
-    write(run_dir / "training_log_2024_5_1_10_00_00.txt", v2_log(range(5)))
-    source = JobsSource(db, backend_factory=load_backend_factory("nnwatch_worker:backend_factory"),
-                        min_interval_s=0.0)
-    worker = module.Worker(JobRegistry(db), grace_s=2.0)
-    yield Handoff(source=source, worker=worker, module=module, run_dir=run_dir, db=db)
-    local = LocalBackend()
-    for job in source.registry.list_jobs():  # no test leaves a process behind
-        identity = recorded_identity(job)
-        if identity is not None and identity.same_process(process_identity(identity.pid)):
-            local.cancel(job, 1.0)
-
-
-def _submit(handoff: Handoff, code: str, epochs: int = 2000) -> str:
-    plan = handmade_plan(handoff.run_dir, epochs, (sys.executable, "-c", code))
-    return handoff.source.submit(plan, "alice").job_id
-
-
-def _wait(condition: Any, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-
-
-def test_the_dashboard_hands_a_job_off_and_the_worker_runs_it(handoff: Handoff) -> None:
-    job_id = _submit(handoff, "print('training on', __import__('socket').gethostname())")
-    job = handoff.source.registry.get(job_id)
-    assert (job.state, job.backend_job_id, job.pid, job.requested_by) == (JobState.QUEUED, "handoff", None, "alice")
-    assert not (Path(job.job_dir) / RUNNER_FILE).exists(), "the dashboard must not start anything itself"
-    assert handoff.source.jobs(force=True)[0].state is JobState.QUEUED  # the dashboard's reconcile: no news
-    events = handoff.worker.step()
-    started = handoff.source.registry.get(job_id)
-    assert started.pid is not None and started.host == handoff.worker.host and started.backend_job_id != "handoff"
-    assert any("started as pid" in event for event in events)
-
-    def finished() -> bool:
-        handoff.worker.step()
-        return handoff.source.registry.get(job_id).state is JobState.SUCCEEDED
-
-    _wait(finished, 30, "the handed-off job to succeed")
-    done = handoff.source.registry.get(job_id)
-    assert done.exit_code == 0 and "training on" in Path(done.log_path).read_text()
-
-
-def test_a_job_waiting_for_the_worker_is_never_failed_by_the_dashboard(handoff: Handoff) -> None:
-    """The registry fails queued jobs without a backend id after a grace period; handed-off jobs have one."""
-    job_id = _submit(handoff, "pass")
-    with sqlite3.connect(handoff.db) as db:
-        db.execute("UPDATE jobs SET created_at = '2020-01-01T00:00:00+00:00' WHERE job_id = ?", (job_id,))
-    assert handoff.source.jobs(force=True)[0].state is JobState.QUEUED
-
-
-def test_a_cancel_in_the_dashboard_is_carried_out_by_the_worker(handoff: Handoff) -> None:
-    job_id = _submit(handoff, "import time; print('ready', flush=True); time.sleep(300)")
-    handoff.worker.step()
-    running = handoff.source.registry.get(job_id)
-    assert running.state is JobState.RUNNING and running.pid is not None
-    _wait(lambda: "ready" in Path(running.log_path).read_text().splitlines(), 30, "the job to start")
-    cancelled = handoff.source.cancel(job_id, "bob")
-    assert cancelled.state is JobState.CANCELLED and cancelled.reason == "cancelled by bob"
-    assert group_members(running.pid), "the dashboard cannot signal the trainer's processes; the worker does"
-    events = handoff.worker.step()
-    assert group_members(running.pid) == [] and any("stopped process group" in event for event in events)
-    exit_record = json.loads((Path(running.job_dir) / EXIT_FILE).read_text())
-    assert exit_record["terminated_by"] == "SIGTERM"
-    assert handoff.source.registry.get(job_id).state is JobState.CANCELLED
-
-
-def test_a_job_cancelled_before_the_worker_saw_it_never_starts(handoff: Handoff) -> None:
-    job_id = _submit(handoff, "raise SystemExit('must not run')")
-    assert handoff.source.cancel(job_id, "carol").state is JobState.CANCELLED
-    handoff.worker.step()
-    job = handoff.source.registry.get(job_id)
-    assert job.state is JobState.CANCELLED and not (Path(job.job_dir) / RUNNER_FILE).exists()
-
-
-def test_a_claimed_job_is_started_once_and_failed_when_its_worker_died(handoff: Handoff,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two workers on one registry: the claim file lets one start a job; a stale claim means a dead worker."""
-    job_id = _submit(handoff, "pass")
-    job_dir = Path(handoff.source.registry.get(job_id).job_dir)
-    job_dir.mkdir(parents=True, exist_ok=True)
-    (job_dir / handoff.module.CLAIM_FILE).touch()  # another worker claimed it ...
-    handoff.worker.step()
-    assert handoff.source.registry.get(job_id).state is JobState.QUEUED and not (job_dir / RUNNER_FILE).exists()
-    monkeypatch.setattr(handoff.module, "CLAIM_TIMEOUT_S", 0.0)  # ... and died before starting it
-    handoff.worker.step()
-    failed = handoff.source.registry.get(job_id)
-    assert failed.state is JobState.FAILED and "trainer service stopped" in (failed.reason or "")
-
-
-def test_the_worker_heartbeat_is_its_health_check(handoff: Handoff) -> None:
-    module, db = handoff.module, str(handoff.db)
-    assert module.main(["--jobs-db", db, "--check"]) == 1  # never ran
-    assert module.main(["--jobs-db", db, "--once"]) == 0
-    assert module.main(["--jobs-db", db, "--check"]) == 0
-    assert module.check_heartbeat(handoff.worker.registry, handoff.worker.host, max_age_s=-1) == 1
-    assert module.check_heartbeat(handoff.worker.registry, "another-host", max_age_s=60) == 1
-    assert module.backend_factory("slurm").name == "slurm"
-
-
 # -- the image, in a private Docker ---------------------------------------------------------------------------
 TIMINGS: dict[str, float] = {}
 
@@ -449,11 +331,18 @@ def docker_daemon() -> Iterator[DockerDaemon]:
 
 @pytest.fixture(scope="session")
 def nnwatch_image(docker_daemon: DockerDaemon) -> str:
-    """The dashboard-only image built on a debootstrapped bookworm, with --network none (wheels from the host)."""
+    """The dashboard-only image built on debootstrapped bookworms, with --network none (wheels from the host).
+
+    The builder stage runs on a base with gcc and Python's headers, the runtime stage on one without.
+    """
     with timed(TIMINGS, "base rootfs (debootstrap or cache)"):
         tarball, python = base_tarball()
+    with timed(TIMINGS, "builder rootfs (debootstrap or cache)"):
+        builder_tarball, builder_python = base_tarball(builder=True)
+    assert builder_python == python, "the venv is copied from the builder: the Pythons must match"
     with timed(TIMINGS, "base image import"):
         docker_daemon.docker("import", str(tarball), BASE_TAG, timeout=300)
+        docker_daemon.docker("import", str(builder_tarball), BUILDER_TAG, timeout=300)
     with timed(TIMINGS, "wheelhouse (pip download or cache)"):
         wheels = wheelhouse(python)
     context = new_scratch_folder("nnwatch-context-")
@@ -461,7 +350,7 @@ def nnwatch_image(docker_daemon: DockerDaemon) -> str:
         with timed(TIMINGS, "context staging"):
             stage_context(context, wheels)
         with timed(TIMINGS, "image build"):
-            build_image(docker_daemon, context, base=BASE_TAG, training=False, offline=True)
+            build_image(docker_daemon, context, base=BASE_TAG, builder=BUILDER_TAG, training=False, offline=True)
     finally:
         remove_tree(context)
     return IMAGE_TAG
@@ -508,7 +397,7 @@ def dashboard(docker_daemon: DockerDaemon, nnwatch_image: str,
     """The image's own command and health check, on the host network at a free port, as compose runs it."""
     port = free_port()
     env = {"NNWATCH_PORT": str(port), "NNWATCH_OPEN_VIEW": "1",
-           "NNWATCH_BACKEND_FACTORY": "nnwatch_worker:backend_factory"}
+           "NNWATCH_BACKEND_FACTORY": "trainer.handoff:backend_factory"}
     container = run_container(docker_daemon, f"nnwatch-test-dashboard-{port}", binds=_binds(container_folders),
                               env=env, image=nnwatch_image)
     try:
@@ -549,6 +438,31 @@ def test_the_image_serves_the_overview_healthy_non_root_with_results_read_only(
     assert no_torch.returncode == 0, "NNWATCH_TRAINING=0 must not install torch"
 
 
+
+def _extension_modules() -> list[str]:
+    """The C extensions pyproject.toml declares (optional for a pip install, required in the image)."""
+    tomllib = pytest.importorskip("tomllib")
+    modules = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["ext-modules"]
+    return [module["name"] for module in modules]
+
+
+@pytest.mark.docker
+def test_the_image_has_the_c_extensions_and_no_compiler(docker_daemon: DockerDaemon, dashboard: Dashboard) -> None:
+    """Compiled in the builder stage, copied with the venv; gcc and the headers stay behind."""
+    modules = _extension_modules()
+    assert {"monitor.checkpoints._scalar_runs", "monitor.logs._v2log"} <= set(modules)
+    probe = "import importlib, sys\nfor name in sys.argv[1:]:\n    print(importlib.import_module(name).__file__)"
+    found = docker_daemon.docker("exec", dashboard.container, "python", "-I", "-c", probe, *modules, check=False)
+    assert found.returncode == 0, found.stderr
+    files = found.stdout.split()
+    assert len(files) == len(modules) and all(f.startswith("/opt/nnwatch/venv/") and f.endswith(".so")
+                                              for f in files), files
+    toolchain = ("import os, shutil, sysconfig\n"
+                 "print(shutil.which('gcc'), shutil.which('cc'),"
+                 " os.path.isfile(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))")
+    left = docker_daemon.docker("exec", dashboard.container, "python", "-c", toolchain).stdout.split()
+    assert left == ["None", "None", "False"], f"compiler or headers in the runtime image: {left}"
+
 def _job(docker_daemon: DockerDaemon, dashboard: Dashboard, *args: str) -> dict[str, Any]:
     """Run HANDOFF_SCRIPT in the dashboard container (the dashboard's own JobsSource) and parse the job."""
     out = docker_daemon.docker("exec", dashboard.container, "python", "-c", HANDOFF_SCRIPT, *args, timeout=120)
@@ -574,7 +488,7 @@ def test_a_training_run_by_the_trainer_container_survives_a_dashboard_restart(
     trainer = run_container(
         docker_daemon, f"nnwatch-test-trainer-{dashboard.port}", binds=_binds(container_folders),
         env={"NNWATCH_WORKER_INTERVAL_S": "0.5", "NNWATCH_CANCEL_GRACE_S": "2"}, network="none",
-        hostname="nnwatch-trainer", command=["python", "-m", "nnwatch_worker"], healthcheck=False)
+        hostname="nnwatch-trainer", command=["nnwatch", "worker"], healthcheck=False)
     try:
         _survive_restart_then_cancel(docker_daemon, dashboard, trainer, container_folders[1])
     finally:
@@ -593,7 +507,7 @@ def _survive_restart_then_cancel(docker_daemon: DockerDaemon, dashboard: Dashboa
         current = _job(docker_daemon, dashboard, "get", job["job_id"])
         return current["state"] == "running" and current["pid"] is not None
 
-    _wait(running, 60, "the trainer container to start the job")
+    wait_for(running, 60, "the trainer container to start the job")
     started = _job(docker_daemon, dashboard, "get", job["job_id"])
     assert started["host"] == "nnwatch-trainer"
     assert marker in _trainer_commands(docker_daemon, trainer)
@@ -606,8 +520,8 @@ def _survive_restart_then_cancel(docker_daemon: DockerDaemon, dashboard: Dashboa
     assert http_get(dashboard.port, "/_stcore/health") == (200, "ok")
 
     assert _job(docker_daemon, dashboard, "cancel", job["job_id"])["state"] == "cancelled"
-    _wait(lambda: marker not in _trainer_commands(docker_daemon, trainer), 30, "the worker to stop the job")
+    wait_for(lambda: marker not in _trainer_commands(docker_daemon, trainer), 30, "the worker to stop the job")
     exit_record = json.loads((state / "jobs" / job["job_id"] / EXIT_FILE).read_text())
     assert exit_record["terminated_by"] == "SIGTERM"
-    assert docker_daemon.docker("exec", trainer, "python", "-m", "nnwatch_worker", "--check",
+    assert docker_daemon.docker("exec", trainer, "nnwatch", "worker", "--check",
                                 check=False).returncode == 0

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -49,19 +52,57 @@ def test_double_submit_returns_the_same_job_and_a_finished_one_allows_a_new(
     assert [job.job_id for job in job_registry.list_jobs({JobState.RUNNING})] == [third.job_id]
 
 
-def test_many_threads_extending_one_run_make_exactly_one_job(sleep_plan: ExtendPlan,
-                                                            job_registry: JobRegistry) -> None:
+def _marked(plan: ExtendPlan, tmp_path: Path) -> tuple[ExtendPlan, str]:
+    """The plan with a training that sleeps and carries a marker unique to this test in its argv."""
+    marker = f"nnwatch-launch-count-{tmp_path.name}-{os.getpid()}"
+    return with_argv(plan, (*SLEEP, marker)), marker
+
+
+def _launches(marker: str) -> set[int]:
+    """The process groups on this machine running an argv that carries ``marker``: one per launch.
+
+    The local backend's runner daemon leads its own process group and has the training's argv in its own
+    command line, so a launch counts from the moment the backend returns, before the training starts.
+    """
+    needle = marker.encode()
+    groups = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in Path(entry.path, "cmdline").read_bytes().split(b"\0"):
+                groups.add(os.getpgid(int(entry.name)))
+        except (OSError, ProcessLookupError):
+            continue  # ended meanwhile
+    return groups
+
+
+def _stop(groups: set[int]) -> None:
+    """SIGKILL launches that no registry row knows (a test failing on extra launches leaves none behind)."""
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+
+
+def test_sixteen_simultaneous_extends_make_one_job_and_launch_one_training(
+        sleep_plan: ExtendPlan, job_registry: JobRegistry, tmp_path: Path) -> None:
+    plan, marker = _marked(sleep_plan, tmp_path)
     barrier = threading.Barrier(16)
 
     def click(index: int) -> str:
         barrier.wait()
-        return submit(sleep_plan, registry=job_registry, requested_by=f"session{index}").job_id
+        return submit(plan, registry=job_registry, requested_by=f"session{index}").job_id
 
-    with ThreadPoolExecutor(16) as pool:
-        ids = set(pool.map(click, range(16)))
-    assert len(ids) == 1
-    assert len(job_registry.list_jobs()) == 1
-    assert [path.name for path in job_registry.jobs_dir.iterdir()] == list(ids), "a loser launched something"
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            ids = set(pool.map(click, range(16)))
+        launches = _launches(marker)
+        assert len(ids) == 1 and len(job_registry.list_jobs()) == 1
+        assert [path.name for path in job_registry.jobs_dir.iterdir()] == list(ids)
+        job = job_registry.get(ids.pop())
+        assert launches == {job.pid}, f"{len(launches)} trainings started for one job"
+    finally:
+        _stop(_launches(marker))
 
 
 def _forked_submit(plan: ExtendPlan, db: str, barrier: object, results: object) -> None:
@@ -70,21 +111,26 @@ def _forked_submit(plan: ExtendPlan, db: str, barrier: object, results: object) 
     results.put(job.job_id)  # type: ignore[attr-defined]
 
 
-def test_many_processes_extending_one_run_make_exactly_one_job(sleep_plan: ExtendPlan,
-                                                              job_registry: JobRegistry) -> None:
+def test_many_processes_extending_one_run_make_exactly_one_job_and_launch_one_training(
+        sleep_plan: ExtendPlan, job_registry: JobRegistry, tmp_path: Path) -> None:
+    plan, marker = _marked(sleep_plan, tmp_path)
     context = multiprocessing.get_context("fork")  # the plan (and nnU-Net's imports) are inherited
     barrier = context.Barrier(8)
     results = context.Queue()
-    processes = [context.Process(target=_forked_submit, args=(sleep_plan, str(job_registry.path), barrier, results))
+    processes = [context.Process(target=_forked_submit, args=(plan, str(job_registry.path), barrier, results))
                  for _ in range(8)]
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join(120)
-        assert process.exitcode == 0
-    ids = {results.get(timeout=5) for _ in processes}
-    assert len(ids) == 1 and len(job_registry.list_jobs()) == 1
-    assert len(list(job_registry.jobs_dir.iterdir())) == 1
+    try:
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(120)
+            assert process.exitcode == 0
+        ids = {results.get(timeout=5) for _ in processes}
+        assert len(ids) == 1 and len(job_registry.list_jobs()) == 1
+        assert len(list(job_registry.jobs_dir.iterdir())) == 1
+        assert _launches(marker) == {job_registry.get(ids.pop()).pid}
+    finally:
+        _stop(_launches(marker))
 
 
 def test_simultaneous_cli_extends_make_one_job(fake_nnunet: FakeNnunet, tmp_path: Path) -> None:

@@ -1,29 +1,26 @@
-"""Local training that survives dashboard restarts: the dashboard hands jobs off, a ``trainer`` container runs them.
+"""Local jobs started by one process and run by another: the hand-off backend and the worker that runs them.
 
-Why: a container's processes all die when it stops. nnwatch's local backend starts ``nnUNetv2_train`` as a
-detached process group, but detached inside the *dashboard's* container, so ``docker compose restart
-dashboard`` (an upgrade, a crash, a changed setting) would kill multi-day trainings. docker/compose.yaml
-therefore runs two containers of the same image sharing the registry folder, and this module (installed
-into the image's venv) connects them through the registry alone:
+Why: the processes of a container all die when it stops. The local backend starts a training as a detached
+process group, but detached inside the container that launched it, so a dashboard that launched it would
+take days of training down with a restart. The two roles are therefore split over two processes (in
+docker/compose.yaml, two containers) that share only the registry folder:
 
-* the dashboard sets ``NNWATCH_BACKEND_FACTORY=nnwatch_worker:backend_factory``; its ``local`` backend is
-  then :class:`HandoffBackend`: ``launch`` leaves the job ``queued`` and marks it handed off
-  (``backend_job_id = "handoff"``), ``poll`` has no news (the worker reconciles), ``cancel`` lets the
-  registry record the cancel (the worker stops the process). ``slurm`` stays trainer's own backend.
-* the ``trainer`` service runs ``python -m nnwatch_worker``, a loop that starts handed-off jobs with
-  trainer's own :class:`~trainer.local.LocalBackend` (runner daemon, ``runner.json``/``exit.json``, pid +
-  start time + boot id), reconciles the local jobs of its host (a fixed ``hostname:``) and stops jobs
-  cancelled in the registry whose process still runs. Its rows look exactly like those of a job started
-  by ``nnwatch extend`` on that host, so ``docker compose exec trainer nnwatch jobs`` works as usual.
+* the launching side uses :class:`HandoffBackend` as its ``local`` backend (``NNWATCH_BACKEND_FACTORY=
+  trainer.handoff:backend_factory`` for the dashboard): ``launch`` leaves the job ``queued`` with the
+  backend id :data:`HANDOFF_ID`, ``poll`` has no news, ``cancel`` lets the registry record the cancel.
+  ``slurm`` stays the ordinary SLURM backend.
+* ``nnwatch worker`` runs :class:`Worker` in a loop: it starts handed-off jobs with the ordinary
+  :class:`~trainer.local.LocalBackend`, reconciles the local jobs of its host and stops jobs cancelled in
+  the registry whose process still runs. Its rows are those of a job started by ``nnwatch extend`` on
+  that host, so ``nnwatch jobs`` there works as usual.
 
-Only trainer's public pieces are used; nothing in trainer/ knows about this. A worker that is down leaves
-handed-off jobs queued (the registry never fails a job that has a backend id); the heartbeat file it
-writes beside the registry is what ``python -m nnwatch_worker --check`` (the service's health check) reads.
+A handed-off job has a backend id, so the registry never fails it for a missing launcher: while no worker
+runs it stays queued. The worker's heartbeat file beside the registry is what ``nnwatch worker --check``
+(a container health check) reads.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -35,33 +32,43 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trainer.backends import Backend, BackendError, Launched, LaunchRequest, Observation, get_backend
+from trainer.backends import Backend, BackendError, Launched, LaunchRequest, Observation
 from trainer.jobs import Job
 from trainer.local import LocalBackend, recorded_identity
 from trainer.registry import JobRegistry
 from trainer.runner import RUNNER_FILE, process_identity
+from trainer.selection import get_backend
 from trainer.states import ACTIVE_STATES, JobState
 
-__all__ = ["HANDOFF_ID", "HandoffBackend", "Worker", "backend_factory", "heartbeat_path", "main"]
+__all__ = [
+    "CLAIM_FILE",
+    "HANDOFF_ID",
+    "HandoffBackend",
+    "Worker",
+    "backend_factory",
+    "check_heartbeat",
+    "heartbeat_path",
+    "run_worker",
+]
 
 HANDOFF_ID = "handoff"
 CLAIM_FILE = "worker.claim"
-# A claimed job without runner.json after this long lost its worker mid-launch (launches take < 1 s).
+# A claimed job that still has no runner.json after this long lost its worker while being started.
 CLAIM_TIMEOUT_S = 120.0
 
 
 class HandoffBackend(Backend):
-    """The dashboard's ``local`` backend: record the job for the trainer service instead of starting it."""
+    """A ``local`` backend that records the job for a worker instead of starting it."""
 
     name = "local"
 
     def launch(self, request: LaunchRequest) -> Launched:
-        """Leave the job queued with the handoff marker; the worker starts it within its interval."""
+        """Leave the job queued with the hand-off marker; a worker starts it on its next pass."""
         del request  # everything the worker needs (argv, env, job folder) is in the registry row
         return Launched(backend_job_id=HANDOFF_ID, state=JobState.QUEUED)
 
     def poll(self, jobs: Sequence[Job]) -> dict[str, Observation]:
-        """No news: this container cannot see the trainer's processes; the worker writes their states."""
+        """No news: the worker's processes are not visible here; the worker writes their states."""
         del jobs
         return {}
 
@@ -72,8 +79,8 @@ class HandoffBackend(Backend):
 
 
 def backend_factory(name: str) -> Backend:
-    """``NNWATCH_BACKEND_FACTORY`` target: hand local jobs off, keep SLURM as it is."""
-    return HandoffBackend() if name == "local" else get_backend(name)
+    """``NNWATCH_BACKEND_FACTORY`` target: hand local jobs off, keep the other backends as they are."""
+    return HandoffBackend() if name == HandoffBackend.name else get_backend(name)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -131,7 +138,7 @@ class Worker:
             if self.registry.record_launch(job.job_id, launched):
                 events.append(f"job {job.job_id}: started as pid {launched.pid} on {launched.host}")
                 continue
-            # Cancelled while we were starting it: stop what we just started (as trainer.submit does).
+            # Cancelled while it was being started: stop what was just started (as trainer.submit does).
             stale = self.registry.get(job.job_id).evolve(
                 backend_job_id=launched.backend_job_id, pid=launched.pid, pid_start_ticks=launched.pid_start_ticks,
                 boot_id=launched.boot_id, host=launched.host)
@@ -185,8 +192,18 @@ class Worker:
         os.replace(tmp, path)
 
 
+def check_heartbeat(registry: JobRegistry, host: str, max_age_s: float) -> int:
+    """Health check: 0 when the worker of ``host`` wrote its heartbeat within ``max_age_s``, else 1."""
+    record = _read_json(heartbeat_path(registry.path, host))
+    age = None if record is None else time.time() - float(record.get("at", 0))
+    if age is None or age > max_age_s:
+        print(f"unhealthy: no worker heartbeat from {host} in {max_age_s:.0f} s", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _reap_orphans() -> None:
-    """As PID 1 (no ``init: true``), collect the runner daemons that were re-parented to us."""
+    """As PID 1 (a container without ``init: true``), collect the runner daemons re-parented to us."""
     while True:
         try:
             pid, _status = os.waitpid(-1, os.WNOHANG)
@@ -196,56 +213,25 @@ def _reap_orphans() -> None:
             return
 
 
-def check_heartbeat(registry: JobRegistry, host: str, max_age_s: float) -> int:
-    """Health check: 0 when this host's worker wrote its heartbeat within ``max_age_s``."""
-    record = _read_json(heartbeat_path(registry.path, host))
-    age = None if record is None else time.time() - float(record.get("at", 0))
-    if age is None or age > max_age_s:
-        print(f"unhealthy: no worker heartbeat from {host} in {max_age_s:.0f} s", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _float_env(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name) or default)
-    except ValueError:
-        return default
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the worker loop until SIGTERM/SIGINT (``--once``: one pass; ``--check``: the health check)."""
-    parser = argparse.ArgumentParser(prog="python -m nnwatch_worker", description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs-db", help="job registry (default: $NNWATCH_JOBS_DB)")
-    parser.add_argument("--interval", type=float, default=_float_env("NNWATCH_WORKER_INTERVAL_S", 2.0),
-                        help="seconds between passes (default 2, $NNWATCH_WORKER_INTERVAL_S)")
-    parser.add_argument("--grace", type=float, default=_float_env("NNWATCH_CANCEL_GRACE_S", 10.0),
-                        help="seconds between SIGTERM and SIGKILL when stopping a job (default 10)")
-    parser.add_argument("--once", action="store_true", help="one pass, then exit")
-    parser.add_argument("--check", action="store_true", help="exit 0 when this host's worker is alive")
-    args = parser.parse_args(argv)
-    registry = JobRegistry(args.jobs_db)
-    worker = Worker(registry, grace_s=args.grace)
-    if args.check:
-        return check_heartbeat(registry, worker.host, max(30.0, 5 * args.interval))
+def run_worker(worker: Worker, *, interval_s: float, once: bool = False) -> int:
+    """Run passes every ``interval_s`` until SIGTERM or SIGINT (``once``: a single pass); print the events."""
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    print(f"nnwatch worker on {worker.host}: registry {registry.path}, every {args.interval:g} s", flush=True)
-    while not stop.is_set():
-        try:
-            for event in worker.step():
-                print(event, flush=True)
-            worker.write_heartbeat()
-        except Exception:  # a locked database or a full disk must not end the service; say why, try again
-            traceback.print_exc()
-        if os.getpid() == 1:
-            _reap_orphans()
-        if args.once:
-            break
-        stop.wait(args.interval)
+    previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGTERM, signal.SIGINT)}
+    print(f"nnwatch worker on {worker.host}: registry {worker.registry.path}, every {interval_s:g} s", flush=True)
+    try:
+        while not stop.is_set():
+            try:
+                for event in worker.step():
+                    print(event, flush=True)
+                worker.write_heartbeat()
+            except Exception:  # a locked database or a full disk must not end the service; say why, try again
+                traceback.print_exc()
+            if os.getpid() == 1:
+                _reap_orphans()
+            if once:
+                break
+            stop.wait(interval_s)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
