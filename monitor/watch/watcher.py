@@ -183,11 +183,8 @@ class ResultsWatcher:
 
     def refresh(self, run_id: str | None = None) -> None:
         """Ask for a refresh now (one run, or all): for a UI's refresh button or a caller that knows better."""
-        if run_id is not None:
-            targets = [run_id]
-        else:
-            with self._state:
-                targets = list(self._published.runs)
+        with self._state:
+            targets = [run_id] if run_id is not None else list(self._published.runs)
         for target in targets:
             self._schedule(target, 0.0)
 
