@@ -118,7 +118,7 @@ def main() -> int:
     # (it re-analyses exactly the changed runs).
     deadline = time.monotonic() + 60
     version = store.version
-    while any((store.summary(run_id) or {}).get("epochs_completed", 0) <= (spec.epochs_done or 0)
+    while any(getattr(store.summary(run_id), "epochs_completed", 0) <= (spec.epochs_done or 0)
               for run_id, spec in appended):
         if time.monotonic() > deadline:
             raise RuntimeError("the watcher did not pick up the appended epochs within 60 s")

@@ -105,7 +105,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         snapshot = watcher.snapshot()
         now = iso_time(time.time())
         for run_id in sorted(snapshot.runs):
-            row = snapshot.runs[run_id].row()
+            row = snapshot.runs[run_id].summary.row()
             _emit({"event": "run_added", "run_id": run_id, "time": now, **row}, args.jsonl)
         version = snapshot.version
         while not stop.is_set():

@@ -20,6 +20,7 @@ import streamlit as st
 
 from app.dashboard import resources
 from app.dashboard.auth_ui import Actor, current_actor
+from app.dashboard.store import RunSummary
 from app.dashboard.ui import extend_eligibility, guard, verdict_supports_extend
 from trainer import ExtendPlan, PreflightError
 
@@ -67,8 +68,8 @@ def _where(plan: ExtendPlan) -> str:
     return "this machine, " + (f"GPU {plan.gpu}" if plan.gpu is not None else "a GPU chosen at launch")
 
 
-def _plan_table(plan: ExtendPlan, summary: dict[str, Any], epochs: int) -> None:
-    per_epoch = summary.get("median_epoch_time_s")
+def _plan_table(plan: ExtendPlan, summary: RunSummary, epochs: int) -> None:
+    per_epoch = summary.median_epoch_time_s
     hours = f"≈ {per_epoch * epochs / 3600:.0f} GPU-hours ({epochs} × median epoch {per_epoch:.0f} s of the parent)" \
         if per_epoch else "unknown (the parent logged no epoch times)"
     rows = {
@@ -109,8 +110,7 @@ def _dialog_body(run_id: str, actor: Actor) -> None:
     if summary is None or location is None:
         st.error(f"Run {run_id!r} is no longer in the results tree.")
         return
-    st.markdown(f"#### {summary['dataset']} · {summary['configuration']} · {summary['trainer']} · fold "
-                f"{summary['fold']}")
+    st.markdown(f"#### {summary.dataset} · {summary.configuration} · {summary.trainer} · fold {summary.fold}")
     eligible, why = extend_eligibility(summary)
     if not eligible:
         st.warning(why)

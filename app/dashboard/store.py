@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.analyze.analyzer import Analysis
 from monitor.analyze.verdict import analyze_curves
+from monitor.runs.status import RunStatus
+from monitor.runs.summary import RunSummary
 from monitor.watch.watcher import ResultsWatcher, RunSnapshot
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
 
     from monitor import RunLocation
 
-__all__ = ["RunStore", "StoreError"]
+__all__ = ["RunStatus", "RunStore", "RunSummary", "StoreError"]
 
 
 class StoreError(RuntimeError):
@@ -37,7 +39,7 @@ class StoreError(RuntimeError):
 
 def _analyse(snapshot: RunSnapshot) -> Analysis:
     """The analyzer on a snapshot's curves, with the watcher's status, exactly as ``nnwatch scan`` runs it."""
-    return analyze_curves(snapshot.curves, planned_epochs=snapshot.summary.get("planned_epochs"),
+    return analyze_curves(snapshot.curves, planned_epochs=snapshot.summary.planned_epochs,
                           status=snapshot.status, frame=snapshot.frame)
 
 
@@ -101,7 +103,7 @@ class RunStore:
         return result
 
     def _row(self, snapshot: RunSnapshot) -> dict[str, Any]:
-        row = snapshot.row()
+        row = snapshot.summary.row()
         result = self._analysis_of(snapshot)
         row["verdict"] = result.verdict.value
         row["verdict_reason"] = result.reason
@@ -126,9 +128,9 @@ class RunStore:
                 del self._analyses[gone]
         return table
 
-    def summary(self, run_id: str) -> dict[str, Any] | None:
+    def summary(self, run_id: str) -> RunSummary | None:
         snapshot = self._watcher.run(run_id)
-        return None if snapshot is None else self._row(snapshot)
+        return None if snapshot is None else snapshot.summary
 
     def location(self, run_id: str) -> RunLocation | None:
         snapshot = self._watcher.run(run_id)
@@ -141,4 +143,4 @@ class RunStore:
 
     def problems_of(self, run_id: str) -> list[str]:
         snapshot = self._watcher.run(run_id)
-        return [] if snapshot is None else list(snapshot.summary.get("problems") or ())
+        return [] if snapshot is None else list(snapshot.summary.problems)

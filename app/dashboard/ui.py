@@ -18,9 +18,11 @@ import pandas as pd
 import streamlit as st
 
 from app.dashboard.tables import STATUS_LABELS, VERDICT_LABELS, fmt_duration
+from monitor.runs.status import RunStatus
 
 if TYPE_CHECKING:
     from monitor.analyze.analyzer import Analysis
+    from monitor.runs.summary import RunSummary
 
 __all__ = [
     "eta_text",
@@ -55,6 +57,7 @@ def fmt_dice(value: Any) -> str:
 
 
 def status_text(status: str | None) -> str:
+    """The status with its symbol, as the run tables show it."""
     return STATUS_LABELS.get(status or "unknown", status or "unknown")
 
 
@@ -65,19 +68,20 @@ def verdict_supports_extend(analysis: Analysis | None) -> bool:
     return analysis.recommended_epochs is not None or any(s.worth_it for s in analysis.schedules)
 
 
-def extend_eligibility(summary: dict[str, Any]) -> tuple[bool, str]:
+def extend_eligibility(summary: RunSummary | None) -> tuple[bool, str]:
     """Whether the Extend action is offered for a run, and the sentence that says why not."""
-    if summary.get("nnunet_version") != "v2":
+    if summary is None:
+        return False, "This run is no longer in the results tree."
+    if summary.nnunet_version != "v2":
         return False, ("nnU-Net v1 runs cannot be extended by nnunetv2 (different trainers and plans); "
                        "retrain with nnU-Net v2 to use Extend.")
-    status = summary.get("status")
-    if status != "finished":
-        return False, (f"This run is {status}. Extend retrains from scratch with a longer schedule; it is offered "
-                       "once the run has finished, so the verdict is about a complete schedule.")
+    if summary.status != RunStatus.FINISHED:
+        return False, (f"This run is {summary.status}. Extend retrains from scratch with a longer schedule; it is "
+                       "offered once the run has finished, so the verdict is about a complete schedule.")
     return True, ""
 
 
-def verdict_callout(analysis: Analysis | None, summary: dict[str, Any]) -> None:
+def verdict_callout(analysis: Analysis | None, summary: RunSummary) -> None:
     """The verdict in one coloured sentence, with its estimates and the plain-language explanation."""
     if analysis is None:
         st.info("No verdict: the run has no completed epoch yet.", icon=":material/hourglass_empty:")
@@ -86,7 +90,7 @@ def verdict_callout(analysis: Analysis | None, summary: dict[str, Any]) -> None:
     label = VERDICT_LABELS.get(verdict, verdict)
     text = f"**{label.capitalize()}** — {analysis.reason}"
     box = {"improving": st.success, "declining": st.error}.get(verdict, st.info)
-    if verdict == "improving" and not verdict_supports_extend(analysis) and summary.get("status") == "finished":
+    if verdict == "improving" and not verdict_supports_extend(analysis) and summary.status == RunStatus.FINISHED:
         box = st.warning
     box(text, icon=":material/insights:")
     cols = st.columns(4)
@@ -112,13 +116,13 @@ def verdict_callout(analysis: Analysis | None, summary: dict[str, Any]) -> None:
                      "GPU-hours": "–" if s.gpu_hours is None else f"{s.gpu_hours:.0f}",
                      "worth it": "yes" if s.worth_it else "no"} for s in analysis.schedules]
             st.dataframe(pd.DataFrame(rows), hide_index=True, width="content")
-        final = summary.get("final_validation_dice")
+        final = summary.final_validation_dice
         if final is not None:
             st.caption(f"Final validation Dice (whole cases, after training): {fmt_dice(final)}; last EMA pseudo "
-                       f"Dice: {fmt_dice(summary.get('last_ema_fg_dice'))}.")
+                       f"Dice: {fmt_dice(summary.last_ema_fg_dice)}.")
 
 
-def run_flags(summary: dict[str, Any], frame: pd.DataFrame, problems: list[str]) -> list[str]:
+def run_flags(summary: RunSummary, frame: pd.DataFrame, problems: list[str]) -> list[str]:
     """Plain sentences for what needs a human look: dead classes, NaNs, stalls and crashes, parse problems."""
     flags = list(problems)
     dice_columns = [c for c in frame.columns if c.startswith("dice_")]
@@ -130,17 +134,17 @@ def run_flags(summary: dict[str, Any], frame: pd.DataFrame, problems: list[str])
     for column in ("train_loss", "val_loss"):
         if column in frame.columns and len(frame) and frame[column].isna().iloc[-min(5, len(frame)):].all():
             flags.append(f"The last epochs have no {column.replace('_', ' ')} (NaN): the run may have diverged.")
-    status = summary.get("status")
-    if status == "crashed":
-        ended = summary.get("last_update") or "an unknown time"
+    status = summary.status
+    if status == RunStatus.CRASHED:
+        ended = summary.last_update or "an unknown time"
         flags.append(f"The log stopped changing at {ended} before the schedule ended: the process is gone "
                      "(crash, out of memory, or killed by the scheduler).")
-    elif status == "stalled":
+    elif status == RunStatus.STALLED:
         flags.append("No new epoch for much longer than an epoch usually takes: the run may be stuck.")
-    if status == "running" and summary.get("eta_s") is not None:
+    if status == RunStatus.RUNNING and summary.eta_s is not None:
         flags = [f for f in flags if "no completed epoch" not in f]
     return flags
 
 
-def eta_text(summary: dict[str, Any]) -> str:
-    return fmt_duration(summary.get("eta_s")) or "–"
+def eta_text(summary: RunSummary) -> str:
+    return fmt_duration(summary.eta_s) or "–"

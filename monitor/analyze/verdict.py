@@ -29,7 +29,7 @@ __all__ = ["analyze_curves", "analyze_run"]
 
 
 def analyze_run(run: RunReader | str | os.PathLike[str], options: AnalyzerOptions | None = None,
-                *, status: str | None = None) -> Analysis:
+                *, status: RunStatus | None = None) -> Analysis:
     """The analyzer's typed result for one run (a reader, or a fold folder to read).
 
     ``status`` may be passed by a caller that knows better than the files (the watcher, a job registry).
@@ -40,7 +40,7 @@ def analyze_run(run: RunReader | str | os.PathLike[str], options: AnalyzerOption
                           options=options, frame=reader.frame)
 
 
-def analyze_curves(curves: Curves, *, planned_epochs: int | None, status: str,
+def analyze_curves(curves: Curves, *, planned_epochs: int | None, status: RunStatus,
                    options: AnalyzerOptions | None = None,
                    frame: Callable[[], pd.DataFrame] | None = None) -> Analysis:
     """The analyzer on a run's merged curves, given its status: what the scan and the dashboard both call.

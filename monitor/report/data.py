@@ -96,8 +96,8 @@ def load_run_data(run: RunSource, analysis: Analysis | None = None, *,
     if analysis is None:
         from monitor.analyze.verdict import analyze_run  # the verdict exactly as scan and analyze compute it
 
-        analysis = analyze_run(reader, status=summary.get("status"))
-    return RunData(frame, summary, analysis)
+        analysis = analyze_run(reader, status=summary.status)
+    return RunData(frame, summary.row(), analysis)
 
 
 @dataclass(frozen=True)

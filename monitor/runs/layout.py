@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,10 +203,3 @@ def _walk(root: Path, problems: list[str]) -> Iterator[tuple[Path, list[os.DirEn
         children.sort(reverse=True)
         stack.extend(children)
 
-
-def is_regular_file(entry: os.DirEntry[str]) -> bool:
-    """True for a regular file (following symlinks), False for anything unreadable or special."""
-    try:
-        return stat.S_ISREG(entry.stat(follow_symlinks=True).st_mode)
-    except OSError:
-        return False

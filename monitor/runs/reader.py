@@ -1,23 +1,20 @@
-"""One run: its sources read incrementally and merged into a per-epoch DataFrame and a summary row.
+"""One run: its logs, checkpoints and side files read incrementally and merged into one per-epoch series.
 
-A :class:`RunReader` keeps a byte offset per log file, so ``refresh()`` reads only what was appended
-since the last call (the assumption: nnU-Net appends to its logs and never rewrites them; a file that
-shrank or was replaced under the same name is detected by size and inode and read again from 0).
-Checkpoints are re-read only when their size or mtime changed.
+A :class:`RunReader` keeps a :class:`~monitor.runs.cursor.LogCursor` per log file, so ``refresh()`` reads only
+what was appended since the last call; checkpoints are re-read only when their size or mtime changed. Its
+summary row is built by :mod:`monitor.runs.summary`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from monitor.logs.parser import EpochRows, LogParser
+from monitor.runs.cursor import LogCursor, log_sort_key
 from monitor.runs.layout import RunLocation, locate_run
 from monitor.runs.merge import Curves, merge_sessions, overlay_checkpoint
 from monitor.runs.metadata import RunMetadata, default_planned_epochs, planned_epochs_from_lr, read_metadata
@@ -30,15 +27,15 @@ from monitor.runs.status import (
     is_dead_dice,
     typical_epoch_seconds,
 )
+from monitor.runs.summary import RunSummary, summarize
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from monitor.checkpoints.reader import CheckpointCurves
 
-__all__ = ["CURVE_COLUMNS", "SUMMARY_COLUMNS", "RunReader", "curves_frame", "load_run"]
+__all__ = ["CURVE_COLUMNS", "RunReader", "curves_frame", "load_run"]
 
-_LOG_NAME = re.compile(r"^training_log_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)\.txt$")
 # nnU-Net's checkpoint names, most complete first: final covers the whole run, best only up to its epoch.
 CHECKPOINT_NAMES = (
     "checkpoint_final.pth", "checkpoint_latest.pth", "checkpoint_best.pth",
@@ -48,83 +45,8 @@ FINAL_MARKERS = ("checkpoint_final.pth", "model_final_checkpoint.model")
 # What a live watcher passes as ``checkpoint_settle_s``: a checkpoint that fails to open this soon after its last
 # write is taken to be still being written (nnU-Net saves in place), so it is retried instead of reported.
 CHECKPOINT_SETTLE_S = 120.0
-# A log line longer than this is not nnU-Net's; reading stops being worth it (a 50 MB line).
-_MAX_READ = 256 * 1024 * 1024
 
 CURVE_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "mean_fg_dice", "ema_fg_dice")
-CURVE_TAIL_COLUMNS = ("epoch_time_s", "epoch_end", "source")
-SUMMARY_COLUMNS = (
-    "run_id", "nnunet_version", "dataset", "trainer", "plans", "configuration", "fold",
-    "epochs_completed", "last_epoch", "planned_epochs", "status", "last_mean_fg_dice", "last_ema_fg_dice",
-    "best_ema_fg_dice", "best_ema_epoch", "n_classes", "class_names", "final_validation_dice",
-    "median_epoch_time_s", "eta_s", "eta", "dead_dice", "last_update", "training_done", "log_files", "problems",
-)
-
-
-def _log_sort_key(name: str, mtime: float) -> tuple[int, tuple[int, ...], float]:
-    """Order by the start time in the name, numerically (``2023_9_1`` after ``2023_8_31``)."""
-    match = _LOG_NAME.match(name)
-    if match:
-        return (0, tuple(int(part) for part in match.groups()), mtime)
-    return (1, (), mtime)
-
-
-@dataclass
-class _LogCursor:
-    """Read position in one log file plus everything parsed from it so far."""
-
-    path: Path
-    inode: int = -1
-    offset: int = 0
-    size: int = 0
-    mtime: float = 0.0
-    parser: LogParser = field(default_factory=LogParser)
-    rows: EpochRows = field(default_factory=EpochRows)
-    problems: list[str] = field(default_factory=list)
-    final_dice: float | None = None
-
-    def reset(self) -> None:
-        self.offset = 0
-        self.parser = LogParser()
-        self.rows = EpochRows()
-        self.problems = []
-        self.final_dice = None
-
-    def read_new(self, *, writer_done: bool) -> bool:
-        """Consume appended bytes; True when new epochs (or markers) were found."""
-        info = os.stat(self.path)
-        if info.st_ino != self.inode or info.st_size < self.offset:
-            replaced = self.inode != -1
-            self.reset()
-            if replaced:  # after reset(), which clears the problems of the old content
-                self.problems.append(f"{self.path.name} was replaced or truncated; read again from the start")
-            self.inode = info.st_ino
-        self.size, self.mtime = info.st_size, info.st_mtime
-        if info.st_size == self.offset:
-            return False
-        with open(self.path, "rb") as handle:
-            handle.seek(self.offset)
-            data = handle.read(min(info.st_size - self.offset, _MAX_READ))
-        if b"\0" in data:
-            data = data.replace(b"\0", b"")
-            note = f"{self.path.name}: binary garbage (NUL bytes) ignored"
-            if note not in self.problems:
-                self.problems.append(note)
-        result = self.parser.feed(data, eof_is_final=writer_done)
-        if result.consumed == 0 and len(data) >= _MAX_READ:
-            self.problems.append(f"{self.path.name}: a line longer than {_MAX_READ >> 20} MB; skipped")
-            result.consumed = len(data)
-        self.offset += result.consumed
-        self.rows.extend(result.rows)
-        for problem in result.problems:
-            self.problems.append(f"{self.path.name}: {problem}")
-        if result.final_validation_dice is not None:
-            self.final_dice = result.final_validation_dice
-        return bool(len(result.rows)) or result.training_done
-
-    @property
-    def pending_bytes(self) -> int:
-        return self.size - self.offset
 
 
 @dataclass
@@ -140,14 +62,14 @@ class RunReader:
     def __init__(self, location: RunLocation, *, checkpoints: str = "always",
                  checkpoint_settle_s: float = 0.0) -> None:
         """``checkpoints``: "always" merges them (curves), "when_needed" reads them only when the logs
-        leave epochs uncovered (the cold scan of a whole tree: unpickling costs ~10 ms a file).
+        leave epochs uncovered (the cold scan of a whole tree, where unpickling would dominate).
         ``checkpoint_settle_s``: a checkpoint that is incomplete and younger than this is kept at its previous
         state and retried (``retry_pending``) instead of reported; 0 (a one-shot read) reports it at once."""
         self.location = location
         self.checkpoint_mode = checkpoints
         self.checkpoint_settle_s = checkpoint_settle_s
-        self._logs: dict[str, _LogCursor] = {}
-        self._ordered_logs: list[_LogCursor] = []  # by the start time in their names
+        self._logs: dict[str, LogCursor] = {}
+        self._ordered_logs: list[LogCursor] = []  # by the start time in their names
         self._checkpoints: dict[str, _CheckpointEntry] = {}
         self._metadata: RunMetadata | None = None
         self._metadata_signature: tuple[Any, ...] = ()
@@ -211,7 +133,7 @@ class RunReader:
         for name in log_names:
             cursor = self._logs.get(name)
             if cursor is None:
-                cursor = self._logs[name] = _LogCursor(folder / name)
+                cursor = self._logs[name] = LogCursor(folder / name)
                 changed = True
             ordered.append(cursor)
         stats: dict[str, float] = {}
@@ -220,7 +142,7 @@ class RunReader:
                 stats[cursor.path.name] = os.stat(cursor.path).st_mtime
             except OSError:
                 stats[cursor.path.name] = 0.0
-        ordered.sort(key=lambda c: _log_sort_key(c.path.name, stats[c.path.name]))
+        ordered.sort(key=lambda c: log_sort_key(c.path.name, stats[c.path.name]))
         for position, cursor in enumerate(ordered):
             writer_done = position < len(ordered) - 1 or cursor.parser.training_done
             try:
@@ -410,46 +332,15 @@ class RunReader:
             names = [f"class {k}" for k in range(1, n_classes + 1)]
         return names
 
-    def summary(self, now: float | None = None, *, alive: bool | None = None) -> dict[str, Any]:
-        """One row of the run table (see ``SUMMARY_COLUMNS``; plus ``eta_s``, ``eta`` and ``dead_dice``)."""
-        loc = self.location
-        verdict = self.assess(now, alive=alive)
-        curves = self.curves()
-        ema = curves.ema_fg_dice
-        planned, _ = self.planned_epochs()
-        n_classes = int(curves.dice.shape[1]) if len(curves) else len(self.metadata.class_names)
-        finite = np.flatnonzero(np.isfinite(ema))
-        best_index = int(finite[np.argmax(ema[finite])]) if finite.size else None
-        last_update = self.last_update()
-        return {
-            "run_id": loc.run_id,
-            "nnunet_version": loc.nnunet_version,
-            "dataset": loc.dataset,
-            "trainer": loc.trainer,
-            "plans": loc.plans,
-            "configuration": loc.configuration,
-            "fold": loc.fold,
-            "epochs_completed": len(curves),
-            "last_epoch": int(curves.epoch[-1]) if len(curves) else None,
-            "planned_epochs": planned,
-            "status": verdict.status,
-            "last_mean_fg_dice": _float(curves.mean_fg_dice[-1]) if len(curves) else None,
-            "last_ema_fg_dice": _float(ema[-1]) if len(curves) else None,
-            "best_ema_fg_dice": _float(ema[best_index]) if best_index is not None else None,
-            "best_ema_epoch": int(curves.epoch[best_index]) if best_index is not None else None,
-            "n_classes": n_classes,
-            "class_names": self.class_names(n_classes),
-            "final_validation_dice": self.final_validation_dice(),
-            "median_epoch_time_s": _float(np.nanmedian(curves.epoch_time_s[-50:]))
-            if len(curves) and np.isfinite(curves.epoch_time_s[-50:]).any() else None,
-            "last_update": _iso(last_update),
-            "training_done": self.training_done(),
-            "log_files": len(self._logs),
-            "problems": self.problems(),
-            "eta_s": verdict.eta_s,
-            "eta": _iso(verdict.eta),
-            "dead_dice": verdict.dead_dice,
-        }
+    @property
+    def log_files(self) -> int:
+        """How many training logs the run has."""
+        return len(self._logs)
+
+    def summary(self, now: float | None = None, *, alive: bool | None = None,
+                assessment: RunAssessment | None = None) -> RunSummary:
+        """The run's row of the run table; ``assessment`` when the caller has already assessed its status."""
+        return summarize(self, assessment if assessment is not None else self.assess(now, alive=alive))
 
     def frame(self) -> pd.DataFrame:
         """The per-epoch DataFrame: one row per completed epoch, sorted (schema in the README)."""
@@ -492,17 +383,6 @@ def _checkpoint_to_curves(read: CheckpointCurves, name: str) -> Curves:
         epoch_end=columns["epoch_end"].astype("datetime64[us]"),
         source=np.full(n, name, dtype=object),
     )
-
-
-def _float(value: Any) -> float | None:
-    number = float(value)
-    return number if np.isfinite(number) else None
-
-
-def _iso(timestamp: float | None) -> str | None:
-    if timestamp is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
 def load_run(run_dir: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> RunReader:

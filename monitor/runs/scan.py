@@ -1,7 +1,7 @@
 """Many runs: discover every fold folder under a results root and build the run table.
 
 A cold scan of a lab's tree (hundreds of 1000-epoch logs) is CPU-bound parsing, so runs are split
-across worker processes; each worker returns only summary rows, never frames.
+across worker processes; each worker returns only summaries, never frames.
 """
 
 from __future__ import annotations
@@ -9,18 +9,20 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitor.runs.layout import RunLocation, discover_runs
-from monitor.runs.reader import SUMMARY_COLUMNS, RunReader
+from monitor.runs.reader import RunReader
+from monitor.runs.summary import SUMMARY_COLUMNS, RunSummary
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ResultsRootError", "scan", "scan_columns", "scan_rows", "summarize_runs"]
+__all__ = ["ResultsRootError", "ScannedRun", "scan", "scan_columns", "scan_rows", "summarize_runs"]
 
-# Below this many runs the cost of starting workers (~50 ms) outweighs parallel parsing.
+# Below this many runs the cost of starting workers outweighs parallel parsing.
 _PARALLEL_THRESHOLD = 24
 
 
@@ -28,32 +30,37 @@ class ResultsRootError(FileNotFoundError):
     """The results root does not exist or is not a folder."""
 
 
-def with_verdict(row: dict[str, Any], reader: RunReader) -> dict[str, Any]:
-    """Add the analyzer's verdict and reason to a summary row (computed where the curves already are)."""
-    from monitor.analyze.verdict import analyze_run
+@dataclass(frozen=True)
+class ScannedRun:
+    """One run of a scan: its summary and, when asked for, the analyzer's verdict and reason."""
 
-    result = analyze_run(reader, status=row["status"])
-    row["verdict"] = result.verdict.value
-    row["verdict_reason"] = result.reason
-    return row
+    summary: RunSummary
+    verdict: str | None = None
+    verdict_reason: str | None = None
 
 
-def _summarize_chunk(locations: Sequence[RunLocation], verdicts: bool = False) -> list[dict[str, Any]]:
-    rows = []
+def _summarize_chunk(locations: Sequence[RunLocation], verdicts: bool = False) -> list[ScannedRun]:
+    if verdicts:
+        from monitor.analyze.verdict import analyze_run
+    runs = []
     for location in locations:
         reader = RunReader(location, checkpoints="when_needed")
         try:
             reader.refresh()
         except FileNotFoundError:
             continue  # deleted while we scanned
-        row = reader.summary()
-        rows.append(with_verdict(row, reader) if verdicts else row)
-    return rows
+        summary = reader.summary()
+        if verdicts:  # computed here, where the curves already are
+            result = analyze_run(reader, status=summary.status)
+            runs.append(ScannedRun(summary, result.verdict.value, result.reason))
+        else:
+            runs.append(ScannedRun(summary))
+    return runs
 
 
 def summarize_runs(locations: Sequence[RunLocation], *, workers: int | None = None, verdicts: bool = False,
-                   while_waiting: Callable[[], object] | None = None) -> list[dict[str, Any]]:
-    """Summary rows for the given runs, in the given order, parsed in parallel where it pays.
+                   while_waiting: Callable[[], object] | None = None) -> list[ScannedRun]:
+    """The given runs summarized, in the given order, parsed in parallel where it pays.
 
     ``while_waiting`` runs in this process while the workers parse (the CLI imports pandas there).
     """
@@ -61,10 +68,10 @@ def summarize_runs(locations: Sequence[RunLocation], *, workers: int | None = No
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         workers = min(workers, 8)
     if workers <= 1 or len(locations) < _PARALLEL_THRESHOLD or not hasattr(os, "fork"):
-        rows = _summarize_chunk(locations, verdicts)
+        runs = _summarize_chunk(locations, verdicts)
         if while_waiting is not None:
             while_waiting()
-        return rows
+        return runs
     # Interleaved chunks balance long and short logs; a few chunks per worker smooth stragglers.
     n_chunks = workers * 4
     chunks = [(list(locations[i::n_chunks]), verdicts) for i in range(n_chunks)]
@@ -75,7 +82,7 @@ def summarize_runs(locations: Sequence[RunLocation], *, workers: int | None = No
         pending = pool.starmap_async(_summarize_chunk, chunks)
         if while_waiting is not None:
             while_waiting()
-        by_id = {row["run_id"]: row for rows in pending.get() for row in rows}
+        by_id = {run.summary.run_id: run for runs in pending.get() for run in runs}
     return [by_id[loc.run_id] for loc in locations if loc.run_id in by_id]
 
 
@@ -84,7 +91,7 @@ def scan_rows(root: str | os.PathLike[str], *, workers: int | None = None, verdi
     """The run table as plain rows (every key of :func:`scan_columns`, sorted by ``run_id``), and the
     problems found while walking (unreadable folders).
 
-    What the CLI prints; it needs no pandas, whose import alone costs a cold scan ~0.3 s of CPU.
+    What the CLI prints; it needs no pandas, whose import would dominate a cold scan of a small tree.
     A missing root raises :class:`ResultsRootError`.
     """
     root_path = Path(root)
@@ -92,9 +99,12 @@ def scan_rows(root: str | os.PathLike[str], *, workers: int | None = None, verdi
         raise ResultsRootError(f"results root not found or not a folder: {root}")
     problems: list[str] = []
     locations = discover_runs(root_path, problems)
-    rows = summarize_runs(locations, workers=workers, verdicts=verdicts, while_waiting=while_waiting)
-    columns = scan_columns(verdicts)
-    return [{column: row.get(column) for column in columns} for row in rows], problems
+    runs = summarize_runs(locations, workers=workers, verdicts=verdicts, while_waiting=while_waiting)
+    rows = [run.summary.row() for run in runs]
+    if verdicts:
+        for row, run in zip(rows, runs):
+            row.update(verdict=run.verdict, verdict_reason=run.verdict_reason)
+    return rows, problems
 
 
 def scan_columns(verdicts: bool) -> list[str]:
@@ -110,7 +120,7 @@ def scan(root: str | os.PathLike[str], *, workers: int | None = None, verdicts: 
     :class:`ResultsRootError`. ``verdicts`` adds the analyzer's ``verdict`` and ``verdict_reason``.
     Problems found while walking (unreadable folders) are in ``frame.attrs["problems"]``.
     """
-    # pandas takes ~0.3 s to import: do it while the parser processes work (they never need it).
+    # pandas is slow to import: do it while the parser processes work (they never need it).
     rows, problems = scan_rows(root, workers=workers, verdicts=verdicts,
                                while_waiting=lambda: importlib.import_module("pandas"))
     import pandas as pd

@@ -6,31 +6,26 @@ changing for much longer than an epoch takes means the process is hung or gone. 
 function of :class:`StatusInputs` (the watcher re-evaluates it on a timer with a new ``now``), so each
 boundary is tested on numbers, not on sleeping processes.
 
-How the time limits were chosen
--------------------------------
-nnU-Net touches its log only at epoch boundaries (three lines when an epoch starts, five when it ends), so in
-a healthy run the log is quiet for about one epoch at a time. The *cadence* (time between two epoch ends)
-is the epoch time plus what nnU-Net does between epochs: saving ``checkpoint_latest`` every 50 epochs and
-``checkpoint_best`` on every new best EMA (0.5–5 s for a 3D model, much more on a network drive).
-Over the 15 real logs of the shared corpus (2,597 epoch gaps, v1 and v2, epochs of 14 s to 16 min), the
-ratio *gap / median of the preceding 20 epochs* has p50 1.00, p99 1.15 and p99.9 2.9; the only larger
-gaps were one 17× I/O stall (a single epoch, the run went on) and a real crash. Hence:
+How the time limits are chosen
+------------------------------
+nnU-Net touches its log only at epoch boundaries, so in a healthy run the log is quiet for about one epoch at a
+time. The *cadence* (time between two epoch ends) is the epoch time plus what nnU-Net does between epochs
+(saving ``checkpoint_latest`` and ``checkpoint_best``, slow on a network drive). In real logs the gap between
+two epochs rarely exceeds the typical cadence by much; the large gaps are I/O stalls and crashes. Hence:
 
-* **stalled** after ``STALL_FACTOR = 3`` typical epochs of silence (above p99.9 of healthy jitter, so a
-  false alarm is rarer than one per 1,000 epochs) but never before ``STALL_FLOOR_S = 300`` s: with
-  seconds-long epochs (small 2D datasets, the test trainer) one checkpoint save or a busy file server is
-  many epochs long;
-* **crashed** after ``CRASH_FACTOR = 10`` typical epochs (and at least ``CRASH_FLOOR_S = 1800`` s) with no
-  finish marker: no healthy gap in the corpus came near it. Files cannot tell a hung process from a dead
-  one; when the caller knows (a job registry, ``squeue``), ``alive`` overrides the clock — a live job is
-  never called crashed, a job known dead is crashed at once. A run that writes again simply returns to
-  ``running``;
+* **stalled** after ``STALL_FACTOR`` typical epochs of silence (well above healthy jitter) but never before
+  ``STALL_FLOOR_S``: with seconds-long epochs (small 2D datasets, the test trainer) one checkpoint save or a
+  busy file server is many epochs long;
+* **crashed** after ``CRASH_FACTOR`` typical epochs (and at least ``CRASH_FLOOR_S``) with no finish marker.
+  Files cannot tell a hung process from a dead one; when the caller knows (a job registry, ``squeue``),
+  ``alive`` overrides the clock: a live job is never called crashed, a job known dead is crashed at once. A
+  run that writes again simply returns to ``running``;
 * before the first epoch completes the typical epoch is unknown and start-up (dataset unpacking,
   ``torch.compile``) can be long: ``UNKNOWN_STALL_S`` / ``UNKNOWN_CRASH_S`` apply.
 
-The typical epoch is the median cadence of the last ``RECENT_EPOCHS`` (20) consecutive epochs when their
-end times are known (it includes the between-epoch saves, 16 % above nnU-Net's ``Epoch time`` in the corpus'
-v2 logs), else the median of the logged epoch times. The same number drives the ETA.
+The typical epoch is the median cadence of the last ``RECENT_EPOCHS`` consecutive epochs when their end times
+are known (it includes the between-epoch saves), else the median of the logged epoch times. The same number
+drives the ETA.
 """
 
 from __future__ import annotations
@@ -38,6 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from enum import Enum
 
 import numpy as np
 
@@ -53,7 +49,6 @@ __all__ = [
     "StatusInputs",
     "assess",
     "dead_dice_problem",
-    "infer_status",
     "is_dead_dice",
     "typical_epoch_seconds",
 ]
@@ -66,15 +61,15 @@ UNKNOWN_STALL_S = 1800.0
 UNKNOWN_CRASH_S = 7200.0
 RECENT_EPOCHS = 20
 #: A run whose mean pseudo Dice was 0 or NaN for this many trailing epochs (of the last RECENT_EPOCHS) is not
-#: learning (nnU-Net issues #2318: Dice collapsed to 0 after ~10 epochs; #2734: 0.0 after > 50 epochs). Rare
-#: structures can legitimately sit at 0 for the first few epochs, so fewer epochs than this are not judged.
+#: learning (nnU-Net issues #2318, #2734). Rare structures can legitimately sit at 0 for the first few epochs,
+#: so fewer epochs than this are not judged.
 DEAD_DICE_MIN_EPOCHS = 10
 #: nnU-Net logs 4 decimals; a mean pseudo Dice below this is "0" for every practical purpose.
 DEAD_DICE_TOLERANCE = 1e-3
 
 
-class RunStatus:
-    """The status values (plain strings in tables and JSON)."""
+class RunStatus(str, Enum):
+    """The status of a run; a ``str`` so tables, JSON and comparisons with plain strings see its value."""
 
     RUNNING = "running"
     STALLED = "stalled"
@@ -82,13 +77,16 @@ class RunStatus:
     FINISHED = "finished"
     UNKNOWN = "unknown"
 
+    def __str__(self) -> str:
+        return self.value
+
 
 @dataclass(frozen=True)
 class StatusInputs:
     """Everything status depends on, so the rule is a pure, testable function.
 
-    Fields after ``typical_epoch_s`` are optional so older callers keep working; ``alive`` is what the caller
-    knows about the training process: True (a job/process is alive), False (known dead), None (unknown).
+    ``alive`` is what the caller knows about the training process: True (a job/process is alive), False (known
+    dead), None (unknown).
     """
 
     now: float
@@ -107,7 +105,7 @@ class StatusInputs:
 class RunAssessment:
     """Status plus what a UI shows next to it; ``next_change_at`` is when the clock alone can change it."""
 
-    status: str
+    status: RunStatus
     reason: str
     eta_s: float | None = None  # seconds until the last planned epoch ends (running runs only)
     eta: float | None = None  # that moment, seconds since the epoch
@@ -202,7 +200,3 @@ def assess(inputs: StatusInputs) -> RunAssessment:
         else "before its planned epochs, without 'Training done.'"
     return replace(base, status=RunStatus.CRASHED, reason=f"stopped {where}; silent for {minutes:.0f} min")
 
-
-def infer_status(inputs: StatusInputs) -> str:
-    """Just the status string (what the run table shows)."""
-    return assess(inputs).status

@@ -1,6 +1,6 @@
 """The watcher's event stream: immutable events with contiguous version numbers in a bounded buffer.
 
-A UI that polls asks "what changed since version v" instead of diffing 750 run rows: every state change the
+A UI that polls asks "what changed since version v" instead of diffing every run's row: every state change the
 watcher publishes is one event and one version step, so the answer is a slice of the buffer. The buffer is
 bounded (a UI that went away must not grow memory forever); a caller whose ``v`` fell off its end is told
 to take a full snapshot instead (``Changes.events is None``).

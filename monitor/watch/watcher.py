@@ -1,20 +1,14 @@
-"""Live watcher over one results root: every new epoch, run, finished and dead run, within a second.
+"""Live watcher over one results root: every new epoch, run, finished and dead run, as it happens.
 
-Layers (one module each): :mod:`monitor.watch.fs` picks the watchdog observer (inotify on local disks,
-polling on network file systems); :mod:`monitor.watch.events` is the versioned event buffer; this module
-routes file events to the one run they concern and refreshes only that run's :class:`~monitor.runs.reader.RunReader`,
-which reads only the bytes appended since its last call. Nothing already read is read again, except a
-file that shrank or was replaced (the reader's assumption that logs are appended is checked by size and
-inode) and a renamed run (it gets a new id and a new reader).
+This module is the event loop. watchdog's observer thread (:mod:`monitor.watch.fs` picks inotify or polling)
+only records *which* run or folder changed; one worker thread owns every run's
+:class:`~monitor.runs.reader.RunReader`, applies folder changes (discover, remove, rename), refreshes the runs
+that are due (each reads only what was appended since its last call) and runs the status timer. What it read
+is published by :mod:`monitor.watch.snapshots` as immutable snapshots and events, so a UI thread never waits
+for disk I/O.
 
-Threads: watchdog's observer thread only records *which* run or folder changed (a dict and a list under a
-condition); one worker thread owns every reader, applies folder changes (discover, remove, rename),
-refreshes due runs and runs the status timer. What readers of the watcher see is published under a second
-lock as immutable :class:`RunSnapshot` objects (read-only arrays, read-only summary), so a UI thread never
-waits for disk I/O and never sees a half-updated run.
-
-Make one watcher per results root and share it (the dashboard keeps it in ``st.cache_resource``; the CLI makes
-one per process): every reader of the root then shares one set of inotify watches and one read of each byte.
+Make one watcher per results root and share it (the dashboard keeps it in ``st.cache_resource``): every reader
+of the root then shares one set of inotify watches and one read of each byte.
 
 Failure model (TensorBoard's): a folder that is gone drops its run; an ``OSError`` anywhere else (a flaky
 network mount) keeps the last state and retries with backoff; an unexpected exception is logged and the
@@ -28,8 +22,8 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -37,24 +31,18 @@ from typing import TYPE_CHECKING, Any
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from monitor.runs.layout import FOLD_DIR_RE, RunLocation, discover_runs, parse_run_path
-from monitor.runs.merge import Curves
-from monitor.runs.reader import CHECKPOINT_SETTLE_S, RunReader, curves_frame
-from monitor.runs.status import RunAssessment, RunStatus, StatusInputs, assess
-from monitor.watch.events import Changes, EventLog
+from monitor.runs.reader import CHECKPOINT_SETTLE_S, RunReader
+from monitor.runs.status import RunStatus
+from monitor.watch.events import Changes
 from monitor.watch.fs import ObserverChoice, choose_observer, start_observer
-from monitor.watch.rows import changed, epoch_row, freeze_curves, freeze_summary, iso_seconds, new_rows, status_data
+from monitor.watch.snapshots import Liveness, Publisher, RunSnapshot, TrackedRun, WatchSnapshot
 
 if TYPE_CHECKING:
-    import pandas as pd
     from watchdog.observers.api import BaseObserver
 
 __all__ = ["Liveness", "ResultsWatcher", "RunSnapshot", "WatchSnapshot"]
 
 log = logging.getLogger("nnwatch.watch")
-
-#: What the caller knows about training processes: a set of run ids with a live job, or a function
-#: ``run_id -> True (alive) / False (known dead) / None (unknown)``. Evaluated on every status tick.
-Liveness = Callable[[str], "bool | None"] | Collection[str]
 
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 30.0
@@ -63,58 +51,6 @@ _IGNORED_EVENTS = frozenset({"opened", "closed_no_write", "attrib"})
 
 def _is_checkpoint(name: str) -> bool:
     return name.startswith(("checkpoint_", "model_")) and name.endswith((".pth", ".model", ".model.pkl"))
-
-
-@dataclass(frozen=True)
-class RunSnapshot:
-    """One run as published at ``version``: never changes; a newer state is a new object.
-
-    ``summary`` is the run-table row (lists turned into tuples), ``curves`` the merged per-epoch series with
-    read-only arrays.
-    """
-
-    run_id: str
-    location: RunLocation
-    summary: Mapping[str, Any]
-    curves: Curves
-    version: int
-
-    @property
-    def status(self) -> str:
-        return str(self.summary["status"])
-
-    def row(self) -> dict[str, Any]:
-        """A private, mutable copy of the summary row (lists as lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.summary.items()}
-
-    def frame(self) -> pd.DataFrame:
-        """The per-epoch DataFrame (same schema as :meth:`RunReader.frame`)."""
-        return curves_frame(self.curves)
-
-
-@dataclass(frozen=True)
-class WatchSnapshot:
-    """Every run at one version: consistent with ``changes_since(version)``."""
-
-    version: int
-    runs: Mapping[str, RunSnapshot]
-    observer: ObserverChoice
-
-    def rows(self) -> list[dict[str, Any]]:
-        return [self.runs[run_id].row() for run_id in sorted(self.runs)]
-
-
-@dataclass
-class _Run:
-    """Worker-private state of one run."""
-
-    reader: RunReader
-    snapshot: RunSnapshot
-    inputs: StatusInputs  # cached per reader version; the timer only swaps ``now``/``alive``
-    assessment: RunAssessment
-    seen_version: int
-    polled: bool  # reached through a symlink from outside the tree: no file events, refreshed on a timer
-    retry_delay: float = 0.0
 
 
 class _Handler(FileSystemEventHandler):
@@ -137,7 +73,7 @@ class ResultsWatcher:
     ``liveness``: see :data:`Liveness`. ``tick_s``: how often time-based status is re-evaluated.
     ``reconcile_s``: how often every run is refreshed and the tree walked again without an event — the safety
     net for events that never come (inotify queue overflow, folders beyond the watch limit, clock games on
-    network mounts); it costs one ``listdir`` and a few ``stat`` per run (~75 ms for 750 runs).
+    network mounts); it costs one ``listdir`` and a few ``stat`` per run.
     ``settle_s``: how long a checkpoint being written may go without a retry (nnU-Net writes in place).
     ``max_events``: size of the event buffer behind :meth:`changes_since`. ``clock``: wall-clock time for
     status and event times (compared with file mtimes); tests pass a fake one to cross status limits.
@@ -154,7 +90,6 @@ class ResultsWatcher:
         self._prefix = os.fspath(self.root).rstrip(os.sep) + os.sep
         self._real_prefix = os.path.realpath(self.root).rstrip(os.sep) + os.sep
         self._choice = choose_observer(self.root, poll, mountinfo=mountinfo)
-        self._liveness = liveness
         self._clock = clock
         self._tick_s = tick_s
         self._reconcile_s = reconcile_s
@@ -167,12 +102,10 @@ class ResultsWatcher:
         self._ops: list[tuple[str, str, str]] = []  # (op, path, dest) folder changes, in order
         self._stopping = False
         # worker-private
-        self._runs: dict[str, _Run] = {}
+        self._runs: dict[str, TrackedRun] = {}
         self._not_runs: set[str] = set()  # fold-like folders whose parents follow no layout (names never change)
-        # published state
-        self._state = threading.Condition()
-        self._log = EventLog(max_events)
-        self._public: dict[str, RunSnapshot] = {}
+        self._published = Publisher(max_events, clock, liveness)
+        self._state = self._published.state  # what readers of the watcher wait on
         self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
 
@@ -226,16 +159,17 @@ class ResultsWatcher:
     @property
     def version(self) -> int:
         with self._state:
-            return self._log.version
+            return self._published.log.version
 
     def snapshot(self) -> WatchSnapshot:
         """Every run at the current version (a shallow copy: O(runs) pointers, no run data copied)."""
+        published = self._published
         with self._state:
-            return WatchSnapshot(self._log.version, MappingProxyType(dict(self._public)), self._choice)
+            return WatchSnapshot(published.log.version, MappingProxyType(dict(published.runs)), self._choice)
 
     def run(self, run_id: str) -> RunSnapshot | None:
         with self._state:
-            return self._public.get(run_id)
+            return self._published.runs.get(run_id)
 
     def changes_since(self, version: int, timeout: float | None = None) -> Changes:
         """``(new_version, events)`` after ``version``; ``events is None``: too old, take a :meth:`snapshot`.
@@ -243,22 +177,16 @@ class ResultsWatcher:
         With ``timeout``, wait up to that many seconds for something to happen (long polling).
         """
         with self._state:
-            if timeout is not None and self._log.version == version:
-                self._state.wait_for(lambda: self._log.version != version or self._stopping, timeout)
-            return self._log.since(version)
+            if timeout is not None and self._published.log.version == version:
+                self._state.wait_for(lambda: self._published.log.version != version or self._stopping, timeout)
+            return self._published.log.since(version)
 
     def refresh(self, run_id: str | None = None) -> None:
         """Ask for a refresh now (one run, or all): for a UI's refresh button or a caller that knows better."""
-        if run_id is not None:
-            targets = [run_id]
-        else:
-            with self._state:
-                targets = list(self._public)
-        with self._work:
-            now = time.monotonic()
-            for target in targets:
-                self._due[target] = now
-            self._work.notify()
+        with self._state:
+            targets = [run_id] if run_id is not None else list(self._published.runs)
+        for target in targets:
+            self._schedule(target, 0.0)
 
     # -- observer thread -------------------------------------------------------------------------------
     def _on_fs_event(self, event: FileSystemEvent) -> None:
@@ -287,14 +215,7 @@ class ResultsWatcher:
         name = path.rpartition(os.sep)[2]
         if inside and name != "summary.json":
             return  # validation outputs: only their summary.json matters
-        now = time.monotonic()
-        due = now + self._settle_s if kind == "modified" and _is_checkpoint(name) else now
-        with self._work:
-            current = self._due.get(run_id)
-            if current is None or due < current:
-                self._due[run_id] = due
-                if due <= now:
-                    self._work.notify()
+        self._schedule(run_id, self._settle_s if kind == "modified" and _is_checkpoint(name) else 0.0)
 
     def _run_id_of(self, path: str) -> tuple[str | None, bool]:
         """The run id of a file path (its first ``fold_*`` folder) and whether it lies deeper inside the run."""
@@ -350,33 +271,31 @@ class ResultsWatcher:
             log.exception("watcher: %s%r failed; state kept", getattr(function, "__name__", function), args)
 
     def _schedule(self, run_id: str, delay: float) -> None:
+        """Refresh a run after ``delay`` seconds (or sooner if it is already due sooner); wakes the worker."""
         due = time.monotonic() + delay
         with self._work:
             current = self._due.get(run_id)
             if current is None or due < current:
                 self._due[run_id] = due
-
-    def _alive(self, run_id: str) -> bool | None:
-        liveness = self._liveness
-        if liveness is None:
-            return None
-        if callable(liveness):
-            try:
-                answer = liveness(run_id)
-            except Exception:
-                log.exception("liveness callback failed for %s", run_id)
-                return None
-            return None if answer is None else bool(answer)
-        return True if run_id in liveness else None
+                if delay <= 0:
+                    self._work.notify()
 
     # folder changes
     def _apply(self, op: str, path: str, dest: str) -> None:
-        if op == "discover":
-            self._discover_under(path)
-        elif op == "remove":
-            self._remove_under(path, "deleted")
+        """A folder was created, deleted or renamed; inside a known run that is only a change to the run."""
+        inside = [self._inside_run(p) if p else None for p in (path, dest)]
+        for run_id in dict.fromkeys(r for r in inside if r is not None):
+            self._refresh(run_id)
+        src_rel = self._rel(path) if inside[0] is None else None
+        dest_rel = self._rel(dest) if dest and inside[1] is None else None
+        if op == "discover" and src_rel is not None:
+            for location in self._discover(path):
+                self._add(location)
+        elif op == "remove" and src_rel is not None:
+            for run_id in self._ids_under(src_rel):
+                self._remove(run_id, {"reason": "deleted"})
         elif op == "move":
-            self._move(path, dest)
+            self._move(src_rel, dest_rel, dest)
 
     def _inside_run(self, path: str) -> str | None:
         """The known run a folder lies inside (deeper than its fold folder), if any."""
@@ -403,60 +322,33 @@ class ResultsWatcher:
                 located.append(parsed)
         return located
 
-    def _discover_under(self, path: str) -> None:
-        inside = self._inside_run(path)
-        if inside is not None:
-            self._refresh(inside)
-            return
-        if self._rel(path) is None:
-            return
-        for location in self._discover(path):
-            if location.run_id in self._runs:
-                self._refresh(location.run_id)
-            else:
-                self._add(location)
-
     def _ids_under(self, rel: str) -> list[str]:
         if rel == "":
             return list(self._runs)
         return [run_id for run_id in self._runs if run_id == rel or run_id.startswith(rel + "/")]
 
-    def _remove_under(self, path: str, reason: str) -> None:
-        inside = self._inside_run(path)
-        if inside is not None:
-            self._refresh(inside)
-            return
-        rel = self._rel(path)
-        if rel is not None:
-            for run_id in self._ids_under(rel):
-                self._remove(run_id, {"reason": reason})
-
-    def _move(self, src: str, dest: str) -> None:
+    def _move(self, src_rel: str | None, dest_rel: str | None, dest: str) -> None:
         """A renamed folder: its runs disappear under the old ids and reappear under the new ones."""
-        src_rel, dest_rel = self._rel(src), self._rel(dest) if dest else None
-        for path in (src, dest):
-            inside = self._inside_run(path) if path else None
-            if inside is not None:
-                self._refresh(inside)
-        old_ids = self._ids_under(src_rel) if src_rel is not None and self._inside_run(src) is None else []
-        found = self._discover(dest) if dest_rel is not None and self._inside_run(dest) is None else []
+        old_ids = self._ids_under(src_rel) if src_rel is not None else []
+        found = self._discover(dest) if dest_rel is not None else []
+        found_ids = {location.run_id for location in found}
         renamed: dict[str, str] = {}
-        for run_id in old_ids:
-            new_id = dest_rel + run_id[len(src_rel):] if dest_rel is not None and src_rel is not None else None
-            if new_id is not None and any(loc.run_id == new_id for loc in found):
-                renamed[run_id] = new_id
+        if src_rel is not None and dest_rel is not None:
+            new_ids = {old: dest_rel + old[len(src_rel):] for old in old_ids}
+            renamed = {old: new for old, new in new_ids.items() if new in found_ids}
         for run_id in old_ids:
             data = {"reason": "moved", "moved_to": renamed[run_id]} if run_id in renamed else {"reason": "moved away"}
             self._remove(run_id, data)
         moved_from = {new: old for old, new in renamed.items()}
         for location in found:
-            if location.run_id in self._runs:
-                self._refresh(location.run_id)
-            else:
-                self._add(location, moved_from.get(location.run_id))
+            self._add(location, moved_from.get(location.run_id))
 
     # runs
     def _add(self, location: RunLocation, moved_from: str | None = None) -> None:
+        """Read a run found on disk and publish it; a run already known is refreshed instead."""
+        if location.run_id in self._runs:
+            self._refresh(location.run_id)
+            return
         reader = RunReader(location, checkpoints=self._checkpoints, checkpoint_settle_s=CHECKPOINT_SETTLE_S)
         try:
             reader.refresh()
@@ -465,35 +357,19 @@ class ResultsWatcher:
         except OSError as exc:
             log.warning("%s: %s; will retry", location.run_id, exc)
             reader.retry_pending = True
-        now = self._clock()
-        alive = self._alive(location.run_id)
-        inputs = reader.status_inputs(now)
-        assessment = assess(replace(inputs, alive=alive))
-        summary = reader.summary(now, alive=alive)
         real = os.path.realpath(location.path)
         polled = not (real + os.sep).startswith(self._real_prefix)
-        data = dict(summary)
-        if moved_from is not None:
-            data["moved_from"] = moved_from
-        with self._state:
-            self._log.append("run_added", location.run_id, data, now)
-            snapshot = self._publish(location, summary, freeze_curves(reader.curves()))
-        run = _Run(reader, snapshot, inputs, assessment, reader.version, polled)
-        self._runs[location.run_id] = run
+        run = self._runs[location.run_id] = self._published.add(reader, polled, moved_from)
         if reader.retry_pending:
             self._retry(location.run_id, run)
         if polled:
             self._schedule(location.run_id, self._choice.interval_s)
 
     def _remove(self, run_id: str, data: Mapping[str, Any]) -> None:
-        if self._runs.pop(run_id, None) is None:
-            return
-        with self._state:
-            self._public.pop(run_id, None)
-            self._log.append("run_removed", run_id, data, self._clock())
-            self._state.notify_all()
+        if self._runs.pop(run_id, None) is not None:
+            self._published.remove(run_id, data)
 
-    def _retry(self, run_id: str, run: _Run) -> None:
+    def _retry(self, run_id: str, run: TrackedRun) -> None:
         run.retry_delay = min(max(run.retry_delay * 2, RETRY_MIN_S), RETRY_MAX_S)
         self._schedule(run_id, run.retry_delay)
 
@@ -522,12 +398,12 @@ class ResultsWatcher:
         if run.polled:
             self._schedule(run_id, self._choice.interval_s)
         if reader.version != run.seen_version:
-            self._publish_update(run_id, run)
+            self._published.update(run)
         else:
             last_update = reader.last_update()
             if last_update != run.inputs.last_update:  # the log advanced without a new epoch: alive
                 run.inputs = replace(run.inputs, last_update=last_update)
-                self._reassess(run_id, run, self._clock())
+                self._published.reassess(run, self._clock())
 
     def _discover_unknown(self, run_id: str) -> None:
         """A file event in a fold folder we do not know (its ``created`` event was missed or came first)."""
@@ -542,52 +418,11 @@ class ResultsWatcher:
             return
         self._add(location)
 
-    def _publish_update(self, run_id: str, run: _Run) -> None:
-        reader = run.reader
-        now = self._clock()
-        alive = self._alive(run_id)
-        curves = freeze_curves(reader.curves())
-        inputs = reader.status_inputs(now)
-        assessment = assess(replace(inputs, alive=alive))
-        summary = reader.summary(now, alive=alive)
-        fresh = new_rows(run.snapshot.curves, curves)
-        previous = run.assessment.status
-        with self._state:
-            if fresh:
-                ema = curves.ema_fg_dice
-                for index in fresh:
-                    self._log.append("epoch", run_id, epoch_row(curves, ema, index), now)
-            if assessment.status != previous:
-                self._log.append("status", run_id, status_data(assessment, previous), now)
-            elif not fresh and changed(run.snapshot.summary, summary):
-                self._log.append("run_updated", run_id, summary, now)
-            run.snapshot = self._publish(reader.location, summary, curves)
-        run.inputs, run.assessment, run.seen_version = inputs, assessment, reader.version
-
-    def _publish(self, location: RunLocation, summary: Mapping[str, Any], curves: Curves) -> RunSnapshot:
-        """Install a new snapshot; the caller holds the state lock and has appended its events."""
-        snapshot = RunSnapshot(location.run_id, location, freeze_summary(summary), curves, self._log.version)
-        self._public[location.run_id] = snapshot
-        self._state.notify_all()
-        return snapshot
-
-    def _reassess(self, run_id: str, run: _Run, now: float) -> None:
-        assessment = assess(replace(run.inputs, now=now, alive=self._alive(run_id)))
-        previous = run.assessment
-        run.assessment = assessment
-        if assessment.status == previous.status:
-            return
-        summary = dict(run.snapshot.summary)
-        summary.update(status=assessment.status, eta_s=assessment.eta_s, eta=iso_seconds(assessment.eta))
-        with self._state:
-            self._log.append("status", run_id, status_data(assessment, previous.status), now)
-            run.snapshot = self._publish(run.reader.location, summary, run.snapshot.curves)
-
     def _reconcile(self) -> None:
         """Walk the tree for runs no event announced, drop runs whose folder is gone, refresh the rest soon."""
         found = {location.run_id: location for location in self._discover(os.fspath(self.root))}
         for run_id, location in found.items():
-            if run_id not in self._runs:
+            if run_id not in self._runs:  # the others are refreshed below, with the rest
                 self._add(location)
         for run_id in list(self._runs):
             if run_id not in found and not os.path.isdir(self._runs[run_id].reader.location.path):
@@ -598,10 +433,10 @@ class ResultsWatcher:
     def _tick(self) -> None:
         """Time-based status (running → stalled → crashed) without file events; cheap when nothing is due."""
         now = self._clock()
-        check_all = self._liveness is not None
-        for run_id, run in list(self._runs.items()):
+        check_all = self._published.liveness is not None
+        for run in list(self._runs.values()):
             assessment = run.assessment
             if assessment.status == RunStatus.FINISHED:
                 continue
             if check_all or (assessment.next_change_at is not None and assessment.next_change_at <= now):
-                self._reassess(run_id, run, now)
+                self._published.reassess(run, now)

@@ -28,18 +28,19 @@ def test_store_picks_up_appended_epochs(tree: FixtureTree) -> None:
     store = RunStore(tree.root)
     try:
         before = store.summary(tree.running)
-        assert before is not None and before["status"] == "running" and before["eta_s"] > 0
-        assert before["verdict"] == store.analysis(tree.running).verdict.value
-        append_epoch(tree, tree.running, before["epochs_completed"])
+        assert before is not None and before.status == "running" and before.eta_s > 0
+        verdict = store.analysis(tree.running).verdict.value  # type: ignore[union-attr]
+        assert store.table().set_index("run_id").loc[tree.running, "verdict"] == verdict
+        append_epoch(tree, tree.running, before.epochs_completed)
         deadline = time.monotonic() + 20
         version = store.version
-        while store.summary(tree.running)["epochs_completed"] == before["epochs_completed"]:
+        while store.summary(tree.running).epochs_completed == before.epochs_completed:
             assert time.monotonic() < deadline, "the new epoch never arrived"
             version = store.wait_for_change(version, timeout=2.0)
         after = store.summary(tree.running)
-        assert after["epochs_completed"] == before["epochs_completed"] + 1
-        assert len(store.frame(tree.running)) == after["epochs_completed"]
-        assert store.table().set_index("run_id").loc[tree.running, "epochs_completed"] == after["epochs_completed"]
+        assert after.epochs_completed == before.epochs_completed + 1
+        assert len(store.frame(tree.running)) == after.epochs_completed
+        assert store.table().set_index("run_id").loc[tree.running, "epochs_completed"] == after.epochs_completed
     finally:
         store.close()
 

@@ -23,7 +23,7 @@ from app.dashboard.downloads import (
     png_button,
     safe_name,
 )
-from app.dashboard.store import RunStore
+from app.dashboard.store import RunStatus, RunStore
 from app.dashboard.ui import fmt_dice, guard, status_text
 
 _METRICS = {"ema_fg_dice": "EMA pseudo Dice", "mean_fg_dice": "mean pseudo Dice"}
@@ -71,13 +71,15 @@ def _folds(store: RunStore, table: pd.DataFrame) -> None:
             st.plotly_chart(fig, config=chart_config(f"{name}_folds"), key="folds_chart")
             rows = []
             for r in members.itertuples():
-                summary = store.summary(r.run_id) or {}
-                rows.append({"Fold": str(r.fold), "Status": status_text(summary.get("status")),
-                             "Epoch": f"{summary.get('epochs_completed', 0)} / {summary.get('planned_epochs') or '?'}",
-                             "Last EMA": fmt_dice(summary.get("last_ema_fg_dice")),
-                             "Best EMA": fmt_dice(summary.get("best_ema_fg_dice")),
-                             "Final val Dice": fmt_dice(summary.get("final_validation_dice")),
-                             "Verdict": str(summary.get("verdict", "")).replace("_", " ")})
+                summary, analysis = store.summary(r.run_id), store.analysis(r.run_id)
+                if summary is None or analysis is None:
+                    continue  # removed since the table was built
+                rows.append({"Fold": str(r.fold), "Status": status_text(summary.status),
+                             "Epoch": f"{summary.epochs_completed} / {summary.planned_epochs or '?'}",
+                             "Last EMA": fmt_dice(summary.last_ema_fg_dice),
+                             "Best EMA": fmt_dice(summary.best_ema_fg_dice),
+                             "Final val Dice": fmt_dice(summary.final_validation_dice),
+                             "Verdict": analysis.verdict.value.replace("_", " ")})
             st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
             left, right, _ = st.columns([1, 1, 3])
             with left:
@@ -132,20 +134,24 @@ def _pair(store: RunStore, table: pd.DataFrame) -> None:
     def live() -> None:
         with guard("compare these runs"):
             store.poll()
-            parent, child = store.summary(parent_id) or {}, store.summary(child_id) or {}
-            p_frame = with_fraction(store.frame(parent_id), parent.get("planned_epochs"))
-            c_frame = with_fraction(store.frame(child_id), child.get("planned_epochs"))
-            result = standing(p_frame, parent.get("planned_epochs"), c_frame, child.get("planned_epochs"), metric)
+            parent, child = store.summary(parent_id), store.summary(child_id)
+            if parent is None or child is None:
+                st.info("One of the two runs is no longer in the results tree.")
+                return
+            p_frame = with_fraction(store.frame(parent_id), parent.planned_epochs)
+            c_frame = with_fraction(store.frame(child_id), child.planned_epochs)
+            result = standing(p_frame, parent.planned_epochs, c_frame, child.planned_epochs, metric)
             if result is not None:
                 box = st.success if result.ahead else st.warning
-                prefix = "" if child.get("status") == "running" else "(The extended run is not training any more.) "
+                running = child.status == RunStatus.RUNNING
+                prefix = "" if running else "(The extended run is not training any more.) "
                 box(prefix + result.sentence(_METRICS[metric]), icon=":material/compare_arrows:")
-            elif not parent.get("planned_epochs") or not child.get("planned_epochs"):
+            elif not parent.planned_epochs or not child.planned_epochs:
                 st.info("The schedule length of one run is unknown, so 'fraction of schedule' cannot be computed.")
-            fig = charts.pair_figure(p_frame, c_frame, parent_label=f"parent: {parent.get('trainer', parent_id)}",
-                                     child_label=f"extended: {child.get('trainer', child_id)}", x_mode=x_mode,
+            fig = charts.pair_figure(p_frame, c_frame, parent_label=f"parent: {parent.trainer}",
+                                     child_label=f"extended: {child.trainer}", x_mode=x_mode,
                                      column=metric, window=window)
-            name = safe_name(f"{parent_id}_vs_{child.get('trainer', '')}")
+            name = safe_name(f"{parent_id}_vs_{child.trainer}")
             st.plotly_chart(fig, config=chart_config(name), key="pair_chart")
             p_loc, c_loc = store.location(parent_id), store.location(child_id)
             left, right, _ = st.columns([1, 1, 3])

@@ -110,7 +110,7 @@ def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
         st.caption("Select a row to compare its folds or download a PNG report of them.")
 
 
-def _runs_section(runs: pd.DataFrame, table: pd.DataFrame) -> None:
+def _runs_section(runs: pd.DataFrame, store: RunStore) -> None:
     st.subheader(f"Runs ({len(runs)})")
     event = st.dataframe(
         runs, hide_index=True, width="stretch", height=min(38 + 35 * max(len(runs), 1), 640), on_select="rerun",
@@ -139,10 +139,9 @@ def _runs_section(runs: pd.DataFrame, table: pd.DataFrame) -> None:
         return
     row = runs.iloc[rows[0]]
     run_id = str(row["run_id"])
-    summary = table.set_index("run_id").loc[run_id].to_dict() if run_id in set(table["run_id"]) else {}
     left, middle, right = st.columns([1, 1.4, 3])
     left.page_link("views/run.py", label="Open run", icon=":material/monitoring:", query_params={"id": run_id})
-    eligible, why = extend_eligibility(summary)
+    eligible, why = extend_eligibility(store.summary(run_id))
     if middle.button("Extend to 2000 epochs", key="row_extend", disabled=not eligible, help=why or None,
                      icon=":material/update:"):
         open_extend_dialog(run_id)
@@ -166,7 +165,7 @@ def _live(store: RunStore, filters: Filters) -> None:
     visible = runs[runs["run_id"].isin(set(shown["run_id"]))].reset_index(drop=True)
     _metrics(table, len(visible))
     _group_section(groups[groups["Dataset"].isin(set(shown["dataset"]))].reset_index(drop=True), store)
-    _runs_section(visible, table)
+    _runs_section(visible, store)
     export = shown.drop(columns=[c for c in ("problems", "class_names") if c in shown.columns])
     csv_button(export, f"nnwatch_runs_{safe_name(str(store.root.name))}", key="runs_csv", label="Runs as CSV")
     if store.problems:

@@ -13,7 +13,7 @@ import streamlit as st
 from app.dashboard import charts, resources
 from app.dashboard.downloads import chart_config, csv_button, png_button, run_report, safe_name
 from app.dashboard.extend_dialog import RESULT_KEY, open_extend_dialog, render_extend_dialog
-from app.dashboard.store import RunStore
+from app.dashboard.store import RunStatus, RunStore, RunSummary
 from app.dashboard.ui import eta_text, extend_eligibility, fmt_dice, guard, run_flags, status_text, verdict_callout
 
 if TYPE_CHECKING:
@@ -34,23 +34,23 @@ def _choose_run(store: RunStore, wanted: str | None) -> str | None:
     return choice
 
 
-def _header(summary: dict[str, Any]) -> None:
+def _header(summary: RunSummary) -> None:
     cols = st.columns(6)
-    done, planned = summary.get("epochs_completed") or 0, summary.get("planned_epochs")
-    cols[0].metric("Status", status_text(summary.get("status")))
+    done, planned = summary.epochs_completed, summary.planned_epochs
+    cols[0].metric("Status", status_text(summary.status))
     cols[1].metric(f"Epochs done (of {planned or '?'})", f"{done}")
-    cols[2].metric("ETA", eta_text(summary) if summary.get("status") == "running" else "–")
-    cols[3].metric("Last EMA Dice", fmt_dice(summary.get("last_ema_fg_dice")))
-    best_epoch = summary.get("best_ema_epoch")
-    cols[4].metric("Best EMA Dice", fmt_dice(summary.get("best_ema_fg_dice")),
+    cols[2].metric("ETA", eta_text(summary) if summary.status == RunStatus.RUNNING else "–")
+    cols[3].metric("Last EMA Dice", fmt_dice(summary.last_ema_fg_dice))
+    best_epoch = summary.best_ema_epoch
+    cols[4].metric("Best EMA Dice", fmt_dice(summary.best_ema_fg_dice),
                    help=None if best_epoch is None else f"at epoch {best_epoch}")
-    cols[5].metric("Final validation Dice", fmt_dice(summary.get("final_validation_dice")),
+    cols[5].metric("Final validation Dice", fmt_dice(summary.final_validation_dice),
                    help="Computed by nnU-Net on whole validation cases after training (not the pseudo Dice)")
     if planned:
         st.progress(min(1.0, done / planned), text=f"{done / planned:.0%} of the schedule")
 
 
-def _actions(run_id: str, summary: dict[str, Any]) -> None:
+def _actions(run_id: str, summary: RunSummary) -> None:
     source = resources.jobs()
     related = source.jobs_by_run().get(run_id, []) if source is not None else []
     eligible, why = extend_eligibility(summary)
@@ -69,10 +69,10 @@ def _actions(run_id: str, summary: dict[str, Any]) -> None:
                          icon=":material/work_history:", query_params={"job": job.job_id})
 
 
-def _charts(run_id: str, summary: dict[str, Any], frame: Any, analysis: Analysis | None, window: int) -> None:
-    planned = summary.get("planned_epochs")
+def _charts(run_id: str, summary: RunSummary, frame: Any, analysis: Analysis | None, window: int) -> None:
+    planned = summary.planned_epochs
     name = safe_name(run_id)
-    dice = charts.dice_figure(frame, summary.get("class_names") or [], analysis, window=window, planned_epochs=planned)
+    dice = charts.dice_figure(frame, list(summary.class_names), analysis, window=window, planned_epochs=planned)
     st.plotly_chart(dice, config=chart_config(f"{name}_dice"), key="dice_chart")
     dice_cols = ["epoch", *[c for c in frame.columns if c.startswith("dice_")], "mean_fg_dice", "ema_fg_dice"]
     csv_button(frame[[c for c in dice_cols if c in frame.columns]], f"{name}_dice", key="csv_dice")
@@ -129,17 +129,17 @@ def page() -> None:
         run_id = _choose_run(store, wanted)
         if run_id is None:
             return
-    summary = store.summary(run_id) or {}
-    st.title(f"{summary.get('dataset', '')} · {summary.get('configuration', '')} · fold {summary.get('fold', '')}")
-    version = summary.get("nnunet_version", "")
-    st.caption(f"{summary.get('trainer', '')} · {summary.get('plans', '')} · nnU-Net {version} · `{run_id}`")
+    summary = store.summary(run_id)
+    if summary is not None:
+        st.title(f"{summary.dataset} · {summary.configuration} · fold {summary.fold}")
+        st.caption(f"{summary.trainer} · {summary.plans} · nnU-Net {summary.nnunet_version} · `{run_id}`")
     if result and result.get("run_id") == run_id:
         verb = "was already active" if result.get("existing") else "was created"
         st.success(f"Extend job **{result['job_id']}** {verb}: {result['state']}"
                    + (f" — {result['reason']}" if result.get("reason") else ""), icon=":material/rocket_launch:")
         st.page_link("views/jobs.py", label=f"Open job {result['job_id']} on the Jobs page",
                       icon=":material/work_history:", query_params={"job": result["job_id"]})
-    live = summary.get("status") != "finished"  # a crashed run that writes again is running again
+    live = summary is None or summary.status != RunStatus.FINISHED  # a crashed run that writes again is running again
 
     @st.fragment(run_every=resources.settings().refresh_s if live else None)
     def body() -> None:

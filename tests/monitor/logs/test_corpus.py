@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from monitor import load_run, scan
+from monitor.runs.status import RunStatus
 
 V1 = "nnUNetTrainerV2__nnUNetPlansv2.1"
 # corpus file prefix → fold folder (relative to the results root) it is placed in.
@@ -76,8 +77,7 @@ def test_v1_full_run_epochs_and_values(corpus_tree: Path) -> None:
 def test_v1_schedule_length_is_recovered_from_the_lr_column(corpus_tree: Path) -> None:
     reader = run(corpus_tree, "001")
     assert reader.planned_epochs() == (800, "lr schedule")  # lr: 0.0 after epoch 799
-    summary = reader.summary()
-    assert summary["status"] == "finished"  # v1 final validation ran ("finished prediction")
+    assert reader.summary().status == RunStatus.FINISHED  # v1 final validation ran ("finished prediction")
 
 
 def test_v1_restart_inside_a_file_then_resume_in_a_second_file(corpus_tree: Path) -> None:
@@ -97,7 +97,7 @@ def test_v2_run_killed_mid_epoch_counts_only_completed_epochs(corpus_tree: Path)
     last = frame.iloc[-1]  # log lines 3567-3571
     assert last["epoch"] == 496 and last["lr"] == 0.0054
     assert last["train_loss"] == -0.9169 and last["dice_1"] == 0.8937 and last["dice_2"] == 0.8799
-    assert reader.summary()["log_files"] == 2  # 015 died at epoch 0 and contributes nothing
+    assert reader.summary().log_files == 2  # 015 died at epoch 0 and contributes nothing
 
 
 def test_numpy_reprs_and_extra_lines_inside_an_epoch(corpus_tree: Path) -> None:
@@ -116,9 +116,9 @@ def test_region_based_runs_have_three_values_per_epoch(corpus_tree: Path) -> Non
 
 def test_early_v2_completed_run_and_its_final_validation_dice(corpus_tree: Path) -> None:
     summary = run(corpus_tree, "018").summary()
-    assert summary["epochs_completed"] == 50 and summary["planned_epochs"] == 50
-    assert summary["status"] == "finished"  # no "Training done." in early v2, but a final validation ran
-    assert summary["final_validation_dice"] == pytest.approx(0.8920046426174826)
+    assert summary.epochs_completed == 50 and summary.planned_epochs == 50
+    assert summary.status == RunStatus.FINISHED  # no "Training done." in early v2, but a final validation ran
+    assert summary.final_validation_dice == pytest.approx(0.8920046426174826)
 
 
 def test_custom_v1_trainer_with_150_epochs(corpus_tree: Path) -> None:

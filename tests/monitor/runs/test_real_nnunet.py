@@ -18,9 +18,9 @@ def test_log_and_checkpoint_curves_agree_within_log_rounding(tiny_parent_run) ->
     frame = reader.frame()
     summary = reader.summary()
     assert frame["epoch"].tolist() == [0, 1, 2, 3]
-    assert summary["status"] == "finished" and summary["planned_epochs"] == 4
-    assert summary["class_names"] == ["disc", "ring"]
-    assert summary["final_validation_dice"] is not None  # validation/summary.json
+    assert summary.status == "finished" and summary.planned_epochs == 4
+    assert summary.class_names == ("disc", "ring")
+    assert summary.final_validation_dice is not None  # validation/summary.json
 
     log_only = reader._merged_logs()  # what the text log alone says
     ckpt = read_checkpoint_curves(tiny_parent_run / "checkpoint_final.pth").frame

@@ -17,7 +17,6 @@ from monitor.runs.status import (
     StatusInputs,
     assess,
     dead_dice_problem,
-    infer_status,
     is_dead_dice,
     typical_epoch_seconds,
 )
@@ -38,10 +37,10 @@ def inputs(quiet: float = 0.0, typical: float = 100.0, **changes: object) -> Sta
     (math.nan, UNKNOWN_STALL_S, UNKNOWN_CRASH_S),  # before the first epoch
 ])
 def test_running_stalled_crashed_boundaries(typical: float, stall: float, crash: float) -> None:
-    assert infer_status(inputs(stall, typical)) == RunStatus.RUNNING
-    assert infer_status(inputs(stall + 1, typical)) == RunStatus.STALLED
-    assert infer_status(inputs(crash, typical)) == RunStatus.STALLED
-    assert infer_status(inputs(crash + 1, typical)) == RunStatus.CRASHED
+    assert assess(inputs(stall, typical)).status == RunStatus.RUNNING
+    assert assess(inputs(stall + 1, typical)).status == RunStatus.STALLED
+    assert assess(inputs(crash, typical)).status == RunStatus.STALLED
+    assert assess(inputs(crash + 1, typical)).status == RunStatus.CRASHED
     result = assess(inputs(0, typical))
     assert (result.stall_after_s, result.crash_after_s) == (stall, crash)
     assert result.next_change_at == NOW + stall
@@ -53,8 +52,8 @@ def test_floors_are_the_documented_constants() -> None:
 
 
 def test_finished_wins_over_silence_and_dead_jobs() -> None:
-    assert infer_status(inputs(10 * 86400, finished=True)) == RunStatus.FINISHED
-    assert infer_status(inputs(0, finished=True, alive=False)) == RunStatus.FINISHED
+    assert assess(inputs(10 * 86400, finished=True)).status == RunStatus.FINISHED
+    assert assess(inputs(0, finished=True, alive=False)).status == RunStatus.FINISHED
     assert assess(inputs(0, finished=True)).eta_s is None
 
 
@@ -65,12 +64,12 @@ def test_liveness_overrides_the_clock() -> None:
     # ... and a job known dead is crashed at once, even with a fresh log.
     dead = assess(inputs(1.0, alive=False))
     assert dead.status == RunStatus.CRASHED and "no longer alive" in dead.reason
-    assert infer_status(inputs(1.0, alive=None)) == RunStatus.RUNNING
+    assert assess(inputs(1.0, alive=None)).status == RunStatus.RUNNING
 
 
 def test_no_log_yet_is_unknown_unless_the_job_is_alive() -> None:
-    assert infer_status(inputs(last_update=None, epochs_completed=0, last_epoch=None)) == RunStatus.UNKNOWN
-    assert infer_status(inputs(last_update=None, alive=True)) == RunStatus.RUNNING
+    assert assess(inputs(last_update=None, epochs_completed=0, last_epoch=None)).status == RunStatus.UNKNOWN
+    assert assess(inputs(last_update=None, alive=True)).status == RunStatus.RUNNING
 
 
 def test_crash_reason_says_whether_planned_epochs_ran() -> None:

@@ -46,4 +46,4 @@ def test_real_training_is_watched_live(tiny_nnunet, tmp_path: Path) -> None:  # 
             assert 0.0 <= event.data["mean_fg_dice"] <= 1.0 and event.data["epoch_time_s"] > 0
             assert event.data["lr"] > 0 and "dice_1" in event.data and "dice_2" in event.data
         summary = watcher.run(rid).summary  # type: ignore[union-attr]
-        assert summary["status"] == "finished" and summary["epochs_completed"] == 4
+        assert summary.status == "finished" and summary.epochs_completed == 4

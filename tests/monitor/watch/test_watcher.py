@@ -7,6 +7,7 @@ Each test changes the tree the way nnU-Net or a user would and awaits the watche
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import datetime as dt
 import errno
 import os
@@ -20,7 +21,8 @@ import numpy as np
 import pytest
 from event_recorder import EventRecorder
 
-import monitor.runs.reader
+import monitor.runs.cursor
+from monitor.runs.status import RunStatus
 from monitor.synth import CurveSpec, FakeRun, make_run_dir
 from monitor.watch.events import WatchEvent
 from monitor.watch.watcher import ResultsWatcher
@@ -108,7 +110,7 @@ def test_appended_epochs_arrive_in_order_and_a_partial_epoch_waits(tmp_path: Pat
     recorder.wait_for(is_("epoch", rid, epoch=7), after=mark, what="epoch 7")
     assert epochs_of(recorder, rid, mark) == [5, 6, 7]
     summary = watcher.run(rid).summary  # type: ignore[union-attr]
-    assert (summary["epochs_completed"], summary["last_epoch"]) == (8, 7)
+    assert (summary.epochs_completed, summary.last_epoch) == (8, 7)
 
 
 def test_training_done_gives_a_finished_status_event(tmp_path: Path, start: Start) -> None:
@@ -136,7 +138,7 @@ def test_folders_created_with_their_log_already_written(tmp_path: Path, start: S
 
     def fast_complete() -> bool:
         snapshot = watcher.run(fast_id)
-        return snapshot is not None and snapshot.summary["epochs_completed"] == 3
+        return snapshot is not None and snapshot.summary.epochs_completed == 3
 
     recorder.wait_until(fast_complete, what="the new run's three epochs")
     assert len(recorder.of("run_added", fast_id)) == 1
@@ -176,10 +178,10 @@ def test_log_replaced_by_a_shorter_one(tmp_path: Path, start: Start) -> None:
 
     def shortened() -> bool:
         snapshot = watcher.run(rid)
-        return snapshot is not None and snapshot.summary["epochs_completed"] == 4
+        return snapshot is not None and snapshot.summary.epochs_completed == 4
 
     recorder.wait_until(shortened, what="the shorter log")
-    problems = " | ".join(watcher.run(rid).summary["problems"])  # type: ignore[union-attr]
+    problems = " | ".join(watcher.run(rid).summary.problems)  # type: ignore[union-attr]
     assert "replaced or truncated" in problems
     recorder.wait_for(is_("run_updated", rid), after=mark, what="run_updated")
     assert epochs_of(recorder, rid, mark) == []  # its epochs are not new
@@ -197,7 +199,7 @@ def test_resumed_run_in_a_new_log_file(tmp_path: Path, start: Start) -> None:
     recorder.wait_for(is_("epoch", rid, epoch=8), after=mark, what="the resumed epoch 8")
     assert epochs_of(recorder, rid, mark) == [7, 8]
     summary = watcher.run(rid).summary  # type: ignore[union-attr]
-    assert (summary["last_epoch"], summary["epochs_completed"], summary["log_files"]) == (8, 9, 2)
+    assert (summary.last_epoch, summary.epochs_completed, summary.log_files) == (8, 9, 2)
 
 
 def test_half_written_checkpoint_is_retried_not_reported(tmp_path: Path, start: Start) -> None:
@@ -213,7 +215,7 @@ def test_half_written_checkpoint_is_retried_not_reported(tmp_path: Path, start: 
     recorder.wait_for(is_("epoch", rid, epoch=6), after=mark, what="epoch 6")
     snapshot = watcher.run(rid)
     assert snapshot is not None
-    assert not [p for p in snapshot.summary["problems"] if "checkpoint" in p]
+    assert not [p for p in snapshot.summary.problems if "checkpoint" in p]
     assert "checkpoint_latest.pth" not in set(snapshot.curves.source)
     with open(path, "r+b") as handle:  # the save completes, in place
         handle.seek(half)
@@ -225,8 +227,8 @@ def test_half_written_checkpoint_is_retried_not_reported(tmp_path: Path, start: 
 
     recorder.wait_until(merged, what="the completed checkpoint's curves")
     current = watcher.run(rid)
-    assert current is not None and not [p for p in current.summary["problems"] if "checkpoint" in p]
-    assert current.summary["epochs_completed"] == 7
+    assert current is not None and not [p for p in current.summary.problems if "checkpoint" in p]
+    assert current.summary.epochs_completed == 7
 
 
 def test_oserror_on_refresh_keeps_state_and_retries(tmp_path: Path, start: Start,
@@ -240,17 +242,17 @@ def test_oserror_on_refresh_keeps_state_and_retries(tmp_path: Path, start: Start
     def flaky_open(path: Any, *args: Any, **kwargs: Any) -> Any:
         if "training_log" in str(path) and not failures:
             snapshot = watcher.run(rid)  # what readers see while the mount is failing
-            failures.append(snapshot.summary["epochs_completed"] if snapshot else -1)
+            failures.append(snapshot.summary.epochs_completed if snapshot else -1)
             raise OSError(errno.EIO, "Input/output error (simulated flaky mount)")
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(monitor.runs.reader, "open", flaky_open, raising=False)
+    monkeypatch.setattr(monitor.runs.cursor, "open", flaky_open, raising=False)
     mark = recorder.version
     run.epoch()
     recorder.wait_for(is_("epoch", rid, epoch=5), after=mark, what="epoch 5 after the retry")
     assert failures == [5]  # it failed once, with the last known state (5 epochs) still published
     assert recorder.of("run_removed") == []
-    assert not [p for p in watcher.run(rid).summary["problems"] if "unreadable" in p]  # type: ignore[union-attr]
+    assert not [p for p in watcher.run(rid).summary.problems if "unreadable" in p]  # type: ignore[union-attr]
 
 
 def test_timer_turns_running_into_stalled_then_crashed(tmp_path: Path, start: Start) -> None:
@@ -301,15 +303,15 @@ def test_snapshots_are_immutable_and_match_changes_since(tmp_path: Path, start: 
     snapshot = before.runs[rid]
     with pytest.raises(ValueError, match="read-only"):
         snapshot.curves.epoch[0] = 99
-    with pytest.raises(TypeError):
-        snapshot.summary["status"] = "hacked"  # type: ignore[index]
-    row = snapshot.row()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        snapshot.summary.status = RunStatus.CRASHED  # type: ignore[misc]
+    row = snapshot.summary.row()
     row["problems"].append("mine")  # a private copy
-    assert "mine" not in snapshot.summary["problems"]
+    assert "mine" not in snapshot.summary.problems and type(row["status"]) is str
     assert list(snapshot.frame()["epoch"]) == [0, 1, 2, 3, 4]
     run.epoch()
     recorder.wait_for(is_("epoch", rid, epoch=5), what="epoch 5")
-    assert len(before.runs[rid].curves) == 5 and before.runs[rid].summary["epochs_completed"] == 5
+    assert len(before.runs[rid].curves) == 5 and before.runs[rid].summary.epochs_completed == 5
     changes = watcher.changes_since(before.version)
     assert changes.events is not None and [e.kind for e in changes.events] == ["epoch"]
     assert changes.version == watcher.snapshot().version

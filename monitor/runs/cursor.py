@@ -1,0 +1,83 @@
+"""Reading one training log incrementally: a byte offset per file and everything parsed from it so far.
+
+The assumption: nnU-Net appends to its logs and never rewrites them. A file that shrank or was replaced under
+the same name is detected by size and inode and read again from the start.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from monitor.logs.parser import EpochRows, LogParser
+
+__all__ = ["LogCursor", "log_sort_key"]
+
+_LOG_NAME = re.compile(r"^training_log_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)_(\d+)\.txt$")
+# A log line longer than this is not nnU-Net's; reading it is not worth the memory.
+_MAX_READ = 256 * 1024 * 1024
+
+
+def log_sort_key(name: str, mtime: float) -> tuple[int, tuple[int, ...], float]:
+    """Order by the start time in the name, numerically (``2023_9_1`` after ``2023_8_31``)."""
+    match = _LOG_NAME.match(name)
+    if match:
+        return (0, tuple(int(part) for part in match.groups()), mtime)
+    return (1, (), mtime)
+
+
+@dataclass
+class LogCursor:
+    """Read position in one log file plus everything parsed from it so far."""
+
+    path: Path
+    inode: int = -1
+    offset: int = 0
+    size: int = 0
+    mtime: float = 0.0
+    parser: LogParser = field(default_factory=LogParser)
+    rows: EpochRows = field(default_factory=EpochRows)
+    problems: list[str] = field(default_factory=list)
+    final_dice: float | None = None
+
+    def reset(self) -> None:
+        self.offset = 0
+        self.parser = LogParser()
+        self.rows = EpochRows()
+        self.problems = []
+        self.final_dice = None
+
+    def read_new(self, *, writer_done: bool) -> bool:
+        """Consume appended bytes; True when new epochs (or markers) were found."""
+        info = os.stat(self.path)
+        if info.st_ino != self.inode or info.st_size < self.offset:
+            replaced = self.inode != -1
+            self.reset()
+            if replaced:  # after reset(), which clears the problems of the old content
+                self.problems.append(f"{self.path.name} was replaced or truncated; read again from the start")
+            self.inode = info.st_ino
+        self.size, self.mtime = info.st_size, info.st_mtime
+        if info.st_size == self.offset:
+            return False
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            data = handle.read(min(info.st_size - self.offset, _MAX_READ))
+        if b"\0" in data:
+            data = data.replace(b"\0", b"")
+            note = f"{self.path.name}: binary garbage (NUL bytes) ignored"
+            if note not in self.problems:
+                self.problems.append(note)
+        result = self.parser.feed(data, eof_is_final=writer_done)
+        if result.consumed == 0 and len(data) >= _MAX_READ:
+            self.problems.append(f"{self.path.name}: a line longer than {_MAX_READ >> 20} MB; skipped")
+            result.consumed = len(data)
+        self.offset += result.consumed
+        self.rows.extend(result.rows)
+        for problem in result.problems:
+            self.problems.append(f"{self.path.name}: {problem}")
+        if result.final_validation_dice is not None:
+            self.final_dice = result.final_validation_dice
+        return bool(len(result.rows)) or result.training_done
+

@@ -1,0 +1,246 @@
+"""What a watcher publishes: an immutable snapshot per run, and the events that lead from one to the next.
+
+The watcher's worker thread hands a freshly refreshed :class:`~monitor.runs.reader.RunReader` to
+:class:`Publisher`, which assesses the status, builds the summary, freezes the curves and appends the events
+that describe the step under the same lock that installs the new :class:`RunSnapshot`, so readers never see a
+half-updated run.
+
+The one subtle rule is which merged rows are *new epochs* (:func:`new_rows`): appended rows are new; after a
+resume (a new session replaying epochs from its checkpoint) the replayed rows are new too, even when their
+values repeat; a checkpoint's full-precision copy of a logged epoch is not.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from monitor.runs.layout import RunLocation
+from monitor.runs.merge import Curves
+from monitor.runs.reader import RunReader, curves_frame
+from monitor.runs.status import RunAssessment, RunStatus, StatusInputs, assess
+from monitor.runs.summary import RunSummary, iso_seconds
+from monitor.watch.events import EventLog, iso_time
+from monitor.watch.fs import ObserverChoice
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Liveness", "Publisher", "RunSnapshot", "TrackedRun", "WatchSnapshot", "changed", "new_rows"]
+
+log = logging.getLogger("nnwatch.watch")
+
+_LOSS_TOLERANCE = 2e-4  # logs print 4 decimals; checkpoints hold full precision of the same epoch
+_VOLATILE = ("last_update", "eta_s", "eta")  # clock-driven: not a reason for a run_updated event
+
+#: What the caller knows about training processes: a set of run ids with a live job, or a function
+#: ``run_id -> True (alive) / False (known dead) / None (unknown)``. Evaluated on every status tick.
+Liveness = Callable[[str], "bool | None"] | Collection[str]
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """One run as published at ``version``: never changes; a newer state is a new object.
+
+    ``curves`` is the merged per-epoch series with read-only arrays.
+    """
+
+    run_id: str
+    location: RunLocation
+    summary: RunSummary
+    curves: Curves
+    version: int
+
+    @property
+    def status(self) -> RunStatus:
+        return self.summary.status
+
+    def frame(self) -> pd.DataFrame:
+        """The per-epoch DataFrame (same schema as :meth:`RunReader.frame`)."""
+        return curves_frame(self.curves)
+
+
+@dataclass(frozen=True)
+class WatchSnapshot:
+    """Every run at one version: consistent with ``changes_since(version)``."""
+
+    version: int
+    runs: Mapping[str, RunSnapshot]
+    observer: ObserverChoice
+
+
+@dataclass
+class TrackedRun:
+    """Worker-private state of one run."""
+
+    reader: RunReader
+    snapshot: RunSnapshot
+    inputs: StatusInputs  # cached per reader version; the clock only swaps ``now``/``alive``
+    assessment: RunAssessment
+    seen_version: int
+    polled: bool  # reached through a symlink from outside the tree: no file events, refreshed on a timer
+    retry_delay: float = 0.0
+
+
+class Publisher:
+    """The published runs and their event log; written by the worker thread only, read under ``state``."""
+
+    def __init__(self, max_events: int, clock: Callable[[], float], liveness: Liveness | None) -> None:
+        self.state = threading.Condition()
+        self.log = EventLog(max_events)
+        self.runs: dict[str, RunSnapshot] = {}
+        self.liveness = liveness
+        self._clock = clock
+
+    def alive(self, run_id: str) -> bool | None:
+        liveness = self.liveness
+        if liveness is None:
+            return None
+        if callable(liveness):
+            try:
+                answer = liveness(run_id)
+            except Exception:
+                log.exception("liveness callback failed for %s", run_id)
+                return None
+            return None if answer is None else bool(answer)
+        return True if run_id in liveness else None
+
+    def add(self, reader: RunReader, polled: bool, moved_from: str | None = None) -> TrackedRun:
+        """Publish a run read for the first time (a ``run_added`` event)."""
+        location = reader.location
+        now, inputs, assessment, summary = self._assess(reader)
+        data = summary.row()
+        if moved_from is not None:
+            data["moved_from"] = moved_from
+        with self.state:
+            self.log.append("run_added", location.run_id, data, now)
+            snapshot = self._publish(location, summary, freeze_curves(reader.curves()))
+        return TrackedRun(reader, snapshot, inputs, assessment, reader.version, polled)
+
+    def remove(self, run_id: str, data: Mapping[str, Any]) -> None:
+        with self.state:
+            self.runs.pop(run_id, None)
+            self.log.append("run_removed", run_id, data, self._clock())
+            self.state.notify_all()
+
+    def update(self, run: TrackedRun) -> None:
+        """Publish what a refresh changed: new epochs, a new status, or else a changed summary."""
+        reader = run.reader
+        run_id = reader.location.run_id
+        now, inputs, assessment, summary = self._assess(reader)
+        curves = freeze_curves(reader.curves())
+        fresh = new_rows(run.snapshot.curves, curves)
+        previous = run.assessment.status
+        with self.state:
+            if fresh:
+                ema = curves.ema_fg_dice
+                for index in fresh:
+                    self.log.append("epoch", run_id, epoch_row(curves, ema, index), now)
+            if assessment.status != previous:
+                self.log.append("status", run_id, status_data(assessment, previous), now)
+            elif not fresh and changed(run.snapshot.summary, summary):
+                self.log.append("run_updated", run_id, summary.row(), now)
+            run.snapshot = self._publish(reader.location, summary, curves)
+        run.inputs, run.assessment, run.seen_version = inputs, assessment, reader.version
+
+    def reassess(self, run: TrackedRun, now: float) -> None:
+        """Status by the clock alone (running, stalled, crashed) from the cached inputs; published on a change."""
+        assessment = assess(replace(run.inputs, now=now, alive=self.alive(run.snapshot.run_id)))
+        previous = run.assessment
+        run.assessment = assessment
+        if assessment.status == previous.status:
+            return
+        with self.state:
+            self.log.append("status", run.snapshot.run_id, status_data(assessment, previous.status), now)
+            run.snapshot = self._publish(run.snapshot.location, run.snapshot.summary.assessed(assessment),
+                                         run.snapshot.curves)
+
+    def _assess(self, reader: RunReader) -> tuple[float, StatusInputs, RunAssessment, RunSummary]:
+        """The clock, the status inputs (cached by the caller), their assessment, and the summary they give."""
+        now = self._clock()
+        inputs = reader.status_inputs(now)
+        assessment = assess(replace(inputs, alive=self.alive(reader.location.run_id)))
+        return now, inputs, assessment, reader.summary(assessment=assessment)
+
+    def _publish(self, location: RunLocation, summary: RunSummary, curves: Curves) -> RunSnapshot:
+        """Install a new snapshot; the caller holds ``state`` and has appended its events."""
+        snapshot = RunSnapshot(location.run_id, location, summary, curves, self.log.version)
+        self.runs[location.run_id] = snapshot
+        self.state.notify_all()
+        return snapshot
+
+
+def freeze_curves(curves: Curves) -> Curves:
+    """Mark the arrays read-only: snapshots share them with every reader (the run reader never writes them
+    in place; it builds new arrays on each change)."""
+    for name in curves.__dataclass_fields__:
+        array = getattr(curves, name)
+        if isinstance(array, np.ndarray):
+            array.flags.writeable = False
+    return curves
+
+
+def changed(old: RunSummary, new: RunSummary) -> bool:
+    """Did anything but the clock-driven fields change?"""
+    return replace(new, **{name: getattr(old, name) for name in _VOLATILE}) != old
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return (np.abs(a - b) <= _LOSS_TOLERANCE) | (np.isnan(a) & np.isnan(b))
+
+
+def _rows_differ(old: Curves, new: Curves, rows: slice) -> np.ndarray:
+    """Per row: another epoch, other values, or another log session (a deterministic replay after a resume has
+    the same values but is still new). A checkpoint's full-precision copy of a logged epoch is the same row."""
+    differs = old.epoch[rows] != new.epoch[rows]
+    for column in ("train_loss", "val_loss", "mean_fg_dice"):
+        differs |= ~_same(getattr(old, column)[rows], getattr(new, column)[rows])
+    sessions = [a != b and str(a).startswith("log:") and str(b).startswith("log:")
+                for a, b in zip(old.source[rows], new.source[rows])]
+    return differs | np.asarray(sessions, dtype=bool).reshape(differs.shape)
+
+
+def new_rows(old: Curves, new: Curves) -> range:
+    """Rows of ``new`` that are new epochs: appended ones, or those a resumed session replaced.
+
+    Fast path (an append): the old last row is unchanged, so only the rows after it are new, O(appended).
+    Otherwise (a resume, a replaced log) compare the common prefix and start at the first row that differs.
+    """
+    n_old, n_new = len(old), len(new)
+    if n_old == 0:
+        return range(n_new)
+    if n_new >= n_old and not _rows_differ(old, new, slice(n_old - 1, n_old)).any():
+        return range(n_old, n_new)
+    common = min(n_old, n_new)
+    first = np.flatnonzero(_rows_differ(old, new, slice(0, common)))
+    return range(int(first[0]) if first.size else common, n_new)
+
+
+def epoch_row(curves: Curves, ema: np.ndarray, i: int) -> dict[str, Any]:
+    """The ``epoch`` event's data: row ``i`` as plain Python values (NaN stays NaN; JSON writers map it to null)."""
+    row: dict[str, Any] = {
+        "epoch": int(curves.epoch[i]),
+        "mean_fg_dice": float(curves.mean_fg_dice[i]),
+        "ema_fg_dice": float(ema[i]),
+        "lr": float(curves.lr[i]),
+        "train_loss": float(curves.train_loss[i]),
+        "val_loss": float(curves.val_loss[i]),
+    }
+    for k in range(curves.dice.shape[1]):
+        row[f"dice_{k + 1}"] = float(curves.dice[i, k])
+    row["epoch_time_s"] = float(curves.epoch_time_s[i])
+    end = curves.epoch_end[i]
+    row["epoch_end"] = None if np.isnat(end) else iso_time(end.astype("datetime64[us]").astype(np.int64) / 1e6)
+    return row
+
+
+def status_data(assessment: RunAssessment, previous: RunStatus) -> dict[str, Any]:
+    """The ``status`` event's data: the new status with its reason and ETA, and the one it replaces."""
+    return {"status": assessment.status.value, "previous": previous.value, "reason": assessment.reason,
+            "eta_s": assessment.eta_s, "eta": iso_seconds(assessment.eta), "dead_dice": assessment.dead_dice}
