@@ -22,7 +22,6 @@ import os
 import struct
 import threading
 import zipfile
-import zlib
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -98,15 +97,14 @@ def _pread(fd: int, size: int, offset: int) -> bytes:
     return data
 
 
-def _torch_zip_data_pkl(fd: int, size: int, verify_crc: bool = False) -> bytearray | None:
+def _torch_zip_data_pkl(fd: int, size: int) -> bytearray | None:
     """``data.pkl`` of a torch zip, read from the end records, the first directory entry and the member.
 
     torch writes ``data.pkl`` first and its zip64 end records last, so this touches a few hundred bytes plus
     the member itself.  ``zipfile`` would parse the whole central directory (one entry per tensor) in Python.
     Returns None whenever the layout is not exactly that (the caller falls back to ``zipfile``), including a
-    missing end record (file still being written).  Like ``torch.load`` it does not verify the member's CRC
-    unless asked (it would cost a good part of the read); a rewrite during the read is caught by the
-    caller's fstat comparison instead.
+    missing end record (file still being written).  Like ``torch.load`` it does not verify the member's CRC;
+    a rewrite during the read is caught by the caller's fstat comparison instead.
     """
     tail_len = min(size, _EOCD.size + _ZIP64_LOCATOR.size + _ZIP64_EOCD.size)
     tail = _pread(fd, tail_len, size - tail_len)
@@ -137,7 +135,7 @@ def _torch_zip_data_pkl(fd: int, size: int, verify_crc: bool = False) -> bytearr
     head = _pread(fd, _CENTRAL_ENTRY.size + 256, cd_offset)
     if len(head) < _CENTRAL_ENTRY.size:
         return None
-    (sig, _, _, _, method, _, _, crc, csize, usize, name_len, _, _, _, _, _, local_offset) = (
+    (sig, _, _, _, method, _, _, _, csize, usize, name_len, _, _, _, _, _, local_offset) = (
         _CENTRAL_ENTRY.unpack(head[: _CENTRAL_ENTRY.size])
     )
     name = head[_CENTRAL_ENTRY.size : _CENTRAL_ENTRY.size + name_len]
@@ -158,8 +156,6 @@ def _torch_zip_data_pkl(fd: int, size: int, verify_crc: bool = False) -> bytearr
     if lsig != b"PK\x03\x04":
         return None
     data = _pread_into(fd, usize, local_offset + _LOCAL_HEADER.size + lname_len + lextra_len)
-    if data is None or (verify_crc and zlib.crc32(data) != crc):
-        return None
     return data
 
 
