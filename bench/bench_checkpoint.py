@@ -1,6 +1,6 @@
 """Benchmark ``monitor.checkpoints.reader.read_checkpoint_curves`` against ``torch.load`` on a large nnU-Net checkpoint.
 
-Run: ``.venv/bin/python bench/bench_checkpoint.py [--size-mb 500] [--epochs 1000] [--classes 3] [--runs 5] [--numpy]``.
+Run: ``.venv/bin/python bench/bench_checkpoint.py [--size-mb 500] [--epochs 1000] [--classes 3] [--runs 5] [--plain]``.
 ``--size-mb`` is the whole file (network weights + the SGD momentum buffers nnU-Net keeps, half each);
 ``--size-mb 1000`` gives a 500 MB state dict plus its 500 MB of momentum.
 
@@ -20,9 +20,11 @@ end), then times both readers (median of ``--runs``) and counts the bytes each o
 * page cache cold (``posix_fadvise(DONTNEED)`` on the file before every call, no root needed): what a
   dashboard meets when it opens a results tree that was not read recently.
 
-torch's import time is not counted for ``torch.load``.  On a VM the time of ``torch.load`` differs between
-processes (75-160 ms in the benchmark process, ~270 ms in a fresh one on the machine this was written on:
-it depends on whether its 500 MB come from memory the process already holds), so every run is printed.
+``--plain`` reads as an install without a C compiler does: plain restricted unpickling of ``data.pkl``,
+without the compiled pass and without the memo guard.
+
+torch's import time is not counted for ``torch.load``.  The time of ``torch.load`` differs between processes
+(it depends on whether its tensors land in memory the process already holds), so every run is printed.
 """
 
 from __future__ import annotations
@@ -43,8 +45,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.checkpoints import archive as checkpoint_archive
-from monitor.checkpoints import checkpoint_runs
+from monitor.checkpoints import runs as checkpoint_runs
 from monitor.checkpoints.reader import read_checkpoint_curves
 
 
@@ -241,14 +242,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--classes", type=int, default=3)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--numpy", action="store_true",
-                        help="read as an install without a C compiler does: the numpy implementation of the first "
-                             "fast path, and no memo-index guard")
+    parser.add_argument("--plain", action="store_true",
+                        help="read as an install without a C compiler does: plain restricted unpickling of data.pkl, "
+                             "no compiled pass and no memo-index guard")
     args = parser.parse_args()
-    if args.numpy:
-        checkpoint_runs._compiled = None
-        checkpoint_archive.memo_bound = None
-    implementation = "numpy" if checkpoint_runs._compiled is None else "compiled (monitor/checkpoints/_scalar_runs.c)"
+    if args.plain:
+        checkpoint_runs._collapse = checkpoint_runs._memo_bound = None
+    implementation = ("plain restricted unpickling" if checkpoint_runs._collapse is None
+                      else "compiled pass (monitor/checkpoints/_scalar_runs.c)")
 
     t0 = time.perf_counter()
     import torch  # only the benchmark needs torch; the module under test never imports it
@@ -289,7 +290,7 @@ def main() -> None:
     print(f"machine: {machine()}")
     print(f"python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}"
           f" (torch import: {torch_import_s:.2f} s, not counted)")
-    print(f"first fast path: {implementation}")
+    print(f"data.pkl read by: {implementation}")
     print(f"checkpoint: {size / 2**20:.1f} MiB, {args.epochs} epochs, {args.classes} classes;"
           " page cache warm for both readers")
     print(f"load average during the timings: {load_before:.1f} .. {load_after:.1f}"

@@ -1,12 +1,10 @@
 /*
- * monitor.checkpoints._scalar_runs: the first fast path of the checkpoint reader, as one exact pass over data.pkl.
+ * monitor.checkpoints._scalar_runs: the checkpoint reader's compiled pass, one exact walk over data.pkl.
  *
- * Why C: a 1000-epoch nnU-Net checkpoint logs ~7000 numpy float scalars and ~3000 python floats.  Found and
- * decoded with numpy (monitor/checkpoints/runs.py, the fallback where this module is not built) they cost
- * ~1 ms, mostly numpy call overheads; the C unpickler then still pays for a memo array sized by the largest
- * memo index (~50 000 slots: ~40 us of allocation and zeroing per load) and for a few hundred tensor records
- * the curves never need.  This pass walks the pickle opcode by opcode, as the unpickler would, and in
- * ~0.25 ms writes what the unpickler should read instead:
+ * Why: an nnU-Net checkpoint logs its curves as thousands of numpy float scalars (each a dozen opcodes and
+ * two calls for the unpickler) and python floats; its memo array is sized by the largest memo index (tens of
+ * thousands), and a few hundred tensor records the curves never need cost as much again.  This pass walks
+ * the pickle opcode by opcode, as the unpickler would, and writes what the unpickler should read instead:
  *
  *   - every run of numpy float scalars (the exact 15-opcode template of a scalar whose function, dtype and
  *     codec are memoised, joined across the connectors a pickler writes between list items and rows) and
@@ -29,7 +27,7 @@
  * Anything else declines (None): an opcode this walker does not know (protocol 4 framing, text memo
  * opcodes), a memo index redefined, fetched before its definition or larger than the pickle, a GET of a
  * hidden object that is not a scalar (a row list), a truncated opcode, no STOP.  The caller then reads the
- * untouched bytes another way.  Every read is bounds-checked against the buffer, which is only read.
+ * untouched bytes plainly.  Every read is bounds-checked against the buffer, which is only read.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -497,8 +495,8 @@ static int record_effect(int op, int *pop, int *push)
 
 /* Whether a tensor record starts at `at` (a GET of torch._utils._rebuild_tensor_v2, then its arguments:
  * the storage's persistent id, offset, shape, stride, flags, hooks) and where it ends: after the REDUCE
- * that calls it; 0 if it cannot be left out.  The reader never needs tensors, and 216 of them cost the
- * unpickler as much as the whole rest of a 1000-epoch checkpoint, so each becomes None.  Only records that
+ * that calls it; 0 if it cannot be left out.  The reader never needs tensors, and a network's worth of them
+ * cost the unpickler as much as the whole rest of a checkpoint, so each becomes None.  Only records that
  * name no global and fetch only visible memo entries or those of earlier hidden records are left out;
  * what they put in the memo is for other hidden records only (a visible GET of it declines). */
 static Py_ssize_t tensor_record_at(Walk *w, Py_ssize_t at, int op)
@@ -716,7 +714,7 @@ static int walk(Walk *w)
     Py_ssize_t at = 0;
     /* after_key: the previous opcodes pushed a string and memoised it, as a pickler writes a dict's key:
      * no run starts there, so a scalar that is a dict value (nnU-Net's _best_ema when it is not an entry of
-     * the EMA list, a number in init_args) stays for the unpickler instead of making the fast path decline. */
+     * the EMA list, a number in init_args) stays for the unpickler instead of making the pass decline. */
     int after_mark = 0, after_key = 0, in_lists = 0, previous = -1;
     while (at < w->n) {
         int op = w->data[at], pending_name = w->pending_name;
@@ -791,8 +789,8 @@ static int walk(Walk *w)
 /* The largest memo index the pickle defines, from its start up to STOP or the first opcode this walker
  * cannot measure (where the unpickler stops as well, or which it never reaches); -1 if none.
  * Why: CPython's unpickler sizes its memo array by the largest index a PUT names (twice that, zero-filled),
- * so one corrupt byte in a LONG_BINPUT makes it allocate and clear gigabytes: 30 s and 16 GB for the
- * checkpoint of a 300-epoch run with one byte changed.  The caller refuses such a pickle before unpickling. */
+ * so one corrupt byte in a LONG_BINPUT makes it allocate and clear gigabytes.  The caller refuses such a
+ * pickle before unpickling. */
 static long long memo_bound_of(const uint8_t *data, Py_ssize_t n)
 {
     long long bound = -1, memoized = 0;
@@ -921,7 +919,7 @@ PyDoc_STRVAR(collapse_doc,
 "float64; bounds: bytes of int64 (first, stop) pairs, one per run; row_end: bytes, one flag per value;\n"
 "memo: {new memo index: float} for hidden scalars the stream fetches; dtypes: {dtype memo index: itemsize}\n"
 "of the hidden scalars, for the caller to verify; codes, littles: offsets of the BINUNICODE strings of\n"
-"length 2 starting with 'f' and of the string '<'.  None: declined, read the bytes another way.");
+"length 2 starting with 'f' and of the string '<'.  None: declined, unpickle the bytes as they are.");
 
 static PyObject *collapse(PyObject *module, PyObject *args)
 {
@@ -968,7 +966,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "_scalar_runs",
-    "The checkpoint reader's first fast path in one exact pass over the pickle (see monitor.checkpoints.runs).",
+    "The checkpoint reader's compiled pass over data.pkl, and its memo guard (see monitor.checkpoints.runs).",
     -1, methods, NULL, NULL, NULL, NULL,
 };
 

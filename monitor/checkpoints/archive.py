@@ -9,8 +9,8 @@ Old nnU-Net v1 ``.model`` files written by torch < 1.6 use the legacy format: a 
 number, protocol version, system info, the object, storage keys) followed by raw storage bytes.  Only the
 first four are unpickled.
 
-Both go through the restricted unpickler (``monitor.checkpoints.unpickler``), a zip's ``data.pkl`` after the fast
-paths ``monitor.checkpoints.reader`` passes in (see :func:`_load_zip`).  nnU-Net rewrites checkpoints
+Both go through the restricted unpickler (``monitor.checkpoints.unpickler``), a zip's ``data.pkl`` by way of
+the compiled pass where it applies (``monitor.checkpoints.runs``).  nnU-Net rewrites checkpoints
 in place while training, so a file that is cut short, lacks its zip directory or changes while it is read
 is reported as "incomplete (still being written?)" rather than as corrupt.
 """
@@ -22,19 +22,12 @@ import os
 import struct
 import threading
 import zipfile
-import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from monitor.checkpoints.errors import _INCOMPLETE, CheckpointError
-from monitor.checkpoints.unpickler import _unpickle, _unpickle_buffer
-
-try:
-    from monitor.checkpoints._scalar_runs import memo_bound
-except ImportError:  # built where a C compiler is found at install time (see pyproject.toml)
-    memo_bound = None
+from monitor.checkpoints.runs import load_data_pkl
+from monitor.checkpoints.unpickler import _unpickle
 
 #: The first pickle of a legacy (pre-zip) torch file is this integer (torch.serialization.MAGIC_NUMBER).
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -44,7 +37,7 @@ _ZIP_MAGIC = b"PK\x03\x04"
 #: we want to parse in the dashboard process.
 _MAX_PICKLE_BYTES = 64 * 1024 * 1024
 
-# The fast path: torch's zip layout read with four pread() calls ------------------------------------------------
+# torch's zip layout read with a few pread() calls -------------------------------------------------------------
 
 _EOCD = struct.Struct("<4s4H2LH")  # end of central directory record
 _ZIP64_LOCATOR = struct.Struct("<4sLQL")
@@ -59,9 +52,8 @@ _scratch = threading.local()
 def _reused_buffer(size: int) -> bytearray:
     """A bytearray of ``size`` bytes, the same one for every read in this thread when it can be resized.
 
-    Why: a fresh half-megabyte buffer per read costs page faults (up to ~0.2 ms in a VM) and makes the
-    allocator hand memory back and forth with the kernel; nothing unpickled refers to the buffer, so the
-    next read may overwrite it.
+    Why: a fresh large buffer per read costs page faults and makes the allocator hand memory back and forth
+    with the kernel; nothing unpickled refers to the buffer, so the next read may overwrite it.
     """
     buffer = getattr(_scratch, "buffer", None)
     if buffer is not None:
@@ -78,7 +70,7 @@ def _reused_buffer(size: int) -> bytearray:
 
 
 def _pread_into(fd: int, size: int, offset: int) -> bytearray | None:
-    """``size`` bytes at ``offset`` into this thread's reusable bytearray (the fast paths edit it in place)."""
+    """``size`` bytes at ``offset`` into this thread's reusable bytearray."""
     out = _reused_buffer(size)
     view = memoryview(out)
     done = 0
@@ -105,15 +97,14 @@ def _pread(fd: int, size: int, offset: int) -> bytes:
     return data
 
 
-def _torch_zip_data_pkl(fd: int, size: int, verify_crc: bool = False) -> bytearray | None:
+def _torch_zip_data_pkl(fd: int, size: int) -> bytearray | None:
     """``data.pkl`` of a torch zip, read from the end records, the first directory entry and the member.
 
     torch writes ``data.pkl`` first and its zip64 end records last, so this touches a few hundred bytes plus
     the member itself.  ``zipfile`` would parse the whole central directory (one entry per tensor) in Python.
     Returns None whenever the layout is not exactly that (the caller falls back to ``zipfile``), including a
-    missing end record (file still being written).  Like ``torch.load`` it does not verify the member's CRC
-    unless asked (0.2 ms, a tenth of the whole read); a rewrite during the read is caught by the caller's
-    fstat comparison instead.
+    missing end record (file still being written).  Like ``torch.load`` it does not verify the member's CRC;
+    a rewrite during the read is caught by the caller's fstat comparison instead.
     """
     tail_len = min(size, _EOCD.size + _ZIP64_LOCATOR.size + _ZIP64_EOCD.size)
     tail = _pread(fd, tail_len, size - tail_len)
@@ -144,7 +135,7 @@ def _torch_zip_data_pkl(fd: int, size: int, verify_crc: bool = False) -> bytearr
     head = _pread(fd, _CENTRAL_ENTRY.size + 256, cd_offset)
     if len(head) < _CENTRAL_ENTRY.size:
         return None
-    (sig, _, _, _, method, _, _, crc, csize, usize, name_len, _, _, _, _, _, local_offset) = (
+    (sig, _, _, _, method, _, _, _, csize, usize, name_len, _, _, _, _, _, local_offset) = (
         _CENTRAL_ENTRY.unpack(head[: _CENTRAL_ENTRY.size])
     )
     name = head[_CENTRAL_ENTRY.size : _CENTRAL_ENTRY.size + name_len]
@@ -165,73 +156,12 @@ def _torch_zip_data_pkl(fd: int, size: int, verify_crc: bool = False) -> bytearr
     if lsig != b"PK\x03\x04":
         return None
     data = _pread_into(fd, usize, local_offset + _LOCAL_HEADER.size + lname_len + lextra_len)
-    if data is None or (verify_crc and zlib.crc32(data) != crc):
-        return None
     return data
 
 
-@dataclass(frozen=True)
-class Rewrite:
-    """What a fast path made of ``data.pkl``: the pickle to unpickle instead (``stream``; None: the buffer,
-    which it edited in place), the memo entries the unpickler needs given in advance, and ``finish(obj)``,
-    which completes the unpickled object and says whether that worked.  ``renumbered``: the stream's memo
-    indices were made dense (no pickler's index is left to check, see :func:`_check_memo_indices`)."""
-
-    memo: dict[int, float]
-    finish: Callable[[Any], bool]
-    stream: bytes | None = None
-    renumbered: bool = False
-
-
-#: A fast path returns a :class:`Rewrite`, or None with ``data.pkl`` untouched.
-FastPath = Callable[[bytearray], "Rewrite | None"]
-
-
-def _load_zip(fd: int, size: int, fh: BinaryIO, path: Path, fast_paths: Sequence[FastPath]) -> Any:
-    """torch >= 1.6 format: the ``*/data.pkl`` member only, never the ``data/<key>`` storages.
-
-    Each fast path is tried in turn; when one's result fails to load (other than by a refusal) or its
-    ``finish`` declines, the next one gets the untouched member (read again if the failed one edited it in
-    place), and plain unpickling is the last resort.
-    """
-    def read() -> bytearray:
-        return _torch_zip_data_pkl(fd, size) or bytearray(_zip_data_pkl_slow(fh, path))
-
-    data = read()
-    for fast_path in fast_paths:
-        try:
-            rewrite = fast_path(data)
-        except (ValueError, IndexError, TypeError, OverflowError):  # bytes it does not understand
-            data = read()
-            continue
-        if rewrite is None:
-            continue
-        if not rewrite.renumbered:  # the stream keeps (some of) data's memo indices
-            _check_memo_indices(data, path)
-        try:
-            obj = _unpickle_buffer(data if rewrite.stream is None else rewrite.stream, path, rewrite.memo)
-            if rewrite.finish(obj):
-                return obj
-        except CheckpointError as exc:
-            if str(exc).startswith("refused"):
-                raise
-        if rewrite.stream is None:  # the buffer was edited: read it again
-            data = read()
-    _check_memo_indices(data, path)
-    return _unpickle_buffer(data, path)
-
-
-def _check_memo_indices(data: bytearray, path: Path) -> None:
-    """Refuse a pickle that names a memo index no pickler writes (beyond its own size).
-
-    CPython's unpickler sizes its memo array by the largest index a PUT names, twice that and zero-filled:
-    one corrupt byte in a LONG_BINPUT of a 300-epoch checkpoint made it allocate and clear 16 GB for 30 s.
-    The check walks the opcodes in C (``monitor/checkpoints/_scalar_runs.c``, ~0.3 ms for 1000 epochs); it is needed
-    wherever the file's own indices reach the unpickler, i.e. everywhere but after the compiled fast path,
-    which renumbers them densely.  Without the compiled module it is skipped.
-    """
-    if memo_bound is not None and memo_bound(data) >= len(data):
-        raise CheckpointError("corrupt checkpoint data (a memo index larger than the pickle itself)", path)
+def _load_zip(fd: int, size: int, fh: BinaryIO, path: Path) -> Any:
+    """torch >= 1.6 format: the ``*/data.pkl`` member only, never the ``data/<key>`` storages."""
+    return load_data_pkl(_torch_zip_data_pkl(fd, size) or _zip_data_pkl_slow(fh, path), path)
 
 
 def _zip_data_pkl_slow(fh: BinaryIO, path: Path) -> bytes:
@@ -274,12 +204,8 @@ def _load_legacy(fh: BinaryIO, path: Path) -> Any:
         reader.detach()  # the caller still owns (and closes) the file
 
 
-def _load_checkpoint_object(path: Path, fast_paths: Sequence[FastPath] = ()) -> Any:
-    """Return the unpickled (inert) top-level object of a torch checkpoint file.
-
-    ``fast_paths`` may rewrite a zip's ``data.pkl`` before it is unpickled (``monitor.checkpoints.reader`` passes the
-    scalar-run and numpy-scalar fast paths); see :func:`_load_zip` for how they fall back.
-    """
+def _load_checkpoint_object(path: Path) -> Any:
+    """Return the unpickled (inert) top-level object of a torch checkpoint file."""
     try:
         fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below; raw I/O, no read-ahead
     except FileNotFoundError:
@@ -299,7 +225,7 @@ def _load_checkpoint_object(path: Path, fast_paths: Sequence[FastPath] = ()) -> 
             raise CheckpointError("empty file (0 bytes; still being written?)", path)
         try:
             if head.startswith(_ZIP_MAGIC):
-                obj = _load_zip(fd, before.st_size, fh, path, fast_paths)
+                obj = _load_zip(fd, before.st_size, fh, path)
             elif head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
                 obj = _load_legacy(fh, path)
             elif len(head) >= 262 and head[257:262] == b"ustar":

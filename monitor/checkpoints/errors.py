@@ -3,7 +3,7 @@
 The archive reader, the restricted unpickler and the curve builder all report problems as a
 :class:`CheckpointError`; defining it in any one of them would make the others import that layer just for
 the exception.  Its public home is ``monitor.checkpoints.reader``, which re-exports it (``__module__`` says so too,
-so tracebacks and pickles name it as before the split).
+so tracebacks and pickles name the module callers import it from).
 """
 
 from __future__ import annotations

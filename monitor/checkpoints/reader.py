@@ -5,37 +5,26 @@ Why this module exists
 nnU-Net stores everything the monitor needs (per-epoch losses, pseudo Dice, learning rate, epoch timestamps)
 inside its checkpoints, next to hundreds of megabytes of network and optimizer tensors.  ``torch.load`` would
 
-* execute whatever the pickle asks for (a checkpoint copied from elsewhere is untrusted input), and
-* read and allocate every tensor, which for a 500 MB checkpoint costs far more than the dashboard can afford,
-* and importing torch alone costs seconds.
+* execute whatever the pickle asks for (a checkpoint copied from elsewhere is untrusted input),
+* read and allocate every tensor, far more than the dashboard can afford per poll, and
+* import torch, which is slow.
 
 So the reader never imports torch.  This module is its public entry point (:func:`read_checkpoint_curves`,
 :class:`CheckpointCurves`, :class:`CheckpointError`) and turns the unpickled object tree into curves; the
 layers below it, one module each, are
 
-* ``checkpoint_archive``: the ``data.pkl`` member of a torch zip (a few ``pread`` calls) or the leading
-  pickles of a legacy (torch < 1.6) file, never the tensor storages;
-* ``checkpoint_unpickler``: the restricted unpickler (allow-list, refused modules, nothing executed);
-* ``checkpoint_standins``: the inert objects it builds instead of running code, and their descriptions;
-* ``checkpoint_runs``: the first fast path: the runs of numpy scalars and floats that hold the curves are
-  decoded and cut out of the pickle before unpickling, in one exact pass of ``_scalar_runs.c`` (which
-  also renumbers the memo and leaves out the tensor records) where it was compiled at install time, else with
-  numpy (from ~400 epochs of logging on);
-* ``checkpoint_scalars``: the second, for what the first declines (short memo indices, odd layouts) and, without
-  the compiled pass, for smaller checkpoints (from ~55 epochs; below that plain unpickling is faster): each
-  numpy scalar rewritten in place to one float;
-* ``checkpoint_errors``: :class:`CheckpointError`, shared by all of them.
+* ``archive``: the ``data.pkl`` member of a torch zip (a few ``pread`` calls) or the leading pickles of a
+  legacy (torch < 1.6) file, never the tensor storages;
+* ``runs``: the compiled pass over ``data.pkl`` (``_scalar_runs.c``, built where a C compiler is found at
+  install time), which decodes the logged values and leaves out the tensor records before unpickling, and
+  the memo guard; without it, ``data.pkl`` is unpickled as it is;
+* ``unpickler``: the restricted unpickler (allow-list, refused modules, nothing executed);
+* ``standins``: the inert objects it builds instead of running code, and their descriptions;
+* ``errors``: :class:`CheckpointError`, shared by all of them.
 
-Speed: the dashboard polls checkpoints of running trainings, so a read should cost ~1/100 of ``torch.load``.
-For a 500 MB, 1000-epoch checkpoint on a 2-vCPU VM a read takes 0.60-0.62 ms, where ``torch.load`` took
-103-113 ms in the benchmark process (171-182x; single calls of 73 ms were seen, 120x) and ~270 ms in a fresh
-one.  What makes it this fast: the zip member is located with a few ``pread`` calls into a buffer reused per
-thread, instead of ``zipfile``'s Python parse of one directory entry per tensor; one C pass over the pickle
-(``checkpoint_runs``, ~0.24 ms) decodes the ~10 000 logged values, leaves out the tensor records and renumbers
-the memo, so the unpickler reads 11 KB instead of 466 KB (~0.07 ms); stand-ins are built by C constructors;
-the curves stay numpy arrays (the DataFrame is built only when asked for) and ``init_args`` is converted on
-first use.  Without a C compiler at install time the numpy implementation does the same work in 1.63-1.65 ms
-(60-65x).  ``bench/bench_checkpoint.py [--numpy]`` measures it.
+The dashboard polls checkpoints of running trainings, so a read must cost a small fraction of
+``torch.load``: besides the compiled pass, the curves stay numpy arrays (the DataFrame is built only when
+asked for) and ``init_args`` is converted on first use.  ``bench/bench_checkpoint.py [--plain]`` measures it.
 """
 
 from __future__ import annotations
@@ -52,12 +41,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from monitor.checkpoints.archive import Rewrite, _load_checkpoint_object
+from monitor.checkpoints.archive import _load_checkpoint_object
 from monitor.checkpoints.errors import CheckpointError
-from monitor.checkpoints.runs import collapse_scalar_runs, expand_runs
-from monitor.checkpoints.scalars import _inline_float_scalars
 from monitor.checkpoints.standins import _clip, _plain, _scalar_to_float, _StandIn
-from monitor.checkpoints.unpickler import _unpickle, _unpickle_buffer  # noqa: F401 - tests reach _unpickle_buffer here
+from monitor.checkpoints.unpickler import _unpickle
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -182,7 +169,7 @@ def _float_curve(values: Sequence[Any], label: str, problems: list[str]) -> np.n
 
 def _dice_matrix(entries: Sequence[Any], problems: list[str]) -> np.ndarray:
     """Per-class Dice, one row per epoch, NaN-padded if classes are missing in some epochs."""
-    try:  # the usual case, equal-length lists of numbers: one C loop over them all (2x np.asarray's speed)
+    try:  # the usual case, equal-length lists of numbers: one C loop over them all
         if type(entries) is list and entries and set(map(type, entries)) == {list}:
             widths = set(map(len, entries))
             if len(widths) == 1:
@@ -228,7 +215,7 @@ _MAX_TIMESTAMP_S = 7.3e9
 
 def _utc_times(seconds: np.ndarray, problems: list[str]) -> np.ndarray:
     """``time.time()`` seconds → ``datetime64[ns]`` (UTC), the same nanoseconds as ``pd.to_datetime(seconds,
-    unit="s")`` at ~5x its speed (it is per poll); NaT where a value cannot be a timestamp."""
+    unit="s")`` without building a pandas object on every poll; NaT where a value cannot be a timestamp."""
     valid = np.isfinite(seconds) & (seconds >= 0) & (seconds <= _MAX_TIMESTAMP_S)
     if int(valid.sum()) != int(np.isfinite(seconds).sum()):
         problems.append("epoch_end_timestamps: values outside 1970..2200 shown as NaT")
@@ -304,7 +291,7 @@ def _curves_v2(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
             problems.append(f"logging has no '{name}'; its column is NaN")
         elif isinstance(values, (list, tuple)):
             curves[name] = values
-        elif isinstance(values, np.ndarray):  # what the scalar-run fast path leaves (or a trainer's own arrays)
+        elif isinstance(values, np.ndarray):  # what the compiled pass leaves (or a trainer's own arrays)
             curves[name] = values if values.ndim else values.reshape(1)
         else:
             problems.append(f"logging['{name}'] is {_why_not_number(values)}, not a list; ignored")
@@ -431,7 +418,7 @@ def _gc_paused() -> Iterator[None]:
 
     Each gen-0 collection the new containers trigger is cheap, but the occasional full collection walks the
     whole heap (torch or pandas make that large) and costs more than the whole read; reference counting still
-    frees everything as usual, so pausing for the ~ms this takes only postpones the collector.
+    frees everything as usual, so pausing for the length of one read only postpones the collector.
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -455,26 +442,8 @@ def read_checkpoint_curves(path: str | os.PathLike[str]) -> CheckpointCurves:
         return _read_curves(path)
 
 
-def _scalar_runs(data: bytearray) -> Rewrite | None:
-    """First fast path: the runs of logged values decoded up front (in C, else numpy), hidden from the unpickler."""
-    runs = collapse_scalar_runs(data)
-    if runs is None:
-        return None
-    return Rewrite(runs.memo, lambda obj: expand_runs(obj, runs), runs.stream, renumbered=runs.renumbered)
-
-
-def _float_scalars(data: bytearray) -> Rewrite | None:
-    """Second fast path: each numpy scalar rewritten to one float (smaller checkpoints, and what the first
-    declines)."""
-    return Rewrite({}, lambda obj: True) if _inline_float_scalars(data) else None
-
-
-#: Tried in this order (tests switch them off here).
-_FAST_PATHS = [_scalar_runs, _float_scalars]
-
-
 def _read_curves(path: Path) -> CheckpointCurves:
-    obj = _load_checkpoint_object(path, _FAST_PATHS)
+    obj = _load_checkpoint_object(path)
     try:
         return _curves_of(obj, path)
     except CheckpointError:

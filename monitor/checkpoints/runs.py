@@ -1,121 +1,84 @@
-"""Fast path for the per-epoch curves: runs of scalars and floats are decoded up front, hidden from the unpickler.
+"""The compiled pass over ``data.pkl`` (``_scalar_runs.c``) and everything its Python side needs.
 
-Two implementations do this.  Where a C compiler was found at install time, ``monitor/checkpoints/_scalar_runs.c`` walks
-the pickle once, opcode by opcode as the unpickler would, so it finds the runs exactly where they are; it also
-renumbers the memo densely (the C unpickler's memo array is sized by the largest index, ~50 000 for 1000
-epochs) and leaves out the tensor records of the weights and optimizer state, which the curves never need
-(each becomes None).  ~0.25 ms for
-1000 epochs.  Without it, the numpy implementation below finds the same runs by scanning for their opcodes
-(~1 ms, which is why it leaves checkpoints under ~400 epochs to ``checkpoint_scalars``).  Both hand the
-unpickler the same kind of stream and put the values back with :func:`expand_runs`; the tests run each one
-against plain unpickling.  The rest of this docstring describes the numpy implementation; the C source
-describes its own.
+Why: nnU-Net logs its curves as thousands of numpy float scalars, each pickled as a dozen opcodes with two
+calls, next to a few hundred tensor records the curves never need; unpickling all of that costs far more
+than the curves are worth to a dashboard that polls checkpoints.  The compiled pass walks the pickle once,
+opcode by opcode as the unpickler would, and writes a shorter pickle for the restricted unpickler: every
+run of scalars and of python floats becomes one tagged bytes object (its values decoded into one array),
+the tensor records of the weights and optimizer state become None, and the memo is renumbered densely.
+Every global still reaches the restricted unpickler; the pass interprets and calls nothing.
 
-Why: a 1000-epoch nnU-Net checkpoint logs ~7000 numpy float scalars, each pickled (protocol 2) as 15 opcodes
-with two calls, ``scalar(dtype, _codecs.encode('<latin-1 chars>', 'latin1'))``.  Even rewritten to one float
-each (``checkpoint_scalars``) they cost the unpickler more than everything else in the file.  But nnU-Net
-pickles them back to back, list item after list item, so they form a few long *runs*.  This module
-
-1. finds every scalar whose 54 + payload bytes match the exact opcode template (after the first, every one
-   reads ``GET scalar, GET dtype, GET encode, BINUNICODE payload, PUT, GET 'latin1', TUPLE2, PUT, REDUCE, PUT,
-   TUPLE2, PUT, REDUCE, PUT`` with long memo indices), decodes all payloads at once, and
-2. joins scalars separated by nothing or by one of the fixed list connectors a pickler writes between items
-   (``APPENDS MARK`` every 1000 items; ``APPENDS EMPTY_LIST PUT MARK`` or ``APPEND EMPTY_LIST PUT`` between the
-   rows of a list of lists) into runs, then
-3. does the same for the lists of python floats that follow (learning rates, timestamps: ``BINFLOAT`` items
-   9 bytes apart, found by walking the few opcodes between the lists), and
-4. copies the pickle without the runs, each one replaced by a 16-byte ``BINBYTES`` (a random tag and its id):
-   26 KB instead of 466 KB for 1000 epochs, and the original bytes stay as they were.
-
-The unpickler then reads one small bytes object per run instead of thousands of opcodes, and :func:`expand_runs`
-puts the decoded values back where the bytes objects landed (the curves of ``logging`` or ``plot_stuff``)
-as float64 arrays, per-class Dice as a matrix.  Everything the unpickler still sees is checked exactly as
-before; the hidden bytes are only verified scalars, floats and connectors, so no opcode that could name or
-call anything is ever skipped.  And a run's bytes object can only land in a curve if its first byte was read
-as an opcode, i.e. if the run started at an opcode boundary of the original pickle: from there its bytes
-parse as nothing but the template, so what was hidden is exactly what was decoded.  A run found inside a
-string's bytes, say, lands nowhere and makes :func:`expand_runs` decline.
-
-Memo slots.  A run's PUTs are hidden, yet something later may GET one of its scalars (nnU-Net's
-``_best_ema`` is an entry of ``ema_fg_dice``; its first EMA is the first mean Dice).  The bytes outside the
-runs are scanned for anything that looks like a LONG_BINGET of a slot defined inside a run: a scalar's slot
-is handed to the unpickler in advance (its memo), any other hidden slot (a row list, an intermediate tuple)
-makes the fast path decline.  False hits in data bytes only add unused memo entries.
-
-Anything that does not fit — short memo indices, a run outside the curves, a curve holding other objects —
-makes :func:`collapse_scalar_runs` return None or :func:`expand_runs` return False, and the caller reads the
-untouched bytes another way.  This module never unpickles anything.
-
-Cost: about 1 ms for the ~10 000 values of a 1000-epoch checkpoint (one scan for BINUNICODE opcodes, four
-gathers, ~100 numpy calls at 1-5 us each); the unpickler then needs ~0.2 ms for everything else (mostly the
-tensor records, which the compiled pass leaves out).
-Measured with ``bench/bench_checkpoint.py [--numpy]``; see ``monitor.checkpoints.reader``.
+This module hands the pass its buffer, verifies what the pass cannot know by itself (that the dtype memo
+slots its scalars used are little-endian float dtypes of the size of their payloads), unpickles the short
+pickle and puts the decoded values back where the tagged bytes objects landed (:func:`expand_runs`).
+Whenever the pass declines or anything does not fit, the untouched ``data.pkl`` is unpickled instead, after
+the memo guard (:func:`check_memo_indices`).  Without the compiled module (no C compiler at install time)
+plain restricted unpickling of ``data.pkl`` is the only path, and the memo guard is skipped.
 """
 
 from __future__ import annotations
 
 import secrets
-import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from monitor.checkpoints.scalars import (
-    _ENCODE_GLOBAL,
-    _LATIN1,
-    _LITTLE,
-    _SCALAR_GLOBALS,
-    _float_dtype_slots,
-    _memo_slot_after,
-    _scalar_region_bytes,
-)
+from monitor.checkpoints.errors import CheckpointError
 from monitor.checkpoints.standins import _scalar_to_float
+from monitor.checkpoints.unpickler import _unpickle_buffer
 
 try:
-    from monitor.checkpoints import _scalar_runs as _compiled
-except ImportError:  # built at install time where a C compiler is found; the numpy path does the same work
-    _compiled = None
+    from monitor.checkpoints._scalar_runs import collapse as _collapse
+    from monitor.checkpoints._scalar_runs import memo_bound as _memo_bound
+except ImportError:  # built where a C compiler is found at install time (see pyproject.toml)
+    _collapse = _memo_bound = None
 
-__all__ = ["ScalarRuns", "collapse_scalar_runs", "expand_runs"]
+__all__ = ["ScalarRuns", "check_memo_indices", "collapse_scalar_runs", "expand_runs", "load_data_pkl"]
 
-#: Below this many bytes of numpy scalars (~400 epochs of nnU-Net's logging) the in-place rewrite of
-#: ``checkpoint_scalars`` is faster than the numpy implementation, which costs ~0.3 ms more before the first
-#: value (measured on a 2-vCPU VM, bench/bench_checkpoint.py; tests set it to 0).  The compiled pass needs no
-#: threshold: loading the object takes 0.26 ms with it at 10 epochs, as with plain unpickling, and 0.31 ms at
-#: 200 epochs against the rewrite's 0.75.
-_MIN_BYTES = 192 * 1024
-_GET, _PUT, _BINUNICODE = 0x6A, 0x72, 0x58  # LONG_BINGET, LONG_BINPUT, BINUNICODE
-_MARKER = b"B\x10\x00\x00\x00"  # BINBYTES of 16 bytes: a per-read random tag and the run id
-_LONG_SLOT = 256  # the pickler writes memo indices below this as one byte; only long ones are handled here
 
-#: The 34 bytes after a scalar's payload: PUT s, GET latin1, TUPLE2, PUT s+1, REDUCE, PUT s+2, TUPLE2, PUT s+3,
-#: REDUCE, PUT s+4 (the scalar itself): the offsets of its opcodes (the memo indices are at 1, 12, 18, 24, 30).
-_TAIL_OPCODES = {0: _PUT, 5: _GET, 10: 0x86, 11: _PUT, 16: 0x52, 17: _PUT, 22: 0x86, 23: _PUT, 28: 0x52, 29: _PUT}
-_TAIL_BYTES = 34
-_PREFIX_BYTES = 15  # GET scalar, GET dtype, GET encode, then BINUNICODE at offset 15
-_SCALAR_FIXED = _PREFIX_BYTES + 5 + _TAIL_BYTES  # bytes of a scalar besides its payload
+def load_data_pkl(data: bytes | bytearray, path: Path) -> Any:
+    """The object tree of a zip's ``data.pkl``: through the compiled pass where it applies, else plainly.
 
-#: What a pickler writes between two scalars that are items of the same list (nothing, which ``_join`` tests
-#: first, or APPENDS MARK) or of consecutive rows of a list of lists (the row's list is memoised: PUT at the
-#: offset given).  bytes -> (offset of a PUT's memo index or -1, whether a new row starts)
-_CONNECTORS: dict[bytes, tuple[int, bool]] = {
-    b"e(": (-1, False),
-    b"e]r\0\0\0\0(": (3, True),  # APPENDS, EMPTY_LIST, PUT, MARK: rows of two or more
-    b"a]r\0\0\0\0": (3, True),  # APPEND, EMPTY_LIST, PUT: rows of one
-    b"ee(]r\0\0\0\0(": (5, True),  # and the outer list's APPENDS MARK every 1000 rows
-    b"ae(]r\0\0\0\0": (5, True),
-}
+    A refusal from the short pickle is final (every global it names is one of ``data``'s); any other
+    failure of it, or runs that land outside the curves, fall back to the untouched bytes.
+    """
+    runs = collapse_scalar_runs(data)
+    if runs is not None:
+        try:
+            obj = _unpickle_buffer(runs.stream, path, runs.memo)
+        except CheckpointError as exc:
+            if str(exc).startswith("refused"):
+                raise
+        else:
+            if expand_runs(obj, runs):
+                return obj
+    check_memo_indices(data, path)
+    return _unpickle_buffer(data, path)
+
+
+def check_memo_indices(data: bytes | bytearray, path: Path) -> None:
+    """Refuse a pickle that names a memo index no pickler writes (beyond its own size).
+
+    CPython's unpickler sizes its memo array by the largest index a PUT names, twice that and zero-filled,
+    so one corrupt byte in a LONG_BINPUT makes it allocate and clear gigabytes.  The compiled module walks
+    the opcodes; without it the check is skipped.  The compiled pass itself renumbers the memo densely, so
+    only the file's own indices need it.
+    """
+    if _memo_bound is not None and _memo_bound(data) >= len(data):
+        raise CheckpointError("corrupt checkpoint data (a memo index larger than the pickle itself)", path)
 
 
 @dataclass(frozen=True)
 class ScalarRuns:
-    """What :func:`collapse_scalar_runs` hid, and how to put it back.
+    """What the compiled pass hid, and how to put it back.
 
     ``values`` holds every hidden value in file order; run ``r`` covers ``values[first[r]:stop[r]]``.
     ``stream`` is the pickle with each run replaced by a 16-byte bytes object, ``tag`` + ``r`` (4 bytes,
     little-endian): the tag is random per read, so no bytes object of the file can pass for a run.
-    ``row_end[i]`` says that a row of a list of lists ends after scalar ``i`` inside its run.  ``memo`` is
+    ``row_end[i]`` says that a row of a list of lists ends after value ``i`` inside its run.  ``memo`` is
     what the unpickler must know in advance: the scalars that something outside the runs refers to.
     """
 
@@ -126,347 +89,115 @@ class ScalarRuns:
     memo: dict[int, float]
     stream: bytes
     tag: bytes
-    renumbered: bool = False
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Finding and hiding the runs
-# --------------------------------------------------------------------------------------------------------------
-
-
-_scratch = threading.local()
-
-
-def _positions_of(buf: np.ndarray, byte: int) -> np.ndarray:
-    """``np.flatnonzero(buf == byte)`` through a per-thread mask that is reused: a fresh half-megabyte
-    temporary per read costs more in page faults than the comparison itself."""
-    mask = getattr(_scratch, "mask", None)
-    if mask is None or len(mask) < len(buf):
-        _scratch.mask = mask = np.empty(max(len(buf), 1 << 16), dtype=bool)
-    np.equal(buf, byte, out=mask[: len(buf)])
-    return np.flatnonzero(mask[: len(buf)])
-
-
-def _rows(buf: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
-    """``buf[at[i] : at[i] + width]`` for every i, as one (len(at), width) array (one gather, no loop)."""
-    windows = np.ndarray((len(buf) - width + 1, width), np.uint8, buf, 0, (1, 1))  # as_strided, minus its overhead
-    return windows[at]
-
-
-def _words(buf: np.ndarray, at: np.ndarray, count: int) -> list[np.ndarray]:
-    """The ``count`` little-endian 8-byte words at ``at``, ``at + 8``... as one contiguous column each.
-
-    Column by column, because numpy compares and masks a column ~5x faster than it reduces the rows of a
-    boolean matrix.
-    """
-    words = _rows(buf, at, 8 * count).view("<u8")
-    return [np.ascontiguousarray(words[:, k]) for k in range(count)]
-
-
-def _tail_matches(words: list[np.ndarray], latin_slot: int) -> tuple[np.ndarray, np.ndarray]:
-    """Which 40-byte windows (five word columns) start with a scalar's 34-byte tail; and each one's first
-    memo index.  The opcodes and the 'latin1' GET are fixed; the five PUTs must take consecutive indices."""
-    fixed = bytearray(40)
-    for offset, byte in _TAIL_OPCODES.items():
-        fixed[offset] = byte
-    fixed[6:10] = latin_slot.to_bytes(4, "little")
-    f0, f1, f2, f3 = (np.uint64(int.from_bytes(fixed[k : k + 8], "little")) for k in (0, 8, 16, 24))
-    w0, w1, w2, w3, w4 = words
-    u32 = np.uint64(0xFFFFFFFF)
-    slot = (w0 >> np.uint64(8)) & u32  # bytes 1-4
-    ok = (w0 & ~(u32 << np.uint64(8))) == f0
-    ok &= slot < np.uint64(0xFFFFFFFC)  # s + 4 must be a 4-byte index too
-    ok &= w1 == f1 | ((slot + np.uint64(1)) << np.uint64(32))  # bytes 12-15
-    ok &= w2 == f2 | ((slot + np.uint64(2)) << np.uint64(16))  # bytes 18-21
-    last = slot + np.uint64(4)  # bytes 30-33, across two words
-    ok &= w3 == f3 | (slot + np.uint64(3)) | ((last & np.uint64(0xFFFF)) << np.uint64(48))
-    ok &= (w4 & np.uint64(0xFFFF)) == last >> np.uint64(16)
-    return ok, slot.astype(np.int64)
-
-
-def _prefix_words(fn_slot: int, dtype_slot: int, enc_slot: int) -> tuple[int, int]:
-    prefix = b"".join(b"j" + s.to_bytes(4, "little") for s in (fn_slot, dtype_slot, enc_slot)) + b"X"
-    return int.from_bytes(prefix[:8], "little"), int.from_bytes(prefix[8:], "little")
-
-
-def _named_slots(data: bytearray) -> tuple[int, int, int, int] | None:
-    """Memo slots of numpy's scalar() and _codecs.encode, of the string 'latin1', and the offset after the
-    scalar() global (no scalar can start before it); None unless all are long memo indices."""
-    fn_slot, fn_end = _memo_slot_after(data, _SCALAR_GLOBALS[0])
-    if fn_slot < 0:
-        fn_slot, fn_end = _memo_slot_after(data, _SCALAR_GLOBALS[1])
-    enc_slot = _memo_slot_after(data, _ENCODE_GLOBAL)[0]
-    latin_slot = _memo_slot_after(data, _LATIN1)[0]
-    if min(fn_slot, enc_slot, latin_slot) < _LONG_SLOT:
+def collapse_scalar_runs(data: bytes | bytearray) -> ScalarRuns | None:
+    """Run the compiled pass over ``data`` (never written); None without the compiled module, when the pass
+    declines, or when a scalar it decoded has a dtype that is not a little-endian float of its size."""
+    if _collapse is None:
         return None
-    return fn_slot, enc_slot, latin_slot, fn_end
-
-
-def _float_dtypes(data: bytearray, xs: np.ndarray, length: np.ndarray, first_char: np.ndarray) -> dict[int, int]:
-    """Memo slot -> itemsize of the little-endian float dtypes, from the BINUNICODE candidates ``xs``
-    (their lengths and first characters): the dtype code strings ('f4') and the byte order string '<'."""
-    return _verified_float_dtypes(data, xs[(length == 1) & (first_char == ord("<"))].tolist(),
-                                  xs[(length == 2) & (first_char == ord("f"))].tolist())
-
-
-def _verified_float_dtypes(data: bytearray, littles: list[int], codes: list[int]) -> dict[int, int]:
-    """Memo slot -> itemsize of the little-endian float dtypes, from the offsets of the BINUNICODE candidates
-    for the byte order string '<' (``littles``) and for the dtype codes ('f4', ``codes``)."""
-    little = _memo_slot_after(data, _LITTLE, littles)[0]
-    return {slot: size for slot, size in _float_dtype_slots(data, codes, little).items() if slot >= _LONG_SLOT}
-
-
-def _decode_payloads(buf: np.ndarray, at: np.ndarray, length: np.ndarray, itemsize: np.ndarray) -> np.ndarray | None:
-    """The float values of scalar payloads (latin-1 text stored as UTF-8), or None if one is not exactly
-    ``itemsize`` characters.  All payloads are gathered and decoded in one go."""
-    offsets = np.cumsum(length) - length
-    total = int(offsets[-1] + length[-1])
-    payloads = buf[np.repeat(at - offsets, length) + np.arange(total)]
-    # each non-ASCII character is a lead byte and one continuation byte: count the leads of each payload
-    leads = np.concatenate(([0], np.cumsum(payloads >= 0xC0, dtype=np.int32)))
-    if np.any(length - (leads[offsets + length] - leads[offsets]) != itemsize):
-        return None
-    if np.any(payloads[offsets + length - 1] >= 0xC0):  # a character cut in two, completed by the next payload
-        return None
-    try:
-        raw = np.frombuffer(payloads.tobytes().decode("utf-8").encode("latin-1"), dtype=np.uint8)
-    except UnicodeError:
-        return None
-    if int(itemsize.min()) == int(itemsize.max()):
-        return raw.view(f"<f{int(itemsize[0])}").astype(np.float64)
-    values = np.empty(len(at))
-    starts = np.cumsum(itemsize) - itemsize
-    for size in (2, 4, 8):
-        sel = itemsize == size
-        if sel.any():
-            values[sel] = np.ndarray((len(raw) - size + 1,), f"<f{size}", raw, strides=(1,))[starts[sel]]
-    return values
-
-
-def collapse_scalar_runs(data: bytearray) -> ScalarRuns | None:
-    """Find, decode and cut out the runs of float scalars and floats in ``data`` (a ``data.pkl``); see the
-    module docstring.  ``data`` is never written.  None when there is nothing to do or anything does not fit.
-    """
-    if _compiled is not None:
-        return _collapse_compiled(data)
-    n = len(data)
-    if _scalar_region_bytes(data) < _MIN_BYTES:
-        return None
-    named = _named_slots(data)
-    if named is None:
-        return None
-    fn_slot, enc_slot, latin_slot, lo = named
-    buf = np.frombuffer(data, dtype=np.uint8)
-
-    # 1. candidates: a BINUNICODE opcode after the three GETs of some float dtype, then the tail template
-    lo = max(lo, _PREFIX_BYTES)
-    xs = _positions_of(buf[lo : n - 64], _BINUNICODE) + lo
-    if not len(xs):
-        return None
-    word0, word1, word2 = _words(buf, xs - _PREFIX_BYTES, 3)  # the three GETs + BINUNICODE, length, payload
-    length = (word2 & np.uint64(0xFFFFFFFF)).astype(np.int64)
-    dtypes = _float_dtypes(data, xs, length, (word2 >> np.uint64(32)) & np.uint64(0xFF))
-    itemsize = np.zeros(len(xs), dtype=np.int64)
-    for dtype_slot, size in dtypes.items():
-        prefix0, prefix1 = _prefix_words(fn_slot, dtype_slot, enc_slot)
-        itemsize[(word0 == np.uint64(prefix0)) & (word1 == np.uint64(prefix1))] = size
-    ok = (itemsize > 0) & (length >= itemsize) & (length <= 2 * itemsize)
-    xs, length, itemsize = xs[ok], length[ok], itemsize[ok]
-    if not len(xs):
-        return None
-    ok, first_slot = _tail_matches(_words(buf, xs + 5 + length, 5), latin_slot)
-    xs, length, itemsize, first_slot = xs[ok], length[ok], itemsize[ok], first_slot[ok]
-    last_slot = first_slot + 4
-    if not len(xs):
-        return None
-    values = _decode_payloads(buf, xs + 5, length, itemsize)
-    if values is None:
-        return None
-    starts = xs - _PREFIX_BYTES
-    ends = starts + _SCALAR_FIXED + length
-    if np.any(starts[1:] < ends[:-1]):  # overlapping matches: not a pickle a pickler wrote
-        return None
-
-    # 2. runs: neighbours joined by a connector, with consecutive memo indices (nothing else hides in between)
-    first, stop, row_end = _join(buf, starts, ends, first_slot, last_slot)
-    run_start, run_end = starts[first], ends[stop - 1]
-
-    # 3. lists of python floats after the scalar runs (nnU-Net's learning rates and timestamps)
-    slot_lo, slot_hi = first_slot[first], last_slot[stop - 1]
-    floats = _float_runs(data, buf, run_end.tolist(), [*run_start[1:].tolist(), n - 1])
-    if floats:
-        float_start, float_end, float_values = zip(*floats)
-        sizes = np.array([len(v) for v in float_values])
-        first = np.concatenate((first, len(values) + np.cumsum(sizes) - sizes))
-        stop = np.concatenate((stop, len(values) + np.cumsum(sizes)))
-        values = np.concatenate((values, *float_values))
-        row_end = np.concatenate((row_end, np.zeros(len(values) - len(row_end), dtype=bool)))
-        run_start = np.concatenate((run_start, float_start))
-        run_end = np.concatenate((run_end, float_end))
-
-    # 4. memo indices defined inside a scalar run that the rest of the file refers to
-    order = np.argsort(run_start)
-    memo = _referenced_scalars(buf, run_start[order], run_end[order], slot_lo, slot_hi, last_slot,
-                               values[: len(last_slot)])
-    if memo is None:
-        return None
-
-    # 5. the pickle without the runs: each one becomes BINBYTES <tag, run id>
     tag = secrets.token_bytes(12)
-    view = memoryview(data)
-    parts: list[Any] = []
-    at = 0
-    for run in order.tolist():
-        begin, end = int(run_start[run]), int(run_end[run])
-        parts += [view[at:begin], _MARKER + tag + run.to_bytes(4, "little")]
-        at = end
-    parts.append(view[at:])
-    stream = b"".join(parts)
-    view.release()
-    return ScalarRuns(values=values, first=first, stop=stop, row_end=row_end, memo=memo, stream=stream, tag=tag)
-
-
-def _collapse_compiled(data: bytearray) -> ScalarRuns | None:
-    """What :func:`collapse_scalar_runs` does, in one exact pass over the pickle (``_scalar_runs.c``),
-    which also renumbers the memo densely and leaves out the tensor records.  The pass reports which dtype
-    memo slots its scalars used; they are verified here, by the same code as for the numpy implementation,
-    to be little-endian float dtypes of the size each payload had."""
-    assert _compiled is not None
-    tag = secrets.token_bytes(12)
-    found = _compiled.collapse(data, tag)
+    found = _collapse(data, tag)
     if found is None:
         return None
     stream, values, bounds, row_end, memo, dtypes, codes, littles = found
-    floats = _verified_float_dtypes(data, littles, codes)
+    floats = _float_dtype_slots(data, codes, _memo_slot_after(data, _LITTLE, littles)[0])
     if any(floats.get(slot) != size for slot, size in dtypes.items()):
-        return None  # a scalar of another dtype (an integer, say): left to the other paths
+        return None  # a scalar of another dtype (an integer, say): read plainly
     first, stop = np.frombuffer(bounds, dtype=np.int64).reshape(-1, 2).T
     return ScalarRuns(values=np.frombuffer(values, dtype=np.float64), first=first, stop=stop,
-                      row_end=np.frombuffer(row_end, dtype=bool), memo=memo, stream=stream, tag=tag,
-                      renumbered=True)
+                      row_end=np.frombuffer(row_end, dtype=bool), memo=memo, stream=stream, tag=tag)
 
 
-def _join(
-    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, first_slot: np.ndarray, last_slot: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Group the scalars into runs: (first, stop) scalar index of each run, and where rows end inside one."""
-    gap = starts[1:] - ends[:-1]
-    joined = (gap == 0) & (first_slot[1:] == last_slot[:-1] + 1)
-    row_end = np.zeros(len(starts), dtype=bool)
-    linked = np.flatnonzero((gap > 0) & (gap <= 10))
-    if len(linked):
-        gaps = gap[linked]
-        low, high = _words(buf, ends[linked], 2)  # the connector's bytes, whatever its length
-        before, after = last_slot[linked], first_slot[linked + 1]
-        for connector, (slot_at, new_row) in _CONNECTORS.items():
-            sel = gaps == len(connector)
-            if not sel.any():
-                continue
-            fixed = bytearray(connector.ljust(16, b"\0"))
-            mask = bytearray(b"\xff" * len(connector) + b"\0" * (16 - len(connector)))
-            if slot_at >= 0:
-                mask[slot_at : slot_at + 4] = b"\0\0\0\0"
-            hit = sel & _masked_equal(low, fixed[:8], mask[:8]) & _masked_equal(high, fixed[8:], mask[8:])
-            if slot_at >= 0:  # the row list's PUT takes the index between the two scalars'
-                word = (low >> np.uint64(8 * slot_at)) | (high << np.uint64(64 - 8 * slot_at))
-                hit &= ((word & np.uint64(0xFFFFFFFF)).astype(np.int64) == before + 1) & (after == before + 2)
-            else:
-                hit &= after == before + 1
-            joined[linked[hit]] = True
-            row_end[linked[hit]] = new_row
-    breaks = np.flatnonzero(~joined) + 1
-    return np.concatenate(([0], breaks)), np.concatenate((breaks, [len(starts)])), row_end
+# --------------------------------------------------------------------------------------------------------------
+# Verifying the dtypes the pass reports
+# --------------------------------------------------------------------------------------------------------------
+
+_GET_LONG, _GET_SHORT, _PUT_LONG, _PUT_SHORT, _REDUCE = 0x6A, 0x68, 0x72, 0x71, 0x52
+_DTYPE_GLOBAL = b"cnumpy\ndtype\n"
+_LITTLE = b"X\x01\x00\x00\x00<"
+_DTYPE_STATE_TAIL = b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t"  # (3, '<', None, None, None, -1, -1, 0)
+_LONG_SLOT = 256  # the pass only hides scalars whose memo indices are written as four bytes
 
 
-def _masked_equal(word: np.ndarray, fixed: bytes | bytearray, mask: bytes | bytearray) -> np.ndarray:
-    return (word & np.uint64(int.from_bytes(mask, "little"))) == np.uint64(int.from_bytes(fixed, "little"))
+def _skip_put(data: bytes | bytearray, at: int) -> int:
+    """Offset after a memo PUT at ``at``, or -1."""
+    if 0 <= at < len(data):
+        if data[at] == _PUT_LONG:
+            return at + 5
+        if data[at] == _PUT_SHORT:
+            return at + 2
+    return -1
 
 
-#: Opcodes the float-list walker steps over, with their length (BINUNICODE adds its string).
-_STEPS = {ord(op): size for op, size in (("e", 1), ("(", 1), ("]", 1), ("}", 1), ("a", 1), ("N", 1), ("r", 5),
-                                         ("q", 2), ("j", 5), ("h", 2), ("K", 2), ("M", 3), ("J", 5), ("X", 5),
-                                         ("G", 9))}
-_BINFLOAT = 0x47
+def _put_slot(data: bytes | bytearray, at: int) -> int:
+    if at >= 0 and at + 5 <= len(data) and data[at] == _PUT_LONG:
+        return int.from_bytes(data[at + 1 : at + 5], "little")
+    if at >= 0 and at + 2 <= len(data) and data[at] == _PUT_SHORT:
+        return data[at + 1]
+    return -1
 
 
-def _float_runs(
-    data: bytearray, buf: np.ndarray, froms: list[int], limits: list[int]
-) -> list[tuple[int, int, np.ndarray]]:
-    """(start, end, values) of the runs of BINFLOAT list items that follow each scalar run.
+def _memo_slot_after(
+    data: bytes | bytearray, needle: bytes, candidates: Sequence[int] | None = None
+) -> tuple[int, int]:
+    """Memo slot stored right after the first ``needle`` (at one of ``candidates`` if given) and the offset
+    after that PUT; (-1, -1) if absent.  The pickler emits each global / interned string once, then GETs it."""
+    positions = candidates if candidates is not None else [data.find(needle)]
+    for pos in positions:
+        if pos >= 0 and data.startswith(needle, pos):
+            at = pos + len(needle)
+            slot = _put_slot(data, at)
+            if slot >= 0:
+                return slot, _skip_put(data, at)
+    return -1, -1
 
-    From the end of each scalar run (an opcode boundary) the opcodes are walked one by one up to the next
-    run — a handful per list: APPENDS, the key, PUT, EMPTY_LIST, PUT, MARK — and each list batch of floats
-    (``G`` + 8 bytes, items 9 bytes apart, ``APPENDS MARK`` every 1000) is taken in one numpy step.  The
-    walk stops at the end of the dict (SETITEMS) or at any opcode it does not know.
+
+def _pushes_slot(data: bytes | bytearray, pos: int, slot: int, def_end: int) -> bool:
+    """Whether the opcode ending at ``pos`` pushes memo ``slot`` (a GET of it, or its defining op + PUT)."""
+    if pos == def_end:
+        return True
+    if pos >= 5 and data[pos - 5] == _GET_LONG and int.from_bytes(data[pos - 4 : pos], "little") == slot:
+        return True
+    return pos >= 2 and data[pos - 2] == _GET_SHORT and data[pos - 1] == slot
+
+
+def _float_dtype_slots(data: bytes | bytearray, candidates: Sequence[int], little: int) -> dict[int, int]:
+    """Memo slot -> itemsize of each ``numpy.dtype('f2'|'f4'|'f8', False, True)`` with little-endian state.
+
+    ``candidates`` are offsets of ``X\\x02\\0\\0\\0f``; the dtype class before it must be the
+    ``numpy.dtype`` global and the state's byte order the string '<' (memo slot ``little``).
     """
-    runs: list[tuple[int, int, np.ndarray]] = []
-    for pos, limit in zip(froms, limits):
-        after_mark = False
-        while pos < limit:
-            op = data[pos]
-            if op == _BINFLOAT and after_mark:
-                begin, parts = pos, []
-                while True:
-                    items = buf[pos : limit - 8 : 9] == _BINFLOAT
-                    other = np.flatnonzero(~items)
-                    count = int(other[0]) if len(other) else len(items)
-                    parts.append(np.ndarray((count,), ">f8", buf, pos + 1, (9,)).astype(np.float64))
-                    pos += 9 * count
-                    if pos + 3 <= limit and data[pos : pos + 3] == b"e(G":
-                        pos += 2  # APPENDS MARK: the next batch of the same list
-                        continue
-                    break
-                if pos == begin:  # no whole item before the limit: not a list of floats
-                    break
-                runs.append((begin, pos, np.concatenate(parts)))
-                after_mark = False
-                continue
-            step = _STEPS.get(op)
-            if step is None:
-                break
-            if op == _BINUNICODE:
-                step += int.from_bytes(data[pos + 1 : pos + 5], "little")
-            after_mark = op == ord("(")
-            pos += step
-    return runs
-
-
-def _referenced_scalars(
-    buf: np.ndarray,
-    blob_start: np.ndarray,
-    blob_end: np.ndarray,
-    slot_lo: np.ndarray,
-    slot_hi: np.ndarray,
-    scalar_slot: np.ndarray,
-    scalar_values: np.ndarray,
-) -> dict[int, float] | None:
-    """Memo entries (as floats) for every hidden scalar that a LONG_BINGET outside the hidden bytes may fetch.
-
-    ``blob_start``/``blob_end``: every hidden stretch, in file order; ``slot_lo``/``slot_hi``: the memo
-    indices each scalar run defines; ``scalar_slot``: each scalar's own index.  Every 0x6A byte after the
-    first hidden stretch and outside all of them is taken for a GET (false hits only add unused entries).
-    None if one refers to a hidden index that is not a scalar (a row list: the fast path declines).
-    """
-    n = len(buf)
-    gets: list[np.ndarray] = []
-    for begin, end in zip(blob_end.tolist(), [*blob_start[1:].tolist(), n - 4]):
-        at = np.flatnonzero(buf[begin:end] == _GET) + begin + 1
-        if len(at):
-            gets.append(at)
-    if not gets:
-        return {}
-    at = np.concatenate(gets)
-    slot = (buf[at].astype(np.int64) | buf[at + 1].astype(np.int64) << 8 | buf[at + 2].astype(np.int64) << 16
-            | buf[at + 3].astype(np.int64) << 24)
-    run = np.searchsorted(slot_lo, slot, side="right") - 1
-    hidden = (run >= 0) & (slot <= slot_hi[np.maximum(run, 0)])
-    if not hidden.any():
-        return {}
-    slot = np.unique(slot[hidden])
-    index = np.minimum(np.searchsorted(scalar_slot, slot), len(scalar_slot) - 1)
-    if np.any(scalar_slot[index] != slot):
-        return None
-    return dict(zip(slot.tolist(), scalar_values[index].tolist()))
+    cls_slot, cls_end = _memo_slot_after(data, _DTYPE_GLOBAL)
+    found: dict[int, int] = {}
+    for pos in candidates:
+        code = data[pos + 6 : pos + 7]
+        at = _skip_put(data, pos + 7)
+        if code not in (b"2", b"4", b"8") or at < 0 or not _pushes_slot(data, pos, cls_slot, cls_end):
+            continue
+        if not data.startswith(b"\x89\x88\x87", at):  # NEWFALSE NEWTRUE TUPLE3: ('f8', False, True)
+            continue
+        at = _skip_put(data, at + 3)
+        if at < 0 or data[at] != _REDUCE:
+            continue
+        slot = _put_slot(data, at + 1)
+        at = _skip_put(data, at + 1)
+        if at < 0 or not data.startswith(b"(K\x03", at):
+            continue
+        at += 3
+        if data.startswith(_LITTLE, at):
+            at = _skip_put(data, at + len(_LITTLE))
+        elif _pushes_slot(data, at + 5, little, -1) and data[at] == _GET_LONG:
+            at += 5
+        elif _pushes_slot(data, at + 2, little, -1) and data[at] == _GET_SHORT:
+            at += 2
+        else:
+            continue
+        if at > 0 and data.startswith(_DTYPE_STATE_TAIL, at):
+            at = _skip_put(data, at + len(_DTYPE_STATE_TAIL))
+            if at > 0 and data[at : at + 1] == b"b" and slot >= _LONG_SLOT:
+                found[slot] = int(code)
+    return found
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -569,8 +300,7 @@ def expand_runs(obj: Any, runs: ScalarRuns) -> bool:
     matrix (a list of rows if their lengths differ); ``obj['plot_stuff']`` (v1) becomes a tuple of arrays.
     A run may hide whole rows (the pickler writes consecutive lists of a list or tuple back to back), which
     is why a list of rows, and v1's tuple of curves, are expanded as one.  False if a run is anywhere else,
-    or a curve holding one does not have the shape of a curve: the caller then reads the untouched pickle
-    another way.
+    or a curve holding one does not have the shape of a curve: the untouched pickle is then read plainly.
     """
     if not isinstance(obj, dict):
         return False

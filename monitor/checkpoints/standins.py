@@ -230,8 +230,8 @@ def _plain(obj: Any) -> Any:
 def _scalar_to_float(value: Any) -> float | None:
     """float(value) for numbers, numpy scalars, one-element arrays and datetimes; None if not a number.
 
-    The one rule for turning a logged curve item into a float, shared by the plain path
-    (``monitor.checkpoints.reader``) and the scalar-run fast path (``monitor.checkpoints.runs``).
+    The one rule for turning a logged curve item into a float, shared by the curve builder
+    (``monitor.checkpoints.reader``) and the compiled pass's expansion of runs (``monitor.checkpoints.runs``).
     """
     if value is None:
         return math.nan

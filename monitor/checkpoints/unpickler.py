@@ -313,8 +313,8 @@ class _BufferReader:
     """The file object the C unpickler reads an in-memory pickle from, without copying it.
 
     Its first ``peek()`` hands over the whole buffer, so the unpickler works on it directly: no Python call
-    per opcode (a bare BytesIO costs one ``read()`` per opcode, 2-3x slower) and no copy (a BufferedReader
-    copies the half megabyte, and in a VM the page faults of every fresh large buffer cost more than the copy).
+    per opcode (a bare BytesIO costs one ``read()`` per opcode) and no copy (a BufferedReader copies the
+    buffer, and the page faults of every fresh large buffer cost more than the copy).
     """
 
     __slots__ = ("_pos", "_view")

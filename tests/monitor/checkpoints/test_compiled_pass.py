@@ -1,13 +1,14 @@
-"""monitor.checkpoints.runs: the scalar-run fast path reads exactly what plain restricted unpickling reads.
+"""monitor.checkpoints.runs: the compiled pass reads exactly what plain restricted unpickling reads.
 
-Every checkpoint here is written by the real ``torch.save`` and read twice, with the fast paths and without
-any (the plain restricted unpickler), and the two results must be identical to the last bit — curves,
-problems and init_args.  The checkpoints are shaped to exercise what the fast path has to get right: memo
+Every checkpoint here is written by the real ``torch.save`` and read twice, through the compiled pass and
+without it (the plain restricted unpickler), and the two results must be identical to the last bit — curves,
+problems and init_args.  The checkpoints are shaped to exercise what the pass has to get right: memo
 references into hidden runs, rows of one class, more than 1000 epochs (the pickler's batches), three float
 widths, odd items (None, python floats, 0-d arrays, ndarray rows) and nnU-Net v1's ``plot_stuff``.
 
-Every test runs twice: with the compiled pass (``monitor/checkpoints/_scalar_runs.c``, what an install with a C compiler
-uses) and with the numpy implementation (what an install without one uses).
+The tests that take ``implementation`` run twice: with the compiled pass (``_scalar_runs.c``, what an install
+with a C compiler uses) and with plain restricted unpickling of ``data.pkl`` (what an install without one uses;
+the memo guard stays on here, so that mangled pickles cannot make the test process allocate gigabytes).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitor.checkpoints import reader as ckpt_mod
 from monitor.checkpoints import runs as checkpoint_runs
 from monitor.checkpoints.reader import CheckpointError, read_checkpoint_curves
 from monitor.checkpoints.runs import collapse_scalar_runs
@@ -31,19 +31,20 @@ from monitor.checkpoints.runs import collapse_scalar_runs
 torch = pytest.importorskip("torch")
 
 
-NUMPY_MIN_BYTES = checkpoint_runs._MIN_BYTES
-
-
-@pytest.fixture(autouse=True, params=["compiled", "numpy"])
-def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Which implementation of the run path reads; the numpy one at every size (it normally leaves
-    checkpoints of fewer than ~400 epochs to the faster in-place rewrite, a speed choice)."""
-    if request.param == "numpy":
-        monkeypatch.setattr(checkpoint_runs, "_compiled", None)
-        monkeypatch.setattr(checkpoint_runs, "_MIN_BYTES", 0)
-    elif checkpoint_runs._compiled is None:
+@pytest.fixture
+def compiled() -> None:
+    if checkpoint_runs._collapse is None:
         pytest.fail("monitor.checkpoints._scalar_runs is not built: install the project with a C compiler present "
                     "(scripts/test does)")
+
+
+@pytest.fixture(params=["compiled", "plain"])
+def implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """How ``data.pkl`` is read: through the compiled pass, or plainly (the pass switched off)."""
+    if request.param == "plain":
+        monkeypatch.setattr(checkpoint_runs, "_collapse", None)
+    else:
+        request.getfixturevalue("compiled")
     return str(request.param)
 
 
@@ -91,18 +92,19 @@ def checkpoint(log: dict[str, list[Any]], tensors: int = 120, **extra: Any) -> d
     return out
 
 
-def _first_path_declined(data: bytearray) -> None:
-    raise AssertionError("the scalar-run fast path declined")
+def _pass_declined(data: bytes | bytearray, path: Path) -> None:
+    raise AssertionError("the compiled pass declined")
 
 
 def read_both(path: Path, monkeypatch: pytest.MonkeyPatch, runs_only: bool = False) -> tuple[Any, Any]:
-    """The curves with the fast paths and without; ``runs_only``: the scalar-run path must do it alone."""
+    """The curves as the ``implementation`` reads them and plainly; ``runs_only``: where the compiled pass is
+    on, it must do the work alone (the plain fallback starts with the memo guard)."""
     with monkeypatch.context() as patch:
-        if runs_only:  # the second fast path would only run if the first declined
-            patch.setattr(ckpt_mod, "_FAST_PATHS", [*ckpt_mod._FAST_PATHS[:1], _first_path_declined])
+        if runs_only and checkpoint_runs._collapse is not None:
+            patch.setattr(checkpoint_runs, "check_memo_indices", _pass_declined)
         fast = read_checkpoint_curves(path)
     with monkeypatch.context() as patch:
-        patch.setattr(ckpt_mod, "_FAST_PATHS", [])
+        patch.setattr(checkpoint_runs, "_collapse", None)
         plain = read_checkpoint_curves(path)
     return fast, plain
 
@@ -126,8 +128,9 @@ def assert_same(fast: Any, plain: Any) -> None:
         (0, 3, np.float32, np.float32),
     ],
 )
-def test_fast_path_reads_what_plain_unpickling_reads(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, epochs: int, classes: int, dice_type: Any, loss_type: Any
+def test_the_pass_reads_what_plain_unpickling_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, implementation: str, epochs: int, classes: int, dice_type: Any,
+    loss_type: Any,
 ) -> None:
     log = nnunet_logging(epochs, classes, np.random.default_rng(epochs + classes), dice_type, loss_type)
     path = tmp_path / "checkpoint_final.pth"
@@ -140,7 +143,7 @@ def test_fast_path_reads_what_plain_unpickling_reads(
         assert fast.frame["lr"].tolist() == log["lrs"]
 
 
-def test_the_runs_cover_nearly_every_scalar_of_an_nnunet_checkpoint(tmp_path: Path) -> None:
+def test_the_runs_cover_nearly_every_scalar_of_an_nnunet_checkpoint(tmp_path: Path, compiled: None) -> None:
     """The speed comes from hiding the runs: all but the first scalar (which names numpy's helpers) and the
     first EMA (a reference to it) must be in one, and the float lists too."""
     epochs, classes = 1000, 3
@@ -156,7 +159,9 @@ def test_the_runs_cover_nearly_every_scalar_of_an_nnunet_checkpoint(tmp_path: Pa
     assert list(runs.memo) != []  # _best_ema refers into the EMA run
 
 
-def test_references_into_hidden_runs_keep_their_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_references_into_hidden_runs_keep_their_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, implementation: str
+) -> None:
     log = nnunet_logging(600, 3, np.random.default_rng(7))
     log["mean_fg_dice"][300] = log["mean_fg_dice"][299]  # a GET inside a list
     log["ema_fg_dice"][200] = log["mean_fg_dice"][350]  # a GET from another list
@@ -168,7 +173,9 @@ def test_references_into_hidden_runs_keep_their_values(tmp_path: Path, monkeypat
     assert fast.init_args["plans"]["best"] == float(log["val_losses"][10])
 
 
-def test_odd_items_in_curves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_odd_items_in_curves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, implementation: str
+) -> None:
     log = nnunet_logging(400, 3, np.random.default_rng(3))
     log["train_losses"][5] = np.array(1.25, dtype=np.float32)  # a 0-d array
     log["val_losses"][6] = 0.5  # a python float among numpy scalars
@@ -182,8 +189,10 @@ def test_odd_items_in_curves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert np.isnan(fast.frame["val_loss"].iloc[7]) and np.isnan(fast.frame["dice_3"].iloc[9])
 
 
-def test_what_the_fast_path_leaves_to_the_slower_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A shared row (a GET of a hidden list) or a bytes object in a curve: the run path declines and the
+def test_what_the_pass_leaves_to_plain_unpickling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, implementation: str
+) -> None:
+    """A shared row (a GET of a hidden list) or a bytes object in a curve: the compiled pass declines and the
     result is still exactly that of plain unpickling, problems included."""
     log = nnunet_logging(500, 3, np.random.default_rng(4))
     log["dice_per_class_or_region"][100] = log["dice_per_class_or_region"][99]
@@ -195,7 +204,9 @@ def test_what_the_fast_path_leaves_to_the_slower_ones(tmp_path: Path, monkeypatc
     assert any("lrs" in problem for problem in fast.problems)
 
 
-def test_nnunet_v1_plot_stuff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nnunet_v1_plot_stuff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, implementation: str
+) -> None:
     rng = np.random.default_rng(11)
     epochs = 700
     plot_stuff = ([np.float64(v) for v in rng.random(epochs)], [np.float64(v) for v in rng.random(epochs)], [],
@@ -210,7 +221,7 @@ def test_nnunet_v1_plot_stuff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert fast.frame["mean_fg_dice"].tolist() == [float(v) for v in plot_stuff[3]]
 
 
-def test_a_malicious_item_among_the_scalars_is_still_refused(tmp_path: Path) -> None:
+def test_a_malicious_item_among_the_scalars_is_still_refused(tmp_path: Path, implementation: str) -> None:
     marker = tmp_path / "pwned"
 
     class Evil:
@@ -227,7 +238,7 @@ def test_a_malicious_item_among_the_scalars_is_still_refused(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_random_layouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+def test_random_layouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, implementation: str, seed: int) -> None:
     """Random epochs, classes, value types, shared objects and list orders: always the same as plain."""
     rng = np.random.default_rng(100 + seed)
     types = [np.float16, np.float32, np.float64, float]
@@ -246,7 +257,7 @@ def test_random_layouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: i
     assert_same(fast, plain)
 
 
-def test_the_original_bytes_are_left_untouched(tmp_path: Path) -> None:
+def test_the_original_bytes_are_left_untouched(tmp_path: Path, compiled: None) -> None:
     path = tmp_path / "checkpoint_latest.pth"
     torch.save(checkpoint(nnunet_logging(300, 2, np.random.default_rng(2))), path)
     data = data_pkl(path)
@@ -257,11 +268,11 @@ def test_the_original_bytes_are_left_untouched(tmp_path: Path) -> None:
 
 
 def test_a_copy_of_a_run_inside_a_bytes_object_is_not_taken_for_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compiled: None
 ) -> None:
     """Scalar-shaped bytes that are data (here a verbatim copy of a real run, smuggled into a bytes value
-    at the end of the pickle) are found by the scan, but what replaces them never reaches a curve: the
-    fast path declines, and the result is exactly plain unpickling's."""
+    at the end of the pickle) stay data: the compiled pass walks opcode by opcode, so the result is exactly
+    plain unpickling's."""
     path = tmp_path / "checkpoint_final.pth"
     torch.save(checkpoint(nnunet_logging(400, 3, np.random.default_rng(8))), path)
     data = data_pkl(path)
@@ -282,27 +293,16 @@ def test_a_copy_of_a_run_inside_a_bytes_object_is_not_taken_for_one(
     assert fast.epochs == 400
 
 
-def test_small_checkpoints_take_the_cheaper_paths(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, implementation: str
-) -> None:
-    """The compiled pass is the cheapest path at every size.  The numpy one is not: below ~400 epochs its
-    fixed cost outweighs its gain, below ~55 the rewrite's too; the thresholds are on the bytes of numpy
-    scalars, so that a small checkpoint is not made slower."""
-    monkeypatch.setattr(checkpoint_runs, "_MIN_BYTES", NUMPY_MIN_BYTES)
-    sizes = {}
+def test_the_pass_applies_at_every_size(tmp_path: Path, compiled: None) -> None:
+    """From a few epochs to many, the compiled pass does the work: no size is left to plain unpickling."""
     for epochs in (10, 100, 1000):
         path = tmp_path / f"checkpoint_{epochs}.pth"
         torch.save(checkpoint(nnunet_logging(epochs, 3, np.random.default_rng(epochs))), path)
-        data = data_pkl(path)
-        sizes[epochs] = (collapse_scalar_runs(bytearray(data)) is not None,
-                         ckpt_mod._inline_float_scalars(bytearray(data)))
-    if implementation == "compiled":
-        assert sizes == {10: (True, False), 100: (True, True), 1000: (True, True)}
-    else:
-        assert sizes == {10: (False, False), 100: (False, True), 1000: (True, True)}
+        runs = collapse_scalar_runs(data_pkl(path))
+        assert runs is not None and len(runs.values) > 7 * epochs, epochs
 
 
-def test_threads_reading_at_once_get_their_own_buffers(tmp_path: Path) -> None:
+def test_threads_reading_at_once_get_their_own_buffers(tmp_path: Path, implementation: str) -> None:
     """The dashboard reads checkpoints from several threads: the reused per-thread buffers never mix reads."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -319,7 +319,7 @@ def test_threads_reading_at_once_get_their_own_buffers(tmp_path: Path) -> None:
 
 
 def test_every_kind_of_value_around_the_curves_reads_the_same(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, implementation: str
 ) -> None:
     """The compiled pass walks every opcode of the pickle and renumbers the memo: strings and bytes full of
     opcode-like bytes, big and negative ints, every tuple size, sets, nested and shared containers must come
@@ -344,7 +344,7 @@ def test_every_kind_of_value_around_the_curves_reads_the_same(
     assert fast.init_args["tensor"] == "<tensor float32[2, 3], not read>"
 
 
-def test_a_malicious_call_inside_a_tensor_record_is_still_refused(tmp_path: Path) -> None:
+def test_a_malicious_call_inside_a_tensor_record_is_still_refused(tmp_path: Path, implementation: str) -> None:
     """Tensor records are left out of what the unpickler reads, but only those that name no global: the first
     ``os.system`` is pickled as a global, reaches the restricted unpickler and is refused."""
     marker = tmp_path / "pwned"
@@ -370,7 +370,7 @@ def test_a_malicious_call_inside_a_tensor_record_is_still_refused(tmp_path: Path
 def test_protocol_4_pickles_are_left_to_the_other_paths(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, implementation: str
 ) -> None:
-    """torch.save with a newer pickle protocol frames the pickle and memoises differently: the run path
+    """torch.save with a newer pickle protocol frames the pickle and memoises differently: the compiled pass
     declines, and the checkpoint still reads exactly."""
     path = tmp_path / "checkpoint_final.pth"
     torch.save(checkpoint(nnunet_logging(600, 3, np.random.default_rng(9))), path, pickle_protocol=4)
@@ -380,8 +380,10 @@ def test_protocol_4_pickles_are_left_to_the_other_paths(
     assert fast.epochs == 600
 
 
-def test_mangled_pickles_never_read_differently(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Random byte changes and truncations of a real checkpoint's pickle: the fast paths may decline, and a
+def test_mangled_pickles_never_read_differently(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, implementation: str
+) -> None:
+    """Random byte changes and truncations of a real checkpoint's pickle: the compiled pass may decline, and a
     read may fail, but whenever both reads succeed they agree (and nothing crashes the process)."""
     path = tmp_path / "checkpoint_final.pth"
     torch.save(checkpoint(nnunet_logging(300, 2, np.random.default_rng(12)), tensors=40), path)
@@ -402,9 +404,9 @@ def test_mangled_pickles_never_read_differently(tmp_path: Path, monkeypatch: pyt
             for info in source.infolist():
                 target.writestr(info.filename, pickle if info.filename.endswith("/data.pkl") else source.read(info))
         results = []
-        for paths in (ckpt_mod._FAST_PATHS, []):
+        for collapse in (checkpoint_runs._collapse, None):
             with monkeypatch.context() as patch:
-                patch.setattr(ckpt_mod, "_FAST_PATHS", paths)
+                patch.setattr(checkpoint_runs, "_collapse", collapse)
                 try:
                     results.append(read_checkpoint_curves(forged))
                 except CheckpointError:
@@ -415,9 +417,11 @@ def test_mangled_pickles_never_read_differently(tmp_path: Path, monkeypatch: pyt
     assert agreed > 20  # most single-byte changes hit data that still reads
 
 
-def test_a_corrupt_memo_index_is_refused_before_unpickling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_corrupt_memo_index_is_refused_before_unpickling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, implementation: str
+) -> None:
     """One corrupt byte in a LONG_BINPUT would make CPython's unpickler allocate and clear a memo array of
-    gigabytes (30 s and 16 GB, measured): the reader says the file is corrupt instead, on every path."""
+    gigabytes: the reader says the file is corrupt instead, with the compiled pass and without it."""
     path = tmp_path / "checkpoint_final.pth"
     torch.save(checkpoint(nnunet_logging(300, 2, np.random.default_rng(14))), path)
     data = bytearray(data_pkl(path))
@@ -427,23 +431,23 @@ def test_a_corrupt_memo_index_is_refused_before_unpickling(tmp_path: Path, monke
     with zipfile.ZipFile(path) as source, zipfile.ZipFile(forged, "w", zipfile.ZIP_STORED) as target:
         for info in source.infolist():
             target.writestr(info.filename, bytes(data) if info.filename.endswith("/data.pkl") else source.read(info))
-    for paths in (ckpt_mod._FAST_PATHS, []):
+    for collapse in (checkpoint_runs._collapse, None):
         with monkeypatch.context() as patch:
-            patch.setattr(ckpt_mod, "_FAST_PATHS", paths)
+            patch.setattr(checkpoint_runs, "_collapse", collapse)
             with pytest.raises(CheckpointError, match="a memo index larger than the pickle itself"):
                 read_checkpoint_curves(forged)
 
 
-def test_a_lone_scalar_beside_the_curves_does_not_cost_the_fast_path(
+def test_a_lone_scalar_beside_the_curves_does_not_cost_the_pass(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, implementation: str
 ) -> None:
     """A numpy scalar that is no list item (a ``_best_ema`` pickled on its own, a trainer's attribute) stays for
     the unpickler: the compiled pass only starts runs at the first item of a list, so it still does the
-    work alone (the numpy implementation hides such a scalar too, then declines to the next path)."""
+    work alone."""
     log = nnunet_logging(500, 3, np.random.default_rng(15))
     path = tmp_path / "checkpoint_final.pth"
     torch.save(checkpoint(log, _best_ema=np.float32(0.75), init_args={"margin": np.float64(0.125)}), path)
-    fast, plain = read_both(path, monkeypatch, runs_only=implementation == "compiled")
+    fast, plain = read_both(path, monkeypatch, runs_only=True)
     assert_same(fast, plain)
     assert fast.init_args == {"margin": 0.125}
 
@@ -456,6 +460,6 @@ def test_curves_of_python_floats_still_skip_the_tensors(
     log = nnunet_logging(800, 3, np.random.default_rng(16), dice_type=float, loss_type=float)
     path = tmp_path / "checkpoint_final.pth"
     torch.save(checkpoint(log), path)
-    fast, plain = read_both(path, monkeypatch, runs_only=implementation == "compiled")
+    fast, plain = read_both(path, monkeypatch, runs_only=True)
     assert_same(fast, plain)
     assert fast.frame["val_loss"].tolist() == log["val_losses"]

@@ -22,6 +22,8 @@ import pytest
 from paths import REPO
 
 from monitor.checkpoints import reader as ckpt_mod
+from monitor.checkpoints import runs as checkpoint_runs
+from monitor.checkpoints.archive import _load_checkpoint_object
 from monitor.checkpoints.reader import CheckpointCurves, CheckpointError, read_checkpoint_curves
 
 torch = pytest.importorskip("torch")
@@ -146,12 +148,11 @@ def rchar() -> int | None:
 # ------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("epochs", [6, 400])  # 6: plain restricted unpickling; 400: the numpy-scalar fast path
+@pytest.mark.parametrize("epochs", [6, 400])  # 6: memo indices below 256, which the compiled pass leaves alone
 def test_v2_curves_read_back_exactly(tmp_path: Path, epochs: int) -> None:
     log = v2_logging(epochs)
     path = tmp_path / "checkpoint_final.pth"
     torch.save(v2_checkpoint(log), path)
-    assert ckpt_mod._inline_float_scalars(bytearray(data_pkl(path))) == (epochs > 100)  # fast path for the big one
 
     curves = read_checkpoint_curves(path)
     assert isinstance(curves, CheckpointCurves)
@@ -178,14 +179,15 @@ def test_fast_path_and_plain_unpickling_agree(tmp_path: Path, monkeypatch: pytes
     path = tmp_path / "checkpoint_latest.pth"
     torch.save(v2_checkpoint(log), path)
     fast = read_checkpoint_curves(path)
-    monkeypatch.setattr(ckpt_mod, "_inline_float_scalars", lambda data, pack=True: False)
+    monkeypatch.setattr(checkpoint_runs, "_collapse", None)
     slow = read_checkpoint_curves(path)
     pd.testing.assert_frame_equal(fast.frame, slow.frame, check_exact=True)
     pd.testing.assert_frame_equal(fast.frame, expected_frame(log), check_exact=True)
     assert fast.init_args == slow.init_args and fast.problems == slow.problems == []
 
 
-def test_fast_path_keeps_shared_scalars_and_structure(tmp_path: Path) -> None:
+@pytest.mark.parametrize("compiled", [True, False])
+def test_shared_scalars_and_structure_survive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compiled: bool) -> None:
     """Numpy scalars that are referenced twice, sit in tuples or dicts, or are list items all survive."""
     log = v2_logging(600, seed=5)
     log["mean_fg_dice"][300] = log["mean_fg_dice"][299]  # the same object twice: pickled as a memo GET
@@ -197,12 +199,12 @@ def test_fast_path_keeps_shared_scalars_and_structure(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint_final.pth"
     torch.save(checkpoint, path)
 
-    data = bytearray(data_pkl(path))
-    assert ckpt_mod._inline_float_scalars(data)
-    obj = ckpt_mod._unpickle_buffer(data, path)  # no fallback needed: the rewritten bytes load as they are
+    if not compiled:
+        monkeypatch.setattr(checkpoint_runs, "_collapse", None)
+    obj = _load_checkpoint_object(path)
     assert obj["_best_ema"] == float(log["ema_fg_dice"][450])
+    # few tensors: numpy's helpers take short memo indices, so the pass leaves these scalars to the unpickler
     assert obj["logging"]["mean_fg_dice"][300] is obj["logging"]["mean_fg_dice"][299]
-    assert sum(type(v) is float for v in obj["logging"]["mean_fg_dice"]) >= 598  # all but the first few
 
     curves = read_checkpoint_curves(path)
     pd.testing.assert_frame_equal(curves.frame, expected_frame(log), check_exact=True)
@@ -383,7 +385,7 @@ def test_malicious_checkpoint_is_refused_and_runs_nothing(tmp_path: Path, name: 
     path = tmp_path / "checkpoint_final.pth"
     log = v2_logging(500 if where == "inside_a_long_curve" else 5)
     if where == "inside_a_long_curve":
-        log["mean_fg_dice"][250] = evil  # among the numpy scalars the fast path rewrites
+        log["mean_fg_dice"][250] = evil  # among the numpy scalars the compiled pass hides
         torch.save(v2_checkpoint(log), path)
     else:
         torch.save(v2_checkpoint(log, init_args={"evil": evil}), path, _use_new_zipfile_serialization=where != "legacy")
@@ -427,6 +429,56 @@ def test_refused_globals_in_a_handmade_archive(tmp_path: Path, raw: bytes, messa
         archive.writestr("archive/version", "3\n")
     with pytest.raises(CheckpointError, match=r"^refused: .*" + message.replace(".", r"\.")):
         read_checkpoint_curves(path)
+
+
+#: Every module the reader refuses outright, written out here rather than imported, so that dropping one from
+#: the reader's list fails a test.
+REFUSED_MODULES = (
+    "os", "posix", "nt", "posixpath", "ntpath", "subprocess", "_posixsubprocess", "sys", "importlib", "imp",
+    "runpy", "shutil", "pickle", "_pickle", "cPickle", "copy_reg", "dill", "cloudpickle", "joblib", "marshal",
+    "code", "codeop", "ctypes", "_ctypes", "socket", "_socket", "ssl", "pty", "webbrowser", "functools",
+    "_functools", "operator", "_operator", "multiprocessing", "_multiprocessing", "signal", "threading", "_thread",
+    "asyncio", "concurrent", "tempfile", "io", "_io", "glob", "zipimport", "pkgutil", "site", "platform",
+    "commands", "popen2", "types", "inspect", "gc", "timeit", "trace", "pdb", "bdb", "cProfile", "profile",
+    "doctest", "pydoc", "urllib", "urllib2", "http", "httplib", "ftplib", "smtplib", "telnetlib", "requests",
+    "venv", "ensurepip", "distutils", "setuptools", "pip", "sqlite3", "shelve", "dbm", "tarfile", "zipfile",
+    "_winapi", "msvcrt", "winreg", "resource", "fcntl", "mmap", "select", "selectors", "xmlrpc", "logging",
+    "contextlib", "weakref", "sysconfig",
+    # and every global of these but a short allow-list (set, frozenset, bytes, _codecs.encode latin-1...)
+    "builtins", "__builtin__", "_codecs", "codecs", "copyreg",
+)
+#: Real submodules of refused modules whose members run code or reach the network.
+REFUSED_SUBMODULE_GLOBALS = (
+    ("urllib.request", "urlopen"), ("importlib.machinery", "SourceFileLoader"), ("importlib.util", "exec_module"),
+    ("os.path", "expanduser"), ("concurrent.futures", "ThreadPoolExecutor"), ("multiprocessing.util", "spawnv_passfds"),
+    ("http.server", "CGIHTTPRequestHandler"), ("xmlrpc.client", "ServerProxy"), ("logging.config", "listen"),
+    ("distutils.spawn", "spawn"), ("setuptools.sandbox", "run_setup"),
+    ("asyncio.subprocess", "create_subprocess_shell"), ("ctypes.util", "find_library"), ("sqlite3.dbapi2", "connect"),
+    ("dbm.dumb", "open"), ("pip._internal", "main"), ("joblib.externals.loky", "cpu_count"),
+)
+
+
+def test_every_refused_module_and_its_submodules_are_refused(tmp_path: Path) -> None:
+    """A global from a refused module, or from any submodule of one at any depth, is refused, never stood in."""
+    cases = [(module, "anything") for module in REFUSED_MODULES]
+    cases += [(f"{module}.sub", "anything") for module in REFUSED_MODULES]
+    cases += [(f"{module}.sub.deeper", "anything") for module in REFUSED_MODULES]
+    cases += list(REFUSED_SUBMODULE_GLOBALS)
+    accepted = []
+    path = tmp_path / "checkpoint_final.pth"
+    for module, name in cases:
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("archive/data.pkl", f"c{module}\n{name}\n(tR.".encode())
+            archive.writestr("archive/version", "3\n")
+        try:
+            read_checkpoint_curves(path)
+        except CheckpointError as exc:
+            if str(exc).startswith("refused: checkpoint tries to call ") and str(exc).endswith(f".{name}"):
+                continue
+            accepted.append(f"{module}.{name}: {exc}")
+        else:
+            accepted.append(f"{module}.{name}: read")
+    assert accepted == []
 
 
 def test_raw_pickle_is_refused(tmp_path: Path) -> None:
@@ -650,6 +702,5 @@ def test_scalar_shared_across_lists(tmp_path: Path) -> None:
     log["ema_fg_dice"][200] = log["mean_fg_dice"][350]
     path = tmp_path / "checkpoint_final.pth"
     torch.save(v2_checkpoint(log), path)
-    assert ckpt_mod._inline_float_scalars(bytearray(data_pkl(path)))
     curves = read_checkpoint_curves(path)
     pd.testing.assert_frame_equal(curves.frame, expected_frame(log), check_exact=True)

@@ -34,42 +34,42 @@ def test_log_and_checkpoint_curves_agree_within_log_rounding(tiny_parent_run) ->
     np.testing.assert_allclose(frame["ema_fg_dice"], ckpt["ema_fg_dice"], rtol=1e-6)
 
 
-@pytest.mark.parametrize("implementation", ["compiled", "numpy"])
-def test_the_fast_paths_read_a_real_checkpoint_exactly(
+@pytest.mark.parametrize("implementation", ["compiled", "plain"])
+def test_the_compiled_pass_reads_a_real_checkpoint_exactly(
     tiny_parent_run, monkeypatch: pytest.MonkeyPatch, implementation: str
 ) -> None:
-    """nnU-Net's own checkpoint: the scalar-run fast path handles it alone, bit for bit as plain unpickling,
-    in C and in numpy; the compiled pass also leaves out every tensor record but the first."""
-    from monitor.checkpoints import reader as ckpt_mod
+    """nnU-Net's own checkpoint: the compiled pass handles it alone, bit for bit as plain restricted unpickling,
+    and leaves out every tensor record but the first; plain unpickling (no compiler) reads the same curves."""
     from monitor.checkpoints import runs as checkpoint_runs
     from monitor.checkpoints.archive import _torch_zip_data_pkl
     from monitor.checkpoints.runs import collapse_scalar_runs
 
-    if implementation == "numpy":
-        monkeypatch.setattr(checkpoint_runs, "_compiled", None)
-        monkeypatch.setattr(checkpoint_runs, "_MIN_BYTES", 0)  # 4 epochs would normally take the rewrite
-    else:
-        assert checkpoint_runs._compiled is not None, "monitor.checkpoints._scalar_runs is not built"
     path = tiny_parent_run / "checkpoint_final.pth"
+    if implementation == "plain":
+        monkeypatch.setattr(checkpoint_runs, "_collapse", None)
+        curves = read_checkpoint_curves(path)
+        assert curves.epochs == 4 and curves.problems == [] and curves.frame["epoch"].tolist() == [0, 1, 2, 3]
+        return
+    assert checkpoint_runs._collapse is not None, "monitor.checkpoints._scalar_runs is not built"
     with open(path, "rb") as fh:
         data = _torch_zip_data_pkl(fh.fileno(), path.stat().st_size)
     assert data is not None
     runs = collapse_scalar_runs(bytearray(data))
     assert runs is not None and len(runs.values) >= 4 * 8  # all but the first scalars of 4 epochs
-    if implementation == "compiled":  # each tensor's storage is one BINPERSID: only the first is left to unpickle
-        def storages(pickle: bytes | bytearray) -> int:
-            return sum(op.name == "BINPERSID" for op, _, _ in pickletools.genops(pickle))
 
-        assert storages(data) > 20 and storages(runs.stream) == 1
+    def storages(pickle: bytes | bytearray) -> int:  # each tensor's storage is one BINPERSID
+        return sum(op.name == "BINPERSID" for op, _, _ in pickletools.genops(pickle))
 
-    def declined(data: bytearray) -> None:
-        raise AssertionError("the scalar-run fast path declined a real nnU-Net checkpoint")
+    assert storages(data) > 20 and storages(runs.stream) == 1
+
+    def declined(data: bytes | bytearray, path: object) -> None:
+        raise AssertionError("the compiled pass declined a real nnU-Net checkpoint")
 
     with monkeypatch.context() as patch:
-        patch.setattr(ckpt_mod, "_FAST_PATHS", [ckpt_mod._FAST_PATHS[0], declined])
+        patch.setattr(checkpoint_runs, "check_memo_indices", declined)  # where the plain fallback starts
         fast = read_checkpoint_curves(path)
     with monkeypatch.context() as patch:
-        patch.setattr(ckpt_mod, "_FAST_PATHS", [])
+        patch.setattr(checkpoint_runs, "_collapse", None)
         plain = read_checkpoint_curves(path)
     assert fast.frame.equals(plain.frame) and fast.problems == plain.problems == []
     assert fast.init_args == plain.init_args
