@@ -26,7 +26,7 @@ def _option_fields() -> list[dataclasses.Field[Any]]:
 def _options(args: argparse.Namespace) -> Any:
     from monitor.analyze.options import AnalyzerOptions
 
-    values = {}
+    values: dict[str, Any] = {}
     for field in _option_fields():
         value = getattr(args, field.name, None)
         if value is not None:

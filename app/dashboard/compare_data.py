@@ -66,7 +66,7 @@ def extension_pairs(table: pd.DataFrame, jobs: Iterable[Any] = ()) -> list[tuple
     for job in jobs:
         if job.parent_run_id in present and job.new_run_id in present:
             pairs[(job.parent_run_id, job.new_run_id)] = f"job {job.job_id}"
-    keyed = {(r.dataset, r.plans, r.configuration, str(r.fold), r.trainer): r.run_id
+    keyed = {(str(r.dataset), str(r.plans), str(r.configuration), str(r.fold), str(r.trainer)): str(r.run_id)
              for r in table.itertuples() if r.nnunet_version == "v2"}
     for (dataset, plans, configuration, fold, trainer), run_id in keyed.items():
         schedule = split_schedule_suffix(trainer)

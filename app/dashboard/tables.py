@@ -175,7 +175,8 @@ def groups_frame(table: pd.DataFrame) -> pd.DataFrame:
         folds = "  ".join(f"{fold}{_FOLD_MARK.get(status, '?')}" for fold, status in ordered)
         best = pd.to_numeric(group["best_ema_fg_dice"], errors="coerce").dropna()
         counts = group["verdict"].value_counts() if "verdict" in group.columns else pd.Series(dtype=int)
-        verdict_text = ", ".join(f"{n} {VERDICT_LABELS.get(v, v).split(' ', 1)[-1]}" for v, n in counts.items())
+        verdict_text = ", ".join(f"{n} {VERDICT_LABELS.get(str(v), str(v)).split(' ', 1)[-1]}"
+                                 for v, n in counts.items())
         numeric_folds = {f for f, _ in ordered if f.isdigit()}
         rows.append({
             "Dataset": dataset, "Config": configuration,

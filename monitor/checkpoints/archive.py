@@ -190,7 +190,7 @@ def _zip_data_pkl_slow(fh: BinaryIO, path: Path) -> bytes:
 def _load_legacy(fh: BinaryIO, path: Path) -> Any:
     """torch < 1.6 format: magic, protocol version, sys info, object; the storage bytes after it are skipped."""
     fh.seek(0)
-    reader = io.BufferedReader(fh)  # type: ignore[arg-type]  # the C unpickler peeks, then consumes exactly
+    reader = io.BufferedReader(fh)  # type: ignore[arg-type,type-var]  # the C unpickler peeks, then consumes exactly
     try:
         magic = _unpickle(reader, path)
         if magic != _LEGACY_MAGIC:

@@ -54,6 +54,9 @@ __all__ = ["CheckpointCurves", "CheckpointError", "read_checkpoint_curves"]
 #: A v1 ``<checkpoint>.pkl`` sidecar holds a trainer name and init args; far larger is not one to parse here.
 _MAX_SIDECAR_BYTES = 16 * 1024 * 1024
 
+#: One logged curve as unpickled: a list or tuple of items, or an array the compiled pass rebuilt.
+_Curve = Sequence[Any] | np.ndarray
+
 #: The per-epoch lists nnU-Net v2's ``LocalLogger`` keeps (``checkpoint['logging']``).
 _V2_CURVES = (
     "mean_fg_dice",
@@ -143,7 +146,7 @@ def _why_not_number(value: Any) -> str:
     return type(value).__name__
 
 
-def _float_curve(values: Sequence[Any], label: str, problems: list[str]) -> np.ndarray:
+def _float_curve(values: _Curve, label: str, problems: list[str]) -> np.ndarray:
     """Convert one logged list to float64 exactly (float32/float64 widen losslessly; None becomes NaN)."""
     try:  # one C loop for the usual floats / numpy scalars
         if type(values) is list:
@@ -167,7 +170,7 @@ def _float_curve(values: Sequence[Any], label: str, problems: list[str]) -> np.n
     return out
 
 
-def _dice_matrix(entries: Sequence[Any], problems: list[str]) -> np.ndarray:
+def _dice_matrix(entries: _Curve, problems: list[str]) -> np.ndarray:
     """Per-class Dice, one row per epoch, NaN-padded if classes are missing in some epochs."""
     try:  # the usual case, equal-length lists of numbers: one C loop over them all
         if type(entries) is list and entries and set(map(type, entries)) == {list}:
@@ -232,7 +235,7 @@ def _as_int(value: Any) -> int | None:
     return None
 
 
-def _truncate(curves: dict[str, Sequence[Any]], problems: list[str], what: str) -> int:
+def _truncate(curves: dict[str, _Curve], problems: list[str], what: str) -> int:
     """Length of the shortest curve; says which curves lose values (a checkpoint written mid-epoch)."""
     lengths = {name: len(values) for name, values in curves.items()}
     n = min(lengths.values(), default=0)
@@ -284,7 +287,7 @@ def _curves_v2(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
     if not isinstance(logging, Mapping):
         raise CheckpointError("nnU-Net v2 checkpoint without a 'logging' dict (no curves stored)", path)
     problems: list[str] = []
-    curves: dict[str, Sequence[Any]] = {}
+    curves: dict[str, _Curve] = {}
     for name in _V2_CURVES:
         values = logging.get(name)
         if values is None:
@@ -368,7 +371,7 @@ def _curves_v1(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
     if not isinstance(plot_stuff, (list, tuple)) or len(plot_stuff) < 2:
         raise CheckpointError("nnU-Net v1 checkpoint without 'plot_stuff' (no curves stored)", path)
     problems: list[str] = []
-    parts: list[Sequence[Any]] = []
+    parts: list[_Curve] = []
     for i, values in enumerate(plot_stuff[:4]):
         if isinstance(values, np.ndarray):
             values = values.reshape(-1)
@@ -377,7 +380,7 @@ def _curves_v1(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
             problems.append(f"plot_stuff[{i}] is {_why_not_number(values)}, not a list; ignored")
     tr_losses, val_losses = parts[0], parts[1]
     metrics = parts[3] if len(parts) > 3 else []
-    curves: dict[str, Sequence[Any]] = {"all_tr_losses": tr_losses, "all_val_losses": val_losses}
+    curves: dict[str, _Curve] = {"all_tr_losses": tr_losses, "all_val_losses": val_losses}
     if len(metrics):
         curves["all_val_eval_metrics"] = metrics
     else:

@@ -19,7 +19,7 @@ plain restricted unpickling of ``data.pkl`` is the only path, and the memo guard
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ from monitor.checkpoints.errors import CheckpointError
 from monitor.checkpoints.standins import _scalar_to_float
 from monitor.checkpoints.unpickler import _unpickle_buffer
 
+_collapse: Callable[[bytes | bytearray, bytes], Any] | None
+_memo_bound: Callable[[bytes | bytearray], int] | None
 try:
     from monitor.checkpoints._scalar_runs import collapse as _collapse
     from monitor.checkpoints._scalar_runs import memo_bound as _memo_bound

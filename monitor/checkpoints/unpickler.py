@@ -27,7 +27,7 @@ import pickle
 import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 
@@ -271,7 +271,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
             if len(self._stand_ins) >= _MAX_STAND_IN_CLASSES:
                 raise pickle.UnpicklingError(f"more than {_MAX_STAND_IN_CLASSES} distinct classes")
             label = name.replace(".", "_") or "anonymous"
-            cls = _StandInMeta(label, (_StandIn,), {"_sd_module": module, "_sd_name": name})
+            cls = cast("type[_StandIn]", _StandInMeta(label, (_StandIn,), {"_sd_module": module, "_sd_name": name}))
             self._stand_ins[key] = cls
         return cls
 

@@ -27,7 +27,7 @@ from monitor.runs.status import (
     is_dead_dice,
     typical_epoch_seconds,
 )
-from monitor.runs.summary import RunSummary, summarize
+from monitor.runs.summary import RunSummary, assessment_fields, iso_seconds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,6 +45,8 @@ FINAL_MARKERS = ("checkpoint_final.pth", "model_final_checkpoint.model")
 # What a live watcher passes as ``checkpoint_settle_s``: a checkpoint that fails to open this soon after its last
 # write is taken to be still being written (nnU-Net saves in place), so it is retried instead of reported.
 CHECKPOINT_SETTLE_S = 120.0
+# The median epoch time is taken over this many trailing epochs: the speed of the run as it is now.
+_EPOCH_TIME_WINDOW = 50
 
 CURVE_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "mean_fg_dice", "ema_fg_dice")
 
@@ -157,7 +159,7 @@ class RunReader:
 
     def _refresh_metadata(self, names: list[str]) -> bool:
         folder = self.location.path
-        signature = []
+        signature: list[tuple[int, float] | None] = []
         for candidate in (folder / "debug.json", folder.parent / "dataset.json",
                           folder / "validation" / "summary.json", folder / "validation_raw" / "summary.json"):
             try:
@@ -340,11 +342,48 @@ class RunReader:
     def summary(self, now: float | None = None, *, alive: bool | None = None,
                 assessment: RunAssessment | None = None) -> RunSummary:
         """The run's row of the run table; ``assessment`` when the caller has already assessed its status."""
-        return summarize(self, assessment if assessment is not None else self.assess(now, alive=alive))
+        curves = self.curves()
+        n = len(curves)
+        ema = curves.ema_fg_dice
+        finite = np.flatnonzero(np.isfinite(ema))
+        best = int(finite[np.argmax(ema[finite])]) if finite.size else None
+        n_classes = int(curves.dice.shape[1]) if n else len(self.metadata.class_names)
+        recent_times = curves.epoch_time_s[-_EPOCH_TIME_WINDOW:]
+        location = self.location
+        return RunSummary(
+            run_id=location.run_id,
+            nnunet_version=location.nnunet_version,
+            dataset=location.dataset,
+            trainer=location.trainer,
+            plans=location.plans,
+            configuration=location.configuration,
+            fold=location.fold,
+            epochs_completed=n,
+            last_epoch=int(curves.epoch[-1]) if n else None,
+            planned_epochs=self.planned_epochs()[0],
+            last_mean_fg_dice=_finite(curves.mean_fg_dice[-1]) if n else None,
+            last_ema_fg_dice=_finite(ema[-1]) if n else None,
+            best_ema_fg_dice=_finite(ema[best]) if best is not None else None,
+            best_ema_epoch=int(curves.epoch[best]) if best is not None else None,
+            n_classes=n_classes,
+            class_names=tuple(self.class_names(n_classes)),
+            final_validation_dice=self.final_validation_dice(),
+            median_epoch_time_s=_finite(np.nanmedian(recent_times)) if np.isfinite(recent_times).any() else None,
+            last_update=iso_seconds(self.last_update()),
+            training_done=self.training_done(),
+            log_files=self.log_files,
+            problems=tuple(self.problems()),
+            **assessment_fields(assessment if assessment is not None else self.assess(now, alive=alive)),
+        )
 
     def frame(self) -> pd.DataFrame:
         """The per-epoch DataFrame: one row per completed epoch, sorted (schema in the README)."""
         return curves_frame(self.curves())
+
+
+def _finite(value: Any) -> float | None:
+    number = float(value)
+    return number if np.isfinite(number) else None
 
 
 def curves_frame(curves: Curves) -> pd.DataFrame:

@@ -62,8 +62,8 @@ def _folds(store: RunStore, table: pd.DataFrame) -> None:
     def live() -> None:
         with guard("compare these folds"):
             store.poll()
-            frames = {str(r.fold): store.frame(r.run_id) for r in members.itertuples()}
-            frames = {fold: frame for fold, frame in frames.items() if frame is not None and len(frame)}
+            found = {str(r.fold): store.frame(str(r.run_id)) for r in members.itertuples()}
+            frames = {fold: frame for fold, frame in found.items() if frame is not None and len(frame)}
             band = fold_band(frames, metric)
             fig = charts.folds_figure(frames, band, column=metric, label=_METRICS[metric],
                                       spread="std" if spread == "std" else "range")
@@ -71,7 +71,7 @@ def _folds(store: RunStore, table: pd.DataFrame) -> None:
             st.plotly_chart(fig, config=chart_config(f"{name}_folds"), key="folds_chart")
             rows = []
             for r in members.itertuples():
-                summary, analysis = store.summary(r.run_id), store.analysis(r.run_id)
+                summary, analysis = store.summary(str(r.run_id)), store.analysis(str(r.run_id))
                 if summary is None or analysis is None:
                     continue  # removed since the table was built
                 rows.append({"Fold": str(r.fold), "Status": status_text(summary.status),
@@ -135,11 +135,12 @@ def _pair(store: RunStore, table: pd.DataFrame) -> None:
         with guard("compare these runs"):
             store.poll()
             parent, child = store.summary(parent_id), store.summary(child_id)
-            if parent is None or child is None:
+            parent_frame, child_frame = store.frame(parent_id), store.frame(child_id)
+            if parent is None or child is None or parent_frame is None or child_frame is None:
                 st.info("One of the two runs is no longer in the results tree.")
                 return
-            p_frame = with_fraction(store.frame(parent_id), parent.planned_epochs)
-            c_frame = with_fraction(store.frame(child_id), child.planned_epochs)
+            p_frame = with_fraction(parent_frame, parent.planned_epochs)
+            c_frame = with_fraction(child_frame, child.planned_epochs)
             result = standing(p_frame, parent.planned_epochs, c_frame, child.planned_epochs, metric)
             if result is not None:
                 box = st.success if result.ahead else st.warning

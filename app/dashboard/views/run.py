@@ -89,11 +89,10 @@ def _charts(run_id: str, summary: RunSummary, frame: Any, analysis: Analysis | N
 
 
 def _body(store: RunStore, run_id: str) -> None:
-    summary = store.summary(run_id)
-    if summary is None:
+    summary, frame = store.summary(run_id), store.frame(run_id)
+    if summary is None or frame is None:
         st.warning("This run disappeared from the results tree.")
         return
-    frame = store.frame(run_id)
     analysis = store.analysis(run_id)
     _header(summary)
     _actions(run_id, summary)

@@ -1,0 +1,8 @@
+"""Types of the compiled pass over ``data.pkl`` (``_scalar_runs.c``); see :mod:`monitor.checkpoints.runs`."""
+
+def collapse(
+    data: bytes | bytearray, tag: bytes, /
+) -> (
+    tuple[bytes, bytearray, bytes, bytes, dict[int, float], dict[int, int], list[int], list[int]] | None
+): ...
+def memo_bound(data: bytes | bytearray, /) -> int: ...
