@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 _USER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
-# scrypt cost: N=2^15, r=8 is ~50 ms and 32 MiB here; enough to make offline guessing expensive.
+# scrypt cost: N=2^15, r=8 needs 32 MiB per guess and tens of milliseconds, which makes offline guessing expensive.
 _N, _R, _P = 2**15, 8, 1
 _MAXMEM = 128 * 1024 * 1024
 # Verified against when the user is unknown, so a wrong name costs the same time as a wrong password.

@@ -1,7 +1,7 @@
 """Download buttons: PNG reports from :mod:`monitor.report.render` and the curves behind every chart as CSV.
 
 PNGs are rendered lazily (Streamlit calls the callable only when the button is clicked), because a
-report costs ~0.3 s of matplotlib and most page views download nothing. The chart-level PNG of the
+report takes a noticeable moment of matplotlib and most page views download nothing. The chart-level PNG of the
 figure as seen is plotly's own camera button, configured here with a readable file name.
 """
 
