@@ -17,10 +17,10 @@ v1 (``nnUNetTrainerV2``) prints ``epoch:  12`` on a line of its own, then ``trai
 epoch (it also prints ``lr:`` once at start-up, before the first epoch of a session) — and
 ``This epoch took x s``, which completes the epoch.
 
-Speed matters (a lab's tree holds hundreds of 1000-epoch logs): v2 text is taken apart with numpy over
-the bytes (:mod:`monitor.logs.v2`); v1 logs are rarer and go through one regex. The parser resumes
-from a byte offset: it consumes only whole lines, and an epoch whose end-of-epoch lines are not written
-yet is left unconsumed, to be read again on the next call.
+v2 text, a whole log or a watcher's append of a few lines, is taken apart by :mod:`monitor.logs.v2`; v1
+logs are rarer and go through one regex. The parser resumes from a byte offset: it consumes only whole
+lines, and an epoch whose end-of-epoch lines are not written yet is left unconsumed, to be read again on
+the next call.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor.logs.lines import SMALL_CHUNK_BYTES, extract_v2_lines
-from monitor.logs.v2 import _TIMESTAMP_RE, _to_float, extract_v2_blocks
+from monitor.logs.v2 import _NAT, _to_float, extract_v2_blocks, line_timestamp
 
 __all__ = ["EpochRows", "LogParser", "ParseResult"]
 
@@ -108,12 +107,6 @@ def _parse_list(raw: bytes) -> list[float] | None:
         return None
 
 
-def _line_timestamp(buf: bytes, match_start: int) -> str:
-    line_start = buf.rfind(b"\n", 0, match_start) + 1
-    found = _TIMESTAMP_RE.search(buf, line_start, match_start)
-    return found.group(1).decode("ascii") if found else ""
-
-
 class LogParser:
     """Stateful parser of one log file, fed its bytes from successive offsets.
 
@@ -167,17 +160,16 @@ class LogParser:
         return sessions.astype(np.int64)
 
     def _feed_v2(self, buf: bytes, end: int, eof_is_final: bool) -> ParseResult:
-        """Epoch blocks from :mod:`monitor.logs.v2` (or, for a small append, :mod:`monitor.logs.lines`);
-        here only which epochs are complete, and the hold-back of an unfinished one."""
+        """Epoch blocks from :mod:`monitor.logs.v2`; here only which epochs are complete, and the hold-back of
+        an unfinished one."""
         result = ParseResult(EpochRows(), end)
         if b": Training done." in buf:
             result.training_done = self.training_done = True
-        final = buf.rfind(_V2_FINAL_DICE)  # printed once, after training; a plain search is ~5× a regex's speed
+        final = buf.rfind(_V2_FINAL_DICE)  # printed once, after training
         if final >= 0:
             value = buf[final + len(_V2_FINAL_DICE):buf.find(b"\n", final)].split()
             result.final_validation_dice = _to_float(value[0]) if value else math.nan
-        # A watcher's append of an epoch or two reads faster line by line; a whole log, vectorised.
-        blocks = extract_v2_lines(buf) if len(buf) < SMALL_CHUNK_BYTES else extract_v2_blocks(buf)
+        blocks = extract_v2_blocks(buf)
         if blocks.garbled_dice:
             result.problems.append(f"{blocks.garbled_dice} garbled 'Pseudo dice' line(s) skipped")
         complete = blocks.has_end & blocks.has_dice & (blocks.epoch >= 0)
@@ -211,7 +203,7 @@ class LogParser:
         out_epoch: list[int] = []
         out_values: list[tuple[float, float, float, float]] = []
         out_dice: list[list[float]] = []
-        out_end: list[str] = []
+        out_end: list[np.datetime64] = []
         for epoch_word, number, key, value in _V1_EVENTS.findall(buf):
             if epoch_word == b"epoch:":
                 epoch = int(number)
@@ -245,7 +237,8 @@ class LogParser:
                     out_epoch.append(epoch)
                     out_values.append((lr, train_loss, val_loss, _to_float(value.strip().split(b" ", 1)[0])))
                     out_dice.append(dice)
-                    out_end.append(_line_timestamp(buf, position) if position >= 0 else "")
+                    line_start = buf.rfind(b"\n", 0, position) + 1
+                    out_end.append(line_timestamp(buf, line_start, position + 2) if position >= 0 else _NAT)
                 epoch = None
         if epoch is not None and not eof_is_final:
             marker = buf.rfind(b"\nepoch: ")
@@ -267,6 +260,6 @@ class LogParser:
             val_loss=values[:, 2],
             dice=dice_matrix,
             epoch_time_s=values[:, 3],
-            epoch_end=np.array([t if t else "NaT" for t in out_end], dtype="datetime64[us]"),
+            epoch_end=np.array(out_end, dtype="datetime64[us]"),
         )
         return result
