@@ -1,14 +1,11 @@
 /*
- * monitor.logs._v2log: nnU-Net v2 log text -> per-epoch columns in one pass over the lines, the compiled twin
- * of the numpy reader in monitor/logs/v2.py (whose docstrings explain the rules; the tests hold the two to the
- * same arrays, bit for bit).  Being one pass with no per-call setup, it serves a whole log as well as a
- * watcher's append of a few lines.
+ * monitor.logs._v2log: nnU-Net v2 log text -> per-epoch columns in one pass over the lines, by the rules of
+ * monitor/logs/v2.py, whose numpy reader the tests hold it to bit for bit.  One pass with no per-call setup
+ * serves a whole log as well as a watcher's append of a few lines.
  *
- * Numbers are what Python's float() makes of the text, NaN where it refuses: plain decimals of up to 15 digits
- * are converted here exactly (an exact mantissa divided once by an exact power of ten), "nan" too, everything
- * else goes through float() itself.  The "Epoch time" timestamps in str(datetime)'s fixed-width form are
- * converted here; any other form is left to the caller (NaT with the line's offsets), which reads it the way
- * the numpy reader does.  The buffer is only read; every read is bounds-checked.
+ * Numbers are what Python's float() makes of the text: plain decimals of up to 15 digits and "nan" are converted
+ * here exactly, anything else by float() itself.  "Epoch time" timestamps in str(datetime)'s fixed width are
+ * converted here, any other form is left NaT for the caller to read.  The buffer is only read, within bounds.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -149,11 +146,6 @@ typedef struct {
     Py_ssize_t unconverted; /* "Epoch time" lines whose timestamp is left to the caller */
 } Parse;
 
-static Block *current(Parse *p)
-{
-    return p->blocks.len ? (Block *)(p->blocks.bytes + p->blocks.len) - 1 : NULL;
-}
-
 /* A "Pseudo dice [" list in [begin, end); the block's list is replaced if it reads. */
 static int dice_list(Parse *p, Block *block, Py_ssize_t begin, Py_ssize_t end)
 {
@@ -237,7 +229,7 @@ static int parse_lines(Parse *p)
             if (append(&p->blocks, &fresh, sizeof(fresh)) < 0)
                 return -1;
         }
-        Block *block = current(p);
+        Block *block = p->blocks.len ? (Block *)(p->blocks.bytes + p->blocks.len) - 1 : NULL; /* the last */
         if (code >= 0 && block != NULL) {
             Py_ssize_t begin = message + key_len;
             if (code == DICE) {

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor.logs.v2 import _NAT, _to_float, extract_v2_blocks, line_timestamp
+from monitor.logs.v2 import _to_float, extract_v2_blocks, line_timestamp
 
 __all__ = ["EpochRows", "LogParser", "ParseResult"]
 
@@ -40,7 +40,6 @@ _V1_EVENTS = re.compile(
     rb"(?:\n(epoch:) +(\d+)|: (train loss : |validation loss: |Average global foreground Dice: \[|lr: "
     rb"|This epoch took |finished prediction|Starting\.\.\.)([^\n]*))"
 )
-_V1_EPOCH_TOOK = re.compile(rb": This epoch took ")
 _NUMPY_SCALAR = re.compile(rb"np\.float(?:16|32|64)\(|\)")
 
 
@@ -72,9 +71,6 @@ class EpochRows:
         for name in ("epoch", "session", "lr", "train_loss", "val_loss", "epoch_time_s", "epoch_end"):
             setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
         self.dice = stack_ragged([self.dice, other.dice])
-
-    def take(self, index: np.ndarray) -> EpochRows:
-        return EpochRows(**{name: getattr(self, name)[index] for name in self.__dataclass_fields__})
 
 
 def stack_ragged(parts: list[np.ndarray]) -> np.ndarray:
@@ -149,15 +145,15 @@ class LogParser:
             return "v1"
         return None
 
-    def _sessions(self, epochs: np.ndarray) -> np.ndarray:
-        """Session number per completed epoch: a new one wherever the counter does not increase."""
+    def _rows(self, epochs: np.ndarray, **columns: np.ndarray) -> EpochRows:
+        """The completed epochs, each with its session: a new one wherever the counter does not increase."""
         if epochs.size == 0:
-            return np.empty(0, np.int64)
+            return EpochRows(epoch=epochs, session=np.empty(0, np.int64), **columns)
         previous = np.concatenate([[self.last_epoch if self.last_epoch is not None else -1], epochs[:-1]])
         sessions = self.session + np.cumsum(epochs <= previous)
         self.session = int(sessions[-1])
         self.last_epoch = int(epochs[-1])
-        return sessions.astype(np.int64)
+        return EpochRows(epoch=epochs, session=sessions.astype(np.int64), **columns)
 
     def _feed_v2(self, buf: bytes, end: int, eof_is_final: bool) -> ParseResult:
         """Epoch blocks from :mod:`monitor.logs.v2`; here only which epochs are complete, and the hold-back of
@@ -175,9 +171,8 @@ class LogParser:
         complete = blocks.has_end & blocks.has_dice & (blocks.epoch >= 0)
         keep = np.flatnonzero(complete)
         epoch_numbers = blocks.epoch[keep]
-        result.rows = EpochRows(
-            epoch=epoch_numbers,
-            session=self._sessions(epoch_numbers),
+        result.rows = self._rows(
+            epoch_numbers,
             lr=blocks.lr[keep],
             train_loss=blocks.train_loss[keep],
             val_loss=blocks.val_loss[keep],
@@ -194,8 +189,6 @@ class LogParser:
     def _feed_v1(self, buf: bytes, end: int, eof_is_final: bool) -> ParseResult:
         """v1 logs are rarer and smaller; a plain loop over their events is fast enough."""
         result = ParseResult(EpochRows(), end)
-        took = [m.start() for m in _V1_EPOCH_TOOK.finditer(buf)]
-        took_index = 0
         epoch = None
         lr = train_loss = val_loss = math.nan
         dice: list[float] | None = None
@@ -204,7 +197,8 @@ class LogParser:
         out_values: list[tuple[float, float, float, float]] = []
         out_dice: list[list[float]] = []
         out_end: list[np.datetime64] = []
-        for epoch_word, number, key, value in _V1_EVENTS.findall(buf):
+        for match in _V1_EVENTS.finditer(buf):
+            epoch_word, number, key, value = match.groups()
             if epoch_word == b"epoch:":
                 epoch = int(number)
                 pending_before_epoch = self.pending_lr
@@ -220,8 +214,7 @@ class LogParser:
             elif key == b"finished prediction":
                 result.training_done = self.training_done = True
             elif epoch is None:
-                if key == b"This epoch took ":
-                    took_index += 1
+                pass  # outside an epoch (before the first, or after a restart): belongs to none
             elif key == b"train loss : ":
                 train_loss = _to_float(value.strip())
             elif key == b"validation loss: ":
@@ -231,14 +224,11 @@ class LogParser:
                 if dice is None:
                     result.problems.append(f"garbled Dice line at epoch {epoch} skipped")
             elif key == b"This epoch took ":
-                position = took[took_index] if took_index < len(took) else -1
-                took_index += 1
                 if dice is not None:
                     out_epoch.append(epoch)
                     out_values.append((lr, train_loss, val_loss, _to_float(value.strip().split(b" ", 1)[0])))
                     out_dice.append(dice)
-                    line_start = buf.rfind(b"\n", 0, position) + 1
-                    out_end.append(line_timestamp(buf, line_start, position + 2) if position >= 0 else _NAT)
+                    out_end.append(line_timestamp(buf, buf.rfind(b"\n", 0, match.start()) + 1, match.start() + 2))
                 epoch = None
         if epoch is not None and not eof_is_final:
             marker = buf.rfind(b"\nepoch: ")
@@ -252,9 +242,8 @@ class LogParser:
         for i, row in enumerate(out_dice):
             dice_matrix[i, : len(row)] = row
         epochs = np.array(out_epoch, dtype=np.int64)
-        result.rows = EpochRows(
-            epoch=epochs,
-            session=self._sessions(epochs),
+        result.rows = self._rows(
+            epochs,
             lr=values[:, 0],
             train_loss=values[:, 1],
             val_loss=values[:, 2],

@@ -1,14 +1,20 @@
-"""nnU-Net v2 log text → per-epoch columns.
+"""nnU-Net v2 log text → per-epoch columns, by these rules:
 
-v2 writes every line as ``str(datetime.now()) + ": " + message``, so a line's message starts after its first
-``": "``, at byte 28 on all but the rare line whose timestamp has no microseconds. Epochs are blocks that start
-at an ``Epoch N`` line; six messages count and each value belongs to the block it appears in.
+* v2 writes every line as ``str(datetime.now()) + ": " + message``: the message starts after the line's first
+  ``": "``, at byte 28 unless the timestamp lacks microseconds.
+* ``Epoch N`` opens a block; ``Current learning rate: ``, ``train_loss ``, ``val_loss ``, ``Pseudo dice [`` and
+  ``Epoch time: `` (the end of the epoch) fill the block they appear in, the later of two values of a kind
+  counting; lines before the first ``Epoch N`` belong to no block.
+* A number is the token after the key, up to whitespace, NUL, ``,`` or ``]``, as ``float()`` reads it (NaN where
+  it refuses). A Dice list ends at its line's last ``]``; its items, split at ``,``, are stripped of spaces and of
+  numpy 2's ``np.float32(…)``; ``[]`` is no class; one item that is not a number, or is longer than 32 bytes
+  (no float prints that long), garbles the line.
 
-Two readers apply these rules: the compiled pass (``monitor/logs/_v2log.c``, built at install time where a C
-compiler is found) and, without it, the numpy reader below, which never loops over lines in Python: it finds
-the newlines, checks bytes 26–27 of each line for ``": "``, compares each message's first bytes with the six
-keys as 64-bit words, then cuts each value out of a byte window and converts all values at once
-(:mod:`monitor.logs.textnum`). The tests hold the two to the same arrays, bit for bit.
+Two readers apply them, held to the same arrays bit for bit by the tests: the compiled pass
+(``monitor/logs/_v2log.c``, built at install time where a C compiler is found) and, without it, the numpy reader
+below, which never loops over lines in Python: it finds the newlines, checks bytes 26–27 of each line for
+``": "``, compares each message's first bytes with the keys as 64-bit words, then cuts each value out of a byte
+window and converts all values at once (:mod:`monitor.logs.textnum`).
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ _MAX_SCALAR_WIDTH = 32  # longer tokens are rare: a scalar's is cut out on its o
 _TOKEN = re.compile(rb"[^\s,\]\x00]*")
 _TIMESTAMP_RE = re.compile(rb"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)\s*$")
 _NAT = np.datetime64("NaT", "us")
+_WRAPPER_LENGTH = len(b"np.float32(")
+_NP_FLOAT = np.uint64(int.from_bytes(b"np.float", "little"))
 _WHITESPACE = np.zeros(256, bool)
 _WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
 _WHITESPACE_OR_END = _WHITESPACE.copy()
@@ -73,16 +81,6 @@ class V2Blocks:
     garbled_dice: int  # "Pseudo dice" lines that could not be read
 
 
-def _line_bounds(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start offset and newline offset of every line (the caller passes whole lines only)."""
-    ends = np.flatnonzero(raw == 10)
-    starts = np.empty_like(ends)
-    if ends.size:
-        starts[0] = 0
-        starts[1:] = ends[:-1] + 1
-    return starts, ends
-
-
 def _message_starts(buf: bytes, raw: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Offset just after the first ``": "`` of each line, or -1 where the line has none."""
     at = starts + _TS_WIDTH
@@ -103,30 +101,15 @@ def _windows(raw: np.ndarray, begin: np.ndarray, end: np.ndarray, width: int) ->
     return np.where(position < end[None, :], raw[np.minimum(position, raw.size - 1)], np.uint8(0))
 
 
-_LITTLE_ENDIAN_WORD = np.dtype("<u8")
-
-
 def _word_view(buf: bytes) -> np.ndarray:
-    """Element ``i`` is the little-endian 8-byte word that starts at byte ``i``, zero bytes past the end.
-
-    A view with a stride of one byte over a padded copy, so that a key's last word can be read at the end of
-    the text.
-    """
-    return np.ndarray((len(buf) + 16,), _LITTLE_ENDIAN_WORD, buf + bytes(24), strides=(1,))
+    """Element ``i`` is the little-endian 8-byte word that starts at byte ``i``: a view with a stride of one
+    byte over a copy padded with zeros, so that a key's last word can be read at the end of the text."""
+    return np.ndarray((len(buf) + 16,), "<u8", buf + bytes(24), strides=(1,))
 
 
-def _key_words(key: bytes) -> list[tuple[int, int, int]]:
-    """A key as (byte offset, value, mask) words, to compare it 8 bytes at a time."""
-    out = []
-    for at in range(0, len(key), 8):
-        part = key[at:at + 8]
-        value = int.from_bytes(part.ljust(8, b"\0"), "little")
-        mask = int.from_bytes(bytes([0xFF] * len(part)).ljust(8, b"\0"), "little")
-        out.append((at, value, mask))
-    return out
-
-
-_KEY_WORDS = [(code, _key_words(key)) for code, key in _KEYS]
+# Each key as three little-endian words (the longest is 23 bytes) and the masks of its bytes in them.
+_KEY_WORDS = [(code, np.frombuffer(key.ljust(24, b"\0"), "<u8"),
+               np.frombuffer((b"\xff" * len(key)).ljust(24, b"\0"), "<u8")) for code, key in _KEYS]
 _FIRST_BYTES = np.zeros(256, bool)
 _FIRST_BYTES[[key[0] for _, key in _KEYS]] = True
 
@@ -139,16 +122,14 @@ def _events(buf: bytes, raw: np.ndarray, message: np.ndarray) -> tuple[np.ndarra
     lines = np.flatnonzero(message >= 0)
     lines = lines[_FIRST_BYTES[raw[message[lines]]]]
     codes = np.full(lines.size, -1, np.int8)
-    if not lines.size:
-        return lines, codes
     words = _word_view(buf)
     offsets = message[lines]
     first_word = words[offsets]
-    for code, parts in _KEY_WORDS:
-        (_, value, mask), rest = parts[0], parts[1:]
-        hits = np.flatnonzero((first_word & np.uint64(mask)) == np.uint64(value))
-        for at, value, mask in rest:
-            hits = hits[(words[offsets[hits] + at] & np.uint64(mask)) == np.uint64(value)]
+    for code, value, mask in _KEY_WORDS:
+        hits = np.flatnonzero((first_word & mask[0]) == value[0])
+        for word in (1, 2):
+            if mask[word]:
+                hits = hits[(words[offsets[hits] + 8 * word] & mask[word]) == value[word]]
         codes[hits] = code
     found = codes >= 0
     return lines[found], codes[found]
@@ -176,18 +157,6 @@ def _to_float(text: bytes) -> float:
         return np.nan
 
 
-def _closing_brackets(buf: bytes, raw: np.ndarray, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Offset of the last ``]`` in each ``[begin, end)``, or -1: nnU-Net's list ends its line, so the
-    byte before the line's trailing whitespace is checked first and only other lines are searched."""
-    last = end - 1
-    for _ in range(2):  # "] \n" and "] \r\n"
-        last = np.where((last > begin) & _WHITESPACE[raw[np.maximum(last, 0)]], last - 1, last)
-    close = np.where((last >= begin) & (raw[np.maximum(last, 0)] == ord("]")), last, -1)
-    for i in np.flatnonzero(close < 0).tolist():
-        close[i] = buf.rfind(b"]", int(begin[i]), int(end[i]))
-    return close
-
-
 def _strip(buf: bytes, raw: np.ndarray, begin: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """List items without surrounding spaces, and without numpy 2's ``np.float32(…)`` wrapper.
 
@@ -211,24 +180,18 @@ def _strip(buf: bytes, raw: np.ndarray, begin: np.ndarray, end: np.ndarray) -> t
     return begin, end
 
 
-_WRAPPER_LENGTH = len(b"np.float32(")
-_NP_FLOAT = np.uint64(int.from_bytes(b"np.float", "little"))
-
-
 def _dice_lists(buf: bytes, raw: np.ndarray, begin: np.ndarray,
                 end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pseudo-Dice lists → (n × K) matrix, a mask of the lines that parsed and their lengths.
 
-    A line's list ends at its last ``]``; items are comma-separated ``0.81``, ``nan`` or numpy 2's
-    ``np.float32(0.81)``; a line with an item that is not a number (or longer than any float's text) is
-    unreadable as a whole. The class count may differ between lines. All of it works on offsets into
-    the buffer, never on line copies.
+    The class count may differ between lines. All of it works on offsets into the buffer, never on line copies.
     """
     n = begin.size
     if n == 0:
         return np.empty((0, 0)), np.empty(0, bool), np.empty(0, np.int64)
-    close = _closing_brackets(buf, raw, begin, end)
-    ok = close >= 0
+    brackets = np.flatnonzero(raw == ord("]"))
+    close = brackets[np.maximum(np.searchsorted(brackets, end) - 1, 0)] if brackets.size else np.full(n, -1)
+    ok = close >= begin  # the last "]" before the end of the line lies on it
     close = np.where(ok, close, begin)
     commas = np.append(np.flatnonzero(raw == ord(",")), raw.size)  # a sentinel past the end: never empty
     first_comma = np.searchsorted(commas, begin)
@@ -322,7 +285,8 @@ def _compiled_blocks(buf: bytes) -> V2Blocks:
 def _numpy_blocks(buf: bytes) -> V2Blocks:
     """:func:`extract_v2_blocks` with numpy over the bytes, no Python work per line (see the module docstring)."""
     raw = np.frombuffer(buf, np.uint8)
-    starts, ends = _line_bounds(raw)
+    ends = np.flatnonzero(raw == 10)  # the caller passes whole lines only
+    starts = np.concatenate([[0], ends[:-1] + 1]) if ends.size else ends
     message = _message_starts(buf, raw, starts, ends)
     lines, codes = _events(buf, raw, message)
     block = np.cumsum(codes == START) - 1
