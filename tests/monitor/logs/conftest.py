@@ -30,7 +30,7 @@ def block_reader(request: pytest.FixtureRequest) -> Callable[[bytes], v2.V2Block
 
 @pytest.fixture(params=list(BLOCK_READERS))
 def v2_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The reader behind LogParser: the compiled pass, or the numpy reader as where none was built."""
+    """The reader behind LogParser: the compiled pass, or the numpy reader as in an install without one."""
     if request.param == "compiled":
         require_compiled()
     else:

@@ -17,7 +17,7 @@ from log_mangling import GARBAGE, mangled_log
 from logwriters import v2_log
 from reference_v2log import read_epochs
 
-from monitor.logs import v2 as logparse_v2
+from monitor.logs import v2
 
 FIELDS = ("epoch", "lr", "train_loss", "val_loss", "epoch_time_s", "dice", "has_dice", "has_end", "epoch_end",
           "line_start")
@@ -25,12 +25,12 @@ FIELDS = ("epoch", "lr", "train_loss", "val_loss", "epoch_time_s", "dice", "has_
 
 @pytest.fixture(autouse=True)
 def _compiled_parser_is_built() -> None:
-    if logparse_v2._compiled is None:
+    if v2._compiled is None:
         pytest.fail("monitor.logs._v2log is not built: install with a C compiler present (scripts/test does)")
 
 
-def assert_same(buf: bytes) -> logparse_v2.V2Blocks:
-    compiled, plain = logparse_v2._compiled_blocks(buf), logparse_v2._numpy_blocks(buf)
+def assert_same(buf: bytes) -> v2.V2Blocks:
+    compiled, plain = v2._compiled_blocks(buf), v2._numpy_blocks(buf)
     for name in FIELDS:
         ours, theirs = getattr(compiled, name), getattr(plain, name)
         assert ours.dtype == theirs.dtype and ours.shape == theirs.shape, name
