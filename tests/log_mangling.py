@@ -1,4 +1,4 @@
-"""Mangled nnU-Net v2 logs for the parser fuzz tests: real lines with bytes changed, cut or repeated."""
+"""Mangled nnU-Net v2 logs for the parser fuzz tests: real lines with bytes changed, cut, repeated or lengthened."""
 
 from __future__ import annotations
 
@@ -39,6 +39,8 @@ def _mangle(line: bytes, rng: random.Random) -> list[bytes]:
         return [line.replace(b"]", b", nan]") if rng.random() < 0.5 else line.replace(b"[", b"[np.float64(0.25), ")]
     if choice == 9:
         return [line + b" " * rng.randrange(1, 40) + b"0.123456789012345678901234567890123"]
+    if choice == 10:  # a list item of 32 bytes (readable), 33 or 40 (too long for any float's text)
+        return [line.replace(b"[", b"[" + b"0." + b"1" * rng.choice([30, 31, 38]) + b", ")]
     return [line]
 
 

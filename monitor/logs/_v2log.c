@@ -1,25 +1,11 @@
 /*
- * monitor.logs._v2log: nnU-Net v2 log text -> per-epoch columns in one pass, the compiled twin of
- * monitor/logs/v2.py's extract_v2_blocks.
+ * monitor.logs._v2log: nnU-Net v2 log text -> per-epoch columns in one pass over the lines, by the rules of
+ * monitor/logs/v2.py, whose numpy reader the tests hold it to bit for bit.  One pass with no per-call setup
+ * serves a whole log as well as a watcher's append of a few lines.
  *
- * Why C: a cold scan of a lab's tree spends most of its time parsing 1000-epoch logs; the numpy parser takes
- * ~2.4 ms per log, mostly numpy's fixed cost per call over a few thousand short lines.  This pass walks the
- * lines once (~0.3 ms) and applies the same rules, which logparse_v2.py's docstrings explain:
- *
- *   - a line's message starts after its first ": " (at byte 28 on all but the rare line whose timestamp has
- *     no microseconds, which is checked first, as the numpy parser does);
- *   - six messages count: "Epoch N" opens a block, "Epoch time: " ends it, "Current learning rate: ",
- *     "train_loss ", "val_loss " and "Pseudo dice [" fill it; lines before the first "Epoch" belong to none;
- *     of two values of one kind in a block the later one counts;
- *   - a single number is the token up to whitespace, NUL, ',' or ']'; a Dice list ends at the line's last
- *     ']', its items are split at ',', stripped of spaces and of numpy 2's "np.float32(...)" wrapper; "[]" is
- *     no class; a list with an item that is not a number (or is longer than 32 bytes) is garbled;
- *   - numbers are what Python's float() makes of the text, NaN where it refuses: plain decimals of up to 15
- *     digits are converted here exactly (Clinger's fast path: an exact mantissa divided once by an exact
- *     power of ten), "nan" too, and everything else goes through float() itself.
- *
- * The timestamps of the "Epoch time" lines are left to the caller (their offsets are returned), which
- * converts them with numpy as before.  The buffer is only read; every read is bounds-checked.
+ * Numbers are what Python's float() makes of the text: plain decimals of up to 15 digits and "nan" are converted
+ * here exactly, anything else by float() itself.  "Epoch time" timestamps in str(datetime)'s fixed width are
+ * converted here, any other form is left NaT for the caller to read.  The buffer is only read, within bounds.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -113,15 +99,41 @@ static int parse_number(const char *text, Py_ssize_t len, double *out, int *read
     return 0;
 }
 
+/* Microseconds since 1970 of the "YYYY-MM-DD HH:MM:SS.ffffff" at text (26 bytes, proleptic Gregorian, as numpy
+ * reads it), or INT64_MIN where the text is not such a valid date and time. */
+static int64_t timestamp_us(const char *text)
+{
+    static const char shape[] = "0000-00-00 00:00:00.000000";
+    static const int month_days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int64_t f[7] = {0}; /* year, month, day, hour, minute, second, microsecond */
+    for (int i = 0, k = 0; i < TIMESTAMP_WIDTH; i++) {
+        if (shape[i] == '0' && text[i] >= '0' && text[i] <= '9')
+            f[k] = f[k] * 10 + (text[i] - '0');
+        else if (shape[i] != '0' && text[i] == shape[i])
+            k++;
+        else
+            return INT64_MIN;
+    }
+    int64_t y = f[0], m = f[1], leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (m < 1 || m > 12 || f[2] < 1 || f[2] > month_days[m - 1] + (m == 2 && leap) || f[3] > 23 || f[4] > 59 ||
+        f[5] > 59)
+        return INT64_MIN;
+    y -= m <= 2; /* days since 1970-01-01 counted from March, in 400-year eras (H. Hinnant's days_from_civil) */
+    int64_t era = (y >= 0 ? y : y - 399) / 400, year_of_era = y - era * 400;
+    int64_t day_of_year = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + f[2] - 1;
+    int64_t days = era * 146097 + year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year - 719468;
+    return (((days * 24 + f[3]) * 60 + f[4]) * 60 + f[5]) * 1000000 + f[6];
+}
+
 static int stops_token(unsigned char c)
 {
     return c == ' ' || (c >= 9 && c <= 13) || c == 0 || c == ',' || c == ']';
 }
 
-/* Per block, in file order. */
+/* Per block, in file order; the layout of monitor/logs/v2.py's _BLOCK dtype. */
 typedef struct {
-    int64_t epoch, line_start, end_line, end_message;
-    double scalar[CODES - 1]; /* LR, TRAIN, VAL, TIME by code - 1 */
+    int64_t epoch, line_start, end_line, end_message, end_us; /* end_us: NaT (INT64_MIN) where not converted */
+    double scalar[TIME]; /* LR, TRAIN, VAL, TIME by code - 1 */
     int64_t dice_at, dice_count; /* into the dice values; dice_count -1: no readable list */
 } Block;
 
@@ -131,12 +143,8 @@ typedef struct {
     Buffer blocks;  /* Block */
     Buffer dice;    /* double: the items of every readable list, in file order */
     Py_ssize_t garbled;
+    Py_ssize_t unconverted; /* "Epoch time" lines whose timestamp is left to the caller */
 } Parse;
-
-static Block *current(Parse *p)
-{
-    return p->blocks.len ? (Block *)(p->blocks.bytes + p->blocks.len) - 1 : NULL;
-}
 
 /* A "Pseudo dice [" list in [begin, end); the block's list is replaced if it reads. */
 static int dice_list(Parse *p, Block *block, Py_ssize_t begin, Py_ssize_t end)
@@ -214,13 +222,14 @@ static int parse_lines(Parse *p)
                 key_len = KEYS[k].len;
             }
         if (code == START) {
-            Block fresh = {.epoch = -1, .line_start = start, .end_line = -1, .end_message = -1, .dice_count = -1};
-            for (int i = 0; i < CODES - 1; i++)
+            Block fresh = {.epoch = -1, .line_start = start, .end_line = -1, .end_message = -1,
+                           .end_us = INT64_MIN, .dice_count = -1};
+            for (int i = 0; i < TIME; i++)
                 fresh.scalar[i] = Py_NAN;
             if (append(&p->blocks, &fresh, sizeof(fresh)) < 0)
                 return -1;
         }
-        Block *block = current(p);
+        Block *block = p->blocks.len ? (Block *)(p->blocks.bytes + p->blocks.len) - 1 : NULL; /* the last */
         if (code >= 0 && block != NULL) {
             Py_ssize_t begin = message + key_len;
             if (code == DICE) {
@@ -243,24 +252,14 @@ static int parse_lines(Parse *p)
                 if (code == TIME) {
                     block->end_line = start;
                     block->end_message = message;
+                    block->end_us = message == start + TIMESTAMP_WIDTH + 2 ? timestamp_us(buf + start) : INT64_MIN;
+                    p->unconverted += block->end_us == INT64_MIN;
                 }
             }
         }
         start = end + 1;
     }
     return 0;
-}
-
-static PyObject *column(Parse *p, size_t offset, size_t size)
-{
-    Py_ssize_t count = p->blocks.len / (Py_ssize_t)sizeof(Block);
-    PyObject *out = PyByteArray_FromStringAndSize(NULL, count * (Py_ssize_t)size);
-    if (out == NULL)
-        return NULL;
-    char *target = PyByteArray_AS_STRING(out);
-    for (Py_ssize_t i = 0; i < count; i++)
-        memcpy(target + i * (Py_ssize_t)size, p->blocks.bytes + i * (Py_ssize_t)sizeof(Block) + offset, size);
-    return out;
 }
 
 /* The Dice matrix (blocks x classes, NaN-padded) and the number of classes. */
@@ -284,11 +283,10 @@ static PyObject *dice_matrix(Parse *p, Py_ssize_t *classes)
 }
 
 PyDoc_STRVAR(blocks_doc,
-"blocks(buf) -> (epoch, lr, train_loss, val_loss, epoch_time_s, dice, classes, dice_count, end_line,\n"
-"                end_message, line_start, garbled_dice)\n\n"
-"Per-epoch columns of whole nnU-Net v2 log lines, one entry per 'Epoch N' line, as bytearrays of int64 /\n"
-"float64 (dice: blocks x classes, row-major; dice_count: int64, -1 where no list read); end_line and\n"
-"end_message: offsets of the last 'Epoch time' line of each block and of its message, -1 where none.");
+"blocks(buf) -> (blocks, dice, classes, garbled_dice, unconverted)\n\n"
+"Per-epoch columns of whole nnU-Net v2 log lines, one entry per 'Epoch N' line: blocks holds one record\n"
+"of eleven 8-byte fields per block (see Block), dice the blocks x classes float64 matrix, NaN-padded;\n"
+"unconverted counts the 'Epoch time' timestamps left NaT for the caller to read.");
 
 static PyObject *blocks(PyObject *module, PyObject *arg)
 {
@@ -298,28 +296,14 @@ static PyObject *blocks(PyObject *module, PyObject *arg)
         return NULL;
     Parse p = {.buf = view.buf, .n = view.len};
     PyObject *result = NULL;
+    Py_ssize_t classes = 0;
     if (parse_lines(&p) == 0) {
-        Py_ssize_t classes = 0;
-        const size_t scalars = offsetof(Block, scalar);
-        PyObject *parts[] = {
-            column(&p, offsetof(Block, epoch), 8), column(&p, scalars + 8 * (LR - 1), 8),
-            column(&p, scalars + 8 * (TRAIN - 1), 8), column(&p, scalars + 8 * (VAL - 1), 8),
-            column(&p, scalars + 8 * (TIME - 1), 8), dice_matrix(&p, &classes), PyLong_FromSsize_t(classes),
-            column(&p, offsetof(Block, dice_count), 8), column(&p, offsetof(Block, end_line), 8),
-            column(&p, offsetof(Block, end_message), 8), column(&p, offsetof(Block, line_start), 8),
-            PyLong_FromSsize_t(p.garbled),
-        };
-        const Py_ssize_t n_parts = (Py_ssize_t)(sizeof(parts) / sizeof(parts[0]));
-        int complete = 1;
-        for (Py_ssize_t i = 0; i < n_parts; i++)
-            complete &= parts[i] != NULL;
-        result = complete ? PyTuple_New(n_parts) : NULL;
-        for (Py_ssize_t i = 0; i < n_parts; i++) {
-            if (result != NULL)
-                PyTuple_SET_ITEM(result, i, parts[i]);
-            else
-                Py_XDECREF(parts[i]);
-        }
+        PyObject *records = PyByteArray_FromStringAndSize(p.blocks.bytes ? p.blocks.bytes : "", p.blocks.len);
+        PyObject *dice = records ? dice_matrix(&p, &classes) : NULL;
+        if (dice != NULL)
+            result = Py_BuildValue("(NNnnn)", records, dice, classes, p.garbled, p.unconverted);
+        else
+            Py_XDECREF(records);
     }
     PyMem_Free(p.blocks.bytes);
     PyMem_Free(p.dice.bytes);

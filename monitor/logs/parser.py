@@ -17,10 +17,10 @@ v1 (``nnUNetTrainerV2``) prints ``epoch:  12`` on a line of its own, then ``trai
 epoch (it also prints ``lr:`` once at start-up, before the first epoch of a session) — and
 ``This epoch took x s``, which completes the epoch.
 
-Speed matters (a lab's tree holds hundreds of 1000-epoch logs): v2 text is taken apart with numpy over
-the bytes (:mod:`monitor.logs.v2`); v1 logs are rarer and go through one regex. The parser resumes
-from a byte offset: it consumes only whole lines, and an epoch whose end-of-epoch lines are not written
-yet is left unconsumed, to be read again on the next call.
+v2 text, a whole log or a watcher's append of a few lines, is taken apart by :mod:`monitor.logs.v2`; v1
+logs are rarer and go through one regex. The parser resumes from a byte offset: it consumes only whole
+lines, and an epoch whose end-of-epoch lines are not written yet is left unconsumed, to be read again on
+the next call.
 """
 
 from __future__ import annotations
@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor.logs.lines import SMALL_CHUNK_BYTES, extract_v2_lines
-from monitor.logs.v2 import _TIMESTAMP_RE, _to_float, extract_v2_blocks
+from monitor.logs.v2 import _to_float, extract_v2_blocks, line_timestamp
 
 __all__ = ["EpochRows", "LogParser", "ParseResult"]
 
@@ -41,7 +40,6 @@ _V1_EVENTS = re.compile(
     rb"(?:\n(epoch:) +(\d+)|: (train loss : |validation loss: |Average global foreground Dice: \[|lr: "
     rb"|This epoch took |finished prediction|Starting\.\.\.)([^\n]*))"
 )
-_V1_EPOCH_TOOK = re.compile(rb": This epoch took ")
 _NUMPY_SCALAR = re.compile(rb"np\.float(?:16|32|64)\(|\)")
 
 
@@ -74,9 +72,6 @@ class EpochRows:
             setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
         self.dice = stack_ragged([self.dice, other.dice])
 
-    def take(self, index: np.ndarray) -> EpochRows:
-        return EpochRows(**{name: getattr(self, name)[index] for name in self.__dataclass_fields__})
-
 
 def stack_ragged(parts: list[np.ndarray]) -> np.ndarray:
     """Stack (n_i × K_i) matrices, NaN-padding to the widest K (a class list can change across files)."""
@@ -106,12 +101,6 @@ def _parse_list(raw: bytes) -> list[float] | None:
         return [float(part) for part in body.split(b",")] if body.strip() else []
     except ValueError:
         return None
-
-
-def _line_timestamp(buf: bytes, match_start: int) -> str:
-    line_start = buf.rfind(b"\n", 0, match_start) + 1
-    found = _TIMESTAMP_RE.search(buf, line_start, match_start)
-    return found.group(1).decode("ascii") if found else ""
 
 
 class LogParser:
@@ -156,36 +145,34 @@ class LogParser:
             return "v1"
         return None
 
-    def _sessions(self, epochs: np.ndarray) -> np.ndarray:
-        """Session number per completed epoch: a new one wherever the counter does not increase."""
+    def _rows(self, epochs: np.ndarray, **columns: np.ndarray) -> EpochRows:
+        """The completed epochs, each with its session: a new one wherever the counter does not increase."""
         if epochs.size == 0:
-            return np.empty(0, np.int64)
+            return EpochRows(epoch=epochs, session=np.empty(0, np.int64), **columns)
         previous = np.concatenate([[self.last_epoch if self.last_epoch is not None else -1], epochs[:-1]])
         sessions = self.session + np.cumsum(epochs <= previous)
         self.session = int(sessions[-1])
         self.last_epoch = int(epochs[-1])
-        return sessions.astype(np.int64)
+        return EpochRows(epoch=epochs, session=sessions.astype(np.int64), **columns)
 
     def _feed_v2(self, buf: bytes, end: int, eof_is_final: bool) -> ParseResult:
-        """Epoch blocks from :mod:`monitor.logs.v2` (or, for a small append, :mod:`monitor.logs.lines`);
-        here only which epochs are complete, and the hold-back of an unfinished one."""
+        """Epoch blocks from :mod:`monitor.logs.v2`; here only which epochs are complete, and the hold-back of
+        an unfinished one."""
         result = ParseResult(EpochRows(), end)
         if b": Training done." in buf:
             result.training_done = self.training_done = True
-        final = buf.rfind(_V2_FINAL_DICE)  # printed once, after training; a plain search is ~5× a regex's speed
+        final = buf.rfind(_V2_FINAL_DICE)  # printed once, after training
         if final >= 0:
             value = buf[final + len(_V2_FINAL_DICE):buf.find(b"\n", final)].split()
             result.final_validation_dice = _to_float(value[0]) if value else math.nan
-        # A watcher's append of an epoch or two reads faster line by line; a whole log, vectorised.
-        blocks = extract_v2_lines(buf) if len(buf) < SMALL_CHUNK_BYTES else extract_v2_blocks(buf)
+        blocks = extract_v2_blocks(buf)
         if blocks.garbled_dice:
             result.problems.append(f"{blocks.garbled_dice} garbled 'Pseudo dice' line(s) skipped")
         complete = blocks.has_end & blocks.has_dice & (blocks.epoch >= 0)
         keep = np.flatnonzero(complete)
         epoch_numbers = blocks.epoch[keep]
-        result.rows = EpochRows(
-            epoch=epoch_numbers,
-            session=self._sessions(epoch_numbers),
+        result.rows = self._rows(
+            epoch_numbers,
             lr=blocks.lr[keep],
             train_loss=blocks.train_loss[keep],
             val_loss=blocks.val_loss[keep],
@@ -202,8 +189,6 @@ class LogParser:
     def _feed_v1(self, buf: bytes, end: int, eof_is_final: bool) -> ParseResult:
         """v1 logs are rarer and smaller; a plain loop over their events is fast enough."""
         result = ParseResult(EpochRows(), end)
-        took = [m.start() for m in _V1_EPOCH_TOOK.finditer(buf)]
-        took_index = 0
         epoch = None
         lr = train_loss = val_loss = math.nan
         dice: list[float] | None = None
@@ -211,8 +196,9 @@ class LogParser:
         out_epoch: list[int] = []
         out_values: list[tuple[float, float, float, float]] = []
         out_dice: list[list[float]] = []
-        out_end: list[str] = []
-        for epoch_word, number, key, value in _V1_EVENTS.findall(buf):
+        out_end: list[np.datetime64] = []
+        for match in _V1_EVENTS.finditer(buf):
+            epoch_word, number, key, value = match.groups()
             if epoch_word == b"epoch:":
                 epoch = int(number)
                 pending_before_epoch = self.pending_lr
@@ -228,8 +214,7 @@ class LogParser:
             elif key == b"finished prediction":
                 result.training_done = self.training_done = True
             elif epoch is None:
-                if key == b"This epoch took ":
-                    took_index += 1
+                pass  # outside an epoch (before the first, or after a restart): belongs to none
             elif key == b"train loss : ":
                 train_loss = _to_float(value.strip())
             elif key == b"validation loss: ":
@@ -239,13 +224,11 @@ class LogParser:
                 if dice is None:
                     result.problems.append(f"garbled Dice line at epoch {epoch} skipped")
             elif key == b"This epoch took ":
-                position = took[took_index] if took_index < len(took) else -1
-                took_index += 1
                 if dice is not None:
                     out_epoch.append(epoch)
                     out_values.append((lr, train_loss, val_loss, _to_float(value.strip().split(b" ", 1)[0])))
                     out_dice.append(dice)
-                    out_end.append(_line_timestamp(buf, position) if position >= 0 else "")
+                    out_end.append(line_timestamp(buf, buf.rfind(b"\n", 0, match.start()) + 1, match.start() + 2))
                 epoch = None
         if epoch is not None and not eof_is_final:
             marker = buf.rfind(b"\nepoch: ")
@@ -259,14 +242,13 @@ class LogParser:
         for i, row in enumerate(out_dice):
             dice_matrix[i, : len(row)] = row
         epochs = np.array(out_epoch, dtype=np.int64)
-        result.rows = EpochRows(
-            epoch=epochs,
-            session=self._sessions(epochs),
+        result.rows = self._rows(
+            epochs,
             lr=values[:, 0],
             train_loss=values[:, 1],
             val_loss=values[:, 2],
             dice=dice_matrix,
             epoch_time_s=values[:, 3],
-            epoch_end=np.array([t if t else "NaT" for t in out_end], dtype="datetime64[us]"),
+            epoch_end=np.array(out_end, dtype="datetime64[us]"),
         )
         return result

@@ -1,16 +1,11 @@
-"""Vectorised text → float64 for the short decimals nnU-Net logs are made of.
+"""Vectorised text → float64 for the short decimals nnU-Net logs are made of, bit-identical to ``float()``.
 
-numpy's ``bytes → float64`` cast costs ~190 ns a value (it goes through the C library's ``strtod``
-one string at a time); a 1000-epoch log holds ~7000 values, so that cast alone was a quarter of a cold
-scan. nnU-Net prints plain decimals (``-0.5893``, ``0.00999``, ``102.43``), which a column-at-a-time
-Horner loop over a (width × n) byte matrix turns into numbers at ~40 ns a value.
-
-The result is bit-identical to ``float()``: with at most 15 significant digits the digit string ``m`` is
-an exact double, so is ``10**k`` for ``k ≤ 22``, and one IEEE division rounds ``m / 10**k`` correctly —
-Clinger's fast path, the same one ``strtod`` takes. ``nan`` (a class absent from nnU-Net's validation
-batch) is recognised too. Anything else (``inf``, exponents such as the ``1e-05`` learning rates at the
-end of a schedule, more digits, garbage) goes through ``float()`` value by value, and is NaN and marked
-unreadable where ``float()`` refuses it.
+A log holds thousands of values, and numpy's own ``bytes → float64`` cast goes through the C library's
+``strtod`` one string at a time. nnU-Net prints plain decimals (``-0.5893``, ``0.00999``, ``102.43``), which a
+column-at-a-time Horner loop over a (width × n) byte matrix converts all at once. With at most 15 significant
+digits the digit string is an exact double, so is ``10**k`` for ``k ≤ 22``, and one IEEE division rounds
+``m / 10**k`` correctly (Clinger's fast path, the one ``strtod`` takes). ``nan`` is recognised too; anything else
+(``inf``, exponents such as ``1e-05``, more digits, garbage) goes through ``float()`` value by value.
 """
 
 from __future__ import annotations

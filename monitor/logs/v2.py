@@ -1,21 +1,20 @@
-"""nnU-Net v2 log text → per-epoch columns, with numpy over the bytes and no Python work per line.
+"""nnU-Net v2 log text → per-epoch columns, by these rules:
 
-v2 writes every line as ``str(datetime.now()) + ": " + message``, so the message starts right after the
-first ``": "`` of the line — at byte 28 on all but the rare line whose timestamp has no microseconds.
-The parser therefore never runs a regex over the text: it finds the newlines, checks byte 26–27 of each
-line for ``": "`` (falling back to a search on the few lines that differ), compares each message's
-first bytes with the six keys as 64-bit words, then cuts each value out of a byte window and converts
-all values at once (:mod:`monitor.logs.textnum`). On a 1000-epoch log that takes about half the time of
-``re.findall`` plus numpy's string cast (2.0–2.4 ms against 4.2–4.7 ms on the benchmark tree), which is
-what a cold scan of a lab's tree spends its time on. Small appends go line by line instead
-(:mod:`monitor.logs.lines`), by the same rules.
+* v2 writes every line as ``str(datetime.now()) + ": " + message``: the message starts after the line's first
+  ``": "``, at byte 28 unless the timestamp lacks microseconds.
+* ``Epoch N`` opens a block; ``Current learning rate: ``, ``train_loss ``, ``val_loss ``, ``Pseudo dice [`` and
+  ``Epoch time: `` (the end of the epoch) fill the block they appear in, the later of two values of a kind
+  counting; lines before the first ``Epoch N`` belong to no block.
+* A number is the token after the key, up to whitespace, NUL, ``,`` or ``]``, as ``float()`` reads it (NaN where
+  it refuses). A Dice list ends at its line's last ``]``; its items, split at ``,``, are stripped of spaces and of
+  numpy 2's ``np.float32(…)``; ``[]`` is no class; one item that is not a number, or is longer than 32 bytes
+  (no float prints that long), garbles the line.
 
-Epochs are blocks that start at an ``Epoch N`` line; each value belongs to the block it appears in.
-
-Where a C compiler was found at install time, ``monitor/logs/_v2log.c`` applies the same rules in one pass over
-the lines instead (0.16 ms for a 1000-epoch log, plus 0.16 ms for the timestamps, which stay numpy's), and a
-cold scan takes half as long; the numpy parser here is what an install without one uses, and the tests hold
-the two to the same arrays, bit for bit.
+Two readers apply them, held to the same arrays bit for bit by the tests: the compiled pass
+(``monitor/logs/_v2log.c``, built at install time where a C compiler is found) and, without it, the numpy reader
+below, which never loops over lines in Python: it finds the newlines, checks bytes 26–27 of each line for
+``": "``, compares each message's first bytes with the keys as 64-bit words, then cuts each value out of a byte
+window and converts all values at once (:mod:`monitor.logs.textnum`).
 """
 
 from __future__ import annotations
@@ -29,10 +28,10 @@ from monitor.logs.textnum import parse_decimals
 
 try:
     from monitor.logs import _v2log as _compiled
-except ImportError:  # built at install time where a C compiler is found; the numpy parser does the same work
+except ImportError:  # no C compiler at install time: the numpy reader does the same work
     _compiled = None
 
-__all__ = ["V2Blocks", "extract_v2_blocks"]
+__all__ = ["V2Blocks", "extract_v2_blocks", "line_timestamp"]
 
 # Codes sorted so that every single-number message comes before DICE.
 START, LR, TRAIN, VAL, TIME, DICE = range(6)
@@ -53,11 +52,12 @@ _MESSAGE_AT = _TS_WIDTH + 2
 _TS_SEPARATORS = np.frombuffer(b"0000-00-00 00:00:00.000000", np.uint8).copy()
 _TS_DIGIT = np.equal(_TS_SEPARATORS, ord("0"))
 _TS_SEPARATORS[_TS_DIGIT] = 0xFF  # never equal to a byte of the text where a digit belongs
-_SLOW_LINE_LIMIT = 256  # below this many lines without the fixed-width prefix, find ": " line by line
-_MAX_SCALAR_WIDTH = 32  # longer tokens are rare enough to cut out one by one
+_MAX_SCALAR_WIDTH = 32  # longer tokens are rare: a scalar's is cut out on its own, a Dice item's garbles its list
 _TOKEN = re.compile(rb"[^\s,\]\x00]*")
 _TIMESTAMP_RE = re.compile(rb"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)\s*$")
 _NAT = np.datetime64("NaT", "us")
+_WRAPPER_LENGTH = len(b"np.float32(")
+_NP_FLOAT = np.uint64(int.from_bytes(b"np.float", "little"))
 _WHITESPACE = np.zeros(256, bool)
 _WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
 _WHITESPACE_OR_END = _WHITESPACE.copy()
@@ -81,16 +81,6 @@ class V2Blocks:
     garbled_dice: int  # "Pseudo dice" lines that could not be read
 
 
-def _line_bounds(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start offset and newline offset of every line (the caller passes whole lines only)."""
-    ends = np.flatnonzero(raw == 10)
-    starts = np.empty_like(ends)
-    if ends.size:
-        starts[0] = 0
-        starts[1:] = ends[:-1] + 1
-    return starts, ends
-
-
 def _message_starts(buf: bytes, raw: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Offset just after the first ``": "`` of each line, or -1 where the line has none."""
     at = starts + _TS_WIDTH
@@ -98,20 +88,10 @@ def _message_starts(buf: bytes, raw: np.ndarray, starts: np.ndarray, ends: np.nd
     probe = np.minimum(at, raw.size - 2)
     fits &= (raw[probe] == ord(":")) & (raw[probe + 1] == ord(" "))
     message = np.where(fits, at + 2, -1)
-    others = np.flatnonzero(~fits)
-    if others.size <= _SLOW_LINE_LIMIT:
-        for line in others.tolist():
-            found = buf.find(b": ", int(starts[line]), int(ends[line]))
-            if found >= 0:
-                message[line] = found + 2
-        return message
-    colons = np.flatnonzero(raw[:-1] == ord(":"))
-    separators = colons[raw[colons + 1] == ord(" ")]
-    if separators.size:
-        index = np.searchsorted(separators, starts[others])
-        found = separators[np.minimum(index, separators.size - 1)]
-        ok = (index < separators.size) & (found + 2 <= ends[others])
-        message[others[ok]] = found[ok] + 2
+    for line in np.flatnonzero(~fits).tolist():  # a timestamp without microseconds, or other text
+        found = buf.find(b": ", int(starts[line]), int(ends[line]))
+        if found >= 0:
+            message[line] = found + 2
     return message
 
 
@@ -121,44 +101,15 @@ def _windows(raw: np.ndarray, begin: np.ndarray, end: np.ndarray, width: int) ->
     return np.where(position < end[None, :], raw[np.minimum(position, raw.size - 1)], np.uint8(0))
 
 
-_LITTLE_ENDIAN_WORD = np.dtype("<u8")
+def _word_view(buf: bytes) -> np.ndarray:
+    """Element ``i`` is the little-endian 8-byte word that starts at byte ``i``: a view with a stride of one
+    byte over a copy padded with zeros, so that a key's last word can be read at the end of the text."""
+    return np.ndarray((len(buf) + 16,), "<u8", buf + bytes(24), strides=(1,))
 
 
-def _words(buf: bytes) -> np.ndarray:
-    """The whole 8-byte words of the buffer, little-endian (a view: no copy of the text)."""
-    return np.frombuffer(buf, _LITTLE_ENDIAN_WORD, count=len(buf) // 8)
-
-
-def _word_at(buf: bytes, words: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """The 8 bytes starting at each offset as one little-endian word (two aligned reads, shifted).
-
-    Bytes past the end of the buffer read as zero.
-    """
-    base = offsets >> 3
-    inside = base + 1 < words.size
-    safe = np.where(inside, base, 0)
-    shift = (offsets & 7).astype(np.uint64) * np.uint64(8)
-    low = words[safe] >> shift
-    high = words[safe + 1] << (np.uint64(64) - shift)
-    out = np.where(shift == 0, low, low | high)
-    for i in np.flatnonzero(~inside).tolist():  # the last few bytes of the buffer
-        start = int(offsets[i])
-        out[i] = int.from_bytes(buf[start:start + 8].ljust(8, b"\0"), "little")
-    return out
-
-
-def _key_words(key: bytes) -> list[tuple[int, int, int]]:
-    """A key as (byte offset, value, mask) words, to compare it 8 bytes at a time."""
-    out = []
-    for at in range(0, len(key), 8):
-        part = key[at:at + 8]
-        value = int.from_bytes(part.ljust(8, b"\0"), "little")
-        mask = int.from_bytes(bytes([0xFF] * len(part)).ljust(8, b"\0"), "little")
-        out.append((at, value, mask))
-    return out
-
-
-_KEY_WORDS = [(code, _key_words(key)) for code, key in _KEYS]
+# Each key as three little-endian words (the longest is 23 bytes) and the masks of its bytes in them.
+_KEY_WORDS = [(code, np.frombuffer(key.ljust(24, b"\0"), "<u8"),
+               np.frombuffer((b"\xff" * len(key)).ljust(24, b"\0"), "<u8")) for code, key in _KEYS]
 _FIRST_BYTES = np.zeros(256, bool)
 _FIRST_BYTES[[key[0] for _, key in _KEYS]] = True
 
@@ -171,16 +122,14 @@ def _events(buf: bytes, raw: np.ndarray, message: np.ndarray) -> tuple[np.ndarra
     lines = np.flatnonzero(message >= 0)
     lines = lines[_FIRST_BYTES[raw[message[lines]]]]
     codes = np.full(lines.size, -1, np.int8)
-    if not lines.size:
-        return lines, codes
-    words = _words(buf)
+    words = _word_view(buf)
     offsets = message[lines]
-    first_word = _word_at(buf, words, offsets)
-    for code, parts in _KEY_WORDS:
-        (_, value, mask), rest = parts[0], parts[1:]
-        hits = np.flatnonzero((first_word & np.uint64(mask)) == np.uint64(value))
-        for at, value, mask in rest:
-            hits = hits[(_word_at(buf, words, offsets[hits] + at) & np.uint64(mask)) == np.uint64(value)]
+    first_word = words[offsets]
+    for code, value, mask in _KEY_WORDS:
+        hits = np.flatnonzero((first_word & mask[0]) == value[0])
+        for word in (1, 2):
+            if mask[word]:
+                hits = hits[(words[offsets[hits] + 8 * word] & mask[word]) == value[word]]
         codes[hits] = code
     found = codes >= 0
     return lines[found], codes[found]
@@ -208,18 +157,6 @@ def _to_float(text: bytes) -> float:
         return np.nan
 
 
-def _closing_brackets(buf: bytes, raw: np.ndarray, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """Offset of the last ``]`` in each ``[begin, end)``, or -1: nnU-Net's list ends its line, so the
-    byte before the line's trailing whitespace is checked first and only other lines are searched."""
-    last = end - 1
-    for _ in range(2):  # "] \n" and "] \r\n"
-        last = np.where((last > begin) & _WHITESPACE[raw[np.maximum(last, 0)]], last - 1, last)
-    close = np.where((last >= begin) & (raw[np.maximum(last, 0)] == ord("]")), last, -1)
-    for i in np.flatnonzero(close < 0).tolist():
-        close[i] = buf.rfind(b"]", int(begin[i]), int(end[i]))
-    return close
-
-
 def _strip(buf: bytes, raw: np.ndarray, begin: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """List items without surrounding spaces, and without numpy 2's ``np.float32(…)`` wrapper.
 
@@ -235,7 +172,7 @@ def _strip(buf: bytes, raw: np.ndarray, begin: np.ndarray, end: np.ndarray) -> t
     candidates = np.flatnonzero((end - begin > _WRAPPER_LENGTH) & (raw[begin] == ord("n")))
     if candidates.size:
         start = begin[candidates]
-        hit = (_word_at(buf, _words(buf), start) == _NP_FLOAT) & (raw[start + _WRAPPER_LENGTH - 1] == ord("("))
+        hit = (_word_view(buf)[start] == _NP_FLOAT) & (raw[start + _WRAPPER_LENGTH - 1] == ord("("))
         hit &= raw[end[candidates] - 1] == ord(")")
         hit &= (raw[start + 8] - np.uint8(ord("0")) <= 9) & (raw[start + 9] - np.uint8(ord("0")) <= 9)
         begin[candidates[hit]] += _WRAPPER_LENGTH
@@ -243,24 +180,18 @@ def _strip(buf: bytes, raw: np.ndarray, begin: np.ndarray, end: np.ndarray) -> t
     return begin, end
 
 
-_WRAPPER_LENGTH = len(b"np.float32(")
-_NP_FLOAT = np.uint64(int.from_bytes(b"np.float", "little"))
-
-
 def _dice_lists(buf: bytes, raw: np.ndarray, begin: np.ndarray,
                 end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pseudo-Dice lists → (n × K) matrix, a mask of the lines that parsed and their lengths.
 
-    A line's list ends at its last ``]``; items are comma-separated ``0.81``, ``nan`` or numpy 2's
-    ``np.float32(0.81)``; a line with an item that is not a number (or longer than any float's text) is
-    unreadable as a whole. The class count may differ between lines. All of it works on offsets into
-    the buffer, never on line copies.
+    The class count may differ between lines. All of it works on offsets into the buffer, never on line copies.
     """
     n = begin.size
     if n == 0:
         return np.empty((0, 0)), np.empty(0, bool), np.empty(0, np.int64)
-    close = _closing_brackets(buf, raw, begin, end)
-    ok = close >= 0
+    brackets = np.flatnonzero(raw == ord("]"))
+    close = brackets[np.maximum(np.searchsorted(brackets, end) - 1, 0)] if brackets.size else np.full(n, -1)
+    ok = close >= begin  # the last "]" before the end of the line lies on it
     close = np.where(ok, close, begin)
     commas = np.append(np.flatnonzero(raw == ord(",")), raw.size)  # a sentinel past the end: never empty
     first_comma = np.searchsorted(commas, begin)
@@ -289,16 +220,19 @@ def _dice_lists(buf: bytes, raw: np.ndarray, begin: np.ndarray,
     return matrix, ok, np.where(ok, counts, 0)
 
 
-def _line_timestamp(buf: bytes, line_start: int, message_start: int) -> str:
+def line_timestamp(buf: bytes, line_start: int, message_start: int) -> np.datetime64:
+    """The ``YYYY-MM-DD HH:MM:SS[.f]`` that ends a line's text before its message, NaT where there is none or
+    where it only looks like one (a garbled "2024-25-01")."""
     found = _TIMESTAMP_RE.search(buf, line_start, max(message_start - 2, line_start))
-    return found.group(1).decode("ascii") if found else ""
+    try:
+        return np.datetime64(found.group(1).decode("ascii"), "us") if found else _NAT
+    except ValueError:
+        return _NAT
 
 
 def _timestamps(buf: bytes, raw: np.ndarray, starts: np.ndarray, message: np.ndarray) -> np.ndarray:
     """The timestamp prefix of the given lines; a fixed-width slice parsed by numpy in the usual case."""
     out = np.full(starts.size, _NAT)
-    if not starts.size:
-        return out
     fits = message - starts == _MESSAGE_AT
     if fits.any():
         window = raw[starts[fits][:, None] + np.arange(_TS_WIDTH)]
@@ -311,50 +245,48 @@ def _timestamps(buf: bytes, raw: np.ndarray, starts: np.ndarray, message: np.nda
         except ValueError:  # a date out of range ("2024-25-01"): each line on its own below
             fits[:] = False
     for i in np.flatnonzero(~fits).tolist():
-        out[i] = _datetime(_line_timestamp(buf, int(starts[i]), int(message[i])))
+        out[i] = line_timestamp(buf, int(starts[i]), int(message[i]))
     return out
 
 
-def _datetime(text: str) -> np.datetime64:
-    """A timestamp, or NaT where the text only looks like one (a garbled "2024-25-01")."""
-    try:
-        return np.datetime64(text, "us") if text else _NAT
-    except ValueError:
-        return _NAT
-
-
 def extract_v2_blocks(buf: bytes) -> V2Blocks:
-    """Per-epoch columns of a run of whole v2 log lines (``buf`` ends with a newline).
+    """Per-epoch columns of a run of whole v2 log lines (``buf`` ends with a newline), whatever their number.
 
-    In one compiled pass (``monitor/logs/_v2log.c``, ~0.3 ms for 1000 epochs) where it was built at install time,
-    else with numpy (~2.4 ms); both apply the same rules, and the tests hold them to the same results.
+    By the compiled pass where it was built, else by the numpy reader.
     """
     return _compiled_blocks(buf) if _compiled is not None else _numpy_blocks(buf)
 
 
+# The records of monitor/logs/_v2log.c, one per block (its struct Block).
+_BLOCK = np.dtype([("epoch", "i8"), ("line_start", "i8"), ("end_line", "i8"), ("end_message", "i8"),
+                   ("epoch_end", "M8[us]"), ("lr", "f8"), ("train_loss", "f8"), ("val_loss", "f8"),
+                   ("epoch_time_s", "f8"), ("dice_at", "i8"), ("dice_count", "i8")])
+
+
 def _compiled_blocks(buf: bytes) -> V2Blocks:
-    """:func:`extract_v2_blocks` by ``monitor/logs/_v2log.c``; only the timestamps are converted here, with numpy."""
+    """:func:`extract_v2_blocks` by ``monitor/logs/_v2log.c``.
+
+    Views of its records, with no per-column conversion, so that a call on a few lines costs little more than
+    the pass itself. Timestamps not in ``str(datetime)``'s fixed width are read here, as the numpy reader does.
+    """
     assert _compiled is not None
-    (epoch, lr, train_loss, val_loss, epoch_time_s, dice, classes, dice_count, end_line, end_message, line_start,
-     garbled) = _compiled.blocks(buf)
-    epoch = np.frombuffer(epoch, np.int64)
-    end_line = np.frombuffer(end_line, np.int64)
-    has_end = end_line >= 0
-    epoch_end = np.full(epoch.size, _NAT)
-    if has_end.any():
-        epoch_end[has_end] = _timestamps(buf, np.frombuffer(buf, np.uint8), end_line[has_end],
-                                         np.frombuffer(end_message, np.int64)[has_end])
-    return V2Blocks(epoch=epoch, lr=np.frombuffer(lr), train_loss=np.frombuffer(train_loss),
-                    val_loss=np.frombuffer(val_loss), epoch_time_s=np.frombuffer(epoch_time_s),
-                    dice=np.frombuffer(dice).reshape(epoch.size, classes),
-                    has_dice=np.frombuffer(dice_count, np.int64) >= 0, has_end=has_end, epoch_end=epoch_end,
-                    line_start=np.frombuffer(line_start, np.int64), garbled_dice=garbled)
+    records, dice, classes, garbled, unconverted = _compiled.blocks(buf)
+    block = np.frombuffer(records, _BLOCK)
+    has_end = block["end_line"] >= 0
+    epoch_end = block["epoch_end"]
+    for i in np.flatnonzero(has_end & np.isnat(epoch_end)).tolist() if unconverted else ():
+        epoch_end[i] = line_timestamp(buf, int(block["end_line"][i]), int(block["end_message"][i]))
+    return V2Blocks(epoch=block["epoch"], lr=block["lr"], train_loss=block["train_loss"], val_loss=block["val_loss"],
+                    epoch_time_s=block["epoch_time_s"], dice=np.frombuffer(dice).reshape(block.size, classes),
+                    has_dice=block["dice_count"] >= 0, has_end=has_end, epoch_end=epoch_end,
+                    line_start=block["line_start"], garbled_dice=garbled)
 
 
 def _numpy_blocks(buf: bytes) -> V2Blocks:
     """:func:`extract_v2_blocks` with numpy over the bytes, no Python work per line (see the module docstring)."""
     raw = np.frombuffer(buf, np.uint8)
-    starts, ends = _line_bounds(raw)
+    ends = np.flatnonzero(raw == 10)  # the caller passes whole lines only
+    starts = np.concatenate([[0], ends[:-1] + 1]) if ends.size else ends
     message = _message_starts(buf, raw, starts, ends)
     lines, codes = _events(buf, raw, message)
     block = np.cumsum(codes == START) - 1

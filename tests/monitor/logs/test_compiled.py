@@ -1,8 +1,9 @@
-"""monitor/logs/_v2log.c against the numpy parser of monitor/logs/v2.py: the same arrays, bit for bit.
+"""monitor/logs/_v2log.c against the numpy reader of monitor/logs/v2.py: the same arrays, bit for bit.
 
-The compiled pass is what an install with a C compiler reads logs with; the numpy parser is what one without
-uses, and the rest of the suite tests its rules against a line-by-line reference. Here the two are held to
-each other on the real logs of the corpus, on logs mangled the way real ones are, and on random bytes.
+The compiled pass is what an install with a C compiler reads logs with; the numpy reader is what one without
+uses, and test_fuzz.py holds both to a line-by-line reference. Here the two are held to each other on the real
+logs of the corpus, on logs mangled the way real ones are, on the few lines a watcher appends at a time, and
+on random bytes.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import numpy as np
 import pytest
 from log_mangling import GARBAGE, mangled_log
 from logwriters import v2_log
+from reference_v2log import read_epochs
 
-from monitor.logs import v2 as logparse_v2
-from monitor.logs.lines import extract_v2_lines
+from monitor.logs import v2
 
 FIELDS = ("epoch", "lr", "train_loss", "val_loss", "epoch_time_s", "dice", "has_dice", "has_end", "epoch_end",
           "line_start")
@@ -24,12 +25,12 @@ FIELDS = ("epoch", "lr", "train_loss", "val_loss", "epoch_time_s", "dice", "has_
 
 @pytest.fixture(autouse=True)
 def _compiled_parser_is_built() -> None:
-    if logparse_v2._compiled is None:
+    if v2._compiled is None:
         pytest.fail("monitor.logs._v2log is not built: install with a C compiler present (scripts/test does)")
 
 
-def assert_same(buf: bytes) -> logparse_v2.V2Blocks:
-    compiled, plain = logparse_v2._compiled_blocks(buf), logparse_v2._numpy_blocks(buf)
+def assert_same(buf: bytes) -> v2.V2Blocks:
+    compiled, plain = v2._compiled_blocks(buf), v2._numpy_blocks(buf)
     for name in FIELDS:
         ours, theirs = getattr(compiled, name), getattr(plain, name)
         assert ours.dtype == theirs.dtype and ours.shape == theirs.shape, name
@@ -51,6 +52,18 @@ def test_the_corpus_reads_the_same(corpus_dir: Path) -> None:
 @pytest.mark.parametrize("seed", range(300))
 def test_mangled_logs_read_the_same(seed: int) -> None:
     assert_same(mangled_log(seed))
+
+
+@pytest.mark.parametrize("seed", range(100))
+def test_appended_chunks_read_the_same(seed: int) -> None:
+    """A watcher reads a few lines at a time, from wherever its last read stopped."""
+    rng = random.Random(seed)
+    lines = mangled_log(seed).splitlines(keepends=True)
+    at = 0
+    while at < len(lines):
+        size = rng.randrange(1, 12)
+        assert_same(b"".join(lines[at:at + size]))
+        at += size
 
 
 @pytest.mark.parametrize("seed", range(60))
@@ -83,7 +96,23 @@ def test_numbers_are_what_float_makes_of_them() -> None:
 
 
 def test_an_epoch_number_beyond_int64_is_garbled_in_every_reader() -> None:
-    """A corrupt "Epoch 99999999999999999999999" line: no epoch number (it once crashed the small-chunk reader)."""
+    """A corrupt "Epoch 99999999999999999999999" line: no epoch number."""
     text = v2_log(range(3)).encode().replace(b"Epoch 1 ", b"Epoch 99999999999999999999999 ")
-    for reader in (extract_v2_lines, logparse_v2._numpy_blocks, logparse_v2._compiled_blocks):
-        assert reader(text).epoch.tolist() == [0, -1, 2], reader
+    assert [e.number for e in read_epochs(text)[0]] == [0, -1, 2]
+    assert assert_same(text).epoch.tolist() == [0, -1, 2]
+
+
+@pytest.mark.parametrize("stamp", [
+    "2024-02-29 23:59:59.999999", "1969-12-31 23:59:59.999999", "0000-03-01 00:00:00.000001",
+    "9999-12-31 23:59:59.999999", "2000-02-29 12:00:00.000000", "2100-02-29 12:00:00.000000",
+    "2023-02-29 00:00:00.000000", "2024-13-01 00:00:00.000000", "2024-05-00 00:00:00.000000",
+    "2024-05-01 24:00:00.000000", "2024-05-01 10:60:00.000000", "2024-05-01 10:00:60.000000",
+    "2024-05-01T10:00:00.000000", "12024-05-01 10:00:00.00000", "2024-05-01 10:00:00.00000x",
+])
+def test_epoch_end_timestamps_read_the_same(stamp: str) -> None:
+    """Well-formed stamps are converted in the compiled pass, anything else read as numpy reads it."""
+    text = f"{stamp}: Epoch 7\n{stamp}: Epoch time: 95.43 s\n".encode()
+    expected = read_epochs(text)[0][0].end
+    np.testing.assert_array_equal(assert_same(text).epoch_end, np.array([expected], "datetime64[us]"))
+    if stamp.startswith(("2024-02-29", "1969", "0000", "9999", "2000")):
+        assert expected == np.datetime64(stamp, "us")
