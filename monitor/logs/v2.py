@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
 from monitor.logs.textnum import parse_decimals
 
+_compiled: ModuleType | None
 try:
     from monitor.logs import _v2log as _compiled
 except ImportError:  # no C compiler at install time: the numpy reader does the same work

@@ -1,0 +1,3 @@
+"""Types of the compiled v2 log pass (``_v2log.c``); see :mod:`monitor.logs.v2`."""
+
+def blocks(buf: bytes, /) -> tuple[bytearray, bytearray, int, int, int]: ...
