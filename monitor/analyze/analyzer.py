@@ -158,11 +158,8 @@ def analyze(
 ) -> Analysis:
     """Verdict, interval, lr-aware projection and cost for one run's per-epoch frame (see module doc)."""
     opts = options or AnalyzerOptions()
-    has_rows = "epoch" in frame.columns and len(frame) > 0
-    if not has_rows:
-        empty = np.zeros(0)
-        return analyze_series(np.zeros(0, np.int64), empty, empty, empty, None, planned_epochs=planned_epochs,
-                              finished=finished, running=running, options=opts)
+    if "epoch" not in frame.columns:  # nothing to place in time: no epochs at all
+        frame = frame.iloc[:0].assign(epoch=np.zeros(0, np.int64))
     times = _column(frame, "epoch_time_s")
     ends = None
     if "epoch_end" in frame.columns and not (np.isfinite(times) & (times > 0)).any():
@@ -189,11 +186,9 @@ def analyze_series(
     running: bool = False,
     options: AnalyzerOptions | None = None,
 ) -> Analysis:
-    """:func:`analyze` on bare columns: the fitted series (``options.series``), learning rate, epoch times
-    and epoch end stamps (``datetime64``, or None), one entry per epoch.
-
-    What a scan calls for every run: it has the merged curves as arrays and builds no DataFrame.
-    """
+    """:func:`analyze` on bare columns, one entry per epoch: the fitted series (``options.series``),
+    learning rate, epoch times and epoch end stamps (``datetime64``, or None). What a scan calls for every
+    run: it has the merged curves as arrays and builds no DataFrame."""
     opts = options or AnalyzerOptions()
     z = NormalDist().inv_cdf(0.5 + opts.confidence / 2.0)
     tau = opts.min_practical_gain / 100.0  # per epoch
@@ -216,11 +211,10 @@ def analyze_series(
 
     sec = median_epoch_seconds(times, ends)
     hours = {m: (None if sec is None else sec * m / 3600.0) for m in {*opts.schedule_options, 2000}}
-    hours_2000 = hours[2000]
 
     base: dict[str, Any] = {
         "series": opts.series, "min_practical_gain": opts.min_practical_gain, "epochs_completed": n_done,
-        "gpu_hours_2000": hours_2000, "planned_epochs": planned, "status": status,
+        "gpu_hours_2000": hours[2000], "planned_epochs": planned, "status": status,
     }
     no_schedules = tuple(ScheduleOption(m, None, hours[m], False) for m in opts.schedule_options)
 
@@ -273,8 +267,7 @@ def analyze_series(
         **base,
     )
     return _worded(result, Facts(opts, schedule_done, count=count, fit=fit, anneal_source=a_source, pre_fit=pre_fit,
-                                 pre_window=pre_window, pre_verdict=None if pre_verdict is None else pre_verdict.value,
-                                 projection_blocker=blocker))
+                                 pre_window=pre_window, pre_verdict=pre_verdict, projection_blocker=blocker))
 
 
 def _worded(result: Analysis, facts: Facts) -> Analysis:
@@ -296,13 +289,10 @@ def _project(
     """Projected gain range of each longer from-scratch schedule, the one the evidence supports, why none
     is (``"reach"`` or ``"gain"``), and the 2000-epoch range that :class:`Analysis` always reports.
 
-    Lower end: ``min(0, slope_lo·k)``. 0 is the "stretched curve" outcome of nnU-Net issue #2474 (same
-    Dice, later); a falling pre-annealing trend can make it negative. Upper end: ``max(0, slope_hi·k)``
-    where ``k`` is the number of pre-annealing-slope epochs the extra high-lr epochs are worth if the
-    curve keeps saturating at its own fitted rate. Worth it: the pre-annealing trend itself passes the
-    "improving" test, its point projection reaches ``min_rerun_gain``, and the extra high-lr epochs
-    reach no further than ``max_extrapolation_ratio`` times the stretch of this run the trend was
-    fitted on (beyond that the saturation rate is a guess).
+    The range is ``[min(0, slope_lo·k), max(0, slope_hi·k)]``, ``k`` being what the extra high-lr epochs
+    are worth in pre-annealing-slope epochs: 0 is the "stretched curve" outcome of nnU-Net issue #2474.
+    Worth it: the pre-annealing trend is itself "improving", its point projection reaches
+    ``min_rerun_gain`` and the extra epochs stay within ``max_extrapolation_ratio``.
     """
     anneal_frac = (a_start / n_done) if a_start is not None and a_start < n_done else (
         poly_anneal_fraction(opts.anneal_lr_fraction, opts.poly_exponent))

@@ -1,12 +1,9 @@
 """What nnU-Net's learning-rate schedule says about a run: where annealing starts, how long it was
-planned, what it cost per epoch, and what a longer from-scratch schedule might add.
+planned, what an epoch costs, and what a longer from-scratch schedule might add.
 
-nnU-Net (v1 and v2) uses the poly schedule ``lr = lr0 · (1 - epoch/N)^0.9``. Two consequences drive the
-analyzer: (1) the last ~15 % of a schedule runs at a small learning rate and pseudo Dice usually rises
-once more there, and a longer schedule ends with that same annealing phase, so the rise is not evidence
-that more epochs help; (2) a longer schedule stretches the whole curve (nnU-Net issue #2474: 2000 epochs
-often end at the same Dice as 1000, later). Only the trend *before* annealing can suggest that extra
-high-learning-rate epochs would still buy Dice, and even that is an extrapolation.
+nnU-Net's poly schedule ``lr = lr0·(1 - epoch/N)^0.9`` ends in an annealing phase where pseudo Dice
+usually rises once more; a longer schedule ends with the same phase and stretches the whole curve
+(nnU-Net issue #2474), so only the trend *before* annealing can suggest that more epochs buy Dice.
 """
 
 from __future__ import annotations

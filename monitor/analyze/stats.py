@@ -27,7 +27,6 @@ class SenFit:
     intercept: float
     lo: float
     hi: float
-    n: int
     variance_inflation: float  # Hamed–Rao n/n*: how much autocorrelation widened the interval
     lag1_autocorrelation: float  # φ of the detrended ranks (bias-corrected), 0 when not estimated
 
@@ -136,7 +135,7 @@ def theil_sen(x: np.ndarray, y: np.ndarray, z: float = 1.959963984540054, correc
     ranked = order_statistics(slopes, [lo_idx, mid_lo, mid_hi, hi_idx])
     slope = 0.5 * (ranked[mid_lo] + ranked[mid_hi])
     intercept = float(np.median(y - slope * x))
-    return SenFit(slope=slope, intercept=intercept, lo=ranked[lo_idx], hi=ranked[hi_idx], n=m,
+    return SenFit(slope=slope, intercept=intercept, lo=ranked[lo_idx], hi=ranked[hi_idx],
                   variance_inflation=factor, lag1_autocorrelation=phi)
 
 

@@ -158,15 +158,13 @@ def explain(a: Analysis, f: Facts) -> str:
     frac = f"{f.options.anneal_lr_fraction:.0%}"
     if a.anneal_start_epoch is not None and a.anneal_start_epoch <= a.window[1]:
         source = "per the logged lr" if f.anneal_source == "lr" else "per nnU-Net's poly schedule"
+        fell = f"The learning rate fell below {frac} of its start at epoch {a.anneal_start_epoch} ({source})"
         if f.pre_fit is not None and f.pre_window is not None:
-            sentences.append(
-                f"The learning rate fell below {frac} of its start at epoch {a.anneal_start_epoch} ({source}); "
-                f"before that the curve moved {_stats(f.pre_fit, f.pre_window)}, and only that trend, not "
-                "the late annealing rise that every schedule ends with, could be extended by more epochs.")
+            sentences.append(f"{fell}; before that the curve moved {_stats(f.pre_fit, f.pre_window)}, and only that "
+                             "trend, not the late annealing rise that every schedule ends with, could be extended "
+                             "by more epochs.")
         else:
-            sentences.append(
-                f"The learning rate fell below {frac} of its start at epoch {a.anneal_start_epoch} ({source}), "
-                "but too few epochs before it have a value to judge the trend there.")
+            sentences.append(f"{fell}, but too few epochs before it have a value to judge the trend there.")
     elif f.anneal_source != "none" and not f.schedule_done:
         sentences.append(f"The run has not reached the low-learning-rate phase (lr below {frac} of its "
                          "start) where nnU-Net curves usually rise once more.")
