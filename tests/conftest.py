@@ -11,7 +11,7 @@ from paths import CORPUS
 # Tests that train nnU-Net, build a Docker image, start a SLURM cluster or drive a browser pay for that
 # setup inside their first test; pyproject.toml's default timeout is for everything else. A test's own
 # ``@pytest.mark.timeout`` wins.
-MARKER_TIMEOUT_S = {"nnunet": 1800, "docker": 3600, "slurm": 600, "browser": 600}
+MARKER_TIMEOUT_S = {"nnunet": 2400, "docker": 3600, "slurm": 600, "browser": 600}
 _COUNTS = pytest.StashKey[tuple[int, int]]()
 
 
