@@ -135,6 +135,11 @@ def test_mostly_missing_pseudo_dice_is_insufficient_data() -> None:
     result = finished(frame)
     assert result.verdict is Verdict.INSUFFICIENT_DATA
     assert "too few to fit a trend" in result.reason
+    # A run that stopped abnormally after all its planned epochs has nothing left to resume.
+    ran_all = analyze(frame, planned_epochs=1000, finished=False, running=False)
+    assert ran_all.verdict is Verdict.INSUFFICIENT_DATA and "--c" not in ran_all.reason
+    stopped_early = analyze(frame.iloc[:700], planned_epochs=1000, finished=False, running=False)
+    assert stopped_early.verdict is Verdict.INSUFFICIENT_DATA and "--c" in stopped_early.reason
 
 
 def test_the_fewest_epochs_and_points_still_get_a_verdict_one_fewer_does_not() -> None:
