@@ -8,6 +8,34 @@ from pathlib import Path
 import pytest
 from paths import CORPUS
 
+# Tests that train nnU-Net, build a Docker image, start a SLURM cluster or drive a browser pay for that
+# setup inside their first test; pyproject.toml's default timeout is for everything else. A test's own
+# ``@pytest.mark.timeout`` wins.
+MARKER_TIMEOUT_S = {"nnunet": 2400, "docker": 3600, "slurm": 600, "browser": 600}
+_COUNTS = pytest.StashKey[tuple[int, int]]()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give the tests of the slow markers their longer timeout."""
+    for item in items:
+        limits = [limit for name, limit in MARKER_TIMEOUT_S.items() if item.get_closest_marker(name)]
+        if limits and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(max(limits)))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Count the selected tests and the test functions they come from (a parametrized function once)."""
+    functions = {item.nodeid.split("[", 1)[0] for item in session.items}
+    session.config.stash[_COUNTS] = (len(session.items), len(functions))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Print the number of test functions beside the number of tests: many tests are seeds of a few
+    parametrized functions, so the total alone overstates how many different things are checked."""
+    if _COUNTS in config.stash:
+        tests, functions = config.stash[_COUNTS]
+        terminalreporter.write_line(f"{tests} tests from {functions} test functions")
+
 
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:

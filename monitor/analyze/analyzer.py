@@ -1,21 +1,11 @@
-"""Is a finished nnU-Net run still improving at the end, and would a longer schedule be worth it?
+"""Is a run's validation pseudo Dice still improving at the end, and would a longer schedule be worth it?
 
-The analyzer answers one question per run: at the end of the run, is the underlying validation pseudo
-Dice trend rising, flat, falling, or can't we say? A wrong "improving" wastes days of GPU time, a wrong
-"plateau" leaves Dice on the table, so the verdict needs evidence on both sides:
-
-* the fitted series is the raw per-epoch ``mean_fg_dice``, not nnU-Net's EMA: the EMA is a smoothed copy
-  of the same numbers whose residuals are autocorrelated by construction, so any p-value on it is
-  over-confident, and it lags (after a bad stretch it "rises" while the raw curve is flat);
-* the slope is Theil–Sen over a trailing window, its 95 % interval comes from the Mann–Kendall variance
-  inflated for autocorrelation (Hamed–Rao), see :mod:`monitor.analyze.stats`;
-* a slope counts only if it is both significant and at least ``min_practical_gain`` Dice per 100 epochs;
-* the learning-rate column locates nnU-Net's poly annealing phase, whose late rise is real but repeats
-  at the end of any longer schedule, so only the pre-annealing trend feeds the (labelled) projection of
-  what a longer from-scratch schedule could add, see :mod:`monitor.analyze.schedule`.
-
-The benchmark behind the defaults is ``bench/analyzer_benchmark.py``; the reasoning is in
-``docs/analyzer.md``.
+A wrong "improving" wastes days of GPU time, a wrong "plateau" leaves Dice on the table, so a trend
+counts only if its interval excludes 0 *and* it is at least ``min_practical_gain`` Dice per 100 epochs.
+The fitted series is the raw per-epoch ``mean_fg_dice``, not nnU-Net's EMA, which lags and whose
+residuals are autocorrelated by construction. The statistics are in :mod:`monitor.analyze.stats`, the
+learning-rate schedule and projection in :mod:`monitor.analyze.schedule`; the method and the evidence
+for it in ``docs/analyzer.md``.
 """
 
 from __future__ import annotations
@@ -33,7 +23,10 @@ from monitor.analyze.schedule import (
     ScheduleOption,
     anneal_start_epoch,
     extra_gain_epochs,
+    json_fields,
+    json_value,
     median_epoch_seconds,
+    poly_anneal_fraction,
     poly_schedule,
 )
 from monitor.analyze.stats import SenFit, saturation_timescale, theil_sen
@@ -73,10 +66,8 @@ class FitLine:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, with both end points so a chart can draw a segment without arithmetic."""
-        return {"first_epoch": self.first_epoch, "last_epoch": self.last_epoch,
-                "intercept": _num(self.intercept), "slope_per_epoch": _num(self.slope_per_epoch),
-                "start_value": _num(self.value_at(self.first_epoch)),
-                "end_value": _num(self.value_at(self.last_epoch))}
+        return {**json_fields(self), "start_value": json_value(self.value_at(self.first_epoch)),
+                "end_value": json_value(self.value_at(self.last_epoch))}
 
 
 @dataclass(frozen=True)
@@ -104,40 +95,8 @@ class Analysis:
     pre_anneal_ci95: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict; the ten contract keys come first, in the contract's order."""
-        return {
-            "verdict": self.verdict.value,
-            "slope_per_100_epochs": _num(self.slope_per_100_epochs),
-            "slope_ci95": _pair(self.slope_ci95),
-            "window": None if self.window is None else [int(self.window[0]), int(self.window[1])],
-            "series": self.series,
-            "min_practical_gain": _num(self.min_practical_gain),
-            "projected_gain_2000": _pair(self.projected_gain_2000),
-            "gpu_hours_2000": _num(self.gpu_hours_2000),
-            "reason": self.reason,
-            "epochs_completed": int(self.epochs_completed),
-            "schedules": [s.to_dict() for s in self.schedules],
-            "recommended_epochs": self.recommended_epochs,
-            "fit": None if self.fit is None else self.fit.to_dict(),
-            "explanation": self.explanation,
-            "planned_epochs": self.planned_epochs,
-            "status": self.status,
-            "anneal_start_epoch": self.anneal_start_epoch,
-            "pre_anneal_slope_per_100_epochs": _num(self.pre_anneal_slope_per_100_epochs),
-            "pre_anneal_ci95": _pair(self.pre_anneal_ci95),
-        }
-
-
-def _num(value: float | None) -> float | None:
-    """A plain float for JSON, ``None`` for missing or non-finite (JSON has no NaN)."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _pair(value: tuple[float, float] | None) -> list[float | None] | None:
-    return None if value is None else [_num(value[0]), _num(value[1])]
+        """Strict-JSON-ready dict in field order, so the ten contract keys (the first ten fields) come first."""
+        return json_fields(self)
 
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
@@ -199,11 +158,8 @@ def analyze(
 ) -> Analysis:
     """Verdict, interval, lr-aware projection and cost for one run's per-epoch frame (see module doc)."""
     opts = options or AnalyzerOptions()
-    has_rows = "epoch" in frame.columns and len(frame) > 0
-    if not has_rows:
-        empty = np.zeros(0)
-        return analyze_series(np.zeros(0, np.int64), empty, empty, empty, None, planned_epochs=planned_epochs,
-                              finished=finished, running=running, options=opts)
+    if "epoch" not in frame.columns:  # nothing to place in time: no epochs at all
+        frame = frame.iloc[:0].assign(epoch=np.zeros(0, np.int64))
     times = _column(frame, "epoch_time_s")
     ends = None
     if "epoch_end" in frame.columns and not (np.isfinite(times) & (times > 0)).any():
@@ -230,11 +186,9 @@ def analyze_series(
     running: bool = False,
     options: AnalyzerOptions | None = None,
 ) -> Analysis:
-    """:func:`analyze` on bare columns: the fitted series (``options.series``), learning rate, epoch times
-    and epoch end stamps (``datetime64``, or None), one entry per epoch.
-
-    What a scan calls for every run: it has the merged curves as arrays and builds no DataFrame.
-    """
+    """:func:`analyze` on bare columns, one entry per epoch: the fitted series (``options.series``),
+    learning rate, epoch times and epoch end stamps (``datetime64``, or None). What a scan calls for every
+    run: it has the merged curves as arrays and builds no DataFrame."""
     opts = options or AnalyzerOptions()
     z = NormalDist().inv_cdf(0.5 + opts.confidence / 2.0)
     tau = opts.min_practical_gain / 100.0  # per epoch
@@ -256,25 +210,19 @@ def analyze_series(
     schedule_done = finished or (status == "stopped" and planned is not None and n_done >= planned)
 
     sec = median_epoch_seconds(times, ends)
-    hours = {m: (None if sec is None else sec * m / 3600.0) for m in opts.schedule_options}
-    hours_2000 = None if sec is None else sec * 2000 / 3600.0
+    hours = {m: (None if sec is None else sec * m / 3600.0) for m in {*opts.schedule_options, 2000}}
 
     base: dict[str, Any] = {
         "series": opts.series, "min_practical_gain": opts.min_practical_gain, "epochs_completed": n_done,
-        "gpu_hours_2000": hours_2000, "planned_epochs": planned, "status": status,
+        "gpu_hours_2000": hours[2000], "planned_epochs": planned, "status": status,
     }
     no_schedules = tuple(ScheduleOption(m, None, hours[m], False) for m in opts.schedule_options)
 
-    facts = Facts(status=status, n_done=n_done, planned=planned, series=opts.series,
-                  min_practical_gain=opts.min_practical_gain, min_epochs=opts.min_epochs,
-                  window_epochs=opts.window_epochs, anneal_lr_fraction=opts.anneal_lr_fraction,
-                  min_rerun_gain=opts.min_rerun_gain, hours_2000=hours_2000)
 
     def insufficient(why: str, window: tuple[int, int] | None, count: int) -> Analysis:
-        facts_now = replace(facts, why=why, window=window, count=count)
-        return Analysis(verdict=Verdict.INSUFFICIENT_DATA, slope_per_100_epochs=None, slope_ci95=None,
-                        window=window, projected_gain_2000=None, reason=reason_for(facts_now),
-                        schedules=no_schedules, explanation=explain(facts_now), **base)
+        result = Analysis(verdict=Verdict.INSUFFICIENT_DATA, slope_per_100_epochs=None, slope_ci95=None,
+                          window=window, projected_gain_2000=None, reason="", schedules=no_schedules, **base)
+        return _worded(result, Facts(opts, schedule_done, why=why, count=count))
 
     if n_done < opts.min_epochs:
         return insufficient("few_epochs", None, int(np.isfinite(y).sum()))
@@ -298,39 +246,33 @@ def analyze_series(
         pre_fit, pre_window = candidate, (p0, p1)
     pre_verdict = None if pre_fit is None else _classify(pre_fit, tau)
 
-    schedules = no_schedules
-    recommended, blocker = None, None
+    schedules, recommended, blocker, gain_2000 = no_schedules, None, None, None
     if schedule_done and pre_fit is not None:
-        schedules, recommended, blocker = _project(ep, y, n_done, a_start, pre_fit, pre_window, pre_verdict,
-                                          hours, opts)
-    gain_2000 = next((s.projected_gain for s in schedules if s.epochs == 2000), None)
-    if 2000 not in opts.schedule_options and schedule_done and pre_fit is not None:
-        extra, _, _ = _project(ep, y, n_done, a_start, pre_fit, pre_window, pre_verdict,
-                               {2000: hours_2000}, opts, (2000,))
-        gain_2000 = extra[0].projected_gain
+        schedules, recommended, blocker, gain_2000 = _project(ep, y, n_done, a_start, pre_fit, pre_window,
+                                                             pre_verdict, hours, opts)
 
-    facts = replace(
-        facts, window=(w0, w1), count=count, verdict=verdict.value, fit=fit, schedule_done=schedule_done,
-        anneal_start=a_start, anneal_source=a_source, pre_fit=pre_fit, pre_window=pre_window,
-        pre_verdict=None if pre_verdict is None else pre_verdict.value, schedules=schedules,
-        recommended=recommended, projection_blocker=blocker, gain_2000=gain_2000,
-    )
-    return Analysis(
+    result = Analysis(
         verdict=verdict,
         slope_per_100_epochs=fit.slope * 100.0,
         slope_ci95=(fit.lo * 100.0, fit.hi * 100.0),
         window=(w0, w1),
         projected_gain_2000=gain_2000,
-        reason=reason_for(facts),
+        reason="",
         schedules=schedules,
         recommended_epochs=recommended,
         fit=FitLine(w0, w1, fit.intercept, fit.slope),
-        explanation=explain(facts),
         anneal_start_epoch=a_start,
         pre_anneal_slope_per_100_epochs=None if pre_fit is None else pre_fit.slope * 100.0,
         pre_anneal_ci95=None if pre_fit is None else (pre_fit.lo * 100.0, pre_fit.hi * 100.0),
         **base,
     )
+    return _worded(result, Facts(opts, schedule_done, count=count, fit=fit, anneal_source=a_source, pre_fit=pre_fit,
+                                 pre_window=pre_window, pre_verdict=pre_verdict, projection_blocker=blocker))
+
+
+def _worded(result: Analysis, facts: Facts) -> Analysis:
+    """``result`` with its reason and explanation, which read it and the facts behind it."""
+    return replace(result, reason=reason_for(result, facts), explanation=explain(result, facts))
 
 
 def _project(
@@ -343,39 +285,38 @@ def _project(
     pre_verdict: Verdict | None,
     hours: dict[int, float | None],
     opts: AnalyzerOptions,
-    lengths: tuple[int, ...] | None = None,
-) -> tuple[tuple[ScheduleOption, ...], int | None, str | None]:
-    """Projected gain range of each longer from-scratch schedule, and the one the evidence supports.
+) -> tuple[tuple[ScheduleOption, ...], int | None, str | None, tuple[float, float] | None]:
+    """Projected gain range of each longer from-scratch schedule, the one the evidence supports, why none
+    is (``"reach"`` or ``"gain"``), and the 2000-epoch range that :class:`Analysis` always reports.
 
-    Lower end: ``min(0, slope_lo·k)``. 0 is the "stretched curve" outcome of nnU-Net issue #2474 (same
-    Dice, later); a falling pre-annealing trend can make it negative. Upper end: ``max(0, slope_hi·k)``
-    where ``k`` is the number of pre-annealing-slope epochs the extra high-lr epochs are worth if the
-    curve keeps saturating at its own fitted rate. Worth it: the pre-annealing trend itself passes the
-    "improving" test, its point projection reaches ``min_rerun_gain``, and the extra high-lr epochs
-    reach no further than ``max_extrapolation_ratio`` times the stretch of this run the trend was
-    fitted on (beyond that the saturation rate is a guess).
+    The range is ``[min(0, slope_lo·k), max(0, slope_hi·k)]``, ``k`` being what the extra high-lr epochs
+    are worth in pre-annealing-slope epochs: 0 is the "stretched curve" outcome of nnU-Net issue #2474.
+    Worth it: the pre-annealing trend is itself "improving", its point projection reaches
+    ``min_rerun_gain`` and the extra epochs stay within ``max_extrapolation_ratio``.
     """
-    lengths = lengths or opts.schedule_options
     anneal_frac = (a_start / n_done) if a_start is not None and a_start < n_done else (
-        1.0 - opts.anneal_lr_fraction ** (1.0 / opts.poly_exponent))
+        poly_anneal_fraction(opts.anneal_lr_fraction, opts.poly_exponent))
     fit_first = max(int(ep[0]), round(0.15 * n_done))
     sel = (ep >= fit_first) & (ep <= pre_window[1]) & np.isfinite(y)
     observed = float(pre_window[1] - fit_first + 1)
     timescale = saturation_timescale(ep[sel].astype(float), y[sel], observed)
     span = pre_window[1] - pre_window[0] + 1
-    options: list[ScheduleOption] = []
+    by_length: dict[int, ScheduleOption] = {}
     central: dict[int, float] = {}
-    for m in sorted(lengths):
+    for m in sorted({*opts.schedule_options, 2000}):
         if m <= n_done:
-            options.append(ScheduleOption(m, None, hours.get(m), False))
+            by_length[m] = ScheduleOption(m, None, hours[m], False)
             continue
         extra = anneal_frac * (m - n_done)
         k = extra_gain_epochs(timescale, extra, span)
         gain = (min(0.0, pre_fit.lo * k), max(0.0, pre_fit.hi * k))
-        central[m] = pre_fit.slope * k
-        worth = (pre_verdict is Verdict.IMPROVING and central[m] >= opts.min_rerun_gain
+        point = pre_fit.slope * k
+        worth = (pre_verdict is Verdict.IMPROVING and point >= opts.min_rerun_gain
                  and extra <= opts.max_extrapolation_ratio * observed)
-        options.append(ScheduleOption(m, gain, hours.get(m), worth))
+        by_length[m] = ScheduleOption(m, gain, hours[m], worth)
+        if m in opts.schedule_options:
+            central[m] = point
+    options = [by_length[m] for m in sorted(opts.schedule_options)]
     recommended = None
     for option in options:  # cheapest worth-it option; a longer one must add another min_rerun_gain
         if not option.worth_it:
@@ -384,4 +325,4 @@ def _project(
             recommended = option.epochs
     big_enough = any(v >= opts.min_rerun_gain for v in central.values())
     blocker = None if recommended is not None else ("reach" if big_enough else "gain")
-    return tuple(options), recommended, blocker
+    return tuple(options), recommended, blocker, by_length[2000].projected_gain

@@ -10,44 +10,36 @@ __all__ = ["AnalyzerOptions"]
 
 @dataclass(frozen=True)
 class AnalyzerOptions:
-    """Thresholds of the analyzer; defaults chosen with ``bench/analyzer_benchmark.py`` (docs/analyzer.md).
+    """Thresholds of the analyzer, each with the reason for its default; ``bench/analyzer_benchmark.py``
+    is the evidence (docs/analyzer.md)."""
 
-    * ``window_epochs=300``: the trend is fitted over the last 300 epochs (half the run if shorter). On
-      the benchmark, whose labels describe the last 200 epochs, 300 was more accurate than 200 (the
-      slope's standard error falls as window^-1.5 while nnU-Net curves bend little over 300 late
-      epochs) and had fewer false "improving" calls than 250; 400 starts to blur the end.
-    * ``min_epochs=50``: below this nnU-Net is still in its initial rise and a 25-epoch window is noise.
-    * ``min_points=20`` and ``max_missing_fraction=0.5``: fewer valid epochs than this in the window and
-      gaps are rarely random (a logging bug, a crash), which no interval can account for.
-    * ``series="mean_fg_dice"``: the raw per-epoch pseudo Dice; the EMA is smoothed and lags (module doc).
-    * ``min_practical_gain=0.005``: Dice per 100 epochs. Half a Dice point per 100 epochs (0.015 over the
-      window) is about the smallest difference labs report between nnU-Net variants, and about what the
-      data resolve (benchmark interval half-width: median 0.0025, 95th percentile 0.009); a significant
-      but smaller slope is a plateau.
-    * ``confidence=0.95``: two-sided interval of the slope; "improving" needs its lower end above 0.
-    * ``anneal_lr_fraction=0.2``: annealing is where lr < 20 % of its initial value (last ~17 % of a
-      poly schedule), where nnU-Net curves typically make their final rise.
-    * ``poly_exponent=0.9``: nnU-Net's poly schedule exponent, used to infer a missing schedule length.
-    * ``schedule_options=(1500, 2000, 3000)``: from-scratch schedule lengths to cost and project.
-    * ``min_rerun_gain=0.01``: projected Dice gain (from the pre-annealing trend) that a re-run must
-      promise to count as worth it: a full Dice point, since the lower end of every projection is 0.
-    * ``max_extrapolation_ratio=1.5``: a schedule counts as supported only if its extra pre-annealing
-      epochs are at most 1.5× the stretch of this run the trend was measured on (epochs 15 %…annealing):
-      for a 1000-epoch run, 1500 and 2000 can qualify, 3000 cannot.
-    * ``correct_autocorrelation=True``: widen the interval for correlated epochs (Hamed–Rao, AR(1));
-      switching it off exists for the benchmark's ablation, not for use.
-    """
-
+    # The raw per-epoch pseudo Dice: nnU-Net's EMA is smoothed and lags.
     series: str = "mean_fg_dice"
+    # The trend window (half the run if shorter): the slope's standard error falls as window^-1.5 while
+    # late nnU-Net curves bend little over 300 epochs; on the benchmark a shorter window made more false
+    # "improving" calls and a longer one blurs the end.
     window_epochs: int = 300
+    # Below this nnU-Net is still in its initial rise and a 25-epoch window is noise.
     min_epochs: int = 50
+    # Sparser windows are rarely random gaps (a logging bug, a crash), which no interval can account for.
     min_points: int = 20
     max_missing_fraction: float = 0.5
+    # Dice per 100 epochs: half a Dice point is about the smallest difference labs report between nnU-Net
+    # variants, and about what the data resolve; a significant but smaller slope is a plateau.
     min_practical_gain: float = 0.005
+    # Two-sided interval of the slope; "improving" needs its lower end above 0.
     confidence: float = 0.95
+    # Annealing is where lr < 20 % of its initial value, where nnU-Net curves typically make a final rise.
     anneal_lr_fraction: float = 0.2
+    # nnU-Net's poly schedule exponent, used to infer a missing schedule length.
     poly_exponent: float = 0.9
+    # From-scratch schedule lengths to cost and project.
     schedule_options: tuple[int, ...] = (1500, 2000, 3000)
+    # Projected gain (from the pre-annealing trend) a re-run must promise to be worth it: a full Dice
+    # point, since the lower end of every projection is 0.
     min_rerun_gain: float = 0.01
+    # A longer schedule counts as supported only if its extra pre-annealing epochs are at most this
+    # multiple of the stretch of this run the trend was measured on; beyond it the saturation rate is a guess.
     max_extrapolation_ratio: float = 1.5
+    # Widen the interval for correlated epochs (Hamed–Rao, AR(1)); off only for the benchmark's ablation.
     correct_autocorrelation: bool = True

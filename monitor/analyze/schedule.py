@@ -1,18 +1,16 @@
 """What nnU-Net's learning-rate schedule says about a run: where annealing starts, how long it was
-planned, what it cost per epoch, and what a longer from-scratch schedule might add.
+planned, what an epoch costs, and what a longer from-scratch schedule might add.
 
-nnU-Net (v1 and v2) uses the poly schedule ``lr = lr0 · (1 - epoch/N)^0.9``. Two consequences drive the
-analyzer: (1) the last ~15 % of a schedule runs at a small learning rate and pseudo Dice usually rises
-once more there, and a longer schedule ends with that same annealing phase, so the rise is not evidence
-that more epochs help; (2) a longer schedule stretches the whole curve (nnU-Net issue #2474: 2000 epochs
-often end at the same Dice as 1000, later). Only the trend *before* annealing can suggest that extra
-high-learning-rate epochs would still buy Dice, and even that is an extrapolation.
+nnU-Net's poly schedule ``lr = lr0·(1 - epoch/N)^0.9`` ends in an annealing phase where pseudo Dice
+usually rises once more; a longer schedule ends with the same phase and stretches the whole curve
+(nnU-Net issue #2474), so only the trend *before* annealing can suggest that more epochs buy Dice.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -21,9 +19,13 @@ __all__ = [
     "ScheduleOption",
     "anneal_start_epoch",
     "extra_gain_epochs",
+    "json_fields",
+    "json_value",
     "median_epoch_seconds",
+    "poly_anneal_fraction",
     "poly_schedule",
 ]
+
 
 @dataclass(frozen=True)
 class ScheduleOption:
@@ -35,18 +37,27 @@ class ScheduleOption:
     worth_it: bool
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (tuples become lists)."""
-        gain = None if self.projected_gain is None else [_num(v) for v in self.projected_gain]
-        return {"epochs": self.epochs, "projected_gain": gain, "gpu_hours": _num(self.gpu_hours),
-                "worth_it": self.worth_it}
+        """JSON-ready form."""
+        return json_fields(self)
 
 
-def _num(value: float | None) -> float | None:
-    """A plain float for JSON, ``None`` for missing or non-finite (JSON has no NaN)."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+def json_value(value: Any) -> Any:
+    """``value`` as strict JSON data: enums by value, tuples as lists, numpy scalars as Python numbers,
+    non-finite floats as ``None`` (JSON has no NaN), objects with a ``to_dict`` by it."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (tuple, list)):
+        return [json_value(v) for v in value]
+    return value.to_dict() if hasattr(value, "to_dict") else value
+
+
+def json_fields(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields, in declaration order, as :func:`json_value`."""
+    return {field.name: json_value(getattr(obj, field.name)) for field in fields(obj)}
 
 
 def poly_schedule(epochs: np.ndarray, lr: np.ndarray, exponent: float) -> tuple[float | None, int | None]:
@@ -62,20 +73,18 @@ def poly_schedule(epochs: np.ndarray, lr: np.ndarray, exponent: float) -> tuple[
     if int(ok.sum()) < 3:
         return None, None
     e, rate = epochs[ok].astype(float), lr[ok]
-    fallback = float(rate[0]) if e[0] <= 2 else float(np.max(rate))
     u = rate ** (1.0 / exponent)
     ec = e - e.mean()
     sxx = float(ec @ ec)
-    if sxx <= 0 or int(np.sum(rate > 0)) < 5:
-        return (fallback if fallback > 0 else None), None
-    slope = float(ec @ (u - u.mean())) / sxx
-    intercept = float(u.mean()) - slope * float(e.mean())
-    if slope >= 0 or intercept <= 0:
-        return (fallback if fallback > 0 else None), None
-    resid = u - (intercept + slope * e)
-    if float(np.median(np.abs(resid))) > 0.01 * intercept:  # not nnU-Net's poly schedule
-        return (fallback if fallback > 0 else None), None
-    return float(intercept**exponent), round(-intercept / slope)
+    if sxx > 0 and int(np.sum(rate > 0)) >= 5:
+        slope = float(ec @ (u - u.mean())) / sxx
+        intercept = float(u.mean()) - slope * float(e.mean())
+        resid = u - (intercept + slope * e)
+        # A falling line that fits to within 1 % of lr0: nnU-Net's poly schedule.
+        if slope < 0 and intercept > 0 and float(np.median(np.abs(resid))) <= 0.01 * intercept:
+            return float(intercept**exponent), round(-intercept / slope)
+    fallback = float(rate[0]) if e[0] <= 2 else float(np.max(rate))
+    return (fallback if fallback > 0 else None), None
 
 
 def anneal_start_epoch(
@@ -108,9 +117,14 @@ def anneal_start_epoch(
     return None, "none"
 
 
+def poly_anneal_fraction(fraction: float, exponent: float) -> float:
+    """Where in a poly schedule the learning rate falls to ``fraction·lr0``, as a fraction of its length."""
+    return 1.0 - float(fraction) ** (1.0 / exponent)
+
+
 def _formula_start(planned: int, fraction: float, exponent: float) -> int:
     """First epoch of the poly schedule with ``lr <= fraction·lr0``."""
-    return int(math.ceil(planned * (1.0 - float(fraction) ** (1.0 / exponent))))
+    return int(math.ceil(planned * poly_anneal_fraction(fraction, exponent)))
 
 
 def median_epoch_seconds(times: np.ndarray, ends: np.ndarray | None) -> float | None:

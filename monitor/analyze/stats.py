@@ -1,13 +1,10 @@
 """Robust trend statistics for the analyzer: Theil–Sen slope with an autocorrelation-aware interval.
 
-Why these and not OLS: per-epoch pseudo Dice has spikes and dips (a bad batch of validation patches, a
-class missing from the sampled patches) and AR(1)-like autocorrelation (consecutive epochs share
-weights). OLS is pulled by single spikes and its textbook standard error assumes independent residuals,
-so it is over-confident exactly where a wrong "still improving" is expensive. Theil–Sen (median of
-pairwise slopes) ignores up to ~29 % outliers; its interval comes from the variance of the Mann–Kendall
-S statistic, inflated by the Hamed & Rao (1998) factor computed from the autocorrelation of the ranks of
-the detrended series. Everything is vectorised numpy (pairwise slopes in float32, one partition), so a
-fit over 300 epochs (44 850 pairs) costs about a millisecond.
+Per-epoch pseudo Dice has spikes and dips (a bad sample of validation patches) and autocorrelation
+(consecutive epochs share weights). OLS is pulled by single spikes and its standard error assumes
+independent residuals, so it is over-confident exactly where a wrong "still improving" is expensive.
+Theil–Sen (median of pairwise slopes) ignores up to ~29 % outliers; its interval comes from the
+Mann–Kendall variance, inflated for the autocorrelation of the ranks of the detrended series.
 """
 
 from __future__ import annotations
@@ -30,18 +27,14 @@ class SenFit:
     intercept: float
     lo: float
     hi: float
-    n: int
     variance_inflation: float  # Hamed–Rao n/n*: how much autocorrelation widened the interval
     lag1_autocorrelation: float  # φ of the detrended ranks (bias-corrected), 0 when not estimated
 
 
 @lru_cache(maxsize=16)
 def _pairs(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Upper-triangle index pairs and, for gap-free epochs, ``1/(j - i)``; cached per window length.
-
-    Every run analysed with the same window reuses them, which keeps a 300-epoch fit (44 850 pairs)
-    to about a millisecond.
-    """
+    """Upper-triangle index pairs and, for gap-free epochs, ``1/(j - i)``; cached per window length,
+    since every run analysed with the same window reuses them."""
     i, j = np.triu_indices(m, 1)
     inv_lag = (1.0 / (j - i)).astype(np.float32)
     for arr in (i, j, inv_lag):  # shared between calls through the cache: keep them read-only
@@ -59,15 +52,13 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 def hamed_rao_factor(residuals: np.ndarray) -> tuple[float, float]:
     """Hamed & Rao (1998) variance inflation n/n* with an AR(1) model of the autocorrelation.
 
-    Hamed–Rao inflate Var(S) by ``1 + 2/(n(n-1)(n-2)) Σ (n-k)(n-k-1)(n-k-2) ρ_k`` with ``ρ_k`` the
-    autocorrelation of the ranks of the detrended series. The original screens each lag for
-    significance; on 100–300-epoch windows that drops the real but individually insignificant lags
-    2, 3, … and the benchmark's 95 % intervals covered the true slope only ~90 % of the time. Here
-    ``ρ_k = φ^k`` with ``φ`` the lag-1 rank autocorrelation, mapped to a Pearson correlation
-    (``2·sin(π·r/6)``) and corrected for its small-sample bias after detrending, ``(1.5 + 6φ)/n``
-    (calibrated by simulating AR(1) series of 50–300 epochs). Ranks keep a single dip from faking or
-    hiding correlation. Floored at 1: the analyzer never claims more certainty than for independent
-    epochs. Returns ``(factor, φ)``.
+    Var(S) is inflated by ``1 + 2/(n(n-1)(n-2)) Σ (n-k)(n-k-1)(n-k-2) ρ_k``. The original screens each
+    lag for significance, which on short windows drops the real but individually insignificant lags 2,
+    3, … and makes the interval too narrow. Here ``ρ_k = φ^k`` with ``φ`` the lag-1 rank autocorrelation,
+    mapped to a Pearson correlation (``2·sin(π·r/6)``) and corrected for its small-sample bias after
+    detrending, ``(1.5 + 6φ)/n`` (calibrated by simulating AR(1) series). Ranks keep a single dip from
+    faking or hiding correlation. Floored at 1: never more certainty than for independent epochs.
+    Returns ``(factor, φ)``.
     """
     m = residuals.size
     if m < 4:
@@ -91,9 +82,8 @@ def hamed_rao_factor(residuals: np.ndarray) -> tuple[float, float]:
 def student_t_quantile(z: float, dof: float) -> float:
     """Student-t quantile matching the normal quantile ``z`` (Cornish–Fisher, good for dof ≥ 3).
 
-    With strong autocorrelation a 100-epoch window holds only ~30 independent epochs' worth of
-    information, and the normal quantile would understate the interval; scipy's ``t.ppf`` costs more
-    than the whole fit, so the classic expansion is used instead.
+    Strongly autocorrelated epochs hold few independent epochs' worth of information, where the normal
+    quantile would understate the interval; the expansion avoids importing scipy for ``t.ppf``.
     """
     if not math.isfinite(dof) or dof > 1e6:
         return z
@@ -145,7 +135,7 @@ def theil_sen(x: np.ndarray, y: np.ndarray, z: float = 1.959963984540054, correc
     ranked = order_statistics(slopes, [lo_idx, mid_lo, mid_hi, hi_idx])
     slope = 0.5 * (ranked[mid_lo] + ranked[mid_hi])
     intercept = float(np.median(y - slope * x))
-    return SenFit(slope=slope, intercept=intercept, lo=ranked[lo_idx], hi=ranked[hi_idx], n=m,
+    return SenFit(slope=slope, intercept=intercept, lo=ranked[lo_idx], hi=ranked[hi_idx],
                   variance_inflation=factor, lag1_autocorrelation=phi)
 
 
@@ -156,10 +146,10 @@ _BAND_MARGIN = 4.0  # sample standard deviations of a rank's position; a miss on
 def order_statistics(values: np.ndarray, ranks: list[int]) -> dict[int, float]:
     """The values of the given 0-based ranks in ``values`` (no NaN), exactly as a full ``np.partition``.
 
-    A fit's four order statistics all lie in the middle ~15 % of the 44 850 slopes, so instead of
+    A fit's order statistics lie in a narrow middle band of the pairwise slopes, so instead of
     partitioning them all (the fit's largest cost), a strided sample brackets that band, one pass counts
-    what lies below it and one compress keeps it; only the band is partitioned. Counting makes the
-    answer exact; if the bracket missed (a rank fell outside the band) the full partition runs instead.
+    what lies below it and only the band is partitioned. Counting makes the answer exact; if the bracket
+    missed a rank, the full partition runs instead.
     """
     wanted = sorted(set(ranks))
     n = values.size
@@ -185,8 +175,8 @@ def saturation_timescale(x: np.ndarray, y: np.ndarray, span: float, bins: int = 
 
     Used only for the labelled extrapolation: how many "current-slope epochs" extra training is worth if
     the curve keeps saturating at the rate this run shows. Binned medians make the fit immune to spikes;
-    a log-spaced grid over ``T`` with closed-form least squares per ``T`` keeps it to ~0.1 ms. ``T`` at
-    the top of the grid means "no visible saturation" (the curve looks linear over the fitted span).
+    a log-spaced grid over ``T`` with closed-form least squares per ``T`` avoids an iterative fit. ``T``
+    at the top of the grid means "no visible saturation" (the curve looks linear over the fitted span).
     """
     if x.size < 2 * bins:
         bins = max(4, x.size // 5)

@@ -1,16 +1,19 @@
 """The analyzer's words: one ``reason`` sentence and a 2–4 sentence ``explanation`` for the dashboard.
 
-Kept apart from the statistics so the wording can be reviewed (and changed) without touching the maths.
-Every sentence states the numbers it rests on, because a lab member deciding whether to spend days of
-GPU time needs to be able to check the claim against the curve.
+Kept apart from the statistics so the wording can be reviewed without touching the maths. Every sentence
+states the numbers it rests on, so that whoever decides on days of GPU time can check it against the curve.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from monitor.analyze.schedule import ScheduleOption
+from monitor.analyze.options import AnalyzerOptions
 from monitor.analyze.stats import SenFit
+
+if TYPE_CHECKING:
+    from monitor.analyze.analyzer import Analysis
 
 __all__ = ["Facts", "explain", "reason_for"]
 
@@ -22,45 +25,30 @@ PSEUDO_DICE_NOTE = (
 
 @dataclass(frozen=True)
 class Facts:
-    """Everything the sentences need, computed once by :func:`monitor.analyze.analyzer.analyze`."""
+    """What the sentences need beyond the :class:`~monitor.analyze.analyzer.Analysis` they describe."""
 
-    status: str  # "finished" | "running" | "stopped"
-    n_done: int
-    planned: int | None
-    series: str
-    min_practical_gain: float
-    min_epochs: int
-    window_epochs: int
-    anneal_lr_fraction: float
-    min_rerun_gain: float
-    hours_2000: float | None
+    options: AnalyzerOptions
+    schedule_done: bool
     why: str | None = None  # "few_epochs" | "missing" for insufficient data
-    window: tuple[int, int] | None = None
-    count: int = 0
-    verdict: str | None = None
+    count: int = 0  # epochs of the window with a value
     fit: SenFit | None = None
-    schedule_done: bool = False
-    anneal_start: int | None = None
     anneal_source: str = "none"
     pre_fit: SenFit | None = None
     pre_window: tuple[int, int] | None = None
     pre_verdict: str | None = None
-    schedules: tuple[ScheduleOption, ...] = ()
-    recommended: int | None = None
     projection_blocker: str | None = None  # "reach" | "gain": why no longer schedule is worth it
-    gain_2000: tuple[float, float] | None = None
 
-    @property
-    def stopped_early(self) -> bool:
-        """Stopped (crashed, killed, out of wall time) before its schedule's last epoch."""
-        return self.status == "stopped" and not self.schedule_done
 
-    @property
-    def of_planned(self) -> str:
-        """"497 of 1000", or a note that the schedule length is unknown."""
-        if self.planned:
-            return f"{self.n_done} of {self.planned}"
-        return f"{self.n_done} (schedule length unknown)"
+def _stopped_early(a: Analysis, f: Facts) -> bool:
+    """Stopped (crashed, killed, out of wall time) before its schedule's last epoch."""
+    return a.status == "stopped" and not f.schedule_done
+
+
+def _of_planned(a: Analysis) -> str:
+    """"497 of 1000", or a note that the schedule length is unknown."""
+    if a.planned_epochs:
+        return f"{a.epochs_completed} of {a.planned_epochs}"
+    return f"{a.epochs_completed} (schedule length unknown)"
 
 
 def _stats(fit: SenFit, window: tuple[int, int]) -> str:
@@ -72,120 +60,116 @@ _RESUME = ("resume it with nnU-Net's --c flag (-c in v1), which continues from t
            "than starting a longer schedule")
 
 
-def reason_for(f: Facts) -> str:
+def reason_for(a: Analysis, f: Facts) -> str:
     """One plain sentence: the verdict, the numbers behind it, and what to do."""
-    plural = "" if f.n_done == 1 else "s"
-    if f.why == "few_epochs":
-        done = "No epoch has completed" if f.n_done == 0 else f"Only {f.n_done} epoch{plural} completed"
-        text = f"{done}, fewer than the {f.min_epochs} needed to judge the validation pseudo Dice trend"
-        if f.status == "running":
+    n_done, plural = a.epochs_completed, "" if a.epochs_completed == 1 else "s"
+    if f.why is not None:
+        if f.why == "few_epochs":
+            done = "No epoch has completed" if n_done == 0 else f"Only {n_done} epoch{plural} completed"
+            text = f"{done}, fewer than the {f.options.min_epochs} needed to judge the validation pseudo Dice trend"
+        else:
+            w0, w1 = a.window or (0, 0)
+            text = (f"Only {f.count} of the last {w1 - w0 + 1} epochs ({w0}–{w1}) have a validation pseudo "
+                    "Dice, too few to fit a trend")
+        if a.status == "running" and f.why == "few_epochs":
             text += "; check again later"
-        elif f.status == "stopped" and (f.planned is None or f.n_done < f.planned):
-            text += f"; the run stopped early, so {_RESUME}"
-        return text + "."
-    if f.why == "missing":
-        w0, w1 = f.window or (0, 0)
-        text = (f"Only {f.count} of the last {w1 - w0 + 1} epochs ({w0}–{w1}) have a validation pseudo Dice, "
-                "too few to fit a trend")
-        if f.stopped_early:
+        elif _stopped_early(a, f):
             text += f"; the run stopped early, so {_RESUME}"
         return text + "."
 
-    assert f.fit is not None and f.window is not None
-    tau = f.min_practical_gain
-    stats = _stats(f.fit, f.window)
+    assert f.fit is not None and a.window is not None
+    tau = f.options.min_practical_gain
+    stats = _stats(f.fit, a.window)
     trend = {
         "improving": f"still rising ({stats}), more than the {tau:g} per 100 epochs that counts as a gain",
         "plateau": f"flat ({stats}): no change of {tau:g} per 100 epochs or more beyond the noise"
         + (f", though noise this large could hide a rise of up to {f.fit.hi * 100:+.4f}"
            if f.fit.hi * 100 >= 2 * tau else ""),
         "declining": f"falling ({stats}), a real drop that usually means overfitting",
-    }[str(f.verdict)]
-    if f.status == "running":
-        return f"So far (epoch {f.of_planned}, still running) the validation pseudo Dice is {trend}."
-    if f.stopped_early:
-        return f"The run stopped after epoch {f.of_planned} with the validation pseudo Dice {trend}; {_RESUME}."
+    }[str(a.verdict)]
+    if a.status == "running":
+        return f"So far (epoch {_of_planned(a)}, still running) the validation pseudo Dice is {trend}."
+    if _stopped_early(a, f):
+        return f"The run stopped after epoch {_of_planned(a)} with the validation pseudo Dice {trend}; {_RESUME}."
     head = f"At the end of the run the validation pseudo Dice is {trend}"
-    if f.status == "stopped":
-        head = f"All {f.n_done} planned epochs ran (the run did not end normally); the pseudo Dice is {trend}"
-    return f"{head}; {_advice(f)}."
+    if a.status == "stopped":
+        head = f"All {n_done} planned epochs ran (the run did not end normally); the pseudo Dice is {trend}"
+    return f"{head}; {_advice(a, f)}."
 
 
-def _advice(f: Facts) -> str:
+def _advice(a: Analysis, f: Facts) -> str:
     """The second half of a finished run's reason: what the schedule implies for a longer run."""
-    rec = next((s for s in f.schedules if s.epochs == f.recommended), None)
+    rec = next((s for s in a.schedules if s.epochs == a.recommended_epochs), None)
     if rec is not None and rec.projected_gain is not None and f.pre_fit is not None:
         lo, hi = rec.projected_gain
         cost = "" if rec.gpu_hours is None else f" for about {rec.gpu_hours:.0f} GPU-hours"
-        before = "before the learning rate annealed " if f.anneal_start is not None else ""
-        lead = "" if f.verdict == "improving" else "but "
+        before = "before the learning rate annealed " if a.anneal_start_epoch is not None else ""
+        lead = "" if a.verdict == "improving" else "but "
         return (f"{lead}{before}it was already rising {f.pre_fit.slope * 100:+.4f} per 100 epochs, enough to "
                 f"try a {rec.epochs}-epoch run from scratch, projected (an extrapolation) to end {lo:+.3f} to "
                 f"{hi:+.3f} Dice from here{cost}")
-    annealing_in_window = (f.anneal_start is not None and f.window is not None
-                           and f.anneal_start <= f.window[1])
-    if f.verdict == "improving" and annealing_in_window and f.pre_verdict != "improving":
+    annealing_in_window = (a.anneal_start_epoch is not None and a.window is not None
+                           and a.anneal_start_epoch <= a.window[1])
+    if a.verdict == "improving" and annealing_in_window and f.pre_verdict != "improving":
         return ("the rise comes from the final low-learning-rate phase, which a longer schedule also "
                 "ends with, and the curve was flat before it, so more epochs are unlikely to end higher")
-    if f.verdict == "declining":
+    if a.verdict == "declining":
         return ("so a longer schedule would not help (nnU-Net's checkpoint_best, chosen by EMA pseudo Dice, "
                 "holds the better weights)")
-    if not any(s.projected_gain is not None for s in f.schedules):
+    if not any(s.projected_gain is not None for s in a.schedules):
         return "the schedule was already as long as the options considered, so no longer run is projected"
     if f.pre_verdict == "improving" and f.projection_blocker == "reach":
         return ("the trend before annealing was still rising, but every longer option would extrapolate it "
                 "far beyond the part of this run it was measured on, so none is recommended")
     if f.pre_verdict == "improving":
         return (f"the trend before annealing was still rising but its projected gain stays below "
-                f"{f.min_rerun_gain:g} Dice, and a longer schedule mostly stretches the same curve, so a "
+                f"{f.options.min_rerun_gain:g} Dice, and a longer schedule mostly stretches the same curve, so a "
                 "re-run is not worth it")
-    if f.verdict == "improving":
-        return (f"but the trend a longer schedule could extend does not promise {f.min_rerun_gain:g} Dice, "
+    if a.verdict == "improving":
+        return (f"but the trend a longer schedule could extend does not promise {f.options.min_rerun_gain:g} Dice, "
                 "so a re-run is not worth it")
     return "a longer schedule is unlikely to end higher"
 
 
-def explain(f: Facts) -> str:
+def explain(a: Analysis, f: Facts) -> str:
     """Two to four sentences for the dashboard: method, pseudo-Dice caveat, schedule, projection/cost."""
     cost = ""
-    if f.hours_2000 is not None:
-        cost = f" about {f.hours_2000:.0f} GPU-hours at this run's median epoch time"
+    if a.gpu_hours_2000 is not None:
+        cost = f" about {a.gpu_hours_2000:.0f} GPU-hours at this run's median epoch time"
     if f.why is not None:
         first = ("The trend is judged from a robust line through the per-epoch validation pseudo Dice over "
-                 f"the last {f.window_epochs} epochs (or the last half of a shorter run), which needs at "
-                 f"least {f.min_epochs} epochs and at most half of the window missing.")
+                 f"the last {f.options.window_epochs} epochs (or the last half of a shorter run), which needs at "
+                 f"least {f.options.min_epochs} epochs and at most half of the window missing.")
         last = f" A 2000-epoch run from scratch would cost{cost}." if cost else ""
         return f"{first} {PSEUDO_DICE_NOTE}{last}"
 
-    assert f.fit is not None and f.window is not None
+    assert f.fit is not None and a.window is not None
     if f.fit.variance_inflation > 1.05:
         widened = (f"widens its 95% interval for the correlation between consecutive epochs (lag-1 "
                    f"{f.fit.lag1_autocorrelation:.2f}, {f.fit.variance_inflation:.1f}x the variance)")
     else:
         widened = "found no correlation between consecutive epochs that would widen its 95% interval"
     sentences = [
-        f"The verdict fits a robust Theil–Sen line to the per-epoch validation pseudo Dice ({f.series}, mean "
-        f"over foreground classes) over epochs {f.window[0]}–{f.window[1]}, {widened}, and counts slopes "
-        f"under {f.min_practical_gain:g} Dice per 100 epochs as flat.",
+        f"The verdict fits a robust Theil–Sen line to the per-epoch validation pseudo Dice ({f.options.series}, mean "
+        f"over foreground classes) over epochs {a.window[0]}–{a.window[1]}, {widened}, and counts slopes "
+        f"under {f.options.min_practical_gain:g} Dice per 100 epochs as flat.",
         PSEUDO_DICE_NOTE,
     ]
-    frac = f"{f.anneal_lr_fraction:.0%}"
-    if f.anneal_start is not None and f.anneal_start <= f.window[1]:
+    frac = f"{f.options.anneal_lr_fraction:.0%}"
+    if a.anneal_start_epoch is not None and a.anneal_start_epoch <= a.window[1]:
         source = "per the logged lr" if f.anneal_source == "lr" else "per nnU-Net's poly schedule"
+        fell = f"The learning rate fell below {frac} of its start at epoch {a.anneal_start_epoch} ({source})"
         if f.pre_fit is not None and f.pre_window is not None:
-            sentences.append(
-                f"The learning rate fell below {frac} of its start at epoch {f.anneal_start} ({source}); "
-                f"before that the curve moved {_stats(f.pre_fit, f.pre_window)}, and only that trend, not "
-                "the late annealing rise that every schedule ends with, could be extended by more epochs.")
+            sentences.append(f"{fell}; before that the curve moved {_stats(f.pre_fit, f.pre_window)}, and only that "
+                             "trend, not the late annealing rise that every schedule ends with, could be extended "
+                             "by more epochs.")
         else:
-            sentences.append(
-                f"The learning rate fell below {frac} of its start at epoch {f.anneal_start} ({source}), "
-                "but too few epochs before it have a value to judge the trend there.")
+            sentences.append(f"{fell}, but too few epochs before it have a value to judge the trend there.")
     elif f.anneal_source != "none" and not f.schedule_done:
         sentences.append(f"The run has not reached the low-learning-rate phase (lr below {frac} of its "
                          "start) where nnU-Net curves usually rise once more.")
-    if f.schedule_done and f.gain_2000 is not None:
-        lo, hi = f.gain_2000
+    if f.schedule_done and a.projected_gain_2000 is not None:
+        lo, hi = a.projected_gain_2000
         sentences.append(
             f"As an extrapolation, a from-scratch 2000-epoch run might end {lo:+.3f} to {hi:+.3f} Dice "
             f"relative to this one, for{cost or ' an unknown number of GPU-hours'}: a longer schedule "

@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from monitor.analyze.analyzer import Analysis, AnalyzerOptions, analyze, analyze_series, mean_dice_series
 from monitor.runs.merge import Curves
-from monitor.runs.reader import RunReader, load_run
+from monitor.runs.reader import RunReader, curves_frame, load_run
 from monitor.runs.status import RunStatus
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from monitor.analyze.analyzer import Analysis, AnalyzerOptions
 
 _DICE_COLUMN = re.compile(r"dice_(\d+)")
 _CURVE_COLUMNS = ("ema_fg_dice", "lr", "train_loss", "val_loss", "epoch_time_s")
@@ -48,23 +47,17 @@ def analyze_curves(curves: Curves, *, planned_epochs: int | None, status: RunSta
     The series is read straight off the arrays; ``frame`` builds the DataFrame only if the chosen series is
     a column the arrays do not have.
     """
-    from monitor.analyze.analyzer import AnalyzerOptions, analyze, analyze_series
-
     opts = options or AnalyzerOptions()
     context = {"planned_epochs": planned_epochs, "finished": status == RunStatus.FINISHED,
                "running": status in (RunStatus.RUNNING, RunStatus.STALLED), "options": opts}
     values = _curve_series(curves, opts.series)
     if values is None:
-        from monitor.runs.reader import curves_frame
-
         return analyze(frame() if frame is not None else curves_frame(curves), **context)
     return analyze_series(curves.epoch, values, curves.lr, curves.epoch_time_s, curves.epoch_end, **context)
 
 
 def _curve_series(curves: Curves, name: str) -> np.ndarray | None:
     """The column ``name`` of the per-epoch frame, read straight off the merged curves (no DataFrame)."""
-    from monitor.analyze.analyzer import mean_dice_series
-
     if name == "mean_fg_dice":
         return mean_dice_series(curves.mean_fg_dice, curves.dice)
     if name in _CURVE_COLUMNS:

@@ -90,6 +90,37 @@ def test_a_significant_but_tiny_rise_is_a_plateau() -> None:
     assert result.verdict is Verdict.PLATEAU
 
 
+def test_a_significant_but_small_decline_is_a_plateau() -> None:
+    """-0.002 Dice per 100 epochs is real (low noise) but within the 0.005 practical threshold."""
+    result = finished(make_run(slope=-0.002, noise=0.002, phi=0.0))
+    assert result.slope_ci95 is not None and result.slope_ci95[1] < 0
+    assert result.verdict is Verdict.PLATEAU
+    assert "flat" in result.reason
+
+
+def test_a_decline_clearly_beyond_the_threshold_is_declining() -> None:
+    result = finished(make_run(slope=-0.02, noise=0.002, phi=0.0))
+    assert result.slope_per_100_epochs is not None and result.slope_per_100_epochs < -0.015
+    assert result.verdict is Verdict.DECLINING
+    assert result.recommended_epochs is None and "would not help" in result.reason
+
+
+@pytest.mark.parametrize(("slope", "seed", "uncorrected"), [(0.008, 4, Verdict.IMPROVING),
+                                                             (-0.008, 9, Verdict.DECLINING)])
+def test_a_large_slope_in_correlated_noise_is_a_plateau_when_its_interval_includes_zero(
+        slope: float, seed: int, uncorrected: Verdict) -> None:
+    """Consecutive epochs share weights, so their noise is correlated; the interval widens for it and a
+    slope beyond the practical threshold still needs the interval to exclude 0. Without the widening
+    the same curve would be called a trend."""
+    frame = make_run(slope=slope, noise=0.03, phi=0.6, seed=seed)
+    result = finished(frame)
+    assert result.slope_per_100_epochs is not None and abs(result.slope_per_100_epochs) >= 0.005
+    assert result.slope_ci95 is not None and result.slope_ci95[0] < 0 < result.slope_ci95[1]
+    assert result.verdict is Verdict.PLATEAU
+    assert "correlation between consecutive epochs" in result.explanation
+    assert finished(frame, options=AnalyzerOptions(correct_autocorrelation=False)).verdict is uncorrected
+
+
 def test_a_short_run_is_insufficient_data() -> None:
     result = analyze(make_run(n=30), planned_epochs=1000, finished=False, running=True)
     assert result.verdict is Verdict.INSUFFICIENT_DATA
@@ -104,11 +135,28 @@ def test_mostly_missing_pseudo_dice_is_insufficient_data() -> None:
     result = finished(frame)
     assert result.verdict is Verdict.INSUFFICIENT_DATA
     assert "too few to fit a trend" in result.reason
+    # A run that stopped abnormally after all its planned epochs has nothing left to resume.
+    ran_all = analyze(frame, planned_epochs=1000, finished=False, running=False)
+    assert ran_all.verdict is Verdict.INSUFFICIENT_DATA and "--c" not in ran_all.reason
+    stopped_early = analyze(frame.iloc[:700], planned_epochs=1000, finished=False, running=False)
+    assert stopped_early.verdict is Verdict.INSUFFICIENT_DATA and "--c" in stopped_early.reason
+
+
+def test_the_fewest_epochs_and_points_still_get_a_verdict_one_fewer_does_not() -> None:
+    """50 epochs give a 25-epoch window (half the run), all of whose 25 values count; 20 are needed."""
+    assert analyze(make_run(n=49), planned_epochs=1000, finished=False).verdict is Verdict.INSUFFICIENT_DATA
+    frame = make_run(n=50)
+    result = analyze(frame, planned_epochs=1000, finished=False)
+    assert result.verdict is not Verdict.INSUFFICIENT_DATA and result.window == (25, 49)
+    frame.loc[25:30, "mean_fg_dice"] = np.nan
+    result = analyze(frame, planned_epochs=1000, finished=False)
+    assert result.verdict is Verdict.INSUFFICIENT_DATA and "Only 19 of the last 25 epochs" in result.reason
 
 
 def test_a_crashed_run_gets_its_trend_and_is_told_to_resume_with_c() -> None:
     result = analyze(make_run(n=400, slope=0.02), planned_epochs=1000, finished=False, running=False)
     assert result.verdict is Verdict.IMPROVING
+    assert result.window == (200, 399)  # the last half of a run shorter than two windows
     assert result.status == "stopped"
     assert "--c" in result.reason and "resume" in result.reason
     assert result.projected_gain_2000 is None and result.recommended_epochs is None
@@ -156,8 +204,14 @@ def test_a_rise_only_in_the_annealing_phase_is_not_a_reason_to_train_longer() ->
 def test_a_rise_before_annealing_supports_a_longer_schedule_labelled_as_extrapolation() -> None:
     result = finished(make_run(slope=0.015, noise=0.005, seed=8))
     assert result.verdict is Verdict.IMPROVING
-    assert result.recommended_epochs in (1500, 2000, 3000)
-    assert "extrapolation" in result.reason
+    by_length = {s.epochs: s for s in result.schedules}
+    assert by_length[1500].worth_it and by_length[2000].worth_it
+    assert not by_length[3000].worth_it  # 2000 more high-lr epochs reach too far beyond the fitted stretch
+    gain_1500, gain_2000 = by_length[1500].projected_gain, by_length[2000].projected_gain
+    assert gain_1500 is not None and gain_2000 is not None
+    assert gain_1500[0] == gain_2000[0] == 0.0  # a longer schedule may end at the same Dice
+    assert result.recommended_epochs == 2000  # the longer option promises clearly more than the cheaper one
+    assert "2000-epoch run" in result.reason and "extrapolation" in result.reason
     assert "#2474" in result.explanation and "extrapolation" in result.explanation.lower()
 
 
@@ -173,6 +227,19 @@ def test_projection_range_is_ordered_and_gpu_hours_follow_the_median_epoch_time(
     by_length = {s.epochs: s for s in result.schedules}
     assert set(by_length) == {1500, 2000, 3000}
     assert by_length[3000].gpu_hours == pytest.approx(expected * 1.5)
+
+
+def test_without_epoch_times_gpu_hours_follow_the_spacing_of_epoch_end_stamps() -> None:
+    frame = make_run(slope=0.01, seed=9)
+    spacing = np.diff(frame["epoch_end"].to_numpy()).astype("timedelta64[us]").astype(float) / 1e6
+    result = finished(frame.drop(columns=["epoch_time_s"]))
+    assert result.gpu_hours_2000 == pytest.approx(float(np.median(spacing)) * 2000 / 3600)
+
+
+def test_a_run_stopped_after_all_planned_epochs_gets_a_projection() -> None:
+    result = analyze(make_run(slope=0.0, seed=3), planned_epochs=1000, finished=False, running=False)
+    assert result.status == "stopped" and result.projected_gain_2000 is not None
+    assert result.reason.startswith("All 1000 planned epochs ran") and "--c" not in result.reason
 
 
 def test_to_dict_has_the_contract_keys_first_and_is_strict_json() -> None:
