@@ -48,12 +48,13 @@ def analyze_curves(curves: Curves, *, planned_epochs: int | None, status: RunSta
     a column the arrays do not have.
     """
     opts = options or AnalyzerOptions()
-    context = {"planned_epochs": planned_epochs, "finished": status == RunStatus.FINISHED,
-               "running": status in (RunStatus.RUNNING, RunStatus.STALLED), "options": opts}
+    finished, running = status == RunStatus.FINISHED, status in (RunStatus.RUNNING, RunStatus.STALLED)
     values = _curve_series(curves, opts.series)
     if values is None:
-        return analyze(frame() if frame is not None else curves_frame(curves), **context)
-    return analyze_series(curves.epoch, values, curves.lr, curves.epoch_time_s, curves.epoch_end, **context)
+        return analyze(frame() if frame is not None else curves_frame(curves), planned_epochs=planned_epochs,
+                       finished=finished, running=running, options=opts)
+    return analyze_series(curves.epoch, values, curves.lr, curves.epoch_time_s, curves.epoch_end,
+                          planned_epochs=planned_epochs, finished=finished, running=running, options=opts)
 
 
 def _curve_series(curves: Curves, name: str) -> np.ndarray | None:

@@ -21,6 +21,7 @@ from monitor.runs.metadata import RunMetadata, default_planned_epochs, planned_e
 from monitor.runs.status import (
     RECENT_EPOCHS,
     RunAssessment,
+    RunStatus,
     StatusInputs,
     assess,
     dead_dice_problem,
@@ -316,7 +317,7 @@ class RunReader:
         """Status with its reason, ETA and dead-Dice flag (rules in :mod:`monitor.runs.status`)."""
         return assess(self.status_inputs(now, alive=alive))
 
-    def status(self, now: float | None = None, *, alive: bool | None = None) -> str:
+    def status(self, now: float | None = None, *, alive: bool | None = None) -> RunStatus:
         """running / stalled / crashed / finished / unknown (rules in :mod:`monitor.runs.status`)."""
         return self.assess(now, alive=alive).status
 
