@@ -399,12 +399,8 @@ def _gc_paused() -> Iterator[None]:
 
 
 def read_checkpoint_curves(path: str | os.PathLike[str]) -> CheckpointCurves:
-    """Read the per-epoch training curves of an nnU-Net v2 or v1 checkpoint.
-
-    Safe on untrusted files (nothing the pickle names is executed; dangerous globals raise) and cheap on large
-    ones (tensor data is never read).  Raises :class:`CheckpointError` for empty, half-written, foreign or
-    malicious files.
-    """
+    """Read the per-epoch training curves of an nnU-Net v2 or v1 checkpoint, safely (nothing the pickle names is
+    executed) and cheaply (tensor data is never read).  :class:`CheckpointError` for any unreadable file."""
     path = Path(path)
     with _gc_paused():
         return _read_curves(path)

@@ -35,9 +35,7 @@ __all__ = ["ScalarRuns", "check_memo_indices", "collapse_scalar_runs", "expand_r
 
 def load_data_pkl(data: bytes | bytearray, path: Path) -> Any:
     """The object tree of a zip's ``data.pkl``: through the compiled pass where it applies, else plainly.
-
-    A refusal is final (every global the short pickle names is one of ``data``'s); any other failure falls back.
-    """
+    A refusal is final (every global the short pickle names is one of ``data``'s); other failures fall back."""
     runs = collapse_scalar_runs(data)
     if runs is not None:
         try:

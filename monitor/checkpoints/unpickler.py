@@ -338,10 +338,8 @@ def _memo_preamble(memo: dict[int, float]) -> bytes:
 
 
 def _unpickle_buffer(data: bytes | bytearray, path: Path, memo: dict[int, float] | None = None) -> Any:
-    """Unpickle an in-memory pickle; ``memo`` gives floats the pickle GETs but no longer defines itself.
-
-    The memo is filled by a tiny pickle loaded first: CPython 3.11's C unpickler loses an assigned memo dict.
-    """
+    """Unpickle an in-memory pickle; ``memo`` gives floats the pickle GETs but no longer defines itself, via
+    a tiny pickle loaded first (CPython 3.11's C unpickler loses a memo dict assigned to it)."""
     reader = _BufferReader(_memo_preamble(memo) if memo else data)
 
     def load() -> Any:
