@@ -1,33 +1,20 @@
 /*
- * monitor.checkpoints._scalar_runs: the checkpoint reader's compiled pass, one exact walk over data.pkl.
- *
- * Why: an nnU-Net checkpoint logs its curves as thousands of numpy float scalars (each a dozen opcodes and
- * two calls for the unpickler) and python floats; its memo array is sized by the largest memo index (tens of
- * thousands), and a few hundred tensor records the curves never need cost as much again.  This pass walks
- * the pickle opcode by opcode, as the unpickler would, and writes what the unpickler should read instead:
+ * monitor.checkpoints._scalar_runs: the checkpoint reader's compiled pass, one exact walk over data.pkl,
+ * opcode by opcode as the unpickler would, writing what the unpickler should read instead:
  *
  *   - every run of numpy float scalars (the exact 15-opcode template of a scalar whose function, dtype and
- *     codec are memoised, joined across the connectors a pickler writes between list items and rows) and
- *     every batch of python floats that follows a MARK after such a run (the learning rates and timestamps
- *     of nnU-Net's logging) becomes one BINBYTES of 16 bytes, the caller's random 12-byte tag plus the run id;
- *     their values go, decoded, into one float64 array;
- *   - every tensor record (torch._utils._rebuild_tensor_v2 called on a storage's persistent id) that names no
- *     global and lies in the value of a top-level key holding the weights or the optimizer state becomes None
- *     (the walk keeps a model of the unpickler's stack to know which key's value it is in);
- *   - every memo index is renumbered densely in order of definition, so the unpickler's memo stays small.
- *     A hidden scalar that something later GETs (nnU-Net's _best_ema) gets a new index and is returned in
- *     the memo dict, for the caller to hand to the unpickler in advance.
+ *     codec are memoised, joined across the connectors a pickler writes between list items and rows), and
+ *     every batch of python floats after a MARK that follows such a run, becomes one 16-byte BINBYTES
+ *     (the caller's random 12-byte tag plus the run id); the values go, decoded, into one float64 array;
+ *   - every tensor record (_rebuild_tensor_v2 of a storage's persistent id) that names no global and lies
+ *     in the value of a top-level weights or optimizer key becomes None (a model of the stack says where);
+ *   - memo indices are renumbered densely; a hidden scalar that is GOT later gets a new index, returned in
+ *     the memo dict for the caller to preload.
  *
- * Everything else is copied opcode by opcode, so every global (each one's GLOBAL opcode included) still goes
- * through the caller's restricted unpickler; nothing is interpreted or called here.  The objects a scalar
- * fetches (numpy's scalar(), _codecs.encode, the string 'latin1') are recognised by the very opcode that
- * pushed them and the PUT right after it; which dtype memo indices are little-endian float dtypes is
- * verified by the caller, which gets the pairs used and the offsets of the candidate dtype strings.
- *
- * Anything else declines (None): an opcode this walker does not know (protocol 4 framing, text memo
- * opcodes), a memo index redefined, fetched before its definition or larger than the pickle, a GET of a
- * hidden object that is not a scalar (a row list), a truncated opcode, no STOP.  The caller then reads the
- * untouched bytes plainly.  Every read is bounds-checked against the buffer, which is only read.
+ * Everything else is copied, so every global still reaches the caller's restricted unpickler; nothing is
+ * interpreted or called here.  The caller verifies the dtypes.  Anything unexpected (unknown opcode, a memo
+ * index redefined, fetched before definition or beyond the pickle's size, a GET of a hidden non-scalar,
+ * truncation, no STOP) declines (None) and the caller reads the bytes plainly.  Every read is bounds-checked.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -45,8 +32,7 @@ enum {
     MARKER_BYTES = 21,     /* BINBYTES, 4-byte length 16, tag, 4-byte run id */
 };
 
-/* The objects every templated scalar fetches from the memo, and the function of every tensor record,
- * recognised by the opcode that pushes them (numpy 2 and numpy 1 spell the module of scalar() differently). */
+/* What a templated scalar and a tensor record fetch from the memo, recognised by the opcode that pushes them. */
 enum { FN, ENCODE, LATIN1, REBUILD, NAMES };
 static const struct {
     const char *bytes;
@@ -60,9 +46,9 @@ static const struct {
     {"ctorch._utils\n_rebuild_tensor_v2\n", 33, REBUILD},
 };
 
-/* Memo map, per original index: 0 undefined, > 0 visible with new index v - 1, HIDDEN a hidden object that
- * is not a scalar, IN_RECORD an object a hidden tensor record defined (another one may fetch it: the storage
- * key of weights shared between modules), <= SCALAR_BASE a hidden scalar with value index SCALAR_BASE - v. */
+/* Memo map, per original index: 0 undefined, > 0 visible with new index v - 1, HIDDEN a hidden non-scalar,
+ * IN_RECORD defined by a hidden tensor record (only other records may fetch it: shared weights),
+ * <= SCALAR_BASE a hidden scalar with value index SCALAR_BASE - v. */
 #define HIDDEN (-1)
 #define IN_RECORD (-2)
 #define SCALAR_BASE (-3)
@@ -135,8 +121,7 @@ static int append(Buffer *b, const void *src, Py_ssize_t size)
     return 0;
 }
 
-/* Grow the memo map to hold `slot`; -1 when the index cannot be a pickler's (>= the pickle's length: every
- * definition takes at least one byte) or memory runs out. */
+/* Grow the memo map to hold `slot`; -1 if no pickler writes it (every definition takes a byte) or no memory. */
 static int grow_map(Walk *w, uint64_t slot)
 {
     if (slot >= (uint64_t)w->n)
@@ -169,8 +154,7 @@ static inline int visible(Walk *w, uint64_t slot)
 
 /* ---- decoding --------------------------------------------------------------------------------------- */
 
-/* Characters in a payload of latin-1 text stored as UTF-8 (strictly: C2/C3 leads, one continuation each),
- * written to chars[0..8); -1 if it is not that or longer than 8. */
+/* Decode latin-1 text stored as UTF-8 (C2/C3 leads only) into chars[0..8); its length, -1 if not that or > 8. */
 static int decode_latin1(const uint8_t *p, uint32_t length, uint8_t chars[8])
 {
     int count = 0;
@@ -319,9 +303,9 @@ static int hide_scalar(Walk *w, const Scalar *s)
     return add_value(w, s->value);
 }
 
-/* What a pickler writes between two scalars of a list (APPENDS MARK every 1000 items) or between the rows
- * of a list of lists (the next row's EMPTY_LIST and PUT; 2+ items per row end with APPENDS and open a MARK,
- * 1 item with APPEND; the outer list's APPENDS MARK every 1000 rows).  `put` is the PUT's offset, or -1. */
+/* What a pickler writes between scalars of a list (APPENDS MARK every 1000) or between rows of a list of
+ * lists: the row's APPENDS (APPEND for one item), the outer APPENDS MARK every 1000 rows, the next row's
+ * EMPTY_LIST PUT (and MARK for 2+ items).  `put`: the PUT's offset, or -1. */
 static const struct {
     const char *bytes;
     int len, put;
@@ -406,8 +390,7 @@ static Py_ssize_t hide_float_run(Walk *w, Py_ssize_t at)
 
 /* ---- the walk --------------------------------------------------------------------------------------- */
 
-/* Length of the opcode at `at` (with its argument), 0 if unknown or truncated.  Memo opcodes and the
- * ones this walker declines are handled by the caller. */
+/* Length of the opcode at `at` with its argument, 0 if unknown or truncated (memo opcodes: the caller's). */
 static Py_ssize_t opcode_length(const uint8_t *data, Py_ssize_t n, Py_ssize_t at)
 {
     const uint8_t *p = data + at;
@@ -460,9 +443,8 @@ static Py_ssize_t opcode_length(const uint8_t *data, Py_ssize_t n, Py_ssize_t at
 
 enum { POP_TO_MARK = -1, MAX_RECORD_PUTS = 64, MAX_RECORD_MARKS = 16 };
 
-/* Stack effect of the opcodes a tensor record may hold: items popped (POP_TO_MARK: down to and including
- * the last MARK) and pushed.  0 for anything else: globals (each must reach the restricted unpickler),
- * POP, DUP, STOP and what this walker does not know. */
+/* Items popped (POP_TO_MARK: through the last MARK) and pushed by an opcode a tensor record may hold; 0 for
+ * the rest: globals (each must reach the restricted unpickler), POP, DUP, STOP and the unknown. */
 static int record_effect(int op, int *pop, int *push)
 {
     *pop = 0;
@@ -493,12 +475,9 @@ static int record_effect(int op, int *pop, int *push)
     }
 }
 
-/* Whether a tensor record starts at `at` (a GET of torch._utils._rebuild_tensor_v2, then its arguments:
- * the storage's persistent id, offset, shape, stride, flags, hooks) and where it ends: after the REDUCE
- * that calls it; 0 if it cannot be left out.  The reader never needs tensors, and a network's worth of them
- * cost the unpickler as much as the whole rest of a checkpoint, so each becomes None.  Only records that
- * name no global and fetch only visible memo entries or those of earlier hidden records are left out;
- * what they put in the memo is for other hidden records only (a visible GET of it declines). */
+/* The end of the tensor record at `at` (GET _rebuild_tensor_v2, its arguments, REDUCE), 0 if it cannot be
+ * left out: only records that name no global and fetch only visible entries or earlier records' are; what
+ * they PUT is for other hidden records only (a visible GET of it declines). */
 static Py_ssize_t tensor_record_at(Walk *w, Py_ssize_t at, int op)
 {
     Py_ssize_t pos = at + (op == OP_BINGET ? 2 : 5);
@@ -563,8 +542,7 @@ static Py_ssize_t tensor_record_at(Walk *w, Py_ssize_t at, int op)
     return 0;
 }
 
-/* The opcodes that may lie between the lists of one logging dict: after a scalar run, a MARK followed by
- * BINFLOAT starts a float run, until some other opcode ends the dict. */
+/* Opcodes that may lie between the lists of one logging dict, where MARK BINFLOAT starts a float run. */
 static int between_lists(int op)
 {
     return strchr("e(]}aNrqjhKMJXG", op) != NULL && op != 0;
@@ -575,8 +553,7 @@ static int copy(Walk *w, Py_ssize_t at, Py_ssize_t len)
     return append(&w->out, w->data + at, len);
 }
 
-/* A memo opcode at `at`: PUT defines the next dense index; GET fetches a visible one, or gives a hidden
- * scalar a new index for the caller's memo. */
+/* PUT defines the next dense index; GET fetches a visible one or gives a hidden scalar one for the memo. */
 static int memo_op(Walk *w, Py_ssize_t at, int op, int pending_name)
 {
     int is_long = op == OP_LONG_BINPUT || op == OP_LONG_BINGET;
@@ -625,8 +602,7 @@ static int memo_op(Walk *w, Py_ssize_t at, int op, int pending_name)
     return append(&w->out, opcode, len);
 }
 
-/* Stack effect of every opcode the walker copies, as record_effect, plus the ones a tensor record may not
- * hold.  POP of a bare MARK is left to the caller. */
+/* record_effect plus the opcodes a tensor record may not hold; POP of a bare MARK is the caller's. */
 static int stack_effect(int op, int *pop, int *push)
 {
     if (record_effect(op, pop, push))
@@ -686,14 +662,12 @@ static int track(Walk *w, int op)
     return 0;
 }
 
-/* The top-level keys whose values hold the tensors (nnU-Net v2, v1): only there are tensor records left out,
- * so a tensor anywhere else (a curve, init_args) reaches the unpickler and is described as plain unpickling
- * describes it. */
+/* Top-level keys holding the tensors (v2, v1): only there are records left out, so a tensor elsewhere (a
+ * curve, init_args) is described as plain unpickling describes it. */
 static const char *const TENSOR_KEYS[] = {"network_weights", "optimizer_state", "state_dict", "optimizer_state_dict"};
 
-/* Before the BINUNICODE at `at` is pushed: whether it is a key of the top-level dict (the pickler pushes the
- * items of a dict's SETITEMS batch as key, value, key, value... above the MARK on the dict, or one key and
- * value for SETITEM), and if so whether its value holds the tensors. */
+/* Before the BINUNICODE at `at` is pushed: if it is a top-level key (even position above the MARK on the
+ * dict, or alone above it for SETITEM), whether its value holds the tensors. */
 static void note_top_level_key(Walk *w, Py_ssize_t at)
 {
     Py_ssize_t *marks = (Py_ssize_t *)w->marks.bytes, n_marks = w->marks.len / (Py_ssize_t)sizeof(Py_ssize_t);
@@ -712,9 +686,8 @@ static void note_top_level_key(Walk *w, Py_ssize_t at)
 static int walk(Walk *w)
 {
     Py_ssize_t at = 0;
-    /* after_key: the previous opcodes pushed a string and memoised it, as a pickler writes a dict's key:
-     * no run starts there, so a scalar that is a dict value (nnU-Net's _best_ema when it is not an entry of
-     * the EMA list, a number in init_args) stays for the unpickler instead of making the pass decline. */
+    /* after_key: a string was just pushed and memoised, as a dict key; no run starts there, so a scalar dict
+     * value (_best_ema, a number in init_args) stays for the unpickler instead of making the pass decline. */
     int after_mark = 0, after_key = 0, in_lists = 0, previous = -1;
     while (at < w->n) {
         int op = w->data[at], pending_name = w->pending_name;
@@ -786,11 +759,8 @@ static int walk(Walk *w)
 
 /* ---- the memo guard ---------------------------------------------------------------------------------- */
 
-/* The largest memo index the pickle defines, from its start up to STOP or the first opcode this walker
- * cannot measure (where the unpickler stops as well, or which it never reaches); -1 if none.
- * Why: CPython's unpickler sizes its memo array by the largest index a PUT names (twice that, zero-filled),
- * so one corrupt byte in a LONG_BINPUT makes it allocate and clear gigabytes.  The caller refuses such a
- * pickle before unpickling. */
+/* The largest memo index defined up to STOP or the first opcode this cannot measure (the unpickler stops
+ * there too, or never gets there); -1 if none.  CPython sizes its memo array by it (see memo_bound_doc). */
 static long long memo_bound_of(const uint8_t *data, Py_ssize_t n)
 {
     long long bound = -1, memoized = 0;
@@ -840,9 +810,8 @@ static long long memo_bound_of(const uint8_t *data, Py_ssize_t n)
 
 PyDoc_STRVAR(memo_bound_doc,
 "memo_bound(data) -> int\n\n"
-"The largest memo index a PUT or MEMOIZE of the pickle `data` defines (-1: none), up to STOP or the first\n"
-"opcode it cannot measure.  A pickler numbers its memo from 0, one index per PUT, so an index beyond\n"
-"len(data) is a corrupt byte; CPython's unpickler would allocate and zero-fill a memo array twice as large.");
+"The largest memo index a PUT or MEMOIZE of the pickle `data` defines (-1: none); one beyond len(data)\n"
+"is a corrupt byte that would make CPython's unpickler allocate a memo array twice as large.");
 
 static PyObject *memo_bound(PyObject *module, PyObject *arg)
 {
@@ -914,12 +883,11 @@ static PyObject *results(Walk *w)
 PyDoc_STRVAR(collapse_doc,
 "collapse(data, tag)\n"
 "    -> None | (stream, values, bounds, row_end, memo, dtypes, codes, littles)\n\n"
-"Walk the pickle `data`, hiding the runs of numpy float scalars and python floats (see the module source).\n"
-"tag: 12 random bytes.  stream: bytes for the unpickler; values: bytearray of\n"
-"float64; bounds: bytes of int64 (first, stop) pairs, one per run; row_end: bytes, one flag per value;\n"
-"memo: {new memo index: float} for hidden scalars the stream fetches; dtypes: {dtype memo index: itemsize}\n"
-"of the hidden scalars, for the caller to verify; codes, littles: offsets of the BINUNICODE strings of\n"
-"length 2 starting with 'f' and of the string '<'.  None: declined, unpickle the bytes as they are.");
+"Walk the pickle `data`, hiding float runs and tensor records (see the module source); tag: 12 random bytes.\n"
+"stream: bytes for the unpickler; values: bytearray of float64; bounds: int64 (first, stop) per run;\n"
+"row_end: one flag per value; memo: {new memo index: float} for hidden scalars the stream fetches;\n"
+"dtypes: {dtype memo index: itemsize} of the hidden scalars, for the caller to verify; codes, littles:\n"
+"offsets of the 2-character BINUNICODE strings starting with 'f' and of '<'.  None: declined.");
 
 static PyObject *collapse(PyObject *module, PyObject *args)
 {

@@ -1,18 +1,9 @@
 """Finding the pickled object tree inside a torch checkpoint file without reading its tensor data.
 
-A torch (>= 1.6) checkpoint is a zip archive whose ``<name>/data.pkl`` member holds the object tree, with
-tensors referring to ``<name>/data/<key>`` storages through pickle "persistent ids".  Only that one member
-is read: located with a few ``pread`` calls instead of ``zipfile``'s Python parse of one directory entry per
-tensor (``zipfile`` remains the fallback for any other layout), and handed to the unpickler without a copy.
-
-Old nnU-Net v1 ``.model`` files written by torch < 1.6 use the legacy format: a sequence of pickles (magic
-number, protocol version, system info, the object, storage keys) followed by raw storage bytes.  Only the
-first four are unpickled.
-
-Both go through the restricted unpickler (``monitor.checkpoints.unpickler``), a zip's ``data.pkl`` by way of
-the compiled pass where it applies (``monitor.checkpoints.runs``).  nnU-Net rewrites checkpoints
-in place while training, so a file that is cut short, lacks its zip directory or changes while it is read
-is reported as "incomplete (still being written?)" rather than as corrupt.
+torch >= 1.6 writes a zip whose ``<name>/data.pkl`` holds the object tree; only that member is read (a few
+``pread`` calls; ``zipfile`` as the fallback for other layouts).  Legacy (torch < 1.6) files are a sequence
+of pickles followed by raw storages; only the first four are unpickled.  nnU-Net rewrites checkpoints in
+place, so a file cut short or changed while read is reported as "incomplete (still being written?)".
 """
 
 from __future__ import annotations
@@ -33,8 +24,7 @@ from monitor.checkpoints.unpickler import _unpickle
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL_VERSION = 1001
 _ZIP_MAGIC = b"PK\x03\x04"
-#: nnU-Net's data.pkl is well below 1 MB even after 1000+ epochs; anything far larger is not a checkpoint
-#: we want to parse in the dashboard process.
+#: nnU-Net's data.pkl stays below 1 MB even after 1000+ epochs; far larger is not parsed in the dashboard.
 _MAX_PICKLE_BYTES = 64 * 1024 * 1024
 
 # torch's zip layout read with a few pread() calls -------------------------------------------------------------
@@ -50,11 +40,8 @@ _scratch = threading.local()
 
 
 def _reused_buffer(size: int) -> bytearray:
-    """A bytearray of ``size`` bytes, the same one for every read in this thread when it can be resized.
-
-    Why: a fresh large buffer per read costs page faults and makes the allocator hand memory back and forth
-    with the kernel; nothing unpickled refers to the buffer, so the next read may overwrite it.
-    """
+    """A bytearray of ``size`` bytes, reused by every read in this thread (a fresh large buffer costs page
+    faults); nothing unpickled refers to it, so the next read may overwrite it."""
     buffer = getattr(_scratch, "buffer", None)
     if buffer is not None:
         try:
@@ -98,13 +85,9 @@ def _pread(fd: int, size: int, offset: int) -> bytes:
 
 
 def _torch_zip_data_pkl(fd: int, size: int) -> bytearray | None:
-    """``data.pkl`` of a torch zip, read from the end records, the first directory entry and the member.
-
-    torch writes ``data.pkl`` first and its zip64 end records last, so this touches a few hundred bytes plus
-    the member itself.  ``zipfile`` would parse the whole central directory (one entry per tensor) in Python.
-    Returns None whenever the layout is not exactly that (the caller falls back to ``zipfile``), including a
-    missing end record (file still being written).  Like ``torch.load`` it does not verify the member's CRC;
-    a rewrite during the read is caught by the caller's fstat comparison instead.
+    """``data.pkl`` of a torch zip, from the end records, the first directory entry (torch writes data.pkl
+    first) and the member; None for any other layout, or a missing end record, for ``zipfile`` to handle.
+    Like ``torch.load`` it skips the CRC; the caller's fstat comparison catches a rewrite during the read.
     """
     tail_len = min(size, _EOCD.size + _ZIP64_LOCATOR.size + _ZIP64_EOCD.size)
     tail = _pread(fd, tail_len, size - tail_len)
@@ -182,8 +165,7 @@ def _zip_data_pkl_slow(fh: BinaryIO, path: Path) -> bytes:
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError, NotImplementedError,
             KeyError, IndexError, struct.error):
-        # The file starts like a zip archive but its directory (written last) is missing or garbled: nnU-Net
-        # rewrites checkpoints in place, so this is almost always a save in progress.
+        # A zip whose directory (written last) is missing or garbled: almost always a save in progress.
         raise CheckpointError(_INCOMPLETE, path) from None
 
 

@@ -1,10 +1,5 @@
-"""The exception every layer of checkpoint reading raises, kept apart so that the layers share it without cycles.
-
-The archive reader, the restricted unpickler and the curve builder all report problems as a
-:class:`CheckpointError`; defining it in any one of them would make the others import that layer just for
-the exception.  Its public home is ``monitor.checkpoints.reader``, which re-exports it (``__module__`` says so too,
-so tracebacks and pickles name the module callers import it from).
-"""
+"""The exception every layer of checkpoint reading raises, in its own module so the layers share it without
+import cycles.  Its public home is ``monitor.checkpoints.reader`` (``__module__`` says so)."""
 
 from __future__ import annotations
 
@@ -18,11 +13,7 @@ _INCOMPLETE = "incomplete (still being written?)"
 
 
 class CheckpointError(Exception):
-    """A checkpoint could not be read; ``str(error)`` is a short, human-readable statement of the problem.
-
-    The dashboard shows the message next to the run, so it says what is wrong ("incomplete (still being
-    written?)", "refused: checkpoint tries to call os.system") rather than dumping a traceback.
-    """
+    """A checkpoint could not be read; ``str(error)`` is a short statement of why, shown next to the run."""
 
     __module__ = "monitor.checkpoints.reader"  # its public home, where callers import it from
 

@@ -1,30 +1,10 @@
 """Read the training curves out of nnU-Net checkpoints without trusting them and without loading tensors.
 
-Why this module exists
-----------------------
-nnU-Net stores everything the monitor needs (per-epoch losses, pseudo Dice, learning rate, epoch timestamps)
-inside its checkpoints, next to hundreds of megabytes of network and optimizer tensors.  ``torch.load`` would
-
-* execute whatever the pickle asks for (a checkpoint copied from elsewhere is untrusted input),
-* read and allocate every tensor, far more than the dashboard can afford per poll, and
-* import torch, which is slow.
-
-So the reader never imports torch.  This module is its public entry point (:func:`read_checkpoint_curves`,
-:class:`CheckpointCurves`, :class:`CheckpointError`) and turns the unpickled object tree into curves; the
-layers below it, one module each, are
-
-* ``archive``: the ``data.pkl`` member of a torch zip (a few ``pread`` calls) or the leading pickles of a
-  legacy (torch < 1.6) file, never the tensor storages;
-* ``runs``: the compiled pass over ``data.pkl`` (``_scalar_runs.c``, built where a C compiler is found at
-  install time), which decodes the logged values and leaves out the tensor records before unpickling, and
-  the memo guard; without it, ``data.pkl`` is unpickled as it is;
-* ``unpickler``: the restricted unpickler (allow-list, refused modules, nothing executed);
-* ``standins``: the inert objects it builds instead of running code, and their descriptions;
-* ``errors``: :class:`CheckpointError`, shared by all of them.
-
-The dashboard polls checkpoints of running trainings, so a read must cost a small fraction of
-``torch.load``: besides the compiled pass, the curves stay numpy arrays (the DataFrame is built only when
-asked for) and ``init_args`` is converted on first use.  ``bench/bench_checkpoint.py [--plain]`` measures it.
+``torch.load`` would execute whatever the pickle names (a copied checkpoint is untrusted input), read every
+tensor and import torch, all too slow for a dashboard that polls running trainings.  This module is the public
+entry point and turns the unpickled object tree into curves; below it are ``archive`` (finds ``data.pkl``),
+``runs`` (the optional compiled pass over it), ``unpickler`` (the restricted unpickler), ``standins`` (the inert
+objects it builds) and ``errors``.  Curves stay numpy arrays; the DataFrame and ``init_args`` are built on first use.
 """
 
 from __future__ import annotations
@@ -86,13 +66,10 @@ _V1_INIT_ARG_NAMES = (
 class CheckpointCurves:
     """The per-epoch curves of one checkpoint, plus what identifies the training run.
 
-    ``columns`` holds one numpy array per column, one entry per completed epoch covered by *all* the curves
-    used: ``epoch, lr, train_loss, val_loss, mean_fg_dice, ema_fg_dice, epoch_time_s`` (float64), ``dice``
-    (epochs × classes; absent for v1) and ``epoch_end`` (``datetime64[ns]``, UTC, NaT where unknown).
-    v1 checkpoints have NaN ``lr``/``ema_fg_dice``/``epoch_time_s`` and NaT ``epoch_end``: nnU-Net v1 never
-    stored them. ``frame`` is the same as a DataFrame (``dice_1..dice_K`` columns, tz-aware ``epoch_end``),
-    built on first use: a poll of a running training needs only the arrays. Anything that had to be
-    dropped or could not be converted is described in ``problems`` so nothing is lost silently.
+    ``columns``: one array per column, one entry per epoch covered by all curves: ``epoch, lr, train_loss,
+    val_loss, mean_fg_dice, ema_fg_dice, epoch_time_s`` (float64), ``dice`` (epochs × classes; not for v1) and
+    ``epoch_end`` (``datetime64[ns]`` UTC).  v1 never stored lr, EMA Dice or times: NaN / NaT.  ``problems``
+    says what was dropped or unconvertible, so nothing is lost silently.
     """
 
     path: Path
@@ -106,17 +83,13 @@ class CheckpointCurves:
 
     @functools.cached_property
     def init_args(self) -> dict[str, Any]:
-        """The trainer's ``init_args`` (plans, configuration, fold, dataset.json) as plain Python.
-
-        Converted on first use: a poll of a running training only needs the curves, and the plans are the
-        largest part of the object tree after them.
-        """
+        """The trainer's ``init_args`` (plans, configuration, fold, dataset.json) as plain Python, on first use."""
         source = self.init_args_source
         return _plain(source) if isinstance(source, Mapping) else {}
 
     @functools.cached_property
     def frame(self) -> pd.DataFrame:
-        """The curves as a DataFrame (schema above)."""
+        """The curves as a DataFrame (``dice_1..dice_K`` columns, tz-aware ``epoch_end``)."""
         import pandas as pd
 
         data: dict[str, Any] = {name: self.columns[name] for name in _FRAME_LEADING}
@@ -132,9 +105,7 @@ class CheckpointCurves:
 _FRAME_LEADING = ("epoch", "lr", "train_loss", "val_loss", "mean_fg_dice", "ema_fg_dice")
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Turning the object tree into curves
-# --------------------------------------------------------------------------------------------------------------
+# ---- turning the object tree into curves --------------------------------------------------------------------
 
 
 def _why_not_number(value: Any) -> str:
@@ -217,8 +188,7 @@ _MAX_TIMESTAMP_S = 7.3e9
 
 
 def _utc_times(seconds: np.ndarray, problems: list[str]) -> np.ndarray:
-    """``time.time()`` seconds → ``datetime64[ns]`` (UTC), the same nanoseconds as ``pd.to_datetime(seconds,
-    unit="s")`` without building a pandas object on every poll; NaT where a value cannot be a timestamp."""
+    """``time.time()`` seconds → ``datetime64[ns]`` UTC, same ns as ``pd.to_datetime(unit="s")``; NaT if invalid."""
     valid = np.isfinite(seconds) & (seconds >= 0) & (seconds <= _MAX_TIMESTAMP_S)
     if int(valid.sum()) != int(np.isfinite(seconds).sum()):
         problems.append("epoch_end_timestamps: values outside 1970..2200 shown as NaT")
@@ -417,12 +387,8 @@ def _curves_v1(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
 
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while thousands of lists are unpickled.
-
-    Each gen-0 collection the new containers trigger is cheap, but the occasional full collection walks the
-    whole heap (torch or pandas make that large) and costs more than the whole read; reference counting still
-    frees everything as usual, so pausing for the length of one read only postpones the collector.
-    """
+    """Pause the cyclic GC for one read: a full collection triggered by the thousands of new containers walks
+    the whole heap and costs more than the read; reference counting still frees everything."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -433,13 +399,8 @@ def _gc_paused() -> Iterator[None]:
 
 
 def read_checkpoint_curves(path: str | os.PathLike[str]) -> CheckpointCurves:
-    """Read the per-epoch training curves of an nnU-Net v2 or v1 checkpoint.
-
-    Safe on untrusted files (nothing named by the pickle is executed; dangerous globals raise) and cheap on
-    large ones (only the pickled object tree is read, never the tensor data), so the dashboard can poll
-    ``checkpoint_latest.pth`` while training runs.  Raises :class:`CheckpointError` with a short message for
-    empty, half-written, foreign or malicious files.
-    """
+    """Read the per-epoch training curves of an nnU-Net v2 or v1 checkpoint, safely (nothing the pickle names is
+    executed) and cheaply (tensor data is never read).  :class:`CheckpointError` for any unreadable file."""
     path = Path(path)
     with _gc_paused():
         return _read_curves(path)

@@ -1,19 +1,11 @@
-"""The compiled pass over ``data.pkl`` (``_scalar_runs.c``) and everything its Python side needs.
+"""The Python side of the compiled pass over ``data.pkl`` (``_scalar_runs.c``).
 
-Why: nnU-Net logs its curves as thousands of numpy float scalars, each pickled as a dozen opcodes with two
-calls, next to a few hundred tensor records the curves never need; unpickling all of that costs far more
-than the curves are worth to a dashboard that polls checkpoints.  The compiled pass walks the pickle once,
-opcode by opcode as the unpickler would, and writes a shorter pickle for the restricted unpickler: every
-run of scalars and of python floats becomes one tagged bytes object (its values decoded into one array),
-the tensor records of the weights and optimizer state become None, and the memo is renumbered densely.
-Every global still reaches the restricted unpickler; the pass interprets and calls nothing.
-
-This module hands the pass its buffer, verifies what the pass cannot know by itself (that the dtype memo
-slots its scalars used are little-endian float dtypes of the size of their payloads), unpickles the short
-pickle and puts the decoded values back where the tagged bytes objects landed (:func:`expand_runs`).
-Whenever the pass declines or anything does not fit, the untouched ``data.pkl`` is unpickled instead, after
-the memo guard (:func:`check_memo_indices`).  Without the compiled module (no C compiler at install time)
-plain restricted unpickling of ``data.pkl`` is the only path, and the memo guard is skipped.
+nnU-Net logs its curves as thousands of numpy float scalars (a dozen opcodes and two calls each) next to
+tensor records the curves never need.  The pass rewrites the pickle so that each run of floats becomes one
+tagged bytes object (values decoded into one array) and tensor records become None; every global still
+reaches the restricted unpickler.  This module verifies what the pass cannot (the dtypes its scalars used),
+unpickles the result and puts the values back.  Whenever anything does not fit, or the compiled module was
+not built, the untouched ``data.pkl`` is unpickled instead.
 """
 
 from __future__ import annotations
@@ -43,10 +35,7 @@ __all__ = ["ScalarRuns", "check_memo_indices", "collapse_scalar_runs", "expand_r
 
 def load_data_pkl(data: bytes | bytearray, path: Path) -> Any:
     """The object tree of a zip's ``data.pkl``: through the compiled pass where it applies, else plainly.
-
-    A refusal from the short pickle is final (every global it names is one of ``data``'s); any other
-    failure of it, or runs that land outside the curves, fall back to the untouched bytes.
-    """
+    A refusal is final (every global the short pickle names is one of ``data``'s); other failures fall back."""
     runs = collapse_scalar_runs(data)
     if runs is not None:
         try:
@@ -62,12 +51,8 @@ def load_data_pkl(data: bytes | bytearray, path: Path) -> Any:
 
 
 def check_memo_indices(data: bytes | bytearray, path: Path) -> None:
-    """Refuse a pickle that names a memo index no pickler writes (beyond its own size).
-
-    CPython's unpickler sizes its memo array by the largest index a PUT names, twice that and zero-filled,
-    so one corrupt byte in a LONG_BINPUT makes it allocate and clear gigabytes.  The compiled module walks
-    the opcodes; without it the check is skipped.  The compiled pass itself renumbers the memo densely, so
-    only the file's own indices need it.
+    """Refuse a pickle naming a memo index beyond its own size: CPython's unpickler sizes its memo array by
+    the largest index, so one corrupt LONG_BINPUT byte would allocate gigabytes.  Skipped without the C module.
     """
     if _memo_bound is not None and _memo_bound(data) >= len(data):
         raise CheckpointError("corrupt checkpoint data (a memo index larger than the pickle itself)", path)
@@ -77,11 +62,9 @@ def check_memo_indices(data: bytes | bytearray, path: Path) -> None:
 class ScalarRuns:
     """What the compiled pass hid, and how to put it back.
 
-    ``values`` holds every hidden value in file order; run ``r`` covers ``values[first[r]:stop[r]]``.
-    ``stream`` is the pickle with each run replaced by a 16-byte bytes object, ``tag`` + ``r`` (4 bytes,
-    little-endian): the tag is random per read, so no bytes object of the file can pass for a run.
-    ``row_end[i]`` says that a row of a list of lists ends after value ``i`` inside its run.  ``memo`` is
-    what the unpickler must know in advance: the scalars that something outside the runs refers to.
+    Run ``r`` covers ``values[first[r]:stop[r]]`` and appears in ``stream`` as the bytes ``tag + r`` (4 bytes,
+    little-endian); the tag is random per read, so no bytes object of the file can pass for a run.
+    ``row_end[i]``: a row of a list of lists ends after value ``i``.  ``memo``: hidden scalars the stream GETs.
     """
 
     values: np.ndarray
@@ -111,9 +94,7 @@ def collapse_scalar_runs(data: bytes | bytearray) -> ScalarRuns | None:
                       row_end=np.frombuffer(row_end, dtype=bool), memo=memo, stream=stream, tag=tag)
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Verifying the dtypes the pass reports
-# --------------------------------------------------------------------------------------------------------------
+# ---- verifying the dtypes the pass reports -------------------------------------------------------------------
 
 _GET_LONG, _GET_SHORT, _PUT_LONG, _PUT_SHORT, _REDUCE = 0x6A, 0x68, 0x72, 0x71, 0x52
 _DTYPE_GLOBAL = b"cnumpy\ndtype\n"
@@ -143,8 +124,8 @@ def _put_slot(data: bytes | bytearray, at: int) -> int:
 def _memo_slot_after(
     data: bytes | bytearray, needle: bytes, candidates: Sequence[int] | None = None
 ) -> tuple[int, int]:
-    """Memo slot stored right after the first ``needle`` (at one of ``candidates`` if given) and the offset
-    after that PUT; (-1, -1) if absent.  The pickler emits each global / interned string once, then GETs it."""
+    """Memo slot PUT right after the first ``needle`` (at one of ``candidates`` if given) and the offset
+    after that PUT; (-1, -1) if absent (a pickler writes each global once, then GETs it)."""
     positions = candidates if candidates is not None else [data.find(needle)]
     for pos in positions:
         if pos >= 0 and data.startswith(needle, pos):
@@ -165,11 +146,8 @@ def _pushes_slot(data: bytes | bytearray, pos: int, slot: int, def_end: int) -> 
 
 
 def _float_dtype_slots(data: bytes | bytearray, candidates: Sequence[int], little: int) -> dict[int, int]:
-    """Memo slot -> itemsize of each ``numpy.dtype('f2'|'f4'|'f8', False, True)`` with little-endian state.
-
-    ``candidates`` are offsets of ``X\\x02\\0\\0\\0f``; the dtype class before it must be the
-    ``numpy.dtype`` global and the state's byte order the string '<' (memo slot ``little``).
-    """
+    """Memo slot -> itemsize of each ``numpy.dtype('f2'|'f4'|'f8', False, True)`` with byte order '<'
+    (memo slot ``little``); ``candidates`` are offsets of ``X\\x02\\0\\0\\0f``."""
     cls_slot, cls_end = _memo_slot_after(data, _DTYPE_GLOBAL)
     found: dict[int, int] = {}
     for pos in candidates:
@@ -202,9 +180,7 @@ def _float_dtype_slots(data: bytes | bytearray, candidates: Sequence[int], littl
     return found
 
 
-# --------------------------------------------------------------------------------------------------------------
-# Putting the values back
-# --------------------------------------------------------------------------------------------------------------
+# ---- putting the values back --------------------------------------------------------------------------------
 
 
 class _Expander:
@@ -298,11 +274,9 @@ def _holds_run(items: list[Any]) -> bool:
 def expand_runs(obj: Any, runs: ScalarRuns) -> bool:
     """Put the hidden values back into the unpickled checkpoint ``obj`` (in place).
 
-    The curves of ``obj['logging']`` (nnU-Net v2) that held runs become float64 arrays, per-class Dice a
-    matrix (a list of rows if their lengths differ); ``obj['plot_stuff']`` (v1) becomes a tuple of arrays.
-    A run may hide whole rows (the pickler writes consecutive lists of a list or tuple back to back), which
-    is why a list of rows, and v1's tuple of curves, are expanded as one.  False if a run is anywhere else,
-    or a curve holding one does not have the shape of a curve: the untouched pickle is then read plainly.
+    Curves of ``obj['logging']`` (v2) become float64 arrays, per-class Dice a matrix (a list of rows if ragged);
+    ``obj['plot_stuff']`` (v1) a tuple of arrays.  A run may span whole rows, so a list of rows is expanded as
+    one.  False if a run is anywhere else or a curve is not shaped like one: then the file is read plainly.
     """
     if not isinstance(obj, dict):
         return False

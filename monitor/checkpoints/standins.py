@@ -1,11 +1,5 @@
-"""The inert objects a checkpoint's pickle turns into, and how they are shown and flattened into plain data.
-
-Instead of running the classes and functions a pickle names, the restricted unpickler
-(``monitor.checkpoints.unpickler``) builds stand-ins that only record a name and arguments, and turns every
-tensor storage reference into a placeholder whose bytes are never read.  These objects are shared by the
-unpickler (which creates them), by error messages (which describe them briefly and boundedly: a pickle can
-nest and share them without limit) and by ``monitor.checkpoints.reader`` (which copies ``init_args`` into plain
-Python with :func:`_plain`), so they live in a module of their own, below all three.
+"""The inert objects the restricted unpickler builds instead of running code, and how they are described
+(briefly and boundedly: a pickle can nest and share them without limit) and flattened into plain data.
 """
 
 from __future__ import annotations
@@ -36,13 +30,10 @@ class _StandInMeta(type):
 class _StandIn(Exception, metaclass=_StandInMeta):
     """Inert replacement for a class or function named by the pickle (torch, nnunet, unknown).
 
-    Calling it (REDUCE) or ``cls.__new__`` (NEWOBJ) only stores the arguments in ``.args``; ``__setstate__``
-    (BUILD) and the container opcodes (APPENDS, SETITEMS, ADDITEMS) only *record* what they were given.
-    Nothing is looked up or executed, so a checkpoint that refers to code we do not have (custom trainers,
-    other torch versions) still loads.  The base class is ``Exception`` for one reason: its constructor is C
-    code that accepts and stores any positional arguments, so the few hundred tensors of a checkpoint cost
-    no Python frame each.  Nothing ever raises these.  A fresh subclass is made per unpickler, so nothing
-    a pickle does to one can leak into the next load.
+    Calling it (REDUCE, NEWOBJ) stores the arguments in ``.args``; BUILD and the container opcodes only record
+    what they were given, so nothing is executed and foreign code need not exist.  It derives from
+    ``Exception`` only because that C constructor stores any arguments without a Python frame; it is never
+    raised.  Each unpickler makes fresh subclasses, so nothing a pickle does to one leaks into the next load.
     """
 
     _sd_module: ClassVar[str] = "?"
@@ -92,11 +83,8 @@ _STORAGE_DTYPES = {
 
 
 class _StoragePlaceholder(Exception):
-    """What a tensor storage reference (pickle persistent id) becomes: its description, never its bytes.
-
-    The unpickler calls the class itself as ``persistent_load(pid)``; like :class:`_StandIn` it derives from
-    ``Exception`` only so that construction is C code that keeps ``pid`` in ``.args``.  Never raised.
-    """
+    """What a tensor storage reference (persistent id) becomes: its description, never its bytes.  Called as
+    ``persistent_load(pid)``; an ``Exception`` for the same reason as :class:`_StandIn`.  Never raised."""
 
     @property
     def dtype(self) -> str:
@@ -170,9 +158,8 @@ _ATOMIC_TYPES = frozenset({type(None), bool, int, float, str, bytes, complex, _d
 def _plain(obj: Any) -> Any:
     """Plain-python copy: containers and numbers kept, numpy unwrapped, stand-ins/storages as repr strings.
 
-    A pickle can build cycles (they become "<recursive reference>"), nest deeply (cut at 64 levels) and
-    share one container many times at every level (converted once and shared again, so the work stays
-    linear in the size of the file, not exponential).
+    Cycles become "<recursive reference>", nesting is cut at 64 levels, and a shared container is converted
+    once (so the work stays linear in the file's size, not exponential).
     """
     active: set[int] = set()
     done: dict[int, Any] = {}
@@ -228,11 +215,7 @@ def _plain(obj: Any) -> Any:
 
 
 def _scalar_to_float(value: Any) -> float | None:
-    """float(value) for numbers, numpy scalars, one-element arrays and datetimes; None if not a number.
-
-    The one rule for turning a logged curve item into a float, shared by the curve builder
-    (``monitor.checkpoints.reader``) and the compiled pass's expansion of runs (``monitor.checkpoints.runs``).
-    """
+    """float(value) for numbers, numpy scalars, one-element arrays and datetimes; None if not a number."""
     if value is None:
         return math.nan
     if isinstance(value, (float, int, np.floating, np.integer, np.bool_)):

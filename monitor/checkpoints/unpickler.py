@@ -1,19 +1,9 @@
 """The restricted unpickler: a checkpoint's object tree without running anything it names.
 
-A checkpoint copied from elsewhere is untrusted input, and ``pickle`` executes whatever a pickle asks for.
-:class:`_RestrictedUnpickler`
-
-* turns every persistent id into an inert :class:`_StoragePlaceholder` (storages are never read),
-* resolves a short allow-list of constructors that cannot run foreign code (``collections.OrderedDict``,
-  numpy scalar/array/dtype reconstruction, ``set``/``complex``/... and a latin-1-only ``_codecs.encode``),
-* refuses globals from modules that can execute code or touch the system (``os.system``, ``builtins.eval``,
-  ``subprocess.Popen``, ``functools.partial``...) with a :class:`CheckpointError` naming the culprit, and
-* replaces every other class or function (torch, nnunet, anything unknown) by an inert stand-in that only
-  records its name and the arguments it was given (``monitor.checkpoints.standins``).
-
-:func:`_unpickle` is the one way the other layers unpickle anything; it turns every failure into a short
-:class:`CheckpointError`.  :class:`_BufferReader` lets the C unpickler work on an in-memory ``data.pkl``
-without a copy and without a Python call per opcode.
+Persistent ids (tensor storages) become inert placeholders; a short allow-list of constructors that cannot
+run foreign code is resolved; globals from modules that execute code or touch the system are refused with
+a :class:`CheckpointError` naming them; every other class or function becomes an inert stand-in
+(``monitor.checkpoints.standins``).  :func:`_unpickle` and :func:`_unpickle_buffer` are the only ways in.
 """
 
 from __future__ import annotations
@@ -44,9 +34,7 @@ except ImportError:  # pragma: no cover - numpy 1.x
 _MAX_STAND_IN_CLASSES = 10_000
 
 
-# --------------------------------------------------------------------------------------------------------------
-# The allow-list: constructors that cannot reach foreign code, wrapped so their arguments stay bounded
-# --------------------------------------------------------------------------------------------------------------
+# ---- the allow-list: constructors that cannot reach foreign code, with bounded arguments --------------------
 
 
 class _UnsafeGlobal(pickle.UnpicklingError):
@@ -75,8 +63,7 @@ def _safe_bytes(*args: Any) -> bytes:
 
 
 def _safe_codecs_encode(obj: Any, encoding: Any, *errors: Any) -> bytes:
-    # Python 3 pickles bytes at protocol 2 as _codecs.encode(str, 'latin1'); allow exactly that.  Other codec
-    # names would make the codec registry import modules, which we do not want a file to decide.
+    # Protocol 2 pickles bytes as _codecs.encode(str, 'latin1'); other codecs would make the registry import modules.
     if not isinstance(obj, str) or encoding not in ("latin1", "latin-1", "iso-8859-1", "ascii"):
         raise pickle.UnpicklingError("unsupported _codecs.encode arguments")
     return codecs.encode(obj, "latin1")
@@ -98,8 +85,7 @@ def _ndarray_marker(*args: Any) -> Any:
 
 
 def _safe_np_reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
-    # numpy always pickles arrays as _reconstruct(ndarray, (0,), b'b') followed by __setstate__ with the real
-    # shape and data; an attacker-chosen shape here would only allocate memory.
+    # numpy pickles _reconstruct(ndarray, (0,), b'b') then __setstate__; another shape would only allocate memory.
     if subtype is not _ndarray_marker or tuple(shape) != (0,):
         raise pickle.UnpicklingError("unsupported numpy _reconstruct arguments")
     return np.ndarray.__new__(np.ndarray, (0,), np.uint8)
@@ -164,8 +150,7 @@ _NUMPY_PICKLE_HELPERS: dict[str, Callable[..., Any]] = {
 }
 
 _SAFE_GLOBALS: dict[tuple[str, str], Callable[..., Any]] = {
-    # The C type itself (immutable, so BUILD cannot patch it; its instances take BUILD state such as a state
-    # dict's _metadata); it only iterates lists/dicts the pickle built.
+    # The C type itself: immutable, so BUILD cannot patch it; it only iterates what the pickle built.
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("collections", "defaultdict"): _safe_defaultdict,
     ("collections", "Counter"): _safe_counter,
@@ -279,9 +264,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
     persistent_load = _StoragePlaceholder
 
 
-# --------------------------------------------------------------------------------------------------------------
-# One restricted load, from a file or from an in-memory buffer
-# --------------------------------------------------------------------------------------------------------------
+# ---- one restricted load, from a file or from an in-memory buffer --------------------------------------------
 
 
 def _unpickle(stream: BinaryIO, path: Path) -> Any:
@@ -310,11 +293,8 @@ def _guarded(load: Callable[[], Any], path: Path) -> Any:
 
 
 class _BufferReader:
-    """The file object the C unpickler reads an in-memory pickle from, without copying it.
-
-    Its first ``peek()`` hands over the whole buffer, so the unpickler works on it directly: no Python call
-    per opcode (a bare BytesIO costs one ``read()`` per opcode) and no copy (a BufferedReader copies the
-    buffer, and the page faults of every fresh large buffer cost more than the copy).
+    """The file object the C unpickler reads an in-memory pickle from: its first ``peek()`` hands over the
+    whole buffer, so there is no Python call per opcode (as with BytesIO) and no copy (as with BufferedReader).
     """
 
     __slots__ = ("_pos", "_view")
@@ -358,11 +338,8 @@ def _memo_preamble(memo: dict[int, float]) -> bytes:
 
 
 def _unpickle_buffer(data: bytes | bytearray, path: Path, memo: dict[int, float] | None = None) -> Any:
-    """Unpickle an in-memory pickle; ``memo`` gives floats the pickle GETs but no longer defines itself.
-
-    (The memo is filled by loading a tiny pickle first with the same unpickler: assigning a dict to
-    ``Unpickler.memo`` is lost in CPython 3.11's C unpickler.)
-    """
+    """Unpickle an in-memory pickle; ``memo`` gives floats the pickle GETs but no longer defines itself, via
+    a tiny pickle loaded first (CPython 3.11's C unpickler loses a memo dict assigned to it)."""
     reader = _BufferReader(_memo_preamble(memo) if memo else data)
 
     def load() -> Any:

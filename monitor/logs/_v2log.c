@@ -1,11 +1,8 @@
 /*
  * monitor.logs._v2log: nnU-Net v2 log text -> per-epoch columns in one pass over the lines, by the rules of
- * monitor/logs/v2.py, whose numpy reader the tests hold it to bit for bit.  One pass with no per-call setup
- * serves a whole log as well as a watcher's append of a few lines.
- *
- * Numbers are what Python's float() makes of the text: plain decimals of up to 15 digits and "nan" are converted
- * here exactly, anything else by float() itself.  "Epoch time" timestamps in str(datetime)'s fixed width are
- * converted here, any other form is left NaT for the caller to read.  The buffer is only read, within bounds.
+ * monitor/logs/v2.py, whose numpy reader the tests hold it to bit for bit.  Numbers are what float() makes of
+ * the text (plain decimals and "nan" converted here, the rest by float()); "Epoch time" timestamps not in
+ * str(datetime)'s fixed width are left NaT for the caller.  The buffer is only read, within bounds.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -284,9 +281,8 @@ static PyObject *dice_matrix(Parse *p, Py_ssize_t *classes)
 
 PyDoc_STRVAR(blocks_doc,
 "blocks(buf) -> (blocks, dice, classes, garbled_dice, unconverted)\n\n"
-"Per-epoch columns of whole nnU-Net v2 log lines, one entry per 'Epoch N' line: blocks holds one record\n"
-"of eleven 8-byte fields per block (see Block), dice the blocks x classes float64 matrix, NaN-padded;\n"
-"unconverted counts the 'Epoch time' timestamps left NaT for the caller to read.");
+"Per-epoch columns of whole v2 log lines: one Block record per 'Epoch N' line, the blocks x classes\n"
+"float64 Dice matrix (NaN-padded); unconverted counts timestamps left NaT for the caller.");
 
 static PyObject *blocks(PyObject *module, PyObject *arg)
 {

@@ -1,26 +1,12 @@
 """Incremental parser for nnU-Net ``training_log_*.txt`` files, v2 and v1 formats.
 
-What each line means (read off nnU-Net's trainers):
-
-v2 (``nnUNetTrainer``) prints, per epoch::
-
-    <ts>: Epoch 12
-    <ts>: Current learning rate: 0.00989      <- lr used in this epoch, rounded to 5 decimals
-    <ts>: train_loss -0.7012                  <- 4 decimals
-    <ts>: val_loss -0.6543
-    <ts>: Pseudo dice [0.8123, nan]           <- or [np.float32(0.8123), ...] with numpy 2
-    <ts>: Epoch time: 101.3 s                 <- the epoch is complete here
-    <ts>: Yayy! New best EMA pseudo Dice: 0.8012
-
-v1 (``nnUNetTrainerV2``) prints ``epoch:  12`` on a line of its own, then ``train loss :``,
-``validation loss:``, ``Average global foreground Dice: [..]``, ``lr: x`` — the rate for the *next*
-epoch (it also prints ``lr:`` once at start-up, before the first epoch of a session) — and
-``This epoch took x s``, which completes the epoch.
-
-v2 text, a whole log or a watcher's append of a few lines, is taken apart by :mod:`monitor.logs.v2`; v1
-logs are rarer and go through one regex. The parser resumes from a byte offset: it consumes only whole
-lines, and an epoch whose end-of-epoch lines are not written yet is left unconsumed, to be read again on
-the next call.
+v2 (``nnUNetTrainer``) prints per epoch ``<ts>: Epoch 12``, ``Current learning rate: 0.00989`` (this
+epoch's), ``train_loss -0.7012``, ``val_loss -0.6543``, ``Pseudo dice [0.8123, nan]`` (``np.float32(…)``
+items with numpy 2) and ``Epoch time: 101.3 s``, which completes the epoch; :mod:`monitor.logs.v2` reads it.
+v1 (``nnUNetTrainerV2``) prints ``epoch:  12`` on a line of its own, ``train loss :``, ``validation loss:``,
+``Average global foreground Dice: [..]``, ``lr: x`` (the *next* epoch's rate; also once at start-up) and
+``This epoch took x s``; one regex reads it.  The parser resumes from a byte offset: it consumes whole lines
+only, and leaves an epoch that has not ended unconsumed, to be read again on the next call.
 """
 
 from __future__ import annotations
@@ -45,10 +31,8 @@ _NUMPY_SCALAR = re.compile(rb"np\.float(?:16|32|64)\(|\)")
 
 @dataclass
 class EpochRows:
-    """Columns of completed epochs in file order (epochs may repeat across sessions).
-
-    ``epoch_end`` is the training machine's naive local wall-clock time of the end-of-epoch line.
-    """
+    """Columns of completed epochs in file order (epochs may repeat across sessions); ``epoch_end`` is the
+    training machine's naive local time of the end-of-epoch line."""
 
     epoch: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     session: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
@@ -104,12 +88,8 @@ def _parse_list(raw: bytes) -> list[float] | None:
 
 
 class LogParser:
-    """Stateful parser of one log file, fed its bytes from successive offsets.
-
-    State kept between calls is only what crosses an epoch boundary: the format, the last epoch seen
-    (a smaller or equal epoch number starts a new session, as after a restart inside one file) and,
-    for v1, the learning rate announced for the next epoch.
-    """
+    """Stateful parser of one log file, fed its bytes from successive offsets.  It keeps only what crosses
+    an epoch boundary: the format, the last epoch (one not larger starts a new session) and v1's next lr."""
 
     def __init__(self) -> None:
         self.version: str | None = None
@@ -120,10 +100,7 @@ class LogParser:
 
     def feed(self, data: bytes, *, eof_is_final: bool = False) -> ParseResult:
         """Parse the complete lines of ``data``; return the completed epochs and how much was consumed.
-
-        ``eof_is_final`` says the writer has finished (e.g. a later log file exists), so an epoch cut off
-        at the end is dropped for good instead of being held back for the next call.
-        """
+        ``eof_is_final``: the writer has finished, so an epoch cut off at the end is dropped, not held back."""
         end = data.rfind(b"\n") + 1
         if end == 0:
             return ParseResult(EpochRows(), 0)
@@ -156,8 +133,7 @@ class LogParser:
         return EpochRows(epoch=epochs, session=sessions.astype(np.int64), **columns)
 
     def _feed_v2(self, buf: bytes, end: int, eof_is_final: bool) -> ParseResult:
-        """Epoch blocks from :mod:`monitor.logs.v2`; here only which epochs are complete, and the hold-back of
-        an unfinished one."""
+        """Epoch blocks from :mod:`monitor.logs.v2`; here only which are complete, and holding back the last."""
         result = ParseResult(EpochRows(), end)
         if b": Training done." in buf:
             result.training_done = self.training_done = True

@@ -1,11 +1,8 @@
-"""Vectorised text → float64 for the short decimals nnU-Net logs are made of, bit-identical to ``float()``.
+"""Vectorised text → float64 for the short decimals nnU-Net logs, bit-identical to ``float()``.
 
-A log holds thousands of values, and numpy's own ``bytes → float64`` cast goes through the C library's
-``strtod`` one string at a time. nnU-Net prints plain decimals (``-0.5893``, ``0.00999``, ``102.43``), which a
-column-at-a-time Horner loop over a (width × n) byte matrix converts all at once. With at most 15 significant
-digits the digit string is an exact double, so is ``10**k`` for ``k ≤ 22``, and one IEEE division rounds
-``m / 10**k`` correctly (Clinger's fast path, the one ``strtod`` takes). ``nan`` is recognised too; anything else
-(``inf``, exponents such as ``1e-05``, more digits, garbage) goes through ``float()`` value by value.
+A Horner loop over a (width × n) byte matrix converts a whole column of values at once, instead of numpy's
+``strtod`` per string.  With at most 15 digits the mantissa and ``10**k`` (k ≤ 22) are exact doubles, so one
+division rounds correctly (Clinger's fast path).  ``nan`` is recognised; anything else goes through ``float()``.
 """
 
 from __future__ import annotations
@@ -21,12 +18,8 @@ _LOWER = 0x20  # ASCII letters OR 0x20 are lower case
 
 
 def parse_decimals(columns: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Numbers from text laid out column-major: ``columns[c, i]`` is byte ``c`` of value ``i``.
-
-    Value ``i`` is ``columns[:lengths[i], i]``; bytes beyond it are ignored. Column-major because the
-    loop walks character positions, each one a contiguous vector over all values. Returns the values and
-    a mask of those that were numbers at all (NaN and ``False`` where ``float()`` would raise).
-    """
+    """Numbers from text laid out column-major (contiguous per character position): value ``i`` is
+    ``columns[:lengths[i], i]``.  Returns the values and a mask, False (value NaN) where ``float()`` raises."""
     width, n = columns.shape
     if n == 0:
         return np.empty(0), np.ones(0, bool)

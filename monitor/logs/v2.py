@@ -1,20 +1,14 @@
 """nnU-Net v2 log text → per-epoch columns, by these rules:
 
-* v2 writes every line as ``str(datetime.now()) + ": " + message``: the message starts after the line's first
-  ``": "``, at byte 28 unless the timestamp lacks microseconds.
+* Each line is ``str(datetime.now()) + ": " + message``; the message starts after the first ``": "``.
 * ``Epoch N`` opens a block; ``Current learning rate: ``, ``train_loss ``, ``val_loss ``, ``Pseudo dice [`` and
-  ``Epoch time: `` (the end of the epoch) fill the block they appear in, the later of two values of a kind
-  counting; lines before the first ``Epoch N`` belong to no block.
-* A number is the token after the key, up to whitespace, NUL, ``,`` or ``]``, as ``float()`` reads it (NaN where
-  it refuses). A Dice list ends at its line's last ``]``; its items, split at ``,``, are stripped of spaces and of
-  numpy 2's ``np.float32(…)``; ``[]`` is no class; one item that is not a number, or is longer than 32 bytes
-  (no float prints that long), garbles the line.
+  ``Epoch time: `` (the end) fill the current block, the later of two counting; earlier lines belong to none.
+* A number is the token after the key, up to whitespace, NUL, ``,`` or ``]``, as ``float()`` reads it (else NaN).
+  A Dice list ends at the line's last ``]``; its ``,``-split items are stripped of spaces and ``np.float32(…)``;
+  ``[]`` is no class; an item that is not a number or is over 32 bytes garbles the line.
 
-Two readers apply them, held to the same arrays bit for bit by the tests: the compiled pass
-(``monitor/logs/_v2log.c``, built at install time where a C compiler is found) and, without it, the numpy reader
-below, which never loops over lines in Python: it finds the newlines, checks bytes 26–27 of each line for
-``": "``, compares each message's first bytes with the keys as 64-bit words, then cuts each value out of a byte
-window and converts all values at once (:mod:`monitor.logs.textnum`).
+The compiled pass (``_v2log.c``) and, without it, the numpy reader below apply them, held bit-identical by the
+tests.  The numpy reader never loops over lines in Python.
 """
 
 from __future__ import annotations
@@ -117,10 +111,8 @@ _FIRST_BYTES[[key[0] for _, key in _KEYS]] = True
 
 
 def _events(buf: bytes, raw: np.ndarray, message: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The lines holding one of the six messages (file order) and their codes, matched on the whole key.
-
-    A key holds no newline, so it cannot match across the end of a line that is too short for it.
-    """
+    """The lines holding one of the six messages (file order) and their codes, matched on the whole key
+    (a key holds no newline, so it cannot match past the end of its line)."""
     lines = np.flatnonzero(message >= 0)
     lines = lines[_FIRST_BYTES[raw[message[lines]]]]
     codes = np.full(lines.size, -1, np.int8)
@@ -160,11 +152,8 @@ def _to_float(text: bytes) -> float:
 
 
 def _strip(buf: bytes, raw: np.ndarray, begin: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """List items without surrounding spaces, and without numpy 2's ``np.float32(…)`` wrapper.
-
-    nnU-Net separates items with ``", "``: one leading space is handled for all items at once, anything
-    else (more spaces, trailing ones) item by item.
-    """
+    """List items without surrounding spaces (one leading space vectorised, other spaces item by item) and
+    without numpy 2's ``np.float32(…)`` wrapper."""
     begin = begin + ((begin < end) & (raw[begin] == ord(" ")))
     end = end.copy()
     for i in np.flatnonzero((begin < end) & ((raw[begin] == ord(" ")) | (raw[np.maximum(end - 1, 0)] == ord(" ")))):
@@ -184,10 +173,7 @@ def _strip(buf: bytes, raw: np.ndarray, begin: np.ndarray, end: np.ndarray) -> t
 
 def _dice_lists(buf: bytes, raw: np.ndarray, begin: np.ndarray,
                 end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pseudo-Dice lists → (n × K) matrix, a mask of the lines that parsed and their lengths.
-
-    The class count may differ between lines. All of it works on offsets into the buffer, never on line copies.
-    """
+    """Pseudo-Dice lists → (n × K) matrix, a mask of the lines that parsed and their (possibly unequal) lengths."""
     n = begin.size
     if n == 0:
         return np.empty((0, 0)), np.empty(0, bool), np.empty(0, np.int64)
@@ -252,10 +238,7 @@ def _timestamps(buf: bytes, raw: np.ndarray, starts: np.ndarray, message: np.nda
 
 
 def extract_v2_blocks(buf: bytes) -> V2Blocks:
-    """Per-epoch columns of a run of whole v2 log lines (``buf`` ends with a newline), whatever their number.
-
-    By the compiled pass where it was built, else by the numpy reader.
-    """
+    """Per-epoch columns of whole v2 log lines (``buf`` ends with a newline), by the compiled pass if built."""
     return _compiled_blocks(buf) if _compiled is not None else _numpy_blocks(buf)
 
 
@@ -266,11 +249,8 @@ _BLOCK = np.dtype([("epoch", "i8"), ("line_start", "i8"), ("end_line", "i8"), ("
 
 
 def _compiled_blocks(buf: bytes) -> V2Blocks:
-    """:func:`extract_v2_blocks` by ``monitor/logs/_v2log.c``.
-
-    Views of its records, with no per-column conversion, so that a call on a few lines costs little more than
-    the pass itself. Timestamps not in ``str(datetime)``'s fixed width are read here, as the numpy reader does.
-    """
+    """:func:`extract_v2_blocks` by ``_v2log.c``: views of its records, no per-column conversion; timestamps
+    not in ``str(datetime)``'s fixed width are read here."""
     assert _compiled is not None
     records, dice, classes, garbled, unconverted = _compiled.blocks(buf)
     block = np.frombuffer(records, _BLOCK)
@@ -285,7 +265,7 @@ def _compiled_blocks(buf: bytes) -> V2Blocks:
 
 
 def _numpy_blocks(buf: bytes) -> V2Blocks:
-    """:func:`extract_v2_blocks` with numpy over the bytes, no Python work per line (see the module docstring)."""
+    """:func:`extract_v2_blocks` with numpy over the bytes, no Python work per line."""
     raw = np.frombuffer(buf, np.uint8)
     ends = np.flatnonzero(raw == 10)  # the caller passes whole lines only
     starts = np.concatenate([[0], ends[:-1] + 1]) if ends.size else ends
