@@ -51,8 +51,8 @@ from scipy.special import stdtr
 sys.dont_write_bytecode = True  # the benchmark writes nothing into the repository, not even __pycache__
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from monitor.analyze import AnalyzerOptions, analyze  # noqa: E402
 from monitor.analyze import stats as analyze_stats  # noqa: E402  (after the sys settings above)
-from monitor.analyze.analyzer import AnalyzerOptions, analyze  # noqa: E402
 
 TAU = AnalyzerOptions().min_practical_gain
 WINDOW = AnalyzerOptions().window_epochs

@@ -18,13 +18,13 @@ __all__ = ["add_parsers"]
 
 
 def _option_fields() -> list[dataclasses.Field[Any]]:
-    from monitor.analyze.options import AnalyzerOptions
+    from monitor.analyze import AnalyzerOptions
 
     return [f for f in dataclasses.fields(AnalyzerOptions) if f.name != "correct_autocorrelation"]
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from monitor.analyze.options import AnalyzerOptions
+    from monitor.analyze import AnalyzerOptions
 
     values: dict[str, Any] = {}
     for field in _option_fields():
@@ -48,7 +48,7 @@ def _line(run_id: str, result: dict[str, Any]) -> str:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from monitor import discover_runs, load_run
-    from monitor.analyze.verdict import analyze_run
+    from monitor.analyze import analyze_run
 
     options = _options(args)
     target = Path(args.path) if args.path else require_root(None)

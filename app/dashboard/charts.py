@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from monitor.analyze.smoothing import smooth
+from monitor.analyze import smooth
 
 if TYPE_CHECKING:
-    from monitor.analyze.analyzer import Analysis
+    from monitor.analyze import Analysis
 
 __all__ = [
     "PALETTE",

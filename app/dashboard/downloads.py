@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 if TYPE_CHECKING:
-    from monitor.analyze.analyzer import Analysis
+    from monitor.analyze import Analysis
 
 __all__ = ["chart_config", "compare_report", "csv_button", "dataset_report", "png_button", "run_report",
            "safe_name"]

@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from monitor.analyze.analyzer import Analysis
-from monitor.analyze.verdict import analyze_curves
+from monitor.analyze import Analysis, analyze_curves
 from monitor.runs.status import RunStatus
 from monitor.runs.summary import RunSummary
 from monitor.watch.watcher import ResultsWatcher, RunSnapshot

@@ -21,7 +21,7 @@ from app.dashboard.tables import STATUS_LABELS, VERDICT_LABELS, fmt_duration
 from monitor.runs.status import RunStatus
 
 if TYPE_CHECKING:
-    from monitor.analyze.analyzer import Analysis
+    from monitor.analyze import Analysis
     from monitor.runs.summary import RunSummary
 
 __all__ = [

@@ -1,7 +1,10 @@
-"""Is validation pseudo Dice still improving at the end of the schedule, flat, or declining?"""
+"""Is validation pseudo Dice still improving at the end of the schedule, flat, or declining? And the one smoothing
+that every chart and report draws."""
 
-from monitor.analyze.analyzer import Analysis, Verdict, analyze
+from monitor.analyze.analyzer import analyze
 from monitor.analyze.options import AnalyzerOptions
-from monitor.analyze.verdict import analyze_run
+from monitor.analyze.result import Analysis, FitLine, Verdict
+from monitor.analyze.smoothing import smooth
+from monitor.analyze.verdict import analyze_curves, analyze_run
 
-__all__ = ["Analysis", "AnalyzerOptions", "Verdict", "analyze", "analyze_run"]
+__all__ = ["Analysis", "AnalyzerOptions", "FitLine", "Verdict", "analyze", "analyze_curves", "analyze_run", "smooth"]

@@ -11,20 +11,18 @@ for it in ``docs/analyzer.md``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from enum import Enum
+from dataclasses import replace
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from monitor.analyze.options import AnalyzerOptions
+from monitor.analyze.result import Analysis, FitLine, Verdict
 from monitor.analyze.schedule import (
     ScheduleOption,
     anneal_start_epoch,
     extra_gain_epochs,
-    json_fields,
-    json_value,
     median_epoch_seconds,
     poly_anneal_fraction,
     poly_schedule,
@@ -37,66 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Analysis", "AnalyzerOptions", "FitLine", "ScheduleOption", "Verdict", "analyze", "analyze_series",
            "mean_dice_series"]
-
-
-class Verdict(str, Enum):
-    """The trend of the validation pseudo Dice at the end of the run (or so far, for a running one)."""
-
-    IMPROVING = "improving"
-    PLATEAU = "plateau"
-    DECLINING = "declining"
-    INSUFFICIENT_DATA = "insufficient_data"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True)
-class FitLine:
-    """The fitted line over the window, so a chart can draw exactly what the verdict was based on."""
-
-    first_epoch: int
-    last_epoch: int
-    intercept: float  # fitted value at ``first_epoch``
-    slope_per_epoch: float
-
-    def value_at(self, epoch: float) -> float:
-        """Fitted value at ``epoch``."""
-        return self.intercept + self.slope_per_epoch * (epoch - self.first_epoch)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, with both end points so a chart can draw a segment without arithmetic."""
-        return {**json_fields(self), "start_value": json_value(self.value_at(self.first_epoch)),
-                "end_value": json_value(self.value_at(self.last_epoch))}
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """The analyzer's answer for one run; ``to_dict`` is what the CLI and dashboard serialise."""
-
-    verdict: Verdict
-    slope_per_100_epochs: float | None
-    slope_ci95: tuple[float, float] | None
-    window: tuple[int, int] | None
-    series: str
-    min_practical_gain: float
-    projected_gain_2000: tuple[float, float] | None
-    gpu_hours_2000: float | None
-    reason: str
-    epochs_completed: int
-    schedules: tuple[ScheduleOption, ...] = ()
-    recommended_epochs: int | None = None
-    fit: FitLine | None = None
-    explanation: str = ""
-    planned_epochs: int | None = None
-    status: str = "finished"  # "finished" | "running" | "stopped"
-    anneal_start_epoch: int | None = None
-    pre_anneal_slope_per_100_epochs: float | None = None
-    pre_anneal_ci95: tuple[float, float] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Strict-JSON-ready dict in field order, so the ten contract keys (the first ten fields) come first."""
-        return json_fields(self)
 
 
 def _column(frame: pd.DataFrame, name: str) -> np.ndarray:

@@ -7,13 +7,10 @@ states the numbers it rests on, so that whoever decides on days of GPU time can 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from monitor.analyze.options import AnalyzerOptions
+from monitor.analyze.result import Analysis
 from monitor.analyze.stats import SenFit
-
-if TYPE_CHECKING:
-    from monitor.analyze.analyzer import Analysis
 
 __all__ = ["Facts", "explain", "reason_for"]
 

@@ -21,7 +21,7 @@ from monitor.runs.reader import RunReader, load_run
 if TYPE_CHECKING:
     import pandas as pd
 
-    from monitor.analyze.analyzer import Analysis
+    from monitor.analyze import Analysis
 
 __all__ = ["DatasetGroup", "ReportError", "RunData", "RunSource", "find_group", "group_runs", "load_run_data"]
 
@@ -94,7 +94,7 @@ def load_run_data(run: RunSource, analysis: Analysis | None = None, *,
         raise ReportError(f"{run_id}: no completed epoch to plot ({why})")
     summary = reader.summary()
     if analysis is None:
-        from monitor.analyze.verdict import analyze_run  # the verdict exactly as scan and analyze compute it
+        from monitor.analyze import analyze_run  # the verdict exactly as scan and analyze compute it
 
         analysis = analyze_run(reader, status=summary.status)
     return RunData(frame, summary.row(), analysis)

@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
-from monitor.analyze.smoothing import smooth as smooth_curve
+from monitor.analyze import smooth as smooth_curve
 from monitor.report.data import DatasetGroup, ReportError, RunData, load_run_data
 from monitor.report.layout import Frame, draw_footer, draw_header, fit_text, signed, text_width, wrap_lines
 from monitor.report.panels import (

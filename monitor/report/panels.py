@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
-from monitor.analyze.smoothing import smooth as smooth_curve
+from monitor.analyze import smooth as smooth_curve
 from monitor.report.data import RunData
 from monitor.report.layout import fit_text, signed
 from monitor.report.style import Canvas, class_style

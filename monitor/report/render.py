@@ -20,7 +20,7 @@ from monitor.report.data import ReportError, RunData, RunSource, find_group, loa
 from monitor.report.style import BASE_DPI, THEMES, ReportOptions, figure_to_png, new_canvas
 
 if TYPE_CHECKING:
-    from monitor.analyze.analyzer import Analysis
+    from monitor.analyze import Analysis
     from monitor.report.batch import BatchResult, Progress
     from monitor.report.style import Canvas
 

@@ -41,7 +41,7 @@ class ScannedRun:
 
 def _summarize_chunk(locations: Sequence[RunLocation], verdicts: bool = False) -> list[ScannedRun]:
     if verdicts:
-        from monitor.analyze.verdict import analyze_run
+        from monitor.analyze import analyze_run
     runs = []
     for location in locations:
         reader = RunReader(location, checkpoints="when_needed")

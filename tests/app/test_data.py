@@ -160,7 +160,7 @@ def test_demo_tree_shows_every_situation(tmp_path: Path) -> None:
 
 def test_png_downloads_come_from_the_report_renderer(tree: FixtureTree) -> None:
     from app.dashboard.downloads import compare_report, dataset_report, run_report
-    from monitor.analyze.verdict import analyze_run
+    from monitor.analyze import analyze_run
 
     png = b"\x89PNG\r\n\x1a\n"
     run_dir = tree.root / tree.improving

@@ -132,7 +132,7 @@ def test_compare_page_shows_folds_and_the_extended_pair(tree: FixtureTree) -> No
 def _expected_verdict_line(tree: FixtureTree, run_id: str) -> str:
     """What the dialog must say, from the analyzer's own answer (its thresholds may change)."""
     from app.dashboard.ui import verdict_supports_extend
-    from monitor.analyze.verdict import analyze_run
+    from monitor.analyze import analyze_run
 
     analysis = analyze_run(tree.root / run_id)
     return "The verdict supports a longer run" if verdict_supports_extend(analysis) else "does not support a longer run"

@@ -17,7 +17,7 @@ from app.dashboard.store import RunStatus, RunStore, RunSummary
 from app.dashboard.ui import eta_text, extend_eligibility, fmt_dice, guard, run_flags, status_text, verdict_callout
 
 if TYPE_CHECKING:
-    from monitor.analyze.analyzer import Analysis
+    from monitor.analyze import Analysis
 
 def _choose_run(store: RunStore, wanted: str | None) -> str | None:
     ids = store.run_ids()

@@ -66,8 +66,7 @@ def test_scan_table_gains_the_verdict_column(root: Path) -> None:
 def test_scan_verdicts_match_the_analyzer_on_the_frame(root: Path) -> None:
     """A scan analyses the merged curves as arrays; the dashboard's Run page analyses the DataFrame.
     Both must say the same, to the last digit, or a user sees two answers for one run."""
-    from monitor.analyze.analyzer import AnalyzerOptions, analyze
-    from monitor.analyze.verdict import analyze_run
+    from monitor.analyze import AnalyzerOptions, analyze, analyze_run
     from monitor.runs.reader import load_run
     from monitor.runs.status import RunStatus
 

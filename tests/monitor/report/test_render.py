@@ -231,7 +231,7 @@ def test_dark_theme_background(normal: RunData) -> None:
 
 
 def test_reader_and_analysis_from_the_dashboard_are_used_as_given(tree: Path) -> None:
-    from monitor.analyze.analyzer import analyze
+    from monitor.analyze import analyze
 
     reader = load_run(run_dir(tree, "Dataset001_Liver", "3d_fullres"))
     analysis = analyze(reader.frame(), planned_epochs=1000, finished=True)

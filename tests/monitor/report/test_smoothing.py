@@ -11,7 +11,7 @@ from report_fixtures import model_dir, write_v2_run
 
 from app.dashboard.charts import dice_figure, loss_figure
 from monitor import load_run
-from monitor.analyze.smoothing import smooth
+from monitor.analyze import smooth
 from monitor.report.data import load_run_data
 from monitor.report.run import build_run_figure
 from monitor.report.style import OKABE_ITO, THEMES, new_canvas
