@@ -1,8 +1,7 @@
 """Reports over several runs: all folds of a dataset/configuration, and a parent run beside its extension.
 
-Both plot nnU-Net's EMA pseudo Dice per run (the series its best-checkpoint choice uses): five raw, noisy
-fold curves on one chart are unreadable, five EMAs are not. The table beside the chart doubles as the
-legend (each row starts with its run's colour), so no legend box has to cover a curve.
+Both plot each run's EMA pseudo Dice (five raw fold curves on one chart are unreadable); the table beside the
+chart, each row starting with its run's colour, doubles as the legend.
 """
 
 from __future__ import annotations
