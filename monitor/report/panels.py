@@ -31,6 +31,7 @@ __all__ = [
     "legend_in_figure",
     "panel_title",
     "resolve_smooth",
+    "robust_ylim",
     "set_dice_ylim",
     "set_epoch_axis",
     "x_limit",
@@ -223,7 +224,7 @@ def draw_loss(ax: Axes, canvas: Canvas, data: RunData, smooth: int) -> None:
     if not lines:
         no_data(ax, canvas, "no loss logged")
         return
-    _robust_ylim(ax, np.concatenate([data.column("train_loss"), data.column("val_loss")]))
+    robust_ylim(ax, np.concatenate([data.column("train_loss"), data.column("val_loss")]))
     ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
     legend(ax, canvas, lines, [str(line.get_label()) for line in lines], loc="upper right")
 
@@ -275,7 +276,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 600 else f"{seconds / 60:.1f} min"
 
 
-def _robust_ylim(ax: Axes, values: np.ndarray) -> None:
+def robust_ylim(ax: Axes, values: np.ndarray) -> None:
     """Limits from the 1st–99th percentile, so one diverged epoch does not flatten the whole curve."""
     values = values[np.isfinite(values)]
     if not values.size:
