@@ -117,8 +117,8 @@ def synth_curves(spec: CurveSpec, planned_epochs: int) -> Curves:
 def make_run_dir(root: Path, dataset: str = "Dataset001_Fake", trainer: str = "nnUNetTrainer",
                  plans: str = "nnUNetPlans", configuration: str = "3d_fullres", fold: int | str = 0,
                  labels: Sequence[str] | None = None) -> Path:
-    """Create ``root/<dataset>/<trainer>__<plans>__<configuration>/fold_<fold>``, with ``dataset.json``
-    for ``labels``."""
+    """Create ``root/<dataset>/<trainer>__<plans>__<configuration>/fold_<fold>`` and, given ``labels``, the
+    model folder's ``dataset.json``."""
     path = root / dataset / f"{trainer}__{plans}__{configuration}" / f"fold_{fold}"
     path.mkdir(parents=True, exist_ok=True)
     if labels is not None:

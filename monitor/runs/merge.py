@@ -143,7 +143,7 @@ def merge_sessions(files: list[tuple[str, EpochRows]]) -> Curves:
 
 
 def overlay_checkpoint(curves: Curves, ckpt: Curves, name: str) -> tuple[Curves, str | None]:
-    """Let a checkpoint's full-precision values win where it agrees with the logs; and a problem if it is stale."""
+    """Let a checkpoint's full-precision values win where it agrees with the logs (and say where it is stale)."""
     if len(ckpt) == 0:
         return curves, None
     position = {int(e): i for i, e in enumerate(curves.epoch)}

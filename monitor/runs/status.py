@@ -63,7 +63,7 @@ class RunStatus(str, Enum):
 
 @dataclass(frozen=True)
 class StatusInputs:
-    """Everything status depends on. ``alive``: the training job is alive (True), known dead (False), unknown."""
+    """Everything status depends on; ``alive``: the job is alive (True), known dead (False) or unknown (None)."""
 
     now: float
     last_update: float | None  # newest log mtime (seconds since the epoch)
