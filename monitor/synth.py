@@ -1,10 +1,8 @@
 """Synthetic nnU-Net runs for the demo, the tests and the benchmarks: one curve model, one writer.
 
-:class:`FakeRun` writes a fold folder as a trainer does: v1/v2 log lines (:func:`log_line` is the one place
-their format lives), ``debug.json``, ``summary.json``, checkpoints; live, one open-append-close per line like
-``print_to_log_file``, because the watcher's behaviour depends on how bytes reach the disk.
-:func:`write_run` writes a finished, crashed or running fold at once, with mtimes that match its log
-(the monitor infers the status from them); :func:`write_folds` and :func:`write_tree` write many.
+:class:`FakeRun` writes a fold folder as a trainer does, live, one open-append-close per line like
+``print_to_log_file`` (the watcher depends on how bytes reach the disk). :func:`write_run` writes a whole fold
+with mtimes that match its log, since status is inferred from them.
 """
 
 from __future__ import annotations
@@ -40,8 +38,7 @@ def log_line(at: datetime, *parts: object) -> str:
 
 def v2_epoch(epoch: int, at: datetime, *, lr: float, train: float, val: float, dice: Sequence[float],
              seconds: float, numpy_repr: bool = True, new_best: float | None = None) -> list[str]:
-    """One v2 epoch: three lines when it starts at ``at``, the rest ``seconds`` later, rounded as nnU-Net does;
-    ``numpy_repr`` prints Dice as numpy 2 does, ``new_best`` adds the "Yayy! New best EMA" line."""
+    """One v2 epoch: three lines at ``at``, the rest ``seconds`` later, rounded as nnU-Net does."""
     end = at + timedelta(seconds=float(seconds))
     shown = ", ".join(f"np.float32({round(float(d), 4)})" if numpy_repr else str(round(float(d), 4)) for d in dice)
     lines = [log_line(at, ""), log_line(at, "Epoch", epoch), log_line(at, f"Current learning rate: {round(lr, 5)}"),
@@ -66,8 +63,7 @@ def v1_epoch(epoch: int, at: datetime, *, next_lr: float, train: float, val: flo
 @dataclass(frozen=True)
 class CurveSpec:
     """The shape of a synthetic run, one pseudo-Dice ceiling per class. ``timescale`` (a fraction of the
-    schedule) sets how fast it saturates: a large one is still rising at the end (improving), a small one
-    flattens early (plateau); ``decline_per_100`` bends it down after the midpoint (over-fitting)."""
+    schedule): large still rises at the end, small plateaus early; ``decline_per_100`` over-fits."""
 
     ceilings: tuple[float, ...] = (0.85, 0.7)
     timescale: float = 0.08
@@ -90,8 +86,7 @@ class Curves:
 
 
 def synth_curves(spec: CurveSpec, planned_epochs: int) -> Curves:
-    """Seeded curves with nnU-Net's shape: a saturating rise, AR(1) noise, and the small rise at the end that
-    the poly learning rate ``0.01·(1 − e/N)^0.9`` causes while it anneals (why the analyzer looks before it)."""
+    """Seeded curves with nnU-Net's shape: a saturating rise, AR(1) noise, and a small rise as the lr anneals."""
     rng = np.random.default_rng(spec.seed)
     n = planned_epochs
     e = np.arange(n, dtype=float)
@@ -122,8 +117,8 @@ def synth_curves(spec: CurveSpec, planned_epochs: int) -> Curves:
 def make_run_dir(root: Path, dataset: str = "Dataset001_Fake", trainer: str = "nnUNetTrainer",
                  plans: str = "nnUNetPlans", configuration: str = "3d_fullres", fold: int | str = 0,
                  labels: Sequence[str] | None = None) -> Path:
-    """Create ``root/<dataset>/<trainer>__<plans>__<configuration>/fold_<fold>``; with ``labels``, also the
-    ``dataset.json`` copy nnU-Net v2 keeps in the model folder (where class names come from)."""
+    """Create ``root/<dataset>/<trainer>__<plans>__<configuration>/fold_<fold>`` and, given ``labels``, the
+    model folder's ``dataset.json``."""
     path = root / dataset / f"{trainer}__{plans}__{configuration}" / f"fold_{fold}"
     path.mkdir(parents=True, exist_ok=True)
     if labels is not None:
@@ -136,9 +131,8 @@ def make_run_dir(root: Path, dataset: str = "Dataset001_Fake", trainer: str = "n
 class FakeRun:
     """A training run written into ``folder`` session by session, epoch by epoch.
 
-    ``clock`` is the time the log claims, apart from the real clock so a long history takes no time to write.
-    The values come from ``spec`` (a ceiling of 0 or NaN makes a dead class), with a constant ``epoch_s``
-    unless it is None; ``best_lines`` adds v2's "New best EMA" lines.
+    ``clock`` is the time the log claims, apart from the real clock so a long history takes no time to write;
+    a ``spec`` ceiling of 0 or NaN makes a dead class.
     """
 
     folder: Path
@@ -249,8 +243,7 @@ class FakeRun:
         (target / "summary.json").write_text(json.dumps(summary, indent=1))
 
     def checkpoint_bytes(self, n_epochs: int | None = None) -> bytes:
-        """A checkpoint as ``torch.save`` lays it out (zip, ``<name>/data.pkl``) with nnU-Net's ``logging`` dict
-        for epochs ``0..n_epochs-1`` (default: all written), full precision, agreeing with the log."""
+        """A checkpoint laid out as ``torch.save`` does, with nnU-Net's ``logging`` dict for the first ``n_epochs``."""
         n = self.next_epoch if n_epochs is None else n_epochs
         c = self.curves
         starts = self.clock.timestamp() - np.cumsum(c.epoch_time_s[:self.next_epoch][::-1])[::-1]
@@ -291,11 +284,8 @@ class RunSpec:
 
 
 def write_run(root: Path, spec: RunSpec, *, now: float | None = None, labels: Sequence[str] | None = None) -> FakeRun:
-    """Write one fold folder in nnU-Net's v2 or v1 layout; the returned run can go on appending epochs.
-
-    A running run's last epoch ends a few seconds before ``now``; finished and crashed runs end
-    ``spec.ended_ago_s`` before it, and every file's mtime is set to match.
-    """
+    """Write one fold folder in nnU-Net's v2 or v1 layout; the returned run can go on appending epochs. Its last
+    epoch ends seconds before ``now`` if running, else ``spec.ended_ago_s`` before it; mtimes match."""
     now = time.time() if now is None else now
     if spec.version == "v1":
         folder = root / "nnUNet" / spec.configuration / spec.dataset / f"{spec.trainer}__{spec.plans}" / \
@@ -330,8 +320,7 @@ def write_folds(root: Path, dataset: str, configuration: str, epochs: Sequence[i
     return [write_run(root, spec, labels=labels).folder for spec in specs]
 
 
-def write_tree(root: Path, n_runs: int, epochs: int, *, epoch_s: float = 100.0,
-               planned_epochs: int = 2000) -> list[FakeRun]:
+def write_tree(root: Path, n_runs: int, epochs: int, *, planned_epochs: int = 2000) -> list[FakeRun]:
     """A results tree of ``n_runs`` unfinished runs with ``epochs`` epochs each, for the benchmarks."""
     runs = []
     datasets = ("Dataset001_Liver", "Dataset002_Heart", "Dataset003_Lung")
@@ -342,7 +331,7 @@ def write_tree(root: Path, n_runs: int, epochs: int, *, epoch_s: float = 100.0,
         fold = (index // (len(datasets) * len(configurations))) % 5
         folder = make_run_dir(root, datasets[index % len(datasets)], f"nnUNetTrainer_v{index // per_trainer}",
                               "nnUNetPlans", configuration, fold, labels=("structure_1", "structure_2"))
-        run = FakeRun(folder, planned_epochs=planned_epochs, epoch_s=epoch_s)
+        run = FakeRun(folder, planned_epochs=planned_epochs)
         run.start_session()
         run.history(epochs)
         runs.append(run)

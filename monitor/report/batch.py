@@ -1,10 +1,7 @@
 """``nnwatch report ROOT --all``: one PNG per run and per dataset/configuration/trainer, in parallel.
 
-Rendering is CPU-bound (mostly Agg rasterising and PNG encoding), so reports are
-split across worker processes the way :mod:`monitor.runs.scan` splits parsing: forked, so each worker starts
-with matplotlib already imported. A worker writes its PNG itself and returns only a name and a status,
-never image bytes. Runs with nothing to draw are skipped and listed, not fatal: a lab's tree always
-has a run that has just started.
+Rendering is CPU-bound, so forked workers (matplotlib already imported) each write their PNGs and return only
+a status. Runs with nothing to draw are skipped and listed, not fatal.
 """
 
 from __future__ import annotations
@@ -31,10 +28,8 @@ _PARALLEL_THRESHOLD = 4
 
 
 def safe_name(parts: Sequence[str]) -> str:
-    """Path parts joined with ``--``, anything but letters, digits, ``.``, ``_`` and ``-`` made ``_``.
-
-    Over-long names keep their start and end and get a short hash, so two long run ids stay distinct.
-    """
+    """Path parts joined with ``--``, anything but letters, digits, ``.``, ``_`` and ``-`` made ``_``; over-long
+    names keep their start and end plus a short hash, so two long run ids stay distinct."""
     name = "--".join(_UNSAFE.sub("_", part).strip("._-") or "_" for part in parts)
     if len(name) > _MAX_NAME:
         digest = hashlib.sha1(name.encode()).hexdigest()[:8]

@@ -1,8 +1,6 @@
 """What a report shows, gathered once: a run's curves, summary and verdict; a dataset's fold groups.
 
-Kept apart from drawing so the CLI, the dashboard (which already holds a :class:`RunReader` and maybe an
-:class:`Analysis`) and the batch writer all feed the renderer the same way, and so every "nothing to
-draw" case becomes one :class:`ReportError` with a sentence a user can act on.
+Every "nothing to draw" case becomes one :class:`ReportError` with a sentence a user can act on.
 """
 
 from __future__ import annotations
@@ -76,10 +74,8 @@ class RunData:
 
 def load_run_data(run: RunSource, analysis: Analysis | None = None, *,
                   root: str | os.PathLike[str] | None = None) -> RunData:
-    """Read a run (or take the caller's reader as it is) and its verdict; raise if nothing can be drawn.
-
-    A reader passed in is not refreshed: the dashboard's PNG must show what its chart shows.
-    """
+    """Read a run and its verdict; raise if nothing can be drawn. A reader passed in is not refreshed: the
+    dashboard's PNG must show what its chart shows."""
     if isinstance(run, RunReader):
         reader = run
     else:
@@ -135,10 +131,8 @@ def _choices(values: Sequence[str]) -> str:
 
 def find_group(root: str | os.PathLike[str], dataset: str, configuration: str,
                trainer: str | None = None) -> DatasetGroup:
-    """The one fold group asked for; the error names what exists when the request matches none or several.
-
-    ``trainer`` may be a trainer name or ``Trainer__Plans`` (two plans of one trainer are two groups).
-    """
+    """The one fold group asked for; the error names what exists when none or several match. ``trainer`` may
+    be a trainer name or ``Trainer__Plans`` (two plans of one trainer are two groups)."""
     root_path = Path(root)
     if not root_path.is_dir():
         raise ReportError(f"results root not found or not a folder: {root}")

@@ -1,8 +1,7 @@
 """The parts every report shares: title block with the verdict badge, footer, and text fitting.
 
-Positions are computed in logical pixels from the font sizes, not left to matplotlib's constrained
-layout: a fixed layout needs no extra measuring pass over every text, is identical between reports (so a
-hundred of them line up on slides), and lets tests know where each panel is.
+Positions are fixed in logical pixels, not left to constrained layout: no measuring pass over every text,
+identical between reports, and tests know where each panel is.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Reports over several runs: all folds of a dataset/configuration, and a parent run beside its extension.
 
-Both plot nnU-Net's EMA pseudo Dice per run (the series its best-checkpoint choice uses): five raw, noisy
-fold curves on one chart are unreadable, five EMAs are not. The table beside the chart doubles as the
-legend (each row starts with its run's colour), so no legend box has to cover a curve.
+Both plot each run's EMA pseudo Dice (five raw fold curves on one chart are unreadable); the table beside the
+chart, each row starting with its run's colour, doubles as the legend.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from monitor.report.panels import (
     legend,
     panel_title,
     resolve_smooth,
+    robust_ylim,
     set_dice_ylim,
     set_epoch_axis,
     x_limit,
@@ -191,7 +191,7 @@ def build_dataset_figure(canvas: Canvas, folds: Sequence[FoldRow], *, smooth: in
         legend(dice, canvas, [h for h, _ in entries], [t for _, t in entries], loc="lower right")
     panel_title(dice, canvas, "EMA pseudo Dice (validation), per fold")
     panel_title(loss, canvas, "Validation loss" + (f" (smoothed over {window} epochs)" if window else ""))
-    _robust_loss_limits(loss, runs)
+    robust_ylim(loss, np.concatenate([run.column("val_loss") for run in runs]))
     for ax in (dice, loss):
         set_epoch_axis(ax, canvas, right_end)
     header = ["fold", "status", "epochs", "best EMA", "val Dice", "verdict"]
@@ -226,15 +226,6 @@ def _dataset_facts(runs: Sequence[RunData], n_folds: int) -> list[str]:
     if hours:
         lines.append(f"2000 epochs ≈ {float(np.median(hours)):.0f} GPU-hours per fold")
     return lines
-
-
-def _robust_loss_limits(ax: Axes, runs: Sequence[RunData]) -> None:
-    values = np.concatenate([run.column("val_loss") for run in runs])
-    values = values[np.isfinite(values)]
-    if values.size:
-        low, high = np.percentile(values, [1, 99])
-        pad = max((high - low) * 0.08, 1e-3)
-        ax.set_ylim(low - pad, high + pad)
 
 
 def _label(run: RunData, other: RunData) -> str:

@@ -1,9 +1,7 @@
 """The chart panels of a run report: pseudo Dice with the analyzer's fit, loss, learning rate, epoch time.
 
-Each function draws into an axes it is given and returns nothing the caller must keep, so the three
-figure layouts (run, dataset, compare) reuse them. Raw per-epoch values are noisy (nnU-Net's pseudo Dice is
-measured on a few random validation patches), so with smoothing on they stay in the picture as faint
-lines and the smoothed curve is drawn over them: the audience sees the trend and the noise at once.
+Each draws into the axes it is given, so the run, dataset and compare layouts reuse them. With smoothing on,
+raw values stay as faint lines under the smoothed curve: trend and noise at once.
 """
 
 from __future__ import annotations
@@ -33,6 +31,7 @@ __all__ = [
     "legend_in_figure",
     "panel_title",
     "resolve_smooth",
+    "robust_ylim",
     "set_dice_ylim",
     "set_epoch_axis",
     "x_limit",
@@ -51,21 +50,17 @@ def resolve_smooth(smooth: int | None, n_epochs: int) -> int:
 
 
 def x_limit(epochs_done: int, planned: int | None) -> float:
-    """Right end of the epoch axis: the whole schedule, unless the run has done under 10 % of it.
-
-    Showing the schedule makes "stopped at 60 %" visible; below 10 % the curves would be a sliver at the
-    left edge, and the title already says how far the run got.
-    """
+    """Right end of the epoch axis: the whole schedule (so "stopped at 60 %" shows), unless the run has done
+    under 10 % of it and would be a sliver at the left edge."""
     if planned and planned >= epochs_done and epochs_done >= 0.1 * planned:
         return float(planned)
     return float(max(epochs_done, 10))
 
 
-def set_epoch_axis(ax: Axes, canvas: Canvas, right: float, label: bool = True) -> None:
+def set_epoch_axis(ax: Axes, canvas: Canvas, right: float) -> None:
     ax.set_xlim(0, right)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
-    if label:
-        ax.set_xlabel("epoch", fontsize=canvas.pt(15), color=canvas.theme.muted, labelpad=canvas.pt(2))
+    ax.set_xlabel("epoch", fontsize=canvas.pt(15), color=canvas.theme.muted, labelpad=canvas.pt(2))
 
 
 def panel_title(ax: Axes, canvas: Canvas, title: str) -> None:
@@ -97,10 +92,7 @@ def _line(ax: Axes, canvas: Canvas, x: np.ndarray, y: np.ndarray, *, colour: str
 
 
 def draw_dice(ax: Axes, canvas: Canvas, data: RunData, smooth: int, right: float) -> list[LegendEntry]:
-    """Per-class pseudo Dice, their mean, nnU-Net's EMA, and the analyzer's window and fitted line.
-
-    Returns legend entries (handle, label), drawn by the caller outside the data area.
-    """
+    """Per-class pseudo Dice, their mean, nnU-Net's EMA, the analyzer's window and fit; returns legend entries."""
     theme = canvas.theme
     x = data.epoch
     entries: list[LegendEntry] = []
@@ -128,8 +120,7 @@ def draw_dice(ax: Axes, canvas: Canvas, data: RunData, smooth: int, right: float
     fit = data.analysis.fit
     if fit is not None:
         xs = np.array([fit.first_epoch, fit.last_epoch], dtype=float)
-        # A broad translucent ribbon, like a marker pen: told apart from every data line by its width, not
-        # its colour (the palette's colours all belong to classes), and the EMA stays visible through it.
+        # A broad translucent ribbon: told apart from data lines by width (all colours belong to classes).
         (fit_line,) = ax.plot(xs, [fit.value_at(v) for v in xs], color=theme.strong, alpha=0.3,
                               linewidth=canvas.pt(13.0), zorder=2.8, solid_capstyle="butt")
         entries.append((fit_line, "trend fit (analyzer)"))
@@ -139,14 +130,8 @@ def draw_dice(ax: Axes, canvas: Canvas, data: RunData, smooth: int, right: float
 
 
 def set_dice_ylim(ax: Axes, epoch: np.ndarray, series: Sequence[np.ndarray] | np.ndarray) -> None:
-    """Dice between round bounds: zoomed past the initial rise, and below 1 when no curve gets near it.
-
-    A good run lives between 0.8 and 0.95; on a 0–1 axis its whole second half is a flat line at the
-    top. The lower bound is the 2nd percentile of the raw curves after the first 10 % of epochs (so their
-    faint noise stays in view too), minus 0.05, rounded down to 0.1; the upper bound is their maximum
-    plus 0.02, rounded up to 0.1. The early rise may leave the panel at the bottom, everything the verdict
-    is about stays inside.
-    """
+    """Dice between round bounds, zoomed past the initial rise (on a 0–1 axis a good run's second half is flat):
+    from the 2nd percentile after the first 10 % of epochs − 0.05 to the maximum + 0.02, rounded out to 0.1."""
     late = epoch >= max(1.0, 0.1 * (epoch[-1] + 1)) if len(epoch) >= 20 else np.zeros(len(epoch), bool)
     values = np.concatenate([np.asarray(y)[late] for y in series]) if len(series) else np.empty(0)
     values = values[np.isfinite(values)]
@@ -172,12 +157,8 @@ def slope_text(data: RunData) -> str | None:
 
 
 def _slope_note(ax: Axes, canvas: Canvas, data: RunData, right: float, series: Sequence[np.ndarray]) -> None:
-    """The slope beside the fit, where it covers no curve.
-
-    A window that ends early (a crashed run) gets the note just after the last epoch, where nothing is
-    drawn; a window at the right edge gets it in the widest vertical gap between the curves inside the
-    window, or at the top (on an opaque box) when the curves leave no gap tall enough.
-    """
+    """The slope beside the fit where it covers no curve: after a window that ends early, else in the widest
+    gap between the curves inside the window, else at the top."""
     text, window = slope_text(data), data.analysis.window
     if text is None or window is None:
         return
@@ -243,7 +224,7 @@ def draw_loss(ax: Axes, canvas: Canvas, data: RunData, smooth: int) -> None:
     if not lines:
         no_data(ax, canvas, "no loss logged")
         return
-    _robust_ylim(ax, np.concatenate([data.column("train_loss"), data.column("val_loss")]))
+    robust_ylim(ax, np.concatenate([data.column("train_loss"), data.column("val_loss")]))
     ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
     legend(ax, canvas, lines, [str(line.get_label()) for line in lines], loc="upper right")
 
@@ -295,7 +276,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 600 else f"{seconds / 60:.1f} min"
 
 
-def _robust_ylim(ax: Axes, values: np.ndarray) -> None:
+def robust_ylim(ax: Axes, values: np.ndarray) -> None:
     """Limits from the 1st–99th percentile, so one diverged epoch does not flatten the whole curve."""
     values = values[np.isfinite(values)]
     if not values.size:
@@ -314,11 +295,8 @@ def legend(ax: Axes, canvas: Canvas, handles: Sequence[Artist], labels: Sequence
 
 def legend_in_figure(canvas: Canvas, entries: Sequence[LegendEntry], left: float, top: float,
                      width: float, height: float) -> None:
-    """A frameless legend in a box of the figure (logical pixels), labels shortened to fit its width.
-
-    Many classes (13 organs of an abdominal CT) would run past the box: the text shrinks to fit its
-    height, down to 10 px, then the entries go into two columns.
-    """
+    """A frameless legend in a box of the figure (logical pixels), labels shortened to fit its width; many
+    classes shrink the text to fit the height, down to 10 px, then go into two columns."""
     if not entries:
         return
     u = canvas.unit

@@ -1,13 +1,9 @@
 """PNG reports of nnU-Net runs for slides and papers: one run, one dataset's folds, a parent and its extension.
 
-The one renderer behind ``nnwatch report`` and the dashboard's "Download PNG" buttons. It is matplotlib
-(Agg, no pyplot) rather than plotly + kaleido: faster per report (``bench/bench_report.py``), no browser to
-launch and no Chromium on the lab's machines (reasoning in ``docs/reports.md``). It never imports streamlit.
-Every function returns PNG bytes; sizes are logical pixels, ``scale`` multiplies the resolution, ``smooth``
-is the window of :func:`monitor.analyze.smoothing.smooth` (the dashboard's slider passes the same number).
-``run`` is a fold folder or a :class:`~monitor.runs.reader.RunReader` (used as it is, not refreshed). Errors: a
-:class:`ReportError` with a sentence for a missing folder, a run without a completed epoch, an unknown
-dataset or configuration; ``ValueError`` for an impossible option (a 10-pixel image).
+Behind ``nnwatch report`` and the dashboard's downloads; matplotlib Agg, so no browser is needed
+(``docs/reports.md``). Sizes are logical pixels, ``scale`` multiplies the resolution; ``run`` is a fold
+folder or a :class:`~monitor.runs.reader.RunReader` (not refreshed). Nothing to draw raises
+:class:`ReportError`; an impossible option, ``ValueError``.
 """
 
 from __future__ import annotations
@@ -51,17 +47,14 @@ def _canvas(opts: ReportOptions) -> Canvas:
 def render_run_report(run: RunSource, *, analysis: Analysis | None = None, width: int = 1600, height: int = 1000,
                       scale: float | None = None, dpi: float | None = None, smooth: int | None = None,
                       theme: str = "light", now: datetime | None = None) -> bytes:
-    """PNG of one run: title with the verdict, Dice/loss/lr/epoch-time panels, footer with the numbers.
-
-    ``analysis`` lets the dashboard pass the verdict it already shows (computed here otherwise).
-    """
+    """PNG of one run: title with the verdict, Dice/loss/lr/epoch-time panels, footer with the numbers."""
     opts = _options(width, height, scale, dpi, smooth, theme, now)
     data = load_run_data(run, analysis)
     return run_report_png(data, opts)
 
 
 def run_report_png(data: RunData, opts: ReportOptions) -> bytes:
-    """Render already loaded :class:`~monitor.report.data.RunData` (what the benchmark times separately)."""
+    """Render already loaded :class:`~monitor.report.data.RunData`."""
     from monitor.report.run import build_run_figure
 
     canvas = _canvas(opts)
@@ -102,11 +95,8 @@ def write_all_reports(root: str | os.PathLike[str], out_dir: str | os.PathLike[s
                       progress: Progress | None = None, workers: int | None = None, width: int = 1600,
                       height: int = 1000, scale: float | None = None, dpi: float | None = None,
                       smooth: int | None = None, theme: str = "light", now: datetime | None = None) -> BatchResult:
-    """One PNG per run and per dataset/configuration/trainer under ``root``, written into ``out_dir``.
-
-    Runs without a completed epoch are skipped (listed in the result), not fatal: a tree always has some.
-    ``progress(done, total, name)`` is called after each file, in this process.
-    """
+    """One PNG per run and per dataset/configuration/trainer under ``root``, written into ``out_dir``; runs
+    without a completed epoch are skipped and listed in the result."""
     from monitor.report.batch import write_all
 
     opts = _options(width, height, scale, dpi, smooth, theme, now)

@@ -1,8 +1,5 @@
-"""The per-run report: pseudo Dice (large, with the verdict's evidence), loss, learning rate, epoch time.
-
-Pseudo Dice gets the top 55 % of the chart area because it is what the verdict is about; the three
-diagnostics share a row below, where a glance is enough (did the loss diverge, did the lr schedule run,
-did epochs slow down). The Dice legend sits beside the panel, never on the curves.
+"""The per-run report: pseudo Dice (top 55 %, what the verdict is about), then loss, learning rate and epoch
+time in a row below. The Dice legend sits beside the panel, never on the curves.
 """
 
 from __future__ import annotations

@@ -1,13 +1,8 @@
 """Look of the PNG reports: themes, a colour-blind-safe palette, sizes in pixels, and PNG encoding.
 
-Reports are laid out in *logical pixels* (``width`` × ``height``, what a 1080p screen shows at 100 %)
-and rendered at ``scale`` times that, so a 3× image for a paper has exactly the layout of the 1× slide
-image, only sharper. Matplotlib thinks in inches and points, so everything here converts once: the
-figure is ``width/100`` inches at ``100·scale`` dpi, and one logical pixel is 0.72 pt.
-
-Colours: Okabe & Ito (2008), the palette designed to stay distinguishable under the common colour-vision
-deficiencies; yellow is left out because it vanishes on a white slide. Black (or white on the dark
-theme) is kept for the two curves the eye should find first: nnU-Net's EMA and the across-fold mean.
+Reports are laid out in *logical pixels* and rendered at ``scale`` times that, so a 3× image has exactly the
+layout of the 1× one: the figure is ``width/100`` inches at ``100·scale`` dpi. Colours are Okabe & Ito's
+(distinguishable under colour-vision deficiencies); black (white when dark) marks the EMA and fold mean.
 """
 
 from __future__ import annotations
@@ -43,9 +38,8 @@ _DASHES = ("-", (0, (5, 2)), (0, (1.5, 1.5)), (0, (6, 2, 1.5, 2)))
 VERDICT_COLOURS = {"improving": "#009E73", "plateau": "#0072B2", "declining": "#D55E00",
                    "insufficient_data": "#767676"}
 
-# Matplotlib's text layout caches (FreeType faces, mathtext) are shared between figures; the dashboard
-# renders from several Streamlit script threads, so drawing is serialised. Rendering is CPU-bound under
-# the GIL anyway, so the lock costs no throughput.
+# Matplotlib's text caches are shared between figures and the dashboard renders from several threads, so
+# drawing is serialised (it is CPU-bound under the GIL anyway).
 _DRAW_LOCK = threading.Lock()
 
 
@@ -73,8 +67,7 @@ THEMES = {
 }
 
 
-# Folds get a dash pattern as well as a colour: five colours are too many to tell apart by hue alone
-# for a protanope (blue and reddish purple converge), a pattern is not.
+# Folds get a dash pattern as well as a colour: a protanope cannot tell five hues apart.
 _FOLD_DASHES = ("-", (0, (6, 2)), (0, (1.5, 1.2)), (0, (7, 2, 1.5, 2)), (0, (3, 1.5)))
 
 
@@ -91,12 +84,8 @@ def class_style(theme: Theme, index: int) -> tuple[str, Any]:
 
 @dataclass(frozen=True)
 class ReportOptions:
-    """Size and look of one report; checked up front so a bad value fails before any reading or drawing.
-
-    ``width``/``height`` are logical pixels; ``scale`` multiplies the output resolution (``dpi`` = 100·scale
-    is the same thing said for print); ``smooth`` is the smoothing window in epochs for raw curves (``None``:
-    about 2 % of the run, 0 or 1: off); ``now`` fixes the "made at" stamp (tests, reproducible docs).
-    """
+    """Size and look of one report, checked before any reading or drawing. ``smooth``: window in epochs
+    (``None``: about 2 % of the run, 0 or 1: off); ``now`` fixes the footer stamp."""
 
     width: int = 1600
     height: int = 1000
@@ -150,13 +139,8 @@ class Canvas:
         return ax
 
     def flatten_ticks(self) -> None:
-        """Turn every axes' ticks into plain texts and one grid collection, just before drawing.
-
-        Panels configure ticks the usual way (locators, formatters, ``set_xlabel``); this pass asks the
-        locators for positions and draws them itself. Matplotlib builds five artists per tick (two marks,
-        two labels, a grid line) and measures all labels to place the axis label: about a third of a
-        report's drawing time, for grid lines and a few numbers.
-        """
+        """Turn every axes' ticks (from their locators and formatters) into plain texts and one grid collection,
+        just before drawing: matplotlib's own ticks cost about a third of a report's drawing time."""
         from matplotlib.transforms import ScaledTranslation
 
         theme, fig = self.theme, self.figure
@@ -205,10 +189,7 @@ def _within(value: float, low: float, high: float) -> bool:
 
 
 def new_canvas(width: int, height: int, scale: float, theme: Theme) -> Canvas:
-    """An Agg figure of ``width``×``height`` logical pixels rendered at ``scale`` (no pyplot, no globals).
-
-    The PNG is ``round(width·scale)`` × ``round(height·scale)`` pixels.
-    """
+    """An Agg figure of ``width``×``height`` logical pixels rendered at ``scale`` (no pyplot, no globals)."""
     dpi = BASE_DPI * scale
     # Agg truncates inches × dpi to whole pixels; the 0.001 px keeps 13.66 in × 100 dpi from becoming 1365.
     size = ((round(width * scale) + 0.001) / dpi, (round(height * scale) + 0.001) / dpi)
@@ -218,10 +199,7 @@ def new_canvas(width: int, height: int, scale: float, theme: Theme) -> Canvas:
 
 
 def panel_boxes(canvas: Canvas) -> dict[str, tuple[int, int, int, int]]:
-    """Data area of each named panel in output pixels, ``(left, top, right, bottom)`` from the top-left.
-
-    What the tests use to look for each series' colours inside its own panel of the PNG.
-    """
+    """Data area of each named panel in output pixels, ``(left, top, right, bottom)`` from the top-left."""
     width, height = canvas.figure.canvas.get_width_height()
     boxes: dict[str, tuple[int, int, int, int]] = {}
     for ax in canvas.figure.axes:
@@ -232,10 +210,7 @@ def panel_boxes(canvas: Canvas) -> dict[str, tuple[int, int, int, int]]:
 
 
 def figure_to_png(canvas: Canvas) -> bytes:
-    """Encode as PNG with the intended pixel size exactly (no tight bbox) and a DPI that says the scale.
-
-    zlib level 1: a slightly larger file for much less encoding time, which is a noticeable part of a report.
-    """
+    """Encode as PNG at exactly the intended pixel size; zlib level 1 trades a little size for much less time."""
     buffer = io.BytesIO()
     with _DRAW_LOCK:
         canvas.flatten_ticks()

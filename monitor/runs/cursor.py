@@ -1,7 +1,6 @@
 """Reading one training log incrementally: a byte offset per file and everything parsed from it so far.
 
-The assumption: nnU-Net appends to its logs and never rewrites them. A file that shrank or was replaced under
-the same name is detected by size and inode and read again from the start.
+nnU-Net only appends; a file that shrank or was replaced (size, inode) is read again from the start.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """nnU-Net's results-tree layout: the only module that knows its folder names.
 
-nnU-Net v2 writes ``<Dataset>/<Trainer>__<Plans>__<configuration>/fold_<N>/`` under ``nnUNet_results``;
-v1 wrote ``nnUNet/<configuration>/<Task>/<Trainer>__<Plans>/fold_<N>/`` under ``RESULTS_FOLDER``. Labs keep
-both, sometimes nested deeper (a copied cluster tree, a ``archive/`` folder), so discovery walks the
-whole tree and recognises a run by its fold folder and the names of its two parents.
+v2: ``<Dataset>/<Trainer>__<Plans>__<configuration>/fold_<N>/``; v1:
+``nnUNet/<configuration>/<Task>/<Trainer>__<Plans>/fold_<N>/``. Trees may nest them at any depth, so a run
+is recognised by its fold folder and the names of its parents.
 """
 
 from __future__ import annotations
@@ -34,11 +33,8 @@ RUN_MARKERS = ("training_log_", "checkpoint_", "model_", "debug.json", "progress
 
 @dataclass(frozen=True)
 class RunLocation:
-    """Where a run lives and what its folder names say about it.
-
-    ``run_id`` is the fold folder relative to the results root with ``/`` separators: stable across
-    machines that mount the same tree, and what the CLI and the dashboard's links use.
-    """
+    """Where a run lives and what its folder names say about it; ``run_id`` is the fold folder relative to the
+    results root, ``/``-separated, stable across machines."""
 
     run_id: str
     path: Path
@@ -50,18 +46,12 @@ class RunLocation:
     fold: str  # "0".."N" or "all"
     problems: tuple[str, ...] = field(default=(), compare=False)
 
-    @property
-    def model_dir(self) -> Path:
-        """The ``<Trainer>__<Plans>__<configuration>`` (v2) or ``<Trainer>__<Plans>`` (v1) folder."""
-        return self.path.parent
-
 
 _SCHEDULE_SUFFIX_RE = re.compile(r"^(?P<base>.+)_(?P<epochs>\d+)epochs$")
 
 
 def split_schedule_suffix(trainer: str) -> tuple[str, int] | None:
-    """``nnUNetTrainer_2000epochs`` → (``nnUNetTrainer``, 2000): nnU-Net's (and nnwatch's) naming of a trainer
-    that only changes another trainer's schedule length; None for any other name."""
+    """``nnUNetTrainer_2000epochs`` → (``nnUNetTrainer``, 2000), a schedule-length variant; else None."""
     match = _SCHEDULE_SUFFIX_RE.match(trainer)
     return (match.group("base"), int(match.group("epochs"))) if match else None
 
@@ -107,11 +97,8 @@ def parse_run_path(path: Path, run_id: str) -> RunLocation | None:
 
 
 def locate_run(run_dir: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> RunLocation:
-    """Describe one fold folder given directly by the user (``nnwatch curves RUN_DIR``).
-
-    The ``run_id`` is relative to ``root`` when the folder lies under it, else the last three path parts
-    (``<Dataset>/<model>/<fold>``), which is what the same run would be called in a scan of its tree.
-    """
+    """Describe one fold folder given by the user; its ``run_id`` is relative to ``root`` when under it, else
+    the last three path parts (as a scan would name it)."""
     path = Path(run_dir).absolute()
     if not path.is_dir():
         raise FileNotFoundError(f"run folder not found: {run_dir}")
@@ -146,9 +133,8 @@ def _looks_like_run(entries: list[os.DirEntry[str]]) -> bool:
 def discover_runs(root: str | os.PathLike[str], problems: list[str] | None = None) -> list[RunLocation]:
     """Every fold folder under ``root``, at any depth, sorted by ``run_id``.
 
-    Symlinked folders are followed once (labs link datasets in from other drives) but a folder whose
-    real path was already visited is skipped, so symlink loops end. Unreadable folders are reported in
-    ``problems`` and skipped: one bad permission must not hide the rest of the tree.
+    Symlinks are followed, but each real folder once, so loops end. Unreadable folders go to ``problems`` and
+    are skipped: one bad permission must not hide the rest of the tree.
     """
     root_path = Path(root).absolute()
     found: list[RunLocation] = []

@@ -1,11 +1,8 @@
 """Merge the epochs of a run's log sessions and checkpoints into one series.
 
-The rule real trees need: log files are ordered by the start time in their names; a *session* is a
-stretch of strictly increasing epochs; each session replaces all history from its first epoch on (a
-restart at epoch 0 replaces everything, a resume at 450 replaces 450 onward). Checkpoints then
-contribute full-precision values (and epochs a lost log no longer has) for the epochs on which they
-agree with the surviving log history: where a checkpoint disagrees, a later session has replaced those
-epochs and the checkpoint is stale from there on.
+Logs are ordered by the start time in their names; a *session* (a stretch of increasing epochs) replaces all
+history from its first epoch on (a resume at 450 replaces 450 onward). Checkpoints add full-precision values,
+and epochs a lost log no longer has, up to the first epoch where they disagree with the logs (stale from there).
 """
 
 from __future__ import annotations
@@ -41,9 +38,9 @@ class Curves:
         return int(self.epoch.shape[0])
 
     @classmethod
-    def empty(cls, n_classes: int = 0) -> Curves:
+    def empty(cls) -> Curves:
         f = np.empty(0, dtype=np.float64)
-        return cls(np.empty(0, dtype=np.int64), f, f.copy(), f.copy(), np.empty((0, n_classes)), f.copy(),
+        return cls(np.empty(0, dtype=np.int64), f, f.copy(), f.copy(), np.empty((0, 0)), f.copy(),
                    f.copy(), np.empty(0, dtype="datetime64[us]"), np.empty(0, dtype=object))
 
     def take(self, index: np.ndarray) -> Curves:
@@ -57,11 +54,9 @@ class Curves:
 def ema(values: np.ndarray) -> np.ndarray:
     """nnU-Net's EMA of the mean pseudo Dice: ``ema[e] = 0.9·ema[e−1] + 0.1·mean[e]``, seeded with mean[0].
 
-    Recomputed over the merged series (a resume restores nnU-Net's EMA from its checkpoint, so the
-    logged "best EMA" of a run with replaced epochs is not a function of the surviving epochs). Vectorised
-    in blocks: within a block ``ema[k] = 0.9^(k+1)·(carry + 0.1·Σ_{j≤k} 0.9^-(j+1)·x[j])``; blocks of 256
-    keep the weights below 0.9^-256 ≈ 5e11, far from overflow and from any loss of precision that matters.
-    A NaN propagates to every later value, as in nnU-Net's own recursion.
+    Recomputed over the merged series, since replaced epochs leave the logged EMA meaningless. Vectorised in
+    blocks of 256: ``ema[k] = 0.9^(k+1)·(carry + 0.1·Σ_{j≤k} 0.9^-(j+1)·x[j])``, weights below 0.9^-256 ≈ 5e11
+    so precision holds. A NaN propagates to every later value, as in nnU-Net.
     """
     x = np.asarray(values, dtype=np.float64)
     out = np.empty_like(x)
@@ -148,10 +143,7 @@ def merge_sessions(files: list[tuple[str, EpochRows]]) -> Curves:
 
 
 def overlay_checkpoint(curves: Curves, ckpt: Curves, name: str) -> tuple[Curves, str | None]:
-    """Let a checkpoint's full-precision values win for the epochs where it agrees with the logs.
-
-    Returns the new curves and a problem string when part of the checkpoint was stale.
-    """
+    """Let a checkpoint's full-precision values win where it agrees with the logs (and say where it is stale)."""
     if len(ckpt) == 0:
         return curves, None
     position = {int(e): i for i, e in enumerate(curves.epoch)}

@@ -1,10 +1,8 @@
 """The small JSON files around a run: planned epochs, label names, final validation Dice.
 
-nnU-Net v2 copies ``dataset.json`` and ``plans.json`` into the ``<Trainer>__<Plans>__<config>`` folder,
-writes ``debug.json`` (every trainer attribute, stringified) into the fold folder at start-up and
-``validation/summary.json`` after the final validation. v1 wrote ``debug.json`` too and its
-validation into ``validation_raw/summary.json``. All of them are optional: a run that died early has
-none, and a half-written one must not take the run down with it.
+``debug.json`` (trainer attributes) in the fold folder, ``dataset.json`` in the model folder, and
+``validation/summary.json`` (v1: ``validation_raw/``). All optional: a run that died early has none, and a
+half-written one must not take the run down with it.
 """
 
 from __future__ import annotations
@@ -124,11 +122,8 @@ def default_planned_epochs(trainer: str) -> int | None:
 
 
 def planned_epochs_from_lr(epochs: list[int], lrs: list[float], initial_lr: float | None) -> int | None:
-    """Invert nnU-Net's poly schedule ``lr = lr0·(1 − e/N)^0.9`` to recover N from logged rates.
-
-    Used only when no file states N. Each epoch with a rate between 5 % and 95 % of ``lr0`` gives an
-    estimate; they must agree within 2 %, else the schedule is not nnU-Net's poly and we say nothing.
-    """
+    """Invert nnU-Net's poly schedule ``lr = lr0·(1 − e/N)^0.9`` to recover N from logged rates. Each rate
+    between 5 % and 95 % of ``lr0`` gives an estimate; None unless they agree within 2 %."""
     lr0 = initial_lr if initial_lr else (lrs[0] if epochs and epochs[0] == 0 and lrs[0] > 0 else 0.01)
     estimates = []
     for epoch, lr in zip(epochs, lrs):

@@ -1,8 +1,7 @@
 """One run: its logs, checkpoints and side files read incrementally and merged into one per-epoch series.
 
-A :class:`RunReader` keeps a :class:`~monitor.runs.cursor.LogCursor` per log file, so ``refresh()`` reads only
-what was appended since the last call; checkpoints are re-read only when their size or mtime changed. Its
-summary row is built by :mod:`monitor.runs.summary`.
+``refresh()`` reads only what was appended to each log since the last call; checkpoints are re-read only when
+their size or mtime changed.
 """
 
 from __future__ import annotations
@@ -43,10 +42,10 @@ CHECKPOINT_NAMES = (
     "model_final_checkpoint.model", "model_latest.model", "model_best.model",
 )
 FINAL_MARKERS = ("checkpoint_final.pth", "model_final_checkpoint.model")
-# What a live watcher passes as ``checkpoint_settle_s``: a checkpoint that fails to open this soon after its last
-# write is taken to be still being written (nnU-Net saves in place), so it is retried instead of reported.
+# A watcher's ``checkpoint_settle_s``: a checkpoint that fails to open this soon after its last write is still
+# being written (nnU-Net saves in place), so it is retried instead of reported.
 CHECKPOINT_SETTLE_S = 120.0
-# The median epoch time is taken over this many trailing epochs: the speed of the run as it is now.
+# The median epoch time is over this many trailing epochs: the run's speed as it is now.
 _EPOCH_TIME_WINDOW = 50
 
 CURVE_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "mean_fg_dice", "ema_fg_dice")
@@ -64,10 +63,9 @@ class RunReader:
 
     def __init__(self, location: RunLocation, *, checkpoints: str = "always",
                  checkpoint_settle_s: float = 0.0) -> None:
-        """``checkpoints``: "always" merges them (curves), "when_needed" reads them only when the logs
-        leave epochs uncovered (the cold scan of a whole tree, where unpickling would dominate).
-        ``checkpoint_settle_s``: a checkpoint that is incomplete and younger than this is kept at its previous
-        state and retried (``retry_pending``) instead of reported; 0 (a one-shot read) reports it at once."""
+        """``checkpoints="when_needed"`` reads checkpoints only when the logs leave epochs uncovered (a cold
+        scan, where unpickling would dominate). A checkpoint still being written and younger than
+        ``checkpoint_settle_s`` keeps its previous state and is retried (``retry_pending``)."""
         self.location = location
         self.checkpoint_mode = checkpoints
         self.checkpoint_settle_s = checkpoint_settle_s
@@ -82,17 +80,13 @@ class RunReader:
         self._files: set[str] = set()
         self._transient: list[str] = []  # problems of the last refresh only (a flaky mount), cleared by the next
         self.version = 0  # bumped whenever the merged curves or the metadata changed
-        # True after a refresh that could not read everything (OSError, a checkpoint still being written): the
-        # caller should call refresh() again later even if no file event arrives.
+        # The last refresh could not read everything: call refresh() again even without a file event.
         self.retry_pending = False
 
     # -- reading -------------------------------------------------------------------------------
     def refresh(self) -> bool:
-        """Read whatever changed on disk; True when anything a reader sees has changed.
-
-        Raises ``FileNotFoundError`` when the folder itself is gone (the caller drops the run); any other
-        ``OSError`` (a flaky network mount) keeps the last known state.
-        """
+        """Read whatever changed on disk; True when anything a reader sees has changed. Raises
+        ``FileNotFoundError`` when the folder is gone; any other ``OSError`` (a flaky mount) keeps the last state."""
         folder = self.location.path
         self.retry_pending = False
         self._transient = []
@@ -114,10 +108,6 @@ class RunReader:
             self._curves = None
             self.version += 1
         return changed
-
-    def _note(self, problem: str) -> None:
-        if problem not in self._problems:
-            self._problems.append(problem)
 
     def _note_transient(self, problem: str) -> None:
         """A problem that may go away (network mount): shown until the next refresh, which retries."""
@@ -294,7 +284,7 @@ class RunReader:
         times = [c.mtime for c in self._logs.values() if c.mtime]
         return max(times) if times else None
 
-    def status_inputs(self, now: float | None = None, *, alive: bool | None = None) -> StatusInputs:
+    def status_inputs(self, now: float | None = None) -> StatusInputs:
         """What :func:`monitor.runs.status.assess` needs; the watcher caches it per ``version`` and varies ``now``."""
         curves = self.curves()
         window = curves.epoch_end[-(RECENT_EPOCHS + 1):]
@@ -310,16 +300,15 @@ class RunReader:
             last_epoch=int(curves.epoch[-1]) if len(curves) else None,
             last_epoch_end=float(ends[-1]) if len(curves) and np.isfinite(ends[-1]) else None,
             recent_mean_fg_dice=tuple(curves.mean_fg_dice[-RECENT_EPOCHS:].tolist()),
-            alive=alive,
         )
 
-    def assess(self, now: float | None = None, *, alive: bool | None = None) -> RunAssessment:
-        """Status with its reason, ETA and dead-Dice flag (rules in :mod:`monitor.runs.status`)."""
-        return assess(self.status_inputs(now, alive=alive))
+    def assess(self) -> RunAssessment:
+        """Status with its reason, ETA and dead-Dice flag now (rules in :mod:`monitor.runs.status`)."""
+        return assess(self.status_inputs())
 
-    def status(self, now: float | None = None, *, alive: bool | None = None) -> RunStatus:
+    def status(self) -> RunStatus:
         """running / stalled / crashed / finished / unknown (rules in :mod:`monitor.runs.status`)."""
-        return self.assess(now, alive=alive).status
+        return self.assess().status
 
     def final_validation_dice(self) -> float | None:
         if self.metadata.final_validation_dice is not None:
@@ -340,8 +329,7 @@ class RunReader:
         """How many training logs the run has."""
         return len(self._logs)
 
-    def summary(self, now: float | None = None, *, alive: bool | None = None,
-                assessment: RunAssessment | None = None) -> RunSummary:
+    def summary(self, *, assessment: RunAssessment | None = None) -> RunSummary:
         """The run's row of the run table; ``assessment`` when the caller has already assessed its status."""
         curves = self.curves()
         n = len(curves)
@@ -374,7 +362,7 @@ class RunReader:
             training_done=self.training_done(),
             log_files=self.log_files,
             problems=tuple(self.problems()),
-            **assessment_fields(assessment if assessment is not None else self.assess(now, alive=alive)),
+            **assessment_fields(assessment if assessment is not None else self.assess()),
         )
 
     def frame(self) -> pd.DataFrame:
@@ -388,8 +376,7 @@ def _finite(value: Any) -> float | None:
 
 
 def curves_frame(curves: Curves) -> pd.DataFrame:
-    """The per-epoch DataFrame of merged curves (what :meth:`RunReader.frame` returns; the watcher's snapshots
-    build it from their immutable curves)."""
+    """The per-epoch DataFrame of merged curves (:meth:`RunReader.frame`, the watcher's snapshots)."""
     import pandas as pd
 
     data: dict[str, Any] = {

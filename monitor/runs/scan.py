@@ -1,7 +1,6 @@
 """Many runs: discover every fold folder under a results root and build the run table.
 
-A cold scan of a lab's tree (hundreds of 1000-epoch logs) is CPU-bound parsing, so runs are split
-across worker processes; each worker returns only summaries, never frames.
+Parsing is CPU-bound, so large trees are split across forked workers that return only summaries.
 """
 
 from __future__ import annotations
@@ -60,10 +59,7 @@ def _summarize_chunk(locations: Sequence[RunLocation], verdicts: bool = False) -
 
 def summarize_runs(locations: Sequence[RunLocation], *, workers: int | None = None, verdicts: bool = False,
                    while_waiting: Callable[[], object] | None = None) -> list[ScannedRun]:
-    """The given runs summarized, in the given order, parsed in parallel where it pays.
-
-    ``while_waiting`` runs in this process while the workers parse (the CLI imports pandas there).
-    """
+    """The given runs summarized, in order, in parallel where it pays; ``while_waiting`` runs meanwhile."""
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         workers = min(workers, 8)
@@ -88,12 +84,8 @@ def summarize_runs(locations: Sequence[RunLocation], *, workers: int | None = No
 
 def scan_rows(root: str | os.PathLike[str], *, workers: int | None = None, verdicts: bool = False,
               while_waiting: Callable[[], object] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
-    """The run table as plain rows (every key of :func:`scan_columns`, sorted by ``run_id``), and the
-    problems found while walking (unreadable folders).
-
-    What the CLI prints; it needs no pandas, whose import would dominate a cold scan of a small tree.
-    A missing root raises :class:`ResultsRootError`.
-    """
+    """The run table as plain rows sorted by ``run_id``, and the problems found while walking; no pandas,
+    whose import would dominate the CLI's scan of a small tree."""
     root_path = Path(root)
     if not root_path.is_dir():
         raise ResultsRootError(f"results root not found or not a folder: {root}")
@@ -113,12 +105,10 @@ def scan_columns(verdicts: bool) -> list[str]:
 
 
 def scan(root: str | os.PathLike[str], *, workers: int | None = None, verdicts: bool = False) -> pd.DataFrame:
-    """The run table of a results root as a DataFrame: one row per run, sorted by ``run_id`` (columns in
-    the README; counts are nullable ``Int64``).
+    """The run table as a DataFrame, one row per run sorted by ``run_id``; counts are nullable ``Int64``.
 
-    An empty tree gives an empty table with the same columns; a missing root raises
-    :class:`ResultsRootError`. ``verdicts`` adds the analyzer's ``verdict`` and ``verdict_reason``.
-    Problems found while walking (unreadable folders) are in ``frame.attrs["problems"]``.
+    A missing root raises :class:`ResultsRootError`. ``verdicts`` adds the analyzer's ``verdict`` and
+    ``verdict_reason``; problems found while walking are in ``frame.attrs["problems"]``.
     """
     # pandas is slow to import: do it while the parser processes work (they never need it).
     rows, problems = scan_rows(root, workers=workers, verdicts=verdicts,

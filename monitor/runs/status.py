@@ -1,31 +1,12 @@
 """Run status from files alone: running, stalled, crashed, finished or unknown, plus an ETA and a dead-Dice flag.
 
-A results tree says nothing directly about live processes, so status is inferred from what nnU-Net writes:
-``Training done.`` / ``checkpoint_final.pth`` / a final validation mean the run finished; a log that stopped
-changing for much longer than an epoch takes means the process is hung or gone. Everything here is a pure
-function of :class:`StatusInputs` (the watcher re-evaluates it on a timer with a new ``now``), so each
-boundary is tested on numbers, not on sleeping processes.
-
-How the time limits are chosen
-------------------------------
-nnU-Net touches its log only at epoch boundaries, so in a healthy run the log is quiet for about one epoch at a
-time. The *cadence* (time between two epoch ends) is the epoch time plus what nnU-Net does between epochs
-(saving ``checkpoint_latest`` and ``checkpoint_best``, slow on a network drive). In real logs the gap between
-two epochs rarely exceeds the typical cadence by much; the large gaps are I/O stalls and crashes. Hence:
-
-* **stalled** after ``STALL_FACTOR`` typical epochs of silence (well above healthy jitter) but never before
-  ``STALL_FLOOR_S``: with seconds-long epochs (small 2D datasets, the test trainer) one checkpoint save or a
-  busy file server is many epochs long;
-* **crashed** after ``CRASH_FACTOR`` typical epochs (and at least ``CRASH_FLOOR_S``) with no finish marker.
-  Files cannot tell a hung process from a dead one; when the caller knows (a job registry, ``squeue``),
-  ``alive`` overrides the clock: a live job is never called crashed, a job known dead is crashed at once. A
-  run that writes again simply returns to ``running``;
-* before the first epoch completes the typical epoch is unknown and start-up (dataset unpacking,
-  ``torch.compile``) can be long: ``UNKNOWN_STALL_S`` / ``UNKNOWN_CRASH_S`` apply.
-
-The typical epoch is the median cadence of the last ``RECENT_EPOCHS`` consecutive epochs when their end times
-are known (it includes the between-epoch saves), else the median of the logged epoch times. The same number
-drives the ETA.
+``Training done.``, a final checkpoint or a final validation mean finished. nnU-Net writes its log only at
+epoch boundaries, so silence is measured in typical epochs (the median time between epoch ends, which includes
+the checkpoint saves): **stalled** after ``STALL_FACTOR`` of them, **crashed** after ``CRASH_FACTOR``, each
+with a floor because one save on a busy file server can outlast many seconds-long epochs. Before the first
+epoch (start-up can be long) the ``UNKNOWN_*`` limits apply. Files cannot tell a hung process from a dead one:
+where the caller knows (``alive``), a live job is never crashed and a dead one is crashed at once.
+Everything is a pure function of :class:`StatusInputs`, so the watcher re-evaluates it with a new ``now``.
 """
 
 from __future__ import annotations
@@ -60,9 +41,8 @@ CRASH_FLOOR_S = 1800.0
 UNKNOWN_STALL_S = 1800.0
 UNKNOWN_CRASH_S = 7200.0
 RECENT_EPOCHS = 20
-#: A run whose mean pseudo Dice was 0 or NaN for this many trailing epochs (of the last RECENT_EPOCHS) is not
-#: learning (nnU-Net issues #2318, #2734). Rare structures can legitimately sit at 0 for the first few epochs,
-#: so fewer epochs than this are not judged.
+#: Mean pseudo Dice 0 or NaN for this many trailing epochs: not learning (nnU-Net issues #2318, #2734). Rare
+#: structures can sit at 0 for the first few epochs, so fewer epochs are not judged.
 DEAD_DICE_MIN_EPOCHS = 10
 #: nnU-Net logs 4 decimals; a mean pseudo Dice below this is "0" for every practical purpose.
 DEAD_DICE_TOLERANCE = 1e-3
@@ -83,11 +63,7 @@ class RunStatus(str, Enum):
 
 @dataclass(frozen=True)
 class StatusInputs:
-    """Everything status depends on, so the rule is a pure, testable function.
-
-    ``alive`` is what the caller knows about the training process: True (a job/process is alive), False (known
-    dead), None (unknown).
-    """
+    """Everything status depends on; ``alive``: the job is alive (True), known dead (False) or unknown (None)."""
 
     now: float
     last_update: float | None  # newest log mtime (seconds since the epoch)
@@ -118,10 +94,7 @@ class RunAssessment:
 def typical_epoch_seconds(epoch: Sequence[int] | np.ndarray, epoch_time_s: Sequence[float] | np.ndarray,
                           epoch_end_s: Sequence[float] | np.ndarray | None = None) -> float:
     """Median cadence of the last RECENT_EPOCHS consecutive epochs, else median logged epoch time, else NaN.
-
-    ``epoch_end_s`` are end times in seconds (NaN where unknown). Gaps across a resume (epoch numbers not
-    consecutive, or going back) are skipped: they measure downtime, not speed.
-    """
+    Gaps across a resume (epoch numbers not consecutive) are skipped: they measure downtime, not speed."""
     epochs = np.asarray(epoch, dtype=np.float64)[-(RECENT_EPOCHS + 1):]
     if epoch_end_s is not None and epochs.size >= 6:
         ends = np.asarray(epoch_end_s, dtype=np.float64)[-(RECENT_EPOCHS + 1):]

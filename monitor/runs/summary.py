@@ -19,11 +19,7 @@ def iso_seconds(timestamp: float | None) -> str | None:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """One run in one row: where it is, how far it got, its status and what is wrong with it.
-
-    Immutable (its lists are tuples), so the watcher shares one object with every reader. Fields are the run
-    table's columns, in order; :meth:`row` is the plain form that DataFrames, JSON and events carry.
-    """
+    """One run in one row: the run table's columns, in order. Immutable, so the watcher shares it."""
 
     run_id: str
     nnunet_version: str

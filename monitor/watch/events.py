@@ -1,18 +1,15 @@
 """The watcher's event stream: immutable events with contiguous version numbers in a bounded buffer.
 
-A UI that polls asks "what changed since version v" instead of diffing every run's row: every state change the
-watcher publishes is one event and one version step, so the answer is a slice of the buffer. The buffer is
-bounded (a UI that went away must not grow memory forever); a caller whose ``v`` fell off its end is told
-to take a full snapshot instead (``Changes.events is None``).
+"What changed since version v" is a slice of the buffer. It is bounded (a UI that went away must not grow
+memory forever); a caller whose ``v`` fell off its end must take a full snapshot (``Changes.events is None``).
 
 Kinds and their ``data``:
 
-* ``run_added``: the run's summary row (``moved_from`` when it is a renamed run);
-* ``epoch``: one newly completed epoch: ``epoch, mean_fg_dice, ema_fg_dice, lr, train_loss, val_loss,
-  dice_1..dice_K, epoch_time_s, epoch_end`` (ISO 8601, UTC);
-* ``status``: ``status``, ``previous``, ``reason``, ``eta_s``, ``eta``;
-* ``run_updated``: the new summary row, for changes that are neither an epoch nor a status (a checkpoint
-  read, a final validation Dice, a log replaced by a shorter one);
+* ``run_added``: the summary row (``moved_from`` for a renamed run); ``run_updated``: the new summary row when
+  neither an epoch nor the status changed (a checkpoint read, a final validation Dice, a shorter log);
+* ``epoch``: one new epoch: ``epoch, mean_fg_dice, ema_fg_dice, lr, train_loss, val_loss, dice_1..dice_K,
+  epoch_time_s, epoch_end`` (ISO 8601, UTC);
+* ``status``: ``status``, ``previous``, ``reason``, ``eta_s``, ``eta``, ``dead_dice``;
 * ``run_removed``: ``reason`` (and ``moved_to`` for a renamed run).
 """
 

@@ -1,15 +1,9 @@
 """Which watchdog observer suits a results root: inotify on local disks, polling on network file systems.
 
-inotify only reports changes made through this machine's kernel. On NFS, SMB, sshfs and the other network
-or FUSE file systems, a trainer on another node appends to the log without this kernel ever knowing, so
-inotify stays silent forever; there, only polling works. The root's file system is read from
-``/proc/self/mountinfo`` (the mount whose mount point is the longest prefix of the root's real path).
-
-inotify has per-user limits (``fs.inotify.max_user_watches``: one watch per folder; ``max_user_instances``).
-watchdog raises ``ENOSPC``/``EMFILE`` only when the *root* cannot be watched and silently skips folders
-below it that do not fit, which would leave runs unwatched without a word. So the folders are counted
-first and compared with the limit, and a failure to start falls back to polling too, with a message that
-says how to raise the limit.
+inotify never sees writes made by another machine (NFS, SMB, FUSE), so there only polling works; the root's
+file system comes from ``/proc/self/mountinfo``. watchdog silently skips folders beyond inotify's watch
+limit, which would leave runs unwatched, so the folders are counted first; over the limit, or failing to
+start, the watcher polls and says how to raise the limit.
 """
 
 from __future__ import annotations
@@ -152,14 +146,9 @@ def _limit_message(detail: str, interval: float) -> str:
 
 def start_observer(handler: FileSystemEventHandler, root: str | os.PathLike[str],
                    choice: ObserverChoice) -> tuple[BaseObserver, ObserverChoice]:
-    """Schedule ``handler`` recursively on ``root`` and start; returns the observer and what actually runs.
-
-    inotify that cannot cover the tree (watch limit, instance limit) becomes polling, with the reason.
-    """
-    # watchdog 7 warns "Callback with id ... already exists" when a folder created with subfolders in it
-    # (``mkdir -p``, a copied run) is registered twice: harmless, but the warning is raised in its shared inotify
-    # thread, and where warnings are errors (``-W error``, pytest's filterwarnings) that thread dies and every
-    # inotify watcher in the process goes silent. The duplicate is expected here, so the warning is dropped.
+    """Schedule ``handler`` recursively on ``root`` and start; returns the observer and what actually runs."""
+    # watchdog warns "Callback with id ... already exists" for a folder created with subfolders: harmless, but
+    # where warnings are errors that kills its shared inotify thread and silences every watcher, so drop it.
     warnings.filterwarnings("ignore", message=r"Callback with id .* already exists for watch",
                             category=RuntimeWarning)
     if choice.kind == "inotify":

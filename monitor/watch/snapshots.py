@@ -1,13 +1,7 @@
 """What a watcher publishes: an immutable snapshot per run, and the events that lead from one to the next.
 
-The watcher's worker thread hands a freshly refreshed :class:`~monitor.runs.reader.RunReader` to
-:class:`Publisher`, which assesses the status, builds the summary, freezes the curves and appends the events
-that describe the step under the same lock that installs the new :class:`RunSnapshot`, so readers never see a
-half-updated run.
-
-The one subtle rule is which merged rows are *new epochs* (:func:`new_rows`): appended rows are new; after a
-resume (a new session replaying epochs from its checkpoint) the replayed rows are new too, even when their
-values repeat; a checkpoint's full-precision copy of a logged epoch is not.
+:class:`Publisher` appends a step's events under the same lock that installs the new :class:`RunSnapshot`, so
+readers never see a half-updated run. :func:`new_rows` decides which rows are new epochs.
 """
 
 from __future__ import annotations
@@ -45,10 +39,7 @@ Liveness = Callable[[str], "bool | None"] | Collection[str]
 
 @dataclass(frozen=True)
 class RunSnapshot:
-    """One run as published at ``version``: never changes; a newer state is a new object.
-
-    ``curves`` is the merged per-epoch series with read-only arrays.
-    """
+    """One run as published at ``version``; never changes (``curves`` arrays are read-only)."""
 
     run_id: str
     location: RunLocation
@@ -90,9 +81,9 @@ class TrackedRun:
 class Publisher:
     """The published runs and their event log; written by the worker thread only, read under ``state``."""
 
-    def __init__(self, max_events: int, clock: Callable[[], float], liveness: Liveness | None) -> None:
+    def __init__(self, clock: Callable[[], float], liveness: Liveness | None) -> None:
         self.state = threading.Condition()
-        self.log = EventLog(max_events)
+        self.log = EventLog()
         self.runs: dict[str, RunSnapshot] = {}
         self.liveness = liveness
         self._clock = clock
@@ -176,8 +167,7 @@ class Publisher:
 
 
 def freeze_curves(curves: Curves) -> Curves:
-    """Mark the arrays read-only: snapshots share them with every reader (the run reader never writes them
-    in place; it builds new arrays on each change)."""
+    """Mark the arrays read-only: snapshots share them (the reader builds new arrays on each change)."""
     for name in curves.__dataclass_fields__:
         array = getattr(curves, name)
         if isinstance(array, np.ndarray):
@@ -196,8 +186,8 @@ def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _rows_differ(old: Curves, new: Curves, rows: slice) -> np.ndarray:
-    """Per row: another epoch, other values, or another log session (a deterministic replay after a resume has
-    the same values but is still new). A checkpoint's full-precision copy of a logged epoch is the same row."""
+    """Per row: another epoch, other values, or another log session (a replay after a resume is new even with
+    the same values). A checkpoint's full-precision copy of a logged epoch is the same row."""
     differs = old.epoch[rows] != new.epoch[rows]
     for column in ("train_loss", "val_loss", "mean_fg_dice"):
         differs |= ~_same(getattr(old, column)[rows], getattr(new, column)[rows])
@@ -207,11 +197,7 @@ def _rows_differ(old: Curves, new: Curves, rows: slice) -> np.ndarray:
 
 
 def new_rows(old: Curves, new: Curves) -> range:
-    """Rows of ``new`` that are new epochs: appended ones, or those a resumed session replaced.
-
-    Fast path (an append): the old last row is unchanged, so only the rows after it are new, O(appended).
-    Otherwise (a resume, a replaced log) compare the common prefix and start at the first row that differs.
-    """
+    """Rows of ``new`` that are new epochs: appended ones, or from the first row a resume or new log replaced."""
     n_old, n_new = len(old), len(new)
     if n_old == 0:
         return range(n_new)

@@ -1,18 +1,12 @@
 """Live watcher over one results root: every new epoch, run, finished and dead run, as it happens.
 
-This module is the event loop. watchdog's observer thread (:mod:`monitor.watch.fs` picks inotify or polling)
-only records *which* run or folder changed; one worker thread owns every run's
-:class:`~monitor.runs.reader.RunReader`, applies folder changes (discover, remove, rename), refreshes the runs
-that are due (each reads only what was appended since its last call) and runs the status timer. What it read
-is published by :mod:`monitor.watch.snapshots` as immutable snapshots and events, so a UI thread never waits
-for disk I/O.
+watchdog's thread only records which run or folder changed; one worker thread owns every run's reader,
+applies folder changes, refreshes the runs that are due and runs the status timer, and publishes immutable
+snapshots and events (:mod:`monitor.watch.snapshots`), so a UI thread never waits for disk I/O. Share one
+watcher per root: one set of inotify watches, one read of each byte.
 
-Make one watcher per results root and share it (the dashboard keeps it in ``st.cache_resource``): every reader
-of the root then shares one set of inotify watches and one read of each byte.
-
-Failure model (TensorBoard's): a folder that is gone drops its run; an ``OSError`` anywhere else (a flaky
-network mount) keeps the last state and retries with backoff; an unexpected exception is logged and the
-worker goes on.
+Failures: a folder that is gone drops its run; any other ``OSError`` (a flaky mount) keeps the last state and
+retries with backoff; an unexpected exception is logged and the worker goes on.
 """
 
 from __future__ import annotations
@@ -46,6 +40,8 @@ log = logging.getLogger("nnwatch.watch")
 
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 30.0
+# A checkpoint being rewritten (nnU-Net saves in place) is read this long after its last event, not at once.
+_CHECKPOINT_DELAY_S = 0.5
 _IGNORED_EVENTS = frozenset({"opened", "closed_no_write", "attrib"})
 
 
@@ -70,20 +66,14 @@ class ResultsWatcher:
     """Watch one results root; use as a context manager or call :meth:`start` / :meth:`stop`.
 
     ``poll``: polling interval in seconds (None: inotify unless the root is on a network file system).
-    ``liveness``: see :data:`Liveness`. ``tick_s``: how often time-based status is re-evaluated.
-    ``reconcile_s``: how often every run is refreshed and the tree walked again without an event — the safety
-    net for events that never come (inotify queue overflow, folders beyond the watch limit, clock games on
-    network mounts); it costs one ``listdir`` and a few ``stat`` per run.
-    ``settle_s``: how long a checkpoint being written may go without a retry (nnU-Net writes in place).
-    ``max_events``: size of the event buffer behind :meth:`changes_since`. ``clock``: wall-clock time for
-    status and event times (compared with file mtimes); tests pass a fake one to cross status limits.
+    ``tick_s``: how often time-based status is re-evaluated. ``reconcile_s``: how often every run is
+    refreshed and the tree walked again, the safety net for events that never come (inotify overflow, the
+    watch limit). ``clock``: wall-clock time, compared with file mtimes; tests pass a fake one.
     """
 
     def __init__(self, root: str | os.PathLike[str], *, poll: float | None = None,
-                 liveness: Liveness | None = None, tick_s: float = 1.0, settle_s: float = 0.5,
-                 reconcile_s: float = 60.0,
-                 max_events: int = 10_000, checkpoints: str = "always", mountinfo: str | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 liveness: Liveness | None = None, tick_s: float = 1.0, reconcile_s: float = 60.0,
+                 mountinfo: str | None = None, clock: Callable[[], float] = time.time) -> None:
         self.root = Path(root).absolute()
         if not self.root.is_dir():
             raise FileNotFoundError(f"results root not found or not a folder: {root}")
@@ -93,8 +83,6 @@ class ResultsWatcher:
         self._clock = clock
         self._tick_s = tick_s
         self._reconcile_s = reconcile_s
-        self._settle_s = settle_s
-        self._checkpoints = checkpoints
         self.notes: list[str] = []  # discovery problems and the observer fallback, for the UI
         # observer thread -> worker
         self._work = threading.Condition()
@@ -104,18 +92,15 @@ class ResultsWatcher:
         # worker-private
         self._runs: dict[str, TrackedRun] = {}
         self._not_runs: set[str] = set()  # fold-like folders whose parents follow no layout (names never change)
-        self._published = Publisher(max_events, clock, liveness)
+        self._published = Publisher(clock, liveness)
         self._state = self._published.state  # what readers of the watcher wait on
         self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
 
     # -- life cycle ----------------------------------------------------------------------------------
     def start(self) -> ResultsWatcher:
-        """Start the observer, read every run once (``run_added`` events), then follow changes.
-
-        The observer starts first so nothing written during the initial read is missed; events that arrive
-        meanwhile wait for the worker and cost only the bytes appended since.
-        """
+        """Start the observer (first, so nothing written meanwhile is missed), read every run once
+        (``run_added`` events), then follow changes."""
         if self._thread is not None:
             raise RuntimeError("watcher already started")
         self._observer, self._choice = start_observer(_Handler(self), self.root, self._choice)
@@ -172,10 +157,8 @@ class ResultsWatcher:
             return self._published.runs.get(run_id)
 
     def changes_since(self, version: int, timeout: float | None = None) -> Changes:
-        """``(new_version, events)`` after ``version``; ``events is None``: too old, take a :meth:`snapshot`.
-
-        With ``timeout``, wait up to that many seconds for something to happen (long polling).
-        """
+        """``(new_version, events)`` after ``version`` (None: too old, take a :meth:`snapshot`); with
+        ``timeout``, wait up to that long for something to happen (long polling)."""
         with self._state:
             if timeout is not None and self._published.log.version == version:
                 self._state.wait_for(lambda: self._published.log.version != version or self._stopping, timeout)
@@ -215,7 +198,7 @@ class ResultsWatcher:
         name = path.rpartition(os.sep)[2]
         if inside and name != "summary.json":
             return  # validation outputs: only their summary.json matters
-        self._schedule(run_id, self._settle_s if kind == "modified" and _is_checkpoint(name) else 0.0)
+        self._schedule(run_id, _CHECKPOINT_DELAY_S if kind == "modified" and _is_checkpoint(name) else 0.0)
 
     def _run_id_of(self, path: str) -> tuple[str | None, bool]:
         """The run id of a file path (its first ``fold_*`` folder) and whether it lies deeper inside the run."""
@@ -349,7 +332,7 @@ class ResultsWatcher:
         if location.run_id in self._runs:
             self._refresh(location.run_id)
             return
-        reader = RunReader(location, checkpoints=self._checkpoints, checkpoint_settle_s=CHECKPOINT_SETTLE_S)
+        reader = RunReader(location, checkpoint_settle_s=CHECKPOINT_SETTLE_S)
         try:
             reader.refresh()
         except FileNotFoundError:
