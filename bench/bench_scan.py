@@ -4,7 +4,7 @@ Compares, each as a fresh process reading from the page cache:
   cat       — reading the same bytes and nothing else (the floor);
   baseline  — a straightforward line-by-line regex parser into pandas, as public nnU-Net log tools do;
   nnwatch   — ``nnwatch scan ROOT --format json`` (with and without the analyzer's verdicts), and the
-              library call ``monitor.runs.scan(ROOT)``, which also imports pandas and builds the DataFrame.
+              library call ``monitor.run_table(ROOT)``, which also imports pandas and builds the DataFrame.
 
 Run:  .venv/bin/python bench/bench_scan.py [--runs 750] [--epochs 1000] [--repeat 3]
 The tree is generated once under bench/out/ (git-ignored) and reused.

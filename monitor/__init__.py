@@ -1,24 +1,22 @@
 """nnwatch's monitor: read nnU-Net results trees (v2 and v1) into pandas, incrementally.
 
 Sub-packages, from the bottom up: ``logs`` (one log file), ``checkpoints`` (curves inside a checkpoint, read
-safely), ``runs`` (where runs are, their metadata, one merged series and summary per run, many runs),
-``watch`` (a live results root), ``analyze`` (is Dice still improving?), ``report`` (PNG reports), and
-``synth`` (synthetic nnU-Net runs for the demo, the tests and the benchmarks).
+safely), ``runs`` (where runs are, their metadata, one merged series and summary per run), ``analyze`` (is Dice still
+improving?), ``run_table`` (every run of a tree with its verdict, in parallel), ``watch`` (a live results root),
+``report`` (PNG reports), and ``synth`` (synthetic nnU-Net runs for the demo, the tests and the benchmarks).
 """
 
 from typing import Any
 
+from monitor.run_table import ResultsRootError, scan, summarize_runs
 from monitor.runs import (
     CURVE_COLUMNS,
     SUMMARY_COLUMNS,
-    ResultsRootError,
     RunLocation,
     RunReader,
     discover_runs,
     load_run,
     locate_run,
-    scan,
-    summarize_runs,
 )
 
 __all__ = [

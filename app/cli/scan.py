@@ -66,7 +66,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         table.to_csv(sys.stdout, index=False)
         return EXIT_OK
     # JSON and the table need no DataFrame: printing the rows spares a cold scan the pandas import.
-    from monitor.runs.scan import scan_rows
+    from monitor.run_table import scan_rows
 
     rows, problems = scan_rows(root, workers=args.workers, verdicts=args.verdicts)
     if args.format == "json":

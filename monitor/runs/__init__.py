@@ -3,7 +3,6 @@
 from monitor.runs.layout import RunLocation, discover_runs, locate_run, parse_run_path
 from monitor.runs.merge import Curves
 from monitor.runs.reader import CURVE_COLUMNS, RunReader, curves_frame, load_run
-from monitor.runs.scan import ResultsRootError, ScannedRun, scan, summarize_runs
 from monitor.runs.status import RunAssessment, RunStatus
 from monitor.runs.summary import SUMMARY_COLUMNS, RunSummary
 
@@ -11,18 +10,14 @@ __all__ = [
     "CURVE_COLUMNS",
     "SUMMARY_COLUMNS",
     "Curves",
-    "ResultsRootError",
     "RunAssessment",
     "RunLocation",
     "RunReader",
     "RunStatus",
     "RunSummary",
-    "ScannedRun",
     "curves_frame",
     "discover_runs",
     "load_run",
     "locate_run",
     "parse_run_path",
-    "scan",
-    "summarize_runs",
 ]

@@ -1,6 +1,7 @@
-"""Many runs: discover every fold folder under a results root and build the run table.
+"""The run table of a results tree: every fold folder found, summarized, and given the analyzer's verdict.
 
-Parsing is CPU-bound, so large trees are split across forked workers that return only summaries.
+It sits above ``runs`` and ``analyze`` and joins them. Parsing is CPU-bound, so large trees are split across forked
+workers that return only summaries.
 """
 
 from __future__ import annotations
