@@ -65,3 +65,17 @@ def test_smoothing_does_not_lag_and_invents_nothing() -> None:
     assert np.isnan(out[[10, 50]]).all() and np.isfinite(np.delete(out, [10, 50])).all()
     assert out[11] == pytest.approx(np.mean([9, 11, 12, 13]))
     np.testing.assert_array_equal(smooth(ramp, 1), ramp)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_smoothing_is_the_centred_rolling_mean_of_pandas(seed: int) -> None:
+    """An independent oracle: pandas' centred rolling mean over the finite values, NaN kept where it was."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        values = rng.normal(size=int(rng.integers(1, 80)))
+        values[rng.random(values.size) < 0.25] = np.nan
+        window = int(rng.integers(0, 40))
+        expected = values if window <= 1 else pd.Series(values).rolling(window, center=True, min_periods=1).mean()
+        expected = np.where(np.isnan(values), np.nan, expected)
+        np.testing.assert_allclose(smooth(values, window), expected, rtol=1e-12, atol=1e-12)
