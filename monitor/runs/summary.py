@@ -10,6 +10,7 @@ from monitor.runs.status import RunAssessment, RunStatus
 
 __all__ = ["SUMMARY_COLUMNS", "RunSummary", "assessment_fields", "iso_seconds"]
 
+
 def iso_seconds(timestamp: float | None) -> str | None:
     """The run table's time format (``2024-03-09T07:05:01Z``) for seconds since the epoch."""
     if timestamp is None:
