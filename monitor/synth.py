@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-__all__ = ["START", "CurveSpec", "Curves", "FakeRun", "RunSpec", "log_line", "make_run_dir", "synth_curves",
+from monitor.runs.merge import ema
+
+__all__ = ["START", "CurveSpec", "FakeRun", "RunSpec", "log_line", "make_run_dir", "synth_curves",
            "v1_epoch", "v2_epoch", "write_folds", "write_run", "write_tree"]
 
 START = datetime(2024, 3, 9, 7, 5, 1)
@@ -74,7 +75,7 @@ class CurveSpec:
 
 
 @dataclass
-class Curves:
+class SyntheticCurves:
     """Per-epoch values for the whole schedule (a live writer reads ahead), full precision."""
 
     lr: np.ndarray
@@ -85,7 +86,7 @@ class Curves:
     ema: np.ndarray  # nnU-Net's ema_fg_dice: 0.9 · previous + 0.1 · mean over classes
 
 
-def synth_curves(spec: CurveSpec, planned_epochs: int) -> Curves:
+def synth_curves(spec: CurveSpec, planned_epochs: int) -> SyntheticCurves:
     """Seeded curves with nnU-Net's shape: a saturating rise, AR(1) noise, and a small rise as the lr anneals."""
     rng = np.random.default_rng(spec.seed)
     n = planned_epochs
@@ -110,8 +111,7 @@ def synth_curves(spec: CurveSpec, planned_epochs: int) -> Curves:
     drift = np.convolve(rng.normal(0, 0.02, n + 49), np.ones(50) / 50, mode="valid")[:n]
     spikes = np.where(rng.random(n) < 0.01, rng.uniform(0.1, 0.4, n), 0.0)
     epoch_time = spec.epoch_time_s * (1.0 + drift + rng.normal(0, 0.004, n) + spikes)
-    ema = pd.Series(mean).ewm(alpha=0.1, adjust=False).mean().to_numpy()
-    return Curves(lr, train_loss, val_loss, dice, epoch_time, ema)
+    return SyntheticCurves(lr, train_loss, val_loss, dice, epoch_time, ema(mean))
 
 
 def make_run_dir(root: Path, dataset: str = "Dataset001_Fake", trainer: str = "nnUNetTrainer",
@@ -144,7 +144,7 @@ class FakeRun:
     next_epoch: int = 0
     version: str = "v2"
     best_lines: bool = False
-    curves: Curves = field(init=False, repr=False)
+    curves: SyntheticCurves = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.curves = synth_curves(self.spec, self.planned_epochs)
