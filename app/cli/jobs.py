@@ -7,19 +7,16 @@ Exit codes follow app/cli/main.py: 0 success, 1 a failed pre-flight check or job
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from app.cli.common import print_json
 
 if TYPE_CHECKING:
     from trainer import JobRegistry
 
 __all__ = ["add_parsers"]
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
 
 
 def _registry(args: argparse.Namespace) -> JobRegistry:
@@ -42,7 +39,7 @@ def cmd_extend(args: argparse.Namespace) -> int:
         return 2
     if args.dry_run:
         if args.json:
-            _print_json(plan.to_dict())
+            print_json(plan.to_dict())
         else:
             print(f"parent:      {plan.parent.run_id}" + (f" ({plan.parent_epochs} epochs)" if plan.parent_epochs
                                                           else ""))
@@ -62,7 +59,7 @@ def cmd_extend(args: argparse.Namespace) -> int:
         print(f"nnwatch: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        _print_json(job.to_dict())
+        print_json(job.to_dict())
     else:
         print(f"job {job.job_id}: {job.state.value} ({job.backend}) → {job.new_run_id}")
         print(f"log: {job.log_path}")
@@ -75,7 +72,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     """Reconcile the registry with the backends, then list jobs."""
     jobs = _registry(args).refresh()
     if args.json:
-        _print_json([job.to_dict() for job in jobs])
+        print_json([job.to_dict() for job in jobs])
         return 0
     if not jobs:
         print("no jobs")
@@ -101,7 +98,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         print(f"nnwatch: cannot cancel {args.job_id}: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        _print_json(job.to_dict())
+        print_json(job.to_dict())
     else:
         print(f"job {job.job_id}: {job.state.value}" + (f" ({job.reason})" if job.reason else ""))
     return 0
