@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 
+from monitor.state import state_dir
 from trainer.backends import Backend, BackendError, Launched, Observation
 from trainer.jobs import Job, utc_now
 from trainer.names import validate_name
@@ -73,14 +74,12 @@ class JobNotFoundError(KeyError):
 
 
 def default_db_path(environ: Mapping[str, str] | None = None) -> Path:
-    """``NNWATCH_JOBS_DB``, else ``jobs.sqlite3`` in the user's data folder (platformdirs)."""
+    """``NNWATCH_JOBS_DB``, else ``jobs.sqlite3`` in nnwatch's state folder (``monitor.state``)."""
     environ = os.environ if environ is None else environ
     configured = environ.get("NNWATCH_JOBS_DB")
     if configured:
         return Path(configured).expanduser().absolute()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("nnwatch")) / "jobs.sqlite3"
+    return state_dir(environ) / "jobs.sqlite3"
 
 
 def _age_s(timestamp: str) -> float:

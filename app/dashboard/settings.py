@@ -6,7 +6,9 @@ environment is the one channel that reaches it unchanged from ``nnwatch serve``,
 
 ==========================  ==========================================================================
 ``NNWATCH_ROOT``            results tree to watch (else ``$nnUNet_results``, else the bundled demo)
-``NNWATCH_JOBS_DB``         job registry (SQLite); default: the user's data folder (demo: beside it)
+``NNWATCH_STATE``           nnwatch's state folder (job registry, index, notifications); default: the
+                            user's data folder
+``NNWATCH_JOBS_DB``         job registry (SQLite); default: ``jobs.sqlite3`` in the state folder (demo: beside it)
 ``NNWATCH_HOST``            the address ``serve`` bound to (Streamlit's ``server.address`` wins)
 ``NNWATCH_USERS_FILE``      ``user:scrypt$...`` lines; needed for actions when not on 127.0.0.1
 ``NNWATCH_OPEN_VIEW``       ``1``: viewing needs no login even when bound to a public address
