@@ -48,6 +48,8 @@ class RunSummary:
     training_done: bool
     log_files: int
     problems: tuple[str, ...]
+    stop_cause: str | None = None  # why a run stopped before its planned end, where known
+    stop_evidence: str | None = None  # the lines that show it
 
     def row(self) -> dict[str, Any]:
         """The plain row: every column in order, the status as its string, tuples as fresh lists."""
