@@ -4,6 +4,8 @@
 shell) and passes the results root and options through the environment, which is the one channel that
 reaches Streamlit's script unchanged. It binds to 127.0.0.1 unless told otherwise; bound anywhere else,
 the dashboard asks for a login before any action (see :mod:`app.auth`). Ctrl-C or SIGTERM stops the child.
+Where a notification config exists, this process also runs the notifier in the background, so messages go out
+whether or not a browser is open.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 
 from app.auth import UsersFileError, add_user, is_loopback
+from app.cli.notify import start_background_notifier
 
 __all__ = ["add_parsers", "serve_env", "streamlit_argv"]
 
@@ -54,6 +57,8 @@ def serve_env(args: argparse.Namespace, environ: Mapping[str, str] | None = None
         env["NNWATCH_OPEN_VIEW"] = "1"
     if args.refresh:
         env["NNWATCH_REFRESH_S"] = str(args.refresh)
+    if getattr(args, "notify_config", None):
+        env["NNWATCH_NOTIFY_CONFIG"] = str(Path(args.notify_config).expanduser().absolute())
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
@@ -87,6 +92,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     what = f"runs under {Path(root).expanduser()}" if root else "bundled demo runs (no --root, no $nnUNet_results)"
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"nnwatch: serving {what} at http://{shown_host}:{args.port}", file=sys.stderr)
+    notifier = start_background_notifier(root, args.notify_config, args.jobs_db)
     child = subprocess.Popen(streamlit_argv(args.host, args.port), env=serve_env(args))
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -104,6 +110,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return child.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if notifier is not None:
+            notifier.stop()
 
 
 def _default_users_file() -> str:
@@ -149,6 +157,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     serve.add_argument("--open-view", action="store_true",
                        help="when not on 127.0.0.1: let anyone view; actions still need a login")
     serve.add_argument("--refresh", type=float, default=None, help="seconds between live updates (default 3)")
+    serve.add_argument("--notify-config", help="notification rules (default: $NNWATCH_NOTIFY_CONFIG or "
+                       "~/.config/nnwatch/notify.toml where it exists); sent from this process, no browser needed")
     serve.set_defaults(handler=cmd_serve)
 
     passwd = sub.add_parser("passwd", help="add or change a dashboard login (stored as a scrypt hash)")
