@@ -3,7 +3,7 @@
 ::
 
     base_url = "http://lab-server:8501"   # where the run-page links point (default http://127.0.0.1:8501)
-    quiet_s = 5                           # events to one URL within this window go out as one message
+    quiet_s = 3                           # events to one URL within this window go out as one message
 
     [[rule]]
     name = "lab"                          # optional; shown on the settings page
@@ -72,7 +72,7 @@ class NotifyConfig:
 
     rules: tuple[Rule, ...]
     base_url: str = DEFAULT_BASE_URL
-    quiet_s: float = 5.0
+    quiet_s: float = 3.0
     final_dice_wait_s: float = 1800.0  # a finished run waits this long for its final validation Dice
     jobs_poll_s: float = 3.0
     retry_max_s: float = 300.0

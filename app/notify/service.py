@@ -42,6 +42,16 @@ log = logging.getLogger("nnwatch.notify")
 BEHIND_CHECK_S = 60.0  # an extension is compared with its parent at most this often
 
 
+def _warm_up() -> None:
+    """Import the report renderer (matplotlib) ahead of the first finished run: seconds on a busy machine."""
+    try:
+        from matplotlib.backends import backend_agg  # noqa: F401
+
+        import monitor.report  # noqa: F401
+    except Exception:  # drawn without a report then
+        log.debug("cannot import the report renderer", exc_info=True)
+
+
 class Notifier:
     """Watch ``root`` and notify per ``config``; :meth:`start` / :meth:`stop` or a ``with`` block.
 
@@ -79,6 +89,7 @@ class Notifier:
         if self._threads:
             raise RuntimeError("notifier already started")
         self._poll_jobs(record=False)  # liveness before the watcher's first reading of every run
+        threading.Thread(target=_warm_up, name="nnwatch-notify-warm-up", daemon=True).start()
         if self._owns_watcher:
             self.watcher.start()
         self._threads = [threading.Thread(target=self._guarded, args=(self._detect_loop,), name="nnwatch-notify",
@@ -184,6 +195,7 @@ class Notifier:
 
     def _evaluate(self, snapshot: WatchSnapshot, run_ids: Iterable[str], *, baseline: bool = False) -> None:
         now = self._clock()
+        detected = time.time()  # the quiet window runs while the message is prepared (verdict, report)
         runs = [snapshot.runs[run_id] for run_id in run_ids if run_id in snapshot.runs]
         conditions = [c for run in runs for c in run_conditions(run, now, self.config.final_dice_wait_s)]
         new = set(self._new(conditions))
@@ -206,15 +218,15 @@ class Notifier:
                 log.exception("notifier: cannot describe %s for %s", sorted(events), run_id)
                 continue
             for notification in notifications:
-                self._record(notification, False)
+                self._record(notification, False, detected)
         if not baseline:
             self._check_extensions(snapshot, runs)
 
-    def _record(self, notification: Notification, baseline: bool) -> None:
+    def _record(self, notification: Notification, baseline: bool, detected: float | None = None) -> None:
         targets = [(rule.name, url, rule.attach_report)
                    for rule, url in self.config.targets(notification.event, notification.run_id,
                                                         notification.dataset or notification.run_id.split("/")[0])]
-        if self.outbox.record(notification, targets, baseline=baseline) and targets and not baseline:
+        if self.outbox.record(notification, targets, baseline=baseline, now=detected) and targets and not baseline:
             log.info("notifier: %s", notification.headline())
             self._wake.set()
 
