@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -89,9 +90,11 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 def start_background_notifier(root: str | None, config_path: str | None, jobs_db: str | None) -> Notifier | None:
     """For ``nnwatch serve``: the notifier in this process's background, or None (with the reason on stderr)
-    when there is no config or no results root."""
+    when there is no config or no results root, or ``NNWATCH_NOTIFY=off`` leaves it to ``nnwatch notify``."""
     from app.notify import default_config_path
 
+    if os.environ.get("NNWATCH_NOTIFY", "").lower() in ("0", "off", "no", "false"):
+        return None  # another process (a `nnwatch notify` service) sends them
     path = config_path or default_config_path()
     if config_path is None and not Path(path).is_file():
         return None

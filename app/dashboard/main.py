@@ -33,6 +33,8 @@ def _pages() -> list[st.Page]:
         st.Page(HERE / "views" / "compare.py", title="Compare", icon=":material/stacked_line_chart:",
                 url_path="compare"),
         st.Page(HERE / "views" / "jobs.py", title="Jobs", icon=":material/work_history:", url_path="jobs"),
+        st.Page(HERE / "views" / "notifications.py", title="Notifications", icon=":material/notifications:",
+                url_path="notifications"),
     ]
 
 

@@ -13,6 +13,8 @@ environment is the one channel that reaches it unchanged from ``nnwatch serve``,
 ``NNWATCH_USERS_FILE``      ``user:scrypt$...`` lines; needed for actions when not on 127.0.0.1
 ``NNWATCH_OPEN_VIEW``       ``1``: viewing needs no login even when bound to a public address
 ``NNWATCH_REFRESH_S``       how often live panels poll (default 3 s)
+``NNWATCH_NOTIFY_CONFIG``   notification rules (default ``notify.toml`` in the user's nnwatch config folder)
+``NNWATCH_ADMINS``          users who may edit the notification rules when not on 127.0.0.1
 ``NNWATCH_BACKEND_FACTORY`` ``module:callable`` returning a trainer Backend for a backend name; tests
                             use it to record launches instead of starting nnU-Net
 ``NNWATCH_DEMO_INTERVAL_S`` demo only: seconds between appended epochs (default 5)

@@ -11,6 +11,7 @@ job failed or was cancelled is crashed at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from app.notify import compare
-from app.notify.config import NotifyConfig
+from app.notify.config import ConfigError, NotifyConfig, load_config
 from app.notify.derive import (
     Condition,
     job_conditions,
@@ -83,6 +84,10 @@ class Notifier:
         self._threads: list[threading.Thread] = []
         self.report_dir = self.outbox.path.parent / "notification_reports"
         self.last_error: str | None = None  # the newest failed send, for a status line
+        self._config_stamp: int | None = None
+        if config.path is not None:
+            with contextlib.suppress(OSError):
+                self._config_stamp = config.path.stat().st_mtime_ns
 
     # -- life cycle ------------------------------------------------------------------------------------
     def start(self) -> Notifier:
@@ -172,6 +177,7 @@ class Notifier:
         while not self._stop.is_set():
             changes = self.watcher.changes_since(version, timeout=0.5)
             version = changes.version
+            self._reload_config()
             now = time.monotonic()
             if now >= next_jobs:
                 self._poll_jobs()
@@ -185,6 +191,27 @@ class Notifier:
                     continue
             snapshot = self.watcher.snapshot()
             self._evaluate(snapshot, snapshot.runs if touched is None else touched)
+
+    def _reload_config(self) -> None:
+        """Pick up an edited rules file; a broken edit keeps the rules in force (and says so, once)."""
+        path = self.config.path
+        if path is None:
+            return
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            return
+        if self._config_stamp is None:
+            self._config_stamp = stamp
+        if stamp == self._config_stamp:
+            return
+        self._config_stamp = stamp
+        try:
+            self.config = load_config(path)
+        except ConfigError as exc:
+            log.warning("notifier: keeping the previous rules: %s", exc)
+            return
+        log.info("notifier: rules reloaded from %s (%d rule(s))", path, len(self.config.rules))
 
     def _new(self, conditions: list[Condition]) -> list[str]:
         keys = list(dict.fromkeys(c.key for c in conditions))
