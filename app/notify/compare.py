@@ -60,7 +60,7 @@ class BehindCheck:
                      f"last {SPAN:.0%} of its schedule. Confidence: {self.sure}"
                      + (" (the gap is more than twice the margin of noise throughout)." if self.sure == "high" else
                         " (behind throughout, but by less than twice the margin of noise at times).")
-                     + " Stopping it now saves the rest of its GPU-hours.")
+                     + " Stopping it now saves the rest of its GPU-hours")
         return text + "."
 
 

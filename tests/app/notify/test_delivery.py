@@ -14,7 +14,7 @@ import pytest
 from notify_receivers import JsonReceiver, MailReceiver, live_run, python_argv, wait_for, write_config
 
 from app.notify import Notifier, Outbox, load_config
-from monitor.synth import CurveSpec
+from monitor.synth import CurveSpec, RunSpec, write_run
 from trainer import Job, JobRegistry, JobState
 from trainer.backends import LaunchRequest
 from trainer.local import LocalBackend
@@ -48,10 +48,10 @@ def root(tmp_path: Path) -> Path:
 
 
 def _notifier(tmp_path: Path, root: Path, urls: list[str], clock: Clock | None = None, extra: str = "",
-              registry: JobRegistry | None = None) -> Notifier:
+              registry: JobRegistry | None = None, behind_check_s: float = 60.0) -> Notifier:
     config = load_config(write_config(tmp_path / "notify.toml", urls, extra=extra))
     notifier = Notifier(root, config, outbox=Outbox(tmp_path / "state" / "notifications.sqlite3"),
-                        registry=registry, clock=clock or Clock())
+                        registry=registry, clock=clock or Clock(), behind_check_s=behind_check_s)
     notifier.start()
     wait_for(lambda: notifier.outbox.is_primed(str(root)), 30, "the notifier's first look at the tree")
     return notifier
@@ -216,3 +216,21 @@ def test_an_email_carries_the_run_report(tmp_path: Path, root: Path) -> None:
     text = "".join(str(part.get_payload(decode=True), "utf-8") for part in message.walk()
                    if part.get_content_type() == "text/plain")
     assert "run_finished: Dataset008_Mail" in text and "final validation Dice 0.8800" in text
+
+
+def test_an_extension_fallen_behind_its_parent_is_reported_with_how_sure(tmp_path: Path, root: Path,
+                                                                        receiver: JsonReceiver) -> None:
+    write_run(root, RunSpec("Dataset009_Spleen", "nnUNetTrainer", "3d_fullres", 0, 1000,
+                            CurveSpec((0.9, 0.8), timescale=0.1, noise=0.01, seed=1)), labels=("spleen", "vessel"))
+    extension = live_run(root, dataset="Dataset009_Spleen", trainer="nnUNetTrainer_2000epochs", planned=2000,
+                         epochs=900, spec=CurveSpec((0.8, 0.7), timescale=0.1, noise=0.01, seed=2))
+    notifier = _notifier(tmp_path, root, [receiver.url], extra="quiet_s = 0.5", behind_check_s=0.0)
+    try:
+        extension.epoch()
+        post = wait_for(lambda: receiver.messages("extension_behind"), 20, "extension_behind")[0]
+    finally:
+        notifier.stop()
+    text = post.body["message"]
+    assert "extension_behind: Dataset009_Spleen/nnUNetTrainer_2000epochs__nnUNetPlans__3d_fullres/fold_0" in text
+    assert "behind its parent Dataset009_Spleen/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0" in text
+    assert "Confidence: high" in text and "45% of its schedule" in text
