@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -81,7 +82,7 @@ def _stop(process: subprocess.Popen[str]) -> str:
 
 @pytest.mark.parametrize("command", ["notify", "serve"])
 def test_exactly_once_across_a_restart_of_the_process(command: str, tmp_path: Path, receiver: JsonReceiver,
-                                                      state: Path) -> None:
+                                                      state: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Headless ``nnwatch notify`` and ``nnwatch serve`` (no browser open) send each event once, and what
     happened while they were stopped on their next start."""
     root = tmp_path / "results"
@@ -116,3 +117,8 @@ def test_exactly_once_across_a_restart_of_the_process(command: str, tmp_path: Pa
     texts = "\n".join(post.body["message"] for post in receiver.posts)
     assert texts.count("run_finished: Dataset011_First") == 1
     assert texts.count("run_finished: Dataset012_Second") == 1
+    capsys.readouterr()
+    assert main(["notify", "--history", "--json"]) == 0
+    history = json.loads(capsys.readouterr().out)
+    assert sorted(row["run_id"].split("/")[0] for row in history) == ["Dataset011_First", "Dataset012_Second"]
+    assert {row["state"] for row in history} == {"sent"} and {row["event"] for row in history} == {"run_finished"}

@@ -239,3 +239,20 @@ def test_an_extension_fallen_behind_its_parent_is_reported_with_how_sure(tmp_pat
     assert "extension_behind: Dataset009_Spleen/nnUNetTrainer_2000epochs__nnUNetPlans__3d_fullres/fold_0" in text
     assert "behind its parent Dataset009_Spleen/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0" in text
     assert "Confidence: high" in text and "45% of its schedule" in text
+
+
+def test_a_run_that_stops_learning_and_one_that_stalls_are_reported(tmp_path: Path, root: Path,
+                                                                    receiver: JsonReceiver) -> None:
+    stalling = live_run(root, dataset="Dataset010_Colon", fold=0)
+    clock = Clock()
+    notifier = _notifier(tmp_path, root, [receiver.url], clock, extra="quiet_s = 0.5")
+    try:
+        live_run(root, dataset="Dataset010_Colon", fold=1, epochs=20, spec=CurveSpec((0.0, 0.0), noise=0.0, seed=4))
+        dead = wait_for(lambda: receiver.messages("dead_dice: Dataset010_Colon"), 20, "dead_dice")[0]
+        assert "fold_1" in dead.body["message"] and "not learning" in dead.body["message"]
+        clock.offset += 600  # 10 min of silence: stalled (after 5 min), not yet crashed (30 min)
+        stalled = wait_for(lambda: receiver.messages("run_stalled: Dataset010_Colon"), 20, "run_stalled")[0]
+    finally:
+        notifier.stop()
+    assert "fold_0" in stalled.body["message"] and "No new epoch since" in stalled.body["message"]
+    assert stalling.folder.is_dir()
