@@ -37,20 +37,8 @@ def _time(value: float | None) -> str:
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    if config is None:
-        return EXIT_USAGE
     from app.notify import Outbox, redact_url, send_test
 
-    if args.check:
-        print(f"nnwatch: {config.path}: {len(config.rules)} rule(s), {len(config.urls())} URL(s)", file=sys.stderr)
-        return EXIT_OK
-    if args.test:
-        results = send_test(config)
-        for result in results:
-            note = f"  ({result.error})" if result.error else ""
-            print(f"{'sent  ' if result.ok else 'FAILED'} {result.url}{note}")
-        return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED
     if args.history:
         rows = Outbox().history(args.history)
         if args.json:
@@ -62,6 +50,18 @@ def cmd_notify(args: argparse.Namespace) -> int:
                 print(f"{_time(r.sent_at or r.created_at)}  {r.state:7}  {r.event:18}  {r.run_id}  {redact_url(r.url)}"
                       + (f"  ({r.last_error})" if r.state != "sent" and r.last_error else ""))
         return EXIT_OK
+    config = _load(args.config)
+    if config is None:
+        return EXIT_USAGE
+    if args.check:
+        print(f"nnwatch: {config.path}: {len(config.rules)} rule(s), {len(config.urls())} URL(s)", file=sys.stderr)
+        return EXIT_OK
+    if args.test:
+        results = send_test(config)
+        for result in results:
+            note = f"  ({result.error})" if result.error else ""
+            print(f"{'sent  ' if result.ok else 'FAILED'} {result.url}{note}")
+        return EXIT_OK if all(result.ok for result in results) else EXIT_FAILED
     root = require_root(args.root)
     from app.notify import Notifier
     from trainer import JobRegistry
