@@ -152,21 +152,28 @@ class Outbox:
     def record(self, notification: Notification, targets: Sequence[tuple[str, str, bool]], *,
                baseline: bool = False, now: float | None = None) -> bool:
         """Record an event and its deliveries ``(rule name, url, attach)``; False when it was recorded before."""
+        return self.record_many([(notification, targets)], baseline=baseline, now=now)[0]
+
+    def record_many(self, items: Sequence[tuple[Notification, Sequence[tuple[str, str, bool]]]], *,
+                    baseline: bool = False, now: float | None = None) -> list[bool]:
+        """Record several events in one transaction, so a sender sees all of them or none (one message)."""
         now = time.time() if now is None else now
+        new: list[bool] = []
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO events (key, event, run_id, created_at, baseline, payload) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (notification.key, notification.event.value, notification.run_id, now, int(baseline),
-                     json.dumps({**asdict(notification), "event": notification.event.value})))
-                new = cursor.rowcount == 1
-                if new and not baseline:
-                    db.executemany(
-                        "INSERT OR IGNORE INTO deliveries (event_key, url, rule, attach, state, created_at, next_try)"
-                        " VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-                        [(notification.key, url, rule, int(attach), now, now) for rule, url, attach in targets])
+                for notification, targets in items:
+                    cursor = db.execute(
+                        "INSERT OR IGNORE INTO events (key, event, run_id, created_at, baseline, payload) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (notification.key, notification.event.value, notification.run_id, now, int(baseline),
+                         json.dumps({**asdict(notification), "event": notification.event.value})))
+                    new.append(cursor.rowcount == 1)
+                    if new[-1] and not baseline:
+                        db.executemany(
+                            "INSERT OR IGNORE INTO deliveries (event_key, url, rule, attach, state, created_at, "
+                            "next_try) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                            [(notification.key, url, rule, int(attach), now, now) for rule, url, attach in targets])
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -233,6 +240,12 @@ class Outbox:
                 "d.last_error FROM deliveries d JOIN events e ON e.key = d.event_key "
                 "ORDER BY COALESCE(d.sent_at, d.created_at) DESC, d.id DESC LIMIT ?", (limit,)).fetchall()
         return [HistoryRow(*row) for row in rows]
+
+    def pending_for(self, key: str) -> int:
+        """Deliveries of one event still waiting to be sent."""
+        with self._connect() as db:
+            return int(db.execute("SELECT COUNT(*) FROM deliveries WHERE event_key = ? AND state = 'pending'",
+                                  (key,)).fetchone()[0])
 
     def pending(self) -> int:
         with self._connect() as db:

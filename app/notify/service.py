@@ -30,7 +30,7 @@ from app.notify.derive import (
     run_notifications,
 )
 from app.notify.events import EventKind, Notification
-from app.notify.outbox import Outbox
+from app.notify.outbox import Batch, Outbox
 from app.notify.sender import send
 from monitor.runs import RunStatus
 from monitor.watch import ResultsWatcher, RunSnapshot, WatchSnapshot
@@ -154,10 +154,12 @@ class Notifier:
         conditions = [c for job in jobs for c in job_conditions(job)]
         new = self._new(conditions)
         by_key = {c.key: (c, job) for job in jobs for c in job_conditions(job)}
-        for key in new:
-            condition, job = by_key[key]
-            self._record(job_notification(job, condition.event) if not baseline else
-                         Notification(condition.event, condition.run_id, key, job_id=job.job_id), baseline)
+        if baseline:
+            for key in new:
+                condition, job = by_key[key]
+                self._record(Notification(condition.event, condition.run_id, key, job_id=job.job_id), True)
+            return
+        self._record_all([job_notification(job, by_key[key][0].event) for key in new], time.time())
 
     # -- detection -------------------------------------------------------------------------------------
     def _detect_loop(self) -> None:
@@ -244,18 +246,28 @@ class Notifier:
             except Exception:
                 log.exception("notifier: cannot describe %s for %s", sorted(events), run_id)
                 continue
-            for notification in notifications:
-                self._record(notification, False, detected)
+            self._record_all(notifications, detected)
         if not baseline:
             self._check_extensions(snapshot, runs)
 
+    def _targets(self, notification: Notification) -> list[tuple[str, str, bool]]:
+        dataset = notification.dataset or notification.run_id.split("/")[0]
+        return [(rule.name, url, rule.attach_report)
+                for rule, url in self.config.targets(notification.event, notification.run_id, dataset)]
+
     def _record(self, notification: Notification, baseline: bool, detected: float | None = None) -> None:
-        targets = [(rule.name, url, rule.attach_report)
-                   for rule, url in self.config.targets(notification.event, notification.run_id,
-                                                        notification.dataset or notification.run_id.split("/")[0])]
-        if self.outbox.record(notification, targets, baseline=baseline, now=detected) and targets and not baseline:
-            log.info("notifier: %s", notification.headline())
-            self._wake.set()
+        if baseline:
+            self.outbox.record(notification, (), baseline=True)
+            return
+        self._record_all([notification], detected)
+
+    def _record_all(self, notifications: list[Notification], detected: float | None = None) -> None:
+        """Record one run's events together: they leave in the same message."""
+        items = [(notification, self._targets(notification)) for notification in notifications]
+        for (notification, targets), new in zip(items, self.outbox.record_many(items, now=detected)):
+            if new and targets:
+                log.info("notifier: %s", notification.headline())
+                self._wake.set()
 
     # -- extensions against their parents -------------------------------------------------------------
     def _extension_parents(self, snapshot: WatchSnapshot) -> dict[str, str]:
@@ -302,6 +314,14 @@ class Notifier:
             self._wake.wait(self._dispatch_s)
             self._wake.clear()
 
+    def _drop_reports(self, batch: Batch) -> None:
+        """A report PNG is kept only until every channel of its event has it."""
+        for delivery in batch.deliveries:
+            report = delivery.notification.report
+            if report and self.outbox.pending_for(delivery.notification.key) == 0:
+                with contextlib.suppress(OSError):
+                    Path(report).unlink(missing_ok=True)
+
     def dispatch_once(self) -> int:
         """Send every batch that is due; the number of messages accepted."""
         sent = 0
@@ -309,6 +329,7 @@ class Notifier:
             result = send(batch, self.config)
             if result.ok:
                 self.outbox.mark_sent(batch.ids)
+                self._drop_reports(batch)
                 sent += 1
             else:
                 delay = self.outbox.mark_failed(batch.ids, result.error, retry_max_s=self.config.retry_max_s)
