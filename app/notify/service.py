@@ -155,9 +155,8 @@ class Notifier:
         new = self._new(conditions)
         by_key = {c.key: (c, job) for job in jobs for c in job_conditions(job)}
         if baseline:
-            for key in new:
-                condition, job = by_key[key]
-                self._record(Notification(condition.event, condition.run_id, key, job_id=job.job_id), True)
+            self.outbox.record_many([(Notification(by_key[key][0].event, by_key[key][0].run_id, key,
+                                                   job_id=by_key[key][1].job_id), ()) for key in new], baseline=True)
             return
         self._record_all([job_notification(job, by_key[key][0].event) for key in new], time.time())
 
@@ -232,13 +231,12 @@ class Notifier:
         for condition in conditions:
             if condition.key in new:
                 events_by_run.setdefault(condition.run_id, set()).add(condition.event)
+        if baseline:
+            self.outbox.record_many([(Notification(c.event, c.run_id, c.key), ()) for c in conditions
+                                     if c.key in new], baseline=True)
+            return
         for run_id, events in events_by_run.items():
             run = snapshot.runs[run_id]
-            if baseline:
-                for event in events:
-                    self._record(Notification(event, run_id, next(c.key for c in conditions
-                                                                  if c.run_id == run_id and c.event == event)), True)
-                continue
             job = self._latest_jobs.get(run_id)
             failed = job if job is not None and job.state in (JobState.FAILED, JobState.CANCELLED) else None
             try:
@@ -247,19 +245,12 @@ class Notifier:
                 log.exception("notifier: cannot describe %s for %s", sorted(events), run_id)
                 continue
             self._record_all(notifications, detected)
-        if not baseline:
-            self._check_extensions(snapshot, runs)
+        self._check_extensions(snapshot, runs)
 
     def _targets(self, notification: Notification) -> list[tuple[str, str, bool]]:
         dataset = notification.dataset or notification.run_id.split("/")[0]
         return [(rule.name, url, rule.attach_report)
                 for rule, url in self.config.targets(notification.event, notification.run_id, dataset)]
-
-    def _record(self, notification: Notification, baseline: bool, detected: float | None = None) -> None:
-        if baseline:
-            self.outbox.record(notification, (), baseline=True)
-            return
-        self._record_all([notification], detected)
 
     def _record_all(self, notifications: list[Notification], detected: float | None = None) -> None:
         """Record one run's events together: they leave in the same message."""
@@ -303,9 +294,10 @@ class Notifier:
                 log.exception("notifier: cannot compare %s with its parent %s", run.run_id, parent_id)
                 continue
             if check is not None and check.behind:
-                self._record(Notification(EventKind.EXTENSION_BEHIND, run.run_id, key, run.run_id.split("/")[0],
-                                          cause=f"behind its parent {parent_id} (confidence {check.sure})",
-                                          detail=check.sentence()), False)
+                behind = Notification(EventKind.EXTENSION_BEHIND, run.run_id, key, run.run_id.split("/")[0],
+                                      cause=f"behind its parent {parent_id} (confidence {check.sure})",
+                                      detail=check.sentence())
+                self._record_all([behind])
 
     # -- dispatch --------------------------------------------------------------------------------------
     def _dispatch_loop(self) -> None:
