@@ -256,3 +256,25 @@ def test_a_run_that_stops_learning_and_one_that_stalls_are_reported(tmp_path: Pa
         notifier.stop()
     assert "fold_0" in stalled.body["message"] and "No new epoch since" in stalled.body["message"]
     assert stalling.folder.is_dir()
+
+
+def test_an_edited_rules_file_is_picked_up_and_a_broken_edit_keeps_the_rules(
+        tmp_path: Path, root: Path, receiver: JsonReceiver) -> None:
+    finishing = live_run(root, dataset="Dataset013_Edit", planned=100, epochs=99)
+    notifier = _notifier(tmp_path, root, [receiver.url], extra="quiet_s = 0.5")
+    other = JsonReceiver().start()
+    try:
+        path = notifier.config.path
+        assert path is not None
+        path.write_text('[[rule]]\nevents = ["*"\n')  # broken: the rules in force stay
+        wait_for(lambda: notifier._config_stamp == path.stat().st_mtime_ns, 10, "the broken edit to be seen")
+        assert notifier.config.urls() == [receiver.url]
+        write_config(path, [other.url], extra="quiet_s = 0.5")
+        wait_for(lambda: notifier.config.urls() == [other.url], 10, "the new rules")
+        finishing.epoch()
+        finishing.finish(final_dice=0.8)
+        wait_for(lambda: other.messages("run_finished: Dataset013_Edit"), 30, "the message at the new URL")
+    finally:
+        notifier.stop()
+        other.stop()
+    assert receiver.posts == []
