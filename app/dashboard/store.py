@@ -39,7 +39,7 @@ class StoreError(RuntimeError):
 def _analyse(snapshot: RunSnapshot) -> Analysis:
     """The analyzer on a snapshot's curves, with the watcher's status, exactly as ``nnwatch scan`` runs it."""
     return analyze_curves(snapshot.curves, planned_epochs=snapshot.summary.planned_epochs,
-                          status=snapshot.status, frame=snapshot.frame)
+                          status=snapshot.status, frame=snapshot.frame, device=snapshot.summary.device)
 
 
 class RunStore:

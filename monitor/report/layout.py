@@ -10,6 +10,7 @@ import importlib.metadata
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
+from monitor.analyze import signed
 from monitor.report.style import VERDICT_COLOURS, Canvas
 
 __all__ = ["Frame", "draw_footer", "draw_header", "fit_text", "nnwatch_version", "signed", "text_width", "wrap_lines"]
@@ -45,12 +46,6 @@ def wrap_lines(canvas: Canvas, lines: Sequence[str], size: float = 15.0, max_lin
     for line in lines:
         out.extend(textwrap.wrap(line, chars, max_lines=max_lines, placeholder=" …") or [""])
     return out
-
-
-def signed(value: float, digits: int = 3) -> str:
-    """``+0.012`` / ``−0.004`` (a true minus, as on the axes), and ``0.000`` rather than ``-0.000``."""
-    text = f"{value:+.{digits}f}"
-    return text[1:] if float(text) == 0 else text.replace("-", "\u2212")
 
 
 def nnwatch_version() -> str:

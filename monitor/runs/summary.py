@@ -48,6 +48,7 @@ class RunSummary:
     training_done: bool
     log_files: int
     problems: tuple[str, ...]
+    device: str | None = None  # the torch device from debug.json ("cuda:0", "cpu"); None when unknown
 
     def row(self) -> dict[str, Any]:
         """The plain row: every column in order, the status as its string, tuples as fresh lists."""
