@@ -109,7 +109,7 @@ def fold_table(rows: Sequence[FoldRow]) -> pd.DataFrame:
             "Best EMA": _dice(r.best_ema), "Final val Dice": _dice(r.final_validation_dice), "Verdict": r.verdict}
            for r in rows]
     if rows:
-        out.append({"Fold": "mean ± SD", "Run": None, "Status": "", "Epoch": "",
+        out.append({"Fold": "mean ± SD", "Run": "", "Status": "", "Epoch": "",
                     "Last EMA": _mean_sd([r.last_ema for r in rows]), "Best EMA": _mean_sd([r.best_ema for r in rows]),
                     "Final val Dice": _mean_sd([r.final_validation_dice for r in rows]), "Verdict": ""})
     return pd.DataFrame(out, columns=["Fold", "Run", "Status", "Epoch", "Last EMA", "Best EMA", "Final val Dice",

@@ -71,13 +71,14 @@ class Frame:
         return self.right - self.left
 
 
-def draw_header(canvas: Canvas, title: str, subtitle: str, verdict: str | None) -> None:
-    """Bold title on the left, the verdict as a coloured badge on the right, a subtitle of facts below."""
+def draw_header(canvas: Canvas, title: str, subtitle: str, verdict: str | None, label: str | None = None) -> None:
+    """Bold title on the left, the verdict as a coloured badge on the right (``label``, the words the dashboard's
+    badge uses, else the verdict value), a subtitle of facts below."""
     u = canvas.unit
     left, right, top = MARGIN * u, canvas.width - MARGIN * u, MARGIN * u
     badge_w = 0.0
     if verdict is not None:
-        label = verdict.replace("_", " ").upper()
+        label = (label or verdict.replace("_", " ")).upper()
         size = 19.0
         badge_w = text_width(label, size * u, bold=True) + 30 * u
         canvas.text(right - 8 * u, top + 2 * u, label, size=size, weight="bold", color="#FFFFFF", ha="right",

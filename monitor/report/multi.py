@@ -187,7 +187,7 @@ def build_dataset_figure(canvas: Canvas, folds: Sequence[FoldRow], *, smooth: in
             continue
         rows.append(_row(f"fold {row.fold}", row.data, fold_style(canvas.theme, k)))
     set_dice_ylim(dice, np.arange(max(run.last_epoch for run in runs) + 1, dtype=float),
-                  _aligned(runs, "ema_fg_dice")[1])
+                  _aligned(runs, "ema_fg_dice")[1], canvas)
     if entries:
         legend(dice, canvas, [h for h, _ in entries], [t for _, t in entries], loc="lower right")
     panel_title(dice, canvas, "EMA pseudo Dice (validation), per fold")
@@ -289,7 +289,8 @@ def build_compare_figure(canvas: Canvas, pair: tuple[RunData, RunData], *, x: st
             solid_y = smooth_curve(run.column("mean_fg_dice"), window) if window else run.column("ema_fg_dice")
             ax.plot(xs, solid_y, color=colour, linewidth=canvas.pt(3.0), zorder=2)
         all_epochs, raw_means = _aligned(pair, "mean_fg_dice")
-        set_dice_ylim(ax, all_epochs, [*raw_means, *_aligned(pair, "ema_fg_dice")[1]])
+        set_dice_ylim(ax, all_epochs, [*raw_means, *_aligned(pair, "ema_fg_dice")[1]],
+                      canvas if mode == "epochs" else None)
         if mode == "epochs":
             set_epoch_axis(ax, canvas, max(x_limit(run.last_epoch + 1, run.planned) for run in pair))
             panel_title(ax, canvas, "Pseudo Dice by epoch")
