@@ -198,7 +198,7 @@ def _dice_axis(fig: go.Figure, frames: Sequence[pd.DataFrame], column: str, *, n
     text = hidden_note(low, hidden) if note else None
     if text is not None:
         fig.add_annotation(text=f"↓ {text} (double-click the chart to see them)", xref="paper", yref="paper",
-                           x=0.0, y=0.0, xanchor="left", yanchor="bottom", showarrow=False,
+                           x=1.0, y=0.0, xanchor="right", yanchor="bottom", showarrow=False,
                            font={"size": 11, "color": RAW_MEAN_COLOUR}, bgcolor="rgba(255,255,255,0.8)")
 
 

@@ -90,7 +90,7 @@ def verdict_callout(analysis: Analysis | None, summary: RunSummary) -> None:
     verdict = analysis.verdict.value
     icon = VERDICT_LABELS.get(verdict, verdict).split(" ")[0]
     label = verdict_label(analysis)  # the words of the PNG badge and the reason: one source
-    text = f"**{icon} {label[:1].upper()}{label[1:]}** — {analysis.reason}"
+    text = f"**{icon} {label}** — {analysis.reason}"
     box = {"improving": st.success, "declining": st.error}.get(verdict, st.info)
     if not analysis.final:
         box = st.info  # a provisional verdict is not yet a green light

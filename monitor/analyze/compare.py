@@ -166,7 +166,7 @@ def _sure(certainty: Certainty) -> str:
 
 
 def _noise_text(noise: float | None) -> str:
-    return "" if noise is None else f", noise ±{noise:.4f}"
+    return "" if noise is None else f" (noise ±{noise:.4f})"
 
 
 def compare_extension(parent: ComparedRun, child: ComparedRun) -> ExtensionComparison:
@@ -182,7 +182,7 @@ def compare_extension(parent: ComparedRun, child: ComparedRun) -> ExtensionCompa
         return ExtensionComparison(**base, parent_value=None, child_value=None, difference=None, noise=None,
                                    standing=Standing.UNKNOWN, certainty=Certainty.UNKNOWN, projected=not child.ended,
                                    child_fraction=None, child_now=None, parent_at_fraction=None,
-                                   statement=f"Compared by {COMPARISON_RULE} EMA pseudo Dice: {why}")
+                                   statement=f"Not decided: {why} Rule: {COMPARISON_RULE}.")
 
     if not p_ep.size or not c_ep.size:
         return unknown("one of the two runs has no EMA pseudo Dice yet.")
@@ -196,9 +196,9 @@ def compare_extension(parent: ComparedRun, child: ComparedRun) -> ExtensionCompa
         certainty = _certainty(diff, noise, False)
         standing = Standing.AHEAD if diff > 0 else Standing.BEHIND
         where = "above" if diff > 0 else "below"
-        statement = (f"Compared by {COMPARISON_RULE} EMA pseudo Dice: the extended run ended at {child_value:.4f}, "
-                     f"{abs(diff):.4f} {where} its parent's {parent_end} {parent_value:.4f}: "
-                     f"{standing.value}, {_sure(certainty)}{_noise_text(noise)}.")
+        statement = (f"{standing.value.capitalize()}, {_sure(certainty)}: the extended run ended at {child_value:.4f} "
+                     f"EMA pseudo Dice, {abs(diff):.4f} {where} its parent's {parent_end} {parent_value:.4f}"
+                     f"{_noise_text(noise)}; rule: {COMPARISON_RULE}.")
         return ExtensionComparison(**base, parent_value=parent_value, child_value=child_value, difference=diff,
                                    noise=noise, standing=standing, certainty=certainty, projected=False,
                                    child_fraction=1.0, child_now=child_value, parent_at_fraction=parent_value,
@@ -219,15 +219,15 @@ def compare_extension(parent: ComparedRun, child: ComparedRun) -> ExtensionCompa
     certainty = _certainty(diff, noise, True)
     standing = Standing.AHEAD if diff > 0 else Standing.BEHIND
     answer = {Standing.AHEAD: "Yes", Standing.BEHIND: "No"}[standing]
-    state = "stopped" if child.status not in ("running", "stalled") else "is"
-    at = (f"where it stopped, at {fraction:.0%} of its schedule" if state == "stopped"
-          else f"at {fraction:.0%} of its schedule")
-    statement = (f"Compared by {COMPARISON_RULE} EMA pseudo Dice: on track to beat the parent's {parent_end} "
-                 f"{parent_value:.4f}? {answer}, {_sure(certainty)}{_noise_text(noise)}. {at.capitalize()} the "
-                 f"extended run is at {child_now:.4f}, {abs(child_now - parent_there):.4f} "
-                 f"{'above' if child_now > parent_there else 'below'} the parent at the same fraction "
+    stopped = child.status not in ("running", "stalled")
+    at = f"where it stopped, at {fraction:.0%} of its schedule," if stopped else f"at {fraction:.0%} of its schedule"
+    statement = (f"{answer}, {_sure(certainty)}{_noise_text(noise)}: {at} the extended run's EMA pseudo Dice is "
+                 f"{child_now:.4f}, {abs(child_now - parent_there):.4f} "
+                 f"{'above' if child_now > parent_there else 'below'} the parent's at the same fraction "
                  f"({parent_there:.4f}); following the parent's curve from there it would end near "
-                 f"{projected_end:.4f}.")
+                 f"{projected_end:.4f}, "
+                 f"{'above' if diff > 0 else 'below'} the parent's {parent_end} {parent_value:.4f}; rule: "
+                 f"{COMPARISON_RULE}.")
     return ExtensionComparison(**base, parent_value=parent_value, child_value=projected_end, difference=diff,
                                noise=noise, standing=standing, certainty=certainty, projected=True,
                                child_fraction=fraction, child_now=child_now, parent_at_fraction=parent_there,

@@ -265,7 +265,7 @@ def build_compare_figure(canvas: Canvas, pair: tuple[RunData, RunData], *, x: st
                      "the end of each schedule, not epoch by epoch.")
     else:
         lines.append(f"Rule \"{COMPARISON_RULE}\": EMA pseudo Dice at the end of each schedule, not epoch by epoch "
-                     "(a longer schedule is expected to be lower at the same epoch).")
+                     "(a longer schedule keeps a higher learning rate and is expected to be lower at the same epoch).")
     footer = wrap_lines(canvas, lines)
     frame = Frame(canvas, len(footer) + 1)
     window = int(smooth) if smooth and smooth > 1 else 0  # explicit only: the default solid line is the EMA

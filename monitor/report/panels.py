@@ -169,8 +169,10 @@ def set_dice_ylim(ax: Axes, epoch: np.ndarray, series: Sequence[np.ndarray] | np
     ax.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
     note = hidden_note(low, hidden)
     if note is not None and canvas is not None:
-        ax.text(0.01, 0.02, f"↓ {note}", transform=ax.transAxes, ha="left", va="bottom", fontsize=canvas.pt(12),
-                color=canvas.theme.muted, zorder=5)
+        ax.text(0.99, 0.02, f"↓ {note}", transform=ax.transAxes, ha="right", va="bottom", fontsize=canvas.pt(12),
+                color=canvas.theme.muted, zorder=5,
+                bbox={"boxstyle": "round,pad=0.2", "facecolor": canvas.theme.background, "alpha": 0.85,
+                      "edgecolor": "none"})
 
 
 def slope_text(data: RunData) -> str | None:
@@ -178,10 +180,10 @@ def slope_text(data: RunData) -> str | None:
     analysis = data.analysis
     if analysis.slope_per_100_epochs is None:
         return None
-    text = f"slope {signed(analysis.slope_per_100_epochs)} Dice / 100 epochs"
+    text = f"slope {signed(analysis.slope_per_100_epochs, 4)} Dice / 100 epochs"
     if analysis.slope_ci95 is not None:
         lo, hi = analysis.slope_ci95
-        text += f"\n95 % CI {signed(lo)} … {signed(hi)}"
+        text += f"\n95 % CI {signed(lo, 4)} … {signed(hi, 4)}"
     return text
 
 
