@@ -204,11 +204,22 @@ def _dice_axis(fig: go.Figure, frames: Sequence[pd.DataFrame], column: str, *, n
 
 def pair_figure(parent: pd.DataFrame, child: pd.DataFrame, *, parent_label: str, child_label: str,
                 x_mode: str = "epoch", column: str = "ema_fg_dice", window: int = 1) -> go.Figure:
-    """Parent and extended run on one chart; ``x_mode`` "fraction" puts both on 0–100 % of schedule."""
+    """Parent and extended run on one chart, as the compare PNG draws them: the raw mean pseudo Dice faint, and
+    solid nnU-Net's EMA (``column`` "ema_fg_dice", never smoothed again) or the mean smoothed over ``window``
+    epochs. ``x_mode`` "fraction" puts both on 0–100 % of schedule."""
     fig = go.Figure()
     x_col = "fraction" if x_mode == "fraction" else "epoch"
     for frame, label, colour in ((parent, parent_label, PALETTE[0]), (child, child_label, PALETTE[1])):
-        if len(frame) and column in frame.columns:
+        if not len(frame) or column not in frame.columns:
+            continue
+        if column == "ema_fg_dice":
+            if "mean_fg_dice" in frame.columns:
+                fig.add_trace(go.Scatter(x=frame[x_col], y=frame["mean_fg_dice"], mode="lines", name=f"{label} (raw)",
+                                         legendgroup=label, showlegend=False, opacity=0.28, hoverinfo="skip",
+                                         line={"color": colour, "width": 1}))
+            fig.add_trace(go.Scatter(x=frame[x_col], y=frame[column], mode="lines", name=label, legendgroup=label,
+                                     hovertemplate=_HOVER, line={"color": colour, "width": 2.6}))
+        else:
             _shadowed(fig, frame[x_col], frame[column], name=label, colour=colour, window=window, width=2.2)
     title = "Parent vs extended run" + (" at the same fraction of schedule" if x_col == "fraction" else "")
     fig = _layout(fig, title, "EMA pseudo Dice" if column == "ema_fg_dice" else "mean pseudo Dice", height=430,

@@ -129,7 +129,9 @@ def _pair(store: RunStore, table: pd.DataFrame) -> None:
     x_mode = cols[0].radio("x axis", ["fraction", "epoch"], horizontal=True, key="cmp_x",
                            format_func={"fraction": "fraction of schedule", "epoch": "epochs"}.get)
     metric = cols[1].radio("Curve", list(_METRICS), format_func=_METRICS.get, horizontal=True, key="cmp_pair_metric")
-    window = int(cols[2].slider("Smoothing (epochs)", 1, 100, 10, key="cmp_smooth"))
+    window = int(cols[2].slider("Smoothing (epochs)", 1, 100, 10, key="cmp_smooth",
+                                help="Centred window over the mean pseudo Dice; the EMA is drawn as nnU-Net "
+                                     "computed it."))
 
     @st.fragment(run_every=resources.settings().refresh_s)
     def live() -> None:
