@@ -73,7 +73,7 @@ def _threshold(a: Analysis, tau: float) -> str:
     text = f"{tau:g} per 10 % of the schedule"
     per_100 = a.min_practical_gain_per_100_epochs
     if per_100 is not None and a.planned_epochs != 1000:
-        text += f" ({per_100:.4f} per 100 epochs of {a.planned_epochs})"
+        text += f", {per_100:.4f} per 100 epochs with {a.planned_epochs} planned"
     return text
 
 
@@ -120,7 +120,7 @@ def reason_for(a: Analysis, f: Facts) -> str:
     stats = _stats(f.fit, a.window)
     hidden = f.fit.hi * 100 >= 2 * (a.min_practical_gain_per_100_epochs or f.options.min_practical_gain)
     trend = {
-        Trend.RISING: f"still rising ({stats}), more than the {threshold} that counts as a gain",
+        Trend.RISING: f"still rising ({stats}), more than the practical gain of {threshold}",
         Trend.RISING_SLOWLY: f"still rising slowly, below the practical gain ({stats}; a gain counts from "
                              f"{threshold})",
         Trend.FLAT: f"flat ({stats}): no change of {threshold} or more beyond the noise"
