@@ -82,6 +82,12 @@ def extend_eligibility(summary: RunSummary | None) -> tuple[bool, str]:
     return True, ""
 
 
+def _gain_range(gain: tuple[float, float]) -> str:
+    """``0 … +0.012``; a range that is 0 at both ends is just ``0``."""
+    low, high = signed(gain[0]), signed(gain[1])
+    return low if low == high else f"{low} … {high}"
+
+
 def verdict_callout(analysis: Analysis | None, summary: RunSummary) -> None:
     """The verdict in one coloured sentence, with its estimates and the plain-language explanation."""
     if analysis is None:
@@ -113,7 +119,7 @@ def verdict_callout(analysis: Analysis | None, summary: RunSummary) -> None:
         cols[3].metric("Recommended schedule", "not decided yet", help=why)
     else:
         gain = analysis.projected_gain_2000
-        gain_text = "–" if gain is None else f"{signed(gain[0])} … {signed(gain[1])}"
+        gain_text = "–" if gain is None else _gain_range(gain)
         if verdict == "declining":
             gain_text = "none (declining)"
         cols[1].metric("Projected gain at 2000 ep", gain_text,
@@ -131,8 +137,7 @@ def verdict_callout(analysis: Analysis | None, summary: RunSummary) -> None:
         st.markdown(analysis.explanation or analysis.reason)
         if analysis.final and analysis.schedules:
             rows = [{"epochs": s.epochs,
-                     "projected gain": "–" if s.projected_gain is None else
-                     f"{signed(s.projected_gain[0])} … {signed(s.projected_gain[1])}",
+                     "projected gain": "–" if s.projected_gain is None else _gain_range(s.projected_gain),
                      unit: "–" if s.gpu_hours is None else f"{s.gpu_hours:.0f}",
                      "worth it": "yes" if s.worth_it else f"no: {s.why_not or 'not projected'}"}
                     for s in analysis.schedules]

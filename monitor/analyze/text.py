@@ -73,7 +73,7 @@ def _threshold(a: Analysis, tau: float) -> str:
     text = f"{tau:g} per 10 % of the schedule"
     per_100 = a.min_practical_gain_per_100_epochs
     if per_100 is not None and a.planned_epochs != 1000:
-        text += f", {per_100:.4f} per 100 epochs with {a.planned_epochs} planned"
+        text += f" = {per_100:.4f} per 100 epochs of {a.planned_epochs}"
     return text
 
 

@@ -51,7 +51,7 @@ def test_the_practical_threshold_is_per_tenth_of_the_schedule() -> None:
     stretched = finished(make_run(n=2000, planned=2000, slope=0.004, noise=0.002, phi=0.0, seed=3), planned=2000)
     assert short.verdict is Verdict.IMPROVING and stretched.verdict is Verdict.IMPROVING
     assert stretched.min_practical_gain_per_100_epochs == pytest.approx(0.0025)
-    assert "per 10 % of the schedule, 0.0025 per 100 epochs with 2000 planned" in stretched.reason
+    assert "per 10 % of the schedule = 0.0025 per 100 epochs of 2000" in stretched.reason
 
 
 def test_a_declining_run_gets_no_projection_but_a_sentence() -> None:
