@@ -20,9 +20,10 @@ was), so the generator below draws nnU-Net-like curves whose underlying trend is
   data-starved runs (< 50 epochs, or 70 % missing) that should be ``insufficient_data``.
 
 The true label is the OLS slope of the noise-free class-mean curve over the last 200 epochs (the last
-half of a shorter run), per 100 epochs, against ``min_practical_gain`` (0.005): above → improving,
-below −0.005 → declining, else plateau. Runs whose true slope is within ``margin`` (default 0.0025 =
-half the threshold) of ±0.005 are ambiguous: reported separately, not scored. The analyzer and the
+half of a shorter run) against ``min_practical_gain`` (0.005 per 10 % of the planned schedule: 0.005 per
+100 epochs for 1000 epochs, 0.0025 for 2000): above → improving, below minus it → declining, else plateau.
+Runs whose true slope is within ``margin`` (default half the threshold) of ± the threshold are ambiguous:
+reported separately, not scored. The analyzer and the
 slope baselines use the analyzer's own window (300 by default); ``--window`` changes both.
 
 Real logs are read with the project's ``monitor.load_run`` when it imports, else with a tiny regex.
@@ -192,8 +193,9 @@ def make_case(rng: np.random.Generator, margin: float, truth_window: int = TRUTH
     if starved:
         label, ambiguous, kind = "insufficient_data", False, "starved"
     else:
-        label = "improving" if slope > TAU else ("declining" if slope < -TAU else "plateau")
-        ambiguous = abs(abs(slope) - TAU) < margin
+        tau = TAU * 1000.0 / planned  # per 100 epochs: the threshold is per 10 % of the schedule
+        label = "improving" if slope > tau else ("declining" if slope < -tau else "plateau")
+        ambiguous = abs(abs(slope) - tau) < margin * tau / TAU
         if kind == "finished":
             kind = f"finished-{planned}"
     return Case(frame, planned, kind.startswith("finished"), kind == "running", slope, label, ambiguous,
@@ -249,7 +251,7 @@ def baseline_ols(column: str, threshold: bool, window_epochs: int) -> Callable[[
         if x.size < 20:
             return "insufficient_data"
         b, p = _ols_naive(x, y)
-        big = abs(b) >= TAU if threshold else True
+        big = abs(b) >= TAU * 1000.0 / case.planned if threshold else True
         if p < 0.05 and big:
             return "improving" if b > 0 else "declining"
         return "plateau"
@@ -472,7 +474,7 @@ def main() -> None:
     amb = sum(c.ambiguous for c in cases)
     print(f"{args.curves} curves, seed {args.seed}, generated in {gen_s:.1f} s; labels from the noise-free "
           f"slope over the last {args.truth_window} epochs; analyzer window {args.window}; threshold "
-          f"{TAU:g}/100 epochs")
+          f"{TAU:g} per 10 % of the planned epochs")
     print("labels: " + ", ".join(f"{k}={v}" for k, v in labels.items())
           + f"; ambiguous (true slope within {args.margin:g} of ±{TAU:g}; not scored): {amb}")
     print("kinds: " + ", ".join(f"{k}={v}" for k, v in kinds.items()))

@@ -37,11 +37,13 @@ class ScannedRun:
     summary: RunSummary
     verdict: str | None = None
     verdict_reason: str | None = None
+    verdict_label: str | None = None  # the badge's words: "plateau, rising slowly (so far)"
+    verdict_final: bool | None = None  # the schedule has ended (monitor.analyze.verdict_is_final)
 
 
 def _summarize_chunk(locations: Sequence[RunLocation], verdicts: bool = False) -> list[ScannedRun]:
     if verdicts:
-        from monitor.analyze import analyze_run
+        from monitor.analyze import analyze_run, verdict_label
     runs = []
     for location in locations:
         reader = RunReader(location, checkpoints="when_needed")
@@ -52,7 +54,7 @@ def _summarize_chunk(locations: Sequence[RunLocation], verdicts: bool = False) -
         summary = reader.summary()
         if verdicts:  # computed here, where the curves already are
             result = analyze_run(reader, status=summary.status)
-            runs.append(ScannedRun(summary, result.verdict.value, result.reason))
+            runs.append(ScannedRun(summary, result.verdict.value, result.reason, verdict_label(result), result.final))
         else:
             runs.append(ScannedRun(summary))
     return runs
@@ -96,13 +98,14 @@ def scan_rows(root: str | os.PathLike[str], *, workers: int | None = None, verdi
     rows = [run.summary.row() for run in runs]
     if verdicts:
         for row, run in zip(rows, runs):
-            row.update(verdict=run.verdict, verdict_reason=run.verdict_reason)
+            row.update(verdict=run.verdict, verdict_reason=run.verdict_reason, verdict_label=run.verdict_label,
+                       verdict_final=run.verdict_final)
     return rows, problems
 
 
 def scan_columns(verdicts: bool) -> list[str]:
     """Columns of the run table, in order."""
-    return list(SUMMARY_COLUMNS) + (["verdict", "verdict_reason"] if verdicts else [])
+    return list(SUMMARY_COLUMNS) + (["verdict", "verdict_reason", "verdict_label", "verdict_final"] if verdicts else [])
 
 
 def scan(root: str | os.PathLike[str], *, workers: int | None = None, verdicts: bool = False) -> pd.DataFrame:

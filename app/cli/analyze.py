@@ -54,13 +54,22 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     target = Path(args.path) if args.path else require_root(None)
     if not target.is_dir():
         raise UsageError(f"not a run folder or results root: {target}")
+    if args.parent and not (_is_run_dir(target) and Path(args.parent).is_dir()):
+        raise UsageError(f"--parent needs two fold folders: {target} and {args.parent}")
     if _is_run_dir(target):
         reader = load_run(target)
         result = analyze_run(reader, options).to_dict()
+        if args.parent:
+            from monitor.analyze import compare_runs
+
+            comparison = compare_runs(Path(args.parent), reader)
+            result["comparison_with_parent"] = comparison.to_dict()
         if args.json:
             print_json(result)
         else:
             print(_line(reader.location.run_id, result))
+            if args.parent:
+                print(f"    vs parent: {comparison.question} {comparison.statement}")
         return EXIT_OK
     results = []
     for location in discover_runs(target):
@@ -85,6 +94,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                     "95%% interval, the projected gain and GPU-hours of a from-scratch 2000-epoch run.")
     parser.add_argument("path", nargs="?", help="a fold folder, or a results root (default: $nnUNet_results)")
     parser.add_argument("--json", action="store_true", help="one JSON object (a list for a root)")
+    parser.add_argument("--parent", metavar="PARENT_RUN_DIR",
+                        help="treat RUN_DIR as an extended run of this parent and state how it stands against it by "
+                             "the one comparison rule (end-of-schedule EMA pseudo Dice); adds comparison_with_parent "
+                             "to the JSON")
     thresholds = parser.add_argument_group("thresholds (defaults in docs/analyzer.md)")
     for field in _option_fields():
         flag = "--" + field.name.replace("_", "-")

@@ -1,10 +1,12 @@
 """Plotly figures for the Run and Compare pages, built from monitor's frames and the analyzer's answer.
 
-Design choices a reader should know: smoothing is :func:`monitor.analyze.smoothing.smooth`, the same
-centred window the PNG reports use (so a downloaded report shows the curve on the screen), and the raw
-curve stays underneath as a faint shadow, so smoothing can never hide a collapse. The x axis always
-spans the planned schedule, so a running run shows how much is left. The analyzer's window is shaded
-and its Theil–Sen line drawn over it: the verdict is about exactly that segment of the raw mean pseudo Dice.
+They draw what the PNG reports draw, in the same style (:mod:`monitor.report.panels`): each class in the
+report's colour-blind-safe colour, smoothed by :func:`monitor.analyze.smooth` (the one centred window, which
+does not lag) with the raw curve as a faint shadow, so smoothing can never hide a collapse; the mean pseudo
+Dice raw in grey; nnU-Net's EMA (the merged run's, as in the report) thick in black; the analyzer's window
+shaded and its Theil–Sen fit as a broad translucent ribbon. The Dice axis is the report's
+(:func:`monitor.report.panels.dice_limits`) and says when it hides the first epochs. Hover values have 4
+decimals and full names. The x axis spans the planned schedule, so a running run shows how much is left.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from monitor.analyze import smooth
+from monitor.analyze import signed, smooth
+from monitor.report.panels import dice_limits, hidden_note
+from monitor.report.style import THEMES, class_style
 
 if TYPE_CHECKING:
     from monitor.analyze import Analysis
@@ -31,11 +35,19 @@ __all__ = [
     "pair_figure",
 ]
 
-PALETTE = ("#2563EB", "#D97706", "#059669", "#DB2777", "#7C3AED", "#0891B2", "#65A30D", "#DC2626")
-MEAN_COLOUR = "#111827"
-EMA_COLOUR = "#0F766E"
-FIT_COLOUR = "#DC2626"
+_THEME = THEMES["light"]  # the report's light theme: the same colours on screen and in the PNG
+PALETTE = _THEME.palette
+MEAN_COLOUR = _THEME.strong  # the EMA and the across-fold mean, as in the report
+RAW_MEAN_COLOUR = _THEME.muted
+WINDOW_COLOUR = _THEME.window
 _FONT = "DejaVu Sans, Liberation Sans, Arial, sans-serif"
+_DASH = {"-": "solid", (0, (5, 2)): "dash", (0, (1.5, 1.5)): "dot", (0, (6, 2, 1.5, 2)): "dashdot"}
+_HOVER = "%{y:.4f}"
+
+
+def _class_line(k: int) -> tuple[str, str]:
+    colour, dash = class_style(_THEME, k)
+    return colour, _DASH.get(dash, "solid")
 
 
 def _layout(fig: go.Figure, title: str, y_title: str, *, height: int = 360, x_max: float | None = None,
@@ -45,7 +57,7 @@ def _layout(fig: go.Figure, title: str, y_title: str, *, height: int = 360, x_ma
         margin={"l": 60, "r": 20, "t": 60, "b": 45}, font={"family": _FONT, "size": 12},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0,
                 "traceorder": "normal"},
-        hovermode="x unified",
+        hovermode="x unified", hoverlabel={"namelength": -1, "font": {"size": 12}},
     )
     fig.update_xaxes(title_text=x_title, showgrid=True, gridcolor="#EEF0F3", zeroline=False)
     fig.update_yaxes(title_text=y_title, showgrid=True, gridcolor="#EEF0F3", zeroline=False)
@@ -63,43 +75,44 @@ def _shadowed(fig: go.Figure, x: pd.Series, y: pd.Series, *, name: str, colour: 
                                  showlegend=False, line={"color": colour, "width": 1}, opacity=0.22,
                                  hoverinfo="skip"))
     smoothed = smooth(y.to_numpy(dtype=float, na_value=np.nan), window)
-    fig.add_trace(go.Scatter(x=x, y=smoothed, mode="lines", name=name, legendgroup=group,
+    fig.add_trace(go.Scatter(x=x, y=smoothed, mode="lines", name=name, legendgroup=group, hovertemplate=_HOVER,
                              line={"color": colour, "width": width, "dash": dash}))
 
 
 def dice_figure(frame: pd.DataFrame, class_names: Sequence[str], analysis: Analysis | None, *, window: int = 1,
                 planned_epochs: int | None = None) -> go.Figure:
-    """Pseudo Dice per class, their mean, nnU-Net's EMA, and the analyzer's window and fitted slope."""
+    """Pseudo Dice per class, their mean, nnU-Net's EMA, and the analyzer's window and fit, as the PNG draws them."""
     fig = go.Figure()
     x = frame["epoch"]
     dice_columns = sorted((c for c in frame.columns if c.startswith("dice_")), key=lambda c: int(c[5:]))
-    for k, column in enumerate(dice_columns):
-        label = class_names[k] if k < len(class_names) else f"class {k + 1}"
-        _shadowed(fig, x, frame[column], name=label, colour=PALETTE[k % len(PALETTE)], window=window, width=1.3)
-    if "mean_fg_dice" in frame.columns:
-        _shadowed(fig, x, frame["mean_fg_dice"], name="mean pseudo Dice", colour=MEAN_COLOUR, window=window,
-                  width=2.0)
-    if "ema_fg_dice" in frame.columns:
-        fig.add_trace(go.Scatter(x=x, y=frame["ema_fg_dice"], mode="lines", name="EMA (nnU-Net)",
-                                 line={"color": EMA_COLOUR, "width": 2.4, "dash": "dot"}))
     if analysis is not None and analysis.window is not None:
         first, last = analysis.window
-        fig.add_vrect(x0=first, x1=last, fillcolor="#FDE68A", opacity=0.25, line_width=0, layer="below",
-                      annotation_text="analyzer window", annotation_position="top left",
-                      annotation_font={"size": 11, "color": "#92400E"})
-        if analysis.fit is not None:
-            fit = analysis.fit
-            slope = analysis.slope_per_100_epochs or 0.0
-            fig.add_trace(go.Scatter(
-                x=[fit.first_epoch, fit.last_epoch], y=[fit.value_at(fit.first_epoch), fit.value_at(fit.last_epoch)],
-                mode="lines", name=f"fitted slope {slope:+.4f} / 100 ep", line={"color": FIT_COLOUR, "width": 3}))
-    finite = frame[dice_columns + [c for c in ("mean_fg_dice",) if c in frame.columns]].to_numpy(
-        dtype=float, na_value=np.nan) if len(frame) else np.empty((0, 0))
+        fig.add_vrect(x0=first, x1=last + 1, fillcolor=WINDOW_COLOUR, opacity=0.8, line_width=0, layer="below",
+                      annotation_text=f"analysis window {first}–{last}", annotation_position="top left",
+                      annotation_font={"size": 11, "color": RAW_MEAN_COLOUR})
+    for k, column in enumerate(dice_columns):
+        label = class_names[k] if k < len(class_names) else f"class {k + 1}"
+        colour, dash = _class_line(k)
+        _shadowed(fig, x, frame[column], name=label, colour=colour, window=window, width=2.0, dash=dash)
+    if "mean_fg_dice" in frame.columns:
+        fig.add_trace(go.Scatter(x=x, y=frame["mean_fg_dice"], mode="lines", name="mean (raw)", opacity=0.45,
+                                 hovertemplate=_HOVER, line={"color": RAW_MEAN_COLOUR, "width": 1.2}))
+    if "ema_fg_dice" in frame.columns:
+        fig.add_trace(go.Scatter(x=x, y=frame["ema_fg_dice"], mode="lines", name="EMA (nnU-Net)",
+                                 hovertemplate=_HOVER, line={"color": MEAN_COLOUR, "width": 3.0}))
+    if analysis is not None and analysis.fit is not None:
+        fit = analysis.fit
+        slope = analysis.slope_per_100_epochs or 0.0
+        fig.add_trace(go.Scatter(
+            x=[fit.first_epoch, fit.last_epoch], y=[fit.value_at(fit.first_epoch), fit.value_at(fit.last_epoch)],
+            mode="lines", name=f"trend fit (analyzer), {signed(slope, 4)} / 100 ep", opacity=0.3,
+            hovertemplate=_HOVER, line={"color": MEAN_COLOUR, "width": 11}))
     fig = _layout(fig, "Validation pseudo Dice", "Dice", height=430,
                   x_max=max(planned_epochs or 0, int(x.max()) + 1 if len(x) else 1))
-    if finite.size and np.isfinite(finite).any():
-        low = float(np.nanpercentile(finite, 2))
-        fig.update_yaxes(range=[max(0.0, low - 0.05), min(1.0, float(np.nanmax(finite)) + 0.03)])
+    series = [frame[c].to_numpy(dtype=float, na_value=np.nan) for c in [*dice_columns, "ema_fg_dice"]
+              if c in frame.columns]
+    if len(frame) and series:
+        _dice_axis(fig, [frame], "", note=True, series=series)
     return fig
 
 
@@ -112,7 +125,8 @@ def loss_figure(frame: pd.DataFrame, *, window: int = 1, planned_epochs: int | N
 
 def lr_figure(frame: pd.DataFrame, *, planned_epochs: int | None = None) -> go.Figure:
     fig = go.Figure(go.Scatter(x=frame["epoch"], y=frame["lr"].where(frame["lr"] > 0), mode="lines",
-                               name="learning rate", line={"color": PALETTE[4], "width": 2}))
+                               name="learning rate", hovertemplate="%{y:.3g}",
+                               line={"color": PALETTE[2], "width": 2}))
     fig = _layout(fig, "Learning rate (log scale)", "learning rate", x_max=_x_max(frame, planned_epochs))
     fig.update_yaxes(type="log", exponentformat="power")
     return fig
@@ -120,7 +134,7 @@ def lr_figure(frame: pd.DataFrame, *, planned_epochs: int | None = None) -> go.F
 
 def epoch_time_figure(frame: pd.DataFrame, *, planned_epochs: int | None = None) -> go.Figure:
     fig = go.Figure(go.Scatter(x=frame["epoch"], y=frame["epoch_time_s"], mode="lines", name="epoch time",
-                               line={"color": PALETTE[2], "width": 1.4}))
+                               hovertemplate="%{y:.1f} s", line={"color": PALETTE[3], "width": 1.4}))
     median = frame["epoch_time_s"].median()
     if pd.notna(median):
         fig.add_hline(y=float(median), line_dash="dash", line_color="#6B7280",
@@ -153,32 +167,64 @@ def folds_figure(frames: Mapping[str, pd.DataFrame], band: pd.DataFrame, *, colu
     for k, (fold, frame) in enumerate(sorted(frames.items())):
         if column in frame.columns and len(frame):
             fig.add_trace(go.Scatter(x=frame["epoch"], y=frame[column], mode="lines", name=f"fold {fold}",
+                                     hovertemplate=_HOVER,
                                      line={"color": PALETTE[k % len(PALETTE)], "width": 1.1}, opacity=0.75))
     if len(band):
         fig.add_trace(go.Scatter(x=band["epoch"], y=band["mean"], mode="lines", name="mean of folds",
-                                 line={"color": MEAN_COLOUR, "width": 2.6}))
+                                 hovertemplate=_HOVER, line={"color": MEAN_COLOUR, "width": 2.6}))
     fig = _layout(fig, f"{label} across folds", label, height=430)
-    values = pd.concat([f[column] for f in frames.values() if column in f.columns and len(f)], ignore_index=True) \
-        if frames else pd.Series(dtype=float)
-    if len(values.dropna()):
-        fig.update_yaxes(range=[max(0.0, float(values.quantile(0.02)) - 0.05), min(1.0, float(values.max()) + 0.03)])
+    _dice_axis(fig, [f for f in frames.values() if column in f.columns and len(f)], column, note=True)
     return fig
+
+
+def _dice_axis(fig: go.Figure, frames: Sequence[pd.DataFrame], column: str, *, note: bool,
+               series: Sequence[np.ndarray] | None = None) -> None:
+    """The report's Dice axis (:func:`monitor.report.panels.dice_limits`) over ``column`` of frames aligned by
+    epoch (or over ``series`` of the one frame), and the note when it hides the first epochs."""
+    if not frames:
+        return
+    length = int(max(f["epoch"].max() for f in frames)) + 1
+    if series is not None:
+        epochs_x, rows = frames[0]["epoch"].to_numpy(dtype=float), list(series)
+    else:
+        matrix = np.full((len(frames), length), np.nan)
+        for k, f in enumerate(frames):
+            epochs = f["epoch"].to_numpy(dtype=np.int64)
+            keep = (epochs >= 0) & (epochs < length)
+            matrix[k, epochs[keep]] = f[column].to_numpy(dtype=float, na_value=np.nan)[keep]
+        epochs_x, rows = np.arange(length, dtype=float), list(matrix)
+    low, high, hidden = dice_limits(epochs_x, rows)
+    fig.update_yaxes(range=[low, high])
+    text = hidden_note(low, hidden) if note else None
+    if text is not None:
+        fig.add_annotation(text=f"↓ {text} (double-click the chart to see them)", xref="paper", yref="paper",
+                           x=1.0, y=0.0, xanchor="right", yanchor="bottom", showarrow=False,
+                           font={"size": 11, "color": RAW_MEAN_COLOUR}, bgcolor="rgba(255,255,255,0.8)")
 
 
 def pair_figure(parent: pd.DataFrame, child: pd.DataFrame, *, parent_label: str, child_label: str,
                 x_mode: str = "epoch", column: str = "ema_fg_dice", window: int = 1) -> go.Figure:
-    """Parent and extended run on one chart; ``x_mode`` "fraction" puts both on 0–100 % of schedule."""
+    """Parent and extended run on one chart, as the compare PNG draws them: the raw mean pseudo Dice faint, and
+    solid nnU-Net's EMA (``column`` "ema_fg_dice", never smoothed again) or the mean smoothed over ``window``
+    epochs. ``x_mode`` "fraction" puts both on 0–100 % of schedule."""
     fig = go.Figure()
     x_col = "fraction" if x_mode == "fraction" else "epoch"
     for frame, label, colour in ((parent, parent_label, PALETTE[0]), (child, child_label, PALETTE[1])):
-        if len(frame) and column in frame.columns:
+        if not len(frame) or column not in frame.columns:
+            continue
+        if column == "ema_fg_dice":
+            if "mean_fg_dice" in frame.columns:
+                fig.add_trace(go.Scatter(x=frame[x_col], y=frame["mean_fg_dice"], mode="lines", name=f"{label} (raw)",
+                                         legendgroup=label, showlegend=False, opacity=0.28, hoverinfo="skip",
+                                         line={"color": colour, "width": 1}))
+            fig.add_trace(go.Scatter(x=frame[x_col], y=frame[column], mode="lines", name=label, legendgroup=label,
+                                     hovertemplate=_HOVER, line={"color": colour, "width": 2.6}))
+        else:
             _shadowed(fig, frame[x_col], frame[column], name=label, colour=colour, window=window, width=2.2)
     title = "Parent vs extended run" + (" at the same fraction of schedule" if x_col == "fraction" else "")
     fig = _layout(fig, title, "EMA pseudo Dice" if column == "ema_fg_dice" else "mean pseudo Dice", height=430,
                   x_title="fraction of schedule" if x_col == "fraction" else "epoch")
     if x_col == "fraction":
         fig.update_xaxes(range=[0, 1], tickformat=".0%")
-    values = pd.concat([f[column] for f in (parent, child) if len(f) and column in f.columns], ignore_index=True)
-    if len(values.dropna()):
-        fig.update_yaxes(range=[max(0.0, float(values.quantile(0.02)) - 0.05), min(1.0, float(values.max()) + 0.03)])
+    _dice_axis(fig, [f for f in (parent, child) if len(f) and column in f.columns], column, note=x_col == "epoch")
     return fig

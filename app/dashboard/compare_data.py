@@ -1,15 +1,13 @@
-"""What the Compare page plots, as plain pandas: fold bands, extension pairs, ahead-or-behind.
+"""What the Compare page shows, as plain pandas: fold bands, the fold table, extension pairs.
 
-Comparing a parent run with its extension only makes sense at the same *fraction of schedule*: nnU-Net's
-poly learning rate is a function of epoch/N, so epoch 700 of 2000 is at a much higher learning rate than
-epoch 700 of 1000 and its Dice is expected to be lower. "Ahead" therefore means: at the fraction the
-extended run has reached, its EMA pseudo Dice is above the parent's EMA at that same fraction.
+How an extended run stands against its parent is not decided here: :func:`monitor.analyze.compare_extension`
+is the one rule, which the banner, the compare PNG and the JSON all state.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +16,7 @@ import pandas as pd
 
 from monitor.runs.layout import split_schedule_suffix
 
-__all__ = ["Standing", "extension_pairs", "fold_band", "standing", "with_fraction"]
+__all__ = ["FoldRow", "extension_pairs", "fold_band", "fold_table", "with_fraction"]
 
 
 def fold_band(frames: Mapping[str, pd.DataFrame], column: str = "ema_fg_dice", min_folds: int = 2) -> pd.DataFrame:
@@ -79,39 +77,40 @@ def extension_pairs(table: pd.DataFrame, jobs: Iterable[Any] = ()) -> list[tuple
 
 
 @dataclass(frozen=True)
-class Standing:
-    """Where an extended run stands against its parent at the same fraction of schedule."""
+class FoldRow:
+    """One fold of the Compare page's fold table, as numbers; ``link`` is the run page's URL."""
 
-    fraction: float
-    child_value: float
-    parent_value: float
-
-    @property
-    def delta(self) -> float:
-        return self.child_value - self.parent_value
-
-    @property
-    def ahead(self) -> bool:
-        return self.delta > 0
-
-    def sentence(self, column_label: str = "EMA pseudo Dice") -> str:
-        where = "ahead of" if self.ahead else "behind"
-        return (f"At {self.fraction:.0%} of its schedule the extended run is **{where}** its parent by "
-                f"{abs(self.delta):.4f} {column_label} ({self.child_value:.4f} vs {self.parent_value:.4f} at the "
-                "same fraction of schedule).")
+    fold: str
+    status: str
+    epochs: str
+    last_ema: float | None
+    best_ema: float | None
+    final_validation_dice: float | None
+    verdict: str
+    link: str
 
 
-def standing(parent: pd.DataFrame, parent_planned: int | None, child: pd.DataFrame, child_planned: int | None,
-             column: str = "ema_fg_dice") -> Standing | None:
-    """The comparison at the child's latest epoch; None when either schedule or value is unknown."""
-    if not parent_planned or not child_planned or parent.empty or child.empty:
-        return None
-    p = with_fraction(parent, parent_planned).dropna(subset=[column])
-    c = with_fraction(child, child_planned).dropna(subset=[column])
-    if p.empty or c.empty:
-        return None
-    fraction = float(c["fraction"].iloc[-1])
-    if fraction < float(p["fraction"].iloc[0]) or fraction > float(p["fraction"].iloc[-1]):
-        return None  # the parent never reached this fraction (it crashed earlier): nothing to compare
-    parent_value = float(np.interp(fraction, p["fraction"].to_numpy(), p[column].to_numpy()))
-    return Standing(fraction=fraction, child_value=float(c[column].iloc[-1]), parent_value=parent_value)
+def _mean_sd(values: Sequence[float | None]) -> str:
+    known = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not known:
+        return "–"
+    sd = float(np.std(known, ddof=1)) if len(known) > 1 else 0.0
+    return f"{float(np.mean(known)):.4f} ± {sd:.4f}" + ("" if len(known) > 1 else " (1 fold)")
+
+
+def _dice(value: float | None) -> str:
+    return "–" if value is None or not math.isfinite(float(value)) else f"{float(value):.4f}"
+
+
+def fold_table(rows: Sequence[FoldRow]) -> pd.DataFrame:
+    """The folds with their numbers (4 decimals) and a last row "mean ± SD" over the folds that have each
+    value (sample SD, as the dataset PNG prints it); ``Run`` holds each fold's link, empty on the summary row."""
+    out = [{"Fold": r.fold, "Run": r.link, "Status": r.status, "Epoch": r.epochs, "Last EMA": _dice(r.last_ema),
+            "Best EMA": _dice(r.best_ema), "Final val Dice": _dice(r.final_validation_dice), "Verdict": r.verdict}
+           for r in rows]
+    if rows:
+        out.append({"Fold": "mean ± SD", "Run": "", "Status": "", "Epoch": "",
+                    "Last EMA": _mean_sd([r.last_ema for r in rows]), "Best EMA": _mean_sd([r.best_ema for r in rows]),
+                    "Final val Dice": _mean_sd([r.final_validation_dice for r in rows]), "Verdict": ""})
+    return pd.DataFrame(out, columns=["Fold", "Run", "Status", "Epoch", "Last EMA", "Best EMA", "Final val Dice",
+                                      "Verdict"])

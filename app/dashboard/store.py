@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from monitor.analyze import Analysis, analyze_curves
+from monitor.analyze import Analysis, analyze_curves, verdict_label
 from monitor.runs.status import RunStatus
 from monitor.runs.summary import RunSummary
 from monitor.watch.watcher import ResultsWatcher, RunSnapshot
@@ -39,7 +39,7 @@ class StoreError(RuntimeError):
 def _analyse(snapshot: RunSnapshot) -> Analysis:
     """The analyzer on a snapshot's curves, with the watcher's status, exactly as ``nnwatch scan`` runs it."""
     return analyze_curves(snapshot.curves, planned_epochs=snapshot.summary.planned_epochs,
-                          status=snapshot.status, frame=snapshot.frame)
+                          status=snapshot.status, frame=snapshot.frame, device=snapshot.summary.device)
 
 
 class RunStore:
@@ -106,6 +106,8 @@ class RunStore:
         result = self._analysis_of(snapshot)
         row["verdict"] = result.verdict.value
         row["verdict_reason"] = result.reason
+        row["verdict_label"] = verdict_label(result)  # the badge's words, provisional marks included
+        row["verdict_final"] = result.final
         return row
 
     def run_ids(self) -> list[str]:

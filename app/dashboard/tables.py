@@ -126,6 +126,14 @@ def _dice_text(values: pd.Series) -> pd.Series:
     return numbers.map(lambda v: f"{v:.4f}" if pd.notna(v) and math.isfinite(v) else "–")
 
 
+def _verdict_text(verdict: str, label: Any) -> str:
+    """The verdict's icon and the analyzer's words for it (``↗ improving (so far)``), as every view says them."""
+    icon = VERDICT_LABELS.get(verdict, verdict).split(" ", 1)[0]
+    if isinstance(label, str) and label:
+        return f"{icon} {label}"
+    return VERDICT_LABELS.get(verdict, verdict)
+
+
 def runs_frame(table: pd.DataFrame, jobs_by_run: Mapping[str, list[Any]] | None = None) -> pd.DataFrame:
     """One display row per run, in the overview's column order."""
     jobs_by_run = jobs_by_run or {}
@@ -150,7 +158,7 @@ def runs_frame(table: pd.DataFrame, jobs_by_run: Mapping[str, list[Any]] | None 
         "ETA": _column(table, "eta_s").map(fmt_duration),
         "Last EMA": _dice_text(_column(table, "last_ema_fg_dice")),
         "Best EMA": _dice_text(_column(table, "best_ema_fg_dice")),
-        "Verdict": verdicts.map(lambda v: VERDICT_LABELS.get(v, v)),
+        "Verdict": [_verdict_text(v, w) for v, w in zip(verdicts, _column(table, "verdict_label", None))],
         "Why": _column(table, "verdict_reason", "").fillna(""),
         "Job": [_job_text(jobs_by_run.get(r, []), r) for r in table["run_id"]],
         "run_id": table["run_id"],

@@ -18,6 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from app.dashboard.tables import STATUS_LABELS, VERDICT_LABELS, fmt_duration
+from monitor.analyze import signed, verdict_label
 from monitor.runs.status import RunStatus
 
 if TYPE_CHECKING:
@@ -81,41 +82,66 @@ def extend_eligibility(summary: RunSummary | None) -> tuple[bool, str]:
     return True, ""
 
 
+def _gain_range(gain: tuple[float, float]) -> str:
+    """``0 … +0.012``; a range that is 0 at both ends is just ``0``."""
+    low, high = signed(gain[0]), signed(gain[1])
+    return low if low == high else f"{low} … {high}"
+
+
 def verdict_callout(analysis: Analysis | None, summary: RunSummary) -> None:
     """The verdict in one coloured sentence, with its estimates and the plain-language explanation."""
     if analysis is None:
         st.info("No verdict: the run has no completed epoch yet.", icon=":material/hourglass_empty:")
         return
     verdict = analysis.verdict.value
-    label = VERDICT_LABELS.get(verdict, verdict)
-    text = f"**{label.capitalize()}** — {analysis.reason}"
+    icon = VERDICT_LABELS.get(verdict, verdict).split(" ")[0]
+    label = verdict_label(analysis)  # the words of the PNG badge and the reason: one source
+    text = f"**{icon} {label}** — {analysis.reason}"
     box = {"improving": st.success, "declining": st.error}.get(verdict, st.info)
-    if verdict == "improving" and not verdict_supports_extend(analysis) and summary.status == RunStatus.FINISHED:
+    if not analysis.final:
+        box = st.info  # a provisional verdict is not yet a green light
+    elif verdict == "improving" and not verdict_supports_extend(analysis):
         box = st.warning
     box(text, icon=":material/insights:")
     cols = st.columns(4)
     slope, ci = analysis.slope_per_100_epochs, analysis.slope_ci95
-    cols[0].metric("Slope at the end", "–" if slope is None else f"{slope:+.4f}",
+    cols[0].metric("Slope at the end" if analysis.final else "Slope so far", "–" if slope is None else signed(slope, 4),
                    help="Theil–Sen slope of the raw mean pseudo Dice over the shaded window, Dice per 100 epochs" +
-                   ("" if ci is None else f"; 95 % interval {ci[0]:+.4f} … {ci[1]:+.4f}"))
-    gain = analysis.projected_gain_2000
-    cols[1].metric("Projected gain at 2000 ep", "–" if gain is None else f"{gain[0]:+.3f} … {gain[1]:+.3f}",
-                   help="Range of Dice a from-scratch 2000-epoch schedule could add, from the trend before the "
-                   "learning-rate annealing; the low end 0 means 'same Dice, later'.")
-    hours = analysis.gpu_hours_2000
-    cols[2].metric("Cost of 2000 epochs", "–" if hours is None else f"≈ {hours:.0f} GPU-h",
-                   help="Median epoch time of this run × 2000 epochs, on the same kind of GPU")
-    cols[3].metric("Recommended schedule", f"{analysis.recommended_epochs} ep" if analysis.recommended_epochs
-                   else "none", help="The cheapest schedule whose projected gain is worth it (at least 0.01 Dice)")
+                   ("" if ci is None else f"; 95 % interval {signed(ci[0], 4)} … {signed(ci[1], 4)}"))
+    unit = analysis.hours_unit
+    if not analysis.final:
+        pending = "after the schedule ends"
+        why = ("The run has not completed its schedule, so the verdict is provisional "
+               f"({analysis.provisional_note}); a longer schedule's gain, cost and recommendation are decided once "
+               "the schedule has ended.")
+        cols[1].metric("Projected gain at 2000 ep", pending, help=why)
+        cols[2].metric("Cost of 2000 epochs", pending, help=why)
+        cols[3].metric("Recommended schedule", "not decided yet", help=why)
+    else:
+        gain = analysis.projected_gain_2000
+        gain_text = "–" if gain is None else _gain_range(gain)
+        if verdict == "declining":
+            gain_text = "none (declining)"
+        cols[1].metric("Projected gain at 2000 ep", gain_text,
+                       help="Range of Dice a from-scratch 2000-epoch schedule could add, from the trend before the "
+                       "learning-rate annealing, bounded by what Dice can be; the low end 0 means 'same Dice, later'. "
+                       "A declining run gets no projection: use checkpoint_best, or a shorter schedule.")
+        hours = analysis.gpu_hours_2000
+        cols[2].metric("Cost of 2000 epochs", "–" if hours is None else f"≈ {hours:.0f} {unit.replace('-hours', '-h')}",
+                       help=f"Median epoch time of this run × 2000 epochs, in {unit} on the same device")
+        rec = analysis.recommended_epochs
+        cols[3].metric("Recommended schedule", f"{rec} ep" if rec else "no longer run",
+                       help="The cheapest schedule whose projected gain is worth it (at least 0.01 Dice); "
+                       "the table under 'Why this verdict?' gives each option's reason")
     with st.expander("Why this verdict? (and why pseudo Dice differs from the final validation Dice)"):
         st.markdown(analysis.explanation or analysis.reason)
-        if analysis.schedules:
+        if analysis.final and analysis.schedules:
             rows = [{"epochs": s.epochs,
-                     "projected gain": "–" if s.projected_gain is None else
-                     f"{s.projected_gain[0]:+.3f} … {s.projected_gain[1]:+.3f}",
-                     "GPU-hours": "–" if s.gpu_hours is None else f"{s.gpu_hours:.0f}",
-                     "worth it": "yes" if s.worth_it else "no"} for s in analysis.schedules]
-            st.dataframe(pd.DataFrame(rows), hide_index=True, width="content")
+                     "projected gain": "–" if s.projected_gain is None else _gain_range(s.projected_gain),
+                     unit: "–" if s.gpu_hours is None else f"{s.gpu_hours:.0f}",
+                     "worth it": "yes" if s.worth_it else f"no: {s.why_not or 'not projected'}"}
+                    for s in analysis.schedules]
+            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
         final = summary.final_validation_dice
         if final is not None:
             st.caption(f"Final validation Dice (whole cases, after training): {fmt_dice(final)}; last EMA pseudo "

@@ -1,10 +1,27 @@
-"""Is validation pseudo Dice still improving at the end of the schedule, flat, or declining? And the one smoothing
-that every chart and report draws."""
+"""Is validation pseudo Dice still improving at the end of the schedule, flat, or declining? In which words,
+is the verdict final, how does an extended run stand against its parent? And the one smoothing that every chart
+and report draws."""
 
-from monitor.analyze.analyzer import analyze
+from monitor.analyze.analyzer import analyze, hours_unit, practical_gain_per_epoch
+from monitor.analyze.compare import (
+    COMPARISON_RULE,
+    Certainty,
+    ComparedRun,
+    ExtensionComparison,
+    Standing,
+    compare_extension,
+    compare_runs,
+    extension_fell_behind,
+)
 from monitor.analyze.options import AnalyzerOptions
-from monitor.analyze.result import Analysis, FitLine, Verdict
+from monitor.analyze.result import Analysis, FitLine, Trend, Verdict, verdict_is_final
 from monitor.analyze.smoothing import smooth
+from monitor.analyze.text import signed, verdict_label, verdict_words
 from monitor.analyze.verdict import analyze_curves, analyze_run
 
-__all__ = ["Analysis", "AnalyzerOptions", "FitLine", "Verdict", "analyze", "analyze_curves", "analyze_run", "smooth"]
+__all__ = [
+    "COMPARISON_RULE", "Analysis", "AnalyzerOptions", "Certainty", "ComparedRun", "ExtensionComparison", "FitLine",
+    "Standing", "Trend", "Verdict", "analyze", "analyze_curves", "analyze_run", "compare_extension", "compare_runs",
+    "extension_fell_behind", "hours_unit", "practical_gain_per_epoch", "signed", "smooth", "verdict_is_final",
+    "verdict_label", "verdict_words",
+]

@@ -1,7 +1,8 @@
 """Is a run's validation pseudo Dice still improving at the end, and would a longer schedule be worth it?
 
 A wrong "improving" wastes days of GPU time, a wrong "plateau" leaves Dice on the table, so a trend
-counts only if its interval excludes 0 *and* it is at least ``min_practical_gain`` Dice per 100 epochs.
+counts only if its interval excludes 0 *and* it is at least ``min_practical_gain`` Dice per 10 % of the
+planned schedule (a 2000-epoch curve is a stretched 1000-epoch one; per 100 epochs when the length is unknown).
 The fitted series is the raw per-epoch ``mean_fg_dice``, not nnU-Net's EMA, which lags and whose
 residuals are autocorrelated by construction. The statistics are in :mod:`monitor.analyze.stats`, the
 learning-rate schedule and projection in :mod:`monitor.analyze.schedule`; the method and the evidence
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from monitor.analyze.options import AnalyzerOptions
-from monitor.analyze.result import Analysis, FitLine, Verdict
+from monitor.analyze.result import Analysis, FitLine, Trend, Verdict, verdict_is_final
 from monitor.analyze.schedule import (
     ScheduleOption,
     anneal_start_epoch,
@@ -74,6 +75,31 @@ def _classify(fit: SenFit, threshold_per_epoch: float) -> Verdict:
     return Verdict.PLATEAU
 
 
+def _trend(fit: SenFit, verdict: Verdict) -> Trend:
+    """The verdict in finer words: a plateau whose interval excludes 0 still rises (or falls), slowly."""
+    if verdict is Verdict.IMPROVING:
+        return Trend.RISING
+    if verdict is Verdict.DECLINING:
+        return Trend.FALLING
+    if fit.lo > 0:
+        return Trend.RISING_SLOWLY
+    if fit.hi < 0:
+        return Trend.FALLING_SLOWLY
+    return Trend.FLAT
+
+
+def practical_gain_per_epoch(min_practical_gain: float, planned_epochs: int | None) -> float:
+    """The practical threshold in Dice per epoch: ``min_practical_gain`` per 10 % of the planned schedule,
+    or per 100 epochs (10 % of nnU-Net's default 1000) when the schedule length is unknown."""
+    span = 0.1 * planned_epochs if planned_epochs and planned_epochs > 0 else 100.0
+    return min_practical_gain / span
+
+
+def hours_unit(device: str | None) -> str:
+    """"CPU-hours" for a run trained on the CPU, else "GPU-hours" (nnU-Net's default device is CUDA)."""
+    return "CPU-hours" if device is not None and device.strip().lower().startswith("cpu") else "GPU-hours"
+
+
 def _fit_range(ep: np.ndarray, y: np.ndarray, first: int, last: int, opts: AnalyzerOptions,
                z: float) -> tuple[SenFit | None, int]:
     """Theil–Sen over epochs ``first..last`` if enough of them have a value; also the valid count."""
@@ -93,6 +119,7 @@ def analyze(
     finished: bool,
     running: bool = False,
     options: AnalyzerOptions | None = None,
+    device: str | None = None,
 ) -> Analysis:
     """Verdict, interval, lr-aware projection and cost for one run's per-epoch frame (see module doc)."""
     opts = options or AnalyzerOptions()
@@ -109,7 +136,8 @@ def analyze(
         ends = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[us]")
     return analyze_series(frame["epoch"].to_numpy(dtype=np.int64), _series(frame, opts.series),
                           _column(frame, "lr"), times, ends,
-                          planned_epochs=planned_epochs, finished=finished, running=running, options=opts)
+                          planned_epochs=planned_epochs, finished=finished, running=running, options=opts,
+                          device=device)
 
 
 def analyze_series(
@@ -123,13 +151,13 @@ def analyze_series(
     finished: bool,
     running: bool = False,
     options: AnalyzerOptions | None = None,
+    device: str | None = None,
 ) -> Analysis:
     """:func:`analyze` on bare columns, one entry per epoch: the fitted series (``options.series``),
     learning rate, epoch times and epoch end stamps (``datetime64``, or None). What a scan calls for every
     run: it has the merged curves as arrays and builds no DataFrame."""
     opts = options or AnalyzerOptions()
     z = NormalDist().inv_cdf(0.5 + opts.confidence / 2.0)
-    tau = opts.min_practical_gain / 100.0  # per epoch
 
     ep, y, times = np.asarray(epochs, dtype=np.int64), np.asarray(values, dtype=float), np.asarray(epoch_time_s, float)
     lr = np.asarray(lr, dtype=float)
@@ -145,14 +173,18 @@ def analyze_series(
     lr0, lr_planned = poly_schedule(ep, lr, opts.poly_exponent) if ep.size else (None, None)
     planned = planned_epochs if planned_epochs is not None else lr_planned
     status = "finished" if finished else ("running" if running else "stopped")
-    schedule_done = finished or (status == "stopped" and planned is not None and n_done >= planned)
+    schedule_done = verdict_is_final(status, n_done, planned)
+    tau = practical_gain_per_epoch(opts.min_practical_gain, planned)
 
-    sec = median_epoch_seconds(times, ends)
+    # No cost before the schedule has ended: what a longer run costs is part of a decision not yet due.
+    sec = median_epoch_seconds(times, ends) if schedule_done else None
     hours = {m: (None if sec is None else sec * m / 3600.0) for m in {*opts.schedule_options, 2000}}
 
     base: dict[str, Any] = {
         "series": opts.series, "min_practical_gain": opts.min_practical_gain, "epochs_completed": n_done,
         "gpu_hours_2000": hours[2000], "planned_epochs": planned, "status": status,
+        "min_practical_gain_per_100_epochs": tau * 100.0, "final": schedule_done, "device": device,
+        "hours_unit": hours_unit(device),
     }
     no_schedules = tuple(ScheduleOption(m, None, hours[m], False) for m in opts.schedule_options)
 
@@ -172,6 +204,7 @@ def analyze_series(
     if fit is None:
         return insufficient("missing", (w0, w1), count)
     verdict = _classify(fit, tau)
+    level = float(np.clip(fit.intercept + fit.slope * (w1 - w0), 0.0, 1.0))  # the fitted Dice at the end
 
     # Annealing phase from the run's own lr; the trend before it is what a longer schedule could extend.
     a_start, a_source = anneal_start_epoch(ep, lr, lr0, planned, opts.anneal_lr_fraction, opts.poly_exponent)
@@ -185,9 +218,12 @@ def analyze_series(
     pre_verdict = None if pre_fit is None else _classify(pre_fit, tau)
 
     schedules, recommended, blocker, gain_2000 = no_schedules, None, None, None
-    if schedule_done and pre_fit is not None:
+    if schedule_done and verdict is Verdict.DECLINING:  # no projection, a sentence instead (see text.py)
+        schedules = tuple(ScheduleOption(m, None, hours[m], False, "the run is declining")
+                          for m in opts.schedule_options)
+    elif schedule_done and pre_fit is not None:
         schedules, recommended, blocker, gain_2000 = _project(ep, y, n_done, a_start, pre_fit, pre_window,
-                                                             pre_verdict, hours, opts)
+                                                             pre_verdict, hours, opts, level)
 
     result = Analysis(
         verdict=verdict,
@@ -202,6 +238,7 @@ def analyze_series(
         anneal_start_epoch=a_start,
         pre_anneal_slope_per_100_epochs=None if pre_fit is None else pre_fit.slope * 100.0,
         pre_anneal_ci95=None if pre_fit is None else (pre_fit.lo * 100.0, pre_fit.hi * 100.0),
+        trend=_trend(fit, verdict),
         **base,
     )
     return _worded(result, Facts(opts, schedule_done, count=count, fit=fit, anneal_source=a_source, pre_fit=pre_fit,
@@ -223,12 +260,15 @@ def _project(
     pre_verdict: Verdict | None,
     hours: dict[int, float | None],
     opts: AnalyzerOptions,
+    level: float,
 ) -> tuple[tuple[ScheduleOption, ...], int | None, str | None, tuple[float, float] | None]:
     """Projected gain range of each longer from-scratch schedule, the one the evidence supports, why none
     is (``"reach"`` or ``"gain"``), and the 2000-epoch range that :class:`Analysis` always reports.
 
     The range is ``[min(0, slope_lo·k), max(0, slope_hi·k)]``, ``k`` being what the extra high-lr epochs
     are worth in pre-annealing-slope epochs: 0 is the "stretched curve" outcome of nnU-Net issue #2474.
+    It is cut to what Dice can be: from the run's fitted Dice at the end (``level``), no lower than 0 and
+    no higher than 1.
     Worth it: the pre-annealing trend is itself "improving", its point projection reaches
     ``min_rerun_gain`` and the extra epochs stay within ``max_extrapolation_ratio``.
     """
@@ -243,15 +283,22 @@ def _project(
     central: dict[int, float] = {}
     for m in sorted({*opts.schedule_options, 2000}):
         if m <= n_done:
-            by_length[m] = ScheduleOption(m, None, hours[m], False)
+            by_length[m] = ScheduleOption(m, None, hours[m], False, f"not longer than this run's {n_done} epochs")
             continue
         extra = anneal_frac * (m - n_done)
         k = extra_gain_epochs(timescale, extra, span)
-        gain = (min(0.0, pre_fit.lo * k), max(0.0, pre_fit.hi * k))
-        point = pre_fit.slope * k
-        worth = (pre_verdict is Verdict.IMPROVING and point >= opts.min_rerun_gain
-                 and extra <= opts.max_extrapolation_ratio * observed)
-        by_length[m] = ScheduleOption(m, gain, hours[m], worth)
+        gain = (max(-level, min(0.0, pre_fit.lo * k)), min(1.0 - level, max(0.0, pre_fit.hi * k)))
+        point = min(pre_fit.slope * k, 1.0 - level)
+        why_not = None
+        if pre_verdict is not Verdict.IMPROVING:
+            why_not = ("the trend a longer schedule could extend does not rise by the practical gain "
+                       f"({opts.min_practical_gain:g} per 10 % of the schedule)")
+        elif point < opts.min_rerun_gain:
+            why_not = f"projected gain {point:.3f} is under {opts.min_rerun_gain:g} Dice"
+        elif extra > opts.max_extrapolation_ratio * observed:
+            why_not = (f"its {extra:.0f} extra pre-annealing epochs extrapolate beyond "
+                       f"{opts.max_extrapolation_ratio:g}× the {observed:.0f} epochs the trend was measured on")
+        by_length[m] = ScheduleOption(m, gain, hours[m], why_not is None, why_not)
         if m in opts.schedule_options:
             central[m] = point
     options = [by_length[m] for m in sorted(opts.schedule_options)]

@@ -24,8 +24,10 @@ class AnalyzerOptions:
     # Sparser windows are rarely random gaps (a logging bug, a crash), which no interval can account for.
     min_points: int = 20
     max_missing_fraction: float = 0.5
-    # Dice per 100 epochs: half a Dice point is about the smallest difference labs report between nnU-Net
-    # variants, and about what the data resolve; a significant but smaller slope is a plateau.
+    # Dice per 10 % of the planned schedule (per 100 epochs of nnU-Net's default 1000; per 100 epochs when the
+    # length is unknown): a 2000-epoch curve is a stretched 1000-epoch one, so the threshold stretches with it.
+    # Half a Dice point is about the smallest difference labs report between nnU-Net variants, and about what
+    # the data resolve; a significant but smaller slope is a plateau that still rises (or falls) slowly.
     min_practical_gain: float = 0.005
     # Two-sided interval of the slope; "improving" needs its lower end above 0.
     confidence: float = 0.95

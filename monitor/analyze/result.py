@@ -8,7 +8,7 @@ from typing import Any
 
 from monitor.analyze.schedule import ScheduleOption, json_fields, json_value
 
-__all__ = ["Analysis", "FitLine", "Verdict"]
+__all__ = ["Analysis", "FitLine", "Trend", "Verdict", "verdict_is_final"]
 
 
 class Verdict(str, Enum):
@@ -21,6 +21,35 @@ class Verdict(str, Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+class Trend(str, Enum):
+    """What the fitted slope says in words, finer than the verdict: a slope whose interval excludes 0 but
+    that stays under the practical threshold is a plateau that is still rising (or falling) slowly."""
+
+    RISING = "rising"
+    RISING_SLOWLY = "rising_slowly"
+    FLAT = "flat"
+    FALLING_SLOWLY = "falling_slowly"
+    FALLING = "falling"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def verdict_is_final(status: str, epochs_completed: int, planned_epochs: int | None) -> bool:
+    """Whether a run's verdict is final: its schedule has ended (finished, or every planned epoch ran).
+
+    A running run's verdict holds only so far, a run that stopped early only where it stopped; the run
+    table (which has these three columns) and :attr:`Analysis.final` both answer with this function.
+    """
+    status = str(status)
+    if status == "finished":
+        return True
+    if status in ("running", "stalled") or not planned_epochs:
+        return False
+    return epochs_completed >= int(planned_epochs)
 
 
 @dataclass(frozen=True)
@@ -65,6 +94,18 @@ class Analysis:
     anneal_start_epoch: int | None = None
     pre_anneal_slope_per_100_epochs: float | None = None
     pre_anneal_ci95: tuple[float, float] | None = None
+    trend: Trend = Trend.UNKNOWN
+    min_practical_gain_per_100_epochs: float | None = None  # the threshold in slope units for this schedule
+    final: bool = True  # the schedule has ended (see verdict_is_final); else the verdict is provisional
+    device: str | None = None  # "cuda:0", "cpu", … from debug.json; sets the unit of the cost
+    hours_unit: str = "GPU-hours"  # "CPU-hours" on a CPU device
+
+    @property
+    def provisional_note(self) -> str | None:
+        """"so far" (running), "where it stopped" (stopped before its schedule ended), None when final."""
+        if self.final:
+            return None
+        return "so far" if self.status == "running" else "where it stopped"
 
     def to_dict(self) -> dict[str, Any]:
         """Strict-JSON-ready dict in field order, so the ten contract keys (the first ten fields) come first."""

@@ -33,8 +33,9 @@ class ScheduleOption:
 
     epochs: int
     projected_gain: tuple[float, float] | None
-    gpu_hours: float | None
+    gpu_hours: float | None  # device-hours (GPU or CPU, see ``Analysis.hours_unit``)
     worth_it: bool
+    why_not: str | None = None  # why it is not worth it, in words; None when it is (or nothing was projected)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from monitor.analyze.options import AnalyzerOptions
-from monitor.analyze.result import Analysis
+from monitor.analyze.result import Analysis, Trend
 from monitor.analyze.stats import SenFit
 
-__all__ = ["Facts", "explain", "reason_for"]
+__all__ = ["Facts", "explain", "reason_for", "signed", "verdict_label", "verdict_words"]
 
 PSEUDO_DICE_NOTE = (
     "Pseudo Dice is computed each epoch on a random subset of validation patches, so it is noisy and "
@@ -36,6 +36,47 @@ class Facts:
     projection_blocker: str | None = None  # "reach" | "gain": why no longer schedule is worth it
 
 
+def signed(value: float, digits: int = 3) -> str:
+    """``+0.012`` / ``−0.004`` (a true minus, as on chart axes), and a plain ``0`` for anything that rounds
+    to zero: never ``−0.000``. Every view prints gains and slopes with it."""
+    text = f"{value:+.{digits}f}"
+    if float(text) == 0:
+        return "0"
+    return text.replace("-", "\u2212")
+
+
+_VERDICT_WORDS = {"improving": "improving", "plateau": "plateau", "declining": "declining",
+                  "insufficient_data": "too early to say"}
+_TREND_WORDS = {Trend.RISING_SLOWLY: "rising slowly", Trend.FALLING_SLOWLY: "falling slowly"}
+
+
+def verdict_words(a: Analysis) -> str:
+    """The verdict as a badge says it: ``plateau, rising slowly`` where the interval excludes 0 but the slope
+    stays under the practical threshold. The JSON keeps the four verdict values; this only adds words."""
+    words = _VERDICT_WORDS.get(str(a.verdict), str(a.verdict))
+    slow = _TREND_WORDS.get(a.trend)
+    return f"{words}, {slow}" if slow else words
+
+
+def verdict_label(a: Analysis) -> str:
+    """:func:`verdict_words` marked provisional: ``improving (so far)`` on a running run, ``… (where it
+    stopped)`` on one that stopped before its schedule ended; final verdicts carry no mark."""
+    note = a.provisional_note
+    words = verdict_words(a)
+    return f"{words} ({note})" if note and str(a.verdict) != "insufficient_data" else words
+
+
+def _threshold(a: Analysis, tau: float) -> str:
+    """"0.005 per 10 % of the schedule", with the per-100-epoch figure where the schedule is not 1000."""
+    if not a.planned_epochs:
+        return f"{tau:g} per 100 epochs (schedule length unknown)"
+    text = f"{tau:g} per 10 % of the schedule"
+    per_100 = a.min_practical_gain_per_100_epochs
+    if per_100 is not None and a.planned_epochs != 1000:
+        text += f" = {per_100:.4f} per 100 epochs of {a.planned_epochs}"
+    return text
+
+
 def _stopped_early(a: Analysis, f: Facts) -> bool:
     """Stopped (crashed, killed, out of wall time) before its schedule's last epoch."""
     return a.status == "stopped" and not f.schedule_done
@@ -49,8 +90,8 @@ def _of_planned(a: Analysis) -> str:
 
 
 def _stats(fit: SenFit, window: tuple[int, int]) -> str:
-    return (f"{fit.slope * 100:+.4f} per 100 epochs over epochs {window[0]}–{window[1]}, "
-            f"95% CI {fit.lo * 100:+.4f} to {fit.hi * 100:+.4f}")
+    return (f"{signed(fit.slope * 100, 4)} per 100 epochs over epochs {window[0]}–{window[1]}, "
+            f"95% CI {signed(fit.lo * 100, 4)} to {signed(fit.hi * 100, 4)}")
 
 
 _RESUME = ("resume it with nnU-Net's --c flag (-c in v1), which continues from the last checkpoint, rather "
@@ -75,19 +116,24 @@ def reason_for(a: Analysis, f: Facts) -> str:
         return text + "."
 
     assert f.fit is not None and a.window is not None
-    tau = f.options.min_practical_gain
+    threshold = _threshold(a, f.options.min_practical_gain)
     stats = _stats(f.fit, a.window)
+    hidden = f.fit.hi * 100 >= 2 * (a.min_practical_gain_per_100_epochs or f.options.min_practical_gain)
     trend = {
-        "improving": f"still rising ({stats}), more than the {tau:g} per 100 epochs that counts as a gain",
-        "plateau": f"flat ({stats}): no change of {tau:g} per 100 epochs or more beyond the noise"
-        + (f", though noise this large could hide a rise of up to {f.fit.hi * 100:+.4f}"
-           if f.fit.hi * 100 >= 2 * tau else ""),
-        "declining": f"falling ({stats}), a real drop that usually means overfitting",
-    }[str(a.verdict)]
+        Trend.RISING: f"still rising ({stats}), more than the practical gain of {threshold}",
+        Trend.RISING_SLOWLY: f"still rising slowly, below the practical gain ({stats}; a gain counts from "
+                             f"{threshold})",
+        Trend.FLAT: f"flat ({stats}): no change of {threshold} or more beyond the noise"
+        + (f", though noise this large could hide a rise of up to {signed(f.fit.hi * 100, 4)}" if hidden else ""),
+        Trend.FALLING_SLOWLY: f"falling slowly, below the practical threshold ({stats}; a drop counts from "
+                              f"{threshold})",
+        Trend.FALLING: f"falling ({stats}), a real drop that usually means overfitting",
+    }.get(a.trend, f"flat ({stats})")
     if a.status == "running":
         return f"So far (epoch {_of_planned(a)}, still running) the validation pseudo Dice is {trend}."
     if _stopped_early(a, f):
-        return f"The run stopped after epoch {_of_planned(a)} with the validation pseudo Dice {trend}; {_RESUME}."
+        return (f"Where the run stopped (after epoch {_of_planned(a)}) the validation pseudo Dice is {trend}; "
+                f"{_RESUME}.")
     head = f"At the end of the run the validation pseudo Dice is {trend}"
     if a.status == "stopped":
         head = f"All {n_done} planned epochs ran (the run did not end normally); the pseudo Dice is {trend}"
@@ -99,20 +145,21 @@ def _advice(a: Analysis, f: Facts) -> str:
     rec = next((s for s in a.schedules if s.epochs == a.recommended_epochs), None)
     if rec is not None and rec.projected_gain is not None and f.pre_fit is not None:
         lo, hi = rec.projected_gain
-        cost = "" if rec.gpu_hours is None else f" for about {rec.gpu_hours:.0f} GPU-hours"
+        cost = "" if rec.gpu_hours is None else f" for about {rec.gpu_hours:.0f} {a.hours_unit}"
         before = "before the learning rate annealed " if a.anneal_start_epoch is not None else ""
         lead = "" if a.verdict == "improving" else "but "
-        return (f"{lead}{before}it was already rising {f.pre_fit.slope * 100:+.4f} per 100 epochs, enough to "
-                f"try a {rec.epochs}-epoch run from scratch, projected (an extrapolation) to end {lo:+.3f} to "
-                f"{hi:+.3f} Dice from here{cost}")
+        return (f"{lead}{before}it was already rising {signed(f.pre_fit.slope * 100, 4)} per 100 epochs, enough "
+                f"to try a {rec.epochs}-epoch run from scratch, projected (an extrapolation) to end {signed(lo)} to "
+                f"{signed(hi)} Dice from here{cost}")
     annealing_in_window = (a.anneal_start_epoch is not None and a.window is not None
                            and a.anneal_start_epoch <= a.window[1])
     if a.verdict == "improving" and annealing_in_window and f.pre_verdict != "improving":
         return ("the rise comes from the final low-learning-rate phase, which a longer schedule also "
                 "ends with, and the curve was flat before it, so more epochs are unlikely to end higher")
     if a.verdict == "declining":
-        return ("so a longer schedule would not help (nnU-Net's checkpoint_best, chosen by EMA pseudo Dice, "
-                "holds the better weights)")
+        return ("so a longer schedule would not help and none is projected: use nnU-Net's checkpoint_best "
+                "(chosen by EMA pseudo Dice, it "
+                "holds the better weights), or train a shorter schedule")
     if not any(s.projected_gain is not None for s in a.schedules):
         return "the schedule was already as long as the options considered, so no longer run is projected"
     if f.pre_verdict == "improving" and f.projection_blocker == "reach":
@@ -132,12 +179,12 @@ def explain(a: Analysis, f: Facts) -> str:
     """Two to four sentences for the dashboard: method, pseudo-Dice caveat, schedule, projection/cost."""
     cost = ""
     if a.gpu_hours_2000 is not None:
-        cost = f" about {a.gpu_hours_2000:.0f} GPU-hours at this run's median epoch time"
+        cost = f" about {a.gpu_hours_2000:.0f} {a.hours_unit} at this run's median epoch time"
     if f.why is not None:
         first = ("The trend is judged from a robust line through the per-epoch validation pseudo Dice over "
                  f"the last {f.options.window_epochs} epochs (or the last half of a shorter run), which needs at "
                  f"least {f.options.min_epochs} epochs and at most half of the window missing.")
-        last = f" A 2000-epoch run from scratch would cost{cost}." if cost else ""
+        last = f" A 2000-epoch run from scratch would cost{cost}." if cost and f.schedule_done else ""
         return f"{first} {PSEUDO_DICE_NOTE}{last}"
 
     assert f.fit is not None and a.window is not None
@@ -149,7 +196,8 @@ def explain(a: Analysis, f: Facts) -> str:
     sentences = [
         f"The verdict fits a robust Theil–Sen line to the per-epoch validation pseudo Dice ({f.options.series}, mean "
         f"over foreground classes) over epochs {a.window[0]}–{a.window[1]}, {widened}, and counts slopes "
-        f"under {f.options.min_practical_gain:g} Dice per 100 epochs as flat.",
+        f"under {_threshold(a, f.options.min_practical_gain)} as a plateau (still rising or falling slowly where "
+        "the interval excludes 0).",
         PSEUDO_DICE_NOTE,
     ]
     frac = f"{f.options.anneal_lr_fraction:.0%}"
@@ -165,16 +213,19 @@ def explain(a: Analysis, f: Facts) -> str:
     elif f.anneal_source != "none" and not f.schedule_done:
         sentences.append(f"The run has not reached the low-learning-rate phase (lr below {frac} of its "
                          "start) where nnU-Net curves usually rise once more.")
-    if f.schedule_done and a.projected_gain_2000 is not None:
+    if f.schedule_done and a.verdict == "declining":
+        sentences.append("No longer schedule is projected for a declining run: its best weights are behind it "
+                         "(checkpoint_best), and a shorter schedule would end nearer them.")
+    elif f.schedule_done and a.projected_gain_2000 is not None:
         lo, hi = a.projected_gain_2000
         sentences.append(
-            f"As an extrapolation, a from-scratch 2000-epoch run might end {lo:+.3f} to {hi:+.3f} Dice "
-            f"relative to this one, for{cost or ' an unknown number of GPU-hours'}: a longer schedule "
+            f"As an extrapolation, a from-scratch 2000-epoch run might end {signed(lo)} to {signed(hi)} Dice "
+            f"relative to this one, for{cost or ' an unknown number of ' + a.hours_unit}: a longer schedule "
             "stretches the whole curve, and nnU-Net issue #2474 reports that it often reaches the same "
             "Dice, later.")
     elif not f.schedule_done:
-        sentences.append("Whether a longer schedule pays off is only projected once the run completes its "
-                         f"schedule{'; a 2000-epoch run would cost' + cost if cost else ''}.")
+        sentences.append("Whether a longer schedule pays off, and what it would cost, is worked out once the run "
+                         "completes its schedule.")
     else:
         sentences.append("No 2000-epoch projection: this run's schedule was already that long or longer"
                          f"{'; 2000 epochs cost' + cost if cost else ''}.")

@@ -36,25 +36,26 @@ def analyze_run(run: RunReader | str | os.PathLike[str], options: AnalyzerOption
     reader = run if isinstance(run, RunReader) else load_run(run)
     state = status or reader.status()
     return analyze_curves(reader.curves(), planned_epochs=reader.planned_epochs()[0], status=state,
-                          options=options, frame=reader.frame)
+                          options=options, frame=reader.frame, device=reader.metadata.device)
 
 
 def analyze_curves(curves: Curves, *, planned_epochs: int | None, status: RunStatus,
                    options: AnalyzerOptions | None = None,
-                   frame: Callable[[], pd.DataFrame] | None = None) -> Analysis:
+                   frame: Callable[[], pd.DataFrame] | None = None, device: str | None = None) -> Analysis:
     """The analyzer on a run's merged curves, given its status: what the scan and the dashboard both call.
 
     The series is read straight off the arrays; ``frame`` builds the DataFrame only if the chosen series is
-    a column the arrays do not have.
+    a column the arrays do not have. ``device`` (``debug.json``'s, e.g. ``cuda:0`` or ``cpu``) sets the cost's unit.
     """
     opts = options or AnalyzerOptions()
     finished, running = status == RunStatus.FINISHED, status in (RunStatus.RUNNING, RunStatus.STALLED)
     values = _curve_series(curves, opts.series)
     if values is None:
         return analyze(frame() if frame is not None else curves_frame(curves), planned_epochs=planned_epochs,
-                       finished=finished, running=running, options=opts)
+                       finished=finished, running=running, options=opts, device=device)
     return analyze_series(curves.epoch, values, curves.lr, curves.epoch_time_s, curves.epoch_end,
-                          planned_epochs=planned_epochs, finished=finished, running=running, options=opts)
+                          planned_epochs=planned_epochs, finished=finished, running=running, options=opts,
+                          device=device)
 
 
 def _curve_series(curves: Curves, name: str) -> np.ndarray | None:

@@ -10,6 +10,7 @@ import importlib.metadata
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
+from monitor.analyze import signed
 from monitor.report.style import VERDICT_COLOURS, Canvas
 
 __all__ = ["Frame", "draw_footer", "draw_header", "fit_text", "nnwatch_version", "signed", "text_width", "wrap_lines"]
@@ -47,12 +48,6 @@ def wrap_lines(canvas: Canvas, lines: Sequence[str], size: float = 15.0, max_lin
     return out
 
 
-def signed(value: float, digits: int = 3) -> str:
-    """``+0.012`` / ``−0.004`` (a true minus, as on the axes), and ``0.000`` rather than ``-0.000``."""
-    text = f"{value:+.{digits}f}"
-    return text[1:] if float(text) == 0 else text.replace("-", "\u2212")
-
-
 def nnwatch_version() -> str:
     try:
         return importlib.metadata.version("nnwatch")
@@ -76,13 +71,14 @@ class Frame:
         return self.right - self.left
 
 
-def draw_header(canvas: Canvas, title: str, subtitle: str, verdict: str | None) -> None:
-    """Bold title on the left, the verdict as a coloured badge on the right, a subtitle of facts below."""
+def draw_header(canvas: Canvas, title: str, subtitle: str, verdict: str | None, label: str | None = None) -> None:
+    """Bold title on the left, the verdict as a coloured badge on the right (``label``, the words the dashboard's
+    badge uses, else the verdict value), a subtitle of facts below."""
     u = canvas.unit
     left, right, top = MARGIN * u, canvas.width - MARGIN * u, MARGIN * u
     badge_w = 0.0
     if verdict is not None:
-        label = verdict.replace("_", " ").upper()
+        label = (label or verdict.replace("_", " ")).upper()
         size = 19.0
         badge_w = text_width(label, size * u, bold=True) + 30 * u
         canvas.text(right - 8 * u, top + 2 * u, label, size=size, weight="bold", color="#FFFFFF", ha="right",

@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
+from monitor.analyze import COMPARISON_RULE, ComparedRun, ExtensionComparison, compare_extension, verdict_label
 from monitor.analyze import smooth as smooth_curve
 from monitor.report.data import DatasetGroup, ReportError, RunData, load_run_data
 from monitor.report.layout import Frame, draw_footer, draw_header, fit_text, signed, text_width, wrap_lines
@@ -31,7 +32,7 @@ from monitor.report.panels import (
 )
 from monitor.report.style import VERDICT_COLOURS, Canvas, class_style, fold_style
 
-__all__ = ["FoldRow", "build_compare_figure", "build_dataset_figure", "load_group"]
+__all__ = ["FoldRow", "build_compare_figure", "build_dataset_figure", "compare_pair", "load_group"]
 
 Y_TICKS, PANEL_TITLE, X_TICKS = 64.0, 34.0, 52.0
 # (swatch colour and dash, cells, verdict that colours the last cell)
@@ -144,7 +145,7 @@ def _row(label: str, run: RunData, style: tuple[str, Any]) -> TableRow:
     verdict = run.analysis.verdict.value
     epochs = f"{run.epochs_done}/{run.planned}" if run.planned else str(run.epochs_done)
     return (style, [label, str(run.summary.get("status")), epochs, _best(run),
-                    _fmt(run.summary.get("final_validation_dice")), verdict.replace("_", " ")], verdict)
+                    _fmt(run.summary.get("final_validation_dice")), verdict_label(run.analysis)], verdict)
 
 
 def _best(run: RunData) -> str:
@@ -186,7 +187,7 @@ def build_dataset_figure(canvas: Canvas, folds: Sequence[FoldRow], *, smooth: in
             continue
         rows.append(_row(f"fold {row.fold}", row.data, fold_style(canvas.theme, k)))
     set_dice_ylim(dice, np.arange(max(run.last_epoch for run in runs) + 1, dtype=float),
-                  _aligned(runs, "ema_fg_dice")[1])
+                  _aligned(runs, "ema_fg_dice")[1], canvas)
     if entries:
         legend(dice, canvas, [h for h, _ in entries], [t for _, t in entries], loc="lower right")
     panel_title(dice, canvas, "EMA pseudo Dice (validation), per fold")
@@ -219,12 +220,14 @@ def _dataset_facts(runs: Sequence[RunData], n_folds: int) -> list[str]:
              else "no final validation yet"]
     verdicts: dict[str, int] = {}
     for run in runs:
-        name = run.analysis.verdict.value.replace("_", " ")
+        name = verdict_label(run.analysis)
         verdicts[name] = verdicts.get(name, 0) + 1
     lines.append("verdicts: " + " · ".join(f"{count} {name}" for name, count in verdicts.items()))
-    hours = [run.analysis.gpu_hours_2000 for run in runs if run.analysis.gpu_hours_2000 is not None]
-    if hours:
-        lines.append(f"2000 epochs ≈ {float(np.median(hours)):.0f} GPU-hours per fold")
+    costed = [run.analysis for run in runs if run.analysis.gpu_hours_2000 is not None]
+    units = {a.hours_unit for a in costed}
+    if costed and len(units) == 1:  # only finished folds have a cost; never a median of GPU and CPU hours
+        hours = float(np.median([a.gpu_hours_2000 or 0.0 for a in costed]))
+        lines.append(f"2000 epochs ≈ {hours:.0f} {units.pop()} per fold ({len(costed)} finished)")
     return lines
 
 
@@ -234,6 +237,12 @@ def _label(run: RunData, other: RunData) -> str:
     if s["trainer"] != o["trainer"]:
         return str(s["trainer"])
     return fit_text(str(s["run_id"]), 400, 14)
+
+
+def compare_pair(parent: RunData, child: RunData) -> ExtensionComparison:
+    """The one comparison rule (:func:`monitor.analyze.compare_extension`) on two report runs."""
+    return compare_extension(*(ComparedRun.from_frame(str(run.summary["run_id"]), run.frame, run.planned,
+                                                      str(run.summary.get("status"))) for run in (parent, child)))
 
 
 def build_compare_figure(canvas: Canvas, pair: tuple[RunData, RunData], *, x: str, smooth: int | None,
@@ -247,14 +256,17 @@ def build_compare_figure(canvas: Canvas, pair: tuple[RunData, RunData], *, x: st
     subtitle = (f"faint: raw mean pseudo Dice · solid: {solid} · fraction of schedule = epoch / that run's "
                 "planned epochs")
     draw_header(canvas, title, subtitle, None)
-    ema_a, ema_b = (run.summary.get("best_ema_fg_dice") for run in pair)
-    facts = []
-    if ema_a is not None and ema_b is not None:
-        facts.append(f"best EMA {ema_a:.3f} → {ema_b:.3f} ({signed(ema_b - ema_a)})")
+    comparison = compare_pair(a, b)
+    lines = [f"{comparison.question} {comparison.statement}"]
     fin_a, fin_b = (run.summary.get("final_validation_dice") for run in pair)
-    if fin_a is not None and fin_b is not None:
-        facts.append(f"final validation Dice {fin_a:.4f} → {fin_b:.4f} ({signed(fin_b - fin_a, 4)})")
-    footer = wrap_lines(canvas, [" · ".join(facts) or "no common numbers to compare yet"])
+    if fin_a is not None and fin_b is not None:  # a different quantity: whole cases, after training
+        lines.append(f"Not the rule's quantity: nnU-Net's final validation Dice (whole cases) {fin_a:.4f} → "
+                     f"{fin_b:.4f} ({signed(fin_b - fin_a, 4)}). Rule \"{COMPARISON_RULE}\": EMA pseudo Dice at "
+                     "the end of each schedule, not epoch by epoch.")
+    else:
+        lines.append(f"Rule \"{COMPARISON_RULE}\": EMA pseudo Dice at the end of each schedule, not epoch by epoch "
+                     "(a longer schedule keeps a higher learning rate and is expected to be lower at the same epoch).")
+    footer = wrap_lines(canvas, lines)
     frame = Frame(canvas, len(footer) + 1)
     window = int(smooth) if smooth and smooth > 1 else 0  # explicit only: the default solid line is the EMA
     table_h = 3 * 27 * u + 18 * u
@@ -277,7 +289,8 @@ def build_compare_figure(canvas: Canvas, pair: tuple[RunData, RunData], *, x: st
             solid_y = smooth_curve(run.column("mean_fg_dice"), window) if window else run.column("ema_fg_dice")
             ax.plot(xs, solid_y, color=colour, linewidth=canvas.pt(3.0), zorder=2)
         all_epochs, raw_means = _aligned(pair, "mean_fg_dice")
-        set_dice_ylim(ax, all_epochs, [*raw_means, *_aligned(pair, "ema_fg_dice")[1]])
+        set_dice_ylim(ax, all_epochs, [*raw_means, *_aligned(pair, "ema_fg_dice")[1]],
+                      canvas if mode == "epochs" else None)
         if mode == "epochs":
             set_epoch_axis(ax, canvas, max(x_limit(run.last_epoch + 1, run.planned) for run in pair))
             panel_title(ax, canvas, "Pseudo Dice by epoch")

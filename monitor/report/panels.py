@@ -23,10 +23,12 @@ from monitor.report.style import Canvas, class_style
 
 __all__ = [
     "LegendEntry",
+    "dice_limits",
     "draw_dice",
     "draw_epoch_time",
     "draw_loss",
     "draw_lr",
+    "hidden_note",
     "legend",
     "legend_in_figure",
     "panel_title",
@@ -116,7 +118,7 @@ def draw_dice(ax: Axes, canvas: Canvas, data: RunData, smooth: int, right: float
     if ema_line is not None:
         entries.append((ema_line, "EMA (nnU-Net)"))
     series = [data.column(c) for c in data.dice_columns] + [data.column("ema_fg_dice")]
-    set_dice_ylim(ax, data.epoch, series)
+    set_dice_ylim(ax, data.epoch, series, canvas)
     fit = data.analysis.fit
     if fit is not None:
         xs = np.array([fit.first_epoch, fit.last_epoch], dtype=float)
@@ -129,9 +131,12 @@ def draw_dice(ax: Axes, canvas: Canvas, data: RunData, smooth: int, right: float
     return entries
 
 
-def set_dice_ylim(ax: Axes, epoch: np.ndarray, series: Sequence[np.ndarray] | np.ndarray) -> None:
-    """Dice between round bounds, zoomed past the initial rise (on a 0–1 axis a good run's second half is flat):
-    from the 2nd percentile after the first 10 % of epochs − 0.05 to the maximum + 0.02, rounded out to 0.1."""
+def dice_limits(epoch: np.ndarray, series: Sequence[np.ndarray] | np.ndarray) -> tuple[float, float, int | None]:
+    """The Dice axis of every chart (PNG and dashboard): between round bounds, zoomed past the initial rise (on a
+    0–1 axis a good run's second half is flat): from the 2nd percentile after the first 10 % of epochs − 0.05 to
+    the maximum + 0.02, rounded out to 0.1. Also the last epoch with a value below the axis (hidden by the zoom,
+    which the chart must say), or None."""
+    epoch = np.asarray(epoch, dtype=float)
     late = epoch >= max(1.0, 0.1 * (epoch[-1] + 1)) if len(epoch) >= 20 else np.zeros(len(epoch), bool)
     values = np.concatenate([np.asarray(y)[late] for y in series]) if len(series) else np.empty(0)
     values = values[np.isfinite(values)]
@@ -140,8 +145,34 @@ def set_dice_ylim(ax: Axes, epoch: np.ndarray, series: Sequence[np.ndarray] | np
         low = max(0.0, math.floor((float(np.percentile(values, 2)) - 0.05) * 10.0) / 10.0)
         high = min(1.0, math.ceil((float(values.max()) + 0.02) * 10.0) / 10.0)
     low = min(low, high - 0.1)
-    ax.set_ylim(low, high + 0.01 if high >= 1.0 else high)
+    hidden: int | None = None
+    if low > 0 and len(series) and len(epoch):
+        with np.errstate(invalid="ignore"):
+            below = np.any(np.vstack([np.asarray(y, dtype=float) < low for y in series]), axis=0) & ~late
+        if below.any():
+            hidden = int(epoch[np.flatnonzero(below)[-1]])
+    return low, high + 0.01 if high >= 1.0 else high, hidden
+
+
+def hidden_note(low: float, hidden: int | None) -> str | None:
+    """The words every chart prints when the zoomed Dice axis hides the first epochs."""
+    if hidden is None:
+        return None
+    return f"axis starts at {low:.1f}: values of epochs 0–{hidden} lie below it"
+
+
+def set_dice_ylim(ax: Axes, epoch: np.ndarray, series: Sequence[np.ndarray] | np.ndarray,
+                  canvas: Canvas | None = None) -> None:
+    """:func:`dice_limits` on the axes; with ``canvas``, the note on hidden first epochs in the lower left."""
+    low, high, hidden = dice_limits(epoch, series)
+    ax.set_ylim(low, high)
     ax.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+    note = hidden_note(low, hidden)
+    if note is not None and canvas is not None:
+        ax.text(0.99, 0.02, f"↓ {note}", transform=ax.transAxes, ha="right", va="bottom", fontsize=canvas.pt(12),
+                color=canvas.theme.muted, zorder=5,
+                bbox={"boxstyle": "round,pad=0.2", "facecolor": canvas.theme.background, "alpha": 0.85,
+                      "edgecolor": "none"})
 
 
 def slope_text(data: RunData) -> str | None:
@@ -149,10 +180,10 @@ def slope_text(data: RunData) -> str | None:
     analysis = data.analysis
     if analysis.slope_per_100_epochs is None:
         return None
-    text = f"slope {signed(analysis.slope_per_100_epochs)} Dice / 100 epochs"
+    text = f"slope {signed(analysis.slope_per_100_epochs, 4)} Dice / 100 epochs"
     if analysis.slope_ci95 is not None:
         lo, hi = analysis.slope_ci95
-        text += f"\n95 % CI {signed(lo)} … {signed(hi)}"
+        text += f"\n95 % CI {signed(lo, 4)} … {signed(hi, 4)}"
     return text
 
 

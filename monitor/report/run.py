@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from monitor.analyze import verdict_label
 from monitor.report.data import RunData
 from monitor.report.layout import Frame, draw_footer, draw_header, fit_text, signed, text_width, wrap_lines
 from monitor.report.panels import (
@@ -53,12 +54,16 @@ def run_footer_lines(data: RunData) -> list[str]:
     final = data.summary.get("final_validation_dice")
     facts = [f"final validation Dice {_number(final)}" if final is not None else "no final validation yet"]
     gain = analysis.projected_gain_2000
-    if gain is not None:
+    if not analysis.final:
+        facts.append("a longer schedule's gain and cost: decided when this run's schedule ends")
+    elif analysis.verdict.value == "declining":
+        facts.append("no projection for a declining run: use checkpoint_best, or a shorter schedule")
+    elif gain is not None:
         facts.append(f"2000-epoch schedule: projected gain {signed(gain[0])} … {signed(gain[1])} Dice")
     else:
-        facts.append("2000-epoch gain: not projected (run unfinished or trend unclear)")
-    if analysis.gpu_hours_2000 is not None:
-        facts.append(f"≈ {analysis.gpu_hours_2000:.0f} GPU-hours")
+        facts.append("2000-epoch gain: not projected (the trend is unclear or the schedule already as long)")
+    if analysis.final and analysis.gpu_hours_2000 is not None:
+        facts.append(f"2000 epochs ≈ {analysis.gpu_hours_2000:.0f} {analysis.hours_unit}")
     return [analysis.reason, " · ".join(facts)]
 
 
@@ -66,7 +71,7 @@ def build_run_figure(canvas: Canvas, data: RunData, *, smooth: int | None, now: 
     """Draw the whole run report onto ``canvas`` (panels are labelled dice, loss, lr, epoch_time)."""
     u = canvas.unit
     window = resolve_smooth(smooth, len(data.frame))
-    draw_header(canvas, run_title(data), run_subtitle(data), data.analysis.verdict.value)
+    draw_header(canvas, run_title(data), run_subtitle(data), data.analysis.verdict.value, verdict_label(data.analysis))
     footer = wrap_lines(canvas, run_footer_lines(data))
     frame = Frame(canvas, len(footer) + 1)
     right_end = x_limit(data.last_epoch + 1, data.planned)

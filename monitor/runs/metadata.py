@@ -30,6 +30,7 @@ class RunMetadata:
     class_names: list[str] = field(default_factory=list)
     final_validation_dice: float | None = None
     initial_lr: float | None = None
+    device: str | None = None  # the torch device nnU-Net trained on ("cuda:0", "cpu"), from debug.json
     problems: list[str] = field(default_factory=list)
 
 
@@ -94,6 +95,8 @@ def read_metadata(fold_dir: Path, trainer: str) -> RunMetadata:
         epochs = _as_int(debug.get("num_epochs", debug.get("max_num_epochs")))
         if epochs is not None:
             meta.planned_epochs, meta.planned_epochs_source = epochs, "debug.json"
+        device = debug.get("device")
+        meta.device = str(device) if isinstance(device, str) and device else None
         lr = debug.get("initial_lr")
         try:
             meta.initial_lr = float(lr) if lr is not None else None

@@ -362,6 +362,7 @@ class RunReader:
             training_done=self.training_done(),
             log_files=self.log_files,
             problems=tuple(self.problems()),
+            device=self.metadata.device,
             **assessment_fields(assessment if assessment is not None else self.assess()),
         )
 

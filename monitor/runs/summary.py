@@ -48,6 +48,7 @@ class RunSummary:
     training_done: bool
     log_files: int
     problems: tuple[str, ...]
+    device: str | None = None  # the torch device from debug.json ("cuda:0", "cpu"); None when unknown
     stop_cause: str | None = None  # why a run stopped before its planned end, where known
     stop_evidence: str | None = None  # the lines that show it
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from app_support import FixtureTree, append_epoch, build_fixture_tree
 
-from app.dashboard.compare_data import extension_pairs, fold_band, standing, with_fraction
+from app.dashboard.compare_data import FoldRow, extension_pairs, fold_band, fold_table, with_fraction
 from app.dashboard.store import RunStore, StoreError
 from app.dashboard.tables import Filters, apply_filters, fmt_duration, groups_frame, run_link, runs_frame
 from app.demo import DEMO_RUNNING, build_demo_tree
@@ -108,20 +108,26 @@ def test_run_link_encodes_everything() -> None:
     assert run_link("a b/c&d") == "run?id=a%20b%2Fc%26d"
 
 
-def test_fold_band_and_standing() -> None:
+def test_fold_band_and_fraction() -> None:
     a = pd.DataFrame({"epoch": [0, 1, 2], "ema_fg_dice": [0.1, 0.2, 0.3]})
     b = pd.DataFrame({"epoch": [0, 1], "ema_fg_dice": [0.3, 0.4]})
     band = fold_band({"0": a, "1": b})
     assert band["mean"].round(6).tolist() == [0.2, 0.3] and band["n"].tolist() == [2, 2]
     assert fold_band({"0": a})["n"].tolist() == [1, 1, 1], "a single fold is still drawn"
-    parent = pd.DataFrame({"epoch": np.arange(100), "ema_fg_dice": np.linspace(0.5, 0.8, 100)})
     child = pd.DataFrame({"epoch": np.arange(50), "ema_fg_dice": np.linspace(0.5, 0.7, 50)})
-    result = standing(parent, 100, child, 200)  # child at 25 % of its schedule
-    assert result is not None and result.fraction == pytest.approx(0.25)
-    assert result.parent_value == pytest.approx(np.interp(0.25, (np.arange(100) + 1) / 100, parent["ema_fg_dice"]))
-    assert result.ahead and "ahead of" in result.sentence()
-    assert standing(parent, None, child, 200) is None
     assert with_fraction(child, 200)["fraction"].iloc[-1] == pytest.approx(0.25)
+
+
+def test_the_fold_table_ends_with_mean_and_sd_and_links_each_fold() -> None:
+    rows = [FoldRow("0", "✓ finished", "1000 / 1000", 0.80, 0.81, 0.85, "plateau", "run?id=a"),
+            FoldRow("1", "✓ finished", "1000 / 1000", 0.84, 0.85, None, "improving", "run?id=b")]
+    table = fold_table(rows)
+    assert table["Run"].tolist()[:2] == ["run?id=a", "run?id=b"]
+    last = table.iloc[-1]
+    assert last["Fold"] == "mean ± SD"
+    assert last["Last EMA"] == f"0.8200 ± {np.std([0.80, 0.84], ddof=1):.4f}"
+    assert last["Final val Dice"] == "0.8500 ± 0.0000 (1 fold)"
+    assert table.iloc[0]["Best EMA"] == "0.8100"
 
 
 def test_extension_pairs_from_names_and_jobs(tree: FixtureTree) -> None:

@@ -123,10 +123,10 @@ def test_compare_page_shows_folds_and_the_extended_pair(tree: FixtureTree) -> No
     _no_crash(at)
     assert len(at.get("plotly_chart")) == 2
     fold_table = next(df.value for df in at.dataframe if "Fold" in df.value.columns)
-    assert sorted(fold_table["Fold"]) == ["0", "1", "2", "3", "4"]
+    assert sorted(fold_table["Fold"]) == ["0", "1", "2", "3", "4", "mean ± SD"]
     pair = at.selectbox(key="cmp_pair")
     assert pair.value == (tree.parent, tree.extended)
-    assert "of its schedule the extended run is" in _texts(at)
+    assert "Comparison rule: **end of schedule**" in _texts(at)
 
 
 def _expected_verdict_line(tree: FixtureTree, run_id: str) -> str:

@@ -1,8 +1,8 @@
 """Compare: the folds of one configuration overlaid with mean ± spread, and a parent run against its extension.
 
 The folds view answers "is this configuration consistent, or is one fold an outlier?"; the pair view
-answers "is the longer schedule paying off?" at the same fraction of schedule (see
-:mod:`app.dashboard.compare_data`). Selections are in the URL (``?dataset=…&config=…&trainer=…``,
+answers "is the longer schedule paying off?" by the one comparison rule of :mod:`monitor.analyze.compare`,
+named on the page. Selections are in the URL (``?dataset=…&config=…&trainer=…``,
 ``?parent=…&child=…``) so a comparison can be shared.
 """
 
@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from app.dashboard import charts, resources
-from app.dashboard.compare_data import extension_pairs, fold_band, standing, with_fraction
+from app.dashboard.compare_data import FoldRow, extension_pairs, fold_band, fold_table, with_fraction
 from app.dashboard.downloads import (
     chart_config,
     compare_report,
@@ -23,8 +23,10 @@ from app.dashboard.downloads import (
     png_button,
     safe_name,
 )
-from app.dashboard.store import RunStatus, RunStore
-from app.dashboard.ui import fmt_dice, guard, status_text
+from app.dashboard.store import RunStore
+from app.dashboard.tables import run_link
+from app.dashboard.ui import guard, status_text
+from monitor.analyze import COMPARISON_RULE, ComparedRun, Standing, compare_extension, verdict_label
 
 _METRICS = {"ema_fg_dice": "EMA pseudo Dice", "mean_fg_dice": "mean pseudo Dice"}
 
@@ -74,13 +76,12 @@ def _folds(store: RunStore, table: pd.DataFrame) -> None:
                 summary, analysis = store.summary(str(r.run_id)), store.analysis(str(r.run_id))
                 if summary is None or analysis is None:
                     continue  # removed since the table was built
-                rows.append({"Fold": str(r.fold), "Status": status_text(summary.status),
-                             "Epoch": f"{summary.epochs_completed} / {summary.planned_epochs or '?'}",
-                             "Last EMA": fmt_dice(summary.last_ema_fg_dice),
-                             "Best EMA": fmt_dice(summary.best_ema_fg_dice),
-                             "Final val Dice": fmt_dice(summary.final_validation_dice),
-                             "Verdict": analysis.verdict.value.replace("_", " ")})
-            st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+                rows.append(FoldRow(str(r.fold), status_text(summary.status),
+                                    f"{summary.epochs_completed} / {summary.planned_epochs or '?'}",
+                                    summary.last_ema_fg_dice, summary.best_ema_fg_dice, summary.final_validation_dice,
+                                    verdict_label(analysis), run_link(str(r.run_id))))
+            st.dataframe(fold_table(rows), hide_index=True, width="stretch", column_config={
+                "Run": st.column_config.LinkColumn("Run", display_text="open run", help="The fold's run page")})
             left, right, _ = st.columns([1, 1, 3])
             with left:
                 png_button(dataset_report(store.root, *group), f"{name}_folds", key="folds_png")
@@ -128,7 +129,9 @@ def _pair(store: RunStore, table: pd.DataFrame) -> None:
     x_mode = cols[0].radio("x axis", ["fraction", "epoch"], horizontal=True, key="cmp_x",
                            format_func={"fraction": "fraction of schedule", "epoch": "epochs"}.get)
     metric = cols[1].radio("Curve", list(_METRICS), format_func=_METRICS.get, horizontal=True, key="cmp_pair_metric")
-    window = int(cols[2].slider("Smoothing (epochs)", 1, 100, 10, key="cmp_smooth"))
+    window = int(cols[2].slider("Smoothing (epochs)", 1, 100, 10, key="cmp_smooth",
+                                help="Centred window over the mean pseudo Dice; the EMA is drawn as nnU-Net "
+                                     "computed it."))
 
     @st.fragment(run_every=resources.settings().refresh_s)
     def live() -> None:
@@ -141,14 +144,14 @@ def _pair(store: RunStore, table: pd.DataFrame) -> None:
                 return
             p_frame = with_fraction(parent_frame, parent.planned_epochs)
             c_frame = with_fraction(child_frame, child.planned_epochs)
-            result = standing(p_frame, parent.planned_epochs, c_frame, child.planned_epochs, metric)
-            if result is not None:
-                box = st.success if result.ahead else st.warning
-                running = child.status == RunStatus.RUNNING
-                prefix = "" if running else "(The extended run is not training any more.) "
-                box(prefix + result.sentence(_METRICS[metric]), icon=":material/compare_arrows:")
-            elif not parent.planned_epochs or not child.planned_epochs:
-                st.info("The schedule length of one run is unknown, so 'fraction of schedule' cannot be computed.")
+            result = compare_extension(
+                ComparedRun.from_frame(parent_id, parent_frame, parent.planned_epochs, parent.status.value),
+                ComparedRun.from_frame(child_id, child_frame, child.planned_epochs, child.status.value))
+            box = {Standing.AHEAD: st.success, Standing.BEHIND: st.warning}.get(result.standing, st.info)
+            box(f"**{result.question}** {result.statement}", icon=":material/compare_arrows:")
+            st.caption(f"Comparison rule: **{COMPARISON_RULE}**. {result.rule_description} The chart below is "
+                       "drawn by " + ("fraction of schedule." if x_mode == "fraction" else
+                                      "epoch, where a longer schedule is expected to be lower at the same epoch."))
             fig = charts.pair_figure(p_frame, c_frame, parent_label=f"parent: {parent.trainer}",
                                      child_label=f"extended: {child.trainer}", x_mode=x_mode,
                                      column=metric, window=window)

@@ -90,3 +90,21 @@ def test_json_scan_does_not_import_pandas(root: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_an_extended_run_against_its_parent_states_the_one_comparison(tmp_path: Path) -> None:
+    from report_fixtures import model_dir, write_v2_run
+
+    from monitor.analyze import compare_runs
+
+    parent = write_v2_run(model_dir(tmp_path, "Dataset001_Liver", "3d_fullres") / "fold_0", epochs=1000, seed=3)
+    child = write_v2_run(model_dir(tmp_path, "Dataset001_Liver", "3d_fullres", "nnUNetTrainer_2000epochs") / "fold_0",
+                         epochs=700, planned=2000, running=True, seed=4)
+    done = nnwatch("analyze", str(child), "--parent", str(parent), "--json")
+    assert done.returncode == 0, done.stderr
+    comparison = json.loads(done.stdout)["comparison_with_parent"]
+    expected = compare_runs(parent, child)
+    assert comparison["rule"] == "end of schedule" and comparison["statement"] == expected.statement
+    assert comparison["standing"] == expected.standing.value
+    text = nnwatch("analyze", str(child), "--parent", str(parent)).stdout
+    assert expected.statement in text

@@ -6,60 +6,16 @@ Every frame is built from a fixed seed, so the tests are deterministic; each run
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
 import pytest
+from analyzer_curves import finished, make_run
 
-from monitor.analyze.analyzer import Analysis, AnalyzerOptions, Verdict, analyze
+from monitor.analyze.analyzer import AnalyzerOptions, Verdict, analyze
 
 CONTRACT_KEYS = ["verdict", "slope_per_100_epochs", "slope_ci95", "window", "series", "min_practical_gain",
                  "projected_gain_2000", "gpu_hours_2000", "reason", "epochs_completed"]
-
-
-def make_run(
-    n: int = 1000,
-    planned: int = 1000,
-    *,
-    slope: float = 0.0,
-    late_slope: float | None = None,
-    anneal_gain: float = 0.0,
-    noise: float = 0.01,
-    phi: float = 0.3,
-    seed: int = 0,
-    epoch_seconds: float = 120.0,
-) -> pd.DataFrame:
-    """A per-epoch frame like ``monitor.load_run`` returns, with a known underlying trend.
-
-    ``slope`` is Dice per 100 epochs after the initial rise; ``late_slope`` replaces it from the start
-    of annealing on; ``anneal_gain`` adds nnU-Net's end-of-schedule rise, tied to the poly lr.
-    """
-    rng = np.random.default_rng(seed)
-    e = np.arange(n, dtype=float)
-    lr = 0.01 * (1 - e / planned) ** 0.9
-    trend = 0.8 - 0.3 * np.exp(-e / 20) + slope / 100 * e
-    if late_slope is not None:
-        start = planned * (1 - 0.2 ** (1 / 0.9))
-        trend += (late_slope - slope) / 100 * np.clip(e - start, 0, None)
-    trend += anneal_gain * np.clip(1 - lr / 0.003, 0, 1) ** 2
-    innov = rng.normal(0, noise * math.sqrt(1 - phi**2), n)
-    ar = np.empty(n)
-    ar[0] = rng.normal(0, noise)
-    for t in range(1, n):
-        ar[t] = phi * ar[t - 1] + innov[t]
-    dice = np.round(np.clip(trend + ar, 0, 1), 4)
-    ema = pd.Series(dice).ewm(alpha=0.1, adjust=False).mean().to_numpy()
-    seconds = epoch_seconds * (1 + 0.05 * rng.standard_normal(n))
-    return pd.DataFrame({
-        "epoch": np.arange(n), "lr": np.round(lr, 5), "train_loss": -dice, "val_loss": -dice * 0.95,
-        "mean_fg_dice": dice, "ema_fg_dice": ema, "dice_1": dice, "epoch_time_s": seconds,
-        "epoch_end": pd.Timestamp("2025-01-01") + pd.to_timedelta(np.cumsum(seconds), unit="s"),
-    })
-
-
-def finished(frame: pd.DataFrame, **kw: object) -> Analysis:
-    return analyze(frame, planned_epochs=kw.pop("planned", 1000), finished=True, **kw)  # type: ignore[arg-type]
 
 
 def test_a_clearly_rising_run_is_called_improving() -> None:
@@ -95,7 +51,7 @@ def test_a_significant_but_small_decline_is_a_plateau() -> None:
     result = finished(make_run(slope=-0.002, noise=0.002, phi=0.0))
     assert result.slope_ci95 is not None and result.slope_ci95[1] < 0
     assert result.verdict is Verdict.PLATEAU
-    assert "flat" in result.reason
+    assert "falling slowly" in result.reason
 
 
 def test_a_decline_clearly_beyond_the_threshold_is_declining() -> None:
@@ -167,7 +123,9 @@ def test_a_running_run_gets_the_trend_so_far_without_a_projection() -> None:
     assert result.verdict is Verdict.PLATEAU
     assert result.reason.startswith("So far (epoch 500 of 1000")
     assert result.projected_gain_2000 is None
-    assert result.gpu_hours_2000 is not None  # the cost is already known from the epoch times
+    # No cost and no recommendation before the schedule has ended: the decision is not due yet.
+    assert result.gpu_hours_2000 is None and result.recommended_epochs is None
+    assert not result.final and result.provisional_note == "so far"
 
 
 def test_dips_and_spikes_do_not_flip_a_plateau() -> None:
@@ -202,7 +160,9 @@ def test_a_rise_only_in_the_annealing_phase_is_not_a_reason_to_train_longer() ->
 
 
 def test_a_rise_before_annealing_supports_a_longer_schedule_labelled_as_extrapolation() -> None:
-    result = finished(make_run(slope=0.015, noise=0.005, seed=8))
+    frame = make_run(slope=0.015, noise=0.005, seed=8)
+    frame[["mean_fg_dice", "dice_1"]] -= 0.2  # room below 1 for the projection
+    result = finished(frame)
     assert result.verdict is Verdict.IMPROVING
     by_length = {s.epochs: s for s in result.schedules}
     assert by_length[1500].worth_it and by_length[2000].worth_it

@@ -1,0 +1,79 @@
+"""The run and Compare pages, read as rendered text under AppTest: provisional verdicts marked, no cost or
+recommendation before a schedule ends, every "no" with its reason, and the one comparison statement."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import streamlit as st
+from app_support import FixtureTree, build_fixture_tree
+from paths import REPO
+from streamlit.testing.v1 import AppTest
+
+from monitor.analyze import analyze_run, compare_runs, verdict_label
+
+MAIN = str(REPO / "app" / "dashboard" / "main.py")
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FixtureTree]:
+    built = build_fixture_tree(tmp_path_factory.mktemp("verdicts"))
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in built.env.items():
+            patch.setenv(key, value)
+        patch.delenv("NNWATCH_USERS_FILE", raising=False)
+        patch.delenv("NNWATCH_OPEN_VIEW", raising=False)
+        yield built
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _page(page: str, **query: str) -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
+    at.run()
+    at.query_params.update(query)
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _texts(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
+    parts += [w.value for w in at.warning] + [s.value for s in at.success] + [i.value for i in at.info]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_a_running_run_shows_a_provisional_verdict_without_cost_or_recommendation(tree: FixtureTree) -> None:
+    at = _page("views/run.py", id=tree.running)
+    text = _texts(at)
+    label = verdict_label(analyze_run(tree.root / tree.running))
+    assert label.endswith("(so far)")
+    assert f"{label}**" in text  # the badge says what the PNG badge says
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Cost of 2000 epochs"] == "after the schedule ends"
+    assert metrics["Recommended schedule"] == "not decided yet"
+    assert "GPU-h" not in " ".join(str(v) for v in metrics.values())
+
+
+def test_a_finished_run_gives_a_reason_for_every_no(tree: FixtureTree) -> None:
+    at = _page("views/run.py", id=tree.plateau)
+    table = next(df.value for df in at.dataframe if "worth it" in df.value.columns)
+    answers = list(table["worth it"])
+    assert answers and all(a == "yes" or (a.startswith("no: ") and len(a) > 10) for a in answers), answers
+    assert not any(v.startswith(("-0", "\u22120 ", "+0.000")) for v in table["projected gain"])
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Recommended schedule"] in ("no longer run",) or metrics["Recommended schedule"].endswith(" ep")
+
+
+def test_the_compare_banner_states_the_rule_and_the_same_answer_as_the_json(tree: FixtureTree) -> None:
+    at = _page("views/compare.py", parent=tree.parent, child=tree.extended)
+    text = _texts(at)
+    expected = compare_runs(tree.root / tree.parent, tree.root / tree.extended)
+    assert expected.question.startswith("Is the extended run on track")  # the extension is still training
+    assert f"**{expected.question}** {expected.statement}" in text
+    assert "Comparison rule: **end of schedule**" in text
+    table = next(df.value for df in at.dataframe if "Fold" in df.value.columns)
+    assert table.iloc[-1]["Fold"] == "mean ± SD" and " ± " in table.iloc[-1]["Best EMA"]
+    assert all(str(link).startswith("run?id=") for link in table["Run"].iloc[:-1])
