@@ -26,7 +26,7 @@ from monitor.validation.paired import (
     PairedVerdict,
     paired_bootstrap,
 )
-from monitor.validation.run import RunValidation, read_run_validation
+from monitor.validation.run import RunValidation, ValidationStatus, read_run_validation
 
 __all__ = ["ClassDifference", "FoldDifference", "ValidationComparison", "compare_model_folders", "compare_runs",
            "compare_validations", "labels_for", "signed"]
@@ -148,6 +148,12 @@ def _foreground(values: np.ndarray) -> np.ndarray:
     return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
+def _why(validation: RunValidation) -> str:
+    if validation.status is ValidationStatus.UNREADABLE:
+        return f"its summary.json is unreadable: {validation.error}"
+    return "no validation/summary.json yet"
+
+
 def _sentence(result: PairedDifference, folds: int, first_label: str, second_label: str, left_out: int) -> str:
     if result.cases == 0:
         return f"{second_label} vs {first_label}: no validation case scored by both runs, so nothing to compare."
@@ -174,6 +180,7 @@ def compare_validations(pairs: Sequence[tuple[str, RunValidation, RunValidation]
                         resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> ValidationComparison:
     """Compare ``(fold, first, second)`` validations fold by fold and pooled over the folds."""
     unavailable: list[str] = []
+    notes: list[str] = []
     per_fold: list[FoldDifference] = []
     keys: tuple[str, ...] = ()
     a_rows: list[np.ndarray] = []
@@ -183,8 +190,10 @@ def compare_validations(pairs: Sequence[tuple[str, RunValidation, RunValidation]
     for fold, a, b in pairs:
         missing = [(label, v) for label, v in ((first_label, a), (second_label, b)) if v.summary is None]
         if missing:
-            unavailable += [f"fold {fold}: only pseudo Dice for {label} ({v.reason})" for label, v in missing]
+            unavailable += [f"fold {fold}: only pseudo Dice for {label} ({_why(v)})" for label, v in missing]
             continue
+        notes += [f"fold {fold}: the validation of {label} is older than its final checkpoint"
+                  for label, v in ((first_label, a), (second_label, b)) if v.status is ValidationStatus.STALE]
         assert a.summary is not None
         shared, dice_a, dice_b, only_a, only_b = _align(a, b)
         first_only += only_a
@@ -215,6 +224,8 @@ def compare_validations(pairs: Sequence[tuple[str, RunValidation, RunValidation]
                   "pseudo-Dice curves instead.")
     elif unavailable:
         reason += " Not compared: " + "; ".join(unavailable) + "."
+    if notes:
+        reason += " Note: " + "; ".join(notes) + "."
     return ValidationComparison(first=first, second=second, first_label=first_label, second_label=second_label,
                                 result=result, per_class=per_class, per_fold=tuple(per_fold), first_only=first_only,
                                 second_only=second_only, unavailable=tuple(unavailable), reason=reason)
