@@ -34,6 +34,7 @@ from monitor.validation.run import (
     RunValidation,
     ValidationStatus,
     label_names,
+    pseudo_gap_sentence,
     read_run_validation,
     validation_folder,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "paired_bootstrap",
     "parse_summary",
     "pooled_dice",
+    "pseudo_gap_sentence",
     "read_run_validation",
     "read_summary",
     "signed",

@@ -12,6 +12,7 @@ absent; otherwise the final checkpoint is presumed, unless the caller knows bett
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from enum import Enum
@@ -20,8 +21,8 @@ from typing import Any
 
 from monitor.validation.summary import SummaryError, ValidationSummary, read_summary
 
-__all__ = ["CheckpointUsed", "RunValidation", "ValidationStatus", "label_names", "read_run_validation",
-           "validation_folder"]
+__all__ = ["CheckpointUsed", "RunValidation", "ValidationStatus", "label_names", "pseudo_gap_sentence",
+           "read_run_validation", "validation_folder"]
 
 _FOLDERS = {"v2": "validation", "v1": "validation_raw"}
 _FINAL = ("checkpoint_final.pth", "model_final_checkpoint.model")
@@ -232,3 +233,15 @@ def read_run_validation(run_dir: str | os.PathLike[str], *, nnunet_version: str 
                          checkpoint=checkpoint, checkpoint_evidence=evidence, npz_files=npz,
                          prediction_files=predictions, final_checkpoint_mtime=final_mtime,
                          labels=label_names(run_dir.parent))
+
+
+def pseudo_gap_sentence(real: float, pseudo: float | None) -> str:
+    """One sentence on why the real validation Dice differs from the last pseudo Dice of training."""
+    why = ("pseudo Dice is nnU-Net's training-time estimate, one Dice over all voxels of a few random validation "
+           "patches without sliding-window inference or mirroring, while the real validation predicts every "
+           "validation case whole and averages Dice per case, so small or hard cases weigh as much as large ones")
+    if pseudo is None or not math.isfinite(pseudo) or not math.isfinite(real):
+        return why[0].upper() + why[1:] + "."
+    gap = real - pseudo
+    direction = "higher" if gap > 0 else "lower"
+    return f"The real Dice is {abs(gap):.3f} {direction} than the last pseudo Dice because {why}."

@@ -25,6 +25,7 @@ from app.dashboard.downloads import (
 )
 from app.dashboard.store import RunStatus, RunStore
 from app.dashboard.ui import fmt_dice, guard, status_text
+from app.dashboard.validation_ui import compare_page_section
 
 _METRICS = {"ema_fg_dice": "EMA pseudo Dice", "mean_fg_dice": "mean pseudo Dice"}
 
@@ -165,6 +166,7 @@ def _pair(store: RunStore, table: pd.DataFrame) -> None:
                 csv_button(both[["run", "epoch", "fraction", "mean_fg_dice", "ema_fg_dice"]], name, key="pair_csv")
 
     live()
+    compare_page_section(store, parent_id, child_id)
 
 
 def page() -> None:
