@@ -237,8 +237,9 @@ def _label(run: RunData, other: RunData) -> str:
 
 
 def build_compare_figure(canvas: Canvas, pair: tuple[RunData, RunData], *, x: str, smooth: int | None,
-                         now: datetime | None = None) -> None:
-    """Both runs' Dice on one chart, by epoch and/or by fraction of each run's own schedule; a table below."""
+                         now: datetime | None = None, extra_lines: Sequence[str] = ()) -> None:
+    """Both runs' Dice on one chart, by epoch and/or by fraction of each run's own schedule; a table below;
+    ``extra_lines`` (the case-by-case comparison) join the footer."""
     u = canvas.unit
     a, b = pair
     s = a.summary
@@ -254,7 +255,7 @@ def build_compare_figure(canvas: Canvas, pair: tuple[RunData, RunData], *, x: st
     fin_a, fin_b = (run.summary.get("final_validation_dice") for run in pair)
     if fin_a is not None and fin_b is not None:
         facts.append(f"final validation Dice {fin_a:.4f} → {fin_b:.4f} ({signed(fin_b - fin_a, 4)})")
-    footer = wrap_lines(canvas, [" · ".join(facts) or "no common numbers to compare yet"])
+    footer = wrap_lines(canvas, [" · ".join(facts) or "no common numbers to compare yet", *extra_lines])
     frame = Frame(canvas, len(footer) + 1)
     window = int(smooth) if smooth and smooth > 1 else 0  # explicit only: the default solid line is the EMA
     table_h = 3 * 27 * u + 18 * u
