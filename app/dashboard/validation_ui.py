@@ -241,7 +241,8 @@ def crossval_section(store: RunStore, model_dir: str) -> None:
     if table.unvalidated:
         notes.append(f"not in the mean: fold(s) {', '.join(table.unvalidated)} (no current, readable validation)")
     if notes:
-        st.warning("; ".join(notes).capitalize() + ".", icon=":material/rule:")
+        text = "; ".join(notes)
+        st.warning(text[0].upper() + text[1:] + ".", icon=":material/rule:")
     else:
         st.success(f"All {len(table.validated)} folds validated.", icon=":material/task_alt:")
     st.caption("Mean ± SD: over the folds' foreground Dice (how papers report cross-validation). Pooled: every "

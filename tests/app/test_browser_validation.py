@@ -111,7 +111,7 @@ def test_overview_to_the_cross_validation_table(page: Page, demo: str) -> None:
     expect(page.get_by_role("heading", name="Datasets")).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Cross-validation: nnUNetTrainer · nnUNetPlans · 3d_fullres")).to_be_visible(
         timeout=60_000)
-    expect(page.get_by_text("not in the mean: fold(s) 4", exact=False)).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Not in the mean: fold(s) 4", exact=False)).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Which one wins?")).to_be_visible()
     _settled(page)
     page.screenshot(path=str(ARTIFACTS / "validation_01_crossval.png"))
