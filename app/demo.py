@@ -1,8 +1,9 @@
 """Bundled demo runs, so ``nnwatch serve`` with no results tree still shows what the product does.
 
 A small results tree written by :mod:`monitor.synth`: runs still improving at the end of their schedule,
-plateaued, declining, a crash, five folds of one configuration, a v1 run, and an extended pair
-``nnUNetTrainer`` → ``nnUNetTrainer_2000epochs`` whose child is *running*. :class:`DemoTrainer` appends
+plateaued, declining, a crash, five folds of one configuration, a v1 run, an extended pair
+``nnUNetTrainer`` → ``nnUNetTrainer_2000epochs`` whose child is *running*, and a finished extension of fold 1 whose
+real validation can be compared case by case with its parent's. :class:`DemoTrainer` appends
 one epoch to each running log every few seconds, so the live parts of the dashboard have something to
 show. The tree is rewritten with fresh timestamps on every start, which keeps "running" plausible.
 """
@@ -44,6 +45,8 @@ def _demo_specs() -> Sequence[tuple[RunSpec, Sequence[str]]]:
         (RunSpec(pro, "nnUNetTrainer_2000epochs", "3d_fullres", 0, 2000,
                  CurveSpec((0.80, 0.895), timescale=0.30, noise=0.010, epoch_time_s=112.0, seed=21),
                  epochs_done=700, state="running"), prostate),
+        (RunSpec(pro, "nnUNetTrainer_2000epochs", "3d_fullres", 1, 2000,
+                 CurveSpec((0.775, 0.875), timescale=0.40, noise=0.011, epoch_time_s=109.0, seed=22)), prostate),
         (RunSpec(pro, "nnUNetTrainer", "2d", 0, 1000, CurveSpec((0.70, 0.82), 0.05, 0.014, 0, 38, 16)), prostate),
         (RunSpec("Dataset102_Liver", "nnUNetTrainer", "2d", 0, 1000,
                  CurveSpec((0.95, 0.62), 0.06, 0.015, 0.035, 41, 31)), liver),

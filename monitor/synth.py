@@ -14,6 +14,7 @@ import os
 import pickle
 import time
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,7 +26,7 @@ import numpy as np
 from monitor.runs.merge import ema
 
 __all__ = ["START", "CurveSpec", "FakeRun", "RunSpec", "log_line", "make_run_dir", "synth_curves",
-           "v1_epoch", "v2_epoch", "write_folds", "write_run", "write_tree"]
+           "v1_epoch", "v2_epoch", "validation_summary", "write_folds", "write_run", "write_tree"]
 
 START = datetime(2024, 3, 9, 7, 5, 1)
 _RULE = "#######################################################################\n"
@@ -225,19 +226,24 @@ class FakeRun:
             self._advance()
         self._append("".join(lines))
 
-    def finish(self, *, final_dice: float | None = 0.8) -> None:
-        """The end of training and the final validation: log lines, and ``summary.json`` for a final Dice."""
+    def finish(self, *, final_dice: float | None = 0.8, cases: int = 8) -> None:
+        """The end of training and the final validation: log lines, and a ``summary.json`` of ``cases`` cases whose
+        foreground mean is near ``final_dice`` (see :func:`validation_summary`)."""
+        summary = None
+        if final_dice is not None:
+            ceilings = np.asarray(self.spec.ceilings, dtype=float)
+            centres = np.clip(final_dice + 0.5 * (ceilings - ceilings.mean()), 0.05, 0.99)
+            dataset, fold = self.folder.parent.parent.name, self.folder.name[5:]
+            summary = validation_summary(dataset, fold, centres, cases=cases, seed=self.spec.seed,
+                                         version=self.version)
+            final_dice = _foreground_mean(summary)
         if self.version == "v1":
             self._append(self._line("finished prediction"), self._line("evaluation of raw predictions"))
         else:
             self._append(self._line("Training done."),
                          *([self._line("Mean Validation Dice: ", final_dice)] if final_dice is not None else []))
-        if final_dice is None:
+        if summary is None:
             return
-        summary: dict[str, Any] = {"foreground_mean": {"Dice": final_dice}, "mean": {}}
-        if self.version == "v1":
-            classes = range(self.curves.dice.shape[1])
-            summary = {"results": {"mean": {str(k + 1): {"Dice": final_dice} for k in classes}}}
         target = self.folder / ("validation_raw" if self.version == "v1" else "validation")
         target.mkdir(exist_ok=True)
         (target / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -264,6 +270,55 @@ class FakeRun:
             archive.writestr("checkpoint_latest/version", "3\n")
             archive.writestr("checkpoint_latest/data/0", b"\0" * 4096)  # a stand-in tensor storage
         return buffer.getvalue()
+
+
+def _counts(dice: float, n_ref: int) -> dict[str, Any]:
+    """Voxel counts with this Dice (FP = FN), and the metrics nnU-Net derives from them."""
+    tp = int(round(dice * n_ref))
+    fn = fp = n_ref - tp
+    return {"Dice": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan,
+            "IoU": tp / (tp + fp + fn) if tp + fp + fn else math.nan,
+            "FN": fn, "FP": fp, "TN": 20 * n_ref, "TP": tp, "n_pred": tp + fp, "n_ref": n_ref}
+
+
+def validation_summary(dataset: str, fold: int | str, class_dice: Sequence[float], *, cases: int = 8, seed: int = 0,
+                       version: str = "v2") -> dict[str, Any]:
+    """nnU-Net's ``summary.json`` content (v2 or v1) for ``cases`` validation cases of one fold.
+
+    A case's difficulty depends on the dataset and the case only, so two runs of one fold score the same cases
+    alike, as real runs do; ``seed`` adds the run's own per-case noise. Fold ``k`` validates cases
+    ``k·cases`` … ``k·cases + cases − 1``.
+    """
+    first = int(fold) * cases if str(fold).isdigit() else 0
+    names = [f"case_{first + i:03d}" for i in range(cases)]
+    case_rng = np.random.default_rng([zlib.crc32(dataset.encode()), first])
+    difficulty = case_rng.normal(0.0, 0.05, (cases, len(class_dice))) - np.abs(case_rng.normal(0, 0.03, (cases, 1)))
+    sizes = case_rng.integers(400, 4000, (cases, len(class_dice)))
+    noise = np.random.default_rng([seed, first, 7]).normal(0.0, 0.012, difficulty.shape)
+    dice = np.clip(np.asarray(class_dice, dtype=float) + difficulty + noise, 0.0, 1.0)
+    keys = [str(k + 1) for k in range(len(class_dice))]
+    per_case = [{key: _counts(float(dice[i, k]), int(sizes[i, k])) for k, key in enumerate(keys)}
+                for i in range(cases)]
+    means = {key: {metric: float(np.nanmean([case[key][metric] for case in per_case]))
+                   for metric in per_case[0][key]} for key in keys}
+    ending = ".nii.gz"
+    if version == "v1":
+        rows = [{**{key: {"Dice": c[key]["Dice"], "Jaccard": c[key]["IoU"]} for key in keys},
+                 "test": f"validation_raw/{n}{ending}", "reference": f"gt_segmentations/{n}{ending}"}
+                for n, c in zip(names, per_case)]
+        mean = {key: {"Dice": means[key]["Dice"], "Jaccard": means[key]["IoU"]} for key in keys}
+        return {"name": "", "description": "", "task": dataset, "author": "Fabian", "results": {"all": rows,
+                                                                                               "mean": mean}}
+    foreground = {metric: float(np.mean([means[key][metric] for key in keys])) for metric in means[keys[0]]}
+    return {"foreground_mean": foreground, "mean": means,
+            "metric_per_case": [{"metrics": c, "prediction_file": f"validation/{n}{ending}",
+                                 "reference_file": f"gt_segmentations/{n}{ending}"} for n, c in zip(names, per_case)]}
+
+
+def _foreground_mean(summary: dict[str, Any]) -> float:
+    if "foreground_mean" in summary:
+        return round(float(summary["foreground_mean"]["Dice"]), 6)
+    return round(float(np.mean([v["Dice"] for v in summary["results"]["mean"].values()])), 6)
 
 
 @dataclass(frozen=True)

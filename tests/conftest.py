@@ -63,5 +63,13 @@ def tiny_parent_run(tiny_nnunet) -> Path:
     return train(tiny_nnunet, 0, epochs=4)
 
 
+@pytest.fixture(scope="session")
+def tiny_npz_fold(tiny_nnunet) -> Path:
+    """A finished real 4-epoch training of fold 2 with ``--npz`` (~70 s, once): its fold folder."""
+    from nnunet_tiny import train
+
+    return train(tiny_nnunet, 2, epochs=4, extra=("--npz",))
+
+
 # Fixtures of the trainer tests (a real SLURM cluster, a file-only nnU-Net tree, a job registry).
 from conftest_trainer import extend_parent, fake_nnunet, job_registry, slurm_cluster  # noqa: E402, F401

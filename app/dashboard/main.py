@@ -4,7 +4,8 @@ Run by ``nnwatch serve`` as ``streamlit run app/dashboard/main.py``. Page files 
 Streamlit would also list a folder of that name as pages of its own) only
 describe their page; the results tree, the job registry and the login are resolved here and in
 :mod:`app.dashboard.resources`, once per server. URLs are stable so they can be shared: ``/`` is the
-overview (its filters in the query string), ``/run?id=<run id>`` one run, ``/compare``, ``/jobs?job=<id>``.
+overview (its filters in the query string), ``/run?id=<run id>`` one run, ``/compare``, ``/jobs?job=<id>``,
+``/dataset?dataset=<name>&model=<model folder>``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def _pages() -> list[st.Page]:
         st.Page(HERE / "views" / "jobs.py", title="Jobs", icon=":material/work_history:", url_path="jobs"),
         st.Page(HERE / "views" / "notifications.py", title="Notifications", icon=":material/notifications:",
                 url_path="notifications"),
+        st.Page(HERE / "views" / "dataset.py", title="Datasets", icon=":material/table_view:", url_path="dataset"),
     ]
 
 

@@ -246,8 +246,9 @@ def compare_pair(parent: RunData, child: RunData) -> ExtensionComparison:
 
 
 def build_compare_figure(canvas: Canvas, pair: tuple[RunData, RunData], *, x: str, smooth: int | None,
-                         now: datetime | None = None) -> None:
-    """Both runs' Dice on one chart, by epoch and/or by fraction of each run's own schedule; a table below."""
+                         now: datetime | None = None, extra_lines: Sequence[str] = ()) -> None:
+    """Both runs' Dice on one chart, by epoch and/or by fraction of each run's own schedule; a table below;
+    ``extra_lines`` (the case-by-case comparison) join the footer."""
     u = canvas.unit
     a, b = pair
     s = a.summary
@@ -266,7 +267,7 @@ def build_compare_figure(canvas: Canvas, pair: tuple[RunData, RunData], *, x: st
     else:
         lines.append(f"Rule \"{COMPARISON_RULE}\": EMA pseudo Dice at the end of each schedule, not epoch by epoch "
                      "(a longer schedule keeps a higher learning rate and is expected to be lower at the same epoch).")
-    footer = wrap_lines(canvas, lines)
+    footer = wrap_lines(canvas, [*lines, *extra_lines])
     frame = Frame(canvas, len(footer) + 1)
     window = int(smooth) if smooth and smooth > 1 else 0  # explicit only: the default solid line is the EMA
     table_h = 3 * 27 * u + 18 * u

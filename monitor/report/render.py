@@ -85,9 +85,12 @@ def render_compare_report(run_a: RunSource, run_b: RunSource, *, x: str = "both"
     if x not in X_MODES:
         raise ValueError(f"x must be one of {', '.join(X_MODES)}, got {x!r}")
     opts = _options(width, height, scale, dpi, smooth, theme, now)
+    from monitor.report.cases import case_by_case_lines
+
     pair = (load_run_data(run_a), load_run_data(run_b))
     canvas = _canvas(opts)
-    build_compare_figure(canvas, pair, x=x, smooth=opts.smooth, now=opts.now)
+    build_compare_figure(canvas, pair, x=x, smooth=opts.smooth, now=opts.now,
+                         extra_lines=case_by_case_lines(run_a, run_b))
     return figure_to_png(canvas)
 
 

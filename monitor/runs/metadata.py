@@ -69,24 +69,6 @@ def _class_names(dataset_json: Any) -> list[str]:
     return [name for name, _ in sorted(named, key=lambda kv: kv[1] if isinstance(kv[1], int) else 0)]
 
 
-def _final_dice(summary: Any) -> float | None:
-    if not isinstance(summary, dict):
-        return None
-    foreground = summary.get("foreground_mean")
-    if isinstance(foreground, dict) and isinstance(foreground.get("Dice"), (int, float)):
-        return float(foreground["Dice"])
-    results = summary.get("results")  # v1: results.mean.<label>.Dice
-    if isinstance(results, dict) and isinstance(results.get("mean"), dict):
-        values = [
-            float(entry["Dice"])
-            for label, entry in results["mean"].items()
-            if str(label) != "0" and isinstance(entry, dict) and isinstance(entry.get("Dice"), (int, float))
-        ]
-        if values:
-            return sum(values) / len(values)
-    return None
-
-
 def read_metadata(fold_dir: Path, trainer: str) -> RunMetadata:
     """Read the side files of one fold folder; missing files are normal, broken ones are problems."""
     meta = RunMetadata()
@@ -111,12 +93,22 @@ def read_metadata(fold_dir: Path, trainer: str) -> RunMetadata:
         if names:
             meta.class_names = names
             break
-    for candidate in (fold_dir / "validation" / "summary.json", fold_dir / "validation_raw" / "summary.json"):
-        dice = _final_dice(_load_json(candidate, meta.problems))
-        if dice is not None:
-            meta.final_validation_dice = dice
-            break
+    meta.final_validation_dice = _final_dice(fold_dir, meta.problems)
     return meta
+
+
+def _final_dice(fold_dir: Path, problems: list[str]) -> float | None:
+    """The foreground mean Dice of nnU-Net's final validation, read by :mod:`monitor.validation`."""
+    from monitor.validation import SummaryError, read_summary  # imported here: monitor.validation reads layouts
+
+    for name in ("validation", "validation_raw"):
+        try:
+            return read_summary(fold_dir / name / "summary.json").foreground_dice
+        except FileNotFoundError:
+            continue
+        except SummaryError as exc:
+            problems.append(f"{name}/summary.json: {exc.reason}")
+    return None
 
 
 def default_planned_epochs(trainer: str) -> int | None:

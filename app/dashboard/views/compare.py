@@ -26,6 +26,7 @@ from app.dashboard.downloads import (
 from app.dashboard.store import RunStore
 from app.dashboard.tables import run_link
 from app.dashboard.ui import guard, status_text
+from app.dashboard.validation_ui import compare_page_section
 from monitor.analyze import COMPARISON_RULE, ComparedRun, Standing, compare_extension, verdict_label
 
 _METRICS = {"ema_fg_dice": "EMA pseudo Dice", "mean_fg_dice": "mean pseudo Dice"}
@@ -168,6 +169,7 @@ def _pair(store: RunStore, table: pd.DataFrame) -> None:
                 csv_button(both[["run", "epoch", "fraction", "mean_fg_dice", "ema_fg_dice"]], name, key="pair_csv")
 
     live()
+    compare_page_section(store, parent_id, child_id)
 
 
 def page() -> None:

@@ -17,6 +17,7 @@ from app.dashboard.extend_dialog import RESULT_KEY, open_extend_dialog, render_e
 from app.dashboard.store import RunStore
 from app.dashboard.tables import STATUS_LABELS, VERDICT_LABELS, Filters, apply_filters
 from app.dashboard.ui import extend_eligibility, guard
+from app.dashboard.validation_ui import crossval_link
 
 _FIELDS = {"dataset": "Dataset", "configuration": "Configuration", "trainer": "Trainer", "status": "Status",
            "verdict": "Verdict"}
@@ -106,6 +107,7 @@ def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
         with right:
             png_button(dataset_report(store.root, row["Dataset"], row["Config"], trainer),
                        f"{row['Dataset']}_{row['Config']}_{trainer}", key="group_png")
+        crossval_link(store, str(row["Dataset"]), str(row["Config"]), str(row["Trainer"]))
     else:
         st.caption("Select a row to compare its folds or download a PNG report of them.")
 

@@ -15,6 +15,7 @@ from app.dashboard.downloads import chart_config, csv_button, png_button, run_re
 from app.dashboard.extend_dialog import RESULT_KEY, open_extend_dialog, render_extend_dialog
 from app.dashboard.store import RunStatus, RunStore, RunSummary
 from app.dashboard.ui import eta_text, extend_eligibility, fmt_dice, guard, run_flags, status_text, verdict_callout
+from app.dashboard.validation_ui import run_validation_section
 
 if TYPE_CHECKING:
     from monitor.analyze import Analysis
@@ -100,6 +101,7 @@ def _body(store: RunStore, run_id: str) -> None:
     if flags:
         st.warning("**Needs a look:**\n" + "\n".join(f"- {f}" for f in flags), icon=":material/flag:")
     verdict_callout(analysis, summary)
+    run_validation_section(store, run_id, summary, frame)
     if frame is None or frame.empty:
         st.info("No completed epoch yet: curves appear after the first epoch ends.", icon=":material/hourglass_top:")
         return

@@ -1,0 +1,88 @@
+"""Real validation: nnU-Net's ``summary.json`` read in full, cross-validation tables, and two runs compared case by
+case with a paired bootstrap."""
+
+from monitor.validation.compare import (
+    ClassDifference,
+    FoldDifference,
+    ValidationComparison,
+    compare_model_folders,
+    compare_runs,
+    compare_validations,
+    labels_for,
+    signed,
+)
+from monitor.validation.crossval import (
+    ClassStats,
+    CrossValidation,
+    FoldState,
+    FoldValidation,
+    NnunetCrossval,
+    crossval_table,
+    crossval_tables,
+    pooled_dice,
+)
+from monitor.validation.paired import (
+    DEFAULT_RESAMPLES,
+    DEFAULT_SEED,
+    MIN_CASES,
+    PairedDifference,
+    PairedVerdict,
+    paired_bootstrap,
+)
+from monitor.validation.run import (
+    CheckpointUsed,
+    RunValidation,
+    ValidationStatus,
+    label_names,
+    pseudo_gap_sentence,
+    read_run_validation,
+    validation_folder,
+)
+from monitor.validation.summary import (
+    CaseMetrics,
+    ClassMetrics,
+    SummaryError,
+    ValidationSummary,
+    case_name,
+    parse_summary,
+    read_summary,
+)
+
+__all__ = [
+    "DEFAULT_RESAMPLES",
+    "DEFAULT_SEED",
+    "MIN_CASES",
+    "CaseMetrics",
+    "CheckpointUsed",
+    "ClassDifference",
+    "ClassMetrics",
+    "ClassStats",
+    "CrossValidation",
+    "FoldDifference",
+    "FoldState",
+    "FoldValidation",
+    "NnunetCrossval",
+    "PairedDifference",
+    "PairedVerdict",
+    "RunValidation",
+    "SummaryError",
+    "ValidationComparison",
+    "ValidationStatus",
+    "ValidationSummary",
+    "case_name",
+    "compare_model_folders",
+    "compare_runs",
+    "compare_validations",
+    "crossval_table",
+    "crossval_tables",
+    "label_names",
+    "labels_for",
+    "paired_bootstrap",
+    "parse_summary",
+    "pooled_dice",
+    "pseudo_gap_sentence",
+    "read_run_validation",
+    "read_summary",
+    "signed",
+    "validation_folder",
+]

@@ -1,0 +1,144 @@
+"""Real validation in a real browser, on the bundled demo: from the overview to a configuration's cross-validation
+table, and to the case-by-case verdict of an extension against its parent.
+
+Playwright drives Debian's Chromium against ``nnwatch serve`` with no results root, so the server writes and serves
+its demo tree (into a temporary cache folder). Screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from paths import REPO
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts"
+PROSTATE = "Dataset101_Prostate"
+PARENT = f"{PROSTATE}/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_1"
+EXTENSION = f"{PROSTATE}/nnUNetTrainer_2000epochs__nnUNetPlans__3d_fullres/fold_1"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium"),
+]
+
+expect: Any = None
+if CHROMIUM.exists():
+    from playwright.sync_api import Page
+    from playwright.sync_api import expect as _expect
+
+    expect = _expect
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_context_args, "viewport": {"width": 1500, "height": 2400}}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``nnwatch serve`` with no root: the demo tree, written under a temporary cache folder."""
+    base = tmp_path_factory.mktemp("demo")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if k not in ("nnUNet_results", "NNWATCH_ROOT", "NNWATCH_USERS_FILE")}
+    env.update(XDG_CACHE_HOME=str(base / "cache"), NNWATCH_STATE=str(base / "state"), PYTHONPATH=str(REPO))
+    log = (base / "serve.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=REPO, env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail("nnwatch serve did not start:\n" + (base / "serve.log").read_text()[-3000:])
+        time.sleep(0.2)  # the port is not open yet; nothing to await but the next try
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def _settled(page: Page) -> None:
+    page.wait_for_selector('[data-testid="stAppViewContainer"]')
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+
+
+def test_overview_to_the_cross_validation_table(page: Page, demo: str) -> None:
+    page.goto(demo)
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=90_000)
+    groups = page.locator('[data-testid="stDataFrame"]').first
+    expect(groups).to_be_visible(timeout=60_000)
+    _settled(page)
+    # Select the Prostate 3d_fullres nnUNetTrainer group (the dataframe's row selector is a canvas cell).
+    page.goto(f"{demo}/?dataset={PROSTATE}")
+    _settled(page)
+    box = page.locator('[data-testid="stDataFrame"]').first.bounding_box()
+    assert box is not None
+    rows = ["2d", "3d_fullres", "3d_fullres"]  # sorted groups of Prostate: 2d, 3d_fullres nnUNetTrainer, _2000epochs
+    page.mouse.click(box["x"] + 12, box["y"] + 35 + 35 * rows.index("3d_fullres") + 17)
+    link = page.get_by_role("link", name="Cross-validation table")
+    expect(link).to_be_visible(timeout=30_000)
+    link.click()
+    expect(page.get_by_role("heading", name="Datasets")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Cross-validation: nnUNetTrainer · nnUNetPlans · 3d_fullres")).to_be_visible(
+        timeout=60_000)
+    expect(page.get_by_text("Not in the mean: fold(s) 4", exact=False)).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Which one wins?")).to_be_visible()
+    _settled(page)
+    page.screenshot(path=str(ARTIFACTS / "validation_01_crossval.png"))
+    page.get_by_text("Only the columns that differ").click()
+    _settled(page)
+    page.screenshot(path=str(ARTIFACTS / "validation_02_dataset_differing.png"))
+
+
+def test_the_extension_page_shows_its_case_by_case_verdict(page: Page, demo: str) -> None:
+    page.goto(f"{demo}/run?id={quote(EXTENSION, safe='')}")
+    expect(page.get_by_role("heading", name="Real validation")).to_be_visible(timeout=90_000)
+    expect(page.locator('[data-testid="stMetric"]').filter(has_text="Real validation Dice")).to_be_visible(
+        timeout=30_000)
+    expect(page.get_by_text("than the last pseudo Dice because", exact=False)).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Against its parent")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(PARENT, exact=True)).to_be_visible()
+    verdict = page.locator('[data-testid="stAlert"]').filter(has_text="Case by case, real validation:").first
+    expect(verdict).to_be_visible(timeout=60_000)
+    expect(verdict).to_contain_text("2000 epochs: ")
+    expect(verdict).to_contain_text("over 8 cases in 1 fold")
+    _settled(page)
+    page.screenshot(path=str(ARTIFACTS / "validation_03_extension_run.png"))
+
+    page.goto(f"{demo}/compare?parent={quote(PARENT, safe='')}&child={quote(EXTENSION, safe='')}")
+    page.get_by_role("tab", name="Parent vs extended run").click()
+    expect(page.get_by_text("Case by case, on the real validation")).to_be_visible(timeout=60_000)
+    box = page.locator('[data-testid="stAlert"]').filter(has_text="Case by case, real validation:").first
+    expect(box).to_contain_text("over 8 cases in 1 fold", timeout=60_000)
+    _settled(page)
+    page.screenshot(path=str(ARTIFACTS / "validation_04_compare.png"))
