@@ -288,15 +288,14 @@ class Notifier:
             if self.outbox.known([key]):
                 continue
             try:
-                check = compare.check_extension(parent.frame(), parent.summary.planned_epochs, run.frame(),
-                                                run.summary.planned_epochs)
+                comparison = compare.fell_behind(parent, run)
             except Exception:
                 log.exception("notifier: cannot compare %s with its parent %s", run.run_id, parent_id)
                 continue
-            if check is not None and check.behind:
+            if comparison is not None:
                 behind = Notification(EventKind.EXTENSION_BEHIND, run.run_id, key, run.run_id.split("/")[0],
-                                      cause=f"behind its parent {parent_id} (confidence {check.sure})",
-                                      detail=check.sentence())
+                                      cause=f"behind its parent {parent_id} ({comparison.certainty.value})",
+                                      detail=f"{comparison.question} {comparison.statement}")
                 self._record_all([behind])
 
     # -- dispatch --------------------------------------------------------------------------------------

@@ -238,7 +238,8 @@ def test_an_extension_fallen_behind_its_parent_is_reported_with_how_sure(tmp_pat
     text = post.body["message"]
     assert "extension_behind: Dataset009_Spleen/nnUNetTrainer_2000epochs__nnUNetPlans__3d_fullres/fold_0" in text
     assert "behind its parent Dataset009_Spleen/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0" in text
-    assert "Confidence: high" in text and "45% of its schedule" in text
+    assert "(likely)" in text and "on track to beat its parent" in text
+    assert "at 45% of its schedule" in text and "rule: end of schedule" in text
 
 
 def test_a_run_that_stops_learning_and_one_that_stalls_are_reported(tmp_path: Path, root: Path,
