@@ -1,6 +1,6 @@
 """The log parser on its own: both formats, byte-offset resumption, and what it refuses to count.
 
-Every test runs once with each v2 reader behind the parser (the compiled pass and the numpy reader), on
+Every test runs once with each v2 reader behind the parser (the compiled pass and the line reader), on
 chunks of every size a watcher reads, down to a byte.
 """
 
