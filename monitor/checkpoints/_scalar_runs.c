@@ -12,7 +12,8 @@
  *     the memo dict for the caller to preload.
  *
  * Everything else is copied, so every global still reaches the caller's restricted unpickler; nothing is
- * interpreted or called here.  The caller verifies the dtypes.  Anything unexpected (unknown opcode, a memo
+ * interpreted or called here.  At STOP the object becomes (object, (dtype, ...)): the dtype of every hidden
+ * scalar, as the unpickler builds it, for the caller to verify.  Anything unexpected (unknown opcode, a memo
  * index redefined, fetched before definition or beyond the pickle's size, a GET of a hidden non-scalar,
  * truncation, no STOP) declines (None) and the caller reads the bytes plainly.  Every read is bounds-checked.
  */
@@ -27,7 +28,6 @@ enum {
     OP_TUPLE2 = 0x86, OP_REDUCE = 'R', OP_SHORT_BINUNICODE = 0x8c, OP_BINUNICODE8 = 0x8d,
     SCALAR_FIXED = 54,     /* bytes of a templated scalar besides its payload */
     MAX_DTYPES = 8,
-    MAX_STRINGS = 64,      /* candidate dtype strings reported to the caller */
     TAG_BYTES = 12,
     MARKER_BYTES = 21,     /* BINBYTES, 4-byte length 16, tag, 4-byte run id */
 };
@@ -77,8 +77,6 @@ typedef struct {
     uint32_t dtype_slot[MAX_DTYPES];
     int dtype_size[MAX_DTYPES];
     int n_dtypes;
-    Py_ssize_t codes[MAX_STRINGS], littles[MAX_STRINGS];
-    int n_codes, n_littles;
     Py_ssize_t hidden_records; /* tensor records left out */
     /* The stack the unpickler will build from the stream: items, and the item count at each open MARK. */
     Py_ssize_t depth;
@@ -682,6 +680,21 @@ static void note_top_level_key(Walk *w, Py_ssize_t at)
             w->tensor_zone = 1;
 }
 
+/* Before STOP: pair the object with a tuple of the hidden scalars' dtypes (each a visible memo entry). */
+static int dtype_tuple(Walk *w)
+{
+    if (append(&w->out, "(", 1) < 0)
+        return -1;
+    for (int i = 0; i < w->n_dtypes; i++) {
+        uint32_t index = (uint32_t)(w->map[w->dtype_slot[i]] - 1);
+        uint8_t get[5] = {OP_LONG_BINGET, (uint8_t)index, (uint8_t)(index >> 8), (uint8_t)(index >> 16),
+                          (uint8_t)(index >> 24)};
+        if (append(&w->out, get, 5) < 0)
+            return -1;
+    }
+    return append(&w->out, "t\x86", 2);
+}
+
 /* Walk the whole pickle; 0 when it reached STOP having hidden a run or a tensor record, -1 to decline. */
 static int walk(Walk *w)
 {
@@ -741,14 +754,10 @@ static int walk(Walk *w)
         Py_ssize_t len = opcode_length(w->data, w->n, at);
         if (len == 0)
             return -1;
-        if (op == OP_BINUNICODE && len == 7 && w->data[at + 5] == 'f' && w->n_codes < MAX_STRINGS)
-            w->codes[w->n_codes++] = at;
-        else if (op == OP_BINUNICODE && len == 6 && w->data[at + 5] == '<' && w->n_littles < MAX_STRINGS)
-            w->littles[w->n_littles++] = at;
         for (size_t i = 0; (op == 'c' || op == OP_BINUNICODE) && i < sizeof(NAME_OPCODES) / sizeof(NAME_OPCODES[0]); i++)
             if (len == NAME_OPCODES[i].len && memcmp(w->data + at, NAME_OPCODES[i].bytes, (size_t)len) == 0)
                 w->pending_name = NAME_OPCODES[i].name;
-        if (copy(w, at, len) < 0)
+        if ((op == OP_STOP && dtype_tuple(w) < 0) || copy(w, at, len) < 0)
             return -1;
         at += len;
         if (op == OP_STOP)
@@ -826,20 +835,6 @@ static PyObject *memo_bound(PyObject *module, PyObject *arg)
 
 /* ---- the Python entry point ------------------------------------------------------------------------- */
 
-static PyObject *offsets_list(const Py_ssize_t *offsets, int count)
-{
-    PyObject *list = PyList_New(count);
-    for (int i = 0; list != NULL && i < count; i++) {
-        PyObject *value = PyLong_FromSsize_t(offsets[i]);
-        if (value == NULL) {
-            Py_CLEAR(list);
-            break;
-        }
-        PyList_SET_ITEM(list, i, value);
-    }
-    return list;
-}
-
 static PyObject *results(Walk *w)
 {
     PyObject *memo = PyDict_New();
@@ -855,39 +850,29 @@ static PyObject *results(Walk *w)
         Py_XDECREF(key);
         Py_XDECREF(number);
     }
-    PyObject *dtypes = PyDict_New();
-    for (int i = 0; dtypes != NULL && i < w->n_dtypes; i++) {
-        PyObject *key = PyLong_FromUnsignedLong(w->dtype_slot[i]), *size = PyLong_FromLong(w->dtype_size[i]);
-        if (key == NULL || size == NULL || PyDict_SetItem(dtypes, key, size) < 0)
-            Py_CLEAR(dtypes);
-        Py_XDECREF(key);
-        Py_XDECREF(size);
-    }
+    uint8_t sizes[MAX_DTYPES];
+    for (int i = 0; i < w->n_dtypes; i++)
+        sizes[i] = (uint8_t)w->dtype_size[i];
     PyObject *result = NULL;
-    PyObject *codes = offsets_list(w->codes, w->n_codes), *littles = offsets_list(w->littles, w->n_littles);
     PyObject *values = PyByteArray_FromStringAndSize(w->values.bytes, w->values.len);
-    if (memo != NULL && dtypes != NULL && codes != NULL && littles != NULL && values != NULL)
-        result = Py_BuildValue("y#Ny#y#NNNN", w->out.bytes, w->out.len, values,
+    if (memo != NULL && values != NULL)
+        result = Py_BuildValue("y#Ny#y#Ny#", w->out.bytes, w->out.len, values,
                                w->bounds.bytes ? w->bounds.bytes : "", w->bounds.len, /* no run: b"", not None */
-                               w->row_end.bytes ? w->row_end.bytes : "", w->row_end.len, memo, dtypes, codes, littles);
+                               w->row_end.bytes ? w->row_end.bytes : "", w->row_end.len, memo, sizes,
+                               (Py_ssize_t)w->n_dtypes);
     else {
         Py_XDECREF(memo);
-        Py_XDECREF(dtypes);
-        Py_XDECREF(codes);
-        Py_XDECREF(littles);
         Py_XDECREF(values);
     }
     return result;
 }
 
 PyDoc_STRVAR(collapse_doc,
-"collapse(data, tag)\n"
-"    -> None | (stream, values, bounds, row_end, memo, dtypes, codes, littles)\n\n"
+"collapse(data, tag) -> None | (stream, values, bounds, row_end, memo, sizes)\n\n"
 "Walk the pickle `data`, hiding float runs and tensor records (see the module source); tag: 12 random bytes.\n"
 "stream: bytes for the unpickler; values: bytearray of float64; bounds: int64 (first, stop) per run;\n"
 "row_end: one flag per value; memo: {new memo index: float} for hidden scalars the stream fetches;\n"
-"dtypes: {dtype memo index: itemsize} of the hidden scalars, for the caller to verify; codes, littles:\n"
-"offsets of the 2-character BINUNICODE strings starting with 'f' and of '<'.  None: declined.");
+"sizes: the itemsize of each dtype the stream pairs its object with, as little-endian floats.  None: declined.");
 
 static PyObject *collapse(PyObject *module, PyObject *args)
 {

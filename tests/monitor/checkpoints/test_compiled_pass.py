@@ -463,3 +463,18 @@ def test_curves_of_python_floats_still_skip_the_tensors(
     fast, plain = read_both(path, monkeypatch, runs_only=True)
     assert_same(fast, plain)
     assert fast.frame["val_loss"].tolist() == log["val_losses"]
+
+
+@pytest.mark.parametrize("scalar_type", [np.int64, np.int32, np.int16, np.uint64])
+def test_integer_scalars_are_not_decoded_as_floats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, implementation: str, scalar_type: Any
+) -> None:
+    """A curve of numpy integers has the byte layout of a float curve of the same itemsize: the dtype the
+    unpickler builds for it decides, and the values read as the integers they are."""
+    log = nnunet_logging(300, 2, np.random.default_rng(17))
+    log["train_losses"] = [scalar_type(epoch) for epoch in range(300)]
+    path = tmp_path / "checkpoint_final.pth"
+    torch.save(checkpoint(log), path)
+    fast, plain = read_both(path, monkeypatch)
+    assert_same(fast, plain)
+    assert fast.frame["train_loss"].tolist() == list(range(300))
