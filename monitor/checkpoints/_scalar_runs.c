@@ -8,8 +8,7 @@
  *     (the caller's random 12-byte tag plus the run id); the values go, decoded, into one float64 array;
  *   - every tensor record (_rebuild_tensor_v2 of a storage's persistent id) that names no global and lies
  *     in the value of a top-level weights or optimizer key becomes None (a model of the stack says where);
- *   - memo indices are renumbered densely; a hidden scalar that is GOT later gets a new index, returned in
- *     the memo dict for the caller to preload.
+ *   - memo indices are renumbered densely; a GET of a hidden scalar becomes its value, a BINFLOAT.
  *
  * Everything else is copied, so every global still reaches the caller's restricted unpickler; nothing is
  * interpreted or called here.  At STOP the object becomes (object, (dtype, ...)): the dtype of every hidden
@@ -68,7 +67,6 @@ typedef struct {
     Buffer values;    /* double per hidden value */
     Buffer row_end;   /* uint8 per hidden value: a row of a list of lists ends after it */
     Buffer bounds;    /* int64 pair (first, stop) per run */
-    Buffer memo;      /* (int64 new index, double value) per hidden scalar fetched later */
     int32_t *map;
     Py_ssize_t map_cap;
     uint64_t top_slot;  /* the largest original index defined so far */
@@ -551,7 +549,7 @@ static int copy(Walk *w, Py_ssize_t at, Py_ssize_t len)
     return append(&w->out, w->data + at, len);
 }
 
-/* PUT defines the next dense index; GET fetches a visible one or gives a hidden scalar one for the memo. */
+/* PUT defines the next dense index; GET fetches a visible one, or is replaced by a hidden scalar's value. */
 static int memo_op(Walk *w, Py_ssize_t at, int op, int pending_name)
 {
     int is_long = op == OP_LONG_BINPUT || op == OP_LONG_BINGET;
@@ -577,14 +575,13 @@ static int memo_op(Walk *w, Py_ssize_t at, int op, int pending_name)
     } else if (*entry > 0) {
         index = (uint32_t)(*entry - 1);
     } else if (*entry <= SCALAR_BASE) {
-        if (w->next_index == INT32_MAX)
-            return -1;
         double value = ((double *)w->values.bytes)[SCALAR_BASE - *entry];
-        index = (uint32_t)w->next_index++;
-        *entry = (int32_t)index + 1;
-        int64_t new_index = index;
-        if (append(&w->memo, &new_index, sizeof(new_index)) < 0 || append(&w->memo, &value, sizeof(value)) < 0)
-            return -1;
+        uint64_t bits;
+        memcpy(&bits, &value, 8);
+        uint8_t binfloat[9] = {OP_BINFLOAT};
+        for (int i = 0; i < 8; i++)
+            binfloat[1 + i] = (uint8_t)(bits >> (56 - 8 * i)); /* big-endian */
+        return append(&w->out, binfloat, 9);
     } else {
         return -1; /* undefined, or a hidden object that is not a scalar */
     }
@@ -837,42 +834,24 @@ static PyObject *memo_bound(PyObject *module, PyObject *arg)
 
 static PyObject *results(Walk *w)
 {
-    PyObject *memo = PyDict_New();
-    Py_ssize_t entries = w->memo.len / 16;
-    for (Py_ssize_t i = 0; memo != NULL && i < entries; i++) {
-        int64_t index;
-        double value;
-        memcpy(&index, w->memo.bytes + 16 * i, 8);
-        memcpy(&value, w->memo.bytes + 16 * i + 8, 8);
-        PyObject *key = PyLong_FromLongLong(index), *number = PyFloat_FromDouble(value);
-        if (key == NULL || number == NULL || PyDict_SetItem(memo, key, number) < 0)
-            Py_CLEAR(memo);
-        Py_XDECREF(key);
-        Py_XDECREF(number);
-    }
     uint8_t sizes[MAX_DTYPES];
     for (int i = 0; i < w->n_dtypes; i++)
         sizes[i] = (uint8_t)w->dtype_size[i];
     PyObject *result = NULL;
     PyObject *values = PyByteArray_FromStringAndSize(w->values.bytes, w->values.len);
-    if (memo != NULL && values != NULL)
-        result = Py_BuildValue("y#Ny#y#Ny#", w->out.bytes, w->out.len, values,
+    if (values != NULL)
+        result = Py_BuildValue("y#Ny#y#y#", w->out.bytes, w->out.len, values,
                                w->bounds.bytes ? w->bounds.bytes : "", w->bounds.len, /* no run: b"", not None */
-                               w->row_end.bytes ? w->row_end.bytes : "", w->row_end.len, memo, sizes,
+                               w->row_end.bytes ? w->row_end.bytes : "", w->row_end.len, sizes,
                                (Py_ssize_t)w->n_dtypes);
-    else {
-        Py_XDECREF(memo);
-        Py_XDECREF(values);
-    }
     return result;
 }
 
 PyDoc_STRVAR(collapse_doc,
-"collapse(data, tag) -> None | (stream, values, bounds, row_end, memo, sizes)\n\n"
+"collapse(data, tag) -> None | (stream, values, bounds, row_end, sizes)\n\n"
 "Walk the pickle `data`, hiding float runs and tensor records (see the module source); tag: 12 random bytes.\n"
 "stream: bytes for the unpickler; values: bytearray of float64; bounds: int64 (first, stop) per run;\n"
-"row_end: one flag per value; memo: {new memo index: float} for hidden scalars the stream fetches;\n"
-"sizes: the itemsize of each dtype the stream pairs its object with, as little-endian floats.  None: declined.");
+"row_end: one flag per value; sizes: the itemsize of each dtype the stream pairs its object with, as little-endian floats.  None: declined.");
 
 static PyObject *collapse(PyObject *module, PyObject *args)
 {
@@ -902,7 +881,6 @@ static PyObject *collapse(PyObject *module, PyObject *args)
         PyMem_Free(w.values.bytes);
         PyMem_Free(w.row_end.bytes);
         PyMem_Free(w.bounds.bytes);
-        PyMem_Free(w.memo.bytes);
         PyMem_Free(w.marks.bytes);
         PyMem_Free(w.map);
     }

@@ -39,7 +39,7 @@ def load_data_pkl(data: bytes | bytearray, path: Path) -> Any:
     runs = collapse_scalar_runs(data)
     if runs is not None:
         try:
-            obj, dtypes = _unpickle_buffer(runs.stream, path, runs.memo)
+            obj, dtypes = _unpickle_buffer(runs.stream, path)
         except CheckpointError as exc:
             if str(exc).startswith("refused"):
                 raise
@@ -64,7 +64,7 @@ class ScalarRuns:
 
     Run ``r`` covers ``values[first[r]:stop[r]]`` and appears in ``stream`` as the bytes ``tag + r`` (4 bytes,
     little-endian); the tag is random per read, so no bytes object of the file can pass for a run.
-    ``row_end[i]``: a row of a list of lists ends after value ``i``.  ``memo``: hidden scalars the stream GETs.
+    ``row_end[i]``: a row of a list of lists ends after value ``i``.
     ``sizes``: the itemsize the pass decoded each dtype in the stream's ``(object, dtypes)`` pair as.
     """
 
@@ -72,7 +72,6 @@ class ScalarRuns:
     first: np.ndarray
     stop: np.ndarray
     row_end: np.ndarray
-    memo: dict[int, float]
     stream: bytes
     tag: bytes
     sizes: bytes
@@ -87,10 +86,10 @@ def collapse_scalar_runs(data: bytes | bytearray) -> ScalarRuns | None:
     found = _collapse(data, tag)
     if found is None:
         return None
-    stream, values, bounds, row_end, memo, sizes = found
+    stream, values, bounds, row_end, sizes = found
     first, stop = np.frombuffer(bounds, dtype=np.int64).reshape(-1, 2).T
     return ScalarRuns(values=np.frombuffer(values, dtype=np.float64), first=first, stop=stop,
-                      row_end=np.frombuffer(row_end, dtype=bool), memo=memo, stream=stream, tag=tag, sizes=sizes)
+                      row_end=np.frombuffer(row_end, dtype=bool), stream=stream, tag=tag, sizes=sizes)
 
 
 def _little_endian_floats(dtypes: Any, sizes: bytes) -> bool:

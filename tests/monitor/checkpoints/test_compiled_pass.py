@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import os
 import pickletools
+import struct
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,8 @@ def test_the_runs_cover_nearly_every_scalar_of_an_nnunet_checkpoint(tmp_path: Pa
     first EMA (a reference to it) must be in one, and the float lists too."""
     epochs, classes = 1000, 3
     path = tmp_path / "checkpoint_latest.pth"
-    torch.save(checkpoint(nnunet_logging(epochs, classes, np.random.default_rng(1))), path)
+    log = nnunet_logging(epochs, classes, np.random.default_rng(1))
+    torch.save(checkpoint(log), path)
     runs = collapse_scalar_runs(data_pkl(path))
     assert runs is not None
     scalars = epochs * (classes + 4)  # Dice per class, mean, EMA, two losses
@@ -156,7 +158,8 @@ def test_the_runs_cover_nearly_every_scalar_of_an_nnunet_checkpoint(tmp_path: Pa
     assert len(runs.values) == scalars + floats - 2
     assert len(runs.first) <= 10  # one run per list (two where a list starts with an odd item)
     assert int(runs.row_end.sum()) == epochs - 1  # Dice rows: one run across all 1000 rows
-    assert list(runs.memo) != []  # _best_ema refers into the EMA run
+    best_ema = float(log["ema_fg_dice"][epochs // 2])  # _best_ema refers into the EMA run: a BINFLOAT now
+    assert b"G" + struct.pack(">d", best_ema) in runs.stream
 
 
 def test_references_into_hidden_runs_keep_their_values(
