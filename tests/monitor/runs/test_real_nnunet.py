@@ -6,6 +6,7 @@ import pickletools
 
 import numpy as np
 import pytest
+from checkpoint_objects import checkpoint_objects
 
 from monitor import load_run
 from monitor.checkpoints.reader import read_checkpoint_curves
@@ -67,9 +68,9 @@ def test_the_compiled_pass_reads_a_real_checkpoint_exactly(
 
     with monkeypatch.context() as patch:
         patch.setattr(checkpoint_runs, "check_memo_indices", declined)  # where the plain fallback starts
-        fast = read_checkpoint_curves(path)
+        fast, fast_objects = read_checkpoint_curves(path), checkpoint_objects(path)
     with monkeypatch.context() as patch:
         patch.setattr(checkpoint_runs, "_collapse", None)
-        plain = read_checkpoint_curves(path)
+        plain, plain_objects = read_checkpoint_curves(path), checkpoint_objects(path)
     assert fast.frame.equals(plain.frame) and fast.problems == plain.problems == []
-    assert fast.init_args == plain.init_args
+    assert fast_objects == plain_objects
