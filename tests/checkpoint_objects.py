@@ -1,5 +1,6 @@
-"""A checkpoint's unpickled object tree as plain data, for tests that compare two ways of reading it (with
-the compiled pass and plainly) beyond the curves: memo references, stand-ins, every kind of value."""
+"""What the checkpoint tests compare: the curves as a DataFrame, and the unpickled object tree as plain data
+(two ways of reading a checkpoint, with the compiled pass and plainly, must agree beyond the curves: memo
+references, stand-ins, every kind of value)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from monitor.checkpoints import CheckpointCurves
 from monitor.checkpoints.archive import _load_checkpoint_object
 from monitor.checkpoints.standins import _short_repr, _StandIn, _StandInMeta, _StoragePlaceholder
 
 _ATOMIC_TYPES = frozenset({type(None), bool, int, float, str, bytes, complex, _dt.date, _dt.datetime, _dt.time,
                            _dt.timedelta, _dt.timezone})
+
+
+def curves_frame(curves: CheckpointCurves) -> pd.DataFrame:
+    """The curves as a DataFrame: ``dice_1..dice_K`` columns, tz-aware ``epoch_end``."""
+    columns = dict(curves.columns)
+    dice = columns.pop("dice", np.empty((curves.epochs, 0)))
+    data = {name: columns[name] for name in ("epoch", "lr", "train_loss", "val_loss", "mean_fg_dice", "ema_fg_dice")}
+    data.update({f"dice_{k + 1}": dice[:, k] for k in range(dice.shape[1])})
+    data["epoch_time_s"] = columns["epoch_time_s"]
+    data["epoch_end"] = pd.DatetimeIndex(columns["epoch_end"]).tz_localize("UTC")
+    return pd.DataFrame(data)
 
 
 #: The curves (which the reader turns into columns) and the tensors (which the compiled pass leaves out).

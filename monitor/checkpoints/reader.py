@@ -4,29 +4,25 @@
 tensor and import torch, all too slow for a dashboard that polls running trainings.  This module is the public
 entry point and turns the unpickled object tree into curves; below it are ``archive`` (finds ``data.pkl``),
 ``runs`` (the optional compiled pass over it), ``unpickler`` (the restricted unpickler), ``standins`` (the inert
-objects it builds) and ``errors``.  Curves stay numpy arrays; the DataFrame is built on first use.
+objects it builds) and ``errors``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import itertools
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from monitor.checkpoints.archive import _load_checkpoint_object
 from monitor.checkpoints.errors import CheckpointError
 from monitor.checkpoints.standins import _clip, _scalar_to_float, _StandIn
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 __all__ = ["CheckpointCurves", "CheckpointError", "read_checkpoint_curves"]
 
@@ -45,6 +41,7 @@ _V2_CURVES = (
     "epoch_end_timestamps",
 )
 
+
 @dataclass(frozen=True, eq=False)  # eq=False: array fields have no usable == / hash
 class CheckpointCurves:
     """The per-epoch curves of one checkpoint.
@@ -61,23 +58,6 @@ class CheckpointCurves:
     current_epoch: int | None
     columns: dict[str, np.ndarray]
     problems: list[str] = field(default_factory=list)
-
-    @functools.cached_property
-    def frame(self) -> pd.DataFrame:
-        """The curves as a DataFrame (``dice_1..dice_K`` columns, tz-aware ``epoch_end``)."""
-        import pandas as pd
-
-        data: dict[str, Any] = {name: self.columns[name] for name in _FRAME_LEADING}
-        dice = self.columns.get("dice")
-        if dice is not None:
-            for k in range(dice.shape[1]):
-                data[f"dice_{k + 1}"] = dice[:, k]
-        data["epoch_time_s"] = self.columns["epoch_time_s"]
-        data["epoch_end"] = pd.DatetimeIndex(self.columns["epoch_end"]).tz_localize("UTC")
-        return pd.DataFrame(data, copy=False)
-
-
-_FRAME_LEADING = ("epoch", "lr", "train_loss", "val_loss", "mean_fg_dice", "ema_fg_dice")
 
 
 # ---- turning the object tree into curves --------------------------------------------------------------------

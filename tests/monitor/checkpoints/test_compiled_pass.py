@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from checkpoint_objects import checkpoint_objects
+from checkpoint_objects import checkpoint_objects, curves_frame
 
 from monitor.checkpoints import runs as checkpoint_runs
 from monitor.checkpoints.reader import CheckpointError, read_checkpoint_curves
@@ -113,7 +113,7 @@ def read_both(path: Path, monkeypatch: pytest.MonkeyPatch, runs_only: bool = Fal
 
 
 def assert_same(fast: Any, plain: Any) -> None:
-    pd.testing.assert_frame_equal(fast.frame, plain.frame, check_exact=True)
+    pd.testing.assert_frame_equal(curves_frame(fast), curves_frame(plain), check_exact=True)
     assert fast.problems == plain.problems
     assert (fast.epochs, fast.current_epoch) == (plain.epochs, plain.current_epoch)
 
@@ -140,8 +140,8 @@ def test_the_pass_reads_what_plain_unpickling_reads(
     assert_same(fast, plain)
     assert fast.epochs == epochs and fast.problems == []
     if epochs:
-        np.testing.assert_array_equal(fast.frame["mean_fg_dice"], [float(v) for v in log["mean_fg_dice"]])
-        assert fast.frame["lr"].tolist() == log["lrs"]
+        np.testing.assert_array_equal(curves_frame(fast)["mean_fg_dice"], [float(v) for v in log["mean_fg_dice"]])
+        assert curves_frame(fast)["lr"].tolist() == log["lrs"]
 
 
 def test_the_runs_cover_nearly_every_scalar_of_an_nnunet_checkpoint(tmp_path: Path, compiled: None) -> None:
@@ -189,7 +189,7 @@ def test_odd_items_in_curves(
     torch.save(checkpoint(log), path)
     fast, plain = read_both(path, monkeypatch, runs_only=True)
     assert_same(fast, plain)
-    assert np.isnan(fast.frame["val_loss"].iloc[7]) and np.isnan(fast.frame["dice_3"].iloc[9])
+    assert np.isnan(curves_frame(fast)["val_loss"].iloc[7]) and np.isnan(curves_frame(fast)["dice_3"].iloc[9])
 
 
 def test_what_the_pass_leaves_to_plain_unpickling(
@@ -221,7 +221,7 @@ def test_nnunet_v1_plot_stuff(
     fast, plain = read_both(path, monkeypatch, runs_only=True)
     assert_same(fast, plain)
     assert fast.kind == "v1" and fast.epochs == epochs
-    assert fast.frame["mean_fg_dice"].tolist() == [float(v) for v in plot_stuff[3]]
+    assert curves_frame(fast)["mean_fg_dice"].tolist() == [float(v) for v in plot_stuff[3]]
 
 
 def test_a_malicious_item_among_the_scalars_is_still_refused(tmp_path: Path, implementation: str) -> None:
@@ -314,9 +314,9 @@ def test_threads_reading_at_once_get_their_own_buffers(tmp_path: Path, implement
         path = tmp_path / f"checkpoint_{epochs}.pth"
         torch.save(checkpoint(nnunet_logging(epochs, 3, np.random.default_rng(epochs))), path)
         paths.append(path)
-    expected = {path: read_checkpoint_curves(path).frame for path in paths}
+    expected = {path: curves_frame(read_checkpoint_curves(path)) for path in paths}
     with ThreadPoolExecutor(max_workers=4) as pool:
-        frames = list(pool.map(lambda i: (paths[i % 2], read_checkpoint_curves(paths[i % 2]).frame), range(40)))
+        frames = list(pool.map(lambda i: (paths[i % 2], curves_frame(read_checkpoint_curves(paths[i % 2]))), range(40)))
     for path, frame in frames:
         pd.testing.assert_frame_equal(frame, expected[path], check_exact=True)
 
@@ -466,7 +466,7 @@ def test_curves_of_python_floats_still_skip_the_tensors(
     torch.save(checkpoint(log), path)
     fast, plain = read_both(path, monkeypatch, runs_only=True)
     assert_same(fast, plain)
-    assert fast.frame["val_loss"].tolist() == log["val_losses"]
+    assert curves_frame(fast)["val_loss"].tolist() == log["val_losses"]
 
 
 @pytest.mark.parametrize("scalar_type", [np.int64, np.int32, np.int16, np.uint64])
@@ -481,4 +481,4 @@ def test_integer_scalars_are_not_decoded_as_floats(
     torch.save(checkpoint(log), path)
     fast, plain = read_both(path, monkeypatch)
     assert_same(fast, plain)
-    assert fast.frame["train_loss"].tolist() == list(range(300))
+    assert curves_frame(fast)["train_loss"].tolist() == list(range(300))

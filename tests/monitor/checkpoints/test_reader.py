@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from checkpoint_objects import checkpoint_objects
+from checkpoint_objects import checkpoint_objects, curves_frame
 from paths import REPO
 
 from monitor.checkpoints import reader as ckpt_mod
@@ -158,12 +158,12 @@ def test_v2_curves_read_back_exactly(tmp_path: Path, epochs: int) -> None:
     curves = read_checkpoint_curves(path)
     assert isinstance(curves, CheckpointCurves)
     assert (curves.path, curves.kind, curves.epochs, curves.current_epoch) == (path, "v2", epochs, epochs)
-    assert list(curves.frame.columns) == [
+    assert list(curves_frame(curves).columns) == [
         "epoch", "lr", "train_loss", "val_loss", "mean_fg_dice", "ema_fg_dice", "dice_1", "dice_2", "dice_3",
         "epoch_time_s", "epoch_end"]
-    pd.testing.assert_frame_equal(curves.frame, expected_frame(log), check_exact=True)
-    assert np.isnan(curves.frame["dice_2"].iloc[2])  # the NaN class survives
-    assert str(curves.frame["epoch_end"].dtype) == "datetime64[ns, UTC]"
+    pd.testing.assert_frame_equal(curves_frame(curves), expected_frame(log), check_exact=True)
+    assert np.isnan(curves_frame(curves)["dice_2"].iloc[2])  # the NaN class survives
+    assert str(curves_frame(curves)["epoch_end"].dtype) == "datetime64[ns, UTC]"
     assert curves.problems == []
     assert checkpoint_objects(path)["init_args"] == {
         "plans": {"plans_name": "nnUNetPlans", "configurations": {"3d_fullres": {"batch_size": 2}}},
@@ -181,8 +181,8 @@ def test_fast_path_and_plain_unpickling_agree(tmp_path: Path, monkeypatch: pytes
     fast, fast_objects = read_checkpoint_curves(path), checkpoint_objects(path)
     monkeypatch.setattr(checkpoint_runs, "_collapse", None)
     slow, slow_objects = read_checkpoint_curves(path), checkpoint_objects(path)
-    pd.testing.assert_frame_equal(fast.frame, slow.frame, check_exact=True)
-    pd.testing.assert_frame_equal(fast.frame, expected_frame(log), check_exact=True)
+    pd.testing.assert_frame_equal(curves_frame(fast), curves_frame(slow), check_exact=True)
+    pd.testing.assert_frame_equal(curves_frame(fast), expected_frame(log), check_exact=True)
     assert fast_objects == slow_objects and fast.problems == slow.problems == []
 
 
@@ -207,7 +207,7 @@ def test_shared_scalars_and_structure_survive(tmp_path: Path, monkeypatch: pytes
     assert obj["logging"]["mean_fg_dice"][300] is obj["logging"]["mean_fg_dice"][299]
 
     curves = read_checkpoint_curves(path)
-    pd.testing.assert_frame_equal(curves.frame, expected_frame(log), check_exact=True)
+    pd.testing.assert_frame_equal(curves_frame(curves), expected_frame(log), check_exact=True)
     assert checkpoint_objects(path)["init_args"]["plans"] == {
         "spacing": (1.5, 0.75, 0.5), "median": [160.0, 180.5, 150.25], "stats": {"mean": 400.5, "std": 120.25}}
 
@@ -220,8 +220,8 @@ def test_unequal_lengths_use_the_shortest_and_say_so(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint_latest.pth"
     torch.save(v2_checkpoint(log), path)
     curves = read_checkpoint_curves(path)
-    assert curves.epochs == 10 and len(curves.frame) == 10
-    pd.testing.assert_frame_equal(curves.frame, expected_frame(log, 10), check_exact=True)
+    assert curves.epochs == 10 and len(curves_frame(curves)) == 10
+    pd.testing.assert_frame_equal(curves_frame(curves), expected_frame(log, 10), check_exact=True)
     (problem,) = curves.problems
     assert "unequal lengths" in problem
     for name in ("lrs", "epoch_start_timestamps", "train_losses"):
@@ -235,8 +235,9 @@ def test_missing_and_unconvertible_values_are_reported(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint_latest.pth"
     torch.save(v2_checkpoint(log), path)
     curves = read_checkpoint_curves(path)
-    assert curves.frame["lr"].isna().all()
-    assert np.isnan(curves.frame["val_loss"].iloc[3]) and not curves.frame["val_loss"].drop(3).isna().any()
+    frame = curves_frame(curves)
+    assert frame["lr"].isna().all()
+    assert np.isnan(frame["val_loss"].iloc[3]) and not frame["val_loss"].drop(3).isna().any()
     text = " | ".join(curves.problems)
     assert "'lrs'" in text and "val_losses" in text and "tensor" in text
 
@@ -266,7 +267,7 @@ def test_v1_curves(tmp_path: Path, legacy: bool) -> None:
     curves = read_checkpoint_curves(path)
     assert (curves.kind, curves.epochs, curves.current_epoch) == ("v1", 300, 300)
     tr, val, _, metrics = data["plot_stuff"]
-    frame = curves.frame
+    frame = curves_frame(curves)
     assert list(frame.columns) == ["epoch", "lr", "train_loss", "val_loss", "mean_fg_dice", "ema_fg_dice",
                                    "epoch_time_s", "epoch_end"]
     assert frame["train_loss"].tolist() == [float(v) for v in tr]
@@ -284,7 +285,7 @@ def test_v1_without_eval_metrics_and_with_unequal_lengths(tmp_path: Path) -> Non
     path = tmp_path / "model_latest.model"
     torch.save(data, path)
     curves = read_checkpoint_curves(path)
-    assert curves.epochs == 20 and curves.frame["mean_fg_dice"].isna().all()
+    assert curves.epochs == 20 and curves_frame(curves)["mean_fg_dice"].isna().all()
     text = " | ".join(curves.problems)
     assert "all_val_eval_metrics is empty" in text and "all_tr_losses (1 more)" in text
 
@@ -295,7 +296,7 @@ def test_legacy_format_v2(tmp_path: Path) -> None:
     torch.save(v2_checkpoint(log), path, _use_new_zipfile_serialization=False)
     assert not path.read_bytes().startswith(b"PK")
     curves = read_checkpoint_curves(path)
-    pd.testing.assert_frame_equal(curves.frame, expected_frame(log), check_exact=True)
+    pd.testing.assert_frame_equal(curves_frame(curves), expected_frame(log), check_exact=True)
     assert checkpoint_objects(path)["init_args"]["device"] == "torch.device('cuda', 0)"
 
 
@@ -345,13 +346,13 @@ def test_real_nnunet_objects(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint_final.pth"
     torch.save(checkpoint, path)
     curves = read_checkpoint_curves(path)
-    pd.testing.assert_frame_equal(curves.frame, expected_frame(checkpoint["logging"]), check_exact=True)
+    pd.testing.assert_frame_equal(curves_frame(curves), expected_frame(checkpoint["logging"]), check_exact=True)
     assert checkpoint_objects(path)["init_args"]["device"] == "torch.device('cpu')"
     assert (curves.epochs, curves.current_epoch, curves.problems) == (50, 50, [])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reference = torch.load(path, weights_only=False)
-    assert curves.frame["ema_fg_dice"].tolist() == [float(v) for v in reference["logging"]["ema_fg_dice"]]
+    assert curves_frame(curves)["ema_fg_dice"].tolist() == [float(v) for v in reference["logging"]["ema_fg_dice"]]
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -563,7 +564,7 @@ def test_storages_are_never_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     before = rchar()
     curves = read_checkpoint_curves(path)
     after = rchar()
-    pd.testing.assert_frame_equal(curves.frame, expected_frame(log), check_exact=True)
+    pd.testing.assert_frame_equal(curves_frame(curves), expected_frame(log), check_exact=True)
     assert reads and not any(a < stop and start < b for a, b in reads for start, stop in storages)
     if before is not None and after is not None:
         assert after - before < 1_000_000
@@ -577,7 +578,7 @@ def test_storages_are_never_read_legacy(tmp_path: Path) -> None:
     before = rchar()
     curves = read_checkpoint_curves(path)
     after = rchar()
-    pd.testing.assert_frame_equal(curves.frame, expected_frame(log), check_exact=True)
+    pd.testing.assert_frame_equal(curves_frame(curves), expected_frame(log), check_exact=True)
     if before is not None and after is not None:
         assert after - before < 200_000 < size
 
@@ -661,9 +662,9 @@ def test_empty_logging_gives_an_empty_frame_with_all_columns(tmp_path: Path) -> 
     path = tmp_path / "checkpoint_latest.pth"
     torch.save(v2_checkpoint({k: [] for k in V2_KEYS}), path)
     curves = read_checkpoint_curves(path)
-    assert curves.epochs == 0 and len(curves.frame) == 0
-    assert list(curves.frame.columns) == ["epoch", "lr", "train_loss", "val_loss", "mean_fg_dice", "ema_fg_dice",
-                                          "epoch_time_s", "epoch_end"]
+    assert curves.epochs == 0 and len(curves_frame(curves)) == 0
+    assert list(curves_frame(curves).columns) == ["epoch", "lr", "train_loss", "val_loss", "mean_fg_dice",
+                                                  "ema_fg_dice", "epoch_time_s", "epoch_end"]
 
 
 def test_reads_from_a_file_being_rewritten_in_place(tmp_path: Path) -> None:
@@ -689,4 +690,4 @@ def test_scalar_shared_across_lists(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint_final.pth"
     torch.save(v2_checkpoint(log), path)
     curves = read_checkpoint_curves(path)
-    pd.testing.assert_frame_equal(curves.frame, expected_frame(log), check_exact=True)
+    pd.testing.assert_frame_equal(curves_frame(curves), expected_frame(log), check_exact=True)
