@@ -59,39 +59,11 @@ class _StandIn(Exception, metaclass=_StandInMeta):
     __str__ = __repr__
 
 
-#: torch storage class names -> dtype names, only used to describe tensors nicely.
-_STORAGE_DTYPES = {
-    "FloatStorage": "float32",
-    "DoubleStorage": "float64",
-    "HalfStorage": "float16",
-    "BFloat16Storage": "bfloat16",
-    "LongStorage": "int64",
-    "IntStorage": "int32",
-    "ShortStorage": "int16",
-    "CharStorage": "int8",
-    "ByteStorage": "uint8",
-    "BoolStorage": "bool",
-    "ComplexFloatStorage": "complex64",
-    "ComplexDoubleStorage": "complex128",
-    "UntypedStorage": "bytes",
-}
-
-
 class _StoragePlaceholder(Exception):
-    """What a tensor storage reference (persistent id) becomes: its description, never its bytes.  Called as
+    """What a tensor storage reference (persistent id) becomes, never its bytes.  Called as
     ``persistent_load(pid)``; an ``Exception`` for the same reason as :class:`_StandIn`.  Never raised."""
 
-    @property
-    def dtype(self) -> str:
-        pid = self.args[0] if self.args else None
-        if isinstance(pid, tuple) and len(pid) >= 5 and isinstance(pid[1], _StandInMeta):
-            return _STORAGE_DTYPES.get(pid[1]._sd_name, _clip(pid[1]._sd_name, 40))
-        return "?"
-
     def __repr__(self) -> str:
-        pid = self.args[0] if self.args else None
-        if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
-            return _clip(f"<storage {self.dtype}[{pid[4]!r}] on {pid[3]!s}, not read>", 120)
         return "<storage, not read>"
 
     __str__ = __repr__
@@ -130,17 +102,11 @@ def _short_repr(obj: Any, limit: int = 120) -> str:
 
 
 def _describe_stand_in(obj: _StandIn, level: int = _BRIEF.maxlevel) -> str:
-    """Readable description, e.g. ``torch.device('cuda', 0)`` or ``<tensor float32[320, 320, 3, 3, 3]>``."""
+    """Readable description with bounded depth, e.g. ``torch.device('cuda', 0)``."""
     cls = type(obj)
     args = obj.args
     if level <= 0:
         return f"{cls._sd_module}.{cls._sd_name}(...)"
-    if cls._sd_name.startswith("_rebuild_tensor") and args and isinstance(args[0], _StoragePlaceholder):
-        shape = args[2] if len(args) > 2 and isinstance(args[2], tuple) else ()
-        dims = ", ".join(_BRIEF.repr1(d, 1) for d in shape[:8]) + (", ..." if len(shape) > 8 else "")
-        return f"<tensor {args[0].dtype}[{dims}], not read>"
-    if cls._sd_name == "_rebuild_parameter" and args:
-        return f"Parameter({_BRIEF.repr1(args[0], level - 1)})"
     parts = [_BRIEF.repr1(a, level - 1) for a in args[:8]] + (["..."] if len(args) > 8 else [])
     return _clip(f"{cls._sd_module}.{cls._sd_name}({', '.join(parts)})", 300)
 

@@ -345,7 +345,7 @@ def test_every_kind_of_value_around_the_curves_reads_the_same(
     args = checkpoint_objects(path)["init_args"]
     assert args["again"] is args["nested"]["same"]  # a memo GET, renumbered
     assert args["text"] == init_args["text"] and args["big"] == 2**70
-    assert args["tensor"] == "<tensor float32[2, 3], not read>"
+    assert args["tensor"].startswith("torch._utils._rebuild_tensor_v2(<storage, not read>, 0, (2, 3),")
 
 
 def test_a_malicious_call_inside_a_tensor_record_is_still_refused(tmp_path: Path, implementation: str) -> None:

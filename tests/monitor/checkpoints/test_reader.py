@@ -494,7 +494,7 @@ def test_unknown_classes_become_inert_stand_ins(tmp_path: Path) -> None:
     args = checkpoint_objects(rebuilt)["init_args"]
     assert args["fold"] == 1
     assert args["when"].startswith("my_trainers.Secret_(")
-    assert args["weights"] == "<tensor float32[2, 3], not read>"
+    assert args["weights"].startswith("torch._utils._rebuild_tensor_v2(<storage, not read>, 0, (2, 3),")
 
 
 class Node:
