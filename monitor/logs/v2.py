@@ -140,8 +140,10 @@ def _python_blocks(buf: bytes) -> V2Blocks:
         start, offset = offset, offset + len(line) + 1
         message = _MESSAGE_AT if line[_MESSAGE_AT - 2:_MESSAGE_AT] == b": " else line.find(b": ") + 2
         event = _EVENT.match(line, message) if message >= 2 else None
-        code = _CODES[event.group(1)] if event else None
-        if code is None or (code != START and not epoch):
+        if event is None:
+            continue
+        code = _CODES[event.group(1)]
+        if code != START and not epoch:
             continue
         if code == DICE:
             values = _dice_list(line, event.end(1))
