@@ -268,7 +268,7 @@ def main() -> None:
         curves = read_checkpoint_curves(path)
         assert curves.epochs == args.epochs, curves
         reference = torch.load(path, weights_only=False)
-        assert np.array_equal(curves.frame["mean_fg_dice"].to_numpy(),
+        assert np.array_equal(curves.columns["mean_fg_dice"],
                               np.asarray(reference["logging"]["mean_fg_dice"], dtype=np.float64))
         del reference
 

@@ -1,5 +1,5 @@
 """A deliberately plain, line-by-line reading of nnU-Net v2 logs: the specification both v2 readers (the
-compiled pass and the numpy reader of monitor/logs/v2.py) are tested against, line for line, on mangled logs.
+compiled pass and the line reader of monitor/logs/v2.py) are tested against, line for line, on mangled logs.
 
 Same rules, written the obvious way:
 * a line's message starts at byte 28 when bytes 26–27 are ``": "`` (after ``str(datetime)``), else after

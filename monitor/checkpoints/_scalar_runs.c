@@ -8,11 +8,11 @@
  *     (the caller's random 12-byte tag plus the run id); the values go, decoded, into one float64 array;
  *   - every tensor record (_rebuild_tensor_v2 of a storage's persistent id) that names no global and lies
  *     in the value of a top-level weights or optimizer key becomes None (a model of the stack says where);
- *   - memo indices are renumbered densely; a hidden scalar that is GOT later gets a new index, returned in
- *     the memo dict for the caller to preload.
+ *   - memo indices are renumbered densely; a GET of a hidden scalar becomes its value, a BINFLOAT.
  *
  * Everything else is copied, so every global still reaches the caller's restricted unpickler; nothing is
- * interpreted or called here.  The caller verifies the dtypes.  Anything unexpected (unknown opcode, a memo
+ * interpreted or called here.  At STOP the object becomes (object, (dtype, ...)): the dtype of every hidden
+ * scalar, as the unpickler builds it, for the caller to verify.  Anything unexpected (unknown opcode, a memo
  * index redefined, fetched before definition or beyond the pickle's size, a GET of a hidden non-scalar,
  * truncation, no STOP) declines (None) and the caller reads the bytes plainly.  Every read is bounds-checked.
  */
@@ -27,7 +27,6 @@ enum {
     OP_TUPLE2 = 0x86, OP_REDUCE = 'R', OP_SHORT_BINUNICODE = 0x8c, OP_BINUNICODE8 = 0x8d,
     SCALAR_FIXED = 54,     /* bytes of a templated scalar besides its payload */
     MAX_DTYPES = 8,
-    MAX_STRINGS = 64,      /* candidate dtype strings reported to the caller */
     TAG_BYTES = 12,
     MARKER_BYTES = 21,     /* BINBYTES, 4-byte length 16, tag, 4-byte run id */
 };
@@ -68,7 +67,6 @@ typedef struct {
     Buffer values;    /* double per hidden value */
     Buffer row_end;   /* uint8 per hidden value: a row of a list of lists ends after it */
     Buffer bounds;    /* int64 pair (first, stop) per run */
-    Buffer memo;      /* (int64 new index, double value) per hidden scalar fetched later */
     int32_t *map;
     Py_ssize_t map_cap;
     uint64_t top_slot;  /* the largest original index defined so far */
@@ -77,8 +75,6 @@ typedef struct {
     uint32_t dtype_slot[MAX_DTYPES];
     int dtype_size[MAX_DTYPES];
     int n_dtypes;
-    Py_ssize_t codes[MAX_STRINGS], littles[MAX_STRINGS];
-    int n_codes, n_littles;
     Py_ssize_t hidden_records; /* tensor records left out */
     /* The stack the unpickler will build from the stream: items, and the item count at each open MARK. */
     Py_ssize_t depth;
@@ -553,7 +549,7 @@ static int copy(Walk *w, Py_ssize_t at, Py_ssize_t len)
     return append(&w->out, w->data + at, len);
 }
 
-/* PUT defines the next dense index; GET fetches a visible one or gives a hidden scalar one for the memo. */
+/* PUT defines the next dense index; GET fetches a visible one, or is replaced by a hidden scalar's value. */
 static int memo_op(Walk *w, Py_ssize_t at, int op, int pending_name)
 {
     int is_long = op == OP_LONG_BINPUT || op == OP_LONG_BINGET;
@@ -579,14 +575,13 @@ static int memo_op(Walk *w, Py_ssize_t at, int op, int pending_name)
     } else if (*entry > 0) {
         index = (uint32_t)(*entry - 1);
     } else if (*entry <= SCALAR_BASE) {
-        if (w->next_index == INT32_MAX)
-            return -1;
         double value = ((double *)w->values.bytes)[SCALAR_BASE - *entry];
-        index = (uint32_t)w->next_index++;
-        *entry = (int32_t)index + 1;
-        int64_t new_index = index;
-        if (append(&w->memo, &new_index, sizeof(new_index)) < 0 || append(&w->memo, &value, sizeof(value)) < 0)
-            return -1;
+        uint64_t bits;
+        memcpy(&bits, &value, 8);
+        uint8_t binfloat[9] = {OP_BINFLOAT};
+        for (int i = 0; i < 8; i++)
+            binfloat[1 + i] = (uint8_t)(bits >> (56 - 8 * i)); /* big-endian */
+        return append(&w->out, binfloat, 9);
     } else {
         return -1; /* undefined, or a hidden object that is not a scalar */
     }
@@ -682,6 +677,21 @@ static void note_top_level_key(Walk *w, Py_ssize_t at)
             w->tensor_zone = 1;
 }
 
+/* Before STOP: pair the object with a tuple of the hidden scalars' dtypes (each a visible memo entry). */
+static int dtype_tuple(Walk *w)
+{
+    if (append(&w->out, "(", 1) < 0)
+        return -1;
+    for (int i = 0; i < w->n_dtypes; i++) {
+        uint32_t index = (uint32_t)(w->map[w->dtype_slot[i]] - 1);
+        uint8_t get[5] = {OP_LONG_BINGET, (uint8_t)index, (uint8_t)(index >> 8), (uint8_t)(index >> 16),
+                          (uint8_t)(index >> 24)};
+        if (append(&w->out, get, 5) < 0)
+            return -1;
+    }
+    return append(&w->out, "t\x86", 2);
+}
+
 /* Walk the whole pickle; 0 when it reached STOP having hidden a run or a tensor record, -1 to decline. */
 static int walk(Walk *w)
 {
@@ -741,14 +751,10 @@ static int walk(Walk *w)
         Py_ssize_t len = opcode_length(w->data, w->n, at);
         if (len == 0)
             return -1;
-        if (op == OP_BINUNICODE && len == 7 && w->data[at + 5] == 'f' && w->n_codes < MAX_STRINGS)
-            w->codes[w->n_codes++] = at;
-        else if (op == OP_BINUNICODE && len == 6 && w->data[at + 5] == '<' && w->n_littles < MAX_STRINGS)
-            w->littles[w->n_littles++] = at;
         for (size_t i = 0; (op == 'c' || op == OP_BINUNICODE) && i < sizeof(NAME_OPCODES) / sizeof(NAME_OPCODES[0]); i++)
             if (len == NAME_OPCODES[i].len && memcmp(w->data + at, NAME_OPCODES[i].bytes, (size_t)len) == 0)
                 w->pending_name = NAME_OPCODES[i].name;
-        if (copy(w, at, len) < 0)
+        if ((op == OP_STOP && dtype_tuple(w) < 0) || copy(w, at, len) < 0)
             return -1;
         at += len;
         if (op == OP_STOP)
@@ -826,68 +832,26 @@ static PyObject *memo_bound(PyObject *module, PyObject *arg)
 
 /* ---- the Python entry point ------------------------------------------------------------------------- */
 
-static PyObject *offsets_list(const Py_ssize_t *offsets, int count)
-{
-    PyObject *list = PyList_New(count);
-    for (int i = 0; list != NULL && i < count; i++) {
-        PyObject *value = PyLong_FromSsize_t(offsets[i]);
-        if (value == NULL) {
-            Py_CLEAR(list);
-            break;
-        }
-        PyList_SET_ITEM(list, i, value);
-    }
-    return list;
-}
-
 static PyObject *results(Walk *w)
 {
-    PyObject *memo = PyDict_New();
-    Py_ssize_t entries = w->memo.len / 16;
-    for (Py_ssize_t i = 0; memo != NULL && i < entries; i++) {
-        int64_t index;
-        double value;
-        memcpy(&index, w->memo.bytes + 16 * i, 8);
-        memcpy(&value, w->memo.bytes + 16 * i + 8, 8);
-        PyObject *key = PyLong_FromLongLong(index), *number = PyFloat_FromDouble(value);
-        if (key == NULL || number == NULL || PyDict_SetItem(memo, key, number) < 0)
-            Py_CLEAR(memo);
-        Py_XDECREF(key);
-        Py_XDECREF(number);
-    }
-    PyObject *dtypes = PyDict_New();
-    for (int i = 0; dtypes != NULL && i < w->n_dtypes; i++) {
-        PyObject *key = PyLong_FromUnsignedLong(w->dtype_slot[i]), *size = PyLong_FromLong(w->dtype_size[i]);
-        if (key == NULL || size == NULL || PyDict_SetItem(dtypes, key, size) < 0)
-            Py_CLEAR(dtypes);
-        Py_XDECREF(key);
-        Py_XDECREF(size);
-    }
+    uint8_t sizes[MAX_DTYPES];
+    for (int i = 0; i < w->n_dtypes; i++)
+        sizes[i] = (uint8_t)w->dtype_size[i];
     PyObject *result = NULL;
-    PyObject *codes = offsets_list(w->codes, w->n_codes), *littles = offsets_list(w->littles, w->n_littles);
     PyObject *values = PyByteArray_FromStringAndSize(w->values.bytes, w->values.len);
-    if (memo != NULL && dtypes != NULL && codes != NULL && littles != NULL && values != NULL)
-        result = Py_BuildValue("y#Ny#y#NNNN", w->out.bytes, w->out.len, values,
+    if (values != NULL)
+        result = Py_BuildValue("y#Ny#y#y#", w->out.bytes, w->out.len, values,
                                w->bounds.bytes ? w->bounds.bytes : "", w->bounds.len, /* no run: b"", not None */
-                               w->row_end.bytes ? w->row_end.bytes : "", w->row_end.len, memo, dtypes, codes, littles);
-    else {
-        Py_XDECREF(memo);
-        Py_XDECREF(dtypes);
-        Py_XDECREF(codes);
-        Py_XDECREF(littles);
-        Py_XDECREF(values);
-    }
+                               w->row_end.bytes ? w->row_end.bytes : "", w->row_end.len, sizes,
+                               (Py_ssize_t)w->n_dtypes);
     return result;
 }
 
 PyDoc_STRVAR(collapse_doc,
-"collapse(data, tag)\n"
-"    -> None | (stream, values, bounds, row_end, memo, dtypes, codes, littles)\n\n"
+"collapse(data, tag) -> None | (stream, values, bounds, row_end, sizes)\n\n"
 "Walk the pickle `data`, hiding float runs and tensor records (see the module source); tag: 12 random bytes.\n"
 "stream: bytes for the unpickler; values: bytearray of float64; bounds: int64 (first, stop) per run;\n"
-"row_end: one flag per value; memo: {new memo index: float} for hidden scalars the stream fetches;\n"
-"dtypes: {dtype memo index: itemsize} of the hidden scalars, for the caller to verify; codes, littles:\n"
-"offsets of the 2-character BINUNICODE strings starting with 'f' and of '<'.  None: declined.");
+"row_end: one flag per value; sizes: the itemsize of each dtype the stream pairs its object with, as little-endian floats.  None: declined.");
 
 static PyObject *collapse(PyObject *module, PyObject *args)
 {
@@ -917,7 +881,6 @@ static PyObject *collapse(PyObject *module, PyObject *args)
         PyMem_Free(w.values.bytes);
         PyMem_Free(w.row_end.bytes);
         PyMem_Free(w.bounds.bytes);
-        PyMem_Free(w.memo.bytes);
         PyMem_Free(w.marks.bytes);
         PyMem_Free(w.map);
     }

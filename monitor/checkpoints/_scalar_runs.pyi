@@ -3,6 +3,6 @@
 def collapse(
     data: bytes | bytearray, tag: bytes, /
 ) -> (
-    tuple[bytes, bytearray, bytes, bytes, dict[int, float], dict[int, int], list[int], list[int]] | None
+    tuple[bytes, bytearray, bytes, bytes, bytes] | None
 ): ...
 def memo_bound(data: bytes | bytearray, /) -> int: ...

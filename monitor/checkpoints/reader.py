@@ -4,35 +4,27 @@
 tensor and import torch, all too slow for a dashboard that polls running trainings.  This module is the public
 entry point and turns the unpickled object tree into curves; below it are ``archive`` (finds ``data.pkl``),
 ``runs`` (the optional compiled pass over it), ``unpickler`` (the restricted unpickler), ``standins`` (the inert
-objects it builds) and ``errors``.  Curves stay numpy arrays; the DataFrame and ``init_args`` are built on first use.
+objects it builds) and ``errors``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import itertools
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from monitor.checkpoints.archive import _load_checkpoint_object
 from monitor.checkpoints.errors import CheckpointError
-from monitor.checkpoints.standins import _clip, _plain, _scalar_to_float, _StandIn
-from monitor.checkpoints.unpickler import _unpickle
-
-if TYPE_CHECKING:
-    import pandas as pd
+from monitor.checkpoints.standins import _clip, _scalar_to_float, _StandIn
 
 __all__ = ["CheckpointCurves", "CheckpointError", "read_checkpoint_curves"]
-
-#: A v1 ``<checkpoint>.pkl`` sidecar holds a trainer name and init args; far larger is not one to parse here.
-_MAX_SIDECAR_BYTES = 16 * 1024 * 1024
 
 #: One logged curve as unpickled: a list or tuple of items, or an array the compiled pass rebuilt.
 _Curve = Sequence[Any] | np.ndarray
@@ -48,23 +40,11 @@ _V2_CURVES = (
     "epoch_start_timestamps",
     "epoch_end_timestamps",
 )
-#: nnU-Net v1 trainers are constructed with these positional arguments (``nnUNetTrainer.init_args``).
-_V1_INIT_ARG_NAMES = (
-    "plans_file",
-    "fold",
-    "output_folder",
-    "dataset_directory",
-    "batch_dice",
-    "stage",
-    "unpack_data",
-    "deterministic",
-    "fp16",
-)
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: array fields have no usable == / hash
 class CheckpointCurves:
-    """The per-epoch curves of one checkpoint, plus what identifies the training run.
+    """The per-epoch curves of one checkpoint.
 
     ``columns``: one array per column, one entry per epoch covered by all curves: ``epoch, lr, train_loss,
     val_loss, mean_fg_dice, ema_fg_dice, epoch_time_s`` (float64), ``dice`` (epochs × classes; not for v1) and
@@ -76,33 +56,8 @@ class CheckpointCurves:
     kind: str  # "v2" or "v1"
     epochs: int
     current_epoch: int | None
-    trainer_name: str | None
     columns: dict[str, np.ndarray]
-    init_args_source: Any  # as unpickled; see init_args
     problems: list[str] = field(default_factory=list)
-
-    @functools.cached_property
-    def init_args(self) -> dict[str, Any]:
-        """The trainer's ``init_args`` (plans, configuration, fold, dataset.json) as plain Python, on first use."""
-        source = self.init_args_source
-        return _plain(source) if isinstance(source, Mapping) else {}
-
-    @functools.cached_property
-    def frame(self) -> pd.DataFrame:
-        """The curves as a DataFrame (``dice_1..dice_K`` columns, tz-aware ``epoch_end``)."""
-        import pandas as pd
-
-        data: dict[str, Any] = {name: self.columns[name] for name in _FRAME_LEADING}
-        dice = self.columns.get("dice")
-        if dice is not None:
-            for k in range(dice.shape[1]):
-                data[f"dice_{k + 1}"] = dice[:, k]
-        data["epoch_time_s"] = self.columns["epoch_time_s"]
-        data["epoch_end"] = pd.DatetimeIndex(self.columns["epoch_end"]).tz_localize("UTC")
-        return pd.DataFrame(data, copy=False)
-
-
-_FRAME_LEADING = ("epoch", "lr", "train_loss", "val_loss", "mean_fg_dice", "ema_fg_dice")
 
 
 # ---- turning the object tree into curves --------------------------------------------------------------------
@@ -292,48 +247,8 @@ def _curves_v2(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
     current_epoch = _as_int(ckpt.get("current_epoch"))
     if current_epoch is not None and current_epoch != n and not problems:
         problems.append(f"current_epoch is {current_epoch} but the curves cover {n} epoch(s)")
-    init_args = ckpt.get("init_args")
-    trainer_name = ckpt.get("trainer_name")
-    return CheckpointCurves(
-        path=path,
-        kind="v2",
-        epochs=n,
-        current_epoch=current_epoch,
-        trainer_name=trainer_name if isinstance(trainer_name, str) else None,
-        columns=columns,
-        init_args_source=init_args,
-        problems=problems,
-    )
-
-
-def _v1_sidecar(path: Path, problems: list[str]) -> tuple[str | None, dict[str, Any]]:
-    """nnU-Net v1 keeps trainer name and init args in ``<checkpoint>.pkl`` next to the checkpoint."""
-    sidecar = path.with_name(path.name + ".pkl")
-    try:
-        if not sidecar.is_file():
-            return None, {}
-        if sidecar.stat().st_size > _MAX_SIDECAR_BYTES:
-            problems.append(f"{sidecar.name} is too large to read; trainer name unknown")
-            return None, {}
-        with open(sidecar, "rb") as fh:
-            info = _unpickle(fh, sidecar)
-    except (OSError, CheckpointError) as exc:
-        problems.append(f"{sidecar.name} unreadable ({exc}); trainer name unknown")
-        return None, {}
-    if not isinstance(info, Mapping):
-        return None, {}
-    name = info.get("name")
-    init = info.get("init")
-    init_args: dict[str, Any] = {}
-    if isinstance(init, (list, tuple)):
-        plain = _plain(init)
-        if len(plain) == len(_V1_INIT_ARG_NAMES):
-            init_args.update(zip(_V1_INIT_ARG_NAMES, plain))
-        else:
-            init_args["init"] = plain
-    if "plans" in info:
-        init_args["plans"] = _plain(info["plans"])
-    return (name if isinstance(name, str) else None), init_args
+    return CheckpointCurves(path=path, kind="v2", epochs=n, current_epoch=current_epoch, columns=columns,
+                            problems=problems)
 
 
 def _curves_v1(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
@@ -372,17 +287,8 @@ def _curves_v1(ckpt: Mapping[str, Any], path: Path) -> CheckpointCurves:
     # Old v1 final checkpoints store epoch = len(losses) + 1 (nnU-Net v1 documents and corrects this itself).
     if current_epoch is not None and current_epoch not in (n, n + 1) and not problems:
         problems.append(f"epoch is {current_epoch} but the curves cover {n} epoch(s)")
-    trainer_name, init_args = _v1_sidecar(path, problems)
-    return CheckpointCurves(
-        path=path,
-        kind="v1",
-        epochs=n,
-        current_epoch=current_epoch,
-        trainer_name=trainer_name,
-        columns=columns,
-        init_args_source=init_args,
-        problems=problems,
-    )
+    return CheckpointCurves(path=path, kind="v1", epochs=n, current_epoch=current_epoch, columns=columns,
+                            problems=problems)
 
 
 @contextlib.contextmanager

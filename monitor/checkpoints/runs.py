@@ -3,15 +3,15 @@
 nnU-Net logs its curves as thousands of numpy float scalars (a dozen opcodes and two calls each) next to
 tensor records the curves never need.  The pass rewrites the pickle so that each run of floats becomes one
 tagged bytes object (values decoded into one array) and tensor records become None; every global still
-reaches the restricted unpickler.  This module verifies what the pass cannot (the dtypes its scalars used),
-unpickles the result and puts the values back.  Whenever anything does not fit, or the compiled module was
-not built, the untouched ``data.pkl`` is unpickled instead.
+reaches the restricted unpickler.  This module unpickles the result, checks that the dtypes the hidden
+scalars named are the little-endian floats the pass decoded them as, and puts the values back.  Whenever
+anything does not fit, or the compiled module was not built, the untouched ``data.pkl`` is unpickled instead.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,12 +39,12 @@ def load_data_pkl(data: bytes | bytearray, path: Path) -> Any:
     runs = collapse_scalar_runs(data)
     if runs is not None:
         try:
-            obj = _unpickle_buffer(runs.stream, path, runs.memo)
+            obj, dtypes = _unpickle_buffer(runs.stream, path)
         except CheckpointError as exc:
             if str(exc).startswith("refused"):
                 raise
         else:
-            if expand_runs(obj, runs):
+            if _little_endian_floats(dtypes, runs.sizes) and expand_runs(obj, runs):
                 return obj
     check_memo_indices(data, path)
     return _unpickle_buffer(data, path)
@@ -64,120 +64,38 @@ class ScalarRuns:
 
     Run ``r`` covers ``values[first[r]:stop[r]]`` and appears in ``stream`` as the bytes ``tag + r`` (4 bytes,
     little-endian); the tag is random per read, so no bytes object of the file can pass for a run.
-    ``row_end[i]``: a row of a list of lists ends after value ``i``.  ``memo``: hidden scalars the stream GETs.
+    ``row_end[i]``: a row of a list of lists ends after value ``i``.
+    ``sizes``: the itemsize the pass decoded each dtype in the stream's ``(object, dtypes)`` pair as.
     """
 
     values: np.ndarray
     first: np.ndarray
     stop: np.ndarray
     row_end: np.ndarray
-    memo: dict[int, float]
     stream: bytes
     tag: bytes
+    sizes: bytes
 
 
 def collapse_scalar_runs(data: bytes | bytearray) -> ScalarRuns | None:
-    """Run the compiled pass over ``data`` (never written); None without the compiled module, when the pass
-    declines, or when a scalar it decoded has a dtype that is not a little-endian float of its size."""
+    """Run the compiled pass over ``data`` (never written); None without the compiled module or when the pass
+    declines."""
     if _collapse is None:
         return None
     tag = secrets.token_bytes(12)
     found = _collapse(data, tag)
     if found is None:
         return None
-    stream, values, bounds, row_end, memo, dtypes, codes, littles = found
-    floats = _float_dtype_slots(data, codes, _memo_slot_after(data, _LITTLE, littles)[0])
-    if any(floats.get(slot) != size for slot, size in dtypes.items()):
-        return None  # a scalar of another dtype (an integer, say): read plainly
+    stream, values, bounds, row_end, sizes = found
     first, stop = np.frombuffer(bounds, dtype=np.int64).reshape(-1, 2).T
     return ScalarRuns(values=np.frombuffer(values, dtype=np.float64), first=first, stop=stop,
-                      row_end=np.frombuffer(row_end, dtype=bool), memo=memo, stream=stream, tag=tag)
+                      row_end=np.frombuffer(row_end, dtype=bool), stream=stream, tag=tag, sizes=sizes)
 
 
-# ---- verifying the dtypes the pass reports -------------------------------------------------------------------
-
-_GET_LONG, _GET_SHORT, _PUT_LONG, _PUT_SHORT, _REDUCE = 0x6A, 0x68, 0x72, 0x71, 0x52
-_DTYPE_GLOBAL = b"cnumpy\ndtype\n"
-_LITTLE = b"X\x01\x00\x00\x00<"
-_DTYPE_STATE_TAIL = b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t"  # (3, '<', None, None, None, -1, -1, 0)
-_LONG_SLOT = 256  # the pass only hides scalars whose memo indices are written as four bytes
-
-
-def _skip_put(data: bytes | bytearray, at: int) -> int:
-    """Offset after a memo PUT at ``at``, or -1."""
-    if 0 <= at < len(data):
-        if data[at] == _PUT_LONG:
-            return at + 5
-        if data[at] == _PUT_SHORT:
-            return at + 2
-    return -1
-
-
-def _put_slot(data: bytes | bytearray, at: int) -> int:
-    if at >= 0 and at + 5 <= len(data) and data[at] == _PUT_LONG:
-        return int.from_bytes(data[at + 1 : at + 5], "little")
-    if at >= 0 and at + 2 <= len(data) and data[at] == _PUT_SHORT:
-        return data[at + 1]
-    return -1
-
-
-def _memo_slot_after(
-    data: bytes | bytearray, needle: bytes, candidates: Sequence[int] | None = None
-) -> tuple[int, int]:
-    """Memo slot PUT right after the first ``needle`` (at one of ``candidates`` if given) and the offset
-    after that PUT; (-1, -1) if absent (a pickler writes each global once, then GETs it)."""
-    positions = candidates if candidates is not None else [data.find(needle)]
-    for pos in positions:
-        if pos >= 0 and data.startswith(needle, pos):
-            at = pos + len(needle)
-            slot = _put_slot(data, at)
-            if slot >= 0:
-                return slot, _skip_put(data, at)
-    return -1, -1
-
-
-def _pushes_slot(data: bytes | bytearray, pos: int, slot: int, def_end: int) -> bool:
-    """Whether the opcode ending at ``pos`` pushes memo ``slot`` (a GET of it, or its defining op + PUT)."""
-    if pos == def_end:
-        return True
-    if pos >= 5 and data[pos - 5] == _GET_LONG and int.from_bytes(data[pos - 4 : pos], "little") == slot:
-        return True
-    return pos >= 2 and data[pos - 2] == _GET_SHORT and data[pos - 1] == slot
-
-
-def _float_dtype_slots(data: bytes | bytearray, candidates: Sequence[int], little: int) -> dict[int, int]:
-    """Memo slot -> itemsize of each ``numpy.dtype('f2'|'f4'|'f8', False, True)`` with byte order '<'
-    (memo slot ``little``); ``candidates`` are offsets of ``X\\x02\\0\\0\\0f``."""
-    cls_slot, cls_end = _memo_slot_after(data, _DTYPE_GLOBAL)
-    found: dict[int, int] = {}
-    for pos in candidates:
-        code = data[pos + 6 : pos + 7]
-        at = _skip_put(data, pos + 7)
-        if code not in (b"2", b"4", b"8") or at < 0 or not _pushes_slot(data, pos, cls_slot, cls_end):
-            continue
-        if not data.startswith(b"\x89\x88\x87", at):  # NEWFALSE NEWTRUE TUPLE3: ('f8', False, True)
-            continue
-        at = _skip_put(data, at + 3)
-        if at < 0 or data[at] != _REDUCE:
-            continue
-        slot = _put_slot(data, at + 1)
-        at = _skip_put(data, at + 1)
-        if at < 0 or not data.startswith(b"(K\x03", at):
-            continue
-        at += 3
-        if data.startswith(_LITTLE, at):
-            at = _skip_put(data, at + len(_LITTLE))
-        elif _pushes_slot(data, at + 5, little, -1) and data[at] == _GET_LONG:
-            at += 5
-        elif _pushes_slot(data, at + 2, little, -1) and data[at] == _GET_SHORT:
-            at += 2
-        else:
-            continue
-        if at > 0 and data.startswith(_DTYPE_STATE_TAIL, at):
-            at = _skip_put(data, at + len(_DTYPE_STATE_TAIL))
-            if at > 0 and data[at : at + 1] == b"b" and slot >= _LONG_SLOT:
-                found[slot] = int(code)
-    return found
+def _little_endian_floats(dtypes: Any, sizes: bytes) -> bool:
+    """Whether the hidden scalars' dtypes, as unpickled, are what the pass decoded them as (not an integer)."""
+    return isinstance(dtypes, tuple) and len(dtypes) == len(sizes) and all(
+        isinstance(dtype, np.dtype) and dtype == np.dtype(f"<f{size}") for dtype, size in zip(dtypes, sizes))
 
 
 # ---- putting the values back --------------------------------------------------------------------------------

@@ -1,20 +1,15 @@
 """The inert objects the restricted unpickler builds instead of running code, and how they are described
-(briefly and boundedly: a pickle can nest and share them without limit) and flattened into plain data.
+(briefly and boundedly: a pickle can nest and share them without limit).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import math
-import pathlib
 import reprlib
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
-
-#: How deep :func:`_plain` follows nested containers before it cuts them off.
-_MAX_PLAIN_DEPTH = 64
 
 
 class _StandInMeta(type):
@@ -64,39 +59,11 @@ class _StandIn(Exception, metaclass=_StandInMeta):
     __str__ = __repr__
 
 
-#: torch storage class names -> dtype names, only used to describe tensors nicely.
-_STORAGE_DTYPES = {
-    "FloatStorage": "float32",
-    "DoubleStorage": "float64",
-    "HalfStorage": "float16",
-    "BFloat16Storage": "bfloat16",
-    "LongStorage": "int64",
-    "IntStorage": "int32",
-    "ShortStorage": "int16",
-    "CharStorage": "int8",
-    "ByteStorage": "uint8",
-    "BoolStorage": "bool",
-    "ComplexFloatStorage": "complex64",
-    "ComplexDoubleStorage": "complex128",
-    "UntypedStorage": "bytes",
-}
-
-
 class _StoragePlaceholder(Exception):
-    """What a tensor storage reference (persistent id) becomes: its description, never its bytes.  Called as
+    """What a tensor storage reference (persistent id) becomes, never its bytes.  Called as
     ``persistent_load(pid)``; an ``Exception`` for the same reason as :class:`_StandIn`.  Never raised."""
 
-    @property
-    def dtype(self) -> str:
-        pid = self.args[0] if self.args else None
-        if isinstance(pid, tuple) and len(pid) >= 5 and isinstance(pid[1], _StandInMeta):
-            return _STORAGE_DTYPES.get(pid[1]._sd_name, _clip(pid[1]._sd_name, 40))
-        return "?"
-
     def __repr__(self) -> str:
-        pid = self.args[0] if self.args else None
-        if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
-            return _clip(f"<storage {self.dtype}[{pid[4]!r}] on {pid[3]!s}, not read>", 120)
         return "<storage, not read>"
 
     __str__ = __repr__
@@ -135,83 +102,13 @@ def _short_repr(obj: Any, limit: int = 120) -> str:
 
 
 def _describe_stand_in(obj: _StandIn, level: int = _BRIEF.maxlevel) -> str:
-    """Readable description, e.g. ``torch.device('cuda', 0)`` or ``<tensor float32[320, 320, 3, 3, 3]>``."""
+    """Readable description with bounded depth, e.g. ``torch.device('cuda', 0)``."""
     cls = type(obj)
     args = obj.args
     if level <= 0:
         return f"{cls._sd_module}.{cls._sd_name}(...)"
-    if cls._sd_name.startswith("_rebuild_tensor") and args and isinstance(args[0], _StoragePlaceholder):
-        shape = args[2] if len(args) > 2 and isinstance(args[2], tuple) else ()
-        dims = ", ".join(_BRIEF.repr1(d, 1) for d in shape[:8]) + (", ..." if len(shape) > 8 else "")
-        return f"<tensor {args[0].dtype}[{dims}], not read>"
-    if cls._sd_name == "_rebuild_parameter" and args:
-        return f"Parameter({_BRIEF.repr1(args[0], level - 1)})"
     parts = [_BRIEF.repr1(a, level - 1) for a in args[:8]] + (["..."] if len(args) > 8 else [])
     return _clip(f"{cls._sd_module}.{cls._sd_name}({', '.join(parts)})", 300)
-
-
-#: Immutable values ``_plain`` returns as they are (checked by exact type: subclasses go the slow way).
-_ATOMIC_TYPES = frozenset({type(None), bool, int, float, str, bytes, complex, _dt.date, _dt.datetime, _dt.time,
-                           _dt.timedelta, _dt.timezone})
-
-
-def _plain(obj: Any) -> Any:
-    """Plain-python copy: containers and numbers kept, numpy unwrapped, stand-ins/storages as repr strings.
-
-    Cycles become "<recursive reference>", nesting is cut at 64 levels, and a shared container is converted
-    once (so the work stays linear in the file's size, not exponential).
-    """
-    active: set[int] = set()
-    done: dict[int, Any] = {}
-
-    def convert(item: Any, depth: int) -> Any:
-        kind = type(item)
-        if kind in _ATOMIC_TYPES:
-            return item
-        if kind is not dict and kind is not list and kind is not tuple:
-            if isinstance(item, np.generic):
-                return item.item()
-            if isinstance(item, (pathlib.PurePath, np.dtype)):
-                return str(item)
-            if isinstance(item, (_StandIn, _StoragePlaceholder, _StandInMeta)):
-                return _short_repr(item, 300)
-        key = id(item)
-        if key in active:
-            return "<recursive reference>"
-        if key in done:
-            return done[key]
-        if depth >= _MAX_PLAIN_DEPTH:
-            return "<too deeply nested>"
-        active.add(key)
-        try:
-            out = convert_container(item, kind, depth)
-        finally:
-            active.discard(key)
-        done[key] = out
-        return out
-
-    def convert_container(item: Any, kind: type, depth: int) -> Any:
-        if kind is list or kind is tuple or (kind is not dict and isinstance(item, (list, tuple))):
-            items = [v if type(v) in _ATOMIC_TYPES else convert(v, depth + 1) for v in item]
-            return items if isinstance(item, list) else tuple(items)
-        if kind is dict or isinstance(item, Mapping):
-            out: dict[Any, Any] = {}
-            for key, value in item.items():
-                if type(key) not in _ATOMIC_TYPES:
-                    key = convert(key, depth + 1)
-                    try:
-                        hash(key)
-                    except TypeError:
-                        key = _short_repr(key)
-                out[key] = value if type(value) in _ATOMIC_TYPES else convert(value, depth + 1)
-            return out
-        if isinstance(item, np.ndarray):
-            return [convert(v, depth + 1) for v in item.ravel().tolist()] if item.dtype.hasobject else item.tolist()
-        if isinstance(item, (set, frozenset)):
-            return sorted((convert(v, depth + 1) for v in item), key=repr)
-        return _short_repr(item)
-
-    return convert(obj, 0)
 
 
 def _scalar_to_float(value: Any) -> float | None:

@@ -14,7 +14,6 @@ import collections
 import datetime as _dt
 import pathlib
 import pickle
-import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -269,12 +268,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 def _unpickle(stream: BinaryIO, path: Path) -> Any:
     """One restricted load; every failure becomes a CheckpointError (truncation reads as 'incomplete')."""
-    return _guarded(lambda: _RestrictedUnpickler(stream).load(), path)
-
-
-def _guarded(load: Callable[[], Any], path: Path) -> Any:
     try:
-        return load()
+        return _RestrictedUnpickler(stream).load()
     except _UnsafeGlobal as exc:
         raise CheckpointError(str(exc), path) from None
     except EOFError:
@@ -317,36 +312,12 @@ class _BufferReader:
         nl = bytes(rest[:size] if size is not None and size >= 0 else rest).find(b"\n")
         return self.read(len(rest) if nl < 0 else nl + 1)
 
-    def restart(self, buffer: bytes | bytearray) -> None:
-        """Go on reading from the start of ``buffer`` (the unpickler keeps its memo between two loads)."""
-        self._view = memoryview(buffer)
-        self._pos = 0
-
     def readinto(self, target: Any) -> int:
         chunk = self.read(len(memoryview(target).cast("B")))
         memoryview(target).cast("B")[: len(chunk)] = chunk
         return len(chunk)
 
 
-def _memo_preamble(memo: dict[int, float]) -> bytes:
-    """A pickle that only stores floats in the memo (BINFLOAT, LONG_BINPUT, POP for each), then returns None."""
-    stores = (
-        b"G" + struct.pack(">d", value) + b"r" + struct.pack("<I", slot) + b"0"  # BINFLOAT is big-endian
-        for slot, value in memo.items()
-    )
-    return b"".join(stores) + b"N."
-
-
-def _unpickle_buffer(data: bytes | bytearray, path: Path, memo: dict[int, float] | None = None) -> Any:
-    """Unpickle an in-memory pickle; ``memo`` gives floats the pickle GETs but no longer defines itself, via
-    a tiny pickle loaded first (CPython 3.11's C unpickler loses a memo dict assigned to it)."""
-    reader = _BufferReader(_memo_preamble(memo) if memo else data)
-
-    def load() -> Any:
-        unpickler = _RestrictedUnpickler(reader)  # type: ignore[arg-type]
-        if memo:
-            unpickler.load()
-            reader.restart(data)
-        return unpickler.load()
-
-    return _guarded(load, path)
+def _unpickle_buffer(data: bytes | bytearray, path: Path) -> Any:
+    """One restricted load of an in-memory pickle (``data.pkl``, or the compiled pass's stream)."""
+    return _unpickle(_BufferReader(data), path)  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 /*
  * monitor.logs._v2log: nnU-Net v2 log text -> per-epoch columns in one pass over the lines, by the rules of
- * monitor/logs/v2.py, whose numpy reader the tests hold it to bit for bit.  Numbers are what float() makes of
+ * monitor/logs/v2.py, whose line reader the tests hold it to bit for bit.  Numbers are what float() makes of
  * the text (plain decimals and "nan" converted here, the rest by float()); "Epoch time" timestamps not in
  * str(datetime)'s fixed width are left NaT for the caller.  The buffer is only read, within bounds.
  */

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor.logs.v2 import _to_float, extract_v2_blocks, line_timestamp
+from monitor.logs.v2 import _dice_list, _to_float, extract_v2_blocks, line_timestamp
 
 __all__ = ["EpochRows", "LogParser", "ParseResult"]
 
@@ -26,7 +26,6 @@ _V1_EVENTS = re.compile(
     rb"(?:\n(epoch:) +(\d+)|: (train loss : |validation loss: |Average global foreground Dice: \[|lr: "
     rb"|This epoch took |finished prediction|Starting\.\.\.)([^\n]*))"
 )
-_NUMPY_SCALAR = re.compile(rb"np\.float(?:16|32|64)\(|\)")
 
 
 @dataclass
@@ -74,17 +73,6 @@ class ParseResult:
     training_done: bool = False
     final_validation_dice: float | None = None
     problems: list[str] = field(default_factory=list)
-
-
-def _parse_list(raw: bytes) -> list[float] | None:
-    """``0.81, nan`` or ``np.float32(0.81), np.float32(nan)`` → floats; None when garbled."""
-    body = raw.split(b"]", 1)[0]
-    if b"np." in body:
-        body = _NUMPY_SCALAR.sub(b"", body)
-    try:
-        return [float(part) for part in body.split(b",")] if body.strip() else []
-    except ValueError:
-        return None
 
 
 class LogParser:
@@ -196,7 +184,7 @@ class LogParser:
             elif key == b"validation loss: ":
                 val_loss = _to_float(value.strip())
             elif key == b"Average global foreground Dice: [":
-                dice = _parse_list(value)
+                dice = _dice_list(value, 0)  # the list rules of v2
                 if dice is None:
                     result.problems.append(f"garbled Dice line at epoch {epoch} skipped")
             elif key == b"This epoch took ":

@@ -1,63 +1,46 @@
 """nnU-Net v2 log text → per-epoch columns, by these rules:
 
-* Each line is ``str(datetime.now()) + ": " + message``; the message starts after the first ``": "``.
+* Each line is ``str(datetime.now()) + ": " + message``; the message starts at byte 28 when bytes 26–27 are
+  ``": "``, else after the line's first ``": "``.
 * ``Epoch N`` opens a block; ``Current learning rate: ``, ``train_loss ``, ``val_loss ``, ``Pseudo dice [`` and
   ``Epoch time: `` (the end) fill the current block, the later of two counting; earlier lines belong to none.
 * A number is the token after the key, up to whitespace, NUL, ``,`` or ``]``, as ``float()`` reads it (else NaN).
   A Dice list ends at the line's last ``]``; its ``,``-split items are stripped of spaces and ``np.float32(…)``;
   ``[]`` is no class; an item that is not a number or is over 32 bytes garbles the line.
+* An epoch ends at the timestamp of its ``Epoch time`` line: the ``YYYY-MM-DD HH:MM:SS[.f]`` that ends the text
+  before the message, else NaT.
 
-The compiled pass (``_v2log.c``) and, without it, the numpy reader below apply them, held bit-identical by the
-tests.  The numpy reader never loops over lines in Python.
+The compiled pass (``_v2log.c``) applies them in one pass over the bytes; without it, the line reader below
+does.  The tests hold the two to each other bit for bit.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
 
-from monitor.logs.textnum import parse_decimals
-
 _compiled: ModuleType | None
 try:
     from monitor.logs import _v2log as _compiled
-except ImportError:  # no C compiler at install time: the numpy reader does the same work
+except ImportError:  # no C compiler at install time: the line reader does the same work
     _compiled = None
 
 __all__ = ["V2Blocks", "extract_v2_blocks", "line_timestamp"]
 
-# Codes sorted so that every single-number message comes before DICE.
 START, LR, TRAIN, VAL, TIME, DICE = range(6)
-_N_CODES = 6
-# Order matters: "Epoch time: " also starts with "Epoch ", so it is tested after, and overrides it.
-_KEYS: tuple[tuple[int, bytes], ...] = (
-    (START, b"Epoch "),
-    (TIME, b"Epoch time: "),
-    (LR, b"Current learning rate: "),
-    (TRAIN, b"train_loss "),
-    (VAL, b"val_loss "),
-    (DICE, b"Pseudo dice ["),
-)
-_KEY_LENGTH = np.array([len(dict(_KEYS)[code]) for code in range(_N_CODES)], np.int64)
-_SCALARS = {LR: "lr", TRAIN: "train_loss", VAL: "val_loss", TIME: "epoch_time_s"}  # in code order
-_TS_WIDTH = 26  # "YYYY-MM-DD HH:MM:SS.ffffff", what datetime's str() prints unless microseconds are 0
-_MESSAGE_AT = _TS_WIDTH + 2
-_TS_SEPARATORS = np.frombuffer(b"0000-00-00 00:00:00.000000", np.uint8).copy()
-_TS_DIGIT = np.equal(_TS_SEPARATORS, ord("0"))
-_TS_SEPARATORS[_TS_DIGIT] = 0xFF  # never equal to a byte of the text where a digit belongs
-_MAX_SCALAR_WIDTH = 32  # longer tokens are rare: a scalar's is cut out on its own, a Dice item's garbles its list
-_TOKEN = re.compile(rb"[^\s,\]\x00]*")
+_CODES = {b"Epoch ": START, b"Current learning rate: ": LR, b"train_loss ": TRAIN, b"val_loss ": VAL,
+          b"Epoch time: ": TIME, b"Pseudo dice [": DICE}
+# A key and the token after it; "Epoch time: " also starts with "Epoch ", so it is tried first.
+_EVENT = re.compile(rb"(Epoch time: |Epoch |Current learning rate: |train_loss |val_loss |Pseudo dice \[)"
+                    rb"([^\s,\]\x00]*)")
+_MESSAGE_AT = 28  # after "YYYY-MM-DD HH:MM:SS.ffffff: ", what str(datetime) prints unless microseconds are 0
+_MAX_ITEM = 32  # no float prints longer: a longer Dice item means the line is not a Dice list
 _TIMESTAMP_RE = re.compile(rb"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)?)\s*$")
 _NAT = np.datetime64("NaT", "us")
-_WRAPPER_LENGTH = len(b"np.float32(")
-_NP_FLOAT = np.uint64(int.from_bytes(b"np.float", "little"))
-_WHITESPACE = np.zeros(256, bool)
-_WHITESPACE[[9, 10, 11, 12, 13, 32]] = True
-_WHITESPACE_OR_END = _WHITESPACE.copy()
-_WHITESPACE_OR_END[[0, ord(","), ord("]")]] = True
 
 
 @dataclass
@@ -77,135 +60,11 @@ class V2Blocks:
     garbled_dice: int  # "Pseudo dice" lines that could not be read
 
 
-def _message_starts(buf: bytes, raw: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Offset just after the first ``": "`` of each line, or -1 where the line has none."""
-    at = starts + _TS_WIDTH
-    fits = at + 2 <= ends
-    probe = np.minimum(at, raw.size - 2)
-    fits &= (raw[probe] == ord(":")) & (raw[probe + 1] == ord(" "))
-    message = np.where(fits, at + 2, -1)
-    for line in np.flatnonzero(~fits).tolist():  # a timestamp without microseconds, or other text
-        found = buf.find(b": ", int(starts[line]), int(ends[line]))
-        if found >= 0:
-            message[line] = found + 2
-    return message
-
-
-def _windows(raw: np.ndarray, begin: np.ndarray, end: np.ndarray, width: int) -> np.ndarray:
-    """Bytes ``begin[i] .. end[i]`` laid out column-major (width × n), zero past each end."""
-    position = begin[None, :] + np.arange(width)[:, None]
-    return np.where(position < end[None, :], raw[np.minimum(position, raw.size - 1)], np.uint8(0))
-
-
-def _word_view(buf: bytes) -> np.ndarray:
-    """Element ``i`` is the little-endian 8-byte word that starts at byte ``i``: a view with a stride of one
-    byte over a copy padded with zeros, so that a key's last word can be read at the end of the text."""
-    return np.ndarray((len(buf) + 16,), "<u8", buf + bytes(24), strides=(1,))
-
-
-# Each key as three little-endian words (the longest is 23 bytes) and the masks of its bytes in them.
-_KEY_WORDS = [(code, np.frombuffer(key.ljust(24, b"\0"), "<u8"),
-               np.frombuffer((b"\xff" * len(key)).ljust(24, b"\0"), "<u8")) for code, key in _KEYS]
-_FIRST_BYTES = np.zeros(256, bool)
-_FIRST_BYTES[[key[0] for _, key in _KEYS]] = True
-
-
-def _events(buf: bytes, raw: np.ndarray, message: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The lines holding one of the six messages (file order) and their codes, matched on the whole key
-    (a key holds no newline, so it cannot match past the end of its line)."""
-    lines = np.flatnonzero(message >= 0)
-    lines = lines[_FIRST_BYTES[raw[message[lines]]]]
-    codes = np.full(lines.size, -1, np.int8)
-    words = _word_view(buf)
-    offsets = message[lines]
-    first_word = words[offsets]
-    for code, value, mask in _KEY_WORDS:
-        hits = np.flatnonzero((first_word & mask[0]) == value[0])
-        for word in (1, 2):
-            if mask[word]:
-                hits = hits[(words[offsets[hits] + 8 * word] & mask[word]) == value[word]]
-        codes[hits] = code
-    found = codes >= 0
-    return lines[found], codes[found]
-
-
-def _scalar_values(buf: bytes, raw: np.ndarray, begin: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """The number at the start of each value (up to whitespace, ',' or ']'); NaN where garbled."""
-    if not begin.size:
-        return np.empty(0)
-    width = int(min(max(int((end - begin).max()), 1), _MAX_SCALAR_WIDTH))
-    columns = _windows(raw, begin, end, width)
-    stop = _WHITESPACE_OR_END[columns]
-    lengths = np.where(stop.any(axis=0), stop.argmax(axis=0), width)
-    values, _ = parse_decimals(columns[: int(lengths.max())], lengths)
-    for i in np.flatnonzero((lengths == width) & (end - begin > width)).tolist():
-        token = _TOKEN.match(buf, int(begin[i]), int(end[i]))
-        values[i] = _to_float(token.group(0) if token else b"")
-    return values
-
-
 def _to_float(text: bytes) -> float:
     try:
         return float(text)
     except ValueError:
-        return np.nan
-
-
-def _strip(buf: bytes, raw: np.ndarray, begin: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """List items without surrounding spaces (one leading space vectorised, other spaces item by item) and
-    without numpy 2's ``np.float32(…)`` wrapper."""
-    begin = begin + ((begin < end) & (raw[begin] == ord(" ")))
-    end = end.copy()
-    for i in np.flatnonzero((begin < end) & ((raw[begin] == ord(" ")) | (raw[np.maximum(end - 1, 0)] == ord(" ")))):
-        text = buf[begin[i]:end[i]]
-        begin[i] += len(text) - len(text.lstrip(b" "))
-        end[i] -= len(text) - len(text.rstrip(b" "))
-    candidates = np.flatnonzero((end - begin > _WRAPPER_LENGTH) & (raw[begin] == ord("n")))
-    if candidates.size:
-        start = begin[candidates]
-        hit = (_word_view(buf)[start] == _NP_FLOAT) & (raw[start + _WRAPPER_LENGTH - 1] == ord("("))
-        hit &= raw[end[candidates] - 1] == ord(")")
-        hit &= (raw[start + 8] - np.uint8(ord("0")) <= 9) & (raw[start + 9] - np.uint8(ord("0")) <= 9)
-        begin[candidates[hit]] += _WRAPPER_LENGTH
-        end[candidates[hit]] -= 1
-    return begin, end
-
-
-def _dice_lists(buf: bytes, raw: np.ndarray, begin: np.ndarray,
-                end: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pseudo-Dice lists → (n × K) matrix, a mask of the lines that parsed and their (possibly unequal) lengths."""
-    n = begin.size
-    if n == 0:
-        return np.empty((0, 0)), np.empty(0, bool), np.empty(0, np.int64)
-    brackets = np.flatnonzero(raw == ord("]"))
-    close = brackets[np.maximum(np.searchsorted(brackets, end) - 1, 0)] if brackets.size else np.full(n, -1)
-    ok = close >= begin  # the last "]" before the end of the line lies on it
-    close = np.where(ok, close, begin)
-    commas = np.append(np.flatnonzero(raw == ord(",")), raw.size)  # a sentinel past the end: never empty
-    first_comma = np.searchsorted(commas, begin)
-    counts = np.where(ok, np.searchsorted(commas, close) - first_comma + 1, 0)
-    row_of = np.repeat(np.arange(n), counts)
-    item = np.arange(row_of.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    last = item == counts[row_of] - 1
-    comma_index = first_comma[row_of] + item
-    item_begin = np.where(item == 0, begin[row_of], commas[np.clip(comma_index - 1, 0, None)] + 1)
-    item_end = np.where(last, close[row_of], commas[np.minimum(comma_index, commas.size - 1)])
-    item_begin, item_end = _strip(buf, raw, item_begin, item_end)
-    # "[]" (no classes) is an empty list, not one unreadable item.
-    empty_list = (counts[row_of] == 1) & (item_begin == item_end)
-    counts[row_of[empty_list]] = 0
-    row_of, item, item_begin, item_end = (a[~empty_list] for a in (row_of, item, item_begin, item_end))
-    values, readable = np.empty(0), np.ones(0, bool)
-    if row_of.size:
-        width = int(min(max(int((item_end - item_begin).max()), 1), _MAX_SCALAR_WIDTH))
-        lengths = item_end - item_begin
-        values, readable = parse_decimals(_windows(raw, item_begin, item_end, width), np.minimum(lengths, width))
-        readable &= lengths <= width
-        values[~readable] = np.nan
-    matrix = np.full((n, int(item.max(initial=-1)) + 1), np.nan)
-    matrix[row_of, item] = values
-    ok[row_of[~readable]] = False
-    return matrix, ok, np.where(ok, counts, 0)
+        return math.nan
 
 
 def line_timestamp(buf: bytes, line_start: int, message_start: int) -> np.datetime64:
@@ -218,28 +77,9 @@ def line_timestamp(buf: bytes, line_start: int, message_start: int) -> np.dateti
         return _NAT
 
 
-def _timestamps(buf: bytes, raw: np.ndarray, starts: np.ndarray, message: np.ndarray) -> np.ndarray:
-    """The timestamp prefix of the given lines; a fixed-width slice parsed by numpy in the usual case."""
-    out = np.full(starts.size, _NAT)
-    fits = message - starts == _MESSAGE_AT
-    if fits.any():
-        window = raw[starts[fits][:, None] + np.arange(_TS_WIDTH)]
-        # Digits and separators where str(datetime) puts them, and nothing numpy would read as a time zone.
-        shaped = ((window == _TS_SEPARATORS) | (_TS_DIGIT & (window - np.uint8(ord("0")) <= 9))).all(axis=1)
-        fits[fits] = shaped
-        texts = window[shaped].view(f"S{_TS_WIDTH}").ravel()
-        try:
-            out[fits] = texts.astype("datetime64[us]")
-        except ValueError:  # a date out of range ("2024-25-01"): each line on its own below
-            fits[:] = False
-    for i in np.flatnonzero(~fits).tolist():
-        out[i] = line_timestamp(buf, int(starts[i]), int(message[i]))
-    return out
-
-
 def extract_v2_blocks(buf: bytes) -> V2Blocks:
     """Per-epoch columns of whole v2 log lines (``buf`` ends with a newline), by the compiled pass if built."""
-    return _compiled_blocks(buf) if _compiled is not None else _numpy_blocks(buf)
+    return _compiled_blocks(buf) if _compiled is not None else _python_blocks(buf)
 
 
 # The records of monitor/logs/_v2log.c, one per block (its struct Block).
@@ -264,53 +104,74 @@ def _compiled_blocks(buf: bytes) -> V2Blocks:
                     line_start=block["line_start"], garbled_dice=garbled)
 
 
-def _numpy_blocks(buf: bytes) -> V2Blocks:
-    """:func:`extract_v2_blocks` with numpy over the bytes, no Python work per line."""
-    raw = np.frombuffer(buf, np.uint8)
-    ends = np.flatnonzero(raw == 10)  # the caller passes whole lines only
-    starts = np.concatenate([[0], ends[:-1] + 1]) if ends.size else ends
-    message = _message_starts(buf, raw, starts, ends)
-    lines, codes = _events(buf, raw, message)
-    block = np.cumsum(codes == START) - 1
-    in_block = block >= 0  # values before the first "Epoch N" line of the chunk belong to no epoch
-    lines, codes, block = lines[in_block], codes[in_block], block[in_block]
-    n_blocks = int(block[-1]) + 1 if block.size else 0
-    begin = message[lines] + _KEY_LENGTH[codes]
-    by_code = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[by_code], np.arange(_N_CODES + 1))
+def _dice_list(line: bytes, begin: int) -> list[float] | None:
+    """The items of a ``Pseudo dice [`` list starting at ``begin``; None where the line is garbled."""
+    close = line.rfind(b"]", begin)
+    if close < 0:
+        return None
+    items = line[begin:close].split(b",")
+    values = []
+    for item in items:
+        item = item.strip(b" ")
+        if len(item) > 11 and item.startswith(b"np.float") and item[8:10].isdigit() and item[10:11] == b"(" \
+                and item.endswith(b")"):
+            item = item[11:-1]
+        if not item and len(items) == 1:
+            return []  # "[]": no class
+        if len(item) > _MAX_ITEM:
+            return None
+        try:
+            values.append(float(item))
+        except ValueError:
+            return None
+    return values
 
-    def of(code: int) -> np.ndarray:
-        return by_code[bounds[code]:bounds[code + 1]]
 
-    scalar_events = by_code[: bounds[DICE]]  # every code before DICE is a single number
-    numbers = _scalar_values(buf, raw, begin[scalar_events], ends[lines[scalar_events]])
-    epoch = np.full(n_blocks, -1, np.int64)
-    found = numbers[: bounds[LR]]
-    whole = np.isfinite(found) & (found >= 0) & (found == np.floor(found)) & (found < 2.0**63)  # fits int64
-    epoch[block[of(START)][whole]] = found[whole].astype(np.int64)
-    columns = {}
-    for code, name in _SCALARS.items():
-        column = np.full(n_blocks, np.nan)
-        column[block[of(code)]] = numbers[bounds[code]:bounds[code + 1]]
-        columns[name] = column
-
-    dice_events = of(DICE)
-    dice_values, dice_ok, dice_counts = _dice_lists(buf, raw, begin[dice_events], ends[lines[dice_events]])
-    kept = block[dice_events[dice_ok]]  # of two lists in one epoch the later one counts
-    has_dice = np.zeros(n_blocks, bool)
-    has_dice[kept] = True
-    n_classes = np.zeros(n_blocks, np.int64)
-    n_classes[kept] = dice_counts[dice_ok]
-    dice = np.full((n_blocks, int(n_classes.max(initial=0))), np.nan)
-    dice[kept] = dice_values[dice_ok][:, : dice.shape[1]]
-
-    time_events = of(TIME)
-    has_end = np.zeros(n_blocks, bool)
-    has_end[block[time_events]] = True
-    epoch_end = np.full(n_blocks, _NAT)
-    epoch_end[block[time_events]] = _timestamps(buf, raw, starts[lines[time_events]],
-                                                message[lines[time_events]])
-    return V2Blocks(epoch=epoch, lr=columns["lr"], train_loss=columns["train_loss"],
-                    val_loss=columns["val_loss"], epoch_time_s=columns["epoch_time_s"], dice=dice,
-                    has_dice=has_dice, has_end=has_end, epoch_end=epoch_end,
-                    line_start=starts[lines[of(START)]], garbled_dice=int((~dice_ok).sum()))
+def _python_blocks(buf: bytes) -> V2Blocks:
+    """:func:`extract_v2_blocks` line by line, for an install without the compiled pass."""
+    epoch: list[int] = []
+    line_start: list[int] = []
+    scalars: list[list[float]] = []  # per block: lr, train_loss, val_loss, epoch_time_s
+    dice: list[list[float] | None] = []
+    epoch_end: list[np.datetime64 | None] = []  # None: no "Epoch time" line
+    garbled = 0
+    offset = 0
+    for line in buf.split(b"\n")[:-1]:  # the caller passes whole lines only
+        start, offset = offset, offset + len(line) + 1
+        message = _MESSAGE_AT if line[_MESSAGE_AT - 2:_MESSAGE_AT] == b": " else line.find(b": ") + 2
+        event = _EVENT.match(line, message) if message >= 2 else None
+        if event is None:
+            continue
+        code = _CODES[event.group(1)]
+        if code != START and not epoch:
+            continue
+        if code == DICE:
+            values = _dice_list(line, event.end(1))
+            if values is None:
+                garbled += 1
+            else:
+                dice[-1] = values
+            continue
+        value = _to_float(event.group(2))
+        if code == START:
+            whole = math.isfinite(value) and 0 <= value < 2.0**63 and value == math.floor(value)
+            epoch.append(int(value) if whole else -1)  # an epoch number beyond int64 is garbled
+            line_start.append(start)
+            scalars.append([math.nan] * 4)
+            dice.append(None)
+            epoch_end.append(None)
+            continue
+        scalars[-1][code - 1] = value
+        if code == TIME:
+            epoch_end[-1] = line_timestamp(line, 0, message)
+    width = max((len(d) for d in dice if d is not None), default=0)
+    matrix = np.full((len(dice), width), np.nan)
+    for i, row in enumerate(dice):
+        if row:
+            matrix[i, :len(row)] = row
+    columns = np.array(scalars, np.float64).reshape(-1, 4).T
+    return V2Blocks(epoch=np.array(epoch, np.int64), lr=columns[0], train_loss=columns[1], val_loss=columns[2],
+                    epoch_time_s=columns[3], dice=matrix, has_dice=np.array([d is not None for d in dice], bool),
+                    has_end=np.array([e is not None for e in epoch_end], bool),
+                    epoch_end=np.array([_NAT if e is None else e for e in epoch_end], "datetime64[us]"),
+                    line_start=np.array(line_start, np.int64), garbled_dice=garbled)

@@ -1,4 +1,4 @@
-"""The two v2 readers, for tests that run once with each: the compiled pass and the numpy reader that an install
+"""The two v2 readers, for tests that run once with each: the compiled pass and the line reader that an install
 without a C compiler uses."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from monitor.logs import v2
 
 BLOCK_READERS: dict[str, Callable[[bytes], v2.V2Blocks]] = {
     "compiled": v2._compiled_blocks,
-    "numpy": v2._numpy_blocks,
+    "python": v2._python_blocks,
 }
 
 
@@ -30,7 +30,7 @@ def block_reader(request: pytest.FixtureRequest) -> Callable[[bytes], v2.V2Block
 
 @pytest.fixture(params=list(BLOCK_READERS))
 def v2_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The reader behind LogParser: the compiled pass, or the numpy reader as in an install without one."""
+    """The reader behind LogParser: the compiled pass, or the line reader as in an install without one."""
     if request.param == "compiled":
         require_compiled()
     else:

@@ -1,6 +1,6 @@
-"""monitor/logs/_v2log.c against the numpy reader of monitor/logs/v2.py: the same arrays, bit for bit.
+"""monitor/logs/_v2log.c against the line reader of monitor/logs/v2.py: the same arrays, bit for bit.
 
-The compiled pass is what an install with a C compiler reads logs with; the numpy reader is what one without
+The compiled pass is what an install with a C compiler reads logs with; the line reader is what one without
 uses, and test_fuzz.py holds both to a line-by-line reference. Here the two are held to each other on the real
 logs of the corpus, on logs mangled the way real ones are, on the few lines a watcher appends at a time, and
 on random bytes.
@@ -30,7 +30,7 @@ def _compiled_parser_is_built() -> None:
 
 
 def assert_same(buf: bytes) -> v2.V2Blocks:
-    compiled, plain = v2._compiled_blocks(buf), v2._numpy_blocks(buf)
+    compiled, plain = v2._compiled_blocks(buf), v2._python_blocks(buf)
     for name in FIELDS:
         ours, theirs = getattr(compiled, name), getattr(plain, name)
         assert ours.dtype == theirs.dtype and ours.shape == theirs.shape, name

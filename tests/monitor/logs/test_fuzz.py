@@ -113,7 +113,7 @@ KEY_AT_THE_END = v2_log(range(2)).encode() + b"2024-05-02 10:00:00.250000: Epoch
 
 
 def test_a_key_in_the_last_bytes_of_the_text_is_still_matched(block_reader: Reader) -> None:
-    """The numpy reader compares keys as 8-byte words, and the last ones end past the text."""
+    """A key in the last bytes of the text, where a reader could look past its end."""
     assert [e.number for e in read_epochs(KEY_AT_THE_END)[0]] == [0, 1, 2]
     assert block_reader(KEY_AT_THE_END).epoch.tolist() == [0, 1, 2]
 

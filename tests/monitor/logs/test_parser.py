@@ -1,6 +1,6 @@
 """The log parser on its own: both formats, byte-offset resumption, and what it refuses to count.
 
-Every test runs once with each v2 reader behind the parser (the compiled pass and the numpy reader), on
+Every test runs once with each v2 reader behind the parser (the compiled pass and the line reader), on
 chunks of every size a watcher reads, down to a byte.
 """
 
@@ -99,6 +99,16 @@ def test_v1_lr_is_the_rate_announced_before_the_epoch() -> None:
     assert rows.lr.tolist() == [0.01, 0.009989]  # v1 prints the *next* epoch's rate at epoch end
     assert rows.train_loss[0] == -0.4667
     assert rows.dice.tolist() == [[0.69, 0.98], [0.78, 0.98]]
+
+
+@pytest.mark.parametrize("garbled", ["[0.5, zz]", "[0.5, 0.6", "[0.5, 0." + "1" * 38 + "]"])
+def test_a_garbled_v1_dice_line_is_reported_and_the_epoch_skipped(garbled: str) -> None:
+    text = "Starting... \n2021-05-15 18:56:00.157092: lr: 0.01 \n" + v1_epoch(0, dice=[0.69, 0.98], next_lr=0.009)
+    text += v1_epoch(1, dice=[0.5, 0.6], next_lr=0.008).replace("[0.5, 0.6]", garbled)
+    text += v1_epoch(2, dice=[np.float32(0.75), 0.5], next_lr=0.007)
+    result = LogParser().feed(text.encode(), eof_is_final=True)
+    assert result.rows.epoch.tolist() == [0, 2] and result.rows.dice.tolist() == [[0.69, 0.98], [0.75, 0.5]]
+    assert result.problems == ["garbled Dice line at epoch 1 skipped"]
 
 
 def test_garbled_dice_line_is_reported_and_the_epoch_skipped() -> None:

@@ -6,6 +6,7 @@ import pickletools
 
 import numpy as np
 import pytest
+from checkpoint_objects import checkpoint_objects, curves_frame
 
 from monitor import load_run
 from monitor.checkpoints.reader import read_checkpoint_curves
@@ -23,7 +24,7 @@ def test_log_and_checkpoint_curves_agree_within_log_rounding(tiny_parent_run) ->
     assert summary.final_validation_dice is not None  # validation/summary.json
 
     log_only = reader._merged_logs()  # what the text log alone says
-    ckpt = read_checkpoint_curves(tiny_parent_run / "checkpoint_final.pth").frame
+    ckpt = curves_frame(read_checkpoint_curves(tiny_parent_run / "checkpoint_final.pth"))
     assert ckpt["epoch"].tolist() == [0, 1, 2, 3]
     np.testing.assert_allclose(log_only.train_loss, ckpt["train_loss"], atol=5.1e-5)
     np.testing.assert_allclose(log_only.val_loss, ckpt["val_loss"], atol=5.1e-5)
@@ -48,7 +49,7 @@ def test_the_compiled_pass_reads_a_real_checkpoint_exactly(
     if implementation == "plain":
         monkeypatch.setattr(checkpoint_runs, "_collapse", None)
         curves = read_checkpoint_curves(path)
-        assert curves.epochs == 4 and curves.problems == [] and curves.frame["epoch"].tolist() == [0, 1, 2, 3]
+        assert curves.epochs == 4 and curves.problems == [] and curves_frame(curves)["epoch"].tolist() == [0, 1, 2, 3]
         return
     assert checkpoint_runs._collapse is not None, "monitor.checkpoints._scalar_runs is not built"
     with open(path, "rb") as fh:
@@ -67,9 +68,9 @@ def test_the_compiled_pass_reads_a_real_checkpoint_exactly(
 
     with monkeypatch.context() as patch:
         patch.setattr(checkpoint_runs, "check_memo_indices", declined)  # where the plain fallback starts
-        fast = read_checkpoint_curves(path)
+        fast, fast_objects = read_checkpoint_curves(path), checkpoint_objects(path)
     with monkeypatch.context() as patch:
         patch.setattr(checkpoint_runs, "_collapse", None)
-        plain = read_checkpoint_curves(path)
-    assert fast.frame.equals(plain.frame) and fast.problems == plain.problems == []
-    assert fast.init_args == plain.init_args
+        plain, plain_objects = read_checkpoint_curves(path), checkpoint_objects(path)
+    assert curves_frame(fast).equals(curves_frame(plain)) and fast.problems == plain.problems == []
+    assert fast_objects == plain_objects
