@@ -18,6 +18,7 @@ Exceptions::
 
 from trainer.backends import Backend, BackendError
 from trainer.checks import Check
+from trainer.evidence import JobLiveness, job_evidence
 from trainer.jobs import Job
 from trainer.names import InvalidNameError
 from trainer.plan import ExtendPlan, PreflightError, plan_extend
@@ -34,6 +35,7 @@ __all__ = [
     "ExtendPlan",
     "InvalidNameError",
     "Job",
+    "JobLiveness",
     "JobNotFoundError",
     "JobRegistry",
     "JobState",
@@ -42,6 +44,7 @@ __all__ = [
     "VariantError",
     "current_user",
     "default_db_path",
+    "job_evidence",
     "plan_extend",
     "submit",
 ]

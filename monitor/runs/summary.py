@@ -48,6 +48,8 @@ class RunSummary:
     training_done: bool
     log_files: int
     problems: tuple[str, ...]
+    stop_cause: str | None = None  # why a crashed or stalled run stopped: a monitor.stops.StopCause value
+    stop_evidence: str | None = None  # a few lines (output, scheduler state or log) that show it
 
     def row(self) -> dict[str, Any]:
         """The plain row: every column in order, the status as its string, tuples as fresh lists."""

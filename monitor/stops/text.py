@@ -35,7 +35,7 @@ _DATA_EXC = re.compile(
     r"^(?:EOFError|_pickle\.UnpicklingError|pickle\.UnpicklingError|zipfile\.BadZipFile|zlib\.error|"
     r"BadZipFile)\b|No data left in file|Ran out of input|cannot reshape array of size|Failed to interpret file|"
     r"not a zip file|invalid load key|[Bb]losc2?\b.*(?:error|fail)|Error while decompressing|"
-    r"could not decompress|is not a valid b2nd|truncated", re.M)
+    r"could not decompress|is not a valid b2nd|truncated|blosc2\w*\(.*\) returned NULL", re.M)
 _DATA_FRAMES = re.compile(r"nnunetv2/training/dataloading|nnunet/training/dataloading|numpy/lib/(?:_)?npyio|"
                           r"numpy/lib/format|blosc2|nnUNet_preprocessed|\.npz|\.npy|\.b2nd|\.pkl")
 
@@ -55,7 +55,7 @@ class ExceptionBlock:
 
     def excerpt(self, max_lines: int = 6) -> str:
         """The exception line with the frames just above it: where it happened and what it was."""
-        body = [line for line in self.lines if line.strip()]
+        body = [line for line in self.lines if line.strip().strip("^~")]  # no blank or caret-only lines
         return "\n".join(_clip(line) for line in body[-max_lines:])
 
 
@@ -128,11 +128,10 @@ def _classify_exception(block: ExceptionBlock) -> StopCause:
 
 
 def _scheduler_line(text: str, source: str) -> StopDiagnosis | None:
-    match = None
-    for match in _SLURM_LINE.finditer(text):
-        pass  # the last one counts
-    if match is None:
+    matches = list(_SLURM_LINE.finditer(text))
+    if not matches:
         return None
+    match = matches[-1]  # the last one counts
     line = _clip(match.group(0))
     rest = match.group("rest").upper()
     if "TIME LIMIT" in rest:
@@ -161,20 +160,24 @@ def classify_text(text: str, source: str, strength: Strength = Strength.STRONG) 
     lines = text.splitlines()
     blocks = exception_blocks(lines)
     died = next((b for b in blocks if b.workers_died), None)
-    if died is None:
-        died_at = next((i for i, line in enumerate(lines) if WORKERS_DIED in line), None)
-    else:
-        died_at = died.start
+    died_at = died.start if died is not None else next(
+        (i for i, line in enumerate(lines) if WORKERS_DIED in line), None)
     if died_at is not None:
         real = [b for b in blocks if b.start < died_at and not b.workers_died]
-        died_line = _clip(next(line for line in lines[died_at:] if WORKERS_DIED in line).strip())
+        died_line = _clip(died.last if died is not None else lines[died_at].strip())
         if real:
-            first = real[0]
-            cause = _classify_exception(first)
-            if cause in (StopCause.EXCEPTION, StopCause.WORKERS_DIED):
-                cause = StopCause.WORKERS_DIED
-            evidence = f"{first.excerpt()}\n…\n{died_line}"
-            return StopDiagnosis(cause, evidence, source, strength, _summary(cause, first),
+            kinds = [(_classify_exception(block), block) for block in real]
+            cause, block = next(((c, b) for c, b in kinds if c not in (StopCause.EXCEPTION, StopCause.WORKERS_DIED)),
+                                (StopCause.WORKERS_DIED, real[0]))
+            shown = [real[0].excerpt(3)]
+            named = block
+            if block is not real[0]:
+                shown.append(block.excerpt(3))
+            elif len(real) > 1:
+                named = real[1]  # the worker's own traceback, under its message: its last line names the error
+                shown.append(named.excerpt(2))
+            evidence = "\n…\n".join([*shown, died_line])
+            return StopDiagnosis(cause, evidence, source, strength, _summary(cause, named),
                                  notes=("nnU-Net's data-augmentation workers died because of the exception above",))
         oom = _OOM_KILL.search(text)
         if oom:

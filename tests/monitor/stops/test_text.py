@@ -140,3 +140,13 @@ def test_every_cause_has_a_label_and_advice_citing_nnunet_issues() -> None:
         assert "#" in cause.advice
     assert "#2814" in StopCause.CUDA_OOM.advice and "#1612" in StopCause.NAN_LOSS.advice
     assert all(f"#{n}" in StopCause.WORKERS_DIED.advice for n in (2725, 2749, 2641, 1887))
+
+
+def test_real_corrupt_preprocessed_case_behind_dead_workers() -> None:
+    """nnU-Net 2.x output after a preprocessed ``.b2nd`` case was overwritten mid-run (recorded here)."""
+    found = classify_text((FIXTURES / "corrupt_b2nd.txt").read_text(), "job output")
+    assert found is not None and found.cause is StopCause.DATA_MISSING_OR_CORRUPT
+    lines = found.evidence.splitlines()
+    assert lines[0] == "Exception in background worker 0:" and "case_008.b2nd" in lines[1]
+    assert "no longer alive" in lines[-1] and len(lines) <= 10
+    assert "case_008.b2nd" in found.summary
