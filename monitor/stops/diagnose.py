@@ -58,7 +58,10 @@ def diagnose(location: RunLocation, curves: Curves | None = None, *, job: JobEvi
     notes = tuple(note for note in folder.notes)
     if findings:
         best = max(findings, key=_rank)
-        return replace(best, notes=best.notes + tuple(n for n in notes if n not in best.notes))
+        agreeing = [f.evidence for f in findings if f is not best and f.cause is best.cause and f.evidence
+                    and f.evidence not in best.evidence]
+        evidence = "\n".join([best.evidence, *agreeing[:1]])  # e.g. SLURM's state and the line it printed
+        return replace(best, evidence=evidence, notes=best.notes + tuple(n for n in notes if n not in best.notes))
     output = job.output if job is not None and job.output.strip() else lab_text
     if output.strip():
         where = (job.output_path or job.source) if job is not None and job.output.strip() else "scheduler output"
