@@ -177,3 +177,17 @@ def test_the_watcher_marks_a_run_whose_job_died_at_once_with_its_cause(tmp_path:
         summary = watcher.run(run_id).summary  # type: ignore[union-attr]
         assert summary.status is RunStatus.CRASHED and summary.stop_cause == "time_limit"
         assert "DUE TO TIME LIMIT" in (summary.stop_evidence or "")
+
+
+def test_the_run_report_says_why(tmp_path: Path) -> None:
+    run = _run(tmp_path, epochs=40, age_s=6 * 3600)
+    run._append(log_line(run.clock, "train_loss", "nan"), log_line(run.clock, "val_loss", "nan"))
+    stamp = time.time() - 6 * 3600
+    assert run.log_path is not None
+    os.utime(run.log_path, (stamp, stamp))
+    from monitor.report.data import load_run_data
+    from monitor.report.run import run_footer_lines, run_subtitle
+
+    data = load_run_data(run.folder)
+    assert "crashed after epoch 39 (NaN or inf loss)" in run_subtitle(data)
+    assert run_footer_lines(data)[-1].startswith("Stopped because of NaN or inf loss: ")
