@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest_trainer import FakeNnunet, python_argv, wait_for_state, with_argv
+from conftest_trainer import FakeNnunet, python_argv, wait_for_state
 from nnunet_tiny import DATASET_NAME
 from slurm_cluster import SlurmCluster
 from stop_failures import (
@@ -31,7 +30,7 @@ from monitor import load_run
 from monitor.runs import RunStatus, parse_run_path
 from monitor.stops import StopCause, Strength, diagnose
 from monitor.watch import ResultsWatcher
-from trainer import Job, JobLiveness, JobRegistry, JobState, SlurmOptions, job_evidence, plan_extend, submit
+from trainer import ExtendPlan, Job, JobLiveness, JobRegistry, JobState, SlurmOptions, job_evidence, submit
 
 
 @dataclass(frozen=True)
@@ -111,23 +110,26 @@ def test_a_slurm_job_that_hits_its_time_limit(slurm_cluster: SlurmCluster, fake_
                                               job_registry: JobRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in slurm_cluster.env.items():
         monkeypatch.setenv(name, value)
-    plan = plan_extend(fake_nnunet.run_dir, epochs=2000, backend="slurm", device="cpu",
-                       slurm=SlurmOptions(partition="debug", time="1", gres=""))
-    run_dir = plan.new_run_dir
+    run_dir = fake_nnunet.run_dir.parent.parent / "nnUNetTrainer_2000epochs__nnUNetPlans__2d" / "fold_0"
+    parent = parse_run_path(fake_nnunet.run_dir, fake_nnunet.run_dir.relative_to(fake_nnunet.results).as_posix())
+    assert parent is not None
     writes_log = (f"import pathlib, time; d = pathlib.Path({str(run_dir)!r}); d.mkdir(parents=True, exist_ok=True); "
                   "(d / 'training_log_2026_1_1_00_00_00.txt').write_text('2026-01-01 00:00:00.000000: Epoch 0\\n'); "
                   "print('training', flush=True); time.sleep(600)")
-    started = time.monotonic()
-    job = submit(with_argv(plan, python_argv(writes_log)), registry=job_registry, requested_by="alice")
+    plan = ExtendPlan(parent=parent, parent_epochs=1000, epochs=2000, backend="slurm", device="cpu", gpu=None,
+                      new_trainer="nnUNetTrainer_2000epochs", new_run_dir=run_dir,
+                      new_run_id=run_dir.relative_to(fake_nnunet.results).as_posix(), argv=python_argv(writes_log),
+                      env={}, checks=(), slurm=SlurmOptions(partition="debug", time="1", gres=""))
+    job = submit(plan, registry=job_registry, requested_by="alice")
     done = wait_for_state(job_registry, job.job_id, {JobState.FAILED, JobState.SUCCEEDED, JobState.CANCELLED},
                           timeout=240)
-    assert done.state is JobState.FAILED and done.scheduler_state == "TIMEOUT", (done, time.monotonic() - started)
+    assert done.state is JobState.FAILED and done.scheduler_state == "TIMEOUT", done
     location = parse_run_path(run_dir, run_dir.relative_to(fake_nnunet.results).as_posix())
     assert location is not None
+    wait_until(lambda: "DUE TO TIME LIMIT" in Path(done.log_path).read_text(), 30, "slurmstepd's time-limit line")
     found = diagnose(location, job=job_evidence(done))
     assert found.cause is StopCause.TIME_LIMIT and found.strength is Strength.STRONG
-    assert "state TIMEOUT" in found.evidence
-    wait_until(lambda: "DUE TO TIME LIMIT" in Path(done.log_path).read_text(), 30, "slurmstepd's time-limit line")
+    assert "state TIMEOUT" in found.evidence and "DUE TO TIME LIMIT" in found.evidence
     liveness = JobLiveness(job_registry.list_jobs, fake_nnunet.results)
     with ResultsWatcher(fake_nnunet.results, liveness=liveness) as watcher:
         summary = watcher.run(plan.new_run_id)
