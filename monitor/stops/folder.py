@@ -26,7 +26,7 @@ __all__ = ["FolderSigns", "read_folder"]
 
 _TAIL_BYTES = 65_536
 #: v2 ``train_loss nan`` / ``val_loss inf``; v1 ``train loss : nan``.
-_NAN_LOSS = re.compile(r"^.*\b(?:train|val(?:idation)?)[_ ]loss\s*:?\s*(?:nan|[-+]?inf)\b.*$", re.M | re.I)
+_NAN_LOSS = re.compile(r"\b(?:train|val(?:idation)?)[_ ]loss\s*:?\s*(?:nan|[-+]?inf)\b", re.I)
 #: Below either, a write (checkpoint, validation export) can fail.
 DISK_FULL_BYTES = 512 * 1024**2
 DISK_FULL_FRACTION = 0.002
@@ -69,7 +69,10 @@ def _tail(path: Path, limit: int = _TAIL_BYTES) -> str:
 
 
 def _nan_loss(tail: str, source: str) -> StopDiagnosis | None:
-    lines = [match.group(0).strip() for match in _NAN_LOSS.finditer(tail)]
+    lowered = tail.lower()
+    if "nan" not in lowered and "inf" not in lowered:
+        return None
+    lines = [line.strip() for line in tail.splitlines() if "loss" in line.lower() and _NAN_LOSS.search(line)]
     if not lines:
         return None
     return StopDiagnosis(StopCause.NAN_LOSS, "\n".join(lines[-4:]), source, Strength.MEDIUM,

@@ -66,14 +66,21 @@ def _clip(line: str) -> str:
 
 def last_lines(text: str, n: int = 8) -> str:
     """The last ``n`` non-empty lines (clipped), for evidence where nothing more specific was found."""
-    lines = [_clip(line) for line in text.splitlines() if line.strip()]
-    return "\n".join(lines[-n:])
+    lines: list[str] = []
+    for line in reversed(text.splitlines()):
+        if len(lines) == n:
+            break
+        if line.strip():
+            lines.append(_clip(line))
+    return "\n".join(reversed(lines))
 
 
 def exception_blocks(lines: Sequence[str]) -> list[ExceptionBlock]:
     """Every traceback (``Traceback (most recent call last):`` … exception line) and every batchgenerators
     worker message (``Exception in background worker N:`` and the message under it), in order."""
     blocks: list[ExceptionBlock] = []
+    if not any("Traceback (most recent" in line or line.startswith("Exception in background") for line in lines):
+        return blocks
     i = 0
     while i < len(lines):
         line = lines[i].rstrip()
@@ -128,6 +135,8 @@ def _classify_exception(block: ExceptionBlock) -> StopCause:
 
 
 def _scheduler_line(text: str, source: str) -> StopDiagnosis | None:
+    if "***" not in text:
+        return None
     matches = list(_SLURM_LINE.finditer(text))
     if not matches:
         return None
@@ -154,6 +163,7 @@ def classify_text(text: str, source: str, strength: Strength = Strength.STRONG) 
     """
     if not text.strip():
         return None
+    lowered = text.lower()
     scheduler = _scheduler_line(text, source)
     if scheduler is not None:
         return scheduler
@@ -179,7 +189,7 @@ def classify_text(text: str, source: str, strength: Strength = Strength.STRONG) 
             evidence = "\n…\n".join([*shown, died_line])
             return StopDiagnosis(cause, evidence, source, strength, _summary(cause, named),
                                  notes=("nnU-Net's data-augmentation workers died because of the exception above",))
-        oom = _OOM_KILL.search(text)
+        oom = _OOM_KILL.search(text) if "kill" in lowered or "out of memory" in lowered else None
         if oom:
             return StopDiagnosis(StopCause.HOST_OOM, f"{_clip(oom.group(0))}\n…\n{died_line}", source, strength,
                                  "a data-augmentation worker was killed for lack of memory")
@@ -190,12 +200,13 @@ def classify_text(text: str, source: str, strength: Strength = Strength.STRONG) 
         block = blocks[-1]
         cause = _classify_exception(block)
         return StopDiagnosis(cause, block.excerpt(), source, strength, _summary(cause, block))
-    oom = _OOM_KILL.search(text)
+    oom = _OOM_KILL.search(text) if "kill" in lowered or "out of memory" in lowered else None
     if oom:
         return StopDiagnosis(StopCause.HOST_OOM, last_lines(text[: oom.end()], 4), source, strength,
                              "killed by the out-of-memory killer")
-    for pattern, cause in ((_CUDA_OOM, StopCause.CUDA_OOM), (_DISK_FULL, StopCause.DISK_FULL)):
-        found = pattern.search(text)
+    for pattern, cause, hints in ((_CUDA_OOM, StopCause.CUDA_OOM, ("memory", "cublas")),
+                                  (_DISK_FULL, StopCause.DISK_FULL, ("space left", "quota", "errno 28", "errno 122"))):
+        found = pattern.search(text) if any(hint in lowered for hint in hints) else None
         if found:
             line_start = text.rfind("\n", 0, found.start()) + 1
             line_end = text.find("\n", found.end())
