@@ -5,8 +5,8 @@ The flow is ``plan_extend`` (decide and check; changes nothing) → ``submit`` (
 backends, ``cancel``). Backends (``local``, ``slurm``) implement one small interface in
 :mod:`trainer.backends`; :mod:`trainer.selection` maps a name to one. :mod:`trainer.handoff` lets one
 process record local jobs that a worker process (``nnwatch worker``) starts. ``job_evidence`` and
-``JobLiveness`` (:mod:`trainer.evidence`) hand how a job ended down to monitor's stop-cause classifier. nnU-Net and torch are
-imported lazily, only when a trainer must be looked up.
+``JobLiveness`` (:mod:`trainer.evidence`) hand how a job ended down to monitor's stop-cause classifier.
+nnU-Net and torch are imported lazily, only when a trainer must be looked up.
 
 Exceptions::
 
