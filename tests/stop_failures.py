@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import time
@@ -85,6 +86,11 @@ def training_job(registry: JobRegistry, env: dict[str, str], results: Path, fold
 def logged_epochs(run_dir: Path) -> str:
     """All training-log text of a run so far ('' before the first log)."""
     return "".join(path.read_text() for path in sorted(run_dir.glob("training_log_*.txt")))
+
+
+def started_epoch(run_dir: Path, epoch: int) -> bool:
+    """Has the run logged the start of ``epoch`` (nnU-Net writes ``Epoch N`` with a trailing space)?"""
+    return re.search(rf": Epoch {epoch}\s*$", logged_epochs(run_dir), re.M) is not None
 
 
 def children(pid: int) -> list[int]:

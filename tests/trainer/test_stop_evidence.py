@@ -20,8 +20,8 @@ from stop_failures import (
     fold_dir,
     job_env,
     kill_group,
-    logged_epochs,
     private_preprocessed,
+    started_epoch,
     training_job,
     wait_until,
 )
@@ -54,7 +54,7 @@ def failed_jobs(tiny_nnunet, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     killed = training_job(registry, job_env(tiny_nnunet, intact, results, 40), results, 1, 41)
     try:
         for fold in (0, 1):
-            wait_until(lambda f=fold: "Epoch 1\n" in logged_epochs(fold_dir(results, f)), 600,
+            wait_until(lambda f=fold: started_epoch(fold_dir(results, f), 1), 600,
                        f"fold {fold} to finish its first epoch")
         for case in (damaged / DATASET_NAME / "nnUNetPlans_2d").glob("*.b2nd"):
             case.write_bytes(b"\0not a blosc2 file" * 4)
