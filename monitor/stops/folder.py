@@ -24,7 +24,7 @@ from monitor.stops.text import classify_text, last_lines
 
 __all__ = ["FolderSigns", "read_folder"]
 
-_TAIL_BYTES = 65_536
+_TAIL_BYTES = 16_384  # about the last 25 epochs of a v2 log
 #: v2 ``train_loss nan`` / ``val_loss inf``; v1 ``train loss : nan``.
 _NAN_LOSS = re.compile(r"\b(?:train|val(?:idation)?)[_ ]loss\s*:?\s*(?:nan|[-+]?inf)\b", re.I)
 #: Below either, a write (checkpoint, validation export) can fail.
