@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from monitor.runs.layout import RunLocation, discover_runs
 from monitor.runs.reader import RunReader
 from monitor.runs.summary import SUMMARY_COLUMNS, RunSummary
+from monitor.stops import with_stop_cause
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,7 +52,7 @@ def _summarize_chunk(locations: Sequence[RunLocation], verdicts: bool = False) -
             reader.refresh()
         except FileNotFoundError:
             continue  # deleted while we scanned
-        summary = reader.summary()
+        summary = with_stop_cause(reader.summary(), location, reader.curves())
         if verdicts:  # computed here, where the curves already are
             result = analyze_run(reader, status=summary.status)
             runs.append(ScannedRun(summary, result.verdict.value, result.reason, verdict_label(result), result.final))

@@ -4,8 +4,9 @@ The flow is ``plan_extend`` (decide and check; changes nothing) → ``submit`` (
 ``JobRegistry`` (the single source of truth: ``list_jobs``, ``get``, ``refresh`` reconciles with the
 backends, ``cancel``). Backends (``local``, ``slurm``) implement one small interface in
 :mod:`trainer.backends`; :mod:`trainer.selection` maps a name to one. :mod:`trainer.handoff` lets one
-process record local jobs that a worker process (``nnwatch worker``) starts. nnU-Net and torch are
-imported lazily, only when a trainer must be looked up.
+process record local jobs that a worker process (``nnwatch worker``) starts. ``job_evidence`` and
+``JobLiveness`` (:mod:`trainer.evidence`) hand how a job ended down to monitor's stop-cause classifier.
+nnU-Net and torch are imported lazily, only when a trainer must be looked up.
 
 Exceptions::
 
@@ -18,6 +19,7 @@ Exceptions::
 
 from trainer.backends import Backend, BackendError
 from trainer.checks import Check
+from trainer.evidence import JobLiveness, job_evidence
 from trainer.jobs import Job
 from trainer.names import InvalidNameError
 from trainer.plan import ExtendPlan, PreflightError, plan_extend
@@ -34,6 +36,7 @@ __all__ = [
     "ExtendPlan",
     "InvalidNameError",
     "Job",
+    "JobLiveness",
     "JobNotFoundError",
     "JobRegistry",
     "JobState",
@@ -42,6 +45,7 @@ __all__ = [
     "VariantError",
     "current_user",
     "default_db_path",
+    "job_evidence",
     "plan_extend",
     "submit",
 ]

@@ -59,6 +59,7 @@ class Observation:
     reason: str | None = None
     exit_code: int | None = None
     launched: Launched | None = None
+    scheduler_state: str | None = None  # the scheduler's final word (SLURM: TIMEOUT, "CANCELLED by 1000", …)
 
 
 class Backend(ABC):

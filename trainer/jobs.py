@@ -61,6 +61,7 @@ class Job:
     updated_at: str | None = None
     cancel_requested_by: str | None = None
     cancel_requested_at: str | None = None
+    scheduler_state: str | None = None  # the scheduler's final state (SLURM: TIMEOUT, NODE_FAIL, …), where known
 
     _JSON_FIELDS = ("argv", "env", "options")
 

@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at TEXT,
     updated_at TEXT,
     cancel_requested_by TEXT,
-    cancel_requested_at TEXT
+    cancel_requested_at TEXT,
+    scheduler_state TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS one_active_extend_per_parent
     ON jobs (parent_path, epochs) WHERE state IN {_ACTIVE_SQL};
@@ -82,6 +83,21 @@ def default_db_path(environ: Mapping[str, str] | None = None) -> Path:
     return state_dir(environ) / "jobs.sqlite3"
 
 
+#: Columns added after the first release: (name, SQL type). Older registries gain them on open.
+_ADDED_COLUMNS = (("scheduler_state", "TEXT"),)
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    for name, kind in _ADDED_COLUMNS:
+        if name not in present:
+            try:
+                db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                if "duplicate column" not in str(exc):
+                    raise
+
+
 def _age_s(timestamp: str) -> float:
     return (datetime.now(datetime.fromisoformat(timestamp).tzinfo) - datetime.fromisoformat(timestamp)).total_seconds()
 
@@ -97,6 +113,7 @@ class JobRegistry:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            _add_missing_columns(db)
 
     def __repr__(self) -> str:
         return f"JobRegistry({str(self.path)!r})"
@@ -203,6 +220,8 @@ class JobRegistry:
             values["reason"] = observation.reason
         if observation.exit_code is not None and observation.exit_code != job.exit_code:
             values["exit_code"] = observation.exit_code
+        if observation.scheduler_state is not None and observation.scheduler_state != job.scheduler_state:
+            values["scheduler_state"] = observation.scheduler_state
         return bool(values) and self._update_active(job.job_id, **values)
 
     # -- reconciling ---------------------------------------------------------------------------------

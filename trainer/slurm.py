@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from trainer.backends import Backend, BackendError, Launched, LaunchRequest, Observation
 from trainer.slurm_text import (
     SchedulerRecord,
+    final_state_text,
     map_slurm_state,
     parse_sacct,
     parse_sbatch_parsable,
@@ -139,7 +140,8 @@ class SlurmBackend(Backend):
                                      record.name)
         state, reason = map_slurm_state(record)
         code = record.exit_code if not state.active else None
-        return Observation(state, reason=reason, exit_code=code, launched=launched)
+        return Observation(state, reason=reason, exit_code=code, launched=launched,
+                           scheduler_state=None if state.active else final_state_text(record))
 
     def cancel(self, job: Job, grace_s: float) -> Observation:
         """``scancel`` the job (SLURM itself sends SIGTERM, then SIGKILL after its KillWait)."""

@@ -18,6 +18,7 @@ from trainer.states import JobState
 __all__ = [
     "SchedulerRecord",
     "SlurmOptions",
+    "final_state_text",
     "map_slurm_state",
     "parse_sacct",
     "parse_sbatch_parsable",
@@ -206,6 +207,15 @@ _FAILED_REASONS = {
     "PREEMPTED": "the job was preempted",
     "REVOKED": "the job was revoked",
 }
+
+
+def final_state_text(record: SchedulerRecord) -> str:
+    """SLURM's final state as sacct writes it (``TIMEOUT``, ``CANCELLED by 1000``), kept with the job so the
+    stop-cause classifier can read it after the scheduler has forgotten the job."""
+    raw = record.raw_state.upper().rstrip("+")
+    if raw == "CANCELLED" and record.reason and record.reason.startswith("by "):
+        return f"{raw} {record.reason}"
+    return raw
 
 
 def map_slurm_state(record: SchedulerRecord) -> tuple[JobState, str | None]:

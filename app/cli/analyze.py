@@ -43,12 +43,27 @@ def _is_run_dir(path: Path) -> bool:
 def _line(run_id: str, result: dict[str, Any]) -> str:
     slope = result["slope_per_100_epochs"]
     shown = "-" if slope is None else f"{slope:+.4f}/100ep"
-    return f"{result['verdict']:<17} {shown:>15}  {run_id}\n    {result['reason']}"
+    text = f"{result['verdict']:<17} {shown:>15}  {run_id}\n    {result['reason']}"
+    if result.get("stop_cause"):
+        from monitor.stops import StopCause
+
+        last = (result.get("stop_evidence") or "").strip().splitlines()[-1:]
+        text += f"\n    stopped because of {StopCause(result['stop_cause']).label}" + (f": {last[0]}" if last else "")
+    return text
+
+
+def _result(reader: Any, options: Any) -> dict[str, Any]:
+    """The analyzer's answer plus, for a run that stopped early, why (``stop_cause``, ``stop_evidence``)."""
+    from monitor.analyze import analyze_run
+    from monitor.stops import with_stop_cause
+
+    summary = with_stop_cause(reader.summary(), reader.location, reader.curves())
+    return {**analyze_run(reader, options, status=summary.status).to_dict(), "stop_cause": summary.stop_cause,
+            "stop_evidence": summary.stop_evidence}
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from monitor import discover_runs, load_run
-    from monitor.analyze import analyze_run
 
     options = _options(args)
     target = Path(args.path) if args.path else require_root(None)
@@ -58,7 +73,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise UsageError(f"--parent needs two fold folders: {target} and {args.parent}")
     if _is_run_dir(target):
         reader = load_run(target)
-        result = analyze_run(reader, options).to_dict()
+        result = _result(reader, options)
         if args.parent:
             from monitor.analyze import compare_runs
 
@@ -77,7 +92,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             reader = load_run(location.path, target)
         except FileNotFoundError:
             continue
-        results.append({"run_id": location.run_id, **analyze_run(reader, options).to_dict()})
+        results.append({"run_id": location.run_id, **_result(reader, options)})
     if args.json:
         print_json(results)
     elif not results:

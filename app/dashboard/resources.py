@@ -17,7 +17,7 @@ from app.dashboard.jobs_source import JobsSource, load_backend_factory
 from app.dashboard.settings import Settings, load_settings
 from app.dashboard.store import RunStore, StoreError
 from app.dashboard.tables import groups_frame, runs_frame
-from trainer import Job
+from trainer import Job, JobLiveness
 
 __all__ = ["jobs", "jobs_stamp", "overview_frames", "results_root", "settings", "store"]
 
@@ -46,8 +46,8 @@ def _close_store(store: RunStore) -> None:
 
 @st.cache_resource(show_spinner="Reading every run in the results tree (once per server start)…",
                    on_release=_close_store)
-def _store(root: str) -> RunStore:
-    return RunStore(root)
+def _store(root: str, _jobs: JobsSource | None = None) -> RunStore:
+    return RunStore(root, liveness=None if _jobs is None else JobLiveness(_jobs.jobs, root))
 
 
 def store() -> RunStore | None:
@@ -55,7 +55,7 @@ def store() -> RunStore | None:
     config = settings()
     root = results_root(config)
     try:
-        shared = _store(str(root))
+        shared = _store(str(root), _jobs_of(config))
     except StoreError as exc:
         st.error(f"**{exc}.** Start nnwatch with `nnwatch serve --root /path/to/nnUNet_results`, or set "
                  "`$nnUNet_results`; with neither it serves demo runs.", icon=":material/folder_off:")
@@ -68,14 +68,23 @@ def _jobs(db: str | None, factory_spec: str | None) -> JobsSource:
     return JobsSource(Path(db) if db else None, backend_factory=load_backend_factory(factory_spec))
 
 
-def jobs() -> JobsSource | None:
-    """The shared job registry; None after showing why it cannot be opened."""
-    config = settings()
+def _jobs_of(config: Settings, quiet: bool = True) -> JobsSource | None:
+    """The shared job registry of these settings (raises unless ``quiet``, which gives None)."""
     db = config.jobs_db
     if db is None and config.demo:
         db = Path(_demo_root(config.demo_interval_s)).parent / "jobs.sqlite3"
     try:
         return _jobs(str(db) if db else None, config.backend_factory)
+    except Exception:
+        if quiet:
+            return None  # the pages that list jobs say why
+        raise
+
+
+def jobs() -> JobsSource | None:
+    """The shared job registry; None after showing why it cannot be opened."""
+    try:
+        return _jobs_of(settings(), quiet=False)
     except Exception as exc:  # a bad path, a locked file, a bad factory spec
         st.error(f"**The job registry cannot be opened:** {exc}. Set `NNWATCH_JOBS_DB` to a writable file.",
                  icon=":material/database:")

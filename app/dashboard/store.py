@@ -22,12 +22,13 @@ from typing import TYPE_CHECKING, Any
 from monitor.analyze import Analysis, analyze_curves, verdict_label
 from monitor.runs.status import RunStatus
 from monitor.runs.summary import RunSummary
-from monitor.watch.watcher import ResultsWatcher, RunSnapshot
+from monitor.watch.watcher import Liveness, ResultsWatcher, RunSnapshot
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from monitor import RunLocation
+    from monitor.runs import Curves
 
 __all__ = ["RunStatus", "RunStore", "RunSummary", "StoreError"]
 
@@ -45,13 +46,15 @@ def _analyse(snapshot: RunSnapshot) -> Analysis:
 class RunStore:
     """All runs under one root, live; every public method is safe to call from any session's thread."""
 
-    def __init__(self, root: str | os.PathLike[str], *, poll_s: float | None = None) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, poll_s: float | None = None,
+                 liveness: Liveness | None = None) -> None:
+        """``liveness``: the job registry's answer per run (a dead job marks its run crashed at once)."""
         self.root = Path(root).absolute()
         if not self.root.is_dir():
             raise StoreError(f"results root not found or not a folder: {root}")
         started = time.perf_counter()
         try:
-            self._watcher = ResultsWatcher(self.root, poll=poll_s).start()
+            self._watcher = ResultsWatcher(self.root, poll=poll_s, liveness=liveness).start()
         except OSError as exc:
             raise StoreError(f"cannot watch {self.root}: {exc}") from exc
         self._lock = threading.Lock()
@@ -136,6 +139,11 @@ class RunStore:
     def location(self, run_id: str) -> RunLocation | None:
         snapshot = self._watcher.run(run_id)
         return None if snapshot is None else snapshot.location
+
+    def curves(self, run_id: str) -> Curves | None:
+        """The run's merged per-epoch arrays as published (read-only)."""
+        snapshot = self._watcher.run(run_id)
+        return None if snapshot is None else snapshot.curves
 
     def frame(self, run_id: str) -> pd.DataFrame | None:
         """The run's per-epoch frame (a fresh DataFrame); None for an unknown run."""

@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from monitor.stops import StopCause
+
 __all__ = [
     "STATUS_LABELS",
     "VERDICT_LABELS",
@@ -139,7 +141,8 @@ def runs_frame(table: pd.DataFrame, jobs_by_run: Mapping[str, list[Any]] | None 
     jobs_by_run = jobs_by_run or {}
     if table.empty:
         return pd.DataFrame(columns=["Open", "Dataset", "Config", "Trainer", "Fold", "Status", "Epoch",
-                                     "ETA", "Last EMA", "Best EMA", "Verdict", "Why", "Job", "run_id"])
+                                     "ETA", "Last EMA", "Best EMA", "Verdict", "Why", "Stopped by", "Job",
+                                     "run_id"])
     done = _column(table, "epochs_completed").astype("Float64")
     planned = _column(table, "planned_epochs").astype("Float64")
     epoch_text = [
@@ -160,10 +163,21 @@ def runs_frame(table: pd.DataFrame, jobs_by_run: Mapping[str, list[Any]] | None 
         "Best EMA": _dice_text(_column(table, "best_ema_fg_dice")),
         "Verdict": [_verdict_text(v, w) for v, w in zip(verdicts, _column(table, "verdict_label", None))],
         "Why": _column(table, "verdict_reason", "").fillna(""),
+        "Stopped by": _column(table, "stop_cause").map(_stop_label),
         "Job": [_job_text(jobs_by_run.get(r, []), r) for r in table["run_id"]],
         "run_id": table["run_id"],
     })
     return frame.reset_index(drop=True)
+
+
+def _stop_label(value: Any) -> str:
+    """The stop cause's human name for a stopped run; empty for the others."""
+    if not isinstance(value, str) or not value:
+        return ""
+    try:
+        return StopCause(value).label
+    except ValueError:
+        return value
 
 
 def _fold_key(fold: str) -> tuple[int, str]:

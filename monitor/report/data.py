@@ -15,6 +15,7 @@ import numpy as np
 
 from monitor.runs.layout import RunLocation, discover_runs
 from monitor.runs.reader import RunReader, load_run
+from monitor.stops import with_stop_cause
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -88,7 +89,7 @@ def load_run_data(run: RunSource, analysis: Analysis | None = None, *,
     if not len(frame):
         why = "; ".join(reader.problems()) or "no training log"
         raise ReportError(f"{run_id}: no completed epoch to plot ({why})")
-    summary = reader.summary()
+    summary = with_stop_cause(reader.summary(), reader.location, reader.curves())
     if analysis is None:
         from monitor.analyze import analyze_run  # the verdict exactly as scan and analyze compute it
 

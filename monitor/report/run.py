@@ -21,6 +21,7 @@ from monitor.report.panels import (
     x_limit,
 )
 from monitor.report.style import Canvas
+from monitor.stops import StopCause
 
 __all__ = ["build_run_figure", "run_footer_lines", "run_subtitle", "run_title"]
 
@@ -41,6 +42,8 @@ def run_subtitle(data: RunData) -> str:
     status = s.get("status") or "unknown"
     if status in ("crashed", "stalled"):
         status = f"{status} after epoch {data.last_epoch}"
+        if s.get("stop_cause"):
+            status += f" ({StopCause(s['stop_cause']).label})"
     return f"{done} · {status} · plans {s['plans']} · nnU-Net {s['nnunet_version']}"
 
 
@@ -64,7 +67,11 @@ def run_footer_lines(data: RunData) -> list[str]:
         facts.append("2000-epoch gain: not projected (the trend is unclear or the schedule already as long)")
     if analysis.final and analysis.gpu_hours_2000 is not None:
         facts.append(f"2000 epochs ≈ {analysis.gpu_hours_2000:.0f} {analysis.hours_unit}")
-    return [analysis.reason, " · ".join(facts)]
+    lines = [analysis.reason, " · ".join(facts)]
+    evidence = (data.summary.get("stop_evidence") or "").strip().splitlines()
+    if data.summary.get("stop_cause") and evidence:
+        lines.append(f"Stopped because of {StopCause(data.summary['stop_cause']).label}: {evidence[-1]}")
+    return lines
 
 
 def build_run_figure(canvas: Canvas, data: RunData, *, smooth: int | None, now: datetime | None = None) -> None:

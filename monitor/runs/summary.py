@@ -49,8 +49,8 @@ class RunSummary:
     log_files: int
     problems: tuple[str, ...]
     device: str | None = None  # the torch device from debug.json ("cuda:0", "cpu"); None when unknown
-    stop_cause: str | None = None  # why a run stopped before its planned end, where known
-    stop_evidence: str | None = None  # the lines that show it
+    stop_cause: str | None = None  # why a crashed or stalled run stopped: a monitor.stops.StopCause value
+    stop_evidence: str | None = None  # a few lines (output, scheduler state or log) that show it
 
     def row(self) -> dict[str, Any]:
         """The plain row: every column in order, the status as its string, tuples as fresh lists."""

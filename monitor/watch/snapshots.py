@@ -19,6 +19,7 @@ from monitor.runs.merge import Curves
 from monitor.runs.reader import RunReader, curves_frame
 from monitor.runs.status import RunAssessment, RunStatus, StatusInputs, assess
 from monitor.runs.summary import RunSummary, iso_seconds
+from monitor.stops import JobEvidence, with_stop_cause
 from monitor.watch.events import EventLog, iso_time
 from monitor.watch.fs import ObserverChoice
 
@@ -33,8 +34,9 @@ _LOSS_TOLERANCE = 2e-4  # logs print 4 decimals; checkpoints hold full precision
 _VOLATILE = ("last_update", "eta_s", "eta")  # clock-driven: not a reason for a run_updated event
 
 #: What the caller knows about training processes: a set of run ids with a live job, or a function
-#: ``run_id -> True (alive) / False (known dead) / None (unknown)``. Evaluated on every status tick.
-Liveness = Callable[[str], "bool | None"] | Collection[str]
+#: ``run_id -> True (alive) / False (known dead) / None (unknown)``, or a :class:`JobEvidence` (its ``alive``,
+#: plus the job's output and end state for the stop cause). Evaluated on every status tick: keep it cheap.
+Liveness = Callable[[str], "bool | JobEvidence | None"] | Collection[str]
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,11 @@ class Publisher:
         self._clock = clock
 
     def alive(self, run_id: str) -> bool | None:
+        answer = self.job(run_id)
+        return answer.alive if isinstance(answer, JobEvidence) else answer
+
+    def job(self, run_id: str) -> bool | JobEvidence | None:
+        """The liveness answer for one run, as given (a callback that fails counts as unknown)."""
         liveness = self.liveness
         if liveness is None:
             return None
@@ -98,8 +105,12 @@ class Publisher:
             except Exception:
                 log.exception("liveness callback failed for %s", run_id)
                 return None
-            return None if answer is None else bool(answer)
+            return answer if answer is None or isinstance(answer, JobEvidence) else bool(answer)
         return True if run_id in liveness else None
+
+    def _with_stop_cause(self, summary: RunSummary, location: RunLocation, curves: Curves) -> RunSummary:
+        answer = self.job(location.run_id)
+        return with_stop_cause(summary, location, curves, job=answer if isinstance(answer, JobEvidence) else None)
 
     def add(self, reader: RunReader, polled: bool, moved_from: str | None = None) -> TrackedRun:
         """Publish a run read for the first time (a ``run_added`` event)."""
@@ -133,7 +144,7 @@ class Publisher:
                 for index in fresh:
                     self.log.append("epoch", run_id, epoch_row(curves, ema, index), now)
             if assessment.status != previous:
-                self.log.append("status", run_id, status_data(assessment, previous), now)
+                self.log.append("status", run_id, status_data(assessment, previous, summary), now)
             elif not fresh and changed(run.snapshot.summary, summary):
                 self.log.append("run_updated", run_id, summary.row(), now)
             run.snapshot = self._publish(reader.location, summary, curves)
@@ -146,17 +157,19 @@ class Publisher:
         run.assessment = assessment
         if assessment.status == previous.status:
             return
+        snapshot = run.snapshot
+        summary = self._with_stop_cause(snapshot.summary.assessed(assessment), snapshot.location, snapshot.curves)
         with self.state:
-            self.log.append("status", run.snapshot.run_id, status_data(assessment, previous.status), now)
-            run.snapshot = self._publish(run.snapshot.location, run.snapshot.summary.assessed(assessment),
-                                         run.snapshot.curves)
+            self.log.append("status", snapshot.run_id, status_data(assessment, previous.status, summary), now)
+            run.snapshot = self._publish(snapshot.location, summary, snapshot.curves)
 
     def _assess(self, reader: RunReader) -> tuple[float, StatusInputs, RunAssessment, RunSummary]:
         """The clock, the status inputs (cached by the caller), their assessment, and the summary they give."""
         now = self._clock()
         inputs = reader.status_inputs(now)
         assessment = assess(replace(inputs, alive=self.alive(reader.location.run_id)))
-        return now, inputs, assessment, reader.summary(assessment=assessment)
+        summary = self._with_stop_cause(reader.summary(assessment=assessment), reader.location, reader.curves())
+        return now, inputs, assessment, summary
 
     def _publish(self, location: RunLocation, summary: RunSummary, curves: Curves) -> RunSnapshot:
         """Install a new snapshot; the caller holds ``state`` and has appended its events."""
@@ -226,7 +239,10 @@ def epoch_row(curves: Curves, ema: np.ndarray, i: int) -> dict[str, Any]:
     return row
 
 
-def status_data(assessment: RunAssessment, previous: RunStatus) -> dict[str, Any]:
-    """The ``status`` event's data: the new status with its reason and ETA, and the one it replaces."""
+def status_data(assessment: RunAssessment, previous: RunStatus, summary: RunSummary | None = None) -> dict[str, Any]:
+    """The ``status`` event's data: the new status with its reason and ETA, the one it replaces, and why a
+    stopped run stopped (``stop_cause``, ``stop_evidence``; None for the other statuses)."""
     return {"status": assessment.status.value, "previous": previous.value, "reason": assessment.reason,
-            "eta_s": assessment.eta_s, "eta": iso_seconds(assessment.eta), "dead_dice": assessment.dead_dice}
+            "eta_s": assessment.eta_s, "eta": iso_seconds(assessment.eta), "dead_dice": assessment.dead_dice,
+            "stop_cause": None if summary is None else summary.stop_cause,
+            "stop_evidence": None if summary is None else summary.stop_evidence}

@@ -118,7 +118,7 @@ def _runs_section(runs: pd.DataFrame, store: RunStore) -> None:
         runs, hide_index=True, width="stretch", height=min(38 + 35 * max(len(runs), 1), 640), on_select="rerun",
         selection_mode="single-row", key="runs_table",
         column_order=["Open", "Dataset", "Config", "Trainer", "Fold", "Status", "Verdict", "Epoch", "ETA", "Last EMA",
-                      "Best EMA", "Why", "Job"],
+                      "Best EMA", "Why", "Stopped by", "Job"],
         column_config={
             "Open": st.column_config.LinkColumn("Run", display_text="open ↗", width=62,
                                                 help="The run's page (shareable link)"),
@@ -133,6 +133,7 @@ def _runs_section(runs: pd.DataFrame, store: RunStore) -> None:
             "Best EMA": st.column_config.TextColumn(width=75),
             "Verdict": st.column_config.TextColumn(width=125),
             "Why": st.column_config.TextColumn("Why (analyzer)", width=480),
+            "Stopped by": st.column_config.TextColumn(width=170, help="Why a crashed or stalled run stopped"),
             "Job": st.column_config.TextColumn(width=200),
         })
     rows = event.selection.rows if event is not None else []

@@ -13,6 +13,7 @@ import streamlit as st
 from app.dashboard import charts, resources
 from app.dashboard.downloads import chart_config, csv_button, png_button, run_report, safe_name
 from app.dashboard.extend_dialog import RESULT_KEY, open_extend_dialog, render_extend_dialog
+from app.dashboard.stop_section import render_stop_section
 from app.dashboard.store import RunStatus, RunStore, RunSummary
 from app.dashboard.ui import eta_text, extend_eligibility, fmt_dice, guard, run_flags, status_text, verdict_callout
 from app.dashboard.validation_ui import run_validation_section
@@ -97,6 +98,7 @@ def _body(store: RunStore, run_id: str) -> None:
     analysis = store.analysis(run_id)
     _header(summary)
     _actions(run_id, summary)
+    render_stop_section(store, run_id, summary)
     flags = run_flags(summary, frame, store.problems_of(run_id))
     if flags:
         st.warning("**Needs a look:**\n" + "\n".join(f"- {f}" for f in flags), icon=":material/flag:")
