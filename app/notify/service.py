@@ -5,8 +5,8 @@ polls the job registry (reconciling it with the backends, so a dead job is seen 
 records new events in the outbox. The dispatcher sends what is due, one message per URL and quiet window,
 and retries what failed. A failing channel never stops either thread, nor the watcher.
 
-The registry is also the watcher's liveness: a run whose job is running is never called crashed, one whose
-job failed or was cancelled is crashed at once.
+The registry is also the watcher's liveness (:class:`trainer.JobLiveness`): a run whose job is running is never
+called crashed, one whose job failed or was cancelled is crashed at once, with the job's evidence for its cause.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from app.notify.outbox import Batch, Outbox
 from app.notify.sender import send
 from monitor.runs import RunStatus
 from monitor.watch import ResultsWatcher, RunSnapshot, WatchSnapshot
-from trainer import Job, JobRegistry, JobState
+from trainer import Job, JobLiveness, JobRegistry, JobState
 
 __all__ = ["Notifier"]
 
@@ -68,10 +68,11 @@ class Notifier:
         self.config = config
         self.outbox = outbox or Outbox()
         self.registry = registry
-        self._live: dict[str, bool | None] = {}
+        self._jobs: list[Job] = []
+        self._job_liveness = JobLiveness(lambda: self._jobs, self.root, min_interval_s=0.0)
         self._latest_jobs: dict[str, Job] = {}
         self._owns_watcher = watcher is None
-        self.watcher = watcher or ResultsWatcher(self.root, poll=poll, liveness=self._liveness, clock=clock)
+        self.watcher = watcher or ResultsWatcher(self.root, poll=poll, liveness=self._job_liveness, clock=clock)
         self._clock = clock
         self._sweep_s = sweep_s
         self._dispatch_s = dispatch_s
@@ -128,10 +129,6 @@ class Notifier:
                 log.exception("notifier: %s failed; starting it again in 5 s", loop.__name__)
                 self._stop.wait(5.0)
 
-    # -- liveness from the job registry ----------------------------------------------------------------
-    def _liveness(self, run_id: str) -> bool | None:
-        return self._live.get(run_id)
-
     def _poll_jobs(self, *, record: bool = True, baseline: bool = False) -> None:
         if self.registry is None:
             return
@@ -140,15 +137,8 @@ class Notifier:
         except Exception as exc:  # a locked or unreadable registry: keep the last known state
             log.warning("notifier: cannot read the job registry %s: %s", self.registry.path, exc)
             return
-        latest = latest_jobs_by_run(jobs)
-        self._latest_jobs = dict(latest)
-        live: dict[str, bool | None] = {}
-        for run_id, job in latest.items():
-            if job.state.active:
-                live[run_id] = True
-            elif job.state in (JobState.FAILED, JobState.CANCELLED):
-                live[run_id] = False
-        self._live = live
+        self._jobs = jobs  # the watcher's liveness (JobLiveness) reads the newest job of each run from here
+        self._latest_jobs = dict(latest_jobs_by_run(jobs))
         if not record:
             return
         conditions = [c for job in jobs for c in job_conditions(job)]
@@ -158,7 +148,7 @@ class Notifier:
             self.outbox.record_many([(Notification(by_key[key][0].event, by_key[key][0].run_id, key,
                                                    job_id=by_key[key][1].job_id), ()) for key in new], baseline=True)
             return
-        self._record_all([job_notification(job, by_key[key][0].event) for key in new], time.time())
+        self._record_all([job_notification(by_key[key][1], by_key[key][0].event) for key in new], time.time())
 
     # -- detection -------------------------------------------------------------------------------------
     def _detect_loop(self) -> None:

@@ -14,6 +14,7 @@ import pytest
 from notify_receivers import JsonReceiver, MailReceiver, live_run, python_argv, wait_for, write_config
 
 from app.notify import Notifier, Outbox, load_config
+from monitor.validation import read_summary
 from monitor.synth import CurveSpec, RunSpec, write_run
 from trainer import Job, JobRegistry, JobState
 from trainer.backends import LaunchRequest
@@ -95,7 +96,8 @@ def test_a_crash_a_finished_improving_run_and_a_failed_extension_arrive_within_1
         post = wait_for(lambda: receiver.messages(f"run_finished: {run_id}"), limit + 5, "run_finished")[0]
         latency_finished = post.at - finished_at
         text = post.body["message"]
-        assert "verdict improving" in text and "final validation Dice 0.8312" in text
+        final = read_summary(finishing.folder / "validation" / "summary.json").foreground_dice
+        assert "verdict improving" in text and f"final validation Dice {final:.4f}" in text
         assert f"http://lab-server:8501/run?id={run_id.replace('/', '%2F')}" in text
         assert "extend_recommended" in text  # it comes in the same quiet window
         png = [a for a in post.body["attachments"] if a["mimetype"] == "image/png"]
@@ -220,7 +222,8 @@ def test_an_email_carries_the_run_report(tmp_path: Path, root: Path) -> None:
     assert images and images[0].get_payload(decode=True)[:8] == b"\x89PNG\r\n\x1a\n"
     text = "".join(str(part.get_payload(decode=True), "utf-8") for part in message.walk()
                    if part.get_content_type() == "text/plain")
-    assert "run_finished: Dataset008_Mail" in text and "final validation Dice 0.8800" in text
+    final = read_summary(finishing.folder / "validation" / "summary.json").foreground_dice
+    assert "run_finished: Dataset008_Mail" in text and f"final validation Dice {final:.4f}" in text
 
 
 def test_an_extension_fallen_behind_its_parent_is_reported_with_how_sure(tmp_path: Path, root: Path,
