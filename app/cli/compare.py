@@ -21,7 +21,7 @@ __all__ = ["add_parsers", "cmd_compare"]
 
 
 def _fmt(value: float) -> str:
-    from monitor.validation import signed
+    from monitor.analyze import signed
 
     return "-" if value is None or not math.isfinite(value) else signed(value, 4)
 

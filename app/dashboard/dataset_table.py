@@ -17,7 +17,8 @@ import pandas as pd
 from app.dashboard.store import RunStore
 from app.dashboard.tables import VERDICT_LABELS, fmt_duration
 from app.dashboard.validation_ui import comparison, cv_table
-from monitor.validation import CrossValidation, PairedVerdict, signed
+from monitor.analyze import signed
+from monitor.validation import CrossValidation, PairedVerdict
 
 __all__ = ["ModelRow", "dataset_models", "only_differing", "side_by_side"]
 

@@ -18,6 +18,7 @@ from app.dashboard.compare_data import extension_pairs
 from app.dashboard.downloads import csv_button, safe_name
 from app.dashboard.store import RunStore, RunSummary
 from app.dashboard.ui import fmt_dice, status_text
+from monitor.analyze import signed
 from monitor.validation import (
     CheckpointUsed,
     CrossValidation,
@@ -31,7 +32,6 @@ from monitor.validation import (
     crossval_table,
     pseudo_gap_sentence,
     read_run_validation,
-    signed,
 )
 
 __all__ = ["case_by_case_section", "compare_page_section", "comparison", "crossval_link", "crossval_section",

@@ -16,8 +16,9 @@ from monitor.analyze.compare import (
 from monitor.analyze.options import AnalyzerOptions
 from monitor.analyze.result import Analysis, FitLine, Trend, Verdict, verdict_is_final
 from monitor.analyze.smoothing import smooth
-from monitor.analyze.text import signed, verdict_label, verdict_words
+from monitor.analyze.text import verdict_label, verdict_words
 from monitor.analyze.verdict import analyze_curves, analyze_run
+from monitor.numbers import signed
 
 __all__ = [
     "COMPARISON_RULE", "Analysis", "AnalyzerOptions", "Certainty", "ComparedRun", "ExtensionComparison", "FitLine",

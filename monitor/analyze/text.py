@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from monitor.analyze.options import AnalyzerOptions
 from monitor.analyze.result import Analysis, Trend
 from monitor.analyze.stats import SenFit
+from monitor.numbers import signed
 
-__all__ = ["Facts", "explain", "reason_for", "signed", "verdict_label", "verdict_words"]
+__all__ = ["Facts", "explain", "reason_for", "verdict_label", "verdict_words"]
 
 PSEUDO_DICE_NOTE = (
     "Pseudo Dice is computed each epoch on a random subset of validation patches, so it is noisy and "
@@ -34,15 +35,6 @@ class Facts:
     pre_window: tuple[int, int] | None = None
     pre_verdict: str | None = None
     projection_blocker: str | None = None  # "reach" | "gain": why no longer schedule is worth it
-
-
-def signed(value: float, digits: int = 3) -> str:
-    """``+0.012`` / ``−0.004`` (a true minus, as on chart axes), and a plain ``0`` for anything that rounds
-    to zero: never ``−0.000``. Every view prints gains and slopes with it."""
-    text = f"{value:+.{digits}f}"
-    if float(text) == 0:
-        return "0"
-    return text.replace("-", "\u2212")
 
 
 _VERDICT_WORDS = {"improving": "improving", "plateau": "plateau", "declining": "declining",

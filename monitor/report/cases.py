@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from monitor.numbers import signed
 from monitor.runs import RunReader
-from monitor.validation import PairedVerdict, compare_runs, signed
+from monitor.validation import PairedVerdict, compare_runs
 
 __all__ = ["case_by_case_lines"]
 

@@ -9,7 +9,6 @@ from monitor.validation.compare import (
     compare_runs,
     compare_validations,
     labels_for,
-    signed,
 )
 from monitor.validation.crossval import (
     ClassStats,
@@ -83,6 +82,5 @@ __all__ = [
     "pseudo_gap_sentence",
     "read_run_validation",
     "read_summary",
-    "signed",
     "validation_folder",
 ]

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from monitor.numbers import signed
 from monitor.runs.layout import FOLD_DIR_RE, RunLocation, parse_run_path, split_schedule_suffix
 from monitor.validation.paired import (
     DEFAULT_RESAMPLES,
@@ -29,7 +30,7 @@ from monitor.validation.paired import (
 from monitor.validation.run import RunValidation, ValidationStatus, read_run_validation
 
 __all__ = ["ClassDifference", "FoldDifference", "ValidationComparison", "compare_model_folders", "compare_runs",
-           "compare_validations", "labels_for", "signed"]
+           "compare_validations", "labels_for"]
 
 
 @dataclass(frozen=True)
@@ -100,12 +101,6 @@ class ValidationComparison:
             "pseudo_dice_only": self.pseudo_only, "unavailable": list(self.unavailable),
             "resamples": self.result.resamples, "seed": self.result.seed, "min_cases": MIN_CASES,
         }
-
-
-def signed(value: float, digits: int = 3) -> str:
-    """``+0.004`` / ``−0.001`` with a true minus sign, as the verdict sentences print differences."""
-    text = f"{value:+.{digits}f}"
-    return text.replace("-", "−")
 
 
 def labels_for(first: RunLocation | None, second: RunLocation | None) -> tuple[str, str]:

@@ -14,8 +14,8 @@ import pytest
 from notify_receivers import JsonReceiver, MailReceiver, live_run, python_argv, wait_for, write_config
 
 from app.notify import Notifier, Outbox, load_config
-from monitor.validation import read_summary
 from monitor.synth import CurveSpec, RunSpec, write_run
+from monitor.validation import read_summary
 from trainer import Job, JobRegistry, JobState
 from trainer.backends import LaunchRequest
 from trainer.local import LocalBackend
