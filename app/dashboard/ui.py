@@ -64,9 +64,7 @@ def status_text(status: str | None) -> str:
 
 def verdict_supports_extend(analysis: Analysis | None) -> bool:
     """The analyzer recommends a longer schedule: improving *and* a projected gain worth the GPU time."""
-    if analysis is None or analysis.verdict.value != "improving":
-        return False
-    return analysis.recommended_epochs is not None or any(s.worth_it for s in analysis.schedules)
+    return analysis is not None and analysis.recommends_longer_schedule
 
 
 def extend_eligibility(summary: RunSummary | None) -> tuple[bool, str]:

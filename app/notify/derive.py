@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.notify.events import EventKind, Notification
-from monitor.analyze import Analysis, analyze_curves
+from monitor.analyze import Analysis, analyze_curves, signed
 from monitor.runs import RunStatus
 from monitor.watch import RunSnapshot
 from trainer import Job, JobState
 
-__all__ = ["Condition", "event_key", "job_conditions", "job_notification", "recommends_longer_schedule",
+__all__ = ["Condition", "event_key", "job_conditions", "job_notification",
            "run_conditions", "run_notifications"]
 
 log = logging.getLogger("nnwatch.notify")
@@ -88,13 +88,6 @@ def job_conditions(job: Job) -> list[Condition]:
     return [Condition(event, job.new_run_id, event_key(job.new_run_id, event, job.job_id)) for event in found]
 
 
-def recommends_longer_schedule(analysis: Analysis) -> bool:
-    """The dashboard's Extend advice: improving, with a projected gain worth the GPU time."""
-    if analysis.verdict.value != "improving":
-        return False
-    return analysis.recommended_epochs is not None or any(s.worth_it for s in analysis.schedules)
-
-
 def _dataset(run_id: str) -> str:
     return run_id.split("/", 1)[0]
 
@@ -119,15 +112,15 @@ def run_notifications(snapshot: RunSnapshot, events: set[EventKind], *, report_d
         out.append(Notification(EventKind.RUN_FINISHED, run_id, event_key(run_id, EventKind.RUN_FINISHED),
                                 dataset, verdict=analysis.verdict.value, final_dice=summary.final_validation_dice,
                                 detail=f"{_epochs(snapshot)}. {analysis.reason}", report=report))
-        if recommends_longer_schedule(analysis):
+        if analysis.recommends_longer_schedule:
             epochs = analysis.recommended_epochs or 2000
             gain = analysis.projected_gain_2000
             hours = analysis.gpu_hours_2000
             extra = ""
             if gain is not None:
-                extra += f" Projected gain at 2000 epochs: +{gain[0]:.4f} to +{gain[1]:.4f} Dice"
+                extra += f" Projected gain at 2000 epochs: {signed(gain[0], 4)} to {signed(gain[1], 4)} Dice"
             if hours is not None:
-                extra += f" for about {hours:.0f} GPU-hours"
+                extra += f" for about {hours:.0f} {analysis.hours_unit}"
             out.append(Notification(EventKind.EXTEND_RECOMMENDED, run_id,
                                     event_key(run_id, EventKind.EXTEND_RECOMMENDED), dataset,
                                     verdict=analysis.verdict.value, final_dice=summary.final_validation_dice,

@@ -107,6 +107,13 @@ class Analysis:
             return None
         return "so far" if self.status == "running" else "where it stopped"
 
+    @property
+    def recommends_longer_schedule(self) -> bool:
+        """The advice to extend: a final "improving" verdict with a projected gain worth the cost."""
+        if not self.final or self.verdict.value != "improving":
+            return False
+        return self.recommended_epochs is not None or any(s.worth_it for s in self.schedules)
+
     def to_dict(self) -> dict[str, Any]:
         """Strict-JSON-ready dict in field order, so the ten contract keys (the first ten fields) come first."""
         return json_fields(self)
