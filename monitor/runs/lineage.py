@@ -21,9 +21,12 @@ __all__ = ["ExtensionPair", "JobLink", "extension_pairs", "extensions_of", "pare
 class JobLink(Protocol):
     """What the pairing rule needs of a recorded extend job (``trainer.Job`` has these fields)."""
 
-    job_id: str
-    parent_run_id: str
-    new_run_id: str
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def parent_run_id(self) -> str: ...
+    @property
+    def new_run_id(self) -> str: ...
 
 
 class ExtensionPair(NamedTuple):
