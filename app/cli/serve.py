@@ -84,7 +84,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"nnwatch: warning: bound to {args.host} without --users-file: extend and cancel are disabled "
               "(and viewing too unless --open-view) unless OIDC is configured in .streamlit/secrets.toml",
               file=sys.stderr)
-    what = f"runs under {Path(root).expanduser()}" if root else "bundled demo runs (no --root, no $nnUNet_results)"
+    if root:
+        what = f"runs under {Path(root).expanduser()}"
+    else:
+        from app.demo import default_demo_dir
+
+        what = (f"bundled demo runs (no --root, no $nnUNet_results), written to {default_demo_dir() / 'nnUNet_results'}"
+                " (try `nnwatch scan` on it)")
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"nnwatch: serving {what} at http://{shown_host}:{args.port}", file=sys.stderr)
     child = subprocess.Popen(streamlit_argv(args.host, args.port), env=serve_env(args))

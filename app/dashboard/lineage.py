@@ -11,13 +11,19 @@ from app.dashboard.store import RunStore
 from app.dashboard.ui import status_text
 from monitor.runs import ExtensionPair, extension_pairs, extensions_of, parent_of
 
-__all__ = ["known_pairs", "lineage_line", "render_lineage"]
+__all__ = ["has_extension", "known_pairs", "lineage_line", "render_lineage"]
 
 
 def known_pairs(table: pd.DataFrame) -> list[ExtensionPair]:
     """Every parent → extension pair of the tree, from the job registry and from folder names."""
     source = resources.jobs()
     return extension_pairs(table, source.jobs() if source is not None else [])
+
+
+def has_extension(run_id: str) -> bool:
+    """The run already has an extension (any length, any state) in the tree."""
+    store = resources.store()
+    return store is not None and bool(extensions_of(run_id, known_pairs(store.table())))
 
 
 def lineage_line(store: RunStore, run_id: str, role: str, other: str) -> str:

@@ -15,7 +15,7 @@ from app.dashboard import resources
 from app.dashboard.downloads import csv_button, dataset_report, png_button, safe_name
 from app.dashboard.extend_dialog import RESULT_KEY, open_extend_dialog, render_extend_dialog
 from app.dashboard.store import RunStore
-from app.dashboard.tables import STATUS_LABELS, VERDICT_LABELS, Filters, apply_filters
+from app.dashboard.tables import STATUS_LABELS, VERDICT_LABELS, Filters, apply_filters, groups_frame
 from app.dashboard.ui import extend_eligibility, guard
 
 _FIELDS = {"dataset": "Dataset", "configuration": "Configuration", "trainer": "Trainer", "status": "Status",
@@ -64,17 +64,19 @@ def _sidebar_filters(table: pd.DataFrame) -> Filters:
     return filters
 
 
-def _metrics(table: pd.DataFrame, shown: int) -> None:
-    cols = st.columns(5)
-    status = table["status"] if len(table) else pd.Series(dtype=str)
-    verdict = table["verdict"] if "verdict" in table.columns else pd.Series(dtype=str)
-    cols[0].metric("Runs", len(table), help=f"{shown} shown with the current filters")
-    cols[1].metric("Running", int((status == "running").sum()))
-    cols[2].metric("Finished", int((status == "finished").sum()))
-    cols[3].metric("Crashed or stalled", int(status.isin(["crashed", "stalled"]).sum()))
+def _metrics(shown: pd.DataFrame, total: int) -> None:
+    """Headline counts of the runs the filters let through (the same rows as both tables below)."""
+    top, bottom = st.columns(3), st.columns(2)
+    status = shown["status"] if len(shown) else pd.Series(dtype=str)
+    verdict = shown["verdict"] if "verdict" in shown.columns else pd.Series(dtype=str)
+    top[0].metric("Runs", len(shown), help=f"{len(shown)} of the {total} runs in the tree match the filters")
+    top[1].metric("Running", int((status == "running").sum()))
+    top[2].metric("Finished", int((status == "finished").sum()))
+    bottom[0].metric("Crashed or stalled", int(status.isin(["crashed", "stalled"]).sum()))
     worth = int(((verdict == "improving") & (status == "finished")).sum())
-    cols[4].metric("Still improving at the end", worth, help="Finished runs whose pseudo Dice was still rising: "
-                   "candidates for a longer schedule")
+    bottom[1].metric("Still improving (finished runs)", worth, help="Final verdicts only: finished runs whose "
+                     "pseudo Dice was still rising at the end of the schedule, the candidates for a longer one. "
+                     "Verdicts of running or stopped runs are provisional and not counted here.")
 
 
 def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
@@ -163,8 +165,11 @@ def _live(store: RunStore, filters: Filters) -> None:
         return
     shown = apply_filters(table, filters)
     visible = runs[runs["run_id"].isin(set(shown["run_id"]))].reset_index(drop=True)
-    _metrics(table, len(visible))
-    _group_section(groups[groups["Dataset"].isin(set(shown["dataset"]))].reset_index(drop=True), store)
+    if filters.active:
+        st.caption(f"Filtered: {len(shown)} of {len(table)} runs. Counts, groups and runs below are those "
+                   "that match.", help="Clear the filters in the sidebar to see every run.")
+    _metrics(shown, len(table))
+    _group_section(groups_frame(shown) if filters.active else groups, store)
     _runs_section(visible, store)
     export = shown.drop(columns=[c for c in ("problems", "class_names") if c in shown.columns])
     csv_button(export, f"nnwatch_runs_{safe_name(str(store.root.name))}", key="runs_csv", label="Runs as CSV")
