@@ -158,7 +158,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     serve.set_defaults(handler=cmd_serve)
 
     passwd = sub.add_parser("passwd", help="add or change a dashboard login (stored as a scrypt hash)")
-    passwd.add_argument("user")
+    passwd.add_argument("user", help="the login name to add or change")
     passwd.add_argument("--users-file", default=_default_users_file(),
                         help="file to update (default: $NNWATCH_USERS_FILE or ~/.config/nnwatch/users)")
     passwd.add_argument("--stdin", action="store_true", help="read the secret from stdin (scripts)")
