@@ -9,11 +9,12 @@ the same dataset, plans, configuration and fold is a longer schedule of ``<Paren
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple, Protocol
-
-import pandas as pd
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from monitor.runs.layout import split_schedule_suffix
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["ExtensionPair", "JobLink", "extension_pairs", "extensions_of", "parent_of"]
 
