@@ -50,9 +50,9 @@ def render_lineage(store: RunStore, run_id: str) -> None:
 def _pair_row(store: RunStore, pair: ExtensionPair, other: str, text: str) -> None:
     summary = store.summary(other)
     trainer = summary.trainer if summary is not None else other.split("/")[-2]
-    cols = st.columns([3, 1.4, 1.2])
-    cols[0].markdown(f"**{text}** · `{trainer}` ({pair.how})")
-    cols[1].page_link("views/run.py", label="Open the extension" if other == pair.child_run_id else "Open the parent",
-                      icon=":material/call_split:", query_params={"id": other})
-    cols[2].page_link("views/compare.py", label="Compare the two", icon=":material/compare_arrows:",
-                      query_params={"parent": pair.parent_run_id, "child": pair.child_run_id})
+    with st.container(border=True):
+        st.markdown(f"**{text}** · `{trainer}` ({pair.how})")
+        st.page_link("views/run.py", label="Open the extension" if other == pair.child_run_id else "Open the parent",
+                     icon=":material/call_split:", query_params={"id": other})
+        st.page_link("views/compare.py", label="Compare the two", icon=":material/compare_arrows:",
+                     query_params={"parent": pair.parent_run_id, "child": pair.child_run_id})
