@@ -26,7 +26,7 @@ from trainer.registry import JobNotFoundError, JobRegistry, default_db_path
 from trainer.slurm_text import SlurmOptions, suggest_time_limit
 from trainer.states import JobState
 from trainer.submit import current_user, submit
-from trainer.variants import VariantError
+from trainer.variants import VariantError, warm_up_lookup
 
 __all__ = [
     "Backend",
@@ -50,4 +50,5 @@ __all__ = [
     "sbatch_preview",
     "submit",
     "suggest_time_limit",
+    "warm_up_lookup",
 ]
