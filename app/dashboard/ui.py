@@ -58,6 +58,8 @@ _STYLE = """<style>
 [data-testid="stMetricValue"] { font-size: clamp(1.15rem, 2.1vw, 2rem); line-height: 1.2; }
 [data-testid="stMetricLabel"] { height: auto; min-height: 1.5rem; }
 button[data-testid^="stBaseButton"] p { white-space: normal !important; text-overflow: clip !important; }
+/* Wide pages keep a narrower margin, so the runs table's decision columns fit 1400 px. */
+[data-testid="stMainBlockContainer"] { padding-left: 2rem; padding-right: 2rem; }
 </style>"""
 
 

@@ -117,22 +117,25 @@ def _runs_section(runs: pd.DataFrame, store: RunStore) -> None:
     event = st.dataframe(
         runs, hide_index=True, width="stretch", height=min(38 + 35 * max(len(runs), 1), 640), on_select="rerun",
         selection_mode="single-row", key="runs_table",
-        column_order=["Open", "Dataset", "Config", "Trainer", "Fold", "Status", "Verdict", "Epoch", "ETA", "Last EMA",
-                      "Best EMA", "Why", "Job"],
+        # What a user decides on (status, verdict, progress, best Dice, why) fits 1400 px without scrolling;
+        # the rest follows. The whole "Why" of the selected row is printed below the table.
+        column_order=["Open", "Dataset", "Config", "Trainer", "Fold", "Status", "Verdict", "Epoch", "Best EMA", "Why",
+                      "ETA", "Last EMA", "Job"],
         column_config={
-            "Open": st.column_config.LinkColumn("Run", display_text="open ↗", width=62,
+            "Open": st.column_config.LinkColumn("Run", display_text="open ↗", width=50,
                                                 help="The run's page (shareable link)"),
-            "Dataset": st.column_config.TextColumn(width=150),
-            "Config": st.column_config.TextColumn(width=80),
-            "Trainer": st.column_config.TextColumn(width=175),
-            "Fold": st.column_config.TextColumn(width=45),
-            "Status": st.column_config.TextColumn(width=90),
-            "Epoch": st.column_config.TextColumn(width=90),
-            "ETA": st.column_config.TextColumn(width=85, help="Remaining epochs × median epoch time"),
-            "Last EMA": st.column_config.TextColumn(width=75, help="nnU-Net's EMA of the pseudo Dice, last epoch"),
-            "Best EMA": st.column_config.TextColumn(width=75),
-            "Verdict": st.column_config.TextColumn(width=125),
-            "Why": st.column_config.TextColumn("Why (analyzer)", width=480),
+            "Dataset": st.column_config.TextColumn(width=120),
+            "Config": st.column_config.TextColumn(width=75),
+            "Trainer": st.column_config.TextColumn(width=140),
+            "Fold": st.column_config.TextColumn(width=36),
+            "Status": st.column_config.TextColumn(width=88),
+            "Epoch": st.column_config.TextColumn(width=80),
+            "ETA": st.column_config.TextColumn(width=80, help="Remaining epochs × median epoch time"),
+            "Last EMA": st.column_config.TextColumn(width=68, help="nnU-Net's EMA of the pseudo Dice, last epoch"),
+            "Best EMA": st.column_config.TextColumn(width=68),
+            "Verdict": st.column_config.TextColumn(width=118),
+            "Why": st.column_config.TextColumn("Why (analyzer)", width=190, help="The analyzer's reason; select "
+                                               "the row to read it in full below the table"),
             "Job": st.column_config.TextColumn(width=200),
         })
     rows = event.selection.rows if event is not None else []
@@ -141,6 +144,8 @@ def _runs_section(runs: pd.DataFrame, store: RunStore) -> None:
         return
     row = runs.iloc[rows[0]]
     run_id = str(row["run_id"])
+    if row["Why"]:
+        st.markdown(f"**{row['Verdict']}** — {row['Why']}")
     left, middle, right = st.columns([1, 1.4, 3])
     left.page_link("views/run.py", label="Open run", icon=":material/monitoring:", query_params={"id": run_id})
     eligible, why = extend_eligibility(store.summary(run_id))
