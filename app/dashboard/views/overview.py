@@ -98,6 +98,7 @@ def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
             "Best EMA (mean ± sd)": st.column_config.TextColumn(width=150, help="Best EMA pseudo Dice of each fold, "
                                                                 "averaged over folds, ± standard deviation"),
         })
+    st.caption(f"{len(groups)} group(s) of folds", help="Only the runs that match the filters are counted")
     rows = event.selection.rows if event is not None else []
     if rows:
         row = groups.iloc[rows[0]]
