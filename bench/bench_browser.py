@@ -40,12 +40,12 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _serve(base: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(base: Path, repo: Path) -> tuple[subprocess.Popen[bytes], str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("nnUNet_", "NNWATCH_"))}
-    env.update(XDG_CACHE_HOME=str(base / "cache"), NNWATCH_STATE=str(base / "state"), PYTHONPATH=str(REPO))
+    env.update(XDG_CACHE_HOME=str(base / "cache"), NNWATCH_STATE=str(base / "state"), PYTHONPATH=str(repo))
     port = _free_port()
     log = (base / "serve.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=REPO, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=repo, env=env,
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -90,12 +90,14 @@ def main() -> int:
     parser.add_argument("--plan-after", type=float, default=15.0,
                         help="seconds between the first page and the first Extend click")
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="the browser to drive")
+    parser.add_argument("--repo", type=Path, default=REPO,
+                        help="serve the dashboard of another checkout (e.g. a worktree of an older commit)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    results: dict[str, object] = {"cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    results: dict[str, object] = {"repo": str(args.repo), "cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory() as folder:
-        process, url = _serve(Path(folder))
+        process, url = _serve(Path(folder), args.repo.absolute())
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=args.chromium)
@@ -117,7 +119,7 @@ def main() -> int:
     results["load_after"] = os.getloadavg()[0]
     for key, value in results.items():
         print(f"{key:28s} {value}")
-    out = REPO / "bench" / "out" / "bench_browser.json"
+    out = REPO / "bench" / "out" / f"bench_browser_{args.repo.absolute().name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     return 0
