@@ -39,7 +39,7 @@ pytestmark = [
 ]
 
 if CHROMIUM.exists():
-    from playwright.sync_api import Page, expect
+    from playwright.sync_api import Locator, Page, expect
 
     # The first page of a fresh server reads and analyses every demo run; on a loaded 2-core machine that
     # takes a while, and later pages are quick. One generous deadline for every wait.
@@ -120,16 +120,30 @@ _CUT = """() => {
   const cut = [];
   const boxes = document.querySelectorAll('[data-testid="stMetric"] *, button[data-testid^="stBaseButton"] *');
   for (const el of boxes) {
-    if (!el.childElementCount && el.textContent.trim() && el.scrollWidth > el.clientWidth + 1
+    if (!el.childElementCount && el.textContent.trim() && el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1
         && getComputedStyle(el).overflow !== 'visible') cut.push(el.textContent.trim());
-    if (el.textContent.trim().endsWith('…') && !el.childElementCount) cut.push(el.textContent.trim());
   }
   for (const el of document.querySelectorAll('[data-testid="stMetric"] div, [data-testid="stMetric"] p')) {
     const style = getComputedStyle(el);
-    if (style.textOverflow === 'ellipsis' && el.scrollWidth > el.clientWidth + 1) cut.push(el.textContent.trim());
+    if (style.textOverflow === 'ellipsis' && el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1)
+      cut.push(el.textContent.trim());
   }
   return cut;
 }"""
+
+
+def _nothing_cut(page: Page, where: str) -> None:
+    """Wait (a page that is re-rendering may be mid-layout) until no metric or button text is cut off."""
+    try:
+        page.wait_for_function(f"() => ({_CUT})().length === 0", timeout=30_000)
+    except Exception:
+        raise AssertionError(f"cut off on {where}: {page.evaluate(_CUT)}") from None
+
+
+def _fresh_button(scope: Locator, name: str) -> Locator:
+    """A button of the current script run (a rerun keeps the previous run's copy, marked stale, for a moment)."""
+    fresh = scope.locator('[data-testid="stElementContainer"]:not([data-stale="true"])')
+    return fresh.get_by_role("button", name=re.compile(name)).first
 
 
 def _metric(page: Page, label: str) -> str:
@@ -167,13 +181,13 @@ def test_nothing_a_user_decides_on_is_cut_off(page: Page, demo: Demo, width: int
         _settled(page)
         values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
         assert values and all(value.strip() for value in values)
-        assert page.evaluate(_CUT) == [], f"cut off at {width} px on {run_id}"
+        _nothing_cut(page, f"{run_id} at {width} px")
         expect(page.get_by_role("button", name=re.compile("Extend to 2000 epochs"))).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / f"demo_running_{width}.png"))
     _open(page, demo.url, width)
     expect(page.locator('[data-testid="stMetric"]').filter(has_text="Still improving")).to_be_visible(timeout=180_000)
     _settled(page)
-    assert page.evaluate(_CUT) == [], f"cut off at {width} px on the overview"
+    _nothing_cut(page, f"the overview at {width} px")
 
 
 def test_headline_counts_follow_the_filters(page: Page, demo: Demo) -> None:
@@ -186,7 +200,7 @@ def test_headline_counts_follow_the_filters(page: Page, demo: Demo) -> None:
     assert _metric(page, "Runs") == str(shown) and _metric(page, "Running") == str(shown)
     assert _metric(page, "Finished") == "0"
     expect(page.get_by_text(re.compile(r"Filtered: 2 of \d+ runs"))).to_be_visible()
-    assert page.evaluate(_CUT) == []
+    _nothing_cut(page, "the filtered overview")
 
     _open(page, f"{demo.url}/?verdict=declining", 1400)
     heading = page.get_by_text(re.compile(r"^Runs \((\d+)\)$"))
@@ -228,7 +242,7 @@ def test_extend_dialog_on_the_demo_recognises_the_running_extension(page: Page, 
     expect(dialog.get_by_text("started outside nnwatch, is training", exact=False)).to_be_visible()
     expect(dialog.get_by_text("Folder for the new run", exact=False)).to_be_visible()
     assert "delete" not in dialog.inner_text().lower()
-    start = dialog.get_by_role("button", name=re.compile("^Start"))
+    start = _fresh_button(dialog, "^Start")
     expect(start).to_be_disabled()
     _settled(page)
     page.screenshot(path=str(ARTIFACTS / "demo_extend_dialog.png"))
@@ -237,8 +251,8 @@ def test_extend_dialog_on_the_demo_recognises_the_running_extension(page: Page, 
     epochs.fill("0")
     epochs.press("Enter")
     expect(dialog.get_by_text("whole number above 0", exact=False)).to_be_visible(timeout=180_000)
-    expect(dialog.get_by_role("button", name=re.compile("^Start"))).to_be_visible()
-    expect(dialog.get_by_role("button", name=re.compile("^Cancel"))).to_be_visible()
+    expect(_fresh_button(dialog, "^Start")).to_be_visible()
+    expect(_fresh_button(dialog, "^Cancel")).to_be_visible()
     epochs.fill("99999999")
     epochs.press("Enter")
     expect(dialog.get_by_text("far beyond any nnU-Net schedule", exact=False)).to_be_visible(timeout=180_000)
@@ -248,8 +262,8 @@ def test_extend_dialog_on_the_demo_recognises_the_running_extension(page: Page, 
     gpu.fill("first")
     gpu.press("Enter")
     expect(dialog.get_by_text("The GPU index is a number", exact=False)).to_be_visible(timeout=180_000)
-    expect(dialog.get_by_role("button", name=re.compile("^Start"))).to_be_visible()
-    expect(dialog.get_by_role("button", name=re.compile("^Cancel"))).to_be_visible()
+    expect(_fresh_button(dialog, "^Start")).to_be_visible()
+    expect(_fresh_button(dialog, "^Cancel")).to_be_visible()
 
 
 def test_unknown_ids_get_a_message(page: Page, demo: Demo) -> None:
