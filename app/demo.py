@@ -19,7 +19,7 @@ from pathlib import Path
 
 from monitor.synth import CurveSpec, FakeRun, RunSpec, write_run
 
-__all__ = ["DEMO_RUNNING", "DemoTrainer", "build_demo_tree", "default_demo_dir"]
+__all__ = ["DEMO_RUNNING", "DemoTrainer", "build_demo_tree", "default_demo_dir", "write_demo_jobs"]
 
 
 DEMO_RUNNING = ("Dataset101_Prostate/nnUNetTrainer_2000epochs__nnUNetPlans__3d_fullres/fold_0",
@@ -105,6 +105,43 @@ class DemoTrainer:
                 return  # the demo folder was removed under us
 
 
+_DEMO_JOBS = (  # (parent run, epochs, final state, reason, days ago)
+    ("Dataset102_Liver/nnUNetTrainer__nnUNetPlans__2d/fold_1", 1500, "cancelled", "cancelled by demo", 6),
+    ("Dataset101_Prostate/nnUNetTrainer__nnUNetPlans__2d/fold_0", 2000, "failed",
+     "exited with code 1: torch.OutOfMemoryError: CUDA out of memory (demo)", 3),
+    ("Dataset101_Prostate/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_1", 1500, "succeeded", None, 12),
+)
+
+
+def write_demo_jobs(db_path: Path, root: Path) -> None:
+    """A short job history for the demo's Jobs page: ended extend jobs (nothing runs), rewritten each start."""
+    from trainer import Job, JobRegistry, JobState
+    from trainer.backends import Observation
+
+    for leftover in db_path.parent.glob(db_path.name + "*"):
+        leftover.unlink()
+    registry = JobRegistry(db_path)
+    for index, (parent, epochs, state, reason, days) in enumerate(_DEMO_JOBS):
+        dataset, model, fold = parent.split("/")
+        trainer, plans, configuration = model.split("__")
+        new_trainer = f"{trainer}_{epochs}epochs"
+        new_run_id = f"{dataset}/{new_trainer}__{plans}__{configuration}/{fold}"
+        stamp = (datetime.now() - timedelta(days=days)).astimezone().isoformat(timespec="seconds")
+        job_id = f"de7a0{index:07x}"
+        job = Job(job_id=job_id, state=JobState.QUEUED, parent_run_id=parent, parent_path=str(root / parent),
+                  new_run_id=new_run_id, new_run_path=str(root / new_run_id), new_trainer=new_trainer, epochs=epochs,
+                  backend="local", device="cuda", requested_by="demo", created_at=stamp,
+                  argv=("nnUNetv2_train", dataset, configuration, fold.removeprefix("fold_"), "-tr", new_trainer,
+                        "-p", plans, "-device", "cuda"), env={"CUDA_VISIBLE_DEVICES": "0"},
+                  job_dir=str(registry.job_dir(job_id)), log_path=str(registry.job_dir(job_id) / "job.log"))
+        registry.create(job)
+        registry.job_dir(job_id).mkdir(parents=True, exist_ok=True)
+        Path(job.log_path).write_text(f"[demo] {' '.join(job.argv)}\n" + (f"{reason}\n" if reason else
+                                                                          "Training done.\n"))
+        codes = {"succeeded": 0, "failed": 1, "cancelled": -15}
+        registry.record_observation(job, Observation(JobState(state), reason=reason, exit_code=codes[state]))
+
+
 def build_demo_tree(target: Path | None = None, *, now: float | None = None, live: bool = True,
                     interval_s: float = 5.0) -> tuple[Path, DemoTrainer | None]:
     """(Re)write the demo results tree and, with ``live``, start appending epochs to its running runs."""
@@ -119,5 +156,6 @@ def build_demo_tree(target: Path | None = None, *, now: float | None = None, liv
         run = write_run(root, spec, now=now, labels=labels)
         if spec.state == "running":
             live_runs.append(run)
+    write_demo_jobs(target / "jobs.sqlite3", root)
     trainer = DemoTrainer(live_runs, interval_s).start() if live and live_runs else None
     return root, trainer

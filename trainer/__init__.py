@@ -19,15 +19,16 @@ Exceptions::
 
 from trainer.backends import Backend, BackendError
 from trainer.checks import Check
+from trainer.commands import NnunetCommand, command_text, follow_up_commands, sbatch_preview
 from trainer.evidence import JobLiveness, job_evidence
 from trainer.jobs import Job
 from trainer.names import InvalidNameError
 from trainer.plan import ExtendPlan, PreflightError, plan_extend
 from trainer.registry import JobNotFoundError, JobRegistry, default_db_path
-from trainer.slurm_text import SlurmOptions
+from trainer.slurm_text import SlurmOptions, suggest_time_limit
 from trainer.states import JobState
 from trainer.submit import current_user, submit
-from trainer.variants import VariantError
+from trainer.variants import VariantError, warm_up_lookup
 
 __all__ = [
     "Backend",
@@ -40,12 +41,18 @@ __all__ = [
     "JobNotFoundError",
     "JobRegistry",
     "JobState",
+    "NnunetCommand",
     "PreflightError",
     "SlurmOptions",
     "VariantError",
+    "command_text",
     "current_user",
     "default_db_path",
+    "follow_up_commands",
     "job_evidence",
     "plan_extend",
+    "sbatch_preview",
     "submit",
+    "suggest_time_limit",
+    "warm_up_lookup",
 ]

@@ -9,24 +9,45 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
+from monitor.runs import RunStatus, load_run
 from trainer.gpus import GpuInfo
+from trainer.jobs import Job
 
 __all__ = [
+    "CHECK_TITLES",
     "NNUNET_ENV_VARS",
     "Check",
+    "TargetCheck",
+    "aside_folder",
     "check_disk_space",
     "check_env",
     "check_gpu",
     "check_preprocessed",
+    "check_target",
     "check_target_free",
 ]
 
 NNUNET_ENV_VARS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 _RUN_MARKERS = ("training_log_", "checkpoint_", "debug.json", "progress.png", "validation")
+CHECK_TITLES = {
+    "nnunet_version": "nnU-Net version of the run",
+    "names": "Folder names",
+    "nnunet_env": "nnU-Net folders configured",
+    "trainer": "Trainer for the longer schedule",
+    "target_free": "Folder for the new run",
+    "preprocessed": "Preprocessed data and plans",
+    "results_root": "Where the new run goes",
+    "gpu": "GPU",
+    "disk_space": "Free disk space",
+    "epochs": "Schedule length",
+    "nnunet_train": "nnU-Net installed",
+    "prediction_env": "Predicting with the new run later",
+}
 
 
 @dataclass(frozen=True)
@@ -38,9 +59,15 @@ class Check:
     message: str
     blocking: bool = True
 
+    @property
+    def title(self) -> str:
+        """The check's name in words, for people (``target_free`` → "Folder for the new run")."""
+        return CHECK_TITLES.get(self.name, self.name.replace("_", " "))
+
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form for ``--dry-run --json`` and the dashboard."""
-        return {"name": self.name, "ok": self.ok, "message": self.message, "blocking": self.blocking}
+        return {"name": self.name, "title": self.title, "ok": self.ok, "message": self.message,
+                "blocking": self.blocking}
 
 
 def check_env(environ: Mapping[str, str]) -> Check:
@@ -82,15 +109,86 @@ def check_target_free(new_run_dir: Path) -> Check:
         found = sorted(entry.name for entry in new_run_dir.iterdir() if entry.name.startswith(_RUN_MARKERS))
         if found:
             return Check("target_free", False, f"{new_run_dir} already holds a run ({', '.join(found[:3])}); "
-                         "delete or move it, or choose a different --epochs")
+                         "choose a different number of epochs")
     return Check("target_free", True, f"{new_run_dir} is free")
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """The new run's folder: the check, and where a stopped earlier attempt would be moved by starting over.
+
+    ``aside`` is set only when the folder holds an attempt that is neither training nor finished (a
+    cancelled or failed job, a crash): that attempt may be moved aside, never one that is live or done.
+    """
+
+    check: Check
+    aside: Path | None = None
+
+
+def aside_folder(new_run_dir: Path, now: datetime | None = None) -> Path:
+    """A free sibling name for a stopped attempt: ``fold_0.stopped_20261207T031500Z`` (not a run folder
+    name, so nnwatch and nnU-Net leave it alone)."""
+    stamp = (now or datetime.now(timezone.utc)).strftime("%Y%m%dT%H%M%SZ")
+    candidate = new_run_dir.with_name(f"{new_run_dir.name}.stopped_{stamp}")
+    number = 2
+    while candidate.exists():
+        candidate = new_run_dir.with_name(f"{new_run_dir.name}.stopped_{stamp}_{number}")
+        number += 1
+    return candidate
+
+
+def _progress(new_run_dir: Path) -> tuple[str, RunStatus | None]:
+    """``709/2000 epochs, running`` and the status, read by monitor's run reader (None when unreadable)."""
+    try:
+        summary = load_run(new_run_dir).summary()
+    except (OSError, ValueError):
+        return "unreadable", None
+    return f"{summary.epochs_completed}/{summary.planned_epochs or '?'} epochs, {summary.status}", summary.status
+
+
+def check_target(new_run_dir: Path, *, jobs: Sequence[Job] = (), start_over: bool = False) -> TargetCheck:
+    """What already sits in the new run's folder decides: a free folder passes; a live or finished
+    extension blocks (follow it, or choose another schedule length); a stopped attempt blocks unless
+    ``start_over``, which moves it aside to :attr:`TargetCheck.aside`. Nothing is ever deleted.
+
+    ``jobs`` are the registry's jobs, reconciled: a job still queued or running makes the folder live even
+    before its first epoch, and a cancelled or failed job makes it stopped even while its last log line is
+    seconds old.
+    """
+    mine = [job for job in jobs if Path(job.new_run_path) == new_run_dir]  # newest first
+    active = next((job for job in mine if job.state.active), None)
+    plain = check_target_free(new_run_dir)
+    if plain.ok and active is None:
+        return TargetCheck(plain)
+    progress, status = _progress(new_run_dir) if not plain.ok else ("no epoch yet", None)
+    if active is not None:
+        return TargetCheck(Check("target_free", False, f"an extension of this run is already training in "
+                                 f"{new_run_dir} ({progress}; job {active.job_id} {active.state}): follow it on its "
+                                 "run page, or choose a different number of epochs"))
+    ended = mine[0] if mine else None
+    if status == RunStatus.FINISHED:
+        return TargetCheck(Check("target_free", False, f"this run was already extended to this schedule and the "
+                                 f"extension finished ({progress}) in {new_run_dir}: open it, or choose a different "
+                                 "number of epochs"))
+    if status == RunStatus.RUNNING and ended is None:
+        return TargetCheck(Check("target_free", False, f"an extension of this run, started outside nnwatch, is "
+                                 f"training in {new_run_dir} ({progress}): follow it on its run page, or choose a "
+                                 "different number of epochs"))
+    aside = aside_folder(new_run_dir)
+    how = f"; job {ended.job_id} {ended.state}" if ended is not None else ""
+    if start_over:
+        return TargetCheck(Check("target_free", True, f"the earlier attempt ({progress}{how}) will be moved aside "
+                                 f"to {aside} before the new run starts; nothing is deleted"), aside)
+    return TargetCheck(Check("target_free", False, f"an earlier attempt stopped in {new_run_dir} ({progress}{how}): "
+                             f"start over to move it aside to {aside} (nothing is deleted), or choose a different "
+                             "number of epochs"), aside)
 
 
 def check_gpu(gpus: list[GpuInfo], wanted: int | None) -> Check:
     """A local CUDA job needs a GPU; an explicitly requested index must exist."""
     if not gpus:
-        return Check("gpu", False, "no NVIDIA GPU found (NVML / nvidia-smi): use --device cpu to train on the "
-                     "CPU (very slow) or --backend slurm")
+        return Check("gpu", False, "no NVIDIA GPU found (NVML / nvidia-smi): train on the CPU instead (device "
+                     "cpu, very slow) or submit to SLURM (backend slurm)")
     indexes = [gpu.index for gpu in gpus]
     if wanted is not None and wanted not in indexes:
         return Check("gpu", False, f"GPU {wanted} does not exist (this machine has {indexes})")

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,10 @@ from trainer.checks import (
     check_env,
     check_gpu,
     check_preprocessed,
-    check_target_free,
+    check_target,
 )
 from trainer.gpus import GpuInfo, choose_gpu, query_gpus
+from trainer.jobs import Job
 from trainer.names import InvalidNameError, validate_name
 from trainer.selection import BACKEND_NAMES
 from trainer.slurm_text import SlurmOptions
@@ -61,6 +62,13 @@ class ExtendPlan:
     checks: tuple[Check, ...]
     variant: VariantSpec | None = None
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
+    aside: Path | None = None  # where a stopped earlier attempt in new_run_dir goes when starting over
+    start_over: bool = False  # move that attempt aside before launching
+
+    @property
+    def can_start_over(self) -> bool:
+        """The new run's folder holds a stopped attempt that starting over would move aside."""
+        return self.aside is not None
 
     @property
     def ok(self) -> bool:
@@ -97,6 +105,8 @@ class ExtendPlan:
             else str(self.variant.module_path),
             "slurm": self.slurm.to_dict() if self.backend == "slurm" else None,
             "checks": [check.to_dict() for check in self.checks],
+            "start_over": self.start_over,
+            "aside": None if self.aside is None else str(self.aside),
             "ok": self.ok,
         }
 
@@ -150,11 +160,15 @@ def plan_extend(
     environ: Mapping[str, str] | None = None,
     min_free_gb: float = 5.0,
     gpus: list[GpuInfo] | None = None,
+    jobs: Sequence[Job] = (),
+    start_over: bool = False,
 ) -> ExtendPlan:
     """Decide how to retrain ``run_dir`` for ``epochs`` epochs from scratch; run every check; start nothing.
 
     ``environ`` defaults to this process's environment (``nnUNet_*``); ``gpus`` to what NVML/nvidia-smi
-    report. Raises ``ValueError`` for arguments that are wrong in themselves (a backend name, a
+    report. ``jobs`` (the registry's, reconciled) tell a live extension in the new folder from a stopped
+    attempt; ``start_over`` moves such an attempt aside at submit (see :func:`trainer.checks.check_target`).
+    Raises ``ValueError`` for arguments that are wrong in themselves (a backend name, a
     non-positive epoch count) and ``FileNotFoundError`` when ``run_dir`` does not exist; everything about
     the run and the machine is reported as checks.
     """
@@ -189,7 +203,8 @@ def plan_extend(
     results_root = parent.path.parents[2]
     model_dir = f"{variant.name}__{parent.plans}__{parent.configuration}"
     new_run_dir = results_root / parent.dataset / model_dir / parent.path.name
-    checks.append(check_target_free(new_run_dir))
+    target = check_target(new_run_dir, jobs=jobs, start_over=start_over)
+    checks.append(target.check)
     if environ.get("nnUNet_preprocessed"):
         checks.append(check_preprocessed(Path(environ["nnUNet_preprocessed"]), parent.dataset, parent.plans,
                                          parent.configuration))
@@ -203,7 +218,8 @@ def plan_extend(
         if gpu is None and found:
             gpu = choose_gpu(found)
     if backend == "slurm" and device == "cuda" and not slurm.gres:
-        checks.append(Check("gpu", False, "--device cuda on SLURM without --slurm-gres: the job may get no GPU",
+        checks.append(Check("gpu", False, "device cuda on SLURM without a GRES request (e.g. gpu:1): the job may "
+                            "get no GPU",
                             blocking=False))
     checks.append(check_disk_space(new_run_dir, min_free_gb))
     if parent_epochs is not None and epochs <= parent_epochs:
@@ -226,5 +242,6 @@ def plan_extend(
     return ExtendPlan(
         parent=parent, parent_epochs=parent_epochs, epochs=epochs, backend=backend, device=device, gpu=gpu,
         new_trainer=variant.name, new_run_dir=new_run_dir, new_run_id=_new_run_id(parent, model_dir),
-        argv=argv, env=env, checks=tuple(checks), variant=variant, slurm=slurm,
+        argv=argv, env=env, checks=tuple(checks), variant=variant, slurm=slurm, aside=target.aside,
+        start_over=start_over and target.aside is not None,
     )

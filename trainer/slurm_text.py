@@ -8,6 +8,7 @@ by a shell, so they only accept values without spaces or quotes; the shell part 
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ __all__ = [
     "parse_scontrol_jobs",
     "parse_squeue",
     "render_sbatch_script",
+    "suggest_time_limit",
 ]
 
 _PARTITION_RE = re.compile(r"[A-Za-z0-9_.,-]{1,128}")
@@ -77,6 +79,16 @@ class SlurmOptions:
         """JSON-ready form, as stored with the job."""
         return {"partition": self.partition, "time": self.time, "gres": self.gres, "account": self.account,
                 "extra": list(self.extra)}
+
+
+def suggest_time_limit(epochs: int, epoch_time_s: float | None, margin: float = 1.25) -> str | None:
+    """A ``--time`` for ``epochs`` epochs at ``epoch_time_s`` each, with ``margin`` for start-up and final
+    validation, rounded up to whole hours (``D-HH:MM:SS``); None when the epoch time is unknown."""
+    if not epoch_time_s or epoch_time_s <= 0 or epochs <= 0:
+        return None
+    hours = max(1, math.ceil(epochs * epoch_time_s * margin / 3600))
+    days, hours = divmod(hours, 24)
+    return f"{days}-{hours:02d}:00:00"
 
 
 def render_sbatch_script(*, job_name: str, output: str, options: SlurmOptions, argv: Sequence[str],

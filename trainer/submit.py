@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 
 from trainer.backends import Backend, BackendError, LaunchRequest, Observation
-from trainer.checks import check_target_free
+from trainer.checks import check_target, check_target_free
 from trainer.jobs import Job, new_job_id, utc_now
 from trainer.plan import ExtendPlan, PreflightError
 from trainer.registry import JobRegistry
@@ -54,6 +54,21 @@ def _new_job(plan: ExtendPlan, registry: JobRegistry, requested_by: str) -> Job:
     )
 
 
+def _move_aside(plan: ExtendPlan, registry: JobRegistry) -> None:
+    """Start over: move the stopped attempt in the new run's folder to the sibling the plan named, after
+    checking again that it is still stopped (a job may have started since the plan was made)."""
+    again = check_target(plan.new_run_dir, jobs=registry.list_jobs(), start_over=True)
+    if not again.check.ok or plan.aside is None:
+        raise PreflightError(f"cannot extend {plan.parent.run_id}:\n  - {again.check.message}")
+    if plan.aside.exists():
+        raise PreflightError(f"cannot extend {plan.parent.run_id}:\n  - {plan.aside} exists; plan again")
+    try:
+        plan.new_run_dir.rename(plan.aside)
+    except OSError as exc:
+        raise PreflightError(f"cannot extend {plan.parent.run_id}:\n  - cannot move {plan.new_run_dir} aside to "
+                             f"{plan.aside}: {exc.strerror or exc}") from exc
+
+
 def submit(plan: ExtendPlan, *, registry: JobRegistry, requested_by: str | None = None,
            backend: Backend | None = None) -> Job:
     """Start the planned extend, or return the extend of the same run and length that is already active.
@@ -65,6 +80,8 @@ def submit(plan: ExtendPlan, *, registry: JobRegistry, requested_by: str | None 
     existing = registry.active_job_for(str(plan.parent.path), plan.epochs)
     if existing is not None:
         return existing
+    if plan.start_over:
+        _move_aside(plan, registry)
     target = check_target_free(plan.new_run_dir)
     if not target.ok:
         raise PreflightError(f"cannot extend {plan.parent.run_id}:\n  - {target.message}")

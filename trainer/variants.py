@@ -185,6 +185,12 @@ def locate_trainer(name: str, environ: Mapping[str, str] | None = None) -> Train
     return None
 
 
+def warm_up_lookup(environ: Mapping[str, str] | None = None) -> None:
+    """Import nnU-Net and every trainer module it would search, so that later lookups (a plan) take
+    milliseconds instead of the seconds torch and nnU-Net's trainer tree take to import the first time."""
+    locate_trainer("nnwatchNoSuchTrainerWarmUp", environ)
+
+
 def render_variant_source(name: str, epochs: int, parent: TrainerInfo) -> str:
     """The text of a generated variant module (pure: what ``install_variant`` writes)."""
     validate_name("trainer", name)

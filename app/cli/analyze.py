@@ -102,11 +102,33 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_HELP = {
+    "series": "per-epoch column the trend is measured on",
+    "window_epochs": "how many final epochs the slope is measured over",
+    "min_epochs": "fewer completed epochs than this give no verdict",
+    "min_points": "fewer logged epochs in the window than this give no verdict",
+    "max_missing_fraction": "a window with a larger share of missing epochs gives no verdict",
+    "min_practical_gain": "the smallest slope (Dice per 100 epochs) worth calling improving or declining",
+    "confidence": "two-sided confidence level of the slope's interval",
+    "anneal_lr_fraction": "learning rate, as a fraction of the initial one, below which annealing begins",
+    "poly_exponent": "exponent of nnU-Net's poly learning-rate schedule, to infer a missing schedule length",
+    "schedule_options": "from-scratch schedule lengths to project and cost",
+    "min_rerun_gain": "projected Dice gain a longer re-run must promise to be worth it",
+    "max_extrapolation_ratio": "how far beyond the measured stretch a projection may reach",
+}
+
+
+def _help(name: str, default: object) -> str:
+    """A sentence per threshold, with its default; ``%`` escaped for argparse."""
+    text = _HELP.get(name, f"the analyzer's {name.replace('_', ' ')} (docs/analyzer.md)")
+    return f"{text} (default: {default})".replace("%", "%%")
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser(
         "analyze", help="is validation Dice still improving, flat or falling at the end of the schedule?",
         description="Verdict per run: improving / plateau / declining / insufficient_data, with the slope, its "
-                    "95%% interval, the projected gain and GPU-hours of a from-scratch 2000-epoch run.")
+                    "95% interval, the projected gain and GPU-hours of a from-scratch 2000-epoch run.")
     parser.add_argument("path", nargs="?", help="a fold folder, or a results root (default: $nnUNet_results)")
     parser.add_argument("--json", action="store_true", help="one JSON object (a list for a root)")
     parser.add_argument("--parent", metavar="PARENT_RUN_DIR",
@@ -118,9 +140,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         flag = "--" + field.name.replace("_", "-")
         if isinstance(field.default, tuple):
             thresholds.add_argument(flag, type=int, nargs="+", default=None,
-                                    help=f"default: {' '.join(map(str, field.default))}")
+                                    help=_help(field.name, " ".join(map(str, field.default))))
         elif isinstance(field.default, bool):
             continue
         else:
-            thresholds.add_argument(flag, type=type(field.default), default=None, help=f"default: {field.default}")
+            thresholds.add_argument(flag, type=type(field.default), default=None, help=_help(field.name, field.default))
     parser.set_defaults(handler=cmd_analyze)

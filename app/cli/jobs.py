@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.cli.common import print_json
@@ -27,16 +28,27 @@ def _registry(args: argparse.Namespace) -> JobRegistry:
 
 def cmd_extend(args: argparse.Namespace) -> int:
     """Plan (and unless ``--dry-run``, submit) a longer retraining of one run."""
-    from trainer import PreflightError, SlurmOptions, current_user, plan_extend, submit
+    from trainer import PreflightError, SlurmOptions, current_user, default_db_path, plan_extend, submit
 
+    db = Path(args.jobs_db).expanduser() if args.jobs_db else default_db_path()
+    registry = _registry(args) if not args.dry_run or db.exists() else None  # a dry run creates nothing
+    jobs = []
+    if registry is not None:
+        try:
+            jobs = registry.refresh()
+        except Exception:  # a backend that cannot be asked (no squeue here): the recorded states still count
+            jobs = registry.list_jobs()
     try:
         slurm = SlurmOptions.from_cli(args.slurm_partition, args.slurm_time, args.slurm_gres, args.slurm_account,
                                       args.slurm_extra)
         plan = plan_extend(args.run_dir, epochs=args.epochs, backend=args.backend, device=args.device,
-                           gpu=args.gpu, slurm=slurm)
+                           gpu=args.gpu, slurm=slurm, jobs=jobs, start_over=args.start_over)
     except ValueError as exc:
         print(f"nnwatch: error: {exc}", file=sys.stderr)
         return 2
+    if plan.can_start_over and not plan.start_over and not args.json:
+        print(f"nnwatch: {plan.new_run_dir} holds an earlier attempt that stopped; add --start-over to move it "
+              f"aside to {plan.aside} (nothing is deleted)", file=sys.stderr)
     if args.dry_run:
         if args.json:
             print_json(plan.to_dict())
@@ -48,13 +60,15 @@ def cmd_extend(args: argparse.Namespace) -> int:
             print(f"backend:     {plan.backend} ({plan.device})")
             print("env:         " + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(plan.env.items())))
             print(f"command:     {shlex.join(plan.argv)}")
+            if plan.start_over and plan.aside is not None:
+                print(f"start over:  the earlier attempt moves to {plan.aside}")
             for check in plan.checks:
                 mark = "ok  " if check.ok else ("FAIL" if check.blocking else "warn")
                 print(f"  [{mark}] {check.name}: {check.message}")
             print("dry run: nothing was changed")
         return 0 if plan.ok else 1
     try:
-        job = submit(plan, registry=_registry(args), requested_by=current_user())
+        job = submit(plan, registry=registry or _registry(args), requested_by=current_user())
     except PreflightError as exc:
         print(f"nnwatch: {exc}", file=sys.stderr)
         return 1
@@ -63,6 +77,8 @@ def cmd_extend(args: argparse.Namespace) -> int:
     else:
         print(f"job {job.job_id}: {job.state.value} ({job.backend}) → {job.new_run_id}")
         print(f"log: {job.log_path}")
+        if plan.start_over:
+            print(f"earlier attempt moved to: {plan.aside}")
         if job.reason:
             print(f"reason: {job.reason}")
     return 1 if job.state.value == "failed" else 0
@@ -110,27 +126,32 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
     extend = subparsers.add_parser("extend", help="retrain a run from scratch with more epochs")
     extend.add_argument("run_dir", help="the parent run's fold folder")
     extend.add_argument("--epochs", type=int, default=2000, help="epochs of the new run (default: 2000)")
-    extend.add_argument("--backend", choices=("local", "slurm"), default="local")
-    extend.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    extend.add_argument("--backend", choices=("local", "slurm"), default="local",
+                        help="where to train: this machine (local, default) or a SLURM cluster (slurm)")
+    extend.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                        help="train on a GPU (cuda, default) or on the CPU (cpu, very slow)")
     extend.add_argument("--gpu", type=int, default=None, help="GPU index (default: the one with most free memory)")
-    extend.add_argument("--slurm-partition")
+    extend.add_argument("--slurm-partition", help="SLURM partition (default: the cluster's default partition)")
     extend.add_argument("--slurm-time", help="time limit, e.g. 2-00:00:00")
     extend.add_argument("--slurm-gres", default=None, help="generic resources (default gpu:1; '' for none)")
-    extend.add_argument("--slurm-account")
+    extend.add_argument("--slurm-account", help="SLURM account to charge (default: your default account)")
     extend.add_argument("--slurm-extra", help="further sbatch options, e.g. '--qos=high --mem=32G'")
+    extend.add_argument("--start-over", action="store_true",
+                        help="when an earlier attempt of this extension stopped (cancelled, failed, crashed), move "
+                        "its folder aside to a named sibling and train again; nothing is deleted")
     extend.add_argument("--dry-run", action="store_true", help="print what would run; change nothing")
-    extend.add_argument("--json", action="store_true")
+    extend.add_argument("--json", action="store_true", help="print the plan (with --dry-run) or the job as JSON")
     extend.add_argument("--jobs-db", default=None, help=db_help)
     extend.set_defaults(handler=cmd_extend)
 
     jobs = subparsers.add_parser("jobs", help="list extend jobs (reconciled with their backends)")
-    jobs.add_argument("--json", action="store_true")
+    jobs.add_argument("--json", action="store_true", help="print the jobs as a JSON list")
     jobs.add_argument("--jobs-db", default=None, help=db_help)
     jobs.set_defaults(handler=cmd_jobs)
 
     cancel = subparsers.add_parser("cancel", help="stop an extend job")
-    cancel.add_argument("job_id")
+    cancel.add_argument("job_id", help="the job's id, as `nnwatch jobs` lists it")
     cancel.add_argument("--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL (local)")
-    cancel.add_argument("--json", action="store_true")
+    cancel.add_argument("--json", action="store_true", help="print the cancelled job as JSON")
     cancel.add_argument("--jobs-db", default=None, help=db_help)
     cancel.set_defaults(handler=cmd_cancel)

@@ -154,7 +154,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
                                                "(default: nnwatch-reports)")
     form = report.add_argument_group("what to report")
     form.add_argument("--dataset", help="all folds of this dataset (needs --configuration)")
-    form.add_argument("--configuration", help="e.g. 3d_fullres")
+    form.add_argument("--configuration", help="the configuration of --dataset to draw, e.g. 3d_fullres")
     form.add_argument("--trainer", help="trainer (or Trainer__Plans) when a dataset has several")
     form.add_argument("--compare", metavar="RUN_DIR2", help="a second run (e.g. the extended run) to overlay")
     form.add_argument("--x", choices=("both", "epochs", "fraction"), default="both",

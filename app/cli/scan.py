@@ -110,7 +110,8 @@ def cmd_curves(args: argparse.Namespace) -> int:
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     scan = sub.add_parser("scan", help="one row per run under a results root")
     scan.add_argument("root", nargs="?", help="results root (default: $nnUNet_results)")
-    scan.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    scan.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                      help="a text table for reading (default), or JSON / CSV for scripts")
     scan.add_argument("--workers", type=int, default=None, help="parallel parser processes (default: CPUs)")
     scan.add_argument("--no-verdicts", dest="verdicts", action="store_false",
                       help="skip the analyzer's verdict column (faster on huge trees)")
@@ -118,6 +119,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
 
     curves = sub.add_parser("curves", help="the per-epoch curves of one run")
     curves.add_argument("run_dir", help="a fold folder, e.g. .../Dataset004_X/nnUNetTrainer__nnUNetPlans__2d/fold_0")
-    curves.add_argument("--format", choices=("csv", "json", "parquet"), default="csv")
+    curves.add_argument("--format", choices=("csv", "json", "parquet"), default="csv",
+                        help="CSV (default), JSON records, or Parquet (binary: give -o FILE or redirect stdout)")
     curves.add_argument("-o", "--output", help="write to this file instead of stdout")
     curves.set_defaults(handler=cmd_curves)

@@ -89,7 +89,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"nnwatch: warning: bound to {args.host} without --users-file: extend and cancel are disabled "
               "(and viewing too unless --open-view) unless OIDC is configured in .streamlit/secrets.toml",
               file=sys.stderr)
-    what = f"runs under {Path(root).expanduser()}" if root else "bundled demo runs (no --root, no $nnUNet_results)"
+    if root:
+        what = f"runs under {Path(root).expanduser()}"
+    else:
+        from app.demo import default_demo_dir
+
+        what = (f"bundled demo runs (no --root, no $nnUNet_results), written to {default_demo_dir() / 'nnUNet_results'}"
+                " (try `nnwatch scan` on it)")
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"nnwatch: serving {what} at http://{shown_host}:{args.port}", file=sys.stderr)
     notifier = start_background_notifier(root, args.notify_config, args.jobs_db)
@@ -162,7 +168,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     serve.set_defaults(handler=cmd_serve)
 
     passwd = sub.add_parser("passwd", help="add or change a dashboard login (stored as a scrypt hash)")
-    passwd.add_argument("user")
+    passwd.add_argument("user", help="the login name to add or change")
     passwd.add_argument("--users-file", default=_default_users_file(),
                         help="file to update (default: $NNWATCH_USERS_FILE or ~/.config/nnwatch/users)")
     passwd.add_argument("--stdin", action="store_true", help="read the secret from stdin (scripts)")

@@ -1,4 +1,4 @@
-"""What the Compare page shows, as plain pandas: fold bands, the fold table, extension pairs.
+"""What the Compare page shows, as plain pandas: fold bands and the fold table.
 
 How an extended run stands against its parent is not decided here: :func:`monitor.analyze.compare_extension`
 is the one rule, which the banner, the compare PNG and the JSON all state.
@@ -7,16 +7,13 @@ is the one rule, which the banner, the compare PNG and the JSON all state.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from monitor.runs.layout import split_schedule_suffix
-
-__all__ = ["FoldRow", "extension_pairs", "fold_band", "fold_table", "with_fraction"]
+__all__ = ["FoldRow", "fold_band", "fold_table", "with_fraction"]
 
 
 def fold_band(frames: Mapping[str, pd.DataFrame], column: str = "ema_fg_dice", min_folds: int = 2) -> pd.DataFrame:
@@ -48,32 +45,6 @@ def with_fraction(frame: pd.DataFrame, planned_epochs: int | None) -> pd.DataFra
     out = frame.copy()
     out["fraction"] = (out["epoch"] + 1) / planned_epochs if planned_epochs else math.nan
     return out
-
-
-def extension_pairs(table: pd.DataFrame, jobs: Iterable[Any] = ()) -> list[tuple[str, str, str]]:
-    """``(parent_run_id, extended_run_id, how_known)`` pairs present in the table.
-
-    Known from the job registry (an extend nnwatch started) or from nnU-Net's naming: a trainer
-    ``<Parent>_<N>epochs`` with the same dataset, plans, configuration and fold is a longer schedule of
-    ``<Parent>`` (``nnUNetTrainer_2000epochs`` of ``nnUNetTrainer``).
-    """
-    if table.empty:
-        return []
-    present = set(table["run_id"])
-    pairs: dict[tuple[str, str], str] = {}
-    for job in jobs:
-        if job.parent_run_id in present and job.new_run_id in present:
-            pairs[(job.parent_run_id, job.new_run_id)] = f"job {job.job_id}"
-    keyed = {(str(r.dataset), str(r.plans), str(r.configuration), str(r.fold), str(r.trainer)): str(r.run_id)
-             for r in table.itertuples() if r.nnunet_version == "v2"}
-    for (dataset, plans, configuration, fold, trainer), run_id in keyed.items():
-        schedule = split_schedule_suffix(trainer)
-        if schedule is None:
-            continue
-        parent = keyed.get((dataset, plans, configuration, fold, schedule[0]))
-        if parent is not None:
-            pairs.setdefault((parent, run_id), "trainer name")
-    return [(parent, child, how) for (parent, child), how in sorted(pairs.items())]
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 The dialog shows everything ``trainer.plan_extend`` decided (trainer, new folder, backend, GPU or
 SLURM options, the exact command and every pre-flight check) next to the analyzer's verdict, and says
 plainly when the verdict does not support a longer run; it still lets the user go ahead, because the
-user may know something the curve does not. Nothing starts until "Start" is pressed, and a failed
-blocking check disables that button with the check's own message.
+user may know something the curve does not. Nothing starts until "Start" is pressed; a failed
+blocking check or an invalid input disables that button (it never disappears) with the reason inline.
 
 Why the open state lives in ``st.session_state``: a dialog function runs only in the script run that
 calls it. Keeping "which run's dialog is open" in the session lets every rerun (a widget inside the
@@ -13,7 +13,8 @@ dialog, AppTest's ``run()``) re-open it until it is confirmed or dismissed.
 
 from __future__ import annotations
 
-import shlex
+import contextlib
+import threading
 from typing import Any
 
 import streamlit as st
@@ -22,18 +23,35 @@ from app.dashboard import resources
 from app.dashboard.auth_ui import Actor, current_actor
 from app.dashboard.store import RunSummary
 from app.dashboard.ui import extend_eligibility, guard, verdict_supports_extend
-from trainer import ExtendPlan, PreflightError
+from trainer import ExtendPlan, PreflightError, command_text, sbatch_preview, suggest_time_limit, warm_up_lookup
 
-__all__ = ["RESULT_KEY", "open_extend_dialog", "render_extend_dialog"]
+__all__ = ["RESULT_KEY", "open_extend_dialog", "render_extend_dialog", "warm_up_planning"]
 
 OPEN_KEY = "extend_dialog_run"
 RESULT_KEY = "extend_result"
+MAX_EPOCHS = 20_000
+
+
+@st.cache_resource(show_spinner=False)
+def warm_up_planning(delay_s: float = 4.0) -> threading.Thread:
+    """Once per server: import nnU-Net's trainers in the background, ``delay_s`` after the first page, so the
+    first Extend dialog shows its plan at once instead of waiting for torch (the first page stays fast)."""
+
+    def run() -> None:
+        with contextlib.suppress(Exception):  # a broken nnU-Net shows up in the dialog's checks instead
+            warm_up_lookup()
+
+    thread = threading.Timer(delay_s, run)
+    thread.daemon = True
+    thread.start()
+    return thread
 
 
 def open_extend_dialog(run_id: str) -> None:
     """Ask for the dialog of ``run_id`` (button callback: the next run shows it)."""
     st.session_state[OPEN_KEY] = run_id
     st.session_state.pop(RESULT_KEY, None)
+    st.session_state.pop("extend_start_over", None)
 
 
 def _close() -> None:
@@ -47,16 +65,23 @@ def render_extend_dialog() -> None:
         _dialog(run_id)
 
 
-def _slurm_inputs() -> dict[str, Any]:
-    cols = st.columns(4)
-    return {
-        "partition": cols[0].text_input("Partition", key="extend_slurm_partition", placeholder="default"),
-        "time": cols[1].text_input("Time limit", key="extend_slurm_time", placeholder="e.g. 3-00:00:00"),
-        "gres": cols[2].text_input("GRES", value="gpu:1", key="extend_slurm_gres"),
-        "account": cols[3].text_input("Account", key="extend_slurm_account", placeholder="default"),
+def _slurm_inputs(summary: RunSummary, epochs: int | None) -> dict[str, Any]:
+    cols = st.columns(2)
+    suggested = suggest_time_limit(epochs or 0, summary.median_epoch_time_s)
+    out = {
+        "partition": cols[0].text_input("Partition", key="extend_slurm_partition", placeholder="cluster default"),
+        "time": cols[1].text_input("Time limit", key="extend_slurm_time", placeholder=suggested or "e.g. 3-00:00:00",
+                                   help=None if suggested is None else f"Suggested {suggested}: {epochs} epochs × "
+                                   f"the parent's median epoch of {summary.median_epoch_time_s:.0f} s, plus 25 %"),
+        "gres": cols[0].text_input("GRES", value="gpu:1", key="extend_slurm_gres"),
+        "account": cols[1].text_input("Account", key="extend_slurm_account", placeholder="your default"),
         "extra": st.text_input("Extra sbatch options", key="extend_slurm_extra",
                                placeholder="--qos=high --mem=32G"),
     }
+    if suggested and not out["time"]:
+        st.caption(f"Suggested time limit: **{suggested}** (from the parent's epoch time); the cluster's default "
+                   "applies when left empty.")
+    return out
 
 
 def _where(plan: ExtendPlan) -> str:
@@ -65,12 +90,14 @@ def _where(plan: ExtendPlan) -> str:
         return "SLURM (" + (", ".join(parts) or "cluster defaults") + f"), device {plan.device}"
     if plan.device == "cpu":
         return "this machine, on the CPU (very slow)"
-    return "this machine, " + (f"GPU {plan.gpu}" if plan.gpu is not None else "a GPU chosen at launch")
+    return "this machine, " + (f"GPU {plan.gpu} (CUDA_VISIBLE_DEVICES={plan.gpu})" if plan.gpu is not None
+                               else "a GPU chosen at launch")
 
 
 def _plan_table(plan: ExtendPlan, summary: RunSummary, epochs: int) -> None:
     per_epoch = summary.median_epoch_time_s
-    hours = f"≈ {per_epoch * epochs / 3600:.0f} GPU-hours ({epochs} × median epoch {per_epoch:.0f} s of the parent)" \
+    unit = "CPU-hours" if plan.device == "cpu" else "GPU-hours"
+    hours = f"≈ {per_epoch * epochs / 3600:.0f} {unit} ({epochs} × median epoch {per_epoch:.0f} s of the parent)" \
         if per_epoch else "unknown (the parent logged no epoch times)"
     rows = {
         "Parent run": f"{plan.parent.run_id} ({plan.parent_epochs or '?'} epochs planned)",
@@ -80,17 +107,22 @@ def _plan_table(plan: ExtendPlan, summary: RunSummary, epochs: int) -> None:
         "Estimated cost": hours,
         "Training": "from scratch (no checkpoint is reused: the learning-rate schedule starts over)",
     }
+    if plan.start_over and plan.aside is not None:
+        rows["Earlier attempt"] = f"moved aside to {plan.aside} before the start (nothing is deleted)"
     st.markdown("\n".join(f"- **{k}:** {v}" for k, v in rows.items()))
     if plan.argv:
-        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(plan.env.items()))
-        st.code((env + " \\\n  " if env else "") + shlex.join(plan.argv), language="bash", wrap_lines=True)
+        st.caption("The exact command (copy button at its right):")
+        st.code(command_text(plan), language="bash", wrap_lines=True)
+        if plan.backend == "slurm":
+            with st.expander("The sbatch script that will be submitted"):
+                st.code(sbatch_preview(plan), language="bash")
 
 
 def _checks(plan: ExtendPlan) -> None:
     lines = []
     for check in plan.checks:
         mark = ":green[✓]" if check.ok else (":red[✗]" if check.blocking else ":orange[!]")
-        lines.append(f"{mark} **{check.name}** — {check.message}")
+        lines.append(f"{mark} **{check.title}** — {check.message}")
     st.markdown("  \n".join(lines))
 
 
@@ -99,6 +131,25 @@ def _dialog(run_id: str) -> None:
     with guard("prepare the extend", "Close the dialog and try again; `nnwatch extend --dry-run RUN_DIR` shows the "
                                      "same plan in a terminal."):
         _dialog_body(run_id, current_actor())
+
+
+def _epochs_input(column: Any) -> tuple[int | None, str | None]:
+    value = column.number_input("Epochs", value=2000, step=250, key="extend_epochs")
+    epochs = int(value)
+    if epochs != value or epochs < 1:
+        return None, "The number of epochs is a whole number above 0, such as 2000."
+    if epochs > MAX_EPOCHS:
+        return None, f"{epochs} epochs is far beyond any nnU-Net schedule; use at most {MAX_EPOCHS}."
+    return epochs, None
+
+
+def _gpu_input() -> tuple[int | None, str | None]:
+    raw = st.text_input("GPU index", key="extend_gpu", placeholder="empty: the GPU with the most free memory")
+    if not raw.strip():
+        return None, None
+    if not raw.strip().isdigit():
+        return None, f"The GPU index is a number such as 0 or 1, not {raw.strip()!r}."
+    return int(raw.strip()), None
 
 
 def _dialog_body(run_id: str, actor: Actor) -> None:
@@ -115,6 +166,10 @@ def _dialog_body(run_id: str, actor: Actor) -> None:
     if not eligible:
         st.warning(why)
         return
+    if resources.settings().demo:
+        st.info("**These are demo runs: nothing can start from here.** They were written by nnwatch to show the "
+                "dashboard; there is no nnU-Net preprocessed data or dataset behind them, so the checks below "
+                "fail. On your own results tree the same dialog starts the training.", icon=":material/science:")
     analysis = store.analysis(run_id)
     if verdict_supports_extend(analysis):
         st.success(f"**The verdict supports a longer run.** {analysis.reason if analysis else ''}",
@@ -125,43 +180,44 @@ def _dialog_body(run_id: str, actor: Actor) -> None:
                    f"{analysis.reason if analysis else ''} You can still start it.", icon=":material/warning:")
 
     cols = st.columns([1, 1, 1])
-    epochs = int(cols[0].number_input("Epochs", min_value=1, max_value=100_000, value=2000, step=250,
-                                      key="extend_epochs"))
+    epochs, epochs_error = _epochs_input(cols[0])
     backend = cols[1].radio("Backend", ["local", "slurm"], horizontal=True, key="extend_backend")
     device = cols[2].radio("Device", ["cuda", "cpu"], horizontal=True, key="extend_device")
-    gpu: int | None = None
-    slurm: dict[str, Any] = {}
-    if backend == "local" and device == "cuda":
-        raw = st.text_input("GPU index", key="extend_gpu", placeholder="empty: the GPU with the most free memory")
-        if raw.strip():
-            if not raw.strip().isdigit():
-                st.error("The GPU index is a number such as 0 or 1.")
-                return
-            gpu = int(raw.strip())
-    if backend == "slurm":
-        slurm = _slurm_inputs()
-    with st.spinner("Checking the plan (the first time loads nnU-Net, a few seconds)…"):
-        try:
-            root = store.root
-            plan = jobs.plan(location.path, root=root, epochs=epochs, backend=backend, device=device, gpu=gpu,
-                             slurm=slurm)
-        except ValueError as exc:
-            st.error(f"{exc}")
-            return
-    st.markdown("##### What will run")
-    _plan_table(plan, summary, epochs)
-    st.markdown("##### Pre-flight checks")
-    _checks(plan)
+    if epochs_error:
+        st.error(epochs_error, icon=":material/error:")
+    gpu, gpu_error = _gpu_input() if backend == "local" and device == "cuda" else (None, None)
+    if gpu_error:
+        st.error(gpu_error, icon=":material/error:")
+    slurm = _slurm_inputs(summary, epochs) if backend == "slurm" else {}
+    plan: ExtendPlan | None = None
+    if epochs is not None and gpu_error is None:
+        start_over = bool(st.session_state.get("extend_start_over"))
+        with st.spinner("Checking the plan…"):
+            try:
+                plan = jobs.plan(location.path, root=store.root, epochs=epochs, backend=backend, device=device,
+                                 gpu=gpu, slurm=slurm, start_over=start_over)
+            except ValueError as exc:
+                st.error(f"{exc}", icon=":material/error:")
+    if plan is not None:
+        st.markdown("##### What will run")
+        _plan_table(plan, summary, plan.epochs)
+        st.markdown("##### Pre-flight checks")
+        _checks(plan)
+        if plan.can_start_over:
+            st.checkbox(f"Start over: move the earlier attempt aside to `{plan.aside}` (nothing is deleted)",
+                        key="extend_start_over")
     if not actor.may_act:
         st.warning(actor.why_not, icon=":material/lock:")
+    ready = plan is not None and plan.ok and actor.may_act
+    why_not = None if ready else ("Fix the inputs above first." if plan is None else
+                                  "A blocking check failed: " + "; ".join(plan.problems) if not plan.ok else None)
     left, right, _ = st.columns([1.2, 0.8, 2])
-    start = left.button(f"Start {epochs}-epoch run", type="primary", key="extend_confirm",
-                        disabled=not plan.ok or not actor.may_act, icon=":material/play_arrow:",
-                        help=None if plan.ok else "A blocking check failed: " + "; ".join(plan.problems))
+    start = left.button(f"Start {epochs}-epoch run" if epochs else "Start", type="primary", key="extend_confirm",
+                        disabled=not ready, icon=":material/play_arrow:", help=why_not)
     if right.button("Cancel", key="extend_cancel"):
         _close()
         st.rerun()
-    if start and plan.ok and actor.may_act and actor.name:
+    if start and plan is not None and ready and actor.name:
         before = {job.job_id for job in jobs.registry.list_jobs()}
         try:
             job = jobs.submit(plan, actor.name)

@@ -91,13 +91,14 @@ class JobsSource:
             return list(self._jobs)
 
     def plan(self, run_dir: Path, *, root: Path | None, epochs: int, backend: str, device: str,
-             gpu: int | None, slurm: dict[str, Any]) -> ExtendPlan:
-        """``trainer.plan_extend`` with the dialog's options; raises ``ValueError`` for bad input."""
+             gpu: int | None, slurm: dict[str, Any], start_over: bool = False) -> ExtendPlan:
+        """``trainer.plan_extend`` with the dialog's options and this registry's jobs (so a live or stopped
+        extension in the new folder is recognised); raises ``ValueError`` for bad input."""
         options = SlurmOptions.from_cli(slurm.get("partition") or None, slurm.get("time") or None,
                                         slurm.get("gres"), slurm.get("account") or None,
                                         slurm.get("extra") or None)
         return plan_extend(run_dir, epochs=epochs, backend=backend, device=device, gpu=gpu, slurm=options,
-                           root=root)
+                           root=root, jobs=self.jobs(), start_over=start_over)
 
     def submit(self, plan: ExtendPlan, requested_by: str) -> Job:
         """Submit and force the next ``jobs()`` to re-read, so the new job shows at once."""

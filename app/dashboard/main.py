@@ -23,6 +23,8 @@ import streamlit as st
 
 from app.dashboard import resources
 from app.dashboard.auth_ui import Actor, current_actor, login_form, sidebar_account
+from app.dashboard.extend_dialog import warm_up_planning
+from app.dashboard.ui import no_truncation_style
 
 HERE = Path(__file__).resolve().parent
 
@@ -51,7 +53,9 @@ def _sidebar(actor: Actor) -> None:
     with st.sidebar:
         if config.demo:
             st.info("**Demo runs.** No results tree is configured: start with `nnwatch serve --root "
-                    "/path/to/nnUNet_results` or set `$nnUNet_results`.", icon=":material/science:")
+                    "/path/to/nnUNet_results` or set `$nnUNet_results`. The demo tree is at "
+                    f"`{resources.results_root(config)}`: try the CLI on it, e.g. `nnwatch scan` with that path.",
+                    icon=":material/science:")
         else:
             st.caption(f":material/folder_open: `{config.root}`")
         store = resources.store()
@@ -66,6 +70,7 @@ def main() -> None:
     """Configure the page, gate viewing behind a login where required, route to the chosen page."""
     st.set_page_config(page_title="nnwatch — nnU-Net runs", page_icon=":material/monitoring:", layout="wide",
                        initial_sidebar_state="expanded")
+    no_truncation_style()
     actor = current_actor()
     if not actor.may_view:
         st.navigation([st.Page(_login_page, title="Log in", icon=":material/lock:")], position="hidden").run()
@@ -73,6 +78,7 @@ def main() -> None:
     page = st.navigation(_pages())
     _sidebar(actor)
     page.run()
+    warm_up_planning()
 
 
 main()

@@ -30,6 +30,7 @@ __all__ = [
     "extend_eligibility",
     "fmt_dice",
     "guard",
+    "no_truncation_style",
     "run_flags",
     "status_text",
     "verdict_callout",
@@ -47,6 +48,25 @@ def guard(what: str, hint: str = "Reload the page; if it persists, run `nnwatch 
         st.error(f"**Could not {what}.** {type(exc).__name__}: {exc}\n\n{hint}", icon=":material/error:")
         with st.expander("Details for a bug report"):
             st.code("".join(traceback.format_exception(exc)), language="text")
+
+
+_STYLE = """<style>
+/* Numbers a user decides on wrap instead of ending in an ellipsis when a column is narrow. */
+[data-testid="stMetricValue"] > div, [data-testid="stMetricLabel"] p, [data-testid="stMetricLabel"] > div {
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+  overflow-wrap: anywhere;
+}
+[data-testid="stMetricValue"] { font-size: clamp(1.15rem, 2.1vw, 2rem); line-height: 1.2; }
+[data-testid="stMetricLabel"] { height: auto; min-height: 1.5rem; }
+button[data-testid^="stBaseButton"] p { white-space: normal !important; text-overflow: clip !important; }
+/* Wide pages keep a narrower margin, so the runs table's decision columns fit 1400 px. */
+[data-testid="stMainBlockContainer"] { padding-left: 2rem; padding-right: 2rem; }
+</style>"""
+
+
+def no_truncation_style() -> None:
+    """Once per page run: metric values, their labels and button labels wrap rather than being cut off."""
+    st.html(_STYLE)
 
 
 def fmt_dice(value: Any) -> str:
@@ -101,7 +121,7 @@ def verdict_callout(analysis: Analysis | None, summary: RunSummary) -> None:
     elif verdict == "improving" and not verdict_supports_extend(analysis):
         box = st.warning
     box(text, icon=":material/insights:")
-    cols = st.columns(4)
+    cols = [*st.columns(2), *st.columns(2)]  # two per row: the ranges must fit at 900 px
     slope, ci = analysis.slope_per_100_epochs, analysis.slope_ci95
     cols[0].metric("Slope at the end" if analysis.final else "Slope so far", "–" if slope is None else signed(slope, 4),
                    help="Theil–Sen slope of the raw mean pseudo Dice over the shaded window, Dice per 100 epochs" +

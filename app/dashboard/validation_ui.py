@@ -13,9 +13,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app.dashboard import resources
-from app.dashboard.compare_data import extension_pairs
 from app.dashboard.downloads import csv_button, safe_name
+from app.dashboard.lineage import known_pairs
 from app.dashboard.store import RunStore, RunSummary
 from app.dashboard.ui import fmt_dice, status_text
 from monitor.analyze import signed
@@ -109,9 +108,7 @@ def case_by_case_section(store: RunStore, first_id: str, second_id: str, *, key:
 
 
 def _extension_pairs(store: RunStore, run_id: str) -> list[tuple[str, str]]:
-    source = resources.jobs()
-    pairs = extension_pairs(store.table(), source.jobs() if source is not None else [])
-    return [(parent, child) for parent, child, _ in pairs if run_id in (parent, child)]
+    return [(parent, child) for parent, child, _ in known_pairs(store.table()) if run_id in (parent, child)]
 
 
 def _status_marks(validation: RunValidation) -> None:

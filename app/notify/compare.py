@@ -1,8 +1,8 @@
 """Which runs extend which, and whether a running extension has fallen behind its parent.
 
-Both questions have one answer in nnwatch, and the notifier asks it there: the pairing rule the dashboard
-uses, and the parent-vs-extension comparison of :mod:`monitor.analyze` (the rule the Compare banner and the
-compare PNG state).
+Both questions have one answer in nnwatch, and the notifier asks it there: the pairing rule of
+:mod:`monitor.runs.lineage`, and the parent-vs-extension comparison of :mod:`monitor.analyze` (the rule the
+Compare banner and the compare PNG state).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from monitor.analyze import ComparedRun, ExtensionComparison, compare_extension
+from monitor.runs import extension_pairs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,8 +23,6 @@ __all__ = ["fell_behind", "pairs"]
 
 def pairs(table: pd.DataFrame, jobs: Iterable[Any] = ()) -> dict[str, str]:
     """Extended run id → parent run id, as the dashboard pairs them (job registry, then trainer names)."""
-    from app.dashboard.compare_data import extension_pairs
-
     return {child: parent for parent, child, _how in extension_pairs(table, jobs)}
 
 

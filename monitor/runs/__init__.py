@@ -1,6 +1,7 @@
 """Runs of a results tree: where they are, what their files say, and one merged series and summary each."""
 
 from monitor.runs.layout import RunLocation, discover_runs, locate_run, parse_run_path
+from monitor.runs.lineage import ExtensionPair, extension_pairs, extensions_of, parent_of
 from monitor.runs.merge import Curves
 from monitor.runs.reader import CURVE_COLUMNS, RunReader, curves_frame, load_run
 from monitor.runs.status import RunAssessment, RunStatus
@@ -10,6 +11,7 @@ __all__ = [
     "CURVE_COLUMNS",
     "SUMMARY_COLUMNS",
     "Curves",
+    "ExtensionPair",
     "RunAssessment",
     "RunLocation",
     "RunReader",
@@ -17,7 +19,10 @@ __all__ = [
     "RunSummary",
     "curves_frame",
     "discover_runs",
+    "extension_pairs",
+    "extensions_of",
     "load_run",
     "locate_run",
+    "parent_of",
     "parse_run_path",
 ]

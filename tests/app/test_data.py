@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 from app_support import FixtureTree, append_epoch, build_fixture_tree
 
-from app.dashboard.compare_data import FoldRow, extension_pairs, fold_band, fold_table, with_fraction
+from app.dashboard.compare_data import FoldRow, fold_band, fold_table, with_fraction
 from app.dashboard.store import RunStore, StoreError
 from app.dashboard.tables import Filters, apply_filters, fmt_duration, groups_frame, run_link, runs_frame
 from app.demo import DEMO_RUNNING, build_demo_tree
 from monitor import scan
+from monitor.runs import extension_pairs
 
 
 @pytest.fixture

@@ -162,13 +162,16 @@ def test_extend_dialog_creates_exactly_one_job_and_cancel_works(tree: FixtureTre
     assert [e["job_id"] for e in tree.launches() if e["event"] == "launch"] == [job.job_id]
     assert f"Extend job **{job.job_id}** was created" in _texts(at)
 
-    # Confirming again returns the active job instead of launching a second one.
+    # Opening the dialog again recognises the extension that is already training: no second start offered.
     at.button(key="run_extend").click().run()
     at.radio(key="extend_device").set_value("cpu").run()
-    at.button(key="extend_confirm").click().run()
+    assert at.button(key="extend_confirm").disabled
+    text = _texts(at)
+    assert "an extension of this run is already training" in text and job.job_id in text
+    assert "delete" not in text.lower()
     assert len(registry.list_jobs()) == before + 1
     assert len([e for e in tree.launches() if e["event"] == "launch"]) == 1
-    assert "was already active" in _texts(at)
+    at.button(key="extend_cancel").click().run()
 
     jobs_page = _app("views/jobs.py", job=job.job_id)
     _no_crash(jobs_page)

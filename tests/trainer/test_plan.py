@@ -100,7 +100,9 @@ def test_a_target_folder_holding_a_run_blocks(fake_nnunet: FakeNnunet) -> None:
     (target / "checkpoint_latest.pth").write_bytes(b"x")
     plan = plan_extend(fake_nnunet.run_dir, device="cpu")
     assert not plan.ok
-    assert "already holds a run (checkpoint_latest.pth)" in _check(plan, "target_free").message
+    message = _check(plan, "target_free").message
+    assert f"an earlier attempt stopped in {target}" in message and "start over" in message
+    assert plan.can_start_over and "delete or" not in message
 
 
 def test_gpu_choice_and_missing_gpu(fake_nnunet: FakeNnunet) -> None:
@@ -110,7 +112,7 @@ def test_gpu_choice_and_missing_gpu(fake_nnunet: FakeNnunet) -> None:
     assert plan_extend(fake_nnunet.run_dir, gpu=0, gpus=[GpuInfo(0, 500), GpuInfo(1, 9)]).env[
         "CUDA_VISIBLE_DEVICES"] == "0"
     no_gpu = plan_extend(fake_nnunet.run_dir, gpus=[])
-    assert not no_gpu.ok and "use --device cpu" in _check(no_gpu, "gpu").message
+    assert not no_gpu.ok and "train on the CPU instead (device cpu" in _check(no_gpu, "gpu").message
     assert "does not exist" in _check(plan_extend(fake_nnunet.run_dir, gpu=5, gpus=[GpuInfo(0, 1)]), "gpu").message
     cpu = plan_extend(fake_nnunet.run_dir, device="cpu", gpus=[])
     assert cpu.ok and "CUDA_VISIBLE_DEVICES" not in cpu.env

@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from app.dashboard import charts, resources
-from app.dashboard.compare_data import FoldRow, extension_pairs, fold_band, fold_table, with_fraction
+from app.dashboard.compare_data import FoldRow, fold_band, fold_table, with_fraction
 from app.dashboard.downloads import (
     chart_config,
     compare_report,
@@ -23,6 +23,7 @@ from app.dashboard.downloads import (
     png_button,
     safe_name,
 )
+from app.dashboard.lineage import known_pairs
 from app.dashboard.store import RunStore
 from app.dashboard.tables import run_link
 from app.dashboard.ui import guard, status_text
@@ -93,11 +94,14 @@ def _folds(store: RunStore, table: pd.DataFrame) -> None:
 
 
 def _pick_pair(table: pd.DataFrame) -> tuple[str, str] | None:
-    source = resources.jobs()
-    pairs = extension_pairs(table, source.jobs() if source is not None else [])
+    pairs = known_pairs(table)
     ids = list(table["run_id"])
     query = st.query_params
     wanted = (query.get("parent"), query.get("child"))
+    missing = [name for name in wanted if name and name not in ids]
+    if missing:
+        st.warning("No run " + " and no run ".join(f"`{name}`" for name in missing) + " in this results tree "
+                   "(renamed, deleted, or a link from another tree). Pick a pair below.", icon=":material/link_off:")
     options = [(p, c) for p, c, _ in pairs]
     how = {(p, c): h for p, c, h in pairs}
     manual = not options or (all(wanted) and wanted not in options)

@@ -115,6 +115,10 @@ def page() -> None:
             if source.last_error:
                 st.warning(f"Could not ask the backends for news ({source.last_error}); showing the last known "
                            "states.")
+            wanted = st.query_params.get("job")
+            if wanted and wanted not in {job.job_id for job in jobs}:
+                st.warning(f"No job `{wanted}` in this registry ({source.path}): a link from another server, or a "
+                           "mistyped id." + (" Pick one below." if jobs else ""), icon=":material/link_off:")
             if not jobs:
                 st.info("No extend jobs yet. Open a finished run and press **Extend to 2000 epochs**; the job shows up "
                         "here at once.", icon=":material/work_history:")
@@ -133,7 +137,6 @@ def page() -> None:
                                         "Reason": st.column_config.TextColumn(width=300)})
             csv_button(frame, "nnwatch_jobs", key="jobs_csv", label="Jobs as CSV")
             ids = [job.job_id for job in jobs]
-            wanted = st.query_params.get("job")
             by_id = {job.job_id: job for job in jobs}
             chosen = st.selectbox("Job", ids, index=ids.index(wanted) if wanted in ids else 0, key="job_picker",
                                   format_func=lambda i: f"{i} · {by_id[i].state.value} · {by_id[i].parent_run_id}"

@@ -15,7 +15,7 @@ from app.dashboard import resources
 from app.dashboard.downloads import csv_button, dataset_report, png_button, safe_name
 from app.dashboard.extend_dialog import RESULT_KEY, open_extend_dialog, render_extend_dialog
 from app.dashboard.store import RunStore
-from app.dashboard.tables import STATUS_LABELS, VERDICT_LABELS, Filters, apply_filters
+from app.dashboard.tables import STATUS_LABELS, VERDICT_LABELS, Filters, apply_filters, groups_frame
 from app.dashboard.ui import extend_eligibility, guard
 from app.dashboard.validation_ui import crossval_link
 
@@ -65,17 +65,19 @@ def _sidebar_filters(table: pd.DataFrame) -> Filters:
     return filters
 
 
-def _metrics(table: pd.DataFrame, shown: int) -> None:
-    cols = st.columns(5)
-    status = table["status"] if len(table) else pd.Series(dtype=str)
-    verdict = table["verdict"] if "verdict" in table.columns else pd.Series(dtype=str)
-    cols[0].metric("Runs", len(table), help=f"{shown} shown with the current filters")
-    cols[1].metric("Running", int((status == "running").sum()))
-    cols[2].metric("Finished", int((status == "finished").sum()))
-    cols[3].metric("Crashed or stalled", int(status.isin(["crashed", "stalled"]).sum()))
+def _metrics(shown: pd.DataFrame, total: int) -> None:
+    """Headline counts of the runs the filters let through (the same rows as both tables below)."""
+    top, bottom = st.columns(3), st.columns(2)
+    status = shown["status"] if len(shown) else pd.Series(dtype=str)
+    verdict = shown["verdict"] if "verdict" in shown.columns else pd.Series(dtype=str)
+    top[0].metric("Runs", len(shown), help=f"{len(shown)} of the {total} runs in the tree match the filters")
+    top[1].metric("Running", int((status == "running").sum()))
+    top[2].metric("Finished", int((status == "finished").sum()))
+    bottom[0].metric("Crashed or stalled", int(status.isin(["crashed", "stalled"]).sum()))
     worth = int(((verdict == "improving") & (status == "finished")).sum())
-    cols[4].metric("Still improving at the end", worth, help="Finished runs whose pseudo Dice was still rising: "
-                   "candidates for a longer schedule")
+    bottom[1].metric("Still improving (finished runs)", worth, help="Final verdicts only: finished runs whose "
+                     "pseudo Dice was still rising at the end of the schedule, the candidates for a longer one. "
+                     "Verdicts of running or stopped runs are provisional and not counted here.")
 
 
 def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
@@ -97,6 +99,7 @@ def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
             "Best EMA (mean ± sd)": st.column_config.TextColumn(width=150, help="Best EMA pseudo Dice of each fold, "
                                                                 "averaged over folds, ± standard deviation"),
         })
+    st.caption(f"{len(groups)} group(s) of folds", help="Only the runs that match the filters are counted")
     rows = event.selection.rows if event is not None else []
     if rows:
         row = groups.iloc[rows[0]]
@@ -117,23 +120,26 @@ def _runs_section(runs: pd.DataFrame, store: RunStore) -> None:
     event = st.dataframe(
         runs, hide_index=True, width="stretch", height=min(38 + 35 * max(len(runs), 1), 640), on_select="rerun",
         selection_mode="single-row", key="runs_table",
-        column_order=["Open", "Dataset", "Config", "Trainer", "Fold", "Status", "Verdict", "Epoch", "ETA", "Last EMA",
-                      "Best EMA", "Why", "Stopped by", "Job"],
+        # What a user decides on (status, verdict, progress, best Dice, why) fits 1400 px without scrolling;
+        # the rest follows. The whole "Why" of the selected row is printed below the table.
+        column_order=["Open", "Dataset", "Config", "Trainer", "Fold", "Status", "Verdict", "Epoch", "Best EMA", "Why",
+                      "Stopped by", "ETA", "Last EMA", "Job"],
         column_config={
-            "Open": st.column_config.LinkColumn("Run", display_text="open ↗", width=62,
+            "Open": st.column_config.LinkColumn("Run", display_text="open ↗", width=50,
                                                 help="The run's page (shareable link)"),
-            "Dataset": st.column_config.TextColumn(width=150),
-            "Config": st.column_config.TextColumn(width=80),
-            "Trainer": st.column_config.TextColumn(width=175),
-            "Fold": st.column_config.TextColumn(width=45),
-            "Status": st.column_config.TextColumn(width=90),
-            "Epoch": st.column_config.TextColumn(width=90),
-            "ETA": st.column_config.TextColumn(width=85, help="Remaining epochs × median epoch time"),
-            "Last EMA": st.column_config.TextColumn(width=75, help="nnU-Net's EMA of the pseudo Dice, last epoch"),
-            "Best EMA": st.column_config.TextColumn(width=75),
-            "Verdict": st.column_config.TextColumn(width=125),
-            "Why": st.column_config.TextColumn("Why (analyzer)", width=480),
-            "Stopped by": st.column_config.TextColumn(width=170, help="Why a crashed or stalled run stopped"),
+            "Dataset": st.column_config.TextColumn(width=120),
+            "Config": st.column_config.TextColumn(width=75),
+            "Trainer": st.column_config.TextColumn(width=140),
+            "Fold": st.column_config.TextColumn(width=36),
+            "Status": st.column_config.TextColumn(width=88),
+            "Epoch": st.column_config.TextColumn(width=80),
+            "ETA": st.column_config.TextColumn(width=80, help="Remaining epochs × median epoch time"),
+            "Last EMA": st.column_config.TextColumn(width=68, help="nnU-Net's EMA of the pseudo Dice, last epoch"),
+            "Best EMA": st.column_config.TextColumn(width=68),
+            "Verdict": st.column_config.TextColumn(width=118),
+            "Why": st.column_config.TextColumn("Why (analyzer)", width=190, help="The analyzer's reason; select "
+                                               "the row to read it in full below the table"),
+            "Stopped by": st.column_config.TextColumn(width=150, help="Why a crashed or stalled run stopped"),
             "Job": st.column_config.TextColumn(width=200),
         })
     rows = event.selection.rows if event is not None else []
@@ -142,6 +148,8 @@ def _runs_section(runs: pd.DataFrame, store: RunStore) -> None:
         return
     row = runs.iloc[rows[0]]
     run_id = str(row["run_id"])
+    if row["Why"]:
+        st.markdown(f"**{row['Verdict']}** — {row['Why']}")
     left, middle, right = st.columns([1, 1.4, 3])
     left.page_link("views/run.py", label="Open run", icon=":material/monitoring:", query_params={"id": run_id})
     eligible, why = extend_eligibility(store.summary(run_id))
@@ -166,8 +174,11 @@ def _live(store: RunStore, filters: Filters) -> None:
         return
     shown = apply_filters(table, filters)
     visible = runs[runs["run_id"].isin(set(shown["run_id"]))].reset_index(drop=True)
-    _metrics(table, len(visible))
-    _group_section(groups[groups["Dataset"].isin(set(shown["dataset"]))].reset_index(drop=True), store)
+    if filters.active:
+        st.caption(f"Filtered: {len(shown)} of {len(table)} runs. Counts, groups and runs below are those "
+                   "that match.", help="Clear the filters in the sidebar to see every run.")
+    _metrics(shown, len(table))
+    _group_section(groups_frame(shown) if filters.active else groups, store)
     _runs_section(visible, store)
     export = shown.drop(columns=[c for c in ("problems", "class_names") if c in shown.columns])
     csv_button(export, f"nnwatch_runs_{safe_name(str(store.root.name))}", key="runs_csv", label="Runs as CSV")

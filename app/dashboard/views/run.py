@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from app.dashboard import charts, resources
+from app.dashboard.advice import render_follow_up
 from app.dashboard.downloads import chart_config, csv_button, png_button, run_report, safe_name
 from app.dashboard.extend_dialog import RESULT_KEY, open_extend_dialog, render_extend_dialog
+from app.dashboard.lineage import has_extension, render_lineage
 from app.dashboard.stop_section import render_stop_section
 from app.dashboard.store import RunStatus, RunStore, RunSummary
 from app.dashboard.ui import eta_text, extend_eligibility, fmt_dice, guard, run_flags, status_text, verdict_callout
@@ -37,7 +39,7 @@ def _choose_run(store: RunStore, wanted: str | None) -> str | None:
 
 
 def _header(summary: RunSummary) -> None:
-    cols = st.columns(6)
+    cols = [*st.columns(3), *st.columns(3)]  # three per row: nothing a user decides on is cut at 900 px
     done, planned = summary.epochs_completed, summary.planned_epochs
     cols[0].metric("Status", status_text(summary.status))
     cols[1].metric(f"Epochs done (of {planned or '?'})", f"{done}")
@@ -57,7 +59,8 @@ def _actions(run_id: str, summary: RunSummary) -> None:
     related = source.jobs_by_run().get(run_id, []) if source is not None else []
     eligible, why = extend_eligibility(summary)
     left, right = st.columns([1, 3])
-    if left.button("Extend to 2000 epochs", type="primary" if eligible else "secondary", disabled=not eligible,
+    primary = eligible and not has_extension(run_id)
+    if left.button("Extend to 2000 epochs", type="primary" if primary else "secondary", disabled=not eligible,
                    key="run_extend", icon=":material/update:", help=why or "Retrain from scratch with a longer "
                    "schedule; a dialog shows what will run before anything starts."):
         open_extend_dialog(run_id)
@@ -97,8 +100,10 @@ def _body(store: RunStore, run_id: str) -> None:
         return
     analysis = store.analysis(run_id)
     _header(summary)
+    render_lineage(store, run_id)
     _actions(run_id, summary)
     render_stop_section(store, run_id, summary)
+    render_follow_up(store, run_id, summary)
     flags = run_flags(summary, frame, store.problems_of(run_id))
     if flags:
         st.warning("**Needs a look:**\n" + "\n".join(f"- {f}" for f in flags), icon=":material/flag:")

@@ -1,0 +1,129 @@
+"""What a person waits for in a real browser (Playwright driving Debian's Chromium) on the demo.
+
+Starts a fresh ``nnwatch serve`` of the demo (no root) and measures, at a 1400 × 1000 viewport:
+
+* ``first_chart_cold_s``: from opening a run page on a fresh tab right after the server is up (the server
+  has not read the tree yet) to the first Plotly chart drawn;
+* ``first_chart_fresh_tab_s``: the same on a second fresh tab of the now warm server (median of ``--repeat``);
+* ``plan_first_s``: from pressing "Extend to 2000 epochs" to the dialog's pre-flight checks, the first time on
+  this server (``--plan-after`` seconds after the first page, the time a person takes to read the page);
+* ``plan_again_s``: the same dialog opened again.
+
+Usage::
+
+    .venv/bin/python bench/bench_browser.py [--repeat 3] [--plan-after 15] [--chromium /usr/bin/chromium]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+REPO = Path(__file__).resolve().parents[1]
+PARENT = "Dataset101_Prostate/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _serve(base: Path, repo: Path) -> tuple[subprocess.Popen[bytes], str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("nnUNet_", "NNWATCH_"))}
+    env.update(XDG_CACHE_HOME=str(base / "cache"), NNWATCH_STATE=str(base / "state"), PYTHONPATH=str(repo))
+    port = _free_port()
+    log = (base / "serve.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=repo, env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return process, url
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("nnwatch serve did not start: " + (base / "serve.log").read_text()[-2000:])
+
+
+def _first_chart(browser, url: str) -> float:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    started = time.perf_counter()
+    page.goto(f"{url}/run?id={quote(PARENT, safe='')}")
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(state="visible", timeout=180_000)
+    elapsed = time.perf_counter() - started
+    context.close()
+    return elapsed
+
+
+def _plan(page) -> float:  # type: ignore[no-untyped-def]
+    import re
+
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=180_000)
+    started = time.perf_counter()
+    page.get_by_role("button", name=re.compile("Extend to 2000 epochs")).click()
+    page.get_by_role("dialog").get_by_text("Pre-flight checks").wait_for(state="visible", timeout=300_000)
+    elapsed = time.perf_counter() - started
+    page.get_by_role("dialog").get_by_role("button", name=re.compile("^Cancel")).click()
+    page.get_by_role("dialog").wait_for(state="hidden", timeout=60_000)
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3, help="fresh tabs to time on the warm server")
+    parser.add_argument("--plan-after", type=float, default=15.0,
+                        help="seconds between the first page and the first Extend click")
+    parser.add_argument("--chromium", default="/usr/bin/chromium", help="the browser to drive")
+    parser.add_argument("--repo", type=Path, default=REPO,
+                        help="serve the dashboard of another checkout (e.g. a worktree of an older commit)")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    results: dict[str, object] = {"repo": str(args.repo), "cpus": os.cpu_count(), "load_before": os.getloadavg()[0]}
+    with tempfile.TemporaryDirectory() as folder:
+        process, url = _serve(Path(folder), args.repo.absolute())
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=args.chromium)
+                results["first_chart_cold_s"] = round(_first_chart(browser, url), 2)
+                tabs = [_first_chart(browser, url) for _ in range(args.repeat)]
+                results["first_chart_fresh_tab_s"] = round(statistics.median(tabs), 2)
+                results["first_chart_fresh_tab_all_s"] = [round(t, 2) for t in tabs]
+                context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                page = context.new_page()
+                page.goto(f"{url}/run?id={quote(PARENT, safe='')}")
+                page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=180_000)
+                time.sleep(max(0.0, args.plan_after))  # the reading time being modelled, not a wait for a condition
+                results["plan_first_s"] = round(_plan(page), 2)
+                results["plan_again_s"] = round(_plan(page), 2)
+                browser.close()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    results["load_after"] = os.getloadavg()[0]
+    for key, value in results.items():
+        print(f"{key:28s} {value}")
+    out = REPO / "bench" / "out" / f"bench_browser_{args.repo.absolute().name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,276 @@
+"""The bundled demo in a real browser at 900 and 1400 px: what a new user reads must be whole and consistent.
+
+One ``nnwatch serve`` of the demo (no root) is shared by every test of this module. Each assertion reads the
+rendered page (text and element geometry), never Streamlit's session state: extension links between a parent
+and its running extension, no value or button label cut off, headline counts that follow the filters, an
+Extend dialog that recognises the running extension and keeps its buttons on bad input, and messages for ids
+that do not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from paths import REPO
+
+from app.demo import DEMO_RUNNING
+from monitor import scan
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts"
+PARENT = "Dataset101_Prostate/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0"
+CHILD = DEMO_RUNNING[0]
+WIDTHS = (900, 1400)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium"),
+]
+
+if CHROMIUM.exists():
+    from playwright.sync_api import Locator, Page, expect
+
+    # The first page of a fresh server reads and analyses every demo run; on a loaded 2-core machine that
+    # takes a while, and later pages are quick. One generous deadline for every wait.
+    expect.set_options(timeout=180_000)
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Demo:
+    """The served demo: its URL, where its tree was written, and what ``serve`` printed."""
+
+    def __init__(self, url: str, base: Path, log: Path) -> None:
+        self.url, self.base, self.log = url, base, log
+
+    @property
+    def root(self) -> Path:
+        return self.base / "cache" / "nnwatch" / "demo" / "nnUNet_results"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """``nnwatch serve`` with no root: the demo, written under a private cache folder."""
+    base = tmp_path_factory.mktemp("demo")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("nnUNet_", "NNWATCH_"))}
+    env.update(XDG_CACHE_HOME=str(base / "cache"), NNWATCH_STATE=str(base / "state"), PYTHONPATH=str(REPO))
+    port = _free_port()
+    log_path = base / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--refresh", "2"],
+                                   cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail("nnwatch serve did not start:\n" + log_path.read_text()[-3000:])
+        time.sleep(0.2)  # the port is not open yet; nothing to await but the next try
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        yield Demo(url, base, log_path)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _settled(page: Page) -> None:
+    page.wait_for_selector('[data-testid="stAppViewContainer"]', timeout=90_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000)
+
+
+def _open(page: Page, url: str, width: int) -> None:
+    page.set_default_timeout(180_000)
+    page.set_viewport_size({"width": width, "height": 1600})
+    page.goto(url)
+    expect(page.locator('[data-testid="stMain"]')).to_be_visible(timeout=180_000)
+
+
+_CUT = """() => {
+  const cut = [];
+  const boxes = document.querySelectorAll('[data-testid="stMetric"] *, button[data-testid^="stBaseButton"] *');
+  for (const el of boxes) {
+    if (!el.childElementCount && el.textContent.trim() && el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1
+        && getComputedStyle(el).overflow !== 'visible') cut.push(el.textContent.trim());
+  }
+  for (const el of document.querySelectorAll('[data-testid="stMetric"] div, [data-testid="stMetric"] p')) {
+    const style = getComputedStyle(el);
+    if (style.textOverflow === 'ellipsis' && el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1)
+      cut.push(el.textContent.trim());
+  }
+  return cut;
+}"""
+
+
+def _nothing_cut(page: Page, where: str) -> None:
+    """Wait (a page that is re-rendering may be mid-layout) until no metric or button text is cut off."""
+    try:
+        page.wait_for_function(f"() => ({_CUT})().length === 0", timeout=30_000)
+    except Exception:
+        raise AssertionError(f"cut off on {where}: {page.evaluate(_CUT)}") from None
+
+
+def _fresh_button(scope: Locator, name: str) -> Locator:
+    """A button of the current script run (a rerun keeps the previous run's copy, marked stale, for a moment)."""
+    fresh = scope.locator('[data-testid="stElementContainer"]:not([data-stale="true"])')
+    return fresh.get_by_role("button", name=re.compile(name)).first
+
+
+def _metric(page: Page, label: str) -> str:
+    tile = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
+    return tile.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def test_serve_and_the_sidebar_name_the_demo_tree(page: Page, demo: Demo) -> None:
+    _open(page, demo.url, 1400)
+    expect(page.get_by_text(str(demo.root), exact=False).first).to_be_visible(timeout=180_000)
+    assert str(demo.root) in demo.log.read_text()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_parent_and_extension_link_to_each_other(page: Page, demo: Demo, width: int) -> None:
+    _open(page, f"{demo.url}/run?id={quote(PARENT, safe='')}", width)
+    line = page.get_by_text(re.compile(r"extended → \d+/2000, running"))
+    expect(line).to_be_visible(timeout=180_000)
+    _settled(page)
+    page.screenshot(path=str(ARTIFACTS / f"demo_parent_{width}.png"))
+    expect(page.get_by_role("link", name=re.compile("Compare the two"))).to_be_visible(timeout=180_000)
+    page.get_by_role("link", name=re.compile("Open the extension")).click()
+    expect(page.get_by_text(re.compile(r"extension of ← 1000/1000, finished"))).to_be_visible(timeout=180_000)
+    expect(page.get_by_text(f"`{CHILD}`", exact=False).or_(page.get_by_text(CHILD, exact=False)).first).to_be_visible()
+    expect(page.get_by_role("link", name=re.compile("Open the parent"))).to_be_visible()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_nothing_a_user_decides_on_is_cut_off(page: Page, demo: Demo, width: int) -> None:
+    for run_id in (PARENT, DEMO_RUNNING[1]):
+        _open(page, f"{demo.url}/run?id={quote(run_id, safe='')}", width)
+        expect(page.locator('[data-testid="stMetric"]').first).to_be_visible(timeout=180_000)
+        expect(page.locator('[data-testid="stMetric"]').filter(has_text="Slope at the end")).to_be_visible(
+            timeout=180_000)
+        _settled(page)
+        values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
+        assert values and all(value.strip() for value in values)
+        _nothing_cut(page, f"{run_id} at {width} px")
+        expect(page.get_by_role("button", name=re.compile("Extend to 2000 epochs"))).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / f"demo_running_{width}.png"))
+    _open(page, demo.url, width)
+    expect(page.locator('[data-testid="stMetric"]').filter(has_text="Still improving")).to_be_visible(timeout=180_000)
+    _settled(page)
+    _nothing_cut(page, f"the overview at {width} px")
+
+
+def test_headline_counts_follow_the_filters(page: Page, demo: Demo) -> None:
+    _open(page, f"{demo.url}/?status=running", 1400)
+    heading = page.get_by_text(re.compile(r"^Runs \((\d+)\)$"))
+    expect(heading).to_be_visible(timeout=180_000)
+    _settled(page)
+    shown = int(re.search(r"\d+", heading.inner_text()).group())  # type: ignore[union-attr]
+    assert shown == len(DEMO_RUNNING)
+    assert _metric(page, "Runs") == str(shown) and _metric(page, "Running") == str(shown)
+    assert _metric(page, "Finished") == "0"
+    expect(page.get_by_text(re.compile(r"Filtered: 2 of \d+ runs"))).to_be_visible()
+    _nothing_cut(page, "the filtered overview")
+
+    _open(page, f"{demo.url}/?verdict=declining", 1400)
+    heading = page.get_by_text(re.compile(r"^Runs \((\d+)\)$"))
+    expect(heading).to_be_visible(timeout=180_000)
+    _settled(page)
+    table = scan(demo.root, verdicts=True, workers=1)
+    declining = table[table["verdict"] == "declining"]
+    groups = declining[["dataset", "configuration", "trainer", "plans"]].drop_duplicates()
+    assert _metric(page, "Runs") == str(len(declining))
+    assert heading.inner_text() == f"Runs ({len(declining)})"
+    expect(page.get_by_text(f"{len(groups)} group(s) of folds", exact=True)).to_be_visible()
+    assert _metric(page, "Still improving") == "0"
+
+
+def test_runs_table_decision_columns_fit_1400_px(page: Page, demo: Demo) -> None:
+    _open(page, demo.url, 1400)
+    grid = page.locator('[data-testid="stDataFrame"]').nth(1)
+    expect(grid).to_be_visible()
+    _settled(page)
+    # Configured widths up to and including "Why", plus the row-selection column.
+    needed = 30 + sum((50, 120, 75, 140, 36, 88, 118, 80, 68, 190))
+    width = grid.evaluate("el => el.getBoundingClientRect().width")
+    assert width >= needed, f"the runs table is {width:.0f} px wide; its decision columns need {needed}"
+    page.screenshot(path=str(ARTIFACTS / "demo_overview_1400.png"))
+
+
+def test_demo_jobs_page_has_a_history(page: Page, demo: Demo) -> None:
+    _open(page, f"{demo.url}/jobs", 1400)
+    expect(page.get_by_text(re.compile(r"Job de7a0\w+ ·")).first).to_be_visible()
+    expect(page.get_by_text("CUDA out of memory (demo)", exact=False).first).to_be_attached()
+
+
+def test_extend_dialog_on_the_demo_recognises_the_running_extension(page: Page, demo: Demo) -> None:
+    _open(page, f"{demo.url}/run?id={quote(PARENT, safe='')}", 1400)
+    page.get_by_role("button", name=re.compile("Extend to 2000 epochs")).click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text("nothing can start from here", exact=False)).to_be_visible(timeout=180_000)
+    expect(dialog.get_by_text("Pre-flight checks")).to_be_visible(timeout=180_000)  # the first plan loads nnU-Net
+    expect(dialog.get_by_text("started outside nnwatch, is training", exact=False)).to_be_visible()
+    expect(dialog.get_by_text("Folder for the new run", exact=False)).to_be_visible()
+    assert "delete" not in dialog.inner_text().lower()
+    start = _fresh_button(dialog, "^Start")
+    expect(start).to_be_disabled()
+    _settled(page)
+    page.screenshot(path=str(ARTIFACTS / "demo_extend_dialog.png"))
+
+    epochs = dialog.get_by_label("Epochs")
+    epochs.fill("0")
+    epochs.press("Enter")
+    expect(dialog.get_by_text("whole number above 0", exact=False)).to_be_visible(timeout=180_000)
+    expect(_fresh_button(dialog, "^Start")).to_be_visible()
+    expect(_fresh_button(dialog, "^Cancel")).to_be_visible()
+    epochs.fill("99999999")
+    epochs.press("Enter")
+    expect(dialog.get_by_text("far beyond any nnU-Net schedule", exact=False)).to_be_visible(timeout=180_000)
+    epochs.fill("2000")
+    epochs.press("Enter")
+    gpu = dialog.get_by_label("GPU index")
+    gpu.fill("first")
+    gpu.press("Enter")
+    expect(dialog.get_by_text("The GPU index is a number", exact=False)).to_be_visible(timeout=180_000)
+    expect(_fresh_button(dialog, "^Start")).to_be_visible()
+    expect(_fresh_button(dialog, "^Cancel")).to_be_visible()
+
+
+def test_unknown_ids_get_a_message(page: Page, demo: Demo) -> None:
+    _open(page, f"{demo.url}/jobs?job=deadbeef00", 1400)
+    expect(page.get_by_text("No job deadbeef00", exact=False)).to_be_visible(timeout=180_000)
+    _open(page, f"{demo.url}/compare?parent=Dataset1_Nope/x__y__2d/fold_0&child={quote(CHILD, safe='')}", 1400)
+    page.get_by_role("tab", name="Parent vs extended run").click()
+    expect(page.get_by_text("No run Dataset1_Nope/x__y__2d/fold_0", exact=False)).to_be_visible(timeout=180_000)
+    _open(page, f"{demo.url}/run?id=Dataset1_Nope%2Fx__y__2d%2Ffold_0", 1400)
+    expect(page.get_by_text("No run Dataset1_Nope/x__y__2d/fold_0", exact=False)).to_be_visible(timeout=180_000)
