@@ -94,7 +94,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     parser = sub.add_parser(
         "compare", help="two runs' real validation Dice compared case by case (paired bootstrap)",
         description="Compare the real validation (nnU-Net's validation/summary.json) of two runs of one dataset "
-                    "case by case: second minus first, with a paired bootstrap 95%% interval and a verdict.")
+                    "case by case: second minus first, with a paired bootstrap 95% interval and a verdict.")
     parser.add_argument("first", help="the first run folder (e.g. the parent), or a configuration folder with --folds")
     parser.add_argument("second", help="the second run folder (e.g. the extended run)")
     parser.add_argument("--folds", action="store_true",
