@@ -3,13 +3,17 @@
 from monitor.runs.layout import RunLocation, discover_runs, locate_run, parse_run_path
 from monitor.runs.merge import Curves
 from monitor.runs.reader import CURVE_COLUMNS, RunReader, curves_frame, load_run
+from monitor.runs.resume import CheckpointState, FileSignature, ReaderState, files_signature
 from monitor.runs.status import RunAssessment, RunStatus
 from monitor.runs.summary import SUMMARY_COLUMNS, RunSummary
 
 __all__ = [
     "CURVE_COLUMNS",
     "SUMMARY_COLUMNS",
+    "CheckpointState",
     "Curves",
+    "FileSignature",
+    "ReaderState",
     "RunAssessment",
     "RunLocation",
     "RunReader",
@@ -17,6 +21,7 @@ __all__ = [
     "RunSummary",
     "curves_frame",
     "discover_runs",
+    "files_signature",
     "load_run",
     "locate_run",
     "parse_run_path",
