@@ -50,7 +50,7 @@ def _sidebar(actor: Actor) -> None:
                     "/path/to/nnUNet_results` or set `$nnUNet_results`.", icon=":material/science:")
         else:
             st.caption(f":material/folder_open: `{config.root}`")
-        store = resources.store()
+        store = resources.store(quiet=True)
         if store is not None:
             table = store.table()
             running = int((table["status"] == "running").sum()) if len(table) else 0

@@ -26,6 +26,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 
 from monitor.runs.layout import FOLD_DIR_RE, RunLocation, discover_runs, parse_run_path
 from monitor.runs.reader import CHECKPOINT_SETTLE_S, RunReader
+from monitor.runs.resume import files_signature
 from monitor.runs.status import RunStatus
 from monitor.watch.events import Changes
 from monitor.watch.fs import ObserverChoice, choose_observer, start_observer
@@ -33,6 +34,9 @@ from monitor.watch.snapshots import Liveness, Publisher, RunSnapshot, TrackedRun
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
+
+    from monitor.index import RunIndex
+    from monitor.watch.indexed import IndexedRuns, VerdictSource
 
 __all__ = ["Liveness", "ResultsWatcher", "RunSnapshot", "WatchSnapshot"]
 
@@ -68,12 +72,15 @@ class ResultsWatcher:
     ``poll``: polling interval in seconds (None: inotify unless the root is on a network file system).
     ``tick_s``: how often time-based status is re-evaluated. ``reconcile_s``: how often every run is
     refreshed and the tree walked again, the safety net for events that never come (inotify overflow, the
-    watch limit). ``clock``: wall-clock time, compared with file mtimes; tests pass a fake one.
+    watch limit). ``clock``: wall-clock time, compared with file mtimes; tests pass a fake one. ``index``: a
+    :class:`monitor.index.RunIndex` that unchanged runs are taken from at start and changes are saved to.
+    ``progress(done, total)`` is called while :meth:`start` reads the runs.
     """
 
     def __init__(self, root: str | os.PathLike[str], *, poll: float | None = None,
                  liveness: Liveness | None = None, tick_s: float = 1.0, reconcile_s: float = 60.0,
-                 mountinfo: str | None = None, clock: Callable[[], float] = time.time) -> None:
+                 mountinfo: str | None = None, clock: Callable[[], float] = time.time,
+                 index: RunIndex | None = None, progress: Callable[[int, int], object] | None = None) -> None:
         self.root = Path(root).absolute()
         if not self.root.is_dir():
             raise FileNotFoundError(f"results root not found or not a folder: {root}")
@@ -96,6 +103,18 @@ class ResultsWatcher:
         self._state = self._published.state  # what readers of the watcher wait on
         self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
+        self._progress = progress
+        self._indexed: IndexedRuns | None = None
+        if index is not None:
+            from monitor.watch.indexed import IndexedRuns
+
+            self._indexed = IndexedRuns(index)
+            self.notes.extend(index.notes)
+
+    def judge_with(self, verdicts: VerdictSource) -> None:
+        """Where the caller's verdicts come from, to be saved with each run in the index."""
+        if self._indexed is not None:
+            self._indexed.verdicts = verdicts
 
     # -- life cycle ----------------------------------------------------------------------------------
     def start(self) -> ResultsWatcher:
@@ -107,8 +126,13 @@ class ResultsWatcher:
         if "falling back" in self._choice.reason:
             self.notes.append(self._choice.reason)
             log.warning("%s", self._choice.reason)
-        for location in self._discover(os.fspath(self.root)):
+        found = self._discover(os.fspath(self.root))
+        if self._indexed is not None:
+            self._indexed.index.forget(self.root, (location.run_id for location in found))
+        for done, location in enumerate(found, 1):
             self._guard(self._add, location)
+            if self._progress is not None:
+                self._progress(done, len(found))
         self._thread = threading.Thread(target=self._loop, name="nnwatch-watcher", daemon=True)
         self._thread.start()
         return self
@@ -122,6 +146,8 @@ class ResultsWatcher:
             self._state.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._indexed is not None:
+            self._guard(self._indexed.save, self._runs, self._published)
         if self._observer is not None:
             try:
                 self._observer.stop()
@@ -243,6 +269,8 @@ class ResultsWatcher:
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + self._tick_s
                 self._guard(self._tick)
+                if self._indexed is not None and self._indexed.save_due():
+                    self._guard(self._indexed.save, self._runs, self._published)
                 if time.monotonic() >= next_reconcile:
                     next_reconcile = time.monotonic() + self._reconcile_s
                     self._guard(self._reconcile)
@@ -332,7 +360,26 @@ class ResultsWatcher:
         if location.run_id in self._runs:
             self._refresh(location.run_id)
             return
-        reader = RunReader(location, checkpoint_settle_s=CHECKPOINT_SETTLE_S)
+        real = os.path.realpath(location.path)
+        polled = not (real + os.sep).startswith(self._real_prefix)
+        signature = None
+        if self._indexed is not None:
+            try:
+                signature, stored = self._indexed.stored(location)
+            except FileNotFoundError:
+                return
+            if stored is not None:
+                verdict = None if stored.verdict is None else (
+                    stored.verdict, stored.verdict_reason or "", stored.verdict_status or "")
+                self._runs[location.run_id] = self._published.add_stored(
+                    location, stored.summary, stored.inputs, self._indexed.loader(location, signature), verdict,
+                    polled, signature)
+                if polled:
+                    self._schedule(location.run_id, self._choice.interval_s)
+                return
+            reader = self._indexed.reader(location)
+        else:
+            reader = RunReader(location, checkpoint_settle_s=CHECKPOINT_SETTLE_S)
         try:
             reader.refresh()
         except FileNotFoundError:
@@ -340,9 +387,10 @@ class ResultsWatcher:
         except OSError as exc:
             log.warning("%s: %s; will retry", location.run_id, exc)
             reader.retry_pending = True
-        real = os.path.realpath(location.path)
-        polled = not (real + os.sep).startswith(self._real_prefix)
         run = self._runs[location.run_id] = self._published.add(reader, polled, moved_from)
+        run.signature = signature
+        if self._indexed is not None:
+            self._indexed.changed(location.run_id)
         if reader.retry_pending:
             self._retry(location.run_id, run)
         if polled:
@@ -351,6 +399,8 @@ class ResultsWatcher:
     def _remove(self, run_id: str, data: Mapping[str, Any]) -> None:
         if self._runs.pop(run_id, None) is not None:
             self._published.remove(run_id, data)
+            if self._indexed is not None:
+                self._indexed.forget(run_id)
 
     def _retry(self, run_id: str, run: TrackedRun) -> None:
         run.retry_delay = min(max(run.retry_delay * 2, RETRY_MIN_S), RETRY_MAX_S)
@@ -361,7 +411,21 @@ class ResultsWatcher:
         if run is None:
             self._discover_unknown(run_id)
             return
+        location = run.snapshot.location
+        if self._indexed is not None:
+            try:
+                signature = files_signature(location)
+            except FileNotFoundError:
+                signature = None
+            if run.reader is None:
+                if signature is not None and signature == run.signature:
+                    if run.polled:  # unchanged: stays unread
+                        self._schedule(run_id, self._choice.interval_s)
+                    return
+                run.reader = self._indexed.reader(location)
+            run.signature = signature
         reader = run.reader
+        assert reader is not None
         try:
             reader.refresh()
         except FileNotFoundError:
@@ -382,6 +446,8 @@ class ResultsWatcher:
             self._schedule(run_id, self._choice.interval_s)
         if reader.version != run.seen_version:
             self._published.update(run)
+            if self._indexed is not None:
+                self._indexed.changed(run_id)
         else:
             last_update = reader.last_update()
             if last_update != run.inputs.last_update:  # the log advanced without a new epoch: alive
@@ -408,7 +474,7 @@ class ResultsWatcher:
             if run_id not in self._runs:  # the others are refreshed below, with the rest
                 self._add(location)
         for run_id in list(self._runs):
-            if run_id not in found and not os.path.isdir(self._runs[run_id].reader.location.path):
+            if run_id not in found and not os.path.isdir(self._runs[run_id].snapshot.location.path):
                 self._remove(run_id, {"reason": "deleted"})
             else:
                 self._schedule(run_id, 0.0)
