@@ -69,7 +69,8 @@ class RunStore:
             self._watcher = ResultsWatcher(self.root, poll=poll_s, index=index, progress=self._on_progress)
         except OSError as exc:
             raise StoreError(f"cannot watch {self.root}: {exc}") from exc
-        self._watcher.judge_with(self._verdict_of)
+        if self._watcher.indexed is not None:
+            self._watcher.indexed.verdicts = self._verdict_of
         if background:
             threading.Thread(target=self._load, name="nnwatch-store-load", daemon=True).start()
         else:

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from monitor.index import IndexedRun, RunIndex, read_and_record
+from monitor.index import RunIndex, read_and_record
 from monitor.runs.layout import RunLocation
 from monitor.runs.merge import Curves
 from monitor.runs.reader import CHECKPOINT_SETTLE_S, RunReader
-from monitor.runs.resume import FileSignature, files_signature
+from monitor.runs.resume import FileSignature
 from monitor.runs.status import RunStatus
 
 if TYPE_CHECKING:
@@ -54,10 +54,16 @@ class IndexedRuns:
         self._last_save = time.monotonic()
 
     # -- starting --------------------------------------------------------------------------------------
-    def stored(self, location: RunLocation) -> tuple[FileSignature, IndexedRun | None]:
-        """The files' signature now, and the stored run if they still have it."""
-        signature = files_signature(location)
-        return signature, self.index.lookup(location, WATCH_MODE, signature)
+    def publish_stored(self, location: RunLocation, signature: FileSignature, publisher: Publisher,
+                       polled: bool) -> TrackedRun | None:
+        """Publish the run from the index, unread, if its files still have the stored signature."""
+        stored = self.index.lookup(location, WATCH_MODE, signature)
+        if stored is None:
+            return None
+        verdict = None if stored.verdict is None else (
+            stored.verdict, stored.verdict_reason or "", stored.verdict_status or "")
+        return publisher.add_stored(location, stored.summary, stored.inputs, self.loader(location, signature),
+                                    verdict, polled, signature)
 
     def reader(self, location: RunLocation, signature: FileSignature | None = None) -> RunReader:
         """A reader resumed from the stored state (reads only what changed), else a new one."""
@@ -93,7 +99,7 @@ class IndexedRuns:
     def changed(self, run_id: str) -> None:
         self._dirty.add(run_id)
 
-    def forget(self, run_id: str) -> None:
+    def forget_run(self, run_id: str) -> None:
         self._dirty.discard(run_id)
         with self._cache_lock:
             self._cache.pop(run_id, None)
