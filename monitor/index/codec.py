@@ -13,6 +13,7 @@ import enum
 import json
 import types
 import typing
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -51,36 +52,46 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _typed(hint: Any, value: Any) -> Any:
-    """``value`` (from JSON) as ``hint`` says: enums, dataclasses, tuples and lists rebuilt, optionals honoured."""
-    if value is None:
-        return None
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _typed(options[0], value) if len(options) == 1 else value
-    if origin in (tuple, list):
-        args = [a for a in typing.get_args(hint) if a is not Ellipsis] or [Any]
-        items = [_typed(args[0] if len(args) == 1 else args[i], v) for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return hint(value)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return _build(hint, value)
-    if hint is float and isinstance(value, int):
-        return float(value)
+def _identity(value: Any) -> Any:
     return value
 
 
 @cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _converter(hint: Any) -> Callable[[Any], Any]:
+    """A function that turns JSON's form of a ``hint`` value back into it: enums, dataclasses, tuples and lists
+    rebuilt, optionals honoured; built once per type."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        inner = _converter(options[0]) if len(options) == 1 else _identity
+        return lambda value: None if value is None else inner(value)
+    if origin in (tuple, list):
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis] or [Any]
+        if len(args) == 1:
+            item = _converter(args[0])
+            if item is _identity:
+                return tuple if origin is tuple else list
+            return lambda value: (tuple if origin is tuple else list)(item(v) for v in value)
+        items = [_converter(a) for a in args]
+        return lambda value: tuple(f(v) for f, v in zip(items, value))
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return hint
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return lambda value: _build(hint, value)
+    if hint is float:
+        return lambda value: float(value) if isinstance(value, int) else value
+    return _identity
+
+
+@cache
+def _fields(cls: type) -> tuple[tuple[str, Callable[[Any], Any]], ...]:
+    hints = typing.get_type_hints(cls)
+    return tuple((f.name, _converter(hints[f.name])) for f in dataclasses.fields(cls))
 
 
 def _build(cls: type, data: dict[str, Any]) -> Any:
-    hints = _hints(cls)
     try:
-        return cls(**{f.name: _typed(hints[f.name], data[f.name]) for f in dataclasses.fields(cls)})
+        return cls(**{name: convert(data[name]) for name, convert in _fields(cls)})
     except (KeyError, TypeError, ValueError) as exc:
         raise CodecError(f"stored {cls.__name__} does not match: {exc}") from exc
 

@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.index import RunIndex, read_and_record
@@ -127,12 +128,20 @@ class IndexedRuns:
             if verdict is not None:
                 record = replace(record, verdict=verdict[0], verdict_reason=verdict[1],
                                  verdict_status=run.snapshot.status.value)
+            elif self.verdicts is not None:
+                self._dirty.add(run_id)  # not judged yet: saved again with its verdict next time
             records.append(record)
-            saved.append(run)
+            saved.append((run, verdict))
         if records and self.index.save(records) == len(records):
-            for run in saved:
-                if run.assessment.status not in (RunStatus.RUNNING, RunStatus.STALLED) and run.signature:
-                    verdict = self.verdicts(run.snapshot.run_id, run.snapshot.version) if self.verdicts else None
+            for run, verdict in saved:
+                settled = run.assessment.status not in (RunStatus.RUNNING, RunStatus.STALLED)
+                if settled and run.signature and (verdict is not None or self.verdicts is None):
                     publisher.unload(run, self.loader(run.snapshot.location, run.signature),
                                      None if verdict is None else (*verdict, run.snapshot.status.value))
         return len(records)
+
+    def started(self, root: Path, run_ids: list[str]) -> None:
+        """The first read is over: runs no longer under ``root`` leave the index, and the next save waits a full
+        period (the caller judges the runs meanwhile)."""
+        self.index.forget(root, run_ids)
+        self._last_save = time.monotonic()

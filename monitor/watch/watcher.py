@@ -112,11 +112,11 @@ class ResultsWatcher:
         if self._poller is not None:
             self._poller.track_tree(self.root)  # before the walk: what changes during it is seen by a poll
         found = self._discover(os.fspath(self.root))
-        if self.indexed is not None:
-            self.indexed.index.forget(self.root, (location.run_id for location in found))
         for done, location in enumerate(found, 1):
             self._guard(self._add, location)
             self._progress(done, len(found))
+        if self.indexed is not None:
+            self.indexed.started(self.root, [location.run_id for location in found])
         self._thread = threading.Thread(target=self._loop, name="nnwatch-watcher", daemon=True)
         self._thread.start()
         return self
