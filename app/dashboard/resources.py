@@ -82,9 +82,12 @@ def store(*, quiet: bool = False) -> RunStore | None:
     root = results_root(config)
     try:
         shared = _store(str(root), not config.demo)  # demo trees are temporary: nothing to keep
+        was_ready = shared.ready
         shared.wait_ready(_PATIENCE_S)
         if not shared.ready and not quiet:
             _loading(shared)
+        elif not was_ready and shared.ready and not quiet:
+            st.rerun()  # ready while this page waited: draw everything (the sidebar too) with every run
         if shared.ready and shared.error is not None:
             raise shared.error
     except StoreError as exc:

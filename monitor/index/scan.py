@@ -41,7 +41,8 @@ def read_and_record(location: RunLocation, signature: FileSignature, state: Read
                     verdicts: bool, reader: RunReader | None = None) -> tuple[ScannedRun, IndexRecord, RunReader]:
     """Read a run (from ``state`` on where given), summarize it, judge it, and encode its index row."""
     if reader is None:
-        reader = RunReader.resume(location, state) if state is not None else RunReader(location, checkpoints=mode)
+        reader = (RunReader.resume(location, state, checkpoints=mode) if state is not None
+                  else RunReader(location, checkpoints=mode))
         reader.refresh()
     inputs = reader.status_inputs()
     summary = reader.summary(assessment=assess(inputs))

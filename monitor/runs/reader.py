@@ -94,10 +94,13 @@ class RunReader:
             self._metadata, self._metadata_signature)
 
     @classmethod
-    def resume(cls, location: RunLocation, state: ReaderState, *, checkpoint_settle_s: float = 0.0) -> RunReader:
+    def resume(cls, location: RunLocation, state: ReaderState, *, checkpoints: str | None = None,
+               checkpoint_settle_s: float = 0.0) -> RunReader:
         """A reader in the state :meth:`state` saved: its curves and summary at once, and the next
-        :meth:`refresh` reads only what changed since (a replaced or shorter log again in full)."""
-        reader = cls(location, checkpoints=state.checkpoint_mode, checkpoint_settle_s=checkpoint_settle_s)
+        :meth:`refresh` reads only what changed since (a replaced or shorter log again in full). ``checkpoints``:
+        the mode to go on in (a state without checkpoints reads the same in every mode)."""
+        mode = checkpoints or state.checkpoint_mode
+        reader = cls(location, checkpoints=mode, checkpoint_settle_s=checkpoint_settle_s)
         reader._files = set(state.files)
         reader._ordered_logs = [LogCursor.resume(location.path, cursor) for cursor in state.logs]
         reader._logs = {cursor.path.name: cursor for cursor in reader._ordered_logs}

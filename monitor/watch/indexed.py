@@ -69,8 +69,8 @@ class IndexedRuns:
     def reader(self, location: RunLocation, signature: FileSignature | None = None) -> RunReader:
         """A reader resumed from the stored state (reads only what changed), else a new one."""
         state = self.index.load_state(location, WATCH_MODE, signature)
-        if state is not None and state.checkpoint_mode == WATCH_MODE:
-            return RunReader.resume(location, state, checkpoint_settle_s=CHECKPOINT_SETTLE_S)
+        if state is not None and (state.checkpoint_mode == WATCH_MODE or not state.checkpoints):
+            return RunReader.resume(location, state, checkpoints=WATCH_MODE, checkpoint_settle_s=CHECKPOINT_SETTLE_S)
         return RunReader(location, checkpoint_settle_s=CHECKPOINT_SETTLE_S)
 
     def loader(self, location: RunLocation, signature: FileSignature) -> Callable[[], Curves]:

@@ -83,3 +83,24 @@ def test_several_roots(tree: Path, tmp_path: Path) -> None:
     assert again == rows
     missing = nnwatch("scan", "--root", str(tmp_path / "nope"), state=state)
     assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+def test_watch_follows_several_roots(tree: Path, tmp_path: Path) -> None:
+    other = tmp_path / "old_results"
+    run = new_run(other, 7, 12)
+    settle(other)
+    env = {**os.environ, "NNWATCH_STATE": str(tmp_path / "state"), "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([*NNWATCH, "watch", "--root", str(tree), "--root", str(other), "--jsonl"],
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout is not None
+        events = [json.loads(process.stdout.readline()) for _ in range(4)]
+        assert [(e["event"], e["root"], e["fold"]) for e in events] == [
+            ("run_added", str(tree), "0"), ("run_added", str(tree), "1"), ("run_added", str(tree), "2"),
+            ("run_added", str(other), "7")]
+        run.history(1)
+        epoch = json.loads(process.stdout.readline())  # blocks until the watcher reports it
+        assert (epoch["event"], epoch["root"], epoch["epoch"]) == ("epoch", str(other), 12)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
