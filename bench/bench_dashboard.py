@@ -114,13 +114,14 @@ def _browser_start(page, repo: Path, root: Path, state: Path, n_runs: int, run_i
         up = time.perf_counter()
         page.goto(f"http://127.0.0.1:{port}/")
         progress_seen = False
-        deadline = time.monotonic() + 900
+        deadline = time.monotonic() + 600
         listed = page.get_by_text(f"{n_runs} runs ·")
         table = page.locator('[data-testid="stDataFrame"]')
         while not (listed.count() and table.count()):
             progress_seen |= bool(page.locator('[data-testid="stProgress"]').count())
             if time.monotonic() > deadline:
-                raise RuntimeError("the overview did not list every run within 900 s")
+                page.screenshot(path=str(REPO / "bench" / "out" / "overview_timeout.png"))
+                raise RuntimeError(f"{label}: the overview did not list every run within 600 s")
             page.wait_for_timeout(50)
         shown = time.perf_counter()
         result: dict[str, float | str | bool] = {
@@ -129,7 +130,11 @@ def _browser_start(page, repo: Path, root: Path, state: Path, n_runs: int, run_i
             "rss_after_overview_mb": _rss_mb(server.pid)}
         before = time.perf_counter()
         page.goto(f"http://127.0.0.1:{port}/run?id={run_id}")
-        page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=120_000)
+        try:
+            page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=300_000)
+        except Exception:
+            page.screenshot(path=str(REPO / "bench" / "out" / "run_page_timeout.png"))
+            raise
         result["run_page_s"] = time.perf_counter() - before
         result["rss_after_run_page_mb"] = _rss_mb(server.pid)
         if state.joinpath("index.sqlite3").exists():  # let the server save every run before it is stopped

@@ -97,6 +97,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=750)
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--index-only", action="store_true",
+                        help="only the plain nnwatch scan and the rows through the run index")
     args = parser.parse_args()
     root = HERE / "out" / f"tree_{args.runs}x{args.epochs}"
     if not (root / ".complete").exists():
@@ -110,6 +112,13 @@ def main() -> None:
     baseline_file = HERE / "out" / "baseline_parser.py"
     baseline_file.write_text(BASELINE)
     subprocess.run(["cat", *map(str, logs)], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
+    if args.index_only:
+        results = {"nnwatch scan (with verdicts)": timed([nnwatch, "scan", str(root), "--format", "json",
+                                                          "--no-index"], args.repeat)}
+        results.update(indexed(nnwatch, root, args.repeat))
+        for name, values in results.items():
+            print(f"  {name:40s} best {min(values):6.2f} s   median {statistics.median(values):6.2f} s")
+        return
     results = {
         "cat (same bytes)": timed(["cat", *map(str, logs)], args.repeat),
         "baseline: line regex → pandas": timed([python, str(baseline_file), str(root)], args.repeat),

@@ -108,6 +108,6 @@ def test_cold_start_shows_progress_and_a_restart_comes_from_the_index(page: Page
         page.goto(url)
         expect(listed).to_be_visible(timeout=120_000)
         restart_s = time.monotonic() - started
-        expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
+        expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible(timeout=120_000)
     assert "damaged" not in log.read_text()
     print(f"overview after a restart with the index warm: {restart_s:.1f} s")
