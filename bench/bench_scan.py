@@ -99,9 +99,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--index-only", action="store_true",
                         help="only the plain nnwatch scan and the rows through the run index")
+    parser.add_argument("--root", type=Path, default=None, help="an existing results tree instead of generating one")
     args = parser.parse_args()
-    root = HERE / "out" / f"tree_{args.runs}x{args.epochs}"
-    if not (root / ".complete").exists():
+    root = args.root or HERE / "out" / f"tree_{args.runs}x{args.epochs}"
+    if args.root is None and not (root / ".complete").exists():
         print(f"generating {args.runs} runs × {args.epochs} epochs under {root} ...", flush=True)
         write_tree(root, args.runs, args.epochs, planned_epochs=max(1000, args.epochs))
         (root / ".complete").touch()
