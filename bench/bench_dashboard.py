@@ -215,7 +215,14 @@ def main() -> int:
     results: dict[str, float | int] = {"runs": len(specs), "epochs": args.epochs, "cpus": os.cpu_count() or 0}
 
     at = AppTest.from_file(MAIN, default_timeout=600)
-    results["overview_cold_s"] = _timed(at.run)
+
+    def first_overview() -> None:  # a cold start draws a progress bar first: run again until the table is there
+        at.run()
+        while not any("run_id" in df.value.columns for df in at.dataframe):
+            _store(str(root), True).wait_ready(1.0)
+            at.run()
+
+    results["overview_cold_s"] = _timed(first_overview)
     assert not at.exception, at.exception
     rows = next(df.value for df in at.dataframe if "run_id" in df.value.columns)
     assert len(rows) == len(specs), (len(rows), len(specs))
