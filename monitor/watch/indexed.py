@@ -111,6 +111,10 @@ class IndexedRuns:
     def save(self, runs: dict[str, TrackedRun], publisher: Publisher) -> int:
         """Store every changed run; settled ones (not running) then give back their reader and curves."""
         self._last_save = time.monotonic()
+        if self.verdicts is not None and not any(
+                run_id in runs and self.verdicts(run_id, runs[run_id].snapshot.version) is not None
+                for run_id in self._dirty):
+            return 0  # nothing judged yet (a first start): save later, not while the caller judges every run
         dirty, self._dirty = self._dirty, set()
         records = []
         saved = []
