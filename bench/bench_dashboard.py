@@ -11,9 +11,16 @@ and network. Measured:
 * live tick: the overview right after the watcher picked up new epochs appended to ``--live`` running
   logs (only those runs are re-analysed).
 
+With ``--browser`` it measures instead what a person sees, in Chromium (Playwright): a dashboard server is
+started and the first visitor's overview is timed until every run is listed, then a run page until its chart
+is drawn, with the server's RSS after each. Three starts: ``--base`` (another checkout, e.g. main, for the
+figure before), this checkout with an empty state folder (no run index: a cold start, with its progress bar),
+and this checkout again once that start has saved the run index (a restart).
+
 Usage::
 
     .venv/bin/python bench/bench_dashboard.py [--runs 750] [--epochs 1000] [--repeat 7] [--tree DIR]
+    .venv/bin/python bench/bench_dashboard.py --browser [--base DIR] [--runs 750] [--epochs 1000]
 
 The tree is generated once into ``bench/out/dashboard_tree_<runs>x<epochs>`` (git-ignored) and reused.
 """
@@ -66,6 +73,112 @@ def _timed(action) -> float:  # type: ignore[no-untyped-def]
     return time.perf_counter() - started
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _browser_start(page, repo: Path, root: Path, state: Path, n_runs: int, run_id: str,  # type: ignore[no-untyped-def]
+                   label: str) -> dict[str, float | str | bool]:
+    """Start a server of the checkout ``repo``, then time the first overview and a run page in the browser."""
+    import subprocess
+
+    port = _free_port()
+    env = {**os.environ, "NNWATCH_ROOT": str(root), "NNWATCH_STATE": str(state), "NNWATCH_HOST": "127.0.0.1",
+           "NNWATCH_JOBS_DB": str(state / "jobs.sqlite3"), "PYTHONPATH": str(repo)}
+    argv = [sys.executable, "-m", "streamlit", "run", str(repo / "app" / "dashboard" / "main.py"),
+            "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none",
+            "--browser.gatherUsageStats", "false"]
+    started = time.perf_counter()
+    server = subprocess.Popen(argv, env=env, cwd=repo, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import socket
+
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.perf_counter() - started > 120:
+                raise RuntimeError("server did not start")
+            time.sleep(0.05)
+        up = time.perf_counter()
+        page.goto(f"http://127.0.0.1:{port}/")
+        progress_seen = False
+        deadline = time.monotonic() + 600
+        listed = page.get_by_text(f"{n_runs} runs ·")
+        table = page.locator('[data-testid="stDataFrame"]')
+        while not (listed.count() and table.count()):
+            progress_seen |= bool(page.locator('[data-testid="stProgress"]').count())
+            if time.monotonic() > deadline:
+                page.screenshot(path=str(REPO / "bench" / "out" / "overview_timeout.png"))
+                raise RuntimeError(f"{label}: the overview did not list every run within 600 s")
+            page.wait_for_timeout(50)
+        shown = time.perf_counter()
+        result: dict[str, float | str | bool] = {
+            "start": label, "server_up_s": up - started, "first_overview_s": shown - up,
+            "first_overview_from_launch_s": shown - started, "progress_bar_seen": progress_seen,
+            "rss_after_overview_mb": _rss_mb(server.pid)}
+        before = time.perf_counter()
+        page.goto(f"http://127.0.0.1:{port}/run?id={run_id}")
+        try:
+            page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=300_000)
+        except Exception:
+            page.screenshot(path=str(REPO / "bench" / "out" / "run_page_timeout.png"))
+            raise
+        result["run_page_s"] = time.perf_counter() - before
+        result["rss_after_run_page_mb"] = _rss_mb(server.pid)
+        if state.joinpath("index.sqlite3").exists():  # let the server save every run before it is stopped
+            sys.path.insert(0, str(REPO))
+            from monitor.index import RunIndex
+
+            index = RunIndex(state / "index.sqlite3")
+            while index.info().runs < n_runs and time.monotonic() < deadline:
+                time.sleep(0.5)
+            result["index_runs"] = index.info().runs
+            result["index_mb"] = index.info().size_bytes / 2**20
+            index.close()
+        return result
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def browser_main(args: argparse.Namespace, root: Path, specs: list[tuple[str, RunSpec]]) -> int:
+    from playwright.sync_api import sync_playwright
+
+    run_id = specs[1][0]
+    state = Path(tempfile.mkdtemp(prefix="nnwatch_state_"))
+    starts: list[tuple[Path, Path, str]] = []
+    if args.base is not None:
+        starts.append((args.base.resolve(), Path(tempfile.mkdtemp(prefix="nnwatch_base_state_")), "base checkout"))
+    starts += [(REPO, state, "no run index (cold)"), (REPO, state, "run index warm (restart)")]
+    results = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
+        for repo, state_dir, label in starts:
+            context = browser.new_context(viewport={"width": 1600, "height": 1400})
+            page = context.new_page()
+            result = _browser_start(page, repo, root, state_dir, len(specs), run_id, label)
+            context.close()
+            results.append(result)
+            print(json.dumps(result), flush=True)
+        browser.close()
+    out = REPO / "bench" / "out" / "bench_dashboard_browser.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=750)
@@ -73,6 +186,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--live", type=int, default=10, help="running logs to append an epoch to")
     parser.add_argument("--tree", type=Path, default=None)
+    parser.add_argument("--browser", action="store_true", help="time server starts in Chromium (see above)")
+    parser.add_argument("--base", type=Path, default=None, help="with --browser: another checkout to time first")
     args = parser.parse_args()
 
     tree = args.tree or REPO / "bench" / "out" / f"dashboard_tree_{args.runs}x{args.epochs}"
@@ -87,8 +202,12 @@ def main() -> int:
         for log in (root / run_id).glob("training_log_*.txt"):
             os.utime(log)
 
+    if args.browser:
+        return browser_main(args, root, specs)
+
     jobs_db = Path(tempfile.mkdtemp()) / "jobs.sqlite3"
-    os.environ.update(NNWATCH_ROOT=str(root), NNWATCH_HOST="127.0.0.1", NNWATCH_JOBS_DB=str(jobs_db))
+    os.environ.update(NNWATCH_ROOT=str(root), NNWATCH_HOST="127.0.0.1", NNWATCH_JOBS_DB=str(jobs_db),
+                      NNWATCH_STATE=str(jobs_db.parent))
     from streamlit.testing.v1 import AppTest
 
     from app.dashboard.resources import _store
@@ -96,11 +215,18 @@ def main() -> int:
     results: dict[str, float | int] = {"runs": len(specs), "epochs": args.epochs, "cpus": os.cpu_count() or 0}
 
     at = AppTest.from_file(MAIN, default_timeout=600)
-    results["overview_cold_s"] = _timed(at.run)
+
+    def first_overview() -> None:  # a cold start draws a progress bar first: run again until the table is there
+        at.run()
+        while not any("run_id" in df.value.columns for df in at.dataframe):
+            _store(str(root), True).wait_ready(1.0)
+            at.run()
+
+    results["overview_cold_s"] = _timed(first_overview)
     assert not at.exception, at.exception
     rows = next(df.value for df in at.dataframe if "run_id" in df.value.columns)
     assert len(rows) == len(specs), (len(rows), len(specs))
-    store = _store(str(root))
+    store = _store(str(root), True)
     results["store_cold_load_s"] = store.cold_load_s
 
     def median_of(run) -> float:  # type: ignore[no-untyped-def]

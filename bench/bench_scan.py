@@ -6,6 +6,9 @@ Compares, each as a fresh process reading from the page cache:
   nnwatch   — ``nnwatch scan ROOT --format json`` (with and without the analyzer's verdicts), and the
               library call ``monitor.run_table(ROOT)``, which also imports pandas and builds the DataFrame.
 
+and, through the run index (a fresh state folder): ``nnwatch index --rebuild`` (reads every run and stores it),
+then ``nnwatch scan`` with the index warm, whose JSON must equal the plain scan's.
+
 Run:  .venv/bin/python bench/bench_scan.py [--runs 750] [--epochs 1000] [--repeat 3]
 The tree is generated once under bench/out/ (git-ignored) and reused.
 """
@@ -64,13 +67,29 @@ print(len(rows_out))
 '''
 
 
-def timed(argv: list[str], repeat: int) -> list[float]:
+def timed(argv: list[str], repeat: int, env: dict[str, str] | None = None) -> list[float]:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
-        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=env)
         times.append(time.perf_counter() - start)
     return times
+
+
+def indexed(nnwatch: str, root: Path, repeat: int) -> dict[str, list[float]]:
+    """Build a run index in a fresh state folder, then scan with it; its JSON must equal a plain scan's."""
+    import tempfile
+
+    env = {**os.environ, "NNWATCH_STATE": tempfile.mkdtemp(prefix="nnwatch_bench_state_")}
+    build = timed([nnwatch, "index", "--rebuild", str(root)], 1, env)
+    warm = timed([nnwatch, "scan", str(root), "--format", "json"], repeat, env)
+    plain = subprocess.run([nnwatch, "scan", str(root), "--format", "json", "--no-index"], env=env, check=True,
+                           capture_output=True, text=True).stdout
+    through = subprocess.run([nnwatch, "scan", str(root), "--format", "json"], env=env, check=True,
+                             capture_output=True, text=True).stdout
+    if plain != through:
+        raise SystemExit("the scan through the run index differs from the plain scan")
+    return {"nnwatch index --rebuild (no index yet)": build, "nnwatch scan, run index warm": warm}
 
 
 def main() -> None:
@@ -78,9 +97,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=750)
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--index-only", action="store_true",
+                        help="only the plain nnwatch scan and the rows through the run index")
+    parser.add_argument("--root", type=Path, default=None, help="an existing results tree instead of generating one")
     args = parser.parse_args()
-    root = HERE / "out" / f"tree_{args.runs}x{args.epochs}"
-    if not (root / ".complete").exists():
+    root = args.root or HERE / "out" / f"tree_{args.runs}x{args.epochs}"
+    if args.root is None and not (root / ".complete").exists():
         print(f"generating {args.runs} runs × {args.epochs} epochs under {root} ...", flush=True)
         write_tree(root, args.runs, args.epochs, planned_epochs=max(1000, args.epochs))
         (root / ".complete").touch()
@@ -91,6 +113,13 @@ def main() -> None:
     baseline_file = HERE / "out" / "baseline_parser.py"
     baseline_file.write_text(BASELINE)
     subprocess.run(["cat", *map(str, logs)], stdout=subprocess.DEVNULL, check=True)  # warm the page cache
+    if args.index_only:
+        results = {"nnwatch scan (with verdicts)": timed([nnwatch, "scan", str(root), "--format", "json",
+                                                          "--no-index"], args.repeat)}
+        results.update(indexed(nnwatch, root, args.repeat))
+        for name, values in results.items():
+            print(f"  {name:40s} best {min(values):6.2f} s   median {statistics.median(values):6.2f} s")
+        return
     results = {
         "cat (same bytes)": timed(["cat", *map(str, logs)], args.repeat),
         "baseline: line regex → pandas": timed([python, str(baseline_file), str(root)], args.repeat),
@@ -100,6 +129,7 @@ def main() -> None:
         "monitor.scan() → DataFrame": timed([python, "-c", "import sys; from monitor import scan; "
                                              "print(len(scan(sys.argv[1])))", str(root)], args.repeat),
     }
+    results.update(indexed(nnwatch, root, args.repeat))
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(f"tree: {len(logs)} logs, {size / 1e6:.0f} MB, {args.epochs} epochs each; best of {args.repeat} runs\n")
     best = {name: min(values) for name, values in results.items()}

@@ -21,7 +21,7 @@ from monitor.stops import with_stop_cause
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ResultsRootError", "ScannedRun", "scan", "scan_columns", "scan_rows", "summarize_runs"]
+__all__ = ["ResultsRootError", "ScannedRun", "rows_frame", "scan", "scan_columns", "scan_rows", "summarize_runs"]
 
 # Below this many runs the cost of starting workers outweighs parallel parsing.
 _PARALLEL_THRESHOLD = 24
@@ -118,6 +118,11 @@ def scan(root: str | os.PathLike[str], *, workers: int | None = None, verdicts: 
     # pandas is slow to import: do it while the parser processes work (they never need it).
     rows, problems = scan_rows(root, workers=workers, verdicts=verdicts,
                                while_waiting=lambda: importlib.import_module("pandas"))
+    return rows_frame(rows, problems, verdicts)
+
+
+def rows_frame(rows: list[dict[str, Any]], problems: list[str], verdicts: bool) -> pd.DataFrame:
+    """The run table's rows as :func:`scan` returns them (nullable ``Int64`` counts, problems in ``attrs``)."""
     import pandas as pd
 
     frame = pd.DataFrame(rows, columns=scan_columns(verdicts))

@@ -132,6 +132,7 @@ def build_fixture_tree(base: Path, *, now: float | None = None) -> FixtureTree:
     env = {
         "NNWATCH_ROOT": str(root),
         "NNWATCH_JOBS_DB": str(base / "jobs" / "jobs.sqlite3"),
+        "NNWATCH_STATE": str(base / "state"),
         "NNWATCH_HOST": "127.0.0.1",
         "NNWATCH_REFRESH_S": "1",
         "NNWATCH_BACKEND_FACTORY": "app_support:recording_backend",

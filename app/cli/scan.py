@@ -17,9 +17,9 @@ from app.cli.common import (
     json_default,
     print_json,
     records,
-    require_root,
     require_run_dir,
 )
+from app.cli.index import StderrProgress, require_roots
 
 __all__ = ["add_parsers", "format_table"]
 
@@ -54,25 +54,48 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 
 
+def _scan_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
+    """Through the run index when one exists (unchanged runs are not read again), else straight from the files;
+    the rows are the same either way."""
+    roots = require_roots(args.root, args.roots)
+    from monitor.index import default_index_path
+
+    if args.use_index and default_index_path().exists():
+        from monitor.index import RunIndex, indexed_scan_rows
+
+        index = RunIndex(warn=lambda message: print(f"warning: {message}", file=sys.stderr))
+        try:
+            return indexed_scan_rows(roots, index, workers=args.workers, verdicts=args.verdicts,
+                                     progress=StderrProgress())
+        finally:
+            index.close()
+    from monitor.run_table import scan_rows
+
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for root in roots:
+        more, found = scan_rows(root, workers=args.workers, verdicts=args.verdicts)
+        rows += more
+        problems += found
+    return rows, problems
+
+
 # -- commands -----------------------------------------------------------------------------------
 def cmd_scan(args: argparse.Namespace) -> int:
-    root = require_root(args.root)
+    rows, problems = _scan_rows(args)
     if args.format == "csv":
-        from monitor import scan
+        from monitor.run_table import rows_frame
 
-        table = scan(root, workers=args.workers, verdicts=args.verdicts)
+        table = rows_frame(rows, problems, args.verdicts)
         for column in ("class_names", "problems"):
             table[column] = table[column].map(lambda v: "; ".join(map(str, v)) if isinstance(v, list) else v)
         table.to_csv(sys.stdout, index=False)
         return EXIT_OK
-    # JSON and the table need no DataFrame: printing the rows spares a cold scan the pandas import.
-    from monitor.run_table import scan_rows
-
-    rows, problems = scan_rows(root, workers=args.workers, verdicts=args.verdicts)
     if args.format == "json":
         print_json(rows)
     else:
-        print(format_table(rows) if rows else f"no runs under {root}")
+        print(format_table(rows) if rows else "no runs under " + ", ".join(map(str, require_roots(args.root,
+                                                                                                   args.roots))))
         for problem in problems:
             print(f"warning: {problem}", file=sys.stderr)
     return EXIT_OK
@@ -110,6 +133,10 @@ def cmd_curves(args: argparse.Namespace) -> int:
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     scan = sub.add_parser("scan", help="one row per run under a results root")
     scan.add_argument("root", nargs="?", help="results root (default: $nnUNet_results)")
+    scan.add_argument("--root", dest="roots", action="append", metavar="ROOT",
+                      help="another results root (repeatable: old v1 results on another disk)")
+    scan.add_argument("--no-index", dest="use_index", action="store_false",
+                      help="read every run from its files even where the run index has it")
     scan.add_argument("--format", choices=("table", "json", "csv"), default="table",
                       help="a text table for reading (default), or JSON / CSV for scripts")
     scan.add_argument("--workers", type=int, default=None, help="parallel parser processes (default: CPUs)")

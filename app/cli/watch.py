@@ -17,7 +17,11 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from monitor.index import RunIndex
 
 __all__ = ["add_parsers", "cmd_watch", "format_event"]
 
@@ -28,6 +32,10 @@ CLI_EVENTS = frozenset({"run_added", "epoch", "status", "run_removed"})
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     watch = subparsers.add_parser("watch", help="stream new epochs, runs and status changes under a results root")
     watch.add_argument("root", nargs="?", help="results root (default: $nnUNet_results)")
+    watch.add_argument("--root", dest="roots", action="append", metavar="ROOT",
+                       help="another results root (repeatable); events then carry their root")
+    watch.add_argument("--no-index", dest="use_index", action="store_false",
+                       help="read every run from its files at start even where the run index has it")
     watch.add_argument("--jsonl", action="store_true", help="one JSON object per event on stdout")
     watch.add_argument("--poll", type=_seconds, metavar="SECONDS", default=None,
                        help="poll every SECONDS instead of using inotify (network file systems are detected and "
@@ -89,40 +97,60 @@ def _emit(event: dict[str, Any], jsonl: bool) -> None:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from app.cli.common import EXIT_OK, require_root
+    from app.cli.common import EXIT_OK
+    from app.cli.index import StderrProgress, require_roots
     from monitor.watch.events import iso_time
     from monitor.watch.watcher import ResultsWatcher
 
-    root = require_root(args.root)
+    roots = require_roots(args.root, args.roots)
+    index = _open_index() if args.use_index else None
     stop = threading.Event()
     handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    watcher = ResultsWatcher(root, poll=args.poll)
+    watchers = [ResultsWatcher(root, poll=args.poll, index=index, progress=StderrProgress()) for root in roots]
+    tagged = len(roots) > 1  # several roots: say which one each event is from
+
+    def emit(event: dict[str, Any], root: Path) -> None:
+        _emit({**event, "root": str(root)} if tagged else event, args.jsonl)
+
     try:
-        watcher.start()
-        print(f"nnwatch: watching {root} ({watcher.observer.reason}); Ctrl-C to stop", file=sys.stderr)
-        for note in watcher.notes:
-            print(f"warning: {note}", file=sys.stderr)
-        snapshot = watcher.snapshot()
-        now = iso_time(time.time())
-        for run_id in sorted(snapshot.runs):
-            row = snapshot.runs[run_id].summary.row()
-            _emit({"event": "run_added", "run_id": run_id, "time": now, **row}, args.jsonl)
-        version = snapshot.version
+        versions = []
+        for root, watcher in zip(roots, watchers):
+            watcher.start()
+            print(f"nnwatch: watching {root} ({watcher.observer.reason}); Ctrl-C to stop", file=sys.stderr)
+            for note in watcher.notes:
+                print(f"warning: {note}", file=sys.stderr)
+            snapshot = watcher.snapshot()
+            now = iso_time(time.time())
+            for run_id in sorted(snapshot.runs):
+                emit({"event": "run_added", "run_id": run_id, "time": now, **snapshot.runs[run_id].summary.row()}, root)
+            versions.append(snapshot.version)
         while not stop.is_set():
-            changes = watcher.changes_since(version, timeout=0.25)
-            if changes.events is None:  # fell behind the event buffer: carry on from now
-                print("warning: events were dropped (output too slow); continuing", file=sys.stderr)
-                version = changes.version
-                continue
-            for event in changes.events:
-                if event.kind in CLI_EVENTS:
-                    _emit(event.to_dict(), args.jsonl)
-            version = changes.version
+            for i, (root, watcher) in enumerate(zip(roots, watchers)):
+                changes = watcher.changes_since(versions[i], timeout=0.25 / len(watchers))
+                versions[i] = changes.version
+                if changes.events is None:  # fell behind the event buffer: carry on from now
+                    print("warning: events were dropped (output too slow); continuing", file=sys.stderr)
+                    continue
+                for event in changes.events:
+                    if event.kind in CLI_EVENTS:
+                        emit(event.to_dict(), root)
     except BrokenPipeError:  # `nnwatch watch | head`: the reader left; that is a normal end
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     finally:
-        watcher.stop()
+        for watcher in watchers:
+            watcher.stop()
+        if index is not None:
+            index.close()
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     return EXIT_OK
+
+
+def _open_index() -> RunIndex | None:
+    """The run index when one exists (``nnwatch watch`` then starts from it and keeps it up to date)."""
+    from monitor.index import RunIndex, default_index_path
+
+    if not default_index_path().exists():
+        return None
+    return RunIndex(warn=lambda message: print(f"warning: {message}", file=sys.stderr))

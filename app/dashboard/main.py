@@ -58,7 +58,7 @@ def _sidebar(actor: Actor) -> None:
                     icon=":material/science:")
         else:
             st.caption(f":material/folder_open: `{config.root}`")
-        store = resources.store()
+        store = resources.store(quiet=True)
         if store is not None:
             table = store.table()
             running = int((table["status"] == "running").sum()) if len(table) else 0

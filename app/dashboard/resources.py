@@ -8,6 +8,7 @@ applied by the pages, outside the caches, so every filter combination shares one
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,7 @@ from app.dashboard.jobs_source import JobsSource, load_backend_factory
 from app.dashboard.settings import Settings, load_settings
 from app.dashboard.store import RunStore, StoreError
 from app.dashboard.tables import groups_frame, runs_frame
+from monitor.index import RunIndex
 from trainer import Job, JobLiveness
 
 __all__ = ["jobs", "jobs_stamp", "overview_frames", "results_root", "settings", "store"]
@@ -44,23 +46,58 @@ def _close_store(store: RunStore) -> None:
     store.close()
 
 
-@st.cache_resource(show_spinner="Reading every run in the results tree (once per server start)…",
-                   on_release=_close_store)
-def _store(root: str, _jobs: JobsSource | None = None) -> RunStore:
-    return RunStore(root, liveness=None if _jobs is None else JobLiveness(_jobs.jobs, root))
+# A small tree is read in less than this: show it at once rather than flash a progress bar.
+_PATIENCE_S = 2.0
 
 
-def store() -> RunStore | None:
-    """The shared store (its watcher follows the tree by itself); None after showing what is wrong."""
+def _open_index() -> RunIndex | None:
+    """The run index in the state folder; without one (unwritable folder) every start reads every run."""
+    try:
+        return RunIndex()
+    except Exception as exc:  # a read-only state folder, a full disk: the dashboard still works, slower
+        logging.getLogger("nnwatch.dashboard").warning("run index unavailable: %s", exc)
+        return None
+
+
+@st.cache_resource(show_spinner=False, on_release=_close_store)
+def _store(root: str, indexed: bool, _jobs: JobsSource | None = None) -> RunStore:
+    """Reads in the background: the first page shows its progress (:func:`_loading`) instead of waiting blind.
+    The job registry is the watcher's liveness: a run whose job died is crashed at once, with its cause."""
+    return RunStore(root, index=_open_index() if indexed else None, background=True,
+                    liveness=None if _jobs is None else JobLiveness(_jobs.jobs, root))
+
+
+@st.fragment(run_every=1.0)
+def _loading(shared: RunStore) -> None:
+    if shared.ready:
+        st.rerun()
+    done, total = shared.progress
+    text = f"Reading the results tree: {done} of {total} runs" if total else "Looking for runs in the results tree…"
+    st.progress(done / total if total else 0.0, text=text)
+    st.caption("Once per server start; runs unchanged since the last start come from the run index at once.")
+
+
+def store(*, quiet: bool = False) -> RunStore | None:
+    """The shared store (its watcher follows the tree by itself); None after showing what is wrong, or the
+    reading progress while a cold start goes on (``quiet``: show nothing, for the sidebar)."""
     config = settings()
     root = results_root(config)
     try:
-        shared = _store(str(root), _jobs_of(config))
+        shared = _store(str(root), not config.demo, _jobs_of(config))  # demo trees: no index
+        was_ready = shared.ready
+        shared.wait_ready(_PATIENCE_S)
+        if not shared.ready and not quiet:
+            _loading(shared)
+        elif not was_ready and shared.ready and not quiet:
+            st.rerun()  # ready while this page waited: draw everything (the sidebar too) with every run
+        if shared.ready and shared.error is not None:
+            raise shared.error
     except StoreError as exc:
-        st.error(f"**{exc}.** Start nnwatch with `nnwatch serve --root /path/to/nnUNet_results`, or set "
-                 "`$nnUNet_results`; with neither it serves demo runs.", icon=":material/folder_off:")
+        if not quiet:
+            st.error(f"**{exc}.** Start nnwatch with `nnwatch serve --root /path/to/nnUNet_results`, or set "
+                     "`$nnUNet_results`; with neither it serves demo runs.", icon=":material/folder_off:")
         return None
-    return shared
+    return shared if shared.ready else None
 
 
 @st.cache_resource(show_spinner=False)
@@ -107,5 +144,5 @@ def overview_frames(root: str, version: int, stamp: tuple[tuple[str, str], ...],
     stands for it.
     """
     del version, stamp  # cache keys only
-    table = _store(root).table()
+    table = _store(root, not settings().demo).table()
     return table, runs_frame(table, _by_run), groups_frame(table)

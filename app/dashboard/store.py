@@ -9,6 +9,10 @@ so a new epoch re-analyses that run only.
 
 ``version`` is the watcher's event version: it moves whenever any run changes, so ``st.cache_data`` can
 key derived frames on it.
+
+With a run index (:mod:`monitor.index`), a restart takes unchanged runs from it: their summaries and verdicts at
+once, their curves only when a page draws them. ``background=True`` reads the runs in a thread and reports
+``progress`` meanwhile, so a page can show how far a cold start is.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitor.analyze import Analysis, analyze_curves, verdict_label
+from monitor.index import RunIndex
 from monitor.runs.status import RunStatus
 from monitor.runs.summary import RunSummary
 from monitor.watch.watcher import Liveness, ResultsWatcher, RunSnapshot
@@ -47,26 +52,68 @@ class RunStore:
     """All runs under one root, live; every public method is safe to call from any session's thread."""
 
     def __init__(self, root: str | os.PathLike[str], *, poll_s: float | None = None,
-                 liveness: Liveness | None = None) -> None:
-        """``liveness``: the job registry's answer per run (a dead job marks its run crashed at once)."""
+                 liveness: Liveness | None = None, index: RunIndex | None = None,
+                 background: bool = False) -> None:
+        """``liveness``: the job registry's answer per run (a dead job marks its run crashed at once);
+        ``index``: the run index to start from; ``background``: read in a thread (see :attr:`ready`)."""
         self.root = Path(root).absolute()
         if not self.root.is_dir():
             raise StoreError(f"results root not found or not a folder: {root}")
-        started = time.perf_counter()
-        try:
-            self._watcher = ResultsWatcher(self.root, poll=poll_s, liveness=liveness).start()
-        except OSError as exc:
-            raise StoreError(f"cannot watch {self.root}: {exc}") from exc
+        self._started = time.perf_counter()
         self._lock = threading.Lock()
         self._analyses: dict[str, tuple[int, Analysis]] = {}
         self._table: pd.DataFrame | None = None
         self._table_version = -1
-        self.table()  # the first verdicts, so the first visitor does not pay for them
-        self.cold_load_s = time.perf_counter() - started
+        self._index = index
+        self._progress = (0, 0)
+        self._ready = threading.Event()
+        self.error: StoreError | None = None
+        self.cold_load_s: float | None = None
+        try:
+            self._watcher = ResultsWatcher(self.root, poll=poll_s, liveness=liveness, index=index,
+                                           progress=self._on_progress)
+        except OSError as exc:
+            raise StoreError(f"cannot watch {self.root}: {exc}") from exc
+        if self._watcher.indexed is not None:
+            self._watcher.indexed.verdicts = self._verdict_of
+        if background:
+            threading.Thread(target=self._load, name="nnwatch-store-load", daemon=True).start()
+        else:
+            self._load()
+            if self.error is not None:
+                raise self.error
+
+    def _load(self) -> None:
+        try:
+            self._watcher.start()
+            self.table()  # the first verdicts, so the first visitor does not pay for them
+        except OSError as exc:
+            self.error = StoreError(f"cannot watch {self.root}: {exc}")
+        finally:
+            self.cold_load_s = time.perf_counter() - self._started
+            self._ready.set()
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self._progress = (done, total)
+
+    @property
+    def ready(self) -> bool:
+        """Every run has been read once (or taken from the index)."""
+        return self._ready.is_set()
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        """(runs read, runs found) while the first read goes on."""
+        return self._progress
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
 
     def close(self) -> None:
         """Stop the watcher's threads (``st.cache_resource`` calls this when it drops the store)."""
         self._watcher.stop()
+        if self._index is not None:
+            self._index.close()
 
     # -- versions ------------------------------------------------------------------------------------
     @property
@@ -104,8 +151,23 @@ class RunStore:
             self._analyses[snapshot.run_id] = (snapshot.version, result)
         return result
 
+    def _verdict_of(self, run_id: str, version: int) -> tuple[str, str] | None:
+        """The verdict of a run version already judged (saved with the run in the index)."""
+        with self._lock:
+            cached = self._analyses.get(run_id)
+        if cached is not None and cached[0] == version:
+            return cached[1].verdict.value, cached[1].reason
+        return None
+
     def _row(self, snapshot: RunSnapshot) -> dict[str, Any]:
         row = snapshot.summary.row()
+        stored = snapshot.stored_verdict
+        with self._lock:
+            cached = self._analyses.get(snapshot.run_id)
+        if (cached is None or cached[0] != snapshot.version) and stored is not None \
+                and stored[2] == snapshot.status.value:
+            row["verdict"], row["verdict_reason"] = stored[0], stored[1]  # from the index: no curves loaded
+            return row
         result = self._analysis_of(snapshot)
         row["verdict"] = result.verdict.value
         row["verdict_reason"] = result.reason

@@ -4,14 +4,18 @@ from monitor.runs.layout import RunLocation, discover_runs, locate_run, parse_ru
 from monitor.runs.lineage import ExtensionPair, extension_pairs, extensions_of, parent_of
 from monitor.runs.merge import Curves
 from monitor.runs.reader import CURVE_COLUMNS, RunReader, curves_frame, load_run
+from monitor.runs.resume import CheckpointState, FileSignature, ReaderState, files_signature
 from monitor.runs.status import RunAssessment, RunStatus
 from monitor.runs.summary import SUMMARY_COLUMNS, RunSummary
 
 __all__ = [
     "CURVE_COLUMNS",
     "SUMMARY_COLUMNS",
+    "CheckpointState",
     "Curves",
     "ExtensionPair",
+    "FileSignature",
+    "ReaderState",
     "RunAssessment",
     "RunLocation",
     "RunReader",
@@ -21,6 +25,7 @@ __all__ = [
     "discover_runs",
     "extension_pairs",
     "extensions_of",
+    "files_signature",
     "load_run",
     "locate_run",
     "parent_of",

@@ -17,6 +17,7 @@ from monitor.runs.cursor import LogCursor, log_sort_key
 from monitor.runs.layout import RunLocation, locate_run
 from monitor.runs.merge import Curves, merge_sessions, overlay_checkpoint
 from monitor.runs.metadata import RunMetadata, default_planned_epochs, planned_epochs_from_lr, read_metadata
+from monitor.runs.resume import CheckpointState, ReaderState
 from monitor.runs.status import (
     RECENT_EPOCHS,
     RunAssessment,
@@ -82,6 +83,32 @@ class RunReader:
         self.version = 0  # bumped whenever the merged curves or the metadata changed
         # The last refresh could not read everything: call refresh() again even without a file event.
         self.retry_pending = False
+
+    # -- resuming --------------------------------------------------------------------------------
+    def state(self) -> ReaderState:
+        """What :meth:`resume` needs to go on from here without reading anything again."""
+        return ReaderState(
+            self.checkpoint_mode, tuple(sorted(self._files)), tuple(c.state() for c in self._ordered_logs),
+            tuple(CheckpointState(name, int(e.signature[0]), float(e.signature[1]), e.curves, e.problem)
+                  for name, e in self._checkpoints.items()),
+            self._metadata, self._metadata_signature)
+
+    @classmethod
+    def resume(cls, location: RunLocation, state: ReaderState, *, checkpoints: str | None = None,
+               checkpoint_settle_s: float = 0.0) -> RunReader:
+        """A reader in the state :meth:`state` saved: its curves and summary at once, and the next
+        :meth:`refresh` reads only what changed since (a replaced or shorter log again in full). ``checkpoints``:
+        the mode to go on in (a state without checkpoints reads the same in every mode)."""
+        mode = checkpoints or state.checkpoint_mode
+        reader = cls(location, checkpoints=mode, checkpoint_settle_s=checkpoint_settle_s)
+        reader._files = set(state.files)
+        reader._ordered_logs = [LogCursor.resume(location.path, cursor) for cursor in state.logs]
+        reader._logs = {cursor.path.name: cursor for cursor in reader._ordered_logs}
+        reader._checkpoints = {c.name: _CheckpointEntry((c.size, c.mtime), c.curves, c.problem)
+                               for c in state.checkpoints}
+        reader._metadata, reader._metadata_signature = state.metadata, state.metadata_signature
+        reader.version = 1
+        return reader
 
     # -- reading -------------------------------------------------------------------------------
     def refresh(self) -> bool:

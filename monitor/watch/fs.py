@@ -9,24 +9,31 @@ start, the watcher polls and says how to raise the limit.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer as InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
 if TYPE_CHECKING:
-    from watchdog.events import FileSystemEventHandler
+    from watchdog.events import FileSystemEvent
     from watchdog.observers.api import BaseObserver
+
+log = logging.getLogger("nnwatch.watch")
 
 __all__ = [
     "DEFAULT_POLL_S",
+    "EventForwarder",
     "MountEntry",
     "ObserverChoice",
     "choose_observer",
+    "is_checkpoint_name",
     "is_network_fstype",
     "mount_of",
     "parse_mountinfo",
@@ -40,6 +47,23 @@ NETWORK_FSTYPES = frozenset({
 })
 _MOUNTINFO = "/proc/self/mountinfo"
 _MAX_WATCHES = "/proc/sys/fs/inotify/max_user_watches"
+
+
+class EventForwarder(FileSystemEventHandler):
+    """Runs on watchdog's thread: hands each event to ``forward``, nothing else (an exception is logged)."""
+
+    def __init__(self, forward: Callable[[FileSystemEvent], object]) -> None:
+        self._forward = forward
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        try:
+            self._forward(event)
+        except Exception:  # never kill watchdog's dispatcher thread
+            log.exception("cannot route file event %r", event)
+
+
+def is_checkpoint_name(name: str) -> bool:
+    return name.startswith(("checkpoint_", "model_")) and name.endswith((".pth", ".model", ".model.pkl"))
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ import numpy as np
 from monitor.runs.layout import RunLocation
 from monitor.runs.merge import Curves
 from monitor.runs.reader import RunReader, curves_frame
+from monitor.runs.resume import FileSignature
 from monitor.runs.status import RunAssessment, RunStatus, StatusInputs, assess
 from monitor.runs.summary import RunSummary, iso_seconds
 from monitor.stops import JobEvidence, with_stop_cause
@@ -41,13 +42,25 @@ Liveness = Callable[[str], "bool | JobEvidence | None"] | Collection[str]
 
 @dataclass(frozen=True)
 class RunSnapshot:
-    """One run as published at ``version``; never changes (``curves`` arrays are read-only)."""
+    """One run as published at ``version``; never changes (``curves`` arrays are read-only).
+
+    A run taken from the run index unchanged has no curves in memory: ``loader`` reads them when a page asks
+    (through a bounded cache), and ``stored_verdict`` is the index's (verdict, reason, status it was for)."""
 
     run_id: str
     location: RunLocation
     summary: RunSummary
-    curves: Curves
+    loaded: Curves | None
     version: int
+    loader: Callable[[], Curves] | None = None
+    stored_verdict: tuple[str, str, str] | None = None
+
+    @property
+    def curves(self) -> Curves:
+        if self.loaded is not None:
+            return self.loaded
+        assert self.loader is not None, "a snapshot has its curves or a way to load them"
+        return self.loader()
 
     @property
     def status(self) -> RunStatus:
@@ -71,13 +84,14 @@ class WatchSnapshot:
 class TrackedRun:
     """Worker-private state of one run."""
 
-    reader: RunReader
+    reader: RunReader | None  # None: taken from the run index unchanged, resumed from it when its files change
     snapshot: RunSnapshot
     inputs: StatusInputs  # cached per reader version; the clock only swaps ``now``/``alive``
     assessment: RunAssessment
     seen_version: int
     polled: bool  # reached through a symlink from outside the tree: no file events, refreshed on a timer
     retry_delay: float = 0.0
+    signature: FileSignature | None = None  # the files as they were before the reader's last refresh
 
 
 class Publisher:
@@ -124,6 +138,31 @@ class Publisher:
             snapshot = self._publish(location, summary, freeze_curves(reader.curves()))
         return TrackedRun(reader, snapshot, inputs, assessment, reader.version, polled)
 
+    def add_stored(self, location: RunLocation, summary: RunSummary, inputs: StatusInputs,
+                   loader: Callable[[], Curves], verdict: tuple[str, str, str] | None, polled: bool,
+                   signature: FileSignature) -> TrackedRun:
+        """Publish a run from the run index, unread (a ``run_added`` event, as :meth:`add`)."""
+        now = self._clock()
+        inputs = replace(inputs, now=now)
+        assessment = assess(replace(inputs, alive=self.alive(location.run_id)))
+        summary = summary.assessed(assessment)
+        with self.state:
+            self.log.append("run_added", location.run_id, summary.row(), now)
+            snapshot = RunSnapshot(location.run_id, location, summary, None, self.log.version, loader, verdict)
+            self.runs[location.run_id] = snapshot
+            self.state.notify_all()
+        return TrackedRun(None, snapshot, inputs, assessment, -1, polled, signature=signature)
+
+    def unload(self, run: TrackedRun, loader: Callable[[], Curves], verdict: tuple[str, str, str] | None) -> None:
+        """Drop a settled run's reader and curves (saved in the index); pages load them again on demand."""
+        with self.state:
+            old = run.snapshot
+            run.snapshot = replace(old, loaded=None, loader=loader, stored_verdict=verdict)
+            if self.runs.get(old.run_id) is old:
+                self.runs[old.run_id] = run.snapshot
+        run.reader = None
+        run.seen_version = -1
+
     def remove(self, run_id: str, data: Mapping[str, Any]) -> None:
         with self.state:
             self.runs.pop(run_id, None)
@@ -133,6 +172,7 @@ class Publisher:
     def update(self, run: TrackedRun) -> None:
         """Publish what a refresh changed: new epochs, a new status, or else a changed summary."""
         reader = run.reader
+        assert reader is not None, "update() follows a refresh of the run's reader"
         run_id = reader.location.run_id
         now, inputs, assessment, summary = self._assess(reader)
         curves = freeze_curves(reader.curves())

@@ -1,16 +1,16 @@
 """Live watcher over one results root: every new epoch, run, finished and dead run, as it happens.
 
-watchdog's thread only records which run or folder changed; one worker thread owns every run's reader,
-applies folder changes, refreshes the runs that are due and runs the status timer, and publishes immutable
-snapshots and events (:mod:`monitor.watch.snapshots`), so a UI thread never waits for disk I/O. Share one
-watcher per root: one set of inotify watches, one read of each byte.
-
+watchdog's inotify thread (or, polling, :mod:`monitor.watch.poller`) only records which run or folder changed;
+one worker thread owns every run's reader, applies folder changes, refreshes the runs that are due and runs the
+status timer, and publishes immutable snapshots and events (:mod:`monitor.watch.snapshots`), so a UI thread never
+waits for disk I/O. With a run index (:mod:`monitor.watch.indexed`) a start takes unchanged runs from it.
 Failures: a folder that is gone drops its run; any other ``OSError`` (a flaky mount) keeps the last state and
 retries with backoff; an unexpected exception is logged and the worker goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -22,17 +22,22 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.events import FileSystemEvent
 
 from monitor.runs.layout import FOLD_DIR_RE, RunLocation, discover_runs, parse_run_path
 from monitor.runs.reader import CHECKPOINT_SETTLE_S, RunReader
+from monitor.runs.resume import FileSignature, files_signature
 from monitor.runs.status import RunStatus
 from monitor.watch.events import Changes
-from monitor.watch.fs import ObserverChoice, choose_observer, start_observer
+from monitor.watch.fs import EventForwarder, ObserverChoice, choose_observer, is_checkpoint_name, start_observer
+from monitor.watch.poller import TreePoller
 from monitor.watch.snapshots import Liveness, Publisher, RunSnapshot, TrackedRun, WatchSnapshot
 
 if TYPE_CHECKING:
     from watchdog.observers.api import BaseObserver
+
+    from monitor.index import RunIndex
+    from monitor.watch.indexed import IndexedRuns
 
 __all__ = ["Liveness", "ResultsWatcher", "RunSnapshot", "WatchSnapshot"]
 
@@ -45,35 +50,20 @@ _CHECKPOINT_DELAY_S = 0.5
 _IGNORED_EVENTS = frozenset({"opened", "closed_no_write", "attrib"})
 
 
-def _is_checkpoint(name: str) -> bool:
-    return name.startswith(("checkpoint_", "model_")) and name.endswith((".pth", ".model", ".model.pkl"))
-
-
-class _Handler(FileSystemEventHandler):
-    """Runs on watchdog's thread: hand the event over, nothing else."""
-
-    def __init__(self, watcher: ResultsWatcher) -> None:
-        self._watcher = watcher
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        try:
-            self._watcher._on_fs_event(event)
-        except Exception:  # never kill watchdog's dispatcher thread
-            log.exception("cannot route file event %r", event)
-
-
 class ResultsWatcher:
     """Watch one results root; use as a context manager or call :meth:`start` / :meth:`stop`.
 
     ``poll``: polling interval in seconds (None: inotify unless the root is on a network file system).
     ``tick_s``: how often time-based status is re-evaluated. ``reconcile_s``: how often every run is
     refreshed and the tree walked again, the safety net for events that never come (inotify overflow, the
-    watch limit). ``clock``: wall-clock time, compared with file mtimes; tests pass a fake one.
+    watch limit). ``clock``: wall-clock time, compared with file mtimes; tests pass a fake one. ``index``: a
+    run index to start from and save to. ``progress(done, total)``: called while :meth:`start` reads the runs.
     """
 
     def __init__(self, root: str | os.PathLike[str], *, poll: float | None = None,
                  liveness: Liveness | None = None, tick_s: float = 1.0, reconcile_s: float = 60.0,
-                 mountinfo: str | None = None, clock: Callable[[], float] = time.time) -> None:
+                 mountinfo: str | None = None, clock: Callable[[], float] = time.time,
+                 index: RunIndex | None = None, progress: Callable[[int, int], object] | None = None) -> None:
         self.root = Path(root).absolute()
         if not self.root.is_dir():
             raise FileNotFoundError(f"results root not found or not a folder: {root}")
@@ -96,6 +86,14 @@ class ResultsWatcher:
         self._state = self._published.state  # what readers of the watcher wait on
         self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
+        self._progress = progress or (lambda done, total: None)
+        self._poller = TreePoller(self.root) if self._choice.kind == "polling" else None
+        self.indexed: IndexedRuns | None = None  # the run index's side (its ``verdicts`` are the caller's)
+        if index is not None:
+            from monitor.watch.indexed import IndexedRuns
+
+            self.indexed = IndexedRuns(index)
+            self.notes.extend(index.notes)
 
     # -- life cycle ----------------------------------------------------------------------------------
     def start(self) -> ResultsWatcher:
@@ -103,12 +101,22 @@ class ResultsWatcher:
         (``run_added`` events), then follow changes."""
         if self._thread is not None:
             raise RuntimeError("watcher already started")
-        self._observer, self._choice = start_observer(_Handler(self), self.root, self._choice)
-        if "falling back" in self._choice.reason:
-            self.notes.append(self._choice.reason)
-            log.warning("%s", self._choice.reason)
-        for location in self._discover(os.fspath(self.root)):
+        if self._poller is None:
+            self._observer, self._choice = start_observer(EventForwarder(self._on_fs_event), self.root, self._choice)
+            if "falling back" in self._choice.reason:
+                self.notes.append(self._choice.reason)
+                log.warning("%s", self._choice.reason)
+                self._observer.stop()  # the tree poller below does that job without listing every folder
+                self._observer = None
+                self._poller = TreePoller(self.root)
+        if self._poller is not None:
+            self._poller.track_tree(self.root)  # before the walk: what changes during it is seen by a poll
+        found = self._discover(os.fspath(self.root))
+        for done, location in enumerate(found, 1):
             self._guard(self._add, location)
+            self._progress(done, len(found))
+        if self.indexed is not None:
+            self.indexed.started(self.root, [location.run_id for location in found])
         self._thread = threading.Thread(target=self._loop, name="nnwatch-watcher", daemon=True)
         self._thread.start()
         return self
@@ -122,12 +130,12 @@ class ResultsWatcher:
             self._state.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self.indexed is not None:
+            self._guard(self.indexed.save, self._runs, self._published)
         if self._observer is not None:
-            try:
+            with contextlib.suppress(RuntimeError):
                 self._observer.stop()
                 self._observer.join(timeout)
-            except RuntimeError:
-                pass
 
     def __enter__(self) -> ResultsWatcher:
         return self.start()
@@ -198,7 +206,7 @@ class ResultsWatcher:
         name = path.rpartition(os.sep)[2]
         if inside and name != "summary.json":
             return  # validation outputs: only their summary.json matters
-        self._schedule(run_id, _CHECKPOINT_DELAY_S if kind == "modified" and _is_checkpoint(name) else 0.0)
+        self._schedule(run_id, _CHECKPOINT_DELAY_S if kind == "modified" and is_checkpoint_name(name) else 0.0)
 
     def _run_id_of(self, path: str) -> tuple[str | None, bool]:
         """The run id of a file path (its first ``fold_*`` folder) and whether it lies deeper inside the run."""
@@ -222,6 +230,7 @@ class ResultsWatcher:
     def _loop(self) -> None:
         next_tick = time.monotonic() + self._tick_s
         next_reconcile = time.monotonic() + self._reconcile_s
+        next_poll = time.monotonic() + self._choice.interval_s
         while True:
             with self._work:
                 while True:
@@ -243,7 +252,12 @@ class ResultsWatcher:
             if time.monotonic() >= next_tick:
                 next_tick = time.monotonic() + self._tick_s
                 self._guard(self._tick)
-                if time.monotonic() >= next_reconcile:
+                if self._poller is not None and time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + self._choice.interval_s
+                    self._guard(self._poll)
+                if self.indexed is not None and self.indexed.save_due():
+                    self._guard(self.indexed.save, self._runs, self._published)
+                if time.monotonic() >= next_reconcile and self._poller is None:  # a poll covers it
                     next_reconcile = time.monotonic() + self._reconcile_s
                     self._guard(self._reconcile)
 
@@ -332,7 +346,21 @@ class ResultsWatcher:
         if location.run_id in self._runs:
             self._refresh(location.run_id)
             return
-        reader = RunReader(location, checkpoint_settle_s=CHECKPOINT_SETTLE_S)
+        real = os.path.realpath(location.path)
+        polled = not (real + os.sep).startswith(self._real_prefix)
+        try:
+            signature = self._note(location)
+        except FileNotFoundError:
+            return
+        if self.indexed is not None and signature is not None:
+            stored = self.indexed.publish_stored(location, signature, self._published, polled)
+            if stored is not None:
+                self._runs[location.run_id] = stored
+                if polled:
+                    self._schedule(location.run_id, self._choice.interval_s)
+                return
+        reader = (self.indexed.reader(location) if self.indexed is not None
+                  else RunReader(location, checkpoint_settle_s=CHECKPOINT_SETTLE_S))
         try:
             reader.refresh()
         except FileNotFoundError:
@@ -340,17 +368,27 @@ class ResultsWatcher:
         except OSError as exc:
             log.warning("%s: %s; will retry", location.run_id, exc)
             reader.retry_pending = True
-        real = os.path.realpath(location.path)
-        polled = not (real + os.sep).startswith(self._real_prefix)
         run = self._runs[location.run_id] = self._published.add(reader, polled, moved_from)
+        run.signature = signature
+        if self.indexed is not None:
+            self.indexed.changed(location.run_id)
         if reader.retry_pending:
             self._retry(location.run_id, run)
         if polled:
             self._schedule(location.run_id, self._choice.interval_s)
 
+    def _note(self, location: RunLocation) -> FileSignature | None:
+        """Before a read: the files' signature (for the index and the poller) and the fold folder's mtime."""
+        if self._poller is not None:
+            self._poller.note_run(location.run_id, location.path)
+        return files_signature(location) if self.indexed is not None or self._poller is not None else None
+
     def _remove(self, run_id: str, data: Mapping[str, Any]) -> None:
         if self._runs.pop(run_id, None) is not None:
             self._published.remove(run_id, data)
+            for tracker in (self.indexed, self._poller):
+                if tracker is not None:
+                    tracker.forget_run(run_id)
 
     def _retry(self, run_id: str, run: TrackedRun) -> None:
         run.retry_delay = min(max(run.retry_delay * 2, RETRY_MIN_S), RETRY_MAX_S)
@@ -361,7 +399,22 @@ class ResultsWatcher:
         if run is None:
             self._discover_unknown(run_id)
             return
+        location = run.snapshot.location
+        if self.indexed is not None or self._poller is not None:
+            try:
+                signature = self._note(location)
+            except FileNotFoundError:
+                signature = None
+            if run.reader is None:
+                if signature is not None and signature == run.signature:
+                    if run.polled:  # unchanged: stays unread
+                        self._schedule(run_id, self._choice.interval_s)
+                    return
+                assert self.indexed is not None, "only runs from the index have no reader"
+                run.reader = self.indexed.reader(location)
+            run.signature = signature
         reader = run.reader
+        assert reader is not None
         try:
             reader.refresh()
         except FileNotFoundError:
@@ -382,6 +435,8 @@ class ResultsWatcher:
             self._schedule(run_id, self._choice.interval_s)
         if reader.version != run.seen_version:
             self._published.update(run)
+            if self.indexed is not None:
+                self.indexed.changed(run_id)
         else:
             last_update = reader.last_update()
             if last_update != run.inputs.last_update:  # the log advanced without a new epoch: alive
@@ -408,9 +463,29 @@ class ResultsWatcher:
             if run_id not in self._runs:  # the others are refreshed below, with the rest
                 self._add(location)
         for run_id in list(self._runs):
-            if run_id not in found and not os.path.isdir(self._runs[run_id].reader.location.path):
+            if run_id not in found and not os.path.isdir(self._runs[run_id].snapshot.location.path):
                 self._remove(run_id, {"reason": "deleted"})
             else:
+                self._schedule(run_id, 0.0)
+
+    def _poll(self) -> None:
+        """Polling (:mod:`monitor.watch.poller`): list only folders whose mtime moved, refresh changed runs."""
+        assert self._poller is not None
+        for path in self._poller.changed_dirs():
+            self._poller.track_tree(path)
+            under = self._ids_under(self._rel(path) or "")
+            gone = [r for r in under if not os.path.isdir(self._runs[r].snapshot.location.path)]
+            listed = self._discover(path) if os.path.isdir(path) else []
+            found = [location for location in listed if location.run_id not in self._runs]
+            moves = self._poller.moves(gone, found)  # a renamed folder keeps its inode
+            for run_id in gone:
+                self._remove(run_id, {"reason": "moved", "moved_to": moves[run_id]} if run_id in moves
+                             else {"reason": "deleted"})
+            moved_from = {new: old for old, new in moves.items()}
+            for location in found:
+                self._add(location, moved_from.get(location.run_id))
+        for run_id, run in list(self._runs.items()):
+            if self._poller.run_changed(run_id, run.snapshot.location.path, run.signature):
                 self._schedule(run_id, 0.0)
 
     def _tick(self) -> None:

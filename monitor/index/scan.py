@@ -1,0 +1,150 @@
+"""The run table through the index: unchanged runs come from it without parsing, changed ones are read from
+their saved offsets (in parallel workers, as :mod:`monitor.run_table` does), and what was read is saved back.
+
+The rows are the ones :func:`monitor.run_table.scan_rows` gives for the same files; only the time they take
+differs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from monitor.index.codec import encode_inputs, encode_state, encode_summary
+from monitor.index.store import IndexRecord, RunIndex
+from monitor.run_table import ResultsRootError, ScannedRun
+from monitor.runs import FileSignature, ReaderState, RunLocation, RunReader, discover_runs, files_signature
+from monitor.runs.status import assess
+
+__all__ = ["SCAN_MODE", "Progress", "indexed_scan_rows", "read_and_record"]
+
+#: How the scan reads checkpoints (only where the logs leave epochs uncovered).
+SCAN_MODE = "when_needed"
+_PARALLEL_THRESHOLD = 24
+
+#: ``progress(done, total)``: runs ready so far out of every run found.
+Progress = Callable[[int, int], object]
+
+
+@dataclass(frozen=True)
+class _Job:
+    location: RunLocation
+    signature: FileSignature
+    state: ReaderState | None
+
+
+def read_and_record(location: RunLocation, signature: FileSignature, state: ReaderState | None, mode: str, *,
+                    verdicts: bool, reader: RunReader | None = None) -> tuple[ScannedRun, IndexRecord, RunReader]:
+    """Read a run (from ``state`` on where given), summarize it, judge it, and encode its index row."""
+    if reader is None:
+        reader = (RunReader.resume(location, state, checkpoints=mode) if state is not None
+                  else RunReader(location, checkpoints=mode))
+        reader.refresh()
+    inputs = reader.status_inputs()
+    summary = reader.summary(assessment=assess(inputs))
+    verdict = reason = status = None
+    if verdicts:
+        from monitor.analyze import analyze_run
+
+        result = analyze_run(reader, status=summary.status)
+        verdict, reason, status = result.verdict.value, result.reason, summary.status.value
+    root = os.path.abspath(location.path)[: -len(location.run_id)].rstrip(os.sep) or os.sep
+    state_text, arrays = encode_state(reader.state())
+    record = IndexRecord(root, location.run_id, mode, signature, encode_summary(summary), encode_inputs(inputs),
+                         verdict, reason, status, state_text, arrays)
+    return ScannedRun(summary, verdict, reason), record, reader
+
+
+def _read_chunk(jobs: Sequence[_Job], verdicts: bool) -> list[tuple[ScannedRun, IndexRecord]]:
+    out = []
+    for job in jobs:
+        try:
+            run, record, _ = read_and_record(job.location, job.signature, job.state, SCAN_MODE, verdicts=verdicts)
+        except FileNotFoundError:
+            continue  # deleted while we scanned
+        out.append((run, record))
+    return out
+
+
+def _workers(workers: int | None) -> int:
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(workers, 8))
+
+
+def indexed_scan_rows(roots: Sequence[str | os.PathLike[str]], index: RunIndex, *, workers: int | None = None,
+                      verdicts: bool = False, progress: Progress | None = None
+                      ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The run table of every root as plain rows sorted by root then ``run_id`` (as ``scan_rows``), and the
+    problems found while walking; the index is brought up to date on the way."""
+    problems: list[str] = []
+    locations: list[RunLocation] = []
+    for root in roots:
+        root_path = Path(root)
+        if not root_path.is_dir():
+            raise ResultsRootError(f"results root not found or not a folder: {root}")
+        found = discover_runs(root_path, problems)
+        locations.extend(found)
+        index.forget(root_path, (location.run_id for location in found))
+    total = len(locations)
+    done: dict[int, ScannedRun] = {}
+    jobs: list[tuple[int, _Job]] = []
+    now = time.time()
+    for position, location in enumerate(locations):
+        try:
+            signature = files_signature(location)
+        except FileNotFoundError:
+            continue
+        stored = index.lookup(location, SCAN_MODE, signature)
+        if stored is not None:
+            summary = stored.summary.assessed(assess(replace(stored.inputs, now=now)))
+            if not verdicts:
+                done[position] = ScannedRun(summary)
+                continue
+            if stored.verdict is not None and stored.verdict_status == summary.status.value:
+                done[position] = ScannedRun(summary, stored.verdict, stored.verdict_reason)
+                continue
+        jobs.append((position, _Job(location, signature, index.load_state(location, SCAN_MODE, signature))))
+    if progress is not None:
+        progress(len(done), total)
+    n_workers = _workers(workers)
+    if n_workers <= 1 or len(jobs) < _PARALLEL_THRESHOLD or not hasattr(os, "fork"):
+        chunks = [jobs[i:i + 16] for i in range(0, len(jobs), 16)]
+        results: Any = (_read_chunk([job for _, job in chunk], verdicts) for chunk in chunks)
+        _collect(chunks, results, done, index, progress, total)
+    else:
+        import multiprocessing
+
+        n_chunks = max(n_workers * 4, len(jobs) // 32)
+        chunks = [jobs[i::n_chunks] for i in range(n_chunks)]
+        with multiprocessing.get_context("fork").Pool(n_workers) as pool:
+            results = pool.imap(_read_chunk_star, [([job for _, job in chunk], verdicts) for chunk in chunks])
+            _collect(chunks, results, done, index, progress, total)
+    rows = []
+    for position in sorted(done):
+        run = done[position]
+        row = run.summary.row()
+        if verdicts:
+            row.update(verdict=run.verdict, verdict_reason=run.verdict_reason)
+        rows.append(row)
+    return rows, problems
+
+
+def _read_chunk_star(args: tuple[Sequence[_Job], bool]) -> list[tuple[ScannedRun, IndexRecord]]:
+    return _read_chunk(*args)
+
+
+def _collect(chunks: list[list[tuple[int, _Job]]], results: Any, done: dict[int, ScannedRun], index: RunIndex,
+             progress: Progress | None, total: int) -> None:
+    for chunk, result in zip(chunks, results):
+        by_id = {run.summary.run_id: (run, record) for run, record in result}
+        for position, job in chunk:
+            if job.location.run_id in by_id:
+                done[position] = by_id[job.location.run_id][0]
+        index.save(record for _, record in by_id.values())
+        if progress is not None:
+            progress(len(done), total)

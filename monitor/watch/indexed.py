@@ -1,0 +1,151 @@
+"""The watcher's side of the run index: runs taken from it unread, readers resumed from it, changes saved to it.
+
+A run whose files have the signature the index stored is published from its stored summary, with no reader and
+no curves in memory; its curves are loaded when a page asks, through a bounded cache. When its files change,
+its reader is resumed from the stored state and reads only what was appended. Changed runs are saved in
+batches; a saved run that is no longer running gives its reader and curves back (memory stays bounded by the
+running runs and the cache).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from monitor.index import RunIndex, read_and_record
+from monitor.runs.layout import RunLocation
+from monitor.runs.merge import Curves
+from monitor.runs.reader import CHECKPOINT_SETTLE_S, RunReader
+from monitor.runs.resume import FileSignature
+from monitor.runs.status import RunStatus
+
+if TYPE_CHECKING:
+    from monitor.watch.snapshots import Publisher, TrackedRun
+
+__all__ = ["CURVE_CACHE_RUNS", "WATCH_MODE", "IndexedRuns", "VerdictSource"]
+
+log = logging.getLogger("nnwatch.watch")
+
+#: The watcher reads every checkpoint (the scan only where logs leave gaps): its own rows in the index.
+WATCH_MODE = "always"
+#: Curves of this many runs stay in memory after a page asked for them.
+CURVE_CACHE_RUNS = 64
+_SAVE_EVERY_S = 5.0
+
+#: ``(run_id, snapshot version) -> (verdict, reason)`` when the caller has judged that version, else None.
+VerdictSource = Callable[[str, int], "tuple[str, str] | None"]
+
+
+class IndexedRuns:
+    """Worker-private glue between a :class:`monitor.watch.ResultsWatcher` and a :class:`RunIndex`."""
+
+    def __init__(self, index: RunIndex, cache_runs: int = CURVE_CACHE_RUNS) -> None:
+        self.index = index
+        self.verdicts: VerdictSource | None = None
+        self._cache: OrderedDict[str, tuple[FileSignature, Curves]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._cache_runs = cache_runs
+        self._dirty: set[str] = set()
+        self._last_save = time.monotonic()
+
+    # -- starting --------------------------------------------------------------------------------------
+    def publish_stored(self, location: RunLocation, signature: FileSignature, publisher: Publisher,
+                       polled: bool) -> TrackedRun | None:
+        """Publish the run from the index, unread, if its files still have the stored signature."""
+        stored = self.index.lookup(location, WATCH_MODE, signature)
+        if stored is None:
+            return None
+        verdict = None if stored.verdict is None else (
+            stored.verdict, stored.verdict_reason or "", stored.verdict_status or "")
+        return publisher.add_stored(location, stored.summary, stored.inputs, self.loader(location, signature),
+                                    verdict, polled, signature)
+
+    def reader(self, location: RunLocation, signature: FileSignature | None = None) -> RunReader:
+        """A reader resumed from the stored state (reads only what changed), else a new one."""
+        state = self.index.load_state(location, WATCH_MODE, signature)
+        if state is not None and (state.checkpoint_mode == WATCH_MODE or not state.checkpoints):
+            return RunReader.resume(location, state, checkpoints=WATCH_MODE, checkpoint_settle_s=CHECKPOINT_SETTLE_S)
+        return RunReader(location, checkpoint_settle_s=CHECKPOINT_SETTLE_S)
+
+    def loader(self, location: RunLocation, signature: FileSignature) -> Callable[[], Curves]:
+        """Loads the run's curves as stored for ``signature`` (from the cache when a page asked recently)."""
+        def load() -> Curves:
+            with self._cache_lock:
+                hit = self._cache.get(location.run_id)
+                if hit is not None and hit[0] == signature:
+                    self._cache.move_to_end(location.run_id)
+                    return hit[1]
+            state = self.index.load_state(location, WATCH_MODE, signature)
+            reader = RunReader.resume(location, state) if state is not None else RunReader(location)
+            if state is None:  # the index lost it meanwhile (deleted, rebuilt): read the files
+                reader.refresh()
+            curves = reader.curves()
+            from monitor.watch.snapshots import freeze_curves
+
+            freeze_curves(curves)
+            with self._cache_lock:
+                self._cache[location.run_id] = (signature, curves)
+                while len(self._cache) > self._cache_runs:
+                    self._cache.popitem(last=False)
+            return curves
+        return load
+
+    # -- following --------------------------------------------------------------------------------------
+    def changed(self, run_id: str) -> None:
+        self._dirty.add(run_id)
+
+    def forget_run(self, run_id: str) -> None:
+        self._dirty.discard(run_id)
+        with self._cache_lock:
+            self._cache.pop(run_id, None)
+
+    def save_due(self) -> bool:
+        return bool(self._dirty) and time.monotonic() - self._last_save >= _SAVE_EVERY_S
+
+    def save(self, runs: dict[str, TrackedRun], publisher: Publisher) -> int:
+        """Store every changed run; settled ones (not running) then give back their reader and curves."""
+        self._last_save = time.monotonic()
+        if self.verdicts is not None and not any(
+                run_id in runs and self.verdicts(run_id, runs[run_id].snapshot.version) is not None
+                for run_id in self._dirty):
+            return 0  # nothing judged yet (a first start): save later, not while the caller judges every run
+        dirty, self._dirty = self._dirty, set()
+        records = []
+        saved = []
+        for run_id in sorted(dirty):
+            run = runs.get(run_id)
+            if run is None or run.reader is None or run.signature is None or run.reader.retry_pending:
+                continue
+            try:
+                _, record, _ = read_and_record(run.reader.location, run.signature, None, WATCH_MODE,
+                                               verdicts=False, reader=run.reader)
+            except Exception:
+                log.exception("%s: cannot encode for the run index", run_id)
+                continue
+            verdict = self.verdicts(run_id, run.snapshot.version) if self.verdicts is not None else None
+            if verdict is not None:
+                record = replace(record, verdict=verdict[0], verdict_reason=verdict[1],
+                                 verdict_status=run.snapshot.status.value)
+            elif self.verdicts is not None:
+                self._dirty.add(run_id)  # not judged yet: saved again with its verdict next time
+            records.append(record)
+            saved.append((run, verdict))
+        if records and self.index.save(records) == len(records):
+            for run, verdict in saved:
+                settled = run.assessment.status not in (RunStatus.RUNNING, RunStatus.STALLED)
+                if settled and run.signature and (verdict is not None or self.verdicts is None):
+                    publisher.unload(run, self.loader(run.snapshot.location, run.signature),
+                                     None if verdict is None else (*verdict, run.snapshot.status.value))
+        return len(records)
+
+    def started(self, root: Path, run_ids: list[str]) -> None:
+        """The first read is over: runs no longer under ``root`` leave the index, and the next save waits a full
+        period (the caller judges the runs meanwhile)."""
+        self.index.forget(root, run_ids)
+        self._last_save = time.monotonic()

@@ -1,0 +1,113 @@
+"""The run index seen from a browser: a cold start shows its progress on the page, a restart does not re-read.
+
+Two ``nnwatch serve`` starts on one state folder over a generated tree big enough that reading it takes a few
+seconds on any machine.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from paths import REPO
+
+from monitor.index import RunIndex
+from monitor.synth import write_tree
+
+CHROMIUM = Path("/usr/bin/chromium")
+N_RUNS = 600
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium"),
+]
+
+if CHROMIUM.exists():
+    from playwright.sync_api import Page, expect
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
+    return {**browser_context_args, "viewport": {"width": 1500, "height": 1400}}
+
+
+@contextmanager
+def _serve(root: Path, state: Path, log: Path) -> Iterator[str]:
+    port = _free_port()
+    env = {**os.environ, "NNWATCH_STATE": str(state), "NNWATCH_JOBS_DB": str(state / "jobs.sqlite3"),
+           "PYTHONPATH": str(REPO)}
+    with log.open("ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--root", str(root), "--port",
+                                    str(port)], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail("nnwatch serve did not start:\n" + log.read_text()[-3000:])
+        time.sleep(0.2)  # the port is not open yet; nothing to await but the next try
+    try:
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.timeout(900)
+def test_cold_start_shows_progress_and_a_restart_comes_from_the_index(page: Page, tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    write_tree(root, N_RUNS, 300)
+    state = tmp_path / "state"
+    log = tmp_path / "serve.log"
+    listed = page.get_by_text(f"{N_RUNS} runs ·")
+    with _serve(root, state, log) as url:
+        page.goto(url)
+        progress = page.locator('[data-testid="stProgress"]')
+        expect(progress).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Reading the results tree")).to_be_visible()
+        expect(listed).to_be_visible(timeout=600_000)
+        expect(progress).to_have_count(0)
+        deadline = time.monotonic() + 120
+        index = RunIndex(state / "index.sqlite3")
+        while index.info().runs < N_RUNS:  # saved in batches by the server's watcher
+            assert time.monotonic() < deadline, "the server did not save every run to the index"
+            time.sleep(0.5)
+        index.close()
+    with _serve(root, state, log) as url:
+        started = time.monotonic()
+        page.goto(url)
+        expect(listed).to_be_visible(timeout=120_000)
+        restart_s = time.monotonic() - started
+        expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible(timeout=120_000)
+    assert "damaged" not in log.read_text()
+    print(f"overview after a restart with the index warm: {restart_s:.1f} s")

@@ -1,0 +1,86 @@
+"""A watcher restarted on a run index: unchanged runs come from it unread, their curves only when asked, and
+what changes afterwards is read from the saved offsets."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from index_support import new_run, settle
+
+from monitor.index import RunIndex
+from monitor.logs import LogParser
+from monitor.runs import load_run
+from monitor.watch import ResultsWatcher
+
+
+def _summaries(watcher: ResultsWatcher) -> dict[str, object]:
+    return {run_id: snap.summary for run_id, snap in watcher.snapshot().runs.items()}
+
+
+def test_a_restart_takes_unchanged_runs_from_the_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "results"
+    runs = [new_run(root, n, 30 + 10 * n) for n in range(4)]
+    runs[0].finish()
+    settle(root)
+    path = tmp_path / "index.sqlite3"
+    with ResultsWatcher(root, index=RunIndex(path)) as first:
+        before = _summaries(first)
+        frames = {run_id: snap.frame() for run_id, snap in first.snapshot().runs.items()}
+    # stop() saved every run; a new process opens the index
+    feeds = [0]
+    original = LogParser.feed
+
+    def counting(self: LogParser, data: bytes, **kwargs: bool) -> object:
+        feeds[0] += 1
+        return original(self, data, **kwargs)
+
+    monkeypatch.setattr(LogParser, "feed", counting)
+    progress: list[tuple[int, int]] = []
+    index = RunIndex(path)
+    second = ResultsWatcher(root, index=index, progress=lambda done, total: progress.append((done, total)))
+    with second:
+        snapshot = second.snapshot()
+        assert feeds[0] == 0
+        assert progress[-1] == (4, 4)
+        assert _summaries(second) == before
+        assert all(snap.loaded is None for snap in snapshot.runs.values())  # nothing in memory yet
+        for run_id, snap in snapshot.runs.items():
+            assert snap.frame().equals(frames[run_id])  # loaded on demand, from the index
+        assert feeds[0] == 0
+
+        version = second.version
+        runs[2].history(3)
+        deadline = time.monotonic() + 10
+        epochs: list[int] = []
+        while time.monotonic() < deadline and len(epochs) < 3:
+            changes = second.changes_since(version, timeout=1.0)
+            version = changes.version
+            epochs += [event.data["epoch"] for event in changes.events or () if event.kind == "epoch"]
+        assert epochs == [50, 51, 52]
+        assert feeds[0] == 1  # only the appended bytes were parsed
+        run_id = runs[2].folder.relative_to(root).as_posix()
+        assert second.run(run_id).frame().equals(load_run(runs[2].folder, root).frame())  # type: ignore[union-attr]
+
+
+def test_settled_runs_give_their_curves_back_once_saved(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    runs = [new_run(root, n, 20) for n in range(3)]
+    for run in runs:
+        run.finish()
+    settle(root)
+    index = RunIndex(tmp_path / "index.sqlite3")
+    with ResultsWatcher(root, index=index, tick_s=0.1) as watcher:
+        assert all(snap.loaded is not None for snap in watcher.snapshot().runs.values())  # a cold start read them
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and index.info().runs < 3:
+            time.sleep(0.1)
+        while time.monotonic() < deadline and any(s.loaded is not None for s in watcher.snapshot().runs.values()):
+            time.sleep(0.1)
+        snapshot = watcher.snapshot()
+        assert index.info().runs == 3
+        assert all(snap.loaded is None for snap in snapshot.runs.values())
+        for run in runs:
+            run_id = run.folder.relative_to(root).as_posix()
+            assert snapshot.runs[run_id].frame().equals(load_run(run.folder, root).frame())
