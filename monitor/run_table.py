@@ -21,6 +21,8 @@ from monitor.stops import with_stop_cause
 if TYPE_CHECKING:
     import pandas as pd
 
+    from monitor.analyze import VerdictRow
+
 __all__ = ["ResultsRootError", "ScannedRun", "rows_frame", "scan", "scan_columns", "scan_rows", "summarize_runs"]
 
 # Below this many runs the cost of starting workers outweighs parallel parsing.
@@ -36,15 +38,19 @@ class ScannedRun:
     """One run of a scan: its summary and, when asked for, the analyzer's verdict and reason."""
 
     summary: RunSummary
-    verdict: str | None = None
-    verdict_reason: str | None = None
-    verdict_label: str | None = None  # the badge's words: "plateau, rising slowly (so far)"
-    verdict_final: bool | None = None  # the schedule has ended (monitor.analyze.verdict_is_final)
+    verdict: VerdictRow | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The run table's row: the summary's columns, then the verdict's where the run was judged."""
+        row = self.summary.row()
+        if self.verdict is not None:
+            row.update(self.verdict.columns())
+        return row
 
 
 def _summarize_chunk(locations: Sequence[RunLocation], verdicts: bool = False) -> list[ScannedRun]:
     if verdicts:
-        from monitor.analyze import analyze_run, verdict_label
+        from monitor.analyze import analyze_run, verdict_row
     runs = []
     for location in locations:
         reader = RunReader(location, checkpoints="when_needed")
@@ -55,7 +61,7 @@ def _summarize_chunk(locations: Sequence[RunLocation], verdicts: bool = False) -
         summary = with_stop_cause(reader.summary(), location, reader.curves())
         if verdicts:  # computed here, where the curves already are
             result = analyze_run(reader, status=summary.status)
-            runs.append(ScannedRun(summary, result.verdict.value, result.reason, verdict_label(result), result.final))
+            runs.append(ScannedRun(summary, verdict_row(result, summary.status.value)))
         else:
             runs.append(ScannedRun(summary))
     return runs
@@ -96,12 +102,7 @@ def scan_rows(root: str | os.PathLike[str], *, workers: int | None = None, verdi
     problems: list[str] = []
     locations = discover_runs(root_path, problems)
     runs = summarize_runs(locations, workers=workers, verdicts=verdicts, while_waiting=while_waiting)
-    rows = [run.summary.row() for run in runs]
-    if verdicts:
-        for row, run in zip(rows, runs):
-            row.update(verdict=run.verdict, verdict_reason=run.verdict_reason, verdict_label=run.verdict_label,
-                       verdict_final=run.verdict_final)
-    return rows, problems
+    return [run.row() for run in runs], problems
 
 
 def scan_columns(verdicts: bool) -> list[str]:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from monitor.analyze import Analysis, analyze_curves, verdict_label
+from monitor.analyze import Analysis, VerdictRow, analyze_curves, verdict_row
 from monitor.index import RunIndex
 from monitor.runs.status import RunStatus
 from monitor.runs.summary import RunSummary
@@ -151,12 +151,13 @@ class RunStore:
             self._analyses[snapshot.run_id] = (snapshot.version, result)
         return result
 
-    def _verdict_of(self, run_id: str, version: int) -> tuple[str, str] | None:
+    def _verdict_of(self, run_id: str, version: int) -> VerdictRow | None:
         """The verdict of a run version already judged (saved with the run in the index)."""
+        snapshot = self._watcher.run(run_id)
         with self._lock:
             cached = self._analyses.get(run_id)
-        if cached is not None and cached[0] == version:
-            return cached[1].verdict.value, cached[1].reason
+        if cached is not None and cached[0] == version and snapshot is not None:
+            return verdict_row(cached[1], snapshot.status.value)
         return None
 
     def _row(self, snapshot: RunSnapshot) -> dict[str, Any]:
@@ -165,14 +166,10 @@ class RunStore:
         with self._lock:
             cached = self._analyses.get(snapshot.run_id)
         if (cached is None or cached[0] != snapshot.version) and stored is not None \
-                and stored[2] == snapshot.status.value:
-            row["verdict"], row["verdict_reason"] = stored[0], stored[1]  # from the index: no curves loaded
+                and stored.status == snapshot.status.value:
+            row.update(stored.columns())  # from the index: no curves loaded
             return row
-        result = self._analysis_of(snapshot)
-        row["verdict"] = result.verdict.value
-        row["verdict_reason"] = result.reason
-        row["verdict_label"] = verdict_label(result)  # the badge's words, provisional marks included
-        row["verdict_final"] = result.final
+        row.update(verdict_row(self._analysis_of(snapshot), snapshot.status.value).columns())
         return row
 
     def run_ids(self) -> list[str]:

@@ -14,15 +14,15 @@ from monitor.analyze.compare import (
     extension_fell_behind,
 )
 from monitor.analyze.options import AnalyzerOptions
-from monitor.analyze.result import Analysis, FitLine, Trend, Verdict, verdict_is_final
+from monitor.analyze.result import Analysis, FitLine, Trend, Verdict, VerdictRow, verdict_is_final
 from monitor.analyze.smoothing import smooth
-from monitor.analyze.text import verdict_label, verdict_words
+from monitor.analyze.text import verdict_label, verdict_row, verdict_words
 from monitor.analyze.verdict import analyze_curves, analyze_run
 from monitor.numbers import signed
 
 __all__ = [
     "COMPARISON_RULE", "Analysis", "AnalyzerOptions", "Certainty", "ComparedRun", "ExtensionComparison", "FitLine",
-    "Standing", "Trend", "Verdict", "analyze", "analyze_curves", "analyze_run", "compare_extension", "compare_runs",
-    "extension_fell_behind", "hours_unit", "practical_gain_per_epoch", "signed", "smooth", "verdict_is_final",
-    "verdict_label", "verdict_words",
+    "Standing", "Trend", "Verdict", "VerdictRow", "analyze", "analyze_curves", "analyze_run", "compare_extension",
+    "compare_runs", "extension_fell_behind", "hours_unit", "practical_gain_per_epoch", "signed", "smooth",
+    "verdict_is_final", "verdict_label", "verdict_row", "verdict_words",
 ]

@@ -117,3 +117,21 @@ class Analysis:
     def to_dict(self) -> dict[str, Any]:
         """Strict-JSON-ready dict in field order, so the ten contract keys (the first ten fields) come first."""
         return json_fields(self)
+
+
+@dataclass(frozen=True)
+class VerdictRow:
+    """A run's verdict as every run table carries it (the scan, the dashboard, the run index), and the run
+    status it was judged at: a stored verdict is reused only while the run's status is still ``status``."""
+
+    verdict: str
+    reason: str
+    label: str  # the badge's words: "plateau, rising slowly (so far)"
+    final: bool  # the schedule has ended (verdict_is_final)
+    status: str
+
+    def columns(self) -> dict[str, Any]:
+        """The run table's verdict columns."""
+        return {"verdict": self.verdict, "verdict_reason": self.reason, "verdict_label": self.label,
+                "verdict_final": self.final}
+

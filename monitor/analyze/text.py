@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from monitor.analyze.options import AnalyzerOptions
-from monitor.analyze.result import Analysis, Trend
+from monitor.analyze.result import Analysis, Trend, VerdictRow
 from monitor.analyze.stats import SenFit
 from monitor.numbers import signed
 
-__all__ = ["Facts", "explain", "reason_for", "verdict_label", "verdict_words"]
+__all__ = ["Facts", "explain", "reason_for", "verdict_label", "verdict_row", "verdict_words"]
 
 PSEUDO_DICE_NOTE = (
     "Pseudo Dice is computed each epoch on a random subset of validation patches, so it is noisy and "
@@ -56,6 +56,11 @@ def verdict_label(a: Analysis) -> str:
     note = a.provisional_note
     words = verdict_words(a)
     return f"{words} ({note})" if note and str(a.verdict) != "insufficient_data" else words
+
+
+def verdict_row(a: Analysis, status: str) -> VerdictRow:
+    """The verdict columns of a run judged at run status ``status``."""
+    return VerdictRow(a.verdict.value, a.reason, verdict_label(a), a.final, str(status))
 
 
 def _threshold(a: Analysis, tau: float) -> str:

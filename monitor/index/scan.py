@@ -19,6 +19,7 @@ from monitor.index.store import IndexRecord, RunIndex
 from monitor.run_table import ResultsRootError, ScannedRun
 from monitor.runs import FileSignature, ReaderState, RunLocation, RunReader, discover_runs, files_signature
 from monitor.runs.status import assess
+from monitor.stops import STOPPED, with_stop_cause
 
 __all__ = ["SCAN_MODE", "Progress", "indexed_scan_rows", "read_and_record"]
 
@@ -45,18 +46,17 @@ def read_and_record(location: RunLocation, signature: FileSignature, state: Read
                   else RunReader(location, checkpoints=mode))
         reader.refresh()
     inputs = reader.status_inputs()
-    summary = reader.summary(assessment=assess(inputs))
-    verdict = reason = status = None
+    summary = with_stop_cause(reader.summary(assessment=assess(inputs)), location, reader.curves())
+    verdict = None
     if verdicts:
-        from monitor.analyze import analyze_run
+        from monitor.analyze import analyze_run, verdict_row
 
-        result = analyze_run(reader, status=summary.status)
-        verdict, reason, status = result.verdict.value, result.reason, summary.status.value
+        verdict = verdict_row(analyze_run(reader, status=summary.status), summary.status.value)
     root = os.path.abspath(location.path)[: -len(location.run_id)].rstrip(os.sep) or os.sep
     state_text, arrays = encode_state(reader.state())
     record = IndexRecord(root, location.run_id, mode, signature, encode_summary(summary), encode_inputs(inputs),
-                         verdict, reason, status, state_text, arrays)
-    return ScannedRun(summary, verdict, reason), record, reader
+                         verdict, state_text, arrays)
+    return ScannedRun(summary, verdict), record, reader
 
 
 def _read_chunk(jobs: Sequence[_Job], verdicts: bool) -> list[tuple[ScannedRun, IndexRecord]]:
@@ -102,11 +102,17 @@ def indexed_scan_rows(roots: Sequence[str | os.PathLike[str]], index: RunIndex, 
         stored = index.lookup(location, SCAN_MODE, signature)
         if stored is not None:
             summary = stored.summary.assessed(assess(replace(stored.inputs, now=now)))
+            if summary.status in STOPPED and summary.stop_cause is None:
+                # stopped since it was stored (by the clock alone): why is read from its files and curves
+                jobs.append((position, _Job(location, signature, index.load_state(location, SCAN_MODE, signature))))
+                continue
+            if summary.status not in STOPPED:
+                summary = with_stop_cause(summary, location)  # no cause for a run that did not stop
             if not verdicts:
                 done[position] = ScannedRun(summary)
                 continue
-            if stored.verdict is not None and stored.verdict_status == summary.status.value:
-                done[position] = ScannedRun(summary, stored.verdict, stored.verdict_reason)
+            if stored.verdict is not None and stored.verdict.status == summary.status.value:
+                done[position] = ScannedRun(summary, stored.verdict)
                 continue
         jobs.append((position, _Job(location, signature, index.load_state(location, SCAN_MODE, signature))))
     if progress is not None:
@@ -124,14 +130,7 @@ def indexed_scan_rows(roots: Sequence[str | os.PathLike[str]], index: RunIndex, 
         with multiprocessing.get_context("fork").Pool(n_workers) as pool:
             results = pool.imap(_read_chunk_star, [([job for _, job in chunk], verdicts) for chunk in chunks])
             _collect(chunks, results, done, index, progress, total)
-    rows = []
-    for position in sorted(done):
-        run = done[position]
-        row = run.summary.row()
-        if verdicts:
-            row.update(verdict=run.verdict, verdict_reason=run.verdict_reason)
-        rows.append(row)
-    return rows, problems
+    return [done[position].row() for position in sorted(done)], problems
 
 
 def _read_chunk_star(args: tuple[Sequence[_Job], bool]) -> list[tuple[ScannedRun, IndexRecord]]:

@@ -18,10 +18,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from monitor.analyze import VerdictRow
 from monitor.index.codec import CodecError, decode_inputs, decode_state, decode_summary
 from monitor.runs import SUMMARY_COLUMNS, FileSignature, ReaderState, RunLocation, RunSummary
 from monitor.runs.status import StatusInputs
@@ -49,8 +50,6 @@ CREATE TABLE IF NOT EXISTS runs (
     summary TEXT NOT NULL,
     inputs TEXT NOT NULL,
     verdict TEXT,
-    verdict_reason TEXT,
-    verdict_status TEXT,
     state TEXT NOT NULL,
     arrays BLOB NOT NULL,
     updated REAL NOT NULL,
@@ -86,9 +85,7 @@ class IndexRecord:
     signature: FileSignature
     summary: str
     inputs: str
-    verdict: str | None
-    verdict_reason: str | None
-    verdict_status: str | None
+    verdict: VerdictRow | None
     state: str
     arrays: bytes
 
@@ -101,9 +98,7 @@ class IndexedRun:
     signature: FileSignature
     summary: RunSummary
     inputs: StatusInputs
-    verdict: str | None
-    verdict_reason: str | None
-    verdict_status: str | None
+    verdict: VerdictRow | None  # the analyzer's, for the run status it names
     updated: float
 
 
@@ -219,19 +214,18 @@ class RunIndex:
     def lookup(self, location: RunLocation, mode: str, signature: FileSignature) -> IndexedRun | None:
         """The stored run when its files still have ``signature`` (None: read it from its files)."""
         rows = self._query(
-            "SELECT run_id, signature, summary, inputs, verdict, verdict_reason, verdict_status, updated FROM runs "
+            "SELECT run_id, signature, summary, inputs, verdict, updated FROM runs "
             "WHERE root = ? AND run_id = ? AND mode = ?", (self._root(location), location.run_id,
                                                            mode_key(mode, signature)))
         if not rows:
             return None
-        run_id, sig, summary, inputs, verdict, reason, status, updated = rows[0]
+        run_id, sig, summary, inputs, verdict, updated = rows[0]
         try:
             stored = _signature(str(sig))
             if stored != signature:
                 return None
             return IndexedRun(str(run_id), stored, decode_summary(str(summary)), decode_inputs(str(inputs)),
-                              verdict and str(verdict), reason and str(reason), status and str(status),
-                              float(updated))
+                              _verdict(verdict), float(updated))
         except (CodecError, ValueError, TypeError) as exc:
             log.warning("%s: index row unreadable (%s); reading the run's files", location.run_id, exc)
             return None
@@ -272,14 +266,14 @@ class RunIndex:
         """Store records in one transaction (one writer at a time; readers go on meanwhile)."""
         now = time.time()
         rows = [(r.root, r.run_id, mode_key(r.mode, r.signature), json.dumps(r.signature), r.summary, r.inputs,
-                 r.verdict, r.verdict_reason, r.verdict_status, r.state, r.arrays, now) for r in records]
+                 _verdict_text(r.verdict), r.state, r.arrays, now) for r in records]
         if not rows:
             return 0
         with self._lock:
             try:
                 with self._db:
                     self._db.execute("BEGIN IMMEDIATE")
-                    self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                    self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
             except sqlite3.DatabaseError as exc:
                 if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
                     log.warning("run index busy; %d runs not saved this time", len(rows))
@@ -288,16 +282,14 @@ class RunIndex:
                 return 0
         return len(rows)
 
-    def set_verdict(self, location: RunLocation, mode: str, signature: FileSignature, status: str,
-                    verdict: str, reason: str) -> None:
+    def set_verdict(self, location: RunLocation, mode: str, signature: FileSignature, verdict: VerdictRow) -> None:
         """Record the analyzer's verdict for the stored state (only if the row is still for ``signature``)."""
         with self._lock:
             try:
                 with self._db:
                     self._db.execute(
-                        "UPDATE runs SET verdict = ?, verdict_reason = ?, verdict_status = ? "
-                        "WHERE root = ? AND run_id = ? AND mode = ? AND signature = ?",
-                        (verdict, reason, status, self._root(location), location.run_id,
+                        "UPDATE runs SET verdict = ? WHERE root = ? AND run_id = ? AND mode = ? AND signature = ?",
+                        (_verdict_text(verdict), self._root(location), location.run_id,
                          mode_key(mode, signature), json.dumps(signature)))
             except sqlite3.OperationalError:
                 pass
@@ -313,3 +305,12 @@ class RunIndex:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany("DELETE FROM runs WHERE root = ? AND run_id = ?", [(root_text, g) for g in gone])
         return len(gone)
+
+
+def _verdict_text(verdict: VerdictRow | None) -> str | None:
+    return None if verdict is None else json.dumps(asdict(verdict))
+
+
+def _verdict(text: object) -> VerdictRow | None:
+    return None if text is None else VerdictRow(**json.loads(str(text)))
+

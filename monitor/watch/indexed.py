@@ -26,6 +26,7 @@ from monitor.runs.resume import FileSignature
 from monitor.runs.status import RunStatus
 
 if TYPE_CHECKING:
+    from monitor.analyze import VerdictRow
     from monitor.watch.snapshots import Publisher, TrackedRun
 
 __all__ = ["CURVE_CACHE_RUNS", "WATCH_MODE", "IndexedRuns", "VerdictSource"]
@@ -38,8 +39,8 @@ WATCH_MODE = "always"
 CURVE_CACHE_RUNS = 64
 _SAVE_EVERY_S = 5.0
 
-#: ``(run_id, snapshot version) -> (verdict, reason)`` when the caller has judged that version, else None.
-VerdictSource = Callable[[str, int], "tuple[str, str] | None"]
+#: ``(run_id, snapshot version) -> its verdict`` when the caller has judged that version, else None.
+VerdictSource = Callable[[str, int], "VerdictRow | None"]
 
 
 class IndexedRuns:
@@ -61,10 +62,8 @@ class IndexedRuns:
         stored = self.index.lookup(location, WATCH_MODE, signature)
         if stored is None:
             return None
-        verdict = None if stored.verdict is None else (
-            stored.verdict, stored.verdict_reason or "", stored.verdict_status or "")
         return publisher.add_stored(location, stored.summary, stored.inputs, self.loader(location, signature),
-                                    verdict, polled, signature)
+                                    stored.verdict, polled, signature)
 
     def reader(self, location: RunLocation, signature: FileSignature | None = None) -> RunReader:
         """A reader resumed from the stored state (reads only what changed), else a new one."""
@@ -130,8 +129,7 @@ class IndexedRuns:
                 continue
             verdict = self.verdicts(run_id, run.snapshot.version) if self.verdicts is not None else None
             if verdict is not None:
-                record = replace(record, verdict=verdict[0], verdict_reason=verdict[1],
-                                 verdict_status=run.snapshot.status.value)
+                record = replace(record, verdict=verdict)
             elif self.verdicts is not None:
                 self._dirty.add(run_id)  # not judged yet: saved again with its verdict next time
             records.append(record)
@@ -140,8 +138,7 @@ class IndexedRuns:
             for run, verdict in saved:
                 settled = run.assessment.status not in (RunStatus.RUNNING, RunStatus.STALLED)
                 if settled and run.signature and (verdict is not None or self.verdicts is None):
-                    publisher.unload(run, self.loader(run.snapshot.location, run.signature),
-                                     None if verdict is None else (*verdict, run.snapshot.status.value))
+                    publisher.unload(run, self.loader(run.snapshot.location, run.signature), verdict)
         return len(records)
 
     def started(self, root: Path, run_ids: list[str]) -> None:

@@ -20,12 +20,14 @@ from monitor.runs.reader import RunReader, curves_frame
 from monitor.runs.resume import FileSignature
 from monitor.runs.status import RunAssessment, RunStatus, StatusInputs, assess
 from monitor.runs.summary import RunSummary, iso_seconds
-from monitor.stops import JobEvidence, with_stop_cause
+from monitor.stops import STOPPED, JobEvidence, with_stop_cause
 from monitor.watch.events import EventLog, iso_time
 from monitor.watch.fs import ObserverChoice
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from monitor.analyze import VerdictRow
 
 __all__ = ["Liveness", "Publisher", "RunSnapshot", "TrackedRun", "WatchSnapshot", "changed", "new_rows"]
 
@@ -45,7 +47,7 @@ class RunSnapshot:
     """One run as published at ``version``; never changes (``curves`` arrays are read-only).
 
     A run taken from the run index unchanged has no curves in memory: ``loader`` reads them when a page asks
-    (through a bounded cache), and ``stored_verdict`` is the index's (verdict, reason, status it was for)."""
+    (through a bounded cache), and ``stored_verdict`` is the index's verdict (for the run status it names)."""
 
     run_id: str
     location: RunLocation
@@ -53,7 +55,7 @@ class RunSnapshot:
     loaded: Curves | None
     version: int
     loader: Callable[[], Curves] | None = None
-    stored_verdict: tuple[str, str, str] | None = None
+    stored_verdict: VerdictRow | None = None
 
     @property
     def curves(self) -> Curves:
@@ -122,9 +124,13 @@ class Publisher:
             return answer if answer is None or isinstance(answer, JobEvidence) else bool(answer)
         return True if run_id in liveness else None
 
-    def _with_stop_cause(self, summary: RunSummary, location: RunLocation, curves: Curves) -> RunSummary:
+    def _with_stop_cause(self, summary: RunSummary, location: RunLocation,
+                         curves: Callable[[], Curves]) -> RunSummary:
+        """The summary with why it stopped (curves are asked for only when it did: a stored run loads them)."""
+        if summary.status not in STOPPED:
+            return with_stop_cause(summary, location)
         answer = self.job(location.run_id)
-        return with_stop_cause(summary, location, curves, job=answer if isinstance(answer, JobEvidence) else None)
+        return with_stop_cause(summary, location, curves(), job=answer if isinstance(answer, JobEvidence) else None)
 
     def add(self, reader: RunReader, polled: bool, moved_from: str | None = None) -> TrackedRun:
         """Publish a run read for the first time (a ``run_added`` event)."""
@@ -139,13 +145,13 @@ class Publisher:
         return TrackedRun(reader, snapshot, inputs, assessment, reader.version, polled)
 
     def add_stored(self, location: RunLocation, summary: RunSummary, inputs: StatusInputs,
-                   loader: Callable[[], Curves], verdict: tuple[str, str, str] | None, polled: bool,
+                   loader: Callable[[], Curves], verdict: VerdictRow | None, polled: bool,
                    signature: FileSignature) -> TrackedRun:
         """Publish a run from the run index, unread (a ``run_added`` event, as :meth:`add`)."""
         now = self._clock()
         inputs = replace(inputs, now=now)
         assessment = assess(replace(inputs, alive=self.alive(location.run_id)))
-        summary = summary.assessed(assessment)
+        summary = self._with_stop_cause(summary.assessed(assessment), location, loader)
         with self.state:
             self.log.append("run_added", location.run_id, summary.row(), now)
             snapshot = RunSnapshot(location.run_id, location, summary, None, self.log.version, loader, verdict)
@@ -153,7 +159,7 @@ class Publisher:
             self.state.notify_all()
         return TrackedRun(None, snapshot, inputs, assessment, -1, polled, signature=signature)
 
-    def unload(self, run: TrackedRun, loader: Callable[[], Curves], verdict: tuple[str, str, str] | None) -> None:
+    def unload(self, run: TrackedRun, loader: Callable[[], Curves], verdict: VerdictRow | None) -> None:
         """Drop a settled run's reader and curves (saved in the index); pages load them again on demand."""
         with self.state:
             old = run.snapshot
@@ -198,7 +204,8 @@ class Publisher:
         if assessment.status == previous.status:
             return
         snapshot = run.snapshot
-        summary = self._with_stop_cause(snapshot.summary.assessed(assessment), snapshot.location, snapshot.curves)
+        summary = self._with_stop_cause(snapshot.summary.assessed(assessment), snapshot.location,
+                                        lambda: snapshot.curves)
         with self.state:
             self.log.append("status", snapshot.run_id, status_data(assessment, previous.status, summary), now)
             run.snapshot = self._publish(snapshot.location, summary, snapshot.curves)
@@ -208,7 +215,7 @@ class Publisher:
         now = self._clock()
         inputs = reader.status_inputs(now)
         assessment = assess(replace(inputs, alive=self.alive(reader.location.run_id)))
-        summary = self._with_stop_cause(reader.summary(assessment=assessment), reader.location, reader.curves())
+        summary = self._with_stop_cause(reader.summary(assessment=assessment), reader.location, reader.curves)
         return now, inputs, assessment, summary
 
     def _publish(self, location: RunLocation, summary: RunSummary, curves: Curves) -> RunSnapshot:
