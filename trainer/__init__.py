@@ -1,4 +1,4 @@
-"""Relaunch nnU-Net v2 runs with a longer schedule, from scratch, and keep track of those jobs.
+"""Relaunch nnU-Net v2 runs with a longer schedule, run nnU-Net's next steps, and keep track of those jobs.
 
 The flow is ``plan_extend`` (decide and check; changes nothing) → ``submit`` (record, then launch) →
 ``JobRegistry`` (the single source of truth: ``list_jobs``, ``get``, ``refresh`` reconciles with the
@@ -6,6 +6,10 @@ backends, ``cancel``). Backends (``local``, ``slurm``) implement one small inter
 :mod:`trainer.backends`; :mod:`trainer.selection` maps a name to one. :mod:`trainer.handoff` lets one
 process record local jobs that a worker process (``nnwatch worker``) starts. nnU-Net and torch are
 imported lazily, only when a trainer must be looked up.
+
+The next steps (:mod:`trainer.steps`: ``plan_train_fold``, ``plan_validate``, ``plan_find_best`` →
+``submit_step``) are jobs of other kinds (:class:`JobKind`) in the same registry and backends;
+:func:`read_best_configuration` reads what ``find_best`` left behind.
 
 Exceptions::
 
@@ -17,31 +21,47 @@ Exceptions::
 """
 
 from trainer.backends import Backend, BackendError
-from trainer.checks import Check
-from trainer.jobs import Job
+from trainer.best import BestConfiguration, BestConfigurationError, SelectedModel, read_best_configuration
+from trainer.checks import NPZ_WHY, Check, FoldFiles, fold_files
+from trainer.jobs import Job, JobKind
 from trainer.names import InvalidNameError
 from trainer.plan import ExtendPlan, PreflightError, plan_extend
 from trainer.registry import JobNotFoundError, JobRegistry, default_db_path
 from trainer.slurm_text import SlurmOptions
 from trainer.states import JobState
-from trainer.submit import current_user, submit
+from trainer.steps import DEFAULT_FOLDS, StepPlan, plan_find_best, plan_train_fold, plan_validate
+from trainer.submit import current_user, submit, submit_step
 from trainer.variants import VariantError
 
 __all__ = [
+    "DEFAULT_FOLDS",
+    "NPZ_WHY",
     "Backend",
     "BackendError",
+    "BestConfiguration",
+    "BestConfigurationError",
     "Check",
     "ExtendPlan",
+    "FoldFiles",
     "InvalidNameError",
     "Job",
+    "JobKind",
     "JobNotFoundError",
     "JobRegistry",
     "JobState",
     "PreflightError",
+    "SelectedModel",
     "SlurmOptions",
+    "StepPlan",
     "VariantError",
     "current_user",
     "default_db_path",
+    "fold_files",
     "plan_extend",
+    "plan_find_best",
+    "plan_train_fold",
+    "plan_validate",
+    "read_best_configuration",
     "submit",
+    "submit_step",
 ]

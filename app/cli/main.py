@@ -11,12 +11,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.cli import analyze, jobs, report, scan, serve, watch, worker
+from app.cli import analyze, jobs, report, scan, serve, steps, watch, worker
 from app.cli.common import EXIT_OK, EXIT_USAGE, UsageError
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (scan, analyze, watch, jobs, report, serve, worker)
+_COMMANDS = (scan, analyze, watch, jobs, steps, report, serve, worker)
 
 
 def build_parser() -> argparse.ArgumentParser:
