@@ -29,7 +29,7 @@ from trainer.plan import ExtendPlan, PreflightError, plan_extend
 from trainer.registry import JobNotFoundError, JobRegistry, default_db_path
 from trainer.slurm_text import SlurmOptions
 from trainer.states import JobState
-from trainer.steps import DEFAULT_FOLDS, StepPlan, plan_find_best, plan_train_fold, plan_validate
+from trainer.steps import DEFAULT_FOLDS, StepPlan, expected_folds, plan_find_best, plan_train_fold, plan_validate
 from trainer.submit import current_user, submit, submit_step
 from trainer.variants import VariantError
 
@@ -56,6 +56,7 @@ __all__ = [
     "VariantError",
     "current_user",
     "default_db_path",
+    "expected_folds",
     "fold_files",
     "plan_extend",
     "plan_find_best",

@@ -46,7 +46,15 @@ from trainer.selection import BACKEND_NAMES
 from trainer.slurm_text import SlurmOptions
 from trainer.variants import join_search_path, locate_trainer, variants_folder
 
-__all__ = ["DEFAULT_FOLDS", "StepPlan", "nnunet_executable", "plan_find_best", "plan_train_fold", "plan_validate"]
+__all__ = [
+    "DEFAULT_FOLDS",
+    "StepPlan",
+    "expected_folds",
+    "nnunet_executable",
+    "plan_find_best",
+    "plan_train_fold",
+    "plan_validate",
+]
 
 DEFAULT_FOLDS = ("0", "1", "2", "3", "4")
 _DESCRIPTIONS = {
@@ -213,6 +221,13 @@ def _split_count(preprocessed: str | None, dataset: str) -> int | None:
     except (OSError, ValueError):
         return None
     return len(splits) if isinstance(splits, list) else None
+
+
+def expected_folds(dataset: str, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The folds of the dataset's cross-validation: ``splits_final.json``'s, else nnU-Net's default five."""
+    environ = os.environ if environ is None else environ
+    count = _split_count(environ.get("nnUNet_preprocessed"), dataset)
+    return DEFAULT_FOLDS if count is None else tuple(str(fold) for fold in range(count))
 
 
 def _fold_check(fold: str, preprocessed: str | None, dataset: str) -> Check:
