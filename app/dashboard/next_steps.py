@@ -84,8 +84,8 @@ def _fold_buttons(model_dir: Path, root: str | None, context: str, folds: tuple[
             _open(StepRequest(JobKind.VALIDATE, str(model_dir / f"fold_{fold}"), root, context=context))
 
 
-def _find_best_controls(store: RunStore, dataset_dir: Path, trainer: str, configuration: str, key: str,
-                        context: str) -> None:
+def _find_best_controls(store: RunStore, dataset_dir: Path, trainer: str, configuration: str, plans: str,
+                        key: str, context: str) -> None:
     table = store.table()
     here = table[table["dataset"] == dataset_dir.name]
     trainers = sorted(set(here["trainer"].astype(str)) | {trainer})
@@ -99,7 +99,7 @@ def _find_best_controls(store: RunStore, dataset_dir: Path, trainer: str, config
     why = None
     try:
         plan = plan_find_best(dataset_dir, configurations=chosen_configs, trainers=chosen_trainers,
-                              plans=("nnUNetPlans",), folds=folds or all_folds, root=store.root)
+                              plans=(plans,), folds=folds or all_folds, root=store.root)
         why = None if plan.ok else "\n".join(f"- {problem}" for problem in plan.problems)
     except (ValueError, FileNotFoundError) as exc:
         why = str(exc)
@@ -108,7 +108,7 @@ def _find_best_controls(store: RunStore, dataset_dir: Path, trainer: str, config
                  help="nnUNetv2_find_best_configuration: picks the best model or ensemble from the "
                       "cross-validation and determines postprocessing" if why is None else why):
         _open(StepRequest(JobKind.FIND_BEST, str(dataset_dir), str(store.root), trainers=chosen_trainers,
-                          configurations=chosen_configs, plans=("nnUNetPlans",), folds=folds or all_folds,
+                          configurations=chosen_configs, plans=(plans,), folds=folds or all_folds,
                           context=context))
     if why is not None:
         st.caption("**Find best configuration is not available yet:**\n" + why)
@@ -168,7 +168,7 @@ def run_next_steps(run_id: str) -> None:
                       key="steps_run")
         with st.expander("Find the best configuration of this dataset"):
             _find_best_controls(store, location.path.parents[1], location.trainer, location.configuration,
-                                key="steps_run", context=context)
+                                location.plans, key="steps_run", context=context)
             best_configuration_panel(location.path.parents[1])
     render_step_dialog()
 
@@ -193,6 +193,7 @@ def configuration_next_steps(store: RunStore, group: tuple[str, str, str]) -> No
                                    "Files": [_facts(fold_files(model_dir / f"fold_{fold}")) for fold in folds]}),
                      hide_index=True, width="stretch")
         _fold_buttons(model_dir, str(store.root), context, folds, key="steps_cmp")
-        _find_best_controls(store, model_dir.parent, trainer, configuration, key="steps_cmp", context=context)
+        _find_best_controls(store, model_dir.parent, trainer, configuration, locations[0].plans, key="steps_cmp",
+                            context=context)
         best_configuration_panel(model_dir.parent)
     render_step_dialog()
