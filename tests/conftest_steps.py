@@ -71,13 +71,6 @@ def _succeeded(registry: JobRegistry, job_id: str) -> Job:
     return done
 
 
-def _job_id(completed: subprocess.CompletedProcess[str]) -> str:
-    import json
-
-    assert completed.returncode == 0, completed.stderr
-    return str(json.loads(completed.stdout)["job_id"])
-
-
 @pytest.fixture(scope="session")
 def next_steps_pipeline(tiny_nnunet, tiny_parent_run: Path,  # type: ignore[no-untyped-def]
                         tmp_path_factory: pytest.TempPathFactory) -> NextStepsPipeline:
@@ -114,12 +107,13 @@ def next_steps_pipeline(tiny_nnunet, tiny_parent_run: Path,  # type: ignore[no-u
     # Fold 0 of both trainers has no npz yet: find-best is refused.
     refused = plan_find_best(dataset_dir, configurations=["2d"], trainers=[TINY, LONGER], folds=FOLDS, environ=env)
     refused_cli = nnwatch(env, "find-best", str(dataset_dir), "-c", "2d", "-tr", TINY, LONGER, "-f", *FOLDS)
-    validations = {role: _job_id(nnwatch(env, "validate", str(run_dir), "--device", "cpu", "--json"))
-                   for role, run_dir in (("validate_tiny0", parent), ("validate_longer0", longer_dir / "fold_0"))}
-    for role, job_id in validations.items():
-        jobs[role] = _succeeded(registry, job_id)
-    found = nnwatch(env, "find-best", str(dataset_dir), "-c", "2d", "-tr", TINY, LONGER, "-f", *FOLDS, "--json")
-    jobs["find_best"] = _succeeded(registry, _job_id(found))
+    for role, run_dir in (("validate_tiny0", parent), ("validate_longer0", longer_dir / "fold_0")):
+        jobs[role] = submit_step(plan_validate(run_dir, device="cpu", environ=env), registry=registry,
+                                 requested_by="lab")
+    for role in ("validate_tiny0", "validate_longer0"):
+        jobs[role] = _succeeded(registry, jobs[role].job_id)
+    found = plan_find_best(dataset_dir, configurations=["2d"], trainers=[TINY, LONGER], folds=FOLDS, environ=env)
+    jobs["find_best"] = _succeeded(registry, submit_step(found, registry=registry, requested_by="lab").job_id)
     assert os.environ.get("NNWATCH_JOBS_DB") != env["NNWATCH_JOBS_DB"]
     return NextStepsPipeline(results=results, dataset_dir=dataset_dir, registry_path=registry.path, env=env,
                              jobs=jobs, repeated_train_fold=repeated, busy_error=busy, refused=refused,
