@@ -24,6 +24,7 @@ def dashboard_env(next_steps_pipeline: NextStepsPipeline, monkeypatch: pytest.Mo
         if key.startswith(("nnUNet_", "NNWATCH_")):
             monkeypatch.setenv(key, value)
     monkeypatch.setenv("NNWATCH_ROOT", str(next_steps_pipeline.results))
+    monkeypatch.setenv("NNWATCH_HOST", "127.0.0.1")  # a loopback dashboard acts without a login
     monkeypatch.delenv("NNWATCH_USERS_FILE", raising=False)
     monkeypatch.delenv("NNWATCH_OPEN_VIEW", raising=False)
     yield
