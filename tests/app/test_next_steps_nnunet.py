@@ -54,7 +54,12 @@ def test_compare_shows_nnunets_best_configuration(next_steps_pipeline: NextSteps
     instructions = (dataset_dir / "inference_instructions.txt").read_text()
     commands = "\n".join(line.strip() for line in instructions.splitlines() if line.startswith("nnUNetv2_"))
     assert commands in [c.value for c in at.code]
-    # Every fold is finished and validated with --npz: nothing left to train or validate, find-best enabled.
+    # Folds 0 and 1 are finished and validated with --npz; the split's folds 2-4 are not trained, so find-best
+    # over the whole split stays disabled, naming them, and is enabled for folds 0 and 1.
     files = next(df.value for df in at.dataframe if "Files" in df.value.columns)
     assert set(files.set_index("Fold").loc[["0", "1"], "Files"]) == {"validated with --npz (2 cases)"}
+    button = at.button(key="steps_cmp_find_best")
+    assert button.disabled and "fold 2: not trained" in button.help and "fold 0" not in button.help
+    at.multiselect(key="steps_cmp_fb_folds").set_value(["0", "1"]).run()
+    assert not at.exception, [e.value for e in at.exception]
     assert not at.button(key="steps_cmp_find_best").disabled
