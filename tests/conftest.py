@@ -71,5 +71,7 @@ def tiny_npz_fold(tiny_nnunet) -> Path:
     return train(tiny_nnunet, 2, epochs=4, extra=("--npz",))
 
 
-# Fixtures of the trainer tests (a real SLURM cluster, a file-only nnU-Net tree, a job registry).
+# Fixtures of the trainer tests (a real SLURM cluster, a file-only nnU-Net tree, a job registry) and the
+# real next-step pipeline (train missing folds, validate with --npz, find the best configuration).
+from conftest_steps import next_steps_pipeline  # noqa: E402, F401
 from conftest_trainer import extend_parent, fake_nnunet, job_registry, slurm_cluster  # noqa: E402, F401

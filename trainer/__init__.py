@@ -1,4 +1,4 @@
-"""Relaunch nnU-Net v2 runs with a longer schedule, from scratch, and keep track of those jobs.
+"""Relaunch nnU-Net v2 runs with a longer schedule, run nnU-Net's next steps, and keep track of those jobs.
 
 The flow is ``plan_extend`` (decide and check; changes nothing) → ``submit`` (record, then launch) →
 ``JobRegistry`` (the single source of truth: ``list_jobs``, ``get``, ``refresh`` reconciles with the
@@ -7,6 +7,10 @@ backends, ``cancel``). Backends (``local``, ``slurm``) implement one small inter
 process record local jobs that a worker process (``nnwatch worker``) starts. ``job_evidence`` and
 ``JobLiveness`` (:mod:`trainer.evidence`) hand how a job ended down to monitor's stop-cause classifier.
 nnU-Net and torch are imported lazily, only when a trainer must be looked up.
+
+The next steps (:mod:`trainer.steps`: ``plan_train_fold``, ``plan_validate``, ``plan_find_best`` →
+``submit_step``) are jobs of other kinds (:class:`JobKind`) in the same registry and backends;
+:func:`read_best_configuration` reads what ``find_best`` left behind.
 
 Exceptions::
 
@@ -18,41 +22,58 @@ Exceptions::
 """
 
 from trainer.backends import Backend, BackendError
-from trainer.checks import Check
+from trainer.best import BestConfiguration, BestConfigurationError, SelectedModel, read_best_configuration
+from trainer.checks import NPZ_WHY, Check, FoldFiles, fold_files
 from trainer.commands import NnunetCommand, command_text, follow_up_commands, sbatch_preview
 from trainer.evidence import JobLiveness, job_evidence
-from trainer.jobs import Job
+from trainer.jobs import Job, JobKind
 from trainer.names import InvalidNameError
 from trainer.plan import ExtendPlan, PreflightError, plan_extend
 from trainer.registry import JobNotFoundError, JobRegistry, default_db_path
 from trainer.slurm_text import SlurmOptions, suggest_time_limit
 from trainer.states import JobState
-from trainer.submit import current_user, submit
+from trainer.steps import DEFAULT_FOLDS, StepPlan, expected_folds, plan_find_best, plan_train_fold, plan_validate
+from trainer.submit import current_user, submit, submit_step
 from trainer.variants import VariantError, warm_up_lookup
 
 __all__ = [
+    "DEFAULT_FOLDS",
+    "NPZ_WHY",
     "Backend",
     "BackendError",
+    "BestConfiguration",
+    "BestConfigurationError",
     "Check",
     "ExtendPlan",
+    "FoldFiles",
     "InvalidNameError",
     "Job",
+    "JobKind",
     "JobLiveness",
     "JobNotFoundError",
     "JobRegistry",
     "JobState",
     "NnunetCommand",
     "PreflightError",
+    "SelectedModel",
     "SlurmOptions",
+    "StepPlan",
     "VariantError",
     "command_text",
     "current_user",
     "default_db_path",
+    "expected_folds",
+    "fold_files",
     "follow_up_commands",
     "job_evidence",
     "plan_extend",
+    "plan_find_best",
+    "plan_train_fold",
+    "plan_validate",
+    "read_best_configuration",
     "sbatch_preview",
     "submit",
+    "submit_step",
     "suggest_time_limit",
     "warm_up_lookup",
 ]

@@ -37,6 +37,7 @@ class LaunchRequest:
     argv: tuple[str, ...]
     env: Mapping[str, str]  # set on top of the launcher's environment
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
+    description: str | None = None  # what the job does, for a batch script's comment (None: an extend)
 
 
 @dataclass(frozen=True)

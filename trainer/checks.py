@@ -1,4 +1,4 @@
-"""Pre-flight checks: everything that would make an extend fail later, said clearly before it starts.
+"""Pre-flight checks: everything that would make a job fail later, said clearly before it starts.
 
 Each check is a small function returning a :class:`Check`; a blocking check that fails stops ``submit``.
 Non-blocking ones are warnings a user should read (a short extension, a results root that differs from
@@ -21,15 +21,21 @@ from trainer.jobs import Job
 __all__ = [
     "CHECK_TITLES",
     "NNUNET_ENV_VARS",
+    "NPZ_WHY",
     "Check",
+    "FoldFiles",
     "TargetCheck",
     "aside_folder",
     "check_disk_space",
     "check_env",
+    "check_fold_ready",
     "check_gpu",
     "check_preprocessed",
     "check_target",
     "check_target_free",
+    "check_val_best",
+    "check_validation_npz",
+    "fold_files",
 ]
 
 NNUNET_ENV_VARS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
@@ -48,6 +54,10 @@ CHECK_TITLES = {
     "nnunet_train": "nnU-Net installed",
     "prediction_env": "Predicting with the new run later",
 }
+_VALIDATION_SIDE_FILES = (".npz", ".pkl", ".json")
+NPZ_WHY = ("nnUNetv2_find_best_configuration and nnUNetv2_ensemble need the softmax probabilities that "
+           "--npz saves for every validation case; without them configurations cannot be ensembled and "
+           "find_best_configuration fails")
 
 
 @dataclass(frozen=True)
@@ -207,3 +217,79 @@ def check_disk_space(folder: Path, min_free_gb: float) -> Check:
     if free_gb < min_free_gb:
         return Check("disk_space", False, f"only {free_gb:.1f} GB free on {probe} (need {min_free_gb:g} GB)")
     return Check("disk_space", True, f"{free_gb:.1f} GB free on {probe}")
+
+
+@dataclass(frozen=True)
+class FoldFiles:
+    """What a fold folder's files say about the next step: trained, validated, validated with ``--npz``.
+
+    ``validation_cases`` counts the segmentations nnU-Net's validation wrote; ``npz_count`` the softmax
+    files ``--npz`` added next to them.
+    """
+
+    path: Path
+    has_run: bool
+    checkpoint_final: bool
+    checkpoint_best: bool
+    validation_summary: bool
+    validation_cases: int
+    npz_count: int
+
+    @property
+    def npz_complete(self) -> bool:
+        """Every validation case has its softmax ``.npz``."""
+        return self.npz_count > 0 and self.npz_count >= self.validation_cases
+
+
+def fold_files(run_dir: Path) -> FoldFiles:
+    """Read the fold-file facts of one nnU-Net v2 fold folder (a missing folder has none of them)."""
+    try:
+        names = {entry.name for entry in run_dir.iterdir()}
+    except OSError:
+        names = set()
+    validation = run_dir / "validation"
+    try:
+        outputs = [entry.name for entry in validation.iterdir() if entry.is_file()]
+    except OSError:
+        outputs = []
+    npz = sum(name.endswith(".npz") for name in outputs)
+    cases = sum(not name.endswith(_VALIDATION_SIDE_FILES) for name in outputs)
+    return FoldFiles(path=run_dir, has_run=any(name.startswith(_RUN_MARKERS) for name in names),
+                     checkpoint_final="checkpoint_final.pth" in names, checkpoint_best="checkpoint_best.pth" in names,
+                     validation_summary="summary.json" in outputs, validation_cases=cases, npz_count=npz)
+
+
+def check_validation_npz(files: FoldFiles) -> Check:
+    """Whether a finished fold still needs ``--val --npz`` (a warning when it would only redo it)."""
+    if files.npz_complete:
+        return Check("npz", False, f"{files.path.name} already has {files.npz_count} validation .npz files: "
+                     "validating again overwrites them", blocking=False)
+    missing = "has no validation .npz files" if files.npz_count == 0 else (
+        f"has .npz files for {files.npz_count} of {files.validation_cases} validation cases")
+    return Check("npz", True, f"{files.path.name} {missing}: --val --npz writes them ({NPZ_WHY})")
+
+
+def check_val_best(files: FoldFiles) -> Check:
+    """``--val_best`` only on a finished run: nnU-Net loads checkpoint_final.pth before the best one."""
+    if not files.checkpoint_final:
+        return Check("val_best", False, "--val_best is not offered on a run without checkpoint_final.pth: "
+                     "nnUNetv2_train --val loads the final checkpoint before it switches to checkpoint_best.pth "
+                     "and stops with 'the training is not finished yet' (nnU-Net issue #3056); finish the "
+                     "training first (nnUNetv2_train ... --c)")
+    if not files.checkpoint_best:
+        return Check("val_best", False, f"{files.path.name} has no checkpoint_best.pth to validate with")
+    return Check("val_best", False, "--val_best writes into the same validation/ folder and replaces the "
+                 "validation of the final checkpoint", blocking=False)
+
+
+def check_fold_ready(files: FoldFiles, label: str) -> Check:
+    """A fold find_best_configuration can use: trained to the end and validated with ``--npz``."""
+    if not files.has_run:
+        return Check("folds", False, f"{label}: not trained (nnwatch train-fold)")
+    if not files.checkpoint_final:
+        return Check("folds", False, f"{label}: training not finished (no checkpoint_final.pth)")
+    if not files.validation_summary:
+        return Check("folds", False, f"{label}: not validated (nnwatch validate)")
+    if not files.npz_complete:
+        return Check("folds", False, f"{label}: validated without --npz (nnwatch validate): {NPZ_WHY}")
+    return Check("folds", True, f"{label}: finished, validated with {files.npz_count} .npz files")

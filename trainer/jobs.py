@@ -11,11 +11,29 @@ import json
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from enum import Enum
 from typing import Any
 
 from trainer.states import JobState
 
-__all__ = ["Job", "new_job_id", "utc_now"]
+__all__ = ["Job", "JobKind", "new_job_id", "utc_now"]
+
+
+class JobKind(str, Enum):
+    """What a job does. Every kind shares the registry, the backends, the checks and the audit trail.
+
+    ``extend`` retrains a run with a longer schedule; the others are nnU-Net's next steps once runs exist:
+    ``train_fold`` trains a fold a configuration is missing, ``validate`` re-runs a finished fold's
+    validation with ``--npz``, ``find_best`` runs ``nnUNetv2_find_best_configuration`` for a dataset.
+    """
+
+    EXTEND = "extend"
+    TRAIN_FOLD = "train_fold"
+    VALIDATE = "validate"
+    FIND_BEST = "find_best"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 def utc_now() -> str:
@@ -30,7 +48,12 @@ def new_job_id() -> str:
 
 @dataclass(frozen=True)
 class Job:
-    """One extend job as recorded in the registry."""
+    """One job as recorded in the registry.
+
+    For an extend, ``parent_*`` is the run it lengthens and ``new_*`` the run it creates. For the other
+    kinds ``new_run_path`` is the folder the job writes into (the fold folder it trains or validates, the
+    dataset folder ``find_best`` writes its result to) and ``parent_*`` what it was planned from.
+    """
 
     job_id: str
     state: JobState
@@ -62,6 +85,7 @@ class Job:
     cancel_requested_by: str | None = None
     cancel_requested_at: str | None = None
     scheduler_state: str | None = None  # the scheduler's final state (SLURM: TIMEOUT, NODE_FAIL, …), where known
+    kind: JobKind = JobKind.EXTEND
 
     _JSON_FIELDS = ("argv", "env", "options")
 
@@ -69,6 +93,7 @@ class Job:
         """A JSON-ready dict of every field (the state as its string value)."""
         data = {name: getattr(self, name) for name in self.__dataclass_fields__ if not name.startswith("_")}
         data["state"] = self.state.value
+        data["kind"] = self.kind.value
         data["argv"] = list(self.argv)
         return data
 
@@ -87,6 +112,7 @@ class Job:
             values[name] = json.loads(values[name]) if values[name] else ({} if name != "argv" else [])
         values["argv"] = tuple(values["argv"])
         values["state"] = JobState(values["state"])
+        values["kind"] = JobKind(values.get("kind") or JobKind.EXTEND.value)
         return cls(**values)
 
     def evolve(self, **changes: Any) -> Job:

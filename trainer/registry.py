@@ -1,9 +1,15 @@
-"""The job registry: one SQLite file (WAL) that is the single source of truth about extend jobs.
+"""The job registry: one SQLite file (WAL) that is the single source of truth about nnwatch's jobs.
 
 Why SQLite: the CLI, several dashboard sessions and their reconcilers write concurrently, possibly from
-several processes; SQLite's locking plus a partial unique index make "one active extend per parent run and
-epoch count" a database fact rather than a check-then-act race. The row is inserted *before* anything is
-launched, so whoever loses the insert launches nothing and gets the winner's job back.
+several processes; SQLite's locking plus partial unique indexes make "one active extend per parent run and
+epoch count" and "one active job writing into a folder" database facts rather than check-then-act races.
+The row is inserted *before* anything is launched, so whoever loses the insert launches nothing and gets
+the winner's job back.
+
+Every row has a ``kind`` (:class:`~trainer.jobs.JobKind`). A registry file written before kinds existed is
+migrated in place when it is opened (the column is added with ``extend`` for every old row, and the
+extend index is rebuilt to cover extends only), as is one without ``scheduler_state``; ``PRAGMA user_version``
+records the schema version.
 
 Reconciliation (:meth:`JobRegistry.refresh`) asks each backend once for all of its active jobs and writes
 back what changed; a backend that cannot be asked leaves its jobs as they were. Updates are guarded by
@@ -21,12 +27,12 @@ from pathlib import Path
 
 from monitor.state import state_dir
 from trainer.backends import Backend, BackendError, Launched, Observation
-from trainer.jobs import Job, utc_now
+from trainer.jobs import Job, JobKind, utc_now
 from trainer.names import validate_name
 from trainer.selection import get_backend
 from trainer.states import ACTIVE_STATES, JobState
 
-__all__ = ["JobNotFoundError", "JobRegistry", "default_db_path"]
+__all__ = ["SCHEMA_VERSION", "JobNotFoundError", "JobRegistry", "default_db_path"]
 
 _ACTIVE_SQL = "('queued', 'running')"
 _SCHEMA = f"""
@@ -60,14 +66,41 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at TEXT,
     cancel_requested_by TEXT,
     cancel_requested_at TEXT,
-    scheduler_state TEXT
+    scheduler_state TEXT,
+    kind TEXT NOT NULL DEFAULT 'extend'
 );
-CREATE UNIQUE INDEX IF NOT EXISTS one_active_extend_per_parent
-    ON jobs (parent_path, epochs) WHERE state IN {_ACTIVE_SQL};
+"""
+_INDEXES = f"""
+CREATE UNIQUE INDEX IF NOT EXISTS one_active_extend_per_parent_run
+    ON jobs (parent_path, epochs) WHERE kind = 'extend' AND state IN {_ACTIVE_SQL};
 CREATE UNIQUE INDEX IF NOT EXISTS one_active_job_per_new_run
     ON jobs (new_run_path) WHERE state IN {_ACTIVE_SQL};
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created_at);
 """
+SCHEMA_VERSION = 3  # 1: extend jobs only (no ``kind`` column); 2: job kinds; 3: the scheduler's final state
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Bring a registry file of any earlier version to :data:`SCHEMA_VERSION`, in one transaction."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        # One statement at a time: ``executescript`` would commit the transaction half way.
+        db.execute(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        if "kind" not in columns:
+            db.execute("ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'extend'")
+        if "scheduler_state" not in columns:
+            db.execute("ALTER TABLE jobs ADD COLUMN scheduler_state TEXT")
+        # Version 1's extend index covered every row; extends alone are one per (parent, epochs).
+        db.execute("DROP INDEX IF EXISTS one_active_extend_per_parent")
+        for statement in _INDEXES.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 class JobNotFoundError(KeyError):
@@ -84,20 +117,6 @@ def default_db_path(environ: Mapping[str, str] | None = None) -> Path:
 
 
 #: Columns added after the first release: (name, SQL type). Older registries gain them on open.
-_ADDED_COLUMNS = (("scheduler_state", "TEXT"),)
-
-
-def _add_missing_columns(db: sqlite3.Connection) -> None:
-    present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-    for name, kind in _ADDED_COLUMNS:
-        if name not in present:
-            try:
-                db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
-            except sqlite3.OperationalError as exc:  # another process added it meanwhile
-                if "duplicate column" not in str(exc):
-                    raise
-
-
 def _age_s(timestamp: str) -> float:
     return (datetime.now(datetime.fromisoformat(timestamp).tzinfo) - datetime.fromisoformat(timestamp)).total_seconds()
 
@@ -112,8 +131,8 @@ class JobRegistry:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-            _add_missing_columns(db)
+            if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                _migrate(db)
 
     def __repr__(self) -> str:
         return f"JobRegistry({str(self.path)!r})"
@@ -154,9 +173,17 @@ class JobRegistry:
         """The queued or running extend of this parent to this length, if any."""
         with self._connect() as db:
             row = db.execute(
-                f"SELECT * FROM jobs WHERE parent_path = ? AND epochs = ? AND state IN {_ACTIVE_SQL}",
+                f"SELECT * FROM jobs WHERE kind = 'extend' AND parent_path = ? AND epochs = ? "
+                f"AND state IN {_ACTIVE_SQL}",
                 (parent_path, epochs),
             ).fetchone()
+        return None if row is None else Job.from_row(dict(row))
+
+    def active_job_writing(self, folder: str) -> Job | None:
+        """The queued or running job (of any kind) that writes into ``folder``, if any."""
+        with self._connect() as db:
+            row = db.execute(f"SELECT * FROM jobs WHERE new_run_path = ? AND state IN {_ACTIVE_SQL}",
+                             (folder,)).fetchone()
         return None if row is None else Job.from_row(dict(row))
 
     # -- writing -------------------------------------------------------------------------------------
@@ -164,7 +191,8 @@ class JobRegistry:
     def create(self, job: Job) -> tuple[Job, bool]:
         """Insert a queued job, or return the active job that already covers it (and ``False``).
 
-        The partial unique indexes decide between concurrent callers; the loser launches nothing.
+        The partial unique indexes decide between concurrent callers; the loser launches nothing. The job
+        returned may be of another kind when that job already writes into the same folder.
         """
         row = job.to_row()
         columns = ", ".join(row)
@@ -177,9 +205,9 @@ class JobRegistry:
                 except sqlite3.IntegrityError as exc:
                     error = exc
                     existing = db.execute(
-                        f"SELECT * FROM jobs WHERE (parent_path = ? AND epochs = ? OR new_run_path = ?) "
-                        f"AND state IN {_ACTIVE_SQL}",
-                        (job.parent_path, job.epochs, job.new_run_path),
+                        f"SELECT * FROM jobs WHERE (kind = 'extend' AND ? AND parent_path = ? AND epochs = ? "
+                        f"OR new_run_path = ?) AND state IN {_ACTIVE_SQL}",
+                        (job.kind is JobKind.EXTEND, job.parent_path, job.epochs, job.new_run_path),
                     ).fetchone()
             if existing is not None:
                 return Job.from_row(dict(existing)), False

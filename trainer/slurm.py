@@ -64,6 +64,7 @@ class SlurmBackend(Backend):
         script = render_sbatch_script(
             job_name=slurm_job_name(request.job_id), output=str(request.log_path), options=request.slurm,
             argv=request.argv, env=request.env, exit_code_path=str(request.job_dir / EXIT_CODE_FILE),
+            description=request.description,
         )
         script_path = request.job_dir / SCRIPT_FILE
         script_path.write_text(script)

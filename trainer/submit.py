@@ -1,10 +1,13 @@
-"""Turn an :class:`~trainer.plan.ExtendPlan` into a job: record it first, then launch it.
+"""Turn a plan (an :class:`~trainer.plan.ExtendPlan` or a :class:`~trainer.steps.StepPlan`) into a job.
+
+A job is recorded first, then launched.
 
 The order is what makes extends idempotent. The registry row is inserted before anything starts, and a
 partial unique index allows one queued/running extend per (parent run, epochs) and per new run folder;
 a caller that loses that race gets the winner's job back and launches nothing. If the job is cancelled
 while its launch is still in flight, the launcher notices (its update finds no active row) and stops what
-it just started.
+it just started. The next-step kinds (:func:`submit_step`) follow the same order; their unique key is the
+folder they write into.
 """
 
 from __future__ import annotations
@@ -15,15 +18,16 @@ from collections.abc import Mapping
 
 from trainer.backends import Backend, BackendError, LaunchRequest, Observation
 from trainer.checks import check_target, check_target_free
-from trainer.jobs import Job, new_job_id, utc_now
+from trainer.jobs import Job, JobKind, new_job_id, utc_now
 from trainer.plan import ExtendPlan, PreflightError
 from trainer.registry import JobRegistry
 from trainer.runner import LOG_FILE
 from trainer.selection import get_backend
 from trainer.states import JobState
+from trainer.steps import StepPlan
 from trainer.variants import VariantError, install_variant
 
-__all__ = ["current_user", "submit"]
+__all__ = ["current_user", "submit", "submit_step"]
 
 
 def current_user(environ: Mapping[str, str] | None = None) -> str:
@@ -93,10 +97,13 @@ def submit(plan: ExtendPlan, *, registry: JobRegistry, requested_by: str | None 
     job, created = registry.create(_new_job(plan, registry, requested_by or current_user()))
     if not created:
         return job
-    backend = backend or get_backend(plan.backend)
-    request = LaunchRequest(job_id=job.job_id, job_dir=registry.job_dir(job.job_id),
-                            log_path=registry.job_dir(job.job_id) / LOG_FILE, argv=plan.argv, env=plan.env,
-                            slurm=plan.slurm)
+    return _launch(job, registry, backend or get_backend(plan.backend), LaunchRequest(
+        job_id=job.job_id, job_dir=registry.job_dir(job.job_id), log_path=registry.job_dir(job.job_id) / LOG_FILE,
+        argv=plan.argv, env=plan.env, slurm=plan.slurm))
+
+
+def _launch(job: Job, registry: JobRegistry, backend: Backend, request: LaunchRequest) -> Job:
+    """Start a recorded job; a failed launch is recorded, a launch that lost to a cancel is stopped."""
     try:
         launched = backend.launch(request)
     except BackendError as exc:
@@ -109,3 +116,46 @@ def submit(plan: ExtendPlan, *, registry: JobRegistry, requested_by: str | None 
                                     pid_start_ticks=launched.pid_start_ticks, boot_id=launched.boot_id,
                                     host=launched.host), grace_s=10.0)
     return registry.get(job.job_id)
+
+
+def _new_step_job(plan: StepPlan, registry: JobRegistry, requested_by: str) -> Job:
+    job_id = new_job_id()
+    job_dir = registry.job_dir(job_id)
+    options: dict[str, object] = {**plan.options, "gpu": plan.gpu, "dataset": plan.dataset,
+                                  "trainers": list(plan.trainers), "plans": list(plan.plans),
+                                  "configurations": list(plan.configurations), "folds": list(plan.folds)}
+    if plan.backend == "slurm":
+        options["slurm"] = plan.slurm.to_dict()
+    return Job(
+        job_id=job_id, state=JobState.QUEUED, kind=plan.kind, parent_run_id=plan.target_id,
+        parent_path=str(plan.source), new_run_id=plan.target_id, new_run_path=str(plan.target),
+        new_trainer=",".join(plan.trainers), epochs=plan.epochs, backend=plan.backend, device=plan.device,
+        requested_by=requested_by, created_at=utc_now(), argv=plan.argv, env=dict(plan.env), job_dir=str(job_dir),
+        log_path=str(job_dir / LOG_FILE), options=options,
+    )
+
+
+def submit_step(plan: StepPlan, *, registry: JobRegistry, requested_by: str | None = None,
+                backend: Backend | None = None) -> Job:
+    """Start a planned next step, or return the job of the same kind already active on the same folder.
+
+    Raises :class:`~trainer.plan.PreflightError` when a blocking check failed, or when a job of another
+    kind (a training, a validation) is active on that folder; nothing is recorded then.
+    """
+    if plan.kind is JobKind.EXTEND:
+        raise ValueError("an extend is submitted with submit(plan_extend(...))")
+    # Checked before the plan's own checks: a training under way makes its fold look taken.
+    existing = registry.active_job_writing(str(plan.target))
+    if existing is None:
+        plan.raise_for_problems()
+        existing, created = registry.create(_new_step_job(plan, registry, requested_by or current_user()))
+        if created:
+            return _launch(existing, registry, backend or get_backend(plan.backend), LaunchRequest(
+                job_id=existing.job_id, job_dir=registry.job_dir(existing.job_id),
+                log_path=registry.job_dir(existing.job_id) / LOG_FILE, argv=plan.argv, env=plan.env,
+                slurm=plan.slurm, description=plan.description))
+    if existing.kind is plan.kind:
+        return existing
+    raise PreflightError(f"cannot {plan.kind.value.replace('_', ' ')} {plan.target_id}:\n  - job "
+                         f"{existing.job_id} ({existing.kind.value}, {existing.state.value}) is already writing "
+                         f"into {plan.target}; wait for it or cancel it")

@@ -95,7 +95,8 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         return 0
     print(f"{'JOB':<13}{'STATE':<11}{'EPOCHS':>7}  {'BACKEND':<8}{'BY':<12}{'CREATED':<27}NEW RUN / REASON")
     for job in jobs:
-        detail = job.new_run_id + (f"  ({job.reason})" if job.reason else "")
+        kind = "" if job.kind.value == "extend" else f"[{job.kind.value}] "
+        detail = kind + job.new_run_id + (f"  ({job.reason})" if job.reason else "")
         print(f"{job.job_id:<13}{job.state.value:<11}{job.epochs:>7}  {job.backend:<8}{job.requested_by[:11]:<12}"
               f"{job.created_at:<27}{detail}")
     return 0

@@ -11,12 +11,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app.cli import analyze, compare, index, jobs, notify, report, scan, serve, watch, worker
+from app.cli import analyze, compare, index, jobs, notify, report, scan, serve, steps, watch, worker
 from app.cli.common import EXIT_OK, EXIT_USAGE, UsageError
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (scan, analyze, compare, watch, jobs, report, serve, worker, notify, index)
+_COMMANDS = (scan, analyze, compare, watch, jobs, steps, report, serve, worker, notify, index)
 
 
 def build_parser() -> argparse.ArgumentParser:

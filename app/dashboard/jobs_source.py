@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from trainer import Backend, ExtendPlan, Job, JobRegistry, SlurmOptions, plan_extend, submit
+from trainer import Backend, ExtendPlan, Job, JobRegistry, SlurmOptions, StepPlan, plan_extend, submit, submit_step
 
 __all__ = ["JobsSource", "load_backend_factory", "tail_text"]
 
@@ -104,6 +104,13 @@ class JobsSource:
         """Submit and force the next ``jobs()`` to re-read, so the new job shows at once."""
         backend = self._factory(plan.backend) if self._factory is not None else None
         job = submit(plan, registry=self.registry, requested_by=requested_by, backend=backend)
+        self._last_refresh = -math.inf
+        return job
+
+    def submit_step(self, plan: StepPlan, requested_by: str) -> Job:
+        """Submit a next-step job (train a fold, validate, find the best configuration), like :meth:`submit`."""
+        backend = self._factory(plan.backend) if self._factory is not None else None
+        job = submit_step(plan, registry=self.registry, requested_by=requested_by, backend=backend)
         self._last_refresh = -math.inf
         return job
 

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app.dashboard import charts, resources
+from app.dashboard import charts, next_steps, resources
 from app.dashboard.compare_data import FoldRow, fold_band, fold_table, with_fraction
 from app.dashboard.downloads import (
     chart_config,
@@ -91,6 +91,7 @@ def _folds(store: RunStore, table: pd.DataFrame) -> None:
                 csv_button(band, f"{name}_fold_band", key="folds_csv", label="Band CSV")
 
     live()
+    next_steps.configuration_next_steps(store, group)
 
 
 def _pick_pair(table: pd.DataFrame) -> tuple[str, str] | None:

@@ -31,11 +31,12 @@ def _when(stamp: str | None) -> str:
 
 def _frame(jobs: list[Job]) -> pd.DataFrame:
     return pd.DataFrame([{
-        "Job": job.job_id, "State": _STATE_LABELS.get(job.state.value, job.state.value), "Backend": job.backend,
+        "Job": job.job_id, "Kind": job.kind.value.replace("_", " "),
+        "State": _STATE_LABELS.get(job.state.value, job.state.value), "Backend": job.backend,
         "Requested by": job.requested_by, "Created": _when(job.created_at),
         "Parent run": job.parent_run_id, "Epochs": job.epochs, "New trainer": job.new_trainer,
         "Command": shlex.join(job.argv), "Reason": job.reason or "",
-    } for job in jobs], columns=["Job", "State", "Backend", "Requested by", "Created", "Parent run", "Epochs",
+    } for job in jobs], columns=["Job", "Kind", "State", "Backend", "Requested by", "Created", "Parent run", "Epochs",
                                  "New trainer", "Command", "Reason"])
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from app.dashboard import charts, resources
+from app.dashboard import charts, next_steps, resources
 from app.dashboard.advice import render_follow_up
 from app.dashboard.downloads import chart_config, csv_button, png_button, run_report, safe_name
 from app.dashboard.extend_dialog import RESULT_KEY, open_extend_dialog, render_extend_dialog
@@ -157,6 +157,7 @@ def page() -> None:
 
     body()
     render_extend_dialog()
+    next_steps.run_next_steps(run_id)
 
 
 page()
