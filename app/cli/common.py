@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -14,6 +15,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "UsageError",
+    "add_job_options",
     "clean_for_json",
     "json_default",
     "print_json",
@@ -96,3 +98,25 @@ def records(frame: Any) -> list[dict[str, Any]]:
             clean[key] = value
         out.append(clean)
     return out
+
+
+def add_job_options(parser: argparse.ArgumentParser, *, device: bool = True) -> None:
+    """The options of every command that starts a job: where it runs, on what, and which registry records it
+    (``device=False``: a job that needs no GPU, such as find-best)."""
+    parser.add_argument("--backend", choices=("local", "slurm"), default="local",
+                        help="where to run: this machine (local, default) or a SLURM cluster (slurm)")
+    if device:
+        parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                            help="train on a GPU (cuda, default) or on the CPU (cpu, very slow)")
+        parser.add_argument("--gpu", type=int, default=None,
+                            help="GPU index (default: the one with most free memory)")
+    parser.add_argument("--slurm-partition", help="SLURM partition (default: the cluster's default partition)")
+    parser.add_argument("--slurm-time", help="time limit, e.g. 2-00:00:00")
+    parser.add_argument("--slurm-gres", default=None if device else "",
+                        help="generic resources (default gpu:1; '' for none)" if device
+                        else "generic resources (default: none)")
+    parser.add_argument("--slurm-account", help="SLURM account to charge (default: your default account)")
+    parser.add_argument("--slurm-extra", help="further sbatch options, e.g. '--qos=high --mem=32G'")
+    parser.add_argument("--jobs-db", default=None,
+                        help="job registry file (default: $NNWATCH_JOBS_DB or the user data folder)")
+

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.cli.common import print_json
+from app.cli.common import add_job_options, print_json
 
 if TYPE_CHECKING:
     from trainer import JobRegistry
@@ -127,22 +127,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
     extend = subparsers.add_parser("extend", help="retrain a run from scratch with more epochs")
     extend.add_argument("run_dir", help="the parent run's fold folder")
     extend.add_argument("--epochs", type=int, default=2000, help="epochs of the new run (default: 2000)")
-    extend.add_argument("--backend", choices=("local", "slurm"), default="local",
-                        help="where to train: this machine (local, default) or a SLURM cluster (slurm)")
-    extend.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
-                        help="train on a GPU (cuda, default) or on the CPU (cpu, very slow)")
-    extend.add_argument("--gpu", type=int, default=None, help="GPU index (default: the one with most free memory)")
-    extend.add_argument("--slurm-partition", help="SLURM partition (default: the cluster's default partition)")
-    extend.add_argument("--slurm-time", help="time limit, e.g. 2-00:00:00")
-    extend.add_argument("--slurm-gres", default=None, help="generic resources (default gpu:1; '' for none)")
-    extend.add_argument("--slurm-account", help="SLURM account to charge (default: your default account)")
-    extend.add_argument("--slurm-extra", help="further sbatch options, e.g. '--qos=high --mem=32G'")
+    add_job_options(extend)
     extend.add_argument("--start-over", action="store_true",
                         help="when an earlier attempt of this extension stopped (cancelled, failed, crashed), move "
                         "its folder aside to a named sibling and train again; nothing is deleted")
     extend.add_argument("--dry-run", action="store_true", help="print what would run; change nothing")
     extend.add_argument("--json", action="store_true", help="print the plan (with --dry-run) or the job as JSON")
-    extend.add_argument("--jobs-db", default=None, help=db_help)
     extend.set_defaults(handler=cmd_extend)
 
     jobs = subparsers.add_parser("jobs", help="list extend jobs (reconciled with their backends)")

@@ -12,7 +12,7 @@ import shlex
 import sys
 from typing import TYPE_CHECKING
 
-from app.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, print_json
+from app.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_job_options, print_json
 
 if TYPE_CHECKING:
     from trainer import BestConfiguration, SlurmOptions, StepPlan
@@ -135,22 +135,10 @@ def cmd_find_best(args: argparse.Namespace) -> int:
 
 
 def _common(parser: argparse.ArgumentParser, *, device: bool = True) -> None:
-    parser.add_argument("--backend", choices=("local", "slurm"), default="local")
-    if device:
-        parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
-        parser.add_argument("--gpu", type=int, default=None,
-                            help="GPU index (default: the one with most free memory)")
-    parser.add_argument("--slurm-partition")
-    parser.add_argument("--slurm-time", help="time limit, e.g. 2-00:00:00")
-    parser.add_argument("--slurm-gres", default=None if device else "",
-                        help="generic resources (default gpu:1; '' for none)" if device else "default: none")
-    parser.add_argument("--slurm-account")
-    parser.add_argument("--slurm-extra", help="further sbatch options, e.g. '--qos=high --mem=32G'")
+    add_job_options(parser, device=device)
     parser.add_argument("--dry-run", action="store_true", help="print the exact command and every check; "
                         "change nothing")
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--jobs-db", default=None,
-                        help="job registry file (default: $NNWATCH_JOBS_DB or the user data folder)")
+    parser.add_argument("--json", action="store_true", help="print the plan (with --dry-run) or the job as JSON")
 
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -170,11 +158,16 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
 
     best = subparsers.add_parser("find-best", help="run nnUNetv2_find_best_configuration, or --show its result")
     best.add_argument("dataset_dir", help="the dataset's results folder <nnUNet_results>/<Dataset>")
-    best.add_argument("-c", "--configurations", nargs="+", default=None, metavar="CONFIGURATION")
-    best.add_argument("-tr", "--trainers", nargs="+", default=None, metavar="TRAINER")
-    best.add_argument("-p", "--plans", nargs="+", default=["nnUNetPlans"], metavar="PLANS")
-    best.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"], metavar="FOLD")
-    best.add_argument("--disable-ensembling", action="store_true")
+    best.add_argument("-c", "--configurations", nargs="+", default=None, metavar="CONFIGURATION",
+                      help="configurations to compare (default: every one with trained folds)")
+    best.add_argument("-tr", "--trainers", nargs="+", default=None, metavar="TRAINER",
+                      help="trainers to compare (default: every one with trained folds)")
+    best.add_argument("-p", "--plans", nargs="+", default=["nnUNetPlans"], metavar="PLANS",
+                      help="plans identifiers (default: nnUNetPlans)")
+    best.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"], metavar="FOLD",
+                      help="folds that must be trained and validated with --npz (default: 0 1 2 3 4)")
+    best.add_argument("--disable-ensembling", action="store_true",
+                      help="compare single configurations only, no ensembles (nnU-Net's --disable_ensembling)")
     best.add_argument("--show", action="store_true", help="print the result nnU-Net wrote; start nothing")
     _common(best, device=False)
     best.set_defaults(handler=cmd_find_best)

@@ -35,8 +35,9 @@ def test_final_state_text_keeps_who_cancelled() -> None:
 def test_an_older_registry_gains_the_scheduler_state_column(tmp_path: Path) -> None:
     path = tmp_path / "jobs.sqlite3"
     registry = JobRegistry(path)
-    with sqlite3.connect(path) as db:  # the registry as the previous release wrote it
+    with sqlite3.connect(path) as db:  # the registry as a release with job kinds but no scheduler state wrote it
         db.execute("ALTER TABLE jobs DROP COLUMN scheduler_state")
+        db.execute("PRAGMA user_version = 2")
     job = _job(tmp_path, "a1", "D/T_2000epochs__P__2d/fold_0", JobState.RUNNING)
     row = {k: v for k, v in job.to_row().items() if k != "scheduler_state"}
     with sqlite3.connect(path) as db:
