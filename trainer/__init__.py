@@ -9,8 +9,8 @@ process record local jobs that a worker process (``nnwatch worker``) starts. ``j
 nnU-Net and torch are imported lazily, only when a trainer must be looked up.
 
 The next steps (:mod:`trainer.steps`: ``plan_train_fold``, ``plan_validate``, ``plan_find_best`` →
-``submit_step``) are jobs of other kinds (:class:`JobKind`) in the same registry and backends;
-:func:`read_best_configuration` reads what ``find_best`` left behind.
+``submit_step``) are jobs of other kinds (:class:`JobKind`) in the same registry and backends; what
+``find_best`` chose is read by :func:`monitor.validation.read_best_configuration`.
 
 Exceptions::
 
@@ -22,7 +22,6 @@ Exceptions::
 """
 
 from trainer.backends import Backend, BackendError
-from trainer.best import BestConfiguration, BestConfigurationError, SelectedModel, read_best_configuration
 from trainer.checks import NPZ_WHY, Check, FoldFiles, fold_files
 from trainer.commands import NnunetCommand, command_text, follow_up_commands, sbatch_preview
 from trainer.evidence import JobLiveness, job_evidence
@@ -41,8 +40,6 @@ __all__ = [
     "NPZ_WHY",
     "Backend",
     "BackendError",
-    "BestConfiguration",
-    "BestConfigurationError",
     "Check",
     "ExtendPlan",
     "FoldFiles",
@@ -55,7 +52,6 @@ __all__ = [
     "JobState",
     "NnunetCommand",
     "PreflightError",
-    "SelectedModel",
     "SlurmOptions",
     "StepPlan",
     "VariantError",
@@ -70,7 +66,6 @@ __all__ = [
     "plan_find_best",
     "plan_train_fold",
     "plan_validate",
-    "read_best_configuration",
     "sbatch_preview",
     "submit",
     "submit_step",

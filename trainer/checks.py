@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from monitor.runs import RunStatus, load_run
+from monitor.validation import RunValidation, ValidationStatus, read_run_validation
 from trainer.gpus import GpuInfo
 from trainer.jobs import Job
 
@@ -54,7 +55,6 @@ CHECK_TITLES = {
     "nnunet_train": "nnU-Net installed",
     "prediction_env": "Predicting with the new run later",
 }
-_VALIDATION_SIDE_FILES = (".npz", ".pkl", ".json")
 NPZ_WHY = ("nnUNetv2_find_best_configuration and nnUNetv2_ensemble need the softmax probabilities that "
            "--npz saves for every validation case; without them configurations cannot be ensembled and "
            "find_best_configuration fails")
@@ -223,22 +223,33 @@ def check_disk_space(folder: Path, min_free_gb: float) -> Check:
 class FoldFiles:
     """What a fold folder's files say about the next step: trained, validated, validated with ``--npz``.
 
-    ``validation_cases`` counts the segmentations nnU-Net's validation wrote; ``npz_count`` the softmax
-    files ``--npz`` added next to them.
+    The validation facts are :mod:`monitor.validation`'s (the one reader of nnU-Net's validation folder):
+    ``validation_cases`` counts the segmentations nnU-Net's validation wrote, ``npz_count`` the softmax files
+    ``--npz`` added next to them.
     """
 
     path: Path
     has_run: bool
     checkpoint_final: bool
     checkpoint_best: bool
-    validation_summary: bool
-    validation_cases: int
-    npz_count: int
+    validation: RunValidation
+
+    @property
+    def validation_summary(self) -> bool:
+        return self.validation.status is not ValidationStatus.MISSING
+
+    @property
+    def validation_cases(self) -> int:
+        return max(self.validation.cases, self.validation.prediction_files)
+
+    @property
+    def npz_count(self) -> int:
+        return self.validation.npz_files
 
     @property
     def npz_complete(self) -> bool:
         """Every validation case has its softmax ``.npz``."""
-        return self.npz_count > 0 and self.npz_count >= self.validation_cases
+        return self.validation.npz_complete
 
 
 def fold_files(run_dir: Path) -> FoldFiles:
@@ -247,16 +258,9 @@ def fold_files(run_dir: Path) -> FoldFiles:
         names = {entry.name for entry in run_dir.iterdir()}
     except OSError:
         names = set()
-    validation = run_dir / "validation"
-    try:
-        outputs = [entry.name for entry in validation.iterdir() if entry.is_file()]
-    except OSError:
-        outputs = []
-    npz = sum(name.endswith(".npz") for name in outputs)
-    cases = sum(not name.endswith(_VALIDATION_SIDE_FILES) for name in outputs)
     return FoldFiles(path=run_dir, has_run=any(name.startswith(_RUN_MARKERS) for name in names),
                      checkpoint_final="checkpoint_final.pth" in names, checkpoint_best="checkpoint_best.pth" in names,
-                     validation_summary="summary.json" in outputs, validation_cases=cases, npz_count=npz)
+                     validation=read_run_validation(run_dir, nnunet_version="v2"))
 
 
 def check_validation_npz(files: FoldFiles) -> Check:

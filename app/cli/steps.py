@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from app.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_job_options, print_json
 
 if TYPE_CHECKING:
-    from trainer import BestConfiguration, SlurmOptions, StepPlan
+    from monitor.validation import BestConfiguration
+    from trainer import SlurmOptions, StepPlan
 
 __all__ = ["add_parsers", "print_best"]
 
@@ -105,7 +106,8 @@ def print_best(best: BestConfiguration) -> None:
 
 def cmd_find_best(args: argparse.Namespace) -> int:
     """Run (or with ``--show`` read) nnUNetv2_find_best_configuration for one dataset's results folder."""
-    from trainer import BestConfigurationError, plan_find_best, read_best_configuration
+    from monitor.validation import BestConfigurationError, read_best_configuration
+    from trainer import plan_find_best
 
     if args.show:
         try:

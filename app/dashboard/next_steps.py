@@ -19,15 +19,14 @@ from app.dashboard import resources
 from app.dashboard.steps_dialog import RESULT_KEY, StepRequest, open_step_dialog, render_step_dialog
 from app.dashboard.store import RunStore
 from app.dashboard.ui import fmt_dice, guard
+from monitor.validation import BestConfigurationError, read_best_configuration
 from trainer import (
     NPZ_WHY,
-    BestConfigurationError,
     FoldFiles,
     JobKind,
     expected_folds,
     fold_files,
     plan_find_best,
-    read_best_configuration,
 )
 
 __all__ = ["best_configuration_panel", "configuration_next_steps", "run_next_steps"]

@@ -1,6 +1,7 @@
-"""Real validation: nnU-Net's ``summary.json`` read in full, cross-validation tables, and two runs compared case by
-case with a paired bootstrap."""
+"""Real validation: nnU-Net's ``summary.json`` read in full, cross-validation tables, two runs compared case by
+case with a paired bootstrap, and what ``nnUNetv2_find_best_configuration`` chose."""
 
+from monitor.validation.best import BestConfiguration, BestConfigurationError, SelectedModel, read_best_configuration
 from monitor.validation.compare import (
     ClassDifference,
     FoldDifference,
@@ -51,6 +52,8 @@ __all__ = [
     "DEFAULT_RESAMPLES",
     "DEFAULT_SEED",
     "MIN_CASES",
+    "BestConfiguration",
+    "BestConfigurationError",
     "CaseMetrics",
     "CheckpointUsed",
     "ClassDifference",
@@ -64,6 +67,7 @@ __all__ = [
     "PairedDifference",
     "PairedVerdict",
     "RunValidation",
+    "SelectedModel",
     "SummaryError",
     "ValidationComparison",
     "ValidationStatus",
@@ -80,6 +84,7 @@ __all__ = [
     "parse_summary",
     "pooled_dice",
     "pseudo_gap_sentence",
+    "read_best_configuration",
     "read_run_validation",
     "read_summary",
     "validation_folder",

@@ -14,9 +14,9 @@ import pytest
 from conftest_trainer import FAKE_DATASET, FakeNnunet, python_argv
 from paths import REPO
 
+from monitor.validation import BestConfigurationError, read_best_configuration
 from trainer import (
     NPZ_WHY,
-    BestConfigurationError,
     JobKind,
     JobRegistry,
     JobState,
@@ -26,7 +26,6 @@ from trainer import (
     plan_find_best,
     plan_train_fold,
     plan_validate,
-    read_best_configuration,
     submit,
     submit_step,
 )

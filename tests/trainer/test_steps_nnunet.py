@@ -11,7 +11,8 @@ import json
 import pytest
 from conftest_steps import FOLDS, LONGER, TINY, NextStepsPipeline
 
-from trainer import NPZ_WHY, JobKind, fold_files, read_best_configuration
+from monitor.validation import read_best_configuration
+from trainer import NPZ_WHY, JobKind, fold_files
 
 pytestmark = pytest.mark.nnunet
 
