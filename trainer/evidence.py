@@ -16,27 +16,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from monitor.stops import JobEvidence
+from monitor.tail import tail_text
 from trainer.jobs import Job
 from trainer.runner import EXIT_FILE
 from trainer.states import JobState
 
-__all__ = ["JobLiveness", "job_evidence", "output_tail"]
-
-_TAIL_BYTES = 65_536
+__all__ = ["JobLiveness", "job_evidence"]
 
 
-def output_tail(path: str | os.PathLike[str], limit: int = _TAIL_BYTES) -> str:
-    """The end of a job's console output (whole lines; empty when it does not exist)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - limit))
-            data = handle.read()
-    except OSError:
-        return ""
-    text = data.decode("utf-8", "replace")
-    return text.split("\n", 1)[-1] if size > limit else text
 
 
 def _signal(job: Job) -> str | None:
@@ -61,7 +48,8 @@ def job_evidence(job: Job) -> JobEvidence:
     if job.state.active:
         return JobEvidence(alive=True, source=source)
     alive = None if job.state is JobState.SUCCEEDED else False  # a success: the run's files decide
-    return JobEvidence(alive=alive, source=source, output=output_tail(job.log_path), output_path=job.log_path,
+    return JobEvidence(alive=alive, source=source, output=tail_text(job.log_path) or "",
+                       output_path=job.log_path,
                        exit_code=job.exit_code, signal=_signal(job) if job.backend != "slurm" else None,
                        scheduler_state=job.scheduler_state, cancelled_by=job.cancel_requested_by,
                        reason=job.reason)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from monitor.tail import tail_text as read_tail
 from trainer import Backend, ExtendPlan, Job, JobRegistry, SlurmOptions, StepPlan, plan_extend, submit, submit_step
 
 __all__ = ["JobsSource", "load_backend_factory", "tail_text"]
@@ -40,18 +41,8 @@ def load_backend_factory(spec: str | None) -> BackendFactory | None:
 
 def tail_text(path: str | os.PathLike[str], max_bytes: int = 16_384, max_lines: int = 60) -> str | None:
     """The last lines of a job log (None when it does not exist yet)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - max_bytes))
-            data = handle.read()
-    except OSError:
-        return None
-    lines = data.decode("utf-8", "replace").splitlines()
-    if size > max_bytes and lines:
-        lines = lines[1:]  # the first line was cut
-    return "\n".join(lines[-max_lines:])
+    text = read_tail(path, max_bytes)
+    return None if text is None else "\n".join(text.splitlines()[-max_lines:])
 
 
 class JobsSource:

@@ -21,6 +21,7 @@ from monitor.runs.merge import Curves
 from monitor.runs.status import is_dead_dice
 from monitor.stops.causes import StopCause, StopDiagnosis, Strength
 from monitor.stops.text import classify_text, last_lines
+from monitor.tail import tail_text
 
 __all__ = ["FolderSigns", "read_folder"]
 
@@ -53,19 +54,6 @@ def _newest_log(run_dir: Path) -> Path | None:
     if not logs:
         return None
     return Path(max(logs, key=lambda entry: entry.stat().st_mtime).path)
-
-
-def _tail(path: Path, limit: int = _TAIL_BYTES) -> str:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - limit))
-            data = handle.read()
-    except OSError:
-        return ""
-    text = data.decode("utf-8", "replace")
-    return text.split("\n", 1)[-1] if size > limit else text
 
 
 def _nan_loss(tail: str, source: str) -> StopDiagnosis | None:
@@ -126,7 +114,7 @@ def read_folder(run_dir: Path, curves: Curves | None = None) -> FolderSigns:
     """The run folder's findings and notes (a missing or unreadable folder gives none)."""
     findings: list[StopDiagnosis] = []
     log = _newest_log(run_dir)
-    tail = _tail(log) if log is not None else ""
+    tail = (tail_text(log, _TAIL_BYTES) or "") if log is not None else ""
     source = f"training log {log.name}" if log is not None else "run folder"
     if tail:
         nan = _nan_loss(tail, source)
