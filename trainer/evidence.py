@@ -24,8 +24,6 @@ from trainer.states import JobState
 __all__ = ["JobLiveness", "job_evidence"]
 
 
-
-
 def _signal(job: Job) -> str | None:
     """The signal that ended a local job, from the runner's exit record."""
     try:
