@@ -8,6 +8,7 @@ page; and watch a training run's page pick up a new epoch without reloading. Scr
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -177,7 +178,10 @@ def test_compare_page_shows_folds_and_pair(page: Page, served: tuple[str, Fixtur
     _settled(page)
     page.screenshot(path=str(ARTIFACTS / "06_compare_folds.png"))
     page.get_by_role("tab", name="Parent vs extended run").click()
-    expect(page.get_by_text("of its schedule the extended run is", exact=False)).to_be_visible(timeout=30_000)
+    # one comparison statement, under the rule it names
+    expect(page.get_by_text("Comparison rule: end of schedule", exact=False)).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(re.compile(r"on track to beat its parent's final value|end higher than its parent"))
+           ).to_have_count(1)
     pair = page.get_by_role("combobox", name="Parent → extended run")
     expect(pair).to_have_value(f"{tree.parent} → nnUNetTrainer_400epochs__nnUNetPlans__2d (trainer name)")
     _settled(page)
