@@ -85,7 +85,7 @@ def store(*, quiet: bool = False) -> RunStore | None:
     try:
         shared = _store(str(root), not config.demo, _jobs_of(config))  # demo trees: no index
         was_ready = shared.ready
-        shared.wait_ready(_PATIENCE_S)
+        shared.wait_ready(0.0 if quiet else _PATIENCE_S)  # the sidebar does not hold the page up
         if not shared.ready and not quiet:
             _loading(shared)
         elif not was_ready and shared.ready and not quiet:

@@ -24,7 +24,7 @@ from monitor.index import RunIndex
 from monitor.synth import write_tree
 
 CHROMIUM = Path("/usr/bin/chromium")
-N_RUNS = 600
+N_RUNS = 1200
 
 pytestmark = [
     pytest.mark.browser,
@@ -86,7 +86,7 @@ def _free_port() -> int:
 @pytest.mark.timeout(900)
 def test_cold_start_shows_progress_and_a_restart_comes_from_the_index(page: Page, tmp_path: Path) -> None:
     root = tmp_path / "results"
-    write_tree(root, N_RUNS, 300)
+    write_tree(root, N_RUNS, 200)
     state = tmp_path / "state"
     log = tmp_path / "serve.log"
     listed = page.get_by_text(f"{N_RUNS} runs ·")
