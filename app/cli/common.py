@@ -18,6 +18,7 @@ __all__ = [
     "add_job_options",
     "clean_for_json",
     "json_default",
+    "positive_int",
     "print_json",
     "records",
     "require_root",
@@ -98,6 +99,14 @@ def records(frame: Any) -> list[dict[str, Any]]:
             clean[key] = value
         out.append(clean)
     return out
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number above zero."""
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def add_job_options(parser: argparse.ArgumentParser, *, device: bool = True) -> None:

@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from app.cli.common import EXIT_OK, UsageError, print_json
+from app.cli.common import EXIT_OK, UsageError, positive_int, print_json
 
 __all__ = ["add_parsers", "cmd_compare"]
 
@@ -80,13 +80,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``nnwatch compare``."""
     from monitor.validation import DEFAULT_RESAMPLES, DEFAULT_SEED
@@ -100,7 +93,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     parser.add_argument("--folds", action="store_true",
                         help="FIRST and SECOND are configuration folders: compare over every fold both contain")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--resamples", type=_positive_int, default=DEFAULT_RESAMPLES,
+    parser.add_argument("--resamples", type=positive_int, default=DEFAULT_RESAMPLES,
                         help=f"bootstrap resamples (default {DEFAULT_RESAMPLES})")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"bootstrap seed (default {DEFAULT_SEED})")
     parser.set_defaults(handler=cmd_compare)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from app.cli.common import EXIT_FAILED, EXIT_OK, UsageError, require_root
+from app.cli.common import EXIT_FAILED, EXIT_OK, UsageError, positive_int, require_root
 
 __all__ = ["ProgressBar", "add_parsers", "cmd_report"]
 
@@ -135,13 +135,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register ``nnwatch report``."""
     report = sub.add_parser(
@@ -160,11 +153,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     form.add_argument("--x", choices=("both", "epochs", "fraction"), default="both",
                       help="compare by epoch, by fraction of each schedule, or both side by side (default)")
     form.add_argument("--all", action="store_true", help="one PNG per run and per dataset/configuration")
-    form.add_argument("--workers", type=_positive_int, default=None,
+    form.add_argument("--workers", type=positive_int, default=None,
                       help="--all: parallel processes (default: CPUs)")
     look = report.add_argument_group("size and look")
-    look.add_argument("--width", type=_positive_int, default=1600, help="pixels (default 1600)")
-    look.add_argument("--height", type=_positive_int, default=1000, help="pixels (default 1000)")
+    look.add_argument("--width", type=positive_int, default=1600, help="pixels (default 1600)")
+    look.add_argument("--height", type=positive_int, default=1000, help="pixels (default 1000)")
     res = look.add_mutually_exclusive_group()
     res.add_argument("--scale", type=float, default=None,
                      help="resolution multiplier, same layout (2 → 3200×2000 for the default size)")
