@@ -35,7 +35,7 @@ from trainer.selection import BACKEND_NAMES
 from trainer.slurm_text import SlurmOptions
 from trainer.variants import VariantError, VariantSpec, join_search_path, resolve_variant
 
-__all__ = ["DEVICES", "ExtendPlan", "PreflightError", "nnunet_train_executable", "plan_extend"]
+__all__ = ["DEVICES", "ExtendPlan", "PreflightError", "location_checks", "nnunet_train_executable", "plan_extend"]
 
 DEVICES = ("cuda", "cpu")
 
@@ -126,10 +126,11 @@ def _parent_epochs(run_dir: Path) -> int | None:
         return None
 
 
-def _validate_location(location: RunLocation) -> list[Check]:
+def location_checks(location: RunLocation, action: str = "extend") -> list[Check]:
+    """An nnU-Net v2 fold folder whose names nnU-Net would create; ``action`` names the job in the message."""
     if location.nnunet_version == "v1":
         return [Check("nnunet_version", False, f"{location.run_id} is an nnU-Net v1 run: nnunetv2 cannot "
-                      "extend it (different trainers, plans and preprocessing); retrain it with nnunetv2 "
+                      f"{action} it (different trainers, plans and preprocessing); retrain it with nnunetv2 "
                       "(nnUNetv2_convert_old_nnUNet_dataset, then plan and preprocess)")]
     if location.nnunet_version != "v2":
         return [Check("nnunet_version", False, f"{location.path} is not an nnU-Net v2 fold folder "
@@ -184,7 +185,7 @@ def plan_extend(
         slurm = SlurmOptions(slurm.partition, slurm.time, "", slurm.account, slurm.extra)
     parent = locate_run(run_dir, root)
     parent_epochs = _parent_epochs(parent.path)
-    checks = _validate_location(parent)
+    checks = location_checks(parent)
     empty = ExtendPlan(parent=parent, parent_epochs=parent_epochs, epochs=epochs, backend=backend, device=device,
                        gpu=gpu, new_trainer="", new_run_dir=parent.path, new_run_id="", argv=(), env={},
                        checks=tuple(checks), slurm=slurm)

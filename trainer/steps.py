@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from monitor.runs import RunLocation, locate_run, parse_run_path
+from monitor.runs import locate_run, parse_run_path
 from trainer.checks import (
     Check,
     check_disk_space,
@@ -41,7 +41,7 @@ from trainer.checks import (
 from trainer.gpus import GpuInfo, choose_gpu, query_gpus
 from trainer.jobs import JobKind
 from trainer.names import InvalidNameError, validate_name
-from trainer.plan import DEVICES, PreflightError
+from trainer.plan import DEVICES, PreflightError, location_checks
 from trainer.selection import BACKEND_NAMES
 from trainer.slurm_text import SlurmOptions
 from trainer.variants import join_search_path, locate_trainer, variants_folder
@@ -143,19 +143,6 @@ def _slurm_for(backend: str, device: str, slurm: SlurmOptions | None) -> SlurmOp
     if backend == "slurm" and device == "cpu" and slurm.gres:
         return SlurmOptions(slurm.partition, slurm.time, "", slurm.account, slurm.extra)
     return slurm
-
-
-def _names(location: RunLocation) -> list[Check]:
-    if location.nnunet_version != "v2":
-        return [Check("nnunet_version", False, f"{location.path} is not an nnU-Net v2 fold folder "
-                      "(<Dataset>/<Trainer>__<Plans>__<configuration>/fold_N)")]
-    checks = [Check("nnunet_version", True, "nnU-Net v2 run")]
-    for kind in ("dataset", "trainer", "plans", "configuration", "fold"):
-        try:
-            validate_name(kind, getattr(location, kind))
-        except InvalidNameError as exc:
-            checks.append(Check("names", False, str(exc)))
-    return checks
 
 
 def _base_env(environ: Mapping[str, str], results_root: Path) -> dict[str, str]:
@@ -274,7 +261,7 @@ def plan_train_fold(
     if location is None:
         return replace(empty, checks=(Check("nnunet_version", False, f"{folder} is not an nnU-Net v2 "
                                              "configuration folder (<Dataset>/<Trainer>__<Plans>__<configuration>)"),))
-    checks = _names(location)
+    checks = location_checks(location, "train")
     empty = replace(empty, dataset=location.dataset, trainers=(location.trainer,), plans=(location.plans,),
                      configurations=(location.configuration,))
     if not all(check.ok for check in checks):
@@ -316,7 +303,7 @@ def plan_validate(
                      configurations=(location.configuration,), folds=(location.fold,), backend=backend,
                      device=device, gpu=gpu, argv=(), env={}, checks=(), slurm=slurm,
                      options={"val_best": val_best})
-    checks = _names(location)
+    checks = location_checks(location, "validate")
     if not all(check.ok for check in checks):
         return replace(empty, checks=tuple(checks))
     files = fold_files(location.path)
