@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python bench/bench_report.py [--runs 100] [--repeat 15] [--plotly] [--docs-images docs/img]``.
 
-Why: the issue asks for ≤ 0.5 s per warm run report and ≤ 30 s for 100 run reports, and for the renderer
+Why: the targets are ≤ 0.5 s per warm run report and ≤ 30 s for 100 run reports, and for the renderer
 (matplotlib Agg or plotly + kaleido) to be chosen by measurement. What it does:
 
 * writes a synthetic results tree into a temporary folder (removed at the end): ``--runs`` runs of 1000
