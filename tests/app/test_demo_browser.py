@@ -176,8 +176,8 @@ def test_nothing_a_user_decides_on_is_cut_off(page: Page, demo: Demo, width: int
     for run_id in (PARENT, DEMO_RUNNING[1]):
         _open(page, f"{demo.url}/run?id={quote(run_id, safe='')}", width)
         expect(page.locator('[data-testid="stMetric"]').first).to_be_visible(timeout=180_000)
-        expect(page.locator('[data-testid="stMetric"]').filter(has_text=re.compile("Slope (at the end|so far)"))).to_be_visible(
-            timeout=180_000)
+        slope = page.locator('[data-testid="stMetric"]').filter(has_text=re.compile("Slope (at the end|so far)"))
+        expect(slope).to_be_visible(timeout=180_000)
         _settled(page)
         values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
         assert values and all(value.strip() for value in values)
