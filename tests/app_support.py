@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -160,3 +162,30 @@ def append_epoch(tree: FixtureTree, run_id: str, epoch: int) -> None:
     run = FakeRun(folder, 300, None, spec, clock=datetime.now() - timedelta(seconds=60), next_epoch=epoch,
                   log_path=sorted(folder.glob("training_log_*.txt"))[-1])
     run.history(1)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 90.0) -> None:
+    """Return once ``nnwatch serve`` at ``url`` answers its health check; fail the test with the end of its log
+    when it exits or does not answer within ``timeout_s``."""
+    import pytest
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read() == b"ok":
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail("nnwatch serve did not start:\n" + log.read_text()[-3000:])
+        time.sleep(0.2)  # the port is not open yet; nothing to await but the next try

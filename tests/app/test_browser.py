@@ -12,15 +12,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from app_support import FixtureTree, append_epoch, build_fixture_tree
+from app_support import FixtureTree, append_epoch, build_fixture_tree, free_port, wait_until_serving
 from paths import REPO
 
 from trainer import JobRegistry
@@ -53,35 +51,18 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
     return {**browser_context_args, "viewport": {"width": 1500, "height": 2000}}
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, FixtureTree]]:
     """``nnwatch serve`` on a free port over the fixture tree, launches recorded instead of run."""
     tree = build_fixture_tree(tmp_path_factory.mktemp("browser"))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **tree.env, "PYTHONPATH": f"{REPO / 'tests'}:{REPO}"}
     log = (tree.base / "serve.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--root", str(tree.root), "--port",
                                 str(port), "--refresh", "1"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail("nnwatch serve did not start:\n" + (tree.base / "serve.log").read_text()[-3000:])
-        time.sleep(0.2)  # the port is not open yet; nothing to await but the next try
+    wait_until_serving(url, process, tree.base / "serve.log")
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         yield url, tree

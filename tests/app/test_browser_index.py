@@ -11,13 +11,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from app_support import free_port, wait_until_serving
 from paths import REPO
 
 from monitor.index import RunIndex
@@ -47,24 +47,14 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
 
 @contextmanager
 def _serve(root: Path, state: Path, log: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "NNWATCH_STATE": str(state), "NNWATCH_JOBS_DB": str(state / "jobs.sqlite3"),
            "PYTHONPATH": str(REPO)}
     with log.open("ab") as out:
         process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--root", str(root), "--port",
                                     str(port)], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail("nnwatch serve did not start:\n" + log.read_text()[-3000:])
-        time.sleep(0.2)  # the port is not open yet; nothing to await but the next try
+    wait_until_serving(url, process, log)
     try:
         yield url
     finally:
@@ -74,13 +64,6 @@ def _serve(root: Path, state: Path, log: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.timeout(900)

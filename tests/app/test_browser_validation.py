@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+from app_support import free_port, wait_until_serving
 from paths import REPO
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -55,26 +53,14 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``nnwatch serve`` with no root: the demo tree, written under a temporary cache folder."""
     base = tmp_path_factory.mktemp("demo")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("nnUNet_results", "NNWATCH_ROOT", "NNWATCH_USERS_FILE")}
     env.update(XDG_CACHE_HOME=str(base / "cache"), NNWATCH_STATE=str(base / "state"), PYTHONPATH=str(REPO))
     log = (base / "serve.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=REPO, env=env,
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail("nnwatch serve did not start:\n" + (base / "serve.log").read_text()[-3000:])
-        time.sleep(0.2)  # the port is not open yet; nothing to await but the next try
+    wait_until_serving(url, process, base / "serve.log")
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         yield url

@@ -14,14 +14,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
+from app_support import free_port, wait_until_serving
 from paths import REPO
 
 from app.demo import DEMO_RUNNING
@@ -51,13 +50,6 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
     return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
 
 class Demo:
     """The served demo: its URL, where its tree was written, and what ``serve`` printed."""
@@ -76,23 +68,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     base = tmp_path_factory.mktemp("demo")
     env = {key: value for key, value in os.environ.items() if not key.startswith(("nnUNet_", "NNWATCH_"))}
     env.update(XDG_CACHE_HOME=str(base / "cache"), NNWATCH_STATE=str(base / "state"), PYTHONPATH=str(REPO))
-    port = _free_port()
+    port = free_port()
     log_path = base / "serve.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--refresh", "2"],
                                    cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.read() == b"ok":
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail("nnwatch serve did not start:\n" + log_path.read_text()[-3000:])
-        time.sleep(0.2)  # the port is not open yet; nothing to await but the next try
+    wait_until_serving(url, process, log_path)
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         yield Demo(url, base, log_path)
