@@ -30,6 +30,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from monitor.state import state_dir
 from trainer.names import validate_name
 
 __all__ = [
@@ -112,8 +113,8 @@ def nnunet_supports_ext_trainers() -> bool:
 def variants_folder(environ: Mapping[str, str]) -> tuple[Path, bool]:
     """Where generated variants go, and whether that folder is inside nnU-Net's own package.
 
-    ``NNWATCH_VARIANTS_DIR`` wins; then nnwatch's sub-package of nnU-Net when it can be written; then the
-    user's data folder (which needs ``nnUNet_extTrainer``; the job sets it, prediction must too).
+    ``NNWATCH_VARIANTS_DIR`` wins; then nnwatch's sub-package of nnU-Net when it can be written; then nnwatch's
+    state folder (which needs ``nnUNet_extTrainer``; the job sets it, prediction must too).
     """
     configured = environ.get("NNWATCH_VARIANTS_DIR")
     if configured:
@@ -122,9 +123,7 @@ def variants_folder(environ: Mapping[str, str]) -> tuple[Path, bool]:
     writable_parent = package if package.is_dir() else package.parent
     if os.access(writable_parent, os.W_OK):
         return package, True
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("nnwatch")) / "trainer_variants", False
+    return state_dir(environ) / "trainer_variants", False
 
 
 @contextlib.contextmanager
