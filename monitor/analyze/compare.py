@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from monitor.analyze.analyzer import frame_column
 from monitor.analyze.result import verdict_is_final
 from monitor.analyze.schedule import json_fields
 
@@ -87,14 +88,9 @@ class ComparedRun:
     @classmethod
     def from_frame(cls, run_id: str, frame: pd.DataFrame, planned_epochs: int | None, status: str) -> ComparedRun:
         """From a per-epoch frame (``epoch``, ``ema_fg_dice``, ``mean_fg_dice``) as the run reader builds it."""
-        def column(name: str) -> np.ndarray:
-            if name in frame.columns:
-                values: np.ndarray = frame[name].to_numpy(dtype=float, na_value=np.nan)
-                return values
-            return np.full(len(frame), np.nan)
-
         return cls(run_id, frame["epoch"].to_numpy(dtype=float) if "epoch" in frame.columns else np.zeros(0),
-                   column("ema_fg_dice"), column("mean_fg_dice"), planned_epochs, str(status))
+                   frame_column(frame, "ema_fg_dice"), frame_column(frame, "mean_fg_dice"), planned_epochs,
+                   str(status))
 
     @property
     def epochs_completed(self) -> int:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from monitor.analyze import frame_column
 from monitor.runs.layout import RunLocation, discover_runs
 from monitor.runs.reader import RunReader, load_run
 from monitor.stops import with_stop_cause
@@ -45,9 +46,7 @@ class RunData:
 
     def column(self, name: str) -> np.ndarray:
         """A float column, all-NaN when the log format lacks it (v1 logs have no EMA line, say)."""
-        if name in self.frame.columns:
-            return self.frame[name].to_numpy(dtype=float, na_value=np.nan)
-        return np.full(len(self.frame), np.nan)
+        return frame_column(self.frame, name)
 
     @property
     def dice_columns(self) -> list[str]:
