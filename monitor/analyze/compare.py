@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from monitor.runs.reader import RunReader
 
 __all__ = ["COMPARISON_RULE", "Certainty", "ComparedRun", "ExtensionComparison", "Standing", "compare_extension",
-           "compare_runs", "extension_fell_behind"]
+           "compare_runs"]
 
 COMPARISON_RULE = "end of schedule"
 RULE_DESCRIPTION = (
@@ -245,10 +245,3 @@ def compare_runs(parent: RunReader | str | os.PathLike[str],
     """The rule on two runs read from disk (fold folders or readers): parent first, then its extension."""
     return compare_extension(_compared(parent), _compared(child))
 
-
-def extension_fell_behind(parent: RunReader | str | os.PathLike[str],
-                          child: RunReader | str | os.PathLike[str]) -> ExtensionComparison | None:
-    """The comparison when the extension is (or is on track to end) behind its parent beyond the noise, else
-    None: what an "extension fell behind" notification sends, statement included."""
-    result = compare_runs(parent, child)
-    return result if result.fell_behind else None
