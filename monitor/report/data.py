@@ -13,15 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from monitor.analyze import frame_column
+from monitor.analyze import Analysis, analyze_run, frame_column
 from monitor.runs.layout import RunLocation, discover_runs
 from monitor.runs.reader import RunReader, load_run
 from monitor.stops import with_stop_cause
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from monitor.analyze import Analysis
 
 __all__ = ["DatasetGroup", "ReportError", "RunData", "RunSource", "find_group", "group_runs", "load_run_data"]
 
@@ -90,9 +88,7 @@ def load_run_data(run: RunSource, analysis: Analysis | None = None, *,
         raise ReportError(f"{run_id}: no completed epoch to plot ({why})")
     summary = with_stop_cause(reader.summary(), reader.location, reader.curves())
     if analysis is None:
-        from monitor.analyze import analyze_run  # the verdict exactly as scan and analyze compute it
-
-        analysis = analyze_run(reader, status=summary.status)
+        analysis = analyze_run(reader, status=summary.status)  # the verdict exactly as scan and analyze compute it
     return RunData(frame, summary.row(), analysis)
 
 
