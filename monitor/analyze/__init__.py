@@ -2,7 +2,7 @@
 is the verdict final, how does an extended run stand against its parent? And the one smoothing that every chart
 and report draws."""
 
-from monitor.analyze.analyzer import analyze, hours_unit, practical_gain_per_epoch
+from monitor.analyze.analyzer import analyze, frame_column, hours_unit, practical_gain_per_epoch
 from monitor.analyze.compare import (
     COMPARISON_RULE,
     Certainty,
@@ -11,7 +11,6 @@ from monitor.analyze.compare import (
     Standing,
     compare_extension,
     compare_runs,
-    extension_fell_behind,
 )
 from monitor.analyze.options import AnalyzerOptions
 from monitor.analyze.result import Analysis, FitLine, Trend, Verdict, VerdictRow, verdict_is_final
@@ -23,6 +22,6 @@ from monitor.numbers import signed
 __all__ = [
     "COMPARISON_RULE", "Analysis", "AnalyzerOptions", "Certainty", "ComparedRun", "ExtensionComparison", "FitLine",
     "Standing", "Trend", "Verdict", "VerdictRow", "analyze", "analyze_curves", "analyze_run", "compare_extension",
-    "compare_runs", "extension_fell_behind", "hours_unit", "practical_gain_per_epoch", "signed", "smooth",
-    "verdict_is_final", "verdict_label", "verdict_row", "verdict_words",
+    "compare_runs", "frame_column", "hours_unit", "practical_gain_per_epoch", "signed", "smooth", "verdict_is_final",
+    "verdict_label", "verdict_row", "verdict_words",
 ]

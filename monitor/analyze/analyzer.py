@@ -35,11 +35,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["Analysis", "AnalyzerOptions", "FitLine", "ScheduleOption", "Verdict", "analyze", "analyze_series",
-           "mean_dice_series"]
+           "frame_column", "mean_dice_series"]
 
 
-def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
-    """A float column as numpy, all-NaN when the frame lacks it (older logs lack lr or epoch times)."""
+def frame_column(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """A float column as numpy, all-NaN when the frame lacks it (older logs lack lr or epoch times, v1 logs
+    an EMA line)."""
     if name in frame.columns:
         values: np.ndarray = frame[name].to_numpy(dtype=float, na_value=np.nan)
         return values
@@ -48,7 +49,7 @@ def _column(frame: pd.DataFrame, name: str) -> np.ndarray:
 
 def _series(frame: pd.DataFrame, name: str) -> np.ndarray:
     """The fitted series; ``mean_fg_dice`` is rebuilt from ``dice_k`` columns if a parser omitted it."""
-    values = _column(frame, name)
+    values = frame_column(frame, name)
     if name != "mean_fg_dice":
         return values
     dice_cols = [c for c in frame.columns if str(c).startswith("dice_")]
@@ -125,7 +126,7 @@ def analyze(
     opts = options or AnalyzerOptions()
     if "epoch" not in frame.columns:  # nothing to place in time: no epochs at all
         frame = frame.iloc[:0].assign(epoch=np.zeros(0, np.int64))
-    times = _column(frame, "epoch_time_s")
+    times = frame_column(frame, "epoch_time_s")
     ends = None
     if "epoch_end" in frame.columns and not (np.isfinite(times) & (times > 0)).any():
         # Only runs without logged epoch times need the stamps (the cost of an epoch), and converting
@@ -135,7 +136,7 @@ def analyze(
         stamps = pd.to_datetime(frame["epoch_end"], errors="coerce", utc=True)
         ends = stamps.dt.tz_localize(None).to_numpy().astype("datetime64[us]")
     return analyze_series(frame["epoch"].to_numpy(dtype=np.int64), _series(frame, opts.series),
-                          _column(frame, "lr"), times, ends,
+                          frame_column(frame, "lr"), times, ends,
                           planned_epochs=planned_epochs, finished=finished, running=running, options=opts,
                           device=device)
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from monitor.analyze.analyzer import frame_column
 from monitor.analyze.result import verdict_is_final
 from monitor.analyze.schedule import json_fields
 
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from monitor.runs.reader import RunReader
 
 __all__ = ["COMPARISON_RULE", "Certainty", "ComparedRun", "ExtensionComparison", "Standing", "compare_extension",
-           "compare_runs", "extension_fell_behind"]
+           "compare_runs"]
 
 COMPARISON_RULE = "end of schedule"
 RULE_DESCRIPTION = (
@@ -87,14 +88,9 @@ class ComparedRun:
     @classmethod
     def from_frame(cls, run_id: str, frame: pd.DataFrame, planned_epochs: int | None, status: str) -> ComparedRun:
         """From a per-epoch frame (``epoch``, ``ema_fg_dice``, ``mean_fg_dice``) as the run reader builds it."""
-        def column(name: str) -> np.ndarray:
-            if name in frame.columns:
-                values: np.ndarray = frame[name].to_numpy(dtype=float, na_value=np.nan)
-                return values
-            return np.full(len(frame), np.nan)
-
         return cls(run_id, frame["epoch"].to_numpy(dtype=float) if "epoch" in frame.columns else np.zeros(0),
-                   column("ema_fg_dice"), column("mean_fg_dice"), planned_epochs, str(status))
+                   frame_column(frame, "ema_fg_dice"), frame_column(frame, "mean_fg_dice"), planned_epochs,
+                   str(status))
 
     @property
     def epochs_completed(self) -> int:
@@ -249,10 +245,3 @@ def compare_runs(parent: RunReader | str | os.PathLike[str],
     """The rule on two runs read from disk (fold folders or readers): parent first, then its extension."""
     return compare_extension(_compared(parent), _compared(child))
 
-
-def extension_fell_behind(parent: RunReader | str | os.PathLike[str],
-                          child: RunReader | str | os.PathLike[str]) -> ExtensionComparison | None:
-    """The comparison when the extension is (or is on track to end) behind its parent beyond the noise, else
-    None: what an "extension fell behind" notification sends, statement included."""
-    result = compare_runs(parent, child)
-    return result if result.fell_behind else None

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitor.report.data import DatasetGroup, ReportError, group_runs, load_run_data
-from monitor.report.style import THEMES, ReportOptions, figure_to_png, new_canvas
+from monitor.report.style import ReportOptions, report_png
 from monitor.runs.layout import RunLocation, discover_runs
 
 __all__ = ["BatchResult", "Job", "Progress", "dataset_file_name", "run_file_name", "safe_name", "write_all"]
@@ -92,14 +92,13 @@ def _render(job: Job, root: str, out_dir: str, opts: ReportOptions) -> tuple[str
     from monitor.report.run import build_run_figure
 
     try:
-        canvas = new_canvas(opts.width, opts.height, opts.scale, THEMES[opts.theme])
         if job.run is not None:
-            build_run_figure(canvas, load_run_data(job.run.path, root=root), smooth=opts.smooth, now=opts.now)
+            png = report_png(opts, build_run_figure, load_run_data(job.run.path, root=root))
         else:
             assert job.group is not None
-            build_dataset_figure(canvas, load_group(job.group, root), smooth=opts.smooth, now=opts.now)
+            png = report_png(opts, build_dataset_figure, load_group(job.group, root))
         target = Path(out_dir) / job.file_name
-        target.write_bytes(figure_to_png(canvas))
+        target.write_bytes(png)
         return "written", str(target), ""
     except (ReportError, FileNotFoundError) as exc:
         return "skipped", job.label, str(exc)

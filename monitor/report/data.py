@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from monitor.analyze import Analysis, analyze_run, frame_column
 from monitor.runs.layout import RunLocation, discover_runs
 from monitor.runs.reader import RunReader, load_run
 from monitor.stops import with_stop_cause
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from monitor.analyze import Analysis
 
 __all__ = ["DatasetGroup", "ReportError", "RunData", "RunSource", "find_group", "group_runs", "load_run_data"]
 
@@ -45,9 +44,7 @@ class RunData:
 
     def column(self, name: str) -> np.ndarray:
         """A float column, all-NaN when the log format lacks it (v1 logs have no EMA line, say)."""
-        if name in self.frame.columns:
-            return self.frame[name].to_numpy(dtype=float, na_value=np.nan)
-        return np.full(len(self.frame), np.nan)
+        return frame_column(self.frame, name)
 
     @property
     def dice_columns(self) -> list[str]:
@@ -91,9 +88,7 @@ def load_run_data(run: RunSource, analysis: Analysis | None = None, *,
         raise ReportError(f"{run_id}: no completed epoch to plot ({why})")
     summary = with_stop_cause(reader.summary(), reader.location, reader.curves())
     if analysis is None:
-        from monitor.analyze import analyze_run  # the verdict exactly as scan and analyze compute it
-
-        analysis = analyze_run(reader, status=summary.status)
+        analysis = analyze_run(reader, status=summary.status)  # the verdict exactly as scan and analyze compute it
     return RunData(frame, summary.row(), analysis)
 
 

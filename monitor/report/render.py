@@ -13,12 +13,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from monitor.report.data import ReportError, RunData, RunSource, find_group, load_run_data
-from monitor.report.style import BASE_DPI, THEMES, ReportOptions, figure_to_png, new_canvas
+from monitor.report.style import BASE_DPI, ReportOptions, report_png
 
 if TYPE_CHECKING:
     from monitor.analyze import Analysis
     from monitor.report.batch import BatchResult, Progress
-    from monitor.report.style import Canvas
 
 __all__ = [
     "ReportError",
@@ -40,26 +39,19 @@ def _options(width: int, height: int, scale: float | None, dpi: float | None, sm
                          smooth=smooth, theme=theme, now=now)
 
 
-def _canvas(opts: ReportOptions) -> Canvas:
-    return new_canvas(opts.width, opts.height, opts.scale, THEMES[opts.theme])
-
-
 def render_run_report(run: RunSource, *, analysis: Analysis | None = None, width: int = 1600, height: int = 1000,
                       scale: float | None = None, dpi: float | None = None, smooth: int | None = None,
                       theme: str = "light", now: datetime | None = None) -> bytes:
     """PNG of one run: title with the verdict, Dice/loss/lr/epoch-time panels, footer with the numbers."""
     opts = _options(width, height, scale, dpi, smooth, theme, now)
-    data = load_run_data(run, analysis)
-    return run_report_png(data, opts)
+    return run_report_png(load_run_data(run, analysis), opts)
 
 
 def run_report_png(data: RunData, opts: ReportOptions) -> bytes:
     """Render already loaded :class:`~monitor.report.data.RunData`."""
     from monitor.report.run import build_run_figure
 
-    canvas = _canvas(opts)
-    build_run_figure(canvas, data, smooth=opts.smooth, now=opts.now)
-    return figure_to_png(canvas)
+    return report_png(opts, build_run_figure, data)
 
 
 def render_dataset_report(root: str | os.PathLike[str], dataset: str, configuration: str, trainer: str | None = None,
@@ -70,28 +62,21 @@ def render_dataset_report(root: str | os.PathLike[str], dataset: str, configurat
     from monitor.report.multi import build_dataset_figure, load_group
 
     opts = _options(width, height, scale, dpi, smooth, theme, now)
-    folds = load_group(find_group(root, dataset, configuration, trainer), root)
-    canvas = _canvas(opts)
-    build_dataset_figure(canvas, folds, smooth=opts.smooth, now=opts.now)
-    return figure_to_png(canvas)
+    return report_png(opts, build_dataset_figure, load_group(find_group(root, dataset, configuration, trainer), root))
 
 
 def render_compare_report(run_a: RunSource, run_b: RunSource, *, x: str = "both", width: int = 1600,
                           height: int = 1000, scale: float | None = None, dpi: float | None = None,
                           smooth: int | None = None, theme: str = "light", now: datetime | None = None) -> bytes:
     """PNG of a parent run and its extended run on one chart, by epoch and/or by fraction of each schedule."""
+    from monitor.report.cases import case_by_case_lines
     from monitor.report.multi import build_compare_figure
 
     if x not in X_MODES:
         raise ValueError(f"x must be one of {', '.join(X_MODES)}, got {x!r}")
     opts = _options(width, height, scale, dpi, smooth, theme, now)
-    from monitor.report.cases import case_by_case_lines
-
     pair = (load_run_data(run_a), load_run_data(run_b))
-    canvas = _canvas(opts)
-    build_compare_figure(canvas, pair, x=x, smooth=opts.smooth, now=opts.now,
-                         extra_lines=case_by_case_lines(run_a, run_b))
-    return figure_to_png(canvas)
+    return report_png(opts, build_compare_figure, pair, x=x, extra_lines=case_by_case_lines(run_a, run_b))
 
 
 def write_all_reports(root: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = [
     "fold_style",
     "new_canvas",
     "panel_boxes",
+    "report_png",
 ]
 
 BASE_DPI = 100.0
@@ -207,6 +209,13 @@ def panel_boxes(canvas: Canvas) -> dict[str, tuple[int, int, int, int]]:
         boxes[str(ax.get_label())] = (round(pos.x0 * width), round((1 - pos.y1) * height),
                                  round(pos.x1 * width), round((1 - pos.y0) * height))
     return boxes
+
+
+def report_png(opts: ReportOptions, build: Callable[..., None], *args: Any, **kwargs: Any) -> bytes:
+    """``build(canvas, *args, smooth=…, now=…, **kwargs)`` on a fresh canvas of ``opts``, encoded as PNG."""
+    canvas = new_canvas(opts.width, opts.height, opts.scale, THEMES[opts.theme])
+    build(canvas, *args, smooth=opts.smooth, now=opts.now, **kwargs)
+    return figure_to_png(canvas)
 
 
 def figure_to_png(canvas: Canvas) -> bytes:

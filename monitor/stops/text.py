@@ -172,6 +172,7 @@ def classify_text(text: str, source: str, strength: Strength = Strength.STRONG) 
     died = next((b for b in blocks if b.workers_died), None)
     died_at = died.start if died is not None else next(
         (i for i, line in enumerate(lines) if WORKERS_DIED in line), None)
+    oom = _OOM_KILL.search(text) if "kill" in lowered or "out of memory" in lowered else None
     if died_at is not None:
         real = [b for b in blocks if b.start < died_at and not b.workers_died]
         died_line = _clip(died.last if died is not None else lines[died_at].strip())
@@ -189,7 +190,6 @@ def classify_text(text: str, source: str, strength: Strength = Strength.STRONG) 
             evidence = "\n…\n".join([*shown, died_line])
             return StopDiagnosis(cause, evidence, source, strength, _summary(cause, named),
                                  notes=("nnU-Net's data-augmentation workers died because of the exception above",))
-        oom = _OOM_KILL.search(text) if "kill" in lowered or "out of memory" in lowered else None
         if oom:
             return StopDiagnosis(StopCause.HOST_OOM, f"{_clip(oom.group(0))}\n…\n{died_line}", source, strength,
                                  "a data-augmentation worker was killed for lack of memory")
@@ -200,7 +200,6 @@ def classify_text(text: str, source: str, strength: Strength = Strength.STRONG) 
         block = blocks[-1]
         cause = _classify_exception(block)
         return StopDiagnosis(cause, block.excerpt(), source, strength, _summary(cause, block))
-    oom = _OOM_KILL.search(text) if "kill" in lowered or "out of memory" in lowered else None
     if oom:
         return StopDiagnosis(StopCause.HOST_OOM, last_lines(text[: oom.end()], 4), source, strength,
                              "killed by the out-of-memory killer")
