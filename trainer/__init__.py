@@ -33,7 +33,7 @@ from trainer.slurm_text import SlurmOptions, suggest_time_limit
 from trainer.states import JobState
 from trainer.steps import DEFAULT_FOLDS, StepPlan, expected_folds, plan_find_best, plan_train_fold, plan_validate
 from trainer.submit import current_user, submit, submit_step
-from trainer.variants import VariantError, warm_up_lookup
+from trainer.variants import VariantError
 
 __all__ = [
     "DEFAULT_FOLDS",
@@ -70,5 +70,4 @@ __all__ = [
     "submit",
     "submit_step",
     "suggest_time_limit",
-    "warm_up_lookup",
 ]
