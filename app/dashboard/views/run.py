@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import plotly.graph_objects as go
 import streamlit as st
 
-from app.dashboard import charts, next_steps, resources
+from app.dashboard import next_steps, resources
 from app.dashboard.advice import render_follow_up
-from app.dashboard.downloads import chart_config, csv_button, png_button, run_report, safe_name
+from app.dashboard.downloads import csv_button, png_button, run_report, safe_name
 from app.dashboard.extend_dialog import RESULT_KEY, open_extend_dialog, render_extend_dialog
 from app.dashboard.lineage import has_extension, render_lineage
+from app.dashboard.run_charts import dice_chart, panels, run_figures
 from app.dashboard.stop_section import render_stop_section
 from app.dashboard.store import RunStatus, RunStore, RunSummary
 from app.dashboard.ui import eta_text, extend_eligibility, fmt_dice, guard, run_flags, status_text, verdict_callout
@@ -78,43 +78,6 @@ def _actions(run_id: str, summary: RunSummary) -> None:
                          icon=":material/work_history:", query_params={"job": job.job_id})
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
-def _figures(root: str, run_id: str, version: int, window: int, _store: RunStore) -> tuple[go.Figure, ...]:
-    """(Dice, loss, learning rate, epoch time) of one run version; shared by every session (plotly_chart copies
-    a figure, it never changes it). ``_store`` is not part of the key: ``root`` stands for it."""
-    del root, version  # cache keys only
-    summary, frame = _store.summary(run_id), _store.frame(run_id)
-    if summary is None or frame is None:
-        return ()
-    planned = summary.planned_epochs
-    analysis = _store.analysis(run_id)
-    return (charts.dice_figure(frame, list(summary.class_names), analysis, window=window, planned_epochs=planned),
-            charts.loss_figure(frame, window=window, planned_epochs=planned),
-            charts.lr_figure(frame, planned_epochs=planned),
-            charts.epoch_time_figure(frame, planned_epochs=planned))
-
-
-def _dice_chart(run_id: str, frame: Any, figures: tuple[go.Figure, ...]) -> None:
-    name = safe_name(run_id)
-    st.plotly_chart(figures[0], config=chart_config(f"{name}_dice"), key="dice_chart")
-    dice_cols = ["epoch", *[c for c in frame.columns if c.startswith("dice_")], "mean_fg_dice", "ema_fg_dice"]
-    csv_button(frame[[c for c in dice_cols if c in frame.columns]], f"{name}_dice", key="csv_dice")
-
-
-def _panels(run_id: str, frame: Any, figures: tuple[go.Figure, ...]) -> None:
-    name = safe_name(run_id)
-    cols = st.columns(3)
-    panels = (
-        ("loss", figures[1], ["epoch", "train_loss", "val_loss"]),
-        ("lr", figures[2], ["epoch", "lr"]),
-        ("epoch_time", figures[3], ["epoch", "epoch_time_s", "epoch_end"]),
-    )
-    for col, (key, fig, columns) in zip(cols, panels):
-        with col:
-            st.plotly_chart(fig, config=chart_config(f"{name}_{key}"), key=f"{key}_chart")
-            csv_button(frame[[c for c in columns if c in frame.columns]], f"{name}_{key}", key=f"csv_{key}")
-
-
 def _smoothing(store: RunStore, run_id: str, frame: Any, analysis: Analysis | None) -> int:
     top = st.columns([2, 1, 1])
     window = int(top[0].slider("Smoothing (epochs)", 1, 100, value=10, key="smooth",
@@ -139,14 +102,14 @@ def _body(store: RunStore, run_id: str) -> None:
     render_lineage(store, run_id)
     _actions(run_id, summary)
     verdict_callout(analysis, summary)
-    figures: tuple[go.Figure, ...] = ()
+    figures: tuple[Any, ...] = ()
     if frame.empty:
         st.info("No completed epoch yet: curves appear after the first epoch ends.", icon=":material/hourglass_top:")
     else:
         window = _smoothing(store, run_id, frame, analysis)
-        figures = _figures(str(store.root), run_id, store.run_version(run_id) or 0, window, store)
+        figures = run_figures(store, run_id, window)
         if figures:
-            _dice_chart(run_id, frame, figures)
+            dice_chart(run_id, frame, figures)
     render_stop_section(store, run_id, summary)
     render_follow_up(store, run_id, summary)
     flags = run_flags(summary, frame, store.problems_of(run_id))
@@ -154,7 +117,7 @@ def _body(store: RunStore, run_id: str) -> None:
         st.warning("**Needs a look:**\n" + "\n".join(f"- {f}" for f in flags), icon=":material/flag:")
     run_validation_section(store, run_id, summary, frame)
     if figures:
-        _panels(run_id, frame, figures)
+        panels(run_id, frame, figures)
 
 
 def page() -> None:
