@@ -9,6 +9,9 @@ Starts a fresh ``nnwatch serve`` of the demo (no root) and measures, at a 1400 Ã
   this server (``--plan-after`` seconds after the first page, the time a person takes to read the page);
 * ``plan_again_s``: the same dialog opened again.
 
+Each figure comes with the load average when it was taken and the CPU seconds the server (``nnwatch serve``
+and its Streamlit child) spent meanwhile, since wall times on a shared machine move with the load.
+
 Usage::
 
     .venv/bin/python bench/bench_browser.py [--repeat 3] [--plan-after 15] [--chromium /usr/bin/chromium]
@@ -17,6 +20,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -60,6 +64,35 @@ def _serve(base: Path, repo: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("nnwatch serve did not start: " + (base / "serve.log").read_text()[-2000:])
 
 
+def _server_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of the server process and its children (the Streamlit process)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    for one in pids:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+class _Sample:
+    """Wall time, server CPU and load average of one measured step."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.cpu = _server_cpu_s(pid)
+        self.started = time.perf_counter()
+
+    def done(self) -> dict[str, float]:
+        return {"wall_s": round(time.perf_counter() - self.started, 2),
+                "server_cpu_s": round(_server_cpu_s(self.pid) - self.cpu, 2), "load": round(os.getloadavg()[0], 1)}
+
+
 def _first_chart(browser, url: str) -> float:  # type: ignore[no-untyped-def]
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
@@ -101,17 +134,28 @@ def main() -> int:
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=args.chromium)
+                sample = _Sample(process.pid)
                 results["first_chart_cold_s"] = round(_first_chart(browser, url), 2)
-                tabs = [_first_chart(browser, url) for _ in range(args.repeat)]
+                results["first_chart_cold"] = sample.done()
+                samples = []
+                for _ in range(args.repeat):
+                    sample = _Sample(process.pid)
+                    _first_chart(browser, url)
+                    samples.append(sample.done())
+                tabs = [one["wall_s"] for one in samples]
                 results["first_chart_fresh_tab_s"] = round(statistics.median(tabs), 2)
-                results["first_chart_fresh_tab_all_s"] = [round(t, 2) for t in tabs]
+                results["first_chart_fresh_tab_all"] = samples
                 context = browser.new_context(viewport={"width": 1400, "height": 1000})
                 page = context.new_page()
                 page.goto(f"{url}/run?id={quote(PARENT, safe='')}")
                 page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=180_000)
                 time.sleep(max(0.0, args.plan_after))  # the reading time being modelled, not a wait for a condition
+                sample = _Sample(process.pid)
                 results["plan_first_s"] = round(_plan(page), 2)
+                results["plan_first"] = sample.done()
+                sample = _Sample(process.pid)
                 results["plan_again_s"] = round(_plan(page), 2)
+                results["plan_again"] = sample.done()
                 browser.close()
         finally:
             process.send_signal(signal.SIGTERM)

@@ -6,7 +6,8 @@ backends, ``cancel``). Backends (``local``, ``slurm``) implement one small inter
 :mod:`trainer.backends`; :mod:`trainer.selection` maps a name to one. :mod:`trainer.handoff` lets one
 process record local jobs that a worker process (``nnwatch worker``) starts. ``job_evidence`` and
 ``JobLiveness`` (:mod:`trainer.evidence`) hand how a job ended down to monitor's stop-cause classifier.
-nnU-Net and torch are imported lazily, only when a trainer must be looked up.
+Plans find trainer classes in nnU-Net's sources (:mod:`trainer.trainer_scan`); nnU-Net and torch are imported only
+when a job is submitted, to confirm that nnU-Net finds the trainer.
 
 The next steps (:mod:`trainer.steps`: ``plan_train_fold``, ``plan_validate``, ``plan_find_best`` →
 ``submit_step``) are jobs of other kinds (:class:`JobKind`) in the same registry and backends; what
@@ -33,7 +34,7 @@ from trainer.slurm_text import SlurmOptions, suggest_time_limit
 from trainer.states import JobState
 from trainer.steps import DEFAULT_FOLDS, StepPlan, expected_folds, plan_find_best, plan_train_fold, plan_validate
 from trainer.submit import current_user, submit, submit_step
-from trainer.variants import VariantError, warm_up_lookup
+from trainer.variants import VariantError
 
 __all__ = [
     "DEFAULT_FOLDS",
@@ -70,5 +71,4 @@ __all__ = [
     "submit",
     "submit_step",
     "suggest_time_limit",
-    "warm_up_lookup",
 ]

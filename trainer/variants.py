@@ -32,12 +32,14 @@ from pathlib import Path
 
 from monitor.state import state_dir
 from trainer.names import validate_name
+from trainer.trainer_scan import scan_trainer
 
 __all__ = [
     "PACKAGE_FOLDER_NAME",
     "TrainerInfo",
     "VariantError",
     "VariantSpec",
+    "find_trainer",
     "install_variant",
     "join_search_path",
     "locate_trainer",
@@ -184,10 +186,19 @@ def locate_trainer(name: str, environ: Mapping[str, str] | None = None) -> Train
     return None
 
 
-def warm_up_lookup(environ: Mapping[str, str] | None = None) -> None:
-    """Import nnU-Net and every trainer module it would search, so that later lookups (a plan) take
-    milliseconds instead of the seconds torch and nnU-Net's trainer tree take to import the first time."""
-    locate_trainer("nnwatchNoSuchTrainerWarmUp", environ)
+def find_trainer(name: str, environ: Mapping[str, str] | None = None) -> TrainerInfo | None:
+    """Where nnU-Net's search would find trainer ``name``, read from the sources (:mod:`trainer.trainer_scan`):
+    milliseconds, no import of torch or nnU-Net. :func:`install_variant` confirms with the import at submit."""
+    found = scan_trainer(name, environ)
+    if found is None:
+        return None
+    base, base_epochs = found.base_trainer, found.base_epochs
+    if base is None and found.module == _BUILTIN_LENGTH_MODULE:
+        match = _BUILTIN_LENGTH_RE.fullmatch(found.name)
+        if match is not None:
+            base, base_epochs = "nnUNetTrainer", int(match.group(1))
+    return TrainerInfo(name=found.name, module=found.module, search_path=found.search_path,
+                       base_trainer=base, base_epochs=base_epochs)
 
 
 def render_variant_source(name: str, epochs: int, parent: TrainerInfo) -> str:
@@ -239,14 +250,15 @@ if _Parent is not None:
 
 
 def resolve_variant(parent_trainer: str, epochs: int, environ: Mapping[str, str] | None = None) -> VariantSpec:
-    """Decide which trainer an ``epochs``-long copy of ``parent_trainer`` uses (writes nothing).
+    """Decide which trainer an ``epochs``-long copy of ``parent_trainer`` uses (writes nothing, imports nothing:
+    the classes are found in the sources by :func:`find_trainer`).
 
     Raises :class:`VariantError` when the parent cannot be found by nnU-Net, or when a class with the
     variant's name exists but is not a schedule-only variant of the same parent.
     """
     environ = os.environ if environ is None else environ
     validate_name("trainer", parent_trainer)
-    parent = locate_trainer(parent_trainer, environ)
+    parent = find_trainer(parent_trainer, environ)
     if parent is None:
         raise VariantError(
             f"nnU-Net cannot find the parent run's trainer {parent_trainer!r} (searched its "
@@ -254,12 +266,12 @@ def resolve_variant(parent_trainer: str, epochs: int, environ: Mapping[str, str]
             f"{environ.get('nnUNet_extTrainer', '')!r}); it must be importable to be extended"
         )
     if parent.base_trainer is not None:
-        base = locate_trainer(parent.base_trainer, environ)
+        base = find_trainer(parent.base_trainer, environ)
         if base is None:
             raise VariantError(f"{parent_trainer} lengthens {parent.base_trainer}, which nnU-Net cannot find")
         parent = base
     name = validate_name("trainer", f"{parent.name}_{epochs}epochs")
-    existing = locate_trainer(name, environ)
+    existing = find_trainer(name, environ)
     if existing is not None:
         if existing.base_trainer != parent.name or existing.base_epochs != epochs:
             raise VariantError(
@@ -274,10 +286,14 @@ def resolve_variant(parent_trainer: str, epochs: int, environ: Mapping[str, str]
 
 
 def install_variant(spec: VariantSpec, environ: Mapping[str, str] | None = None) -> None:
-    """Write the generated module (idempotent, atomic) and check that nnU-Net's search now finds it."""
-    if spec.module_path is None:
-        return
+    """Write the generated module (idempotent, atomic) and check that nnU-Net's search now finds it, by importing
+    it as nnU-Net will (a variant that nnU-Net ships or that exists already is only imported)."""
     environ = dict(os.environ if environ is None else environ)
+    if spec.module_path is None:
+        if locate_trainer(spec.name, environ) is None:
+            raise VariantError(f"nnU-Net's search does not find {spec.name} when it imports its trainers "
+                               f"(a module that fails to import, or a missing parent of {spec.name})")
+        return
     assert spec.folder is not None
     if not spec.in_nnunet_package and not nnunet_supports_ext_trainers():
         raise VariantError(f"this nnunetv2 has no nnUNet_extTrainer support and cannot find {spec.folder}; "

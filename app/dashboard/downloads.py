@@ -1,6 +1,6 @@
 """Download buttons: PNG reports from :mod:`monitor.report.render` and the curves behind every chart as CSV.
 
-PNGs are rendered lazily (Streamlit calls the callable only when the button is clicked), because a
+PNGs and CSVs are rendered lazily (Streamlit calls the callable only when the button is clicked), because a
 report takes a noticeable moment of matplotlib and most page views download nothing. The chart-level PNG of the
 figure as seen is plotly's own camera button, configured here with a readable file name.
 """
@@ -36,8 +36,13 @@ def chart_config(name: str) -> dict[str, Any]:
 
 
 def csv_button(frame: pd.DataFrame, name: str, *, key: str, label: str = "CSV") -> None:
-    """The frame as CSV (timestamps ISO-8601), computed now: CSVs are small."""
-    st.download_button(f":material/download: {label}", data=frame.to_csv(index=False).encode("utf-8"),
+    """The frame as CSV (timestamps ISO-8601), written only when clicked: a page shows several and most views
+    download none."""
+
+    def render() -> bytes:
+        return frame.to_csv(index=False).encode("utf-8")
+
+    st.download_button(f":material/download: {label}", data=render,
                        file_name=f"{safe_name(name)}.csv", mime="text/csv", key=key, on_click="ignore",
                        help="The numbers behind this chart, one row per epoch")
 

@@ -13,8 +13,6 @@ dialog, AppTest's ``run()``) re-open it until it is confirmed or dismissed.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from typing import Any
 
 import streamlit as st
@@ -23,28 +21,13 @@ from app.dashboard import resources
 from app.dashboard.auth_ui import Actor, current_actor
 from app.dashboard.store import RunSummary
 from app.dashboard.ui import extend_eligibility, guard, verdict_supports_extend
-from trainer import ExtendPlan, PreflightError, command_text, sbatch_preview, suggest_time_limit, warm_up_lookup
+from trainer import ExtendPlan, PreflightError, command_text, sbatch_preview, suggest_time_limit
 
-__all__ = ["RESULT_KEY", "open_extend_dialog", "render_extend_dialog", "warm_up_planning"]
+__all__ = ["RESULT_KEY", "open_extend_dialog", "render_extend_dialog"]
 
 OPEN_KEY = "extend_dialog_run"
 RESULT_KEY = "extend_result"
 MAX_EPOCHS = 20_000
-
-
-@st.cache_resource(show_spinner=False)
-def warm_up_planning(delay_s: float = 4.0) -> threading.Thread:
-    """Once per server: import nnU-Net's trainers in the background, ``delay_s`` after the first page, so the
-    first Extend dialog shows its plan at once instead of waiting for torch (the first page stays fast)."""
-
-    def run() -> None:
-        with contextlib.suppress(Exception):  # a broken nnU-Net shows up in the dialog's checks instead
-            warm_up_lookup()
-
-    thread = threading.Timer(delay_s, run)
-    thread.daemon = True
-    thread.start()
-    return thread
 
 
 def open_extend_dialog(run_id: str) -> None:

@@ -23,7 +23,6 @@ import streamlit as st
 
 from app.dashboard import resources
 from app.dashboard.auth_ui import Actor, current_actor, login_form, sidebar_account
-from app.dashboard.extend_dialog import warm_up_planning
 from app.dashboard.ui import no_truncation_style
 
 HERE = Path(__file__).resolve().parent
@@ -78,7 +77,6 @@ def main() -> None:
     page = st.navigation(_pages())
     _sidebar(actor)
     page.run()
-    warm_up_planning()
 
 
 main()

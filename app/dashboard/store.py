@@ -195,6 +195,12 @@ class RunStore:
         snapshot = self._watcher.run(run_id)
         return None if snapshot is None else snapshot.summary
 
+    def run_version(self, run_id: str) -> int | None:
+        """The version of one run's snapshot (moves only when that run changes): a cache key for what a page
+        derives from one run; None for an unknown run."""
+        snapshot = self._watcher.run(run_id)
+        return None if snapshot is None else snapshot.version
+
     def location(self, run_id: str) -> RunLocation | None:
         snapshot = self._watcher.run(run_id)
         return None if snapshot is None else snapshot.location

@@ -1,7 +1,10 @@
 """Run: one run's curves, the analyzer's verdict with its numbers and reasons, flags, and Extend.
 
 Opened directly by ``/run?id=<url-encoded run id>``. While the run trains, the header, verdict and
-charts refresh on a timer (a fragment); a finished run is drawn once.
+charts refresh on a timer (a fragment); a finished run is drawn once. The Dice chart comes right after the
+verdict, before the sections that read more files (stop cause, follow-up, validation), so the browser draws it
+while the server computes the rest; figures are cached per run version and smoothing window, and the Extend
+dialog is drawn before the page body so its plan does not wait for the charts.
 """
 
 from __future__ import annotations
@@ -10,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from app.dashboard import charts, next_steps, resources
+from app.dashboard import next_steps, resources
 from app.dashboard.advice import render_follow_up
-from app.dashboard.downloads import chart_config, csv_button, png_button, run_report, safe_name
+from app.dashboard.downloads import csv_button, png_button, run_report, safe_name
 from app.dashboard.extend_dialog import RESULT_KEY, open_extend_dialog, render_extend_dialog
 from app.dashboard.lineage import has_extension, render_lineage
+from app.dashboard.run_charts import dice_chart, panels, run_figures
 from app.dashboard.stop_section import render_stop_section
 from app.dashboard.store import RunStatus, RunStore, RunSummary
 from app.dashboard.ui import eta_text, extend_eligibility, fmt_dice, guard, run_flags, status_text, verdict_callout
@@ -74,23 +78,18 @@ def _actions(run_id: str, summary: RunSummary) -> None:
                          icon=":material/work_history:", query_params={"job": job.job_id})
 
 
-def _charts(run_id: str, summary: RunSummary, frame: Any, analysis: Analysis | None, window: int) -> None:
-    planned = summary.planned_epochs
-    name = safe_name(run_id)
-    dice = charts.dice_figure(frame, list(summary.class_names), analysis, window=window, planned_epochs=planned)
-    st.plotly_chart(dice, config=chart_config(f"{name}_dice"), key="dice_chart")
-    dice_cols = ["epoch", *[c for c in frame.columns if c.startswith("dice_")], "mean_fg_dice", "ema_fg_dice"]
-    csv_button(frame[[c for c in dice_cols if c in frame.columns]], f"{name}_dice", key="csv_dice")
-    cols = st.columns(3)
-    panels = (
-        ("loss", charts.loss_figure(frame, window=window, planned_epochs=planned), ["epoch", "train_loss", "val_loss"]),
-        ("lr", charts.lr_figure(frame, planned_epochs=planned), ["epoch", "lr"]),
-        ("epoch_time", charts.epoch_time_figure(frame, planned_epochs=planned), ["epoch", "epoch_time_s", "epoch_end"]),
-    )
-    for col, (key, fig, columns) in zip(cols, panels):
-        with col:
-            st.plotly_chart(fig, config=chart_config(f"{name}_{key}"), key=f"{key}_chart")
-            csv_button(frame[[c for c in columns if c in frame.columns]], f"{name}_{key}", key=f"csv_{key}")
+def _smoothing(store: RunStore, run_id: str, frame: Any, analysis: Analysis | None) -> int:
+    top = st.columns([2, 1, 1])
+    window = int(top[0].slider("Smoothing (epochs)", 1, 100, value=10, key="smooth",
+                               help="Centred moving average, as in the PNG report; the raw curve stays "
+                                    "as a faint shadow. 1 = raw."))
+    location = store.location(run_id)
+    with top[1]:
+        if location is not None:
+            png_button(run_report(location.path, analysis, window), f"{safe_name(run_id)}_report", key="run_png")
+    with top[2]:
+        csv_button(frame, f"{safe_name(run_id)}_curves", key="csv_all", label="All curves CSV")
+    return window
 
 
 def _body(store: RunStore, run_id: str) -> None:
@@ -102,27 +101,23 @@ def _body(store: RunStore, run_id: str) -> None:
     _header(summary)
     render_lineage(store, run_id)
     _actions(run_id, summary)
+    verdict_callout(analysis, summary)
+    figures: tuple[Any, ...] = ()
+    if frame.empty:
+        st.info("No completed epoch yet: curves appear after the first epoch ends.", icon=":material/hourglass_top:")
+    else:
+        window = _smoothing(store, run_id, frame, analysis)
+        figures = run_figures(store, run_id, window)
+        if figures:
+            dice_chart(run_id, frame, figures)
     render_stop_section(store, run_id, summary)
     render_follow_up(store, run_id, summary)
     flags = run_flags(summary, frame, store.problems_of(run_id))
     if flags:
         st.warning("**Needs a look:**\n" + "\n".join(f"- {f}" for f in flags), icon=":material/flag:")
-    verdict_callout(analysis, summary)
     run_validation_section(store, run_id, summary, frame)
-    if frame is None or frame.empty:
-        st.info("No completed epoch yet: curves appear after the first epoch ends.", icon=":material/hourglass_top:")
-        return
-    top = st.columns([2, 1, 1])
-    window = int(top[0].slider("Smoothing (epochs)", 1, 100, value=10, key="smooth",
-                               help="Centred moving average, as in the PNG report; the raw curve stays "
-                                    "as a faint shadow. 1 = raw."))
-    location = store.location(run_id)
-    with top[1]:
-        if location is not None:
-            png_button(run_report(location.path, analysis, window), f"{safe_name(run_id)}_report", key="run_png")
-    with top[2]:
-        csv_button(frame, f"{safe_name(run_id)}_curves", key="csv_all", label="All curves CSV")
-    _charts(run_id, summary, frame, analysis, window)
+    if figures:
+        panels(run_id, frame, figures)
 
 
 def page() -> None:
@@ -155,8 +150,8 @@ def page() -> None:
             store.poll()
             _body(store, run_id)
 
+    render_extend_dialog()  # before the body: the dialog's plan does not wait for the charts
     body()
-    render_extend_dialog()
     next_steps.run_next_steps(run_id)
 
 
