@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.cli.common import add_job_options, print_json
+from app.cli.common import add_job_options, print_checks, print_json, report_job
 
 if TYPE_CHECKING:
     from trainer import JobRegistry
@@ -62,9 +62,7 @@ def cmd_extend(args: argparse.Namespace) -> int:
             print(f"command:     {shlex.join(plan.argv)}")
             if plan.start_over and plan.aside is not None:
                 print(f"start over:  the earlier attempt moves to {plan.aside}")
-            for check in plan.checks:
-                mark = "ok  " if check.ok else ("FAIL" if check.blocking else "warn")
-                print(f"  [{mark}] {check.name}: {check.message}")
+            print_checks(plan.checks)
             print("dry run: nothing was changed")
         return 0 if plan.ok else 1
     try:
@@ -72,16 +70,8 @@ def cmd_extend(args: argparse.Namespace) -> int:
     except PreflightError as exc:
         print(f"nnwatch: {exc}", file=sys.stderr)
         return 1
-    if args.json:
-        print_json(job.to_dict())
-    else:
-        print(f"job {job.job_id}: {job.state.value} ({job.backend}) → {job.new_run_id}")
-        print(f"log: {job.log_path}")
-        if plan.start_over:
-            print(f"earlier attempt moved to: {plan.aside}")
-        if job.reason:
-            print(f"reason: {job.reason}")
-    return 1 if job.state.value == "failed" else 0
+    return report_job(job, as_json=args.json,
+                      notes=[f"earlier attempt moved to: {plan.aside}"] if plan.start_over else [])
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:

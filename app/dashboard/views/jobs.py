@@ -1,8 +1,9 @@
-"""Jobs: every extend job with its state, backend, who asked and when, its command, a live log tail, and cancel.
+"""Jobs: every job with its state, backend, who asked and when, its command, a live log tail, and cancel.
 
 The registry is reconciled with the backends on each refresh (throttled and shared across sessions), so
 a job that finished or died shows its final state and reason here without anyone running ``nnwatch
-jobs``. ``/jobs?job=<id>`` opens one job directly.
+jobs``. ``/jobs?job=<id>`` opens one job directly. On the demo the page also starts the demo job
+(:mod:`app.demo_job`), a real process that writes a synthetic training, so starting and cancelling can be tried.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from app.dashboard.auth_ui import current_actor
 from app.dashboard.downloads import csv_button
 from app.dashboard.jobs_source import JobsSource, tail_text
 from app.dashboard.ui import guard
-from trainer import Job, JobNotFoundError
+from app.demo_job import DEMO_JOB_EPOCH_S, DEMO_JOB_EPOCHS, DEMO_JOB_RUN, plan_demo_job
+from trainer import Job, JobKind, JobNotFoundError, PreflightError
 
 _STATE_LABELS = {"queued": "⏳ queued", "running": "▶ running", "succeeded": "✓ succeeded", "failed": "✗ failed",
                  "cancelled": "■ cancelled"}
@@ -67,6 +69,44 @@ def _cancel(source: JobsSource, job: Job) -> None:
         st.rerun(scope="app")
 
 
+def _demo_job(source: JobsSource, jobs: list[Job]) -> None:
+    """On the demo: start the demo job, a real process tracked like any job, that writes a synthetic training."""
+    config = resources.settings()
+    if not config.demo:
+        return
+    active = next((job for job in jobs if job.kind is JobKind.DEMO and job.state.active), None)
+    actor = current_actor()
+    with st.container(border=True):
+        st.markdown(f"**Try a real job.** The demo job is a real process on this machine, started, tracked and "
+                    f"cancelled like an extend. It trains nothing: it writes a synthetic nnU-Net training into "
+                    f"the demo run `{DEMO_JOB_RUN}`, one epoch every {DEMO_JOB_EPOCH_S:g} s for {DEMO_JOB_EPOCHS} "
+                    "epochs. Watch it on the overview and its run page, then cancel it here.")
+        left, right = st.columns([1, 3], vertical_alignment="center")
+        if active is not None:
+            why = f"Demo job {active.job_id} is {active.state.value}: cancel it below to start it again."
+        else:
+            why = actor.why_not if not actor.may_act else None
+        clicked = left.button("Start the demo job", key="start_demo_job", icon=":material/play_arrow:",
+                              disabled=why is not None, help=why)
+        if why is not None:
+            right.caption(why)
+        else:
+            right.page_link("views/run.py", label="Its run (once the first epoch is written)",
+                            icon=":material/monitoring:", query_params={"id": DEMO_JOB_RUN})
+        if not clicked:
+            return
+        try:
+            job = source.submit_step(plan_demo_job(resources.results_root(config)), actor.name or "unknown")
+        except PreflightError as exc:
+            st.error(str(exc), icon=":material/block:")
+            return
+    st.session_state["jobs_notice"] = (f"Demo job {job.job_id} is {job.state.value}"
+                                       + (f": {job.reason}" if job.reason else ": a new epoch every second."))
+    st.session_state["job_picker"] = job.job_id
+    st.query_params["job"] = job.job_id
+    st.rerun(scope="app")
+
+
 def _details(source: JobsSource, job_id: str) -> None:
     try:
         job = source.registry.get(job_id)
@@ -84,14 +124,17 @@ def _details(source: JobsSource, job_id: str) -> None:
     if job.reason:
         (st.error if job.state.value == "failed" else st.info)(job.reason)
     links = st.columns([1, 1, 3])
-    links[0].page_link("views/run.py", label="Parent run", icon=":material/monitoring:",
-                       query_params={"id": job.parent_run_id})
+    extend = job.kind is JobKind.EXTEND  # the other kinds write into the run (or folder) they were planned from
+    if extend:
+        links[0].page_link("views/run.py", label="Parent run", icon=":material/monitoring:",
+                           query_params={"id": job.parent_run_id})
     store = resources.store()
+    where = links[1] if extend else links[0]
     if store is not None and job.new_run_id in set(store.run_ids()):
-        links[1].page_link("views/run.py", label="New run", icon=":material/monitoring:",
-                           query_params={"id": job.new_run_id})
-    else:
-        links[1].caption("New run: no epoch yet")
+        where.page_link("views/run.py", label="New run" if extend else "Its run", icon=":material/monitoring:",
+                        query_params={"id": job.new_run_id})
+    elif extend or job.kind is JobKind.DEMO:
+        where.caption(("New run" if extend else "Its run") + ": no epoch yet")
     st.code(shlex.join(job.argv), language="bash", wrap_lines=True)
     _cancel(source, job)
     st.markdown("**Log** (last lines, live)")
@@ -116,12 +159,13 @@ def page() -> None:
             if source.last_error:
                 st.warning(f"Could not ask the backends for news ({source.last_error}); showing the last known "
                            "states.")
+            _demo_job(source, jobs)
             wanted = st.query_params.get("job")
             if wanted and wanted not in {job.job_id for job in jobs}:
                 st.warning(f"No job `{wanted}` in this registry ({source.path}): a link from another server, or a "
                            "mistyped id." + (" Pick one below." if jobs else ""), icon=":material/link_off:")
             if not jobs:
-                st.info("No extend jobs yet. Open a finished run and press **Extend to 2000 epochs**; the job shows up "
+                st.info("No jobs yet. Open a finished run and press **Extend to 2000 epochs**; the job shows up "
                         "here at once.", icon=":material/work_history:")
                 return
             frame = _frame(jobs)
