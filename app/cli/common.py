@@ -26,8 +26,8 @@ __all__ = [
     "positive_int",
     "print_checks",
     "print_json",
-    "report_job",
     "records",
+    "report_job",
     "require_root",
     "require_run_dir",
 ]

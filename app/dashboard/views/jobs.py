@@ -69,30 +69,31 @@ def _cancel(source: JobsSource, job: Job) -> None:
         st.rerun(scope="app")
 
 
-def _demo_job(source: JobsSource, jobs: list[Job]) -> None:
-    """On the demo: start the demo job, a real process tracked like any job, that writes a synthetic training."""
+def _demo_job(source: JobsSource) -> None:
+    """On the demo: start the demo job, a real process tracked like any job, that writes a synthetic training.
+
+    Outside the live fragment, so a click never lands in a fragment rerun that a full rerun has replaced. A click
+    while the job runs is answered with that job: there is one demo job at a time (the registry makes sure).
+    """
     config = resources.settings()
     if not config.demo:
         return
-    active = next((job for job in jobs if job.kind is JobKind.DEMO and job.state.active), None)
+    active = next((job for job in source.jobs() if job.kind is JobKind.DEMO and job.state.active), None)
     actor = current_actor()
     with st.container(border=True):
         st.markdown(f"**Try a real job.** The demo job is a real process on this machine, started, tracked and "
                     f"cancelled like an extend. It trains nothing: it writes a synthetic nnU-Net training into "
                     f"the demo run `{DEMO_JOB_RUN}`, one epoch every {DEMO_JOB_EPOCH_S:g} s for {DEMO_JOB_EPOCHS} "
                     "epochs. Watch it on the overview and its run page, then cancel it here.")
-        left, right = st.columns([1, 3], vertical_alignment="center")
-        if active is not None:
-            why = f"Demo job {active.job_id} is {active.state.value}: cancel it below to start it again."
-        else:
-            why = actor.why_not if not actor.may_act else None
+        left, middle, right = st.columns([1, 1, 2], vertical_alignment="center")
         clicked = left.button("Start the demo job", key="start_demo_job", icon=":material/play_arrow:",
-                              disabled=why is not None, help=why)
-        if why is not None:
-            right.caption(why)
-        else:
-            right.page_link("views/run.py", label="Its run (once the first epoch is written)",
-                            icon=":material/monitoring:", query_params={"id": DEMO_JOB_RUN})
+                              disabled=not actor.may_act, help=actor.why_not)
+        middle.page_link("views/run.py", label="Its run", icon=":material/monitoring:",
+                         query_params={"id": DEMO_JOB_RUN})
+        if not actor.may_act:
+            right.caption(actor.why_not)
+        elif active is not None:
+            right.caption(f"Demo job {active.job_id} is {active.state.value}; cancel it below to start it again.")
         if not clicked:
             return
         try:
@@ -100,11 +101,15 @@ def _demo_job(source: JobsSource, jobs: list[Job]) -> None:
         except PreflightError as exc:
             st.error(str(exc), icon=":material/block:")
             return
-    st.session_state["jobs_notice"] = (f"Demo job {job.job_id} is {job.state.value}"
-                                       + (f": {job.reason}" if job.reason else ": a new epoch every second."))
+    if active is not None and job.job_id == active.job_id:
+        notice = f"Demo job {job.job_id} is already {job.state.value}: one demo job at a time."
+    else:
+        notice = f"Demo job {job.job_id} is {job.state.value}" + (f": {job.reason}" if job.reason else
+                                                                  ": a new epoch every second.")
+    st.session_state["jobs_notice"] = notice
     st.session_state["job_picker"] = job.job_id
     st.query_params["job"] = job.job_id
-    st.rerun(scope="app")
+    st.rerun()
 
 
 def _details(source: JobsSource, job_id: str) -> None:
@@ -151,6 +156,7 @@ def page() -> None:
     notice = st.session_state.pop("jobs_notice", None)
     if notice:
         st.success(notice, icon=":material/check_circle:")
+    _demo_job(source)
 
     @st.fragment(run_every=resources.settings().refresh_s)
     def live() -> None:
@@ -159,7 +165,6 @@ def page() -> None:
             if source.last_error:
                 st.warning(f"Could not ask the backends for news ({source.last_error}); showing the last known "
                            "states.")
-            _demo_job(source, jobs)
             wanted = st.query_params.get("job")
             if wanted and wanted not in {job.job_id for job in jobs}:
                 st.warning(f"No job `{wanted}` in this registry ({source.path}): a link from another server, or a "
