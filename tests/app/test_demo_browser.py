@@ -270,7 +270,7 @@ def test_demo_job_starts_grows_its_run_and_is_cancelled(page: Page, demo: Demo) 
     expect(heading).to_be_visible(timeout=180_000)
     job_id = heading.inner_text().split()[1]
     assert not job_id.startswith("de7a0"), "a new job, not one of the demo's history"
-    expect(page.get_by_text(f"Demo job {job_id} is running", exact=False)).to_be_visible()
+    expect(page.get_by_text(f"Demo job {job_id} is running: a new epoch every second.")).to_be_visible()
     expect(page.get_by_text(re.compile(r"epoch \d+, pseudo Dice")).first).to_be_attached(timeout=120_000)
     _settled(page)
     _fresh_button(main, "Start the demo job").click()  # a second click starts nothing new
