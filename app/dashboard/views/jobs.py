@@ -15,11 +15,11 @@ import streamlit as st
 
 from app.dashboard import resources
 from app.dashboard.auth_ui import current_actor
+from app.dashboard.demo_job_panel import demo_job_panel
 from app.dashboard.downloads import csv_button
 from app.dashboard.jobs_source import JobsSource, tail_text
 from app.dashboard.ui import guard
-from app.demo_job import DEMO_JOB_EPOCH_S, DEMO_JOB_EPOCHS, DEMO_JOB_RUN, plan_demo_job
-from trainer import Job, JobKind, JobNotFoundError, PreflightError
+from trainer import Job, JobKind, JobNotFoundError
 
 _STATE_LABELS = {"queued": "⏳ queued", "running": "▶ running", "succeeded": "✓ succeeded", "failed": "✗ failed",
                  "cancelled": "■ cancelled"}
@@ -69,49 +69,6 @@ def _cancel(source: JobsSource, job: Job) -> None:
         st.rerun(scope="app")
 
 
-def _demo_job(source: JobsSource) -> None:
-    """On the demo: start the demo job, a real process tracked like any job, that writes a synthetic training.
-
-    Outside the live fragment, so a click never lands in a fragment rerun that a full rerun has replaced. A click
-    while the job runs is answered with that job: there is one demo job at a time (the registry makes sure).
-    """
-    config = resources.settings()
-    if not config.demo:
-        return
-    active = next((job for job in source.jobs() if job.kind is JobKind.DEMO and job.state.active), None)
-    actor = current_actor()
-    with st.container(border=True):
-        st.markdown(f"**Try a real job.** The demo job is a real process on this machine, started, tracked and "
-                    f"cancelled like an extend. It trains nothing: it writes a synthetic nnU-Net training into "
-                    f"the demo run `{DEMO_JOB_RUN}`, one epoch every {DEMO_JOB_EPOCH_S:g} s for {DEMO_JOB_EPOCHS} "
-                    "epochs. Watch it on the overview and its run page, then cancel it here.")
-        left, middle, right = st.columns([1, 1, 2], vertical_alignment="center")
-        clicked = left.button("Start the demo job", key="start_demo_job", icon=":material/play_arrow:",
-                              disabled=not actor.may_act, help=actor.why_not)
-        middle.page_link("views/run.py", label="Its run", icon=":material/monitoring:",
-                         query_params={"id": DEMO_JOB_RUN})
-        if not actor.may_act:
-            right.caption(actor.why_not)
-        elif active is not None:
-            right.caption(f"Demo job {active.job_id} is {active.state.value}; cancel it below to start it again.")
-        if not clicked:
-            return
-        try:
-            job = source.submit_step(plan_demo_job(resources.results_root(config)), actor.name or "unknown")
-        except PreflightError as exc:
-            st.error(str(exc), icon=":material/block:")
-            return
-    if active is not None and job.job_id == active.job_id:
-        notice = f"Demo job {job.job_id} is already {job.state.value}: one demo job at a time."
-    else:
-        notice = f"Demo job {job.job_id} is {job.state.value}" + (f": {job.reason}" if job.reason else
-                                                                  ": a new epoch every second.")
-    st.session_state["jobs_notice"] = notice
-    st.session_state["job_picker"] = job.job_id
-    st.query_params["job"] = job.job_id
-    st.rerun()
-
-
 def _details(source: JobsSource, job_id: str) -> None:
     try:
         job = source.registry.get(job_id)
@@ -156,7 +113,7 @@ def page() -> None:
     notice = st.session_state.pop("jobs_notice", None)
     if notice:
         st.success(notice, icon=":material/check_circle:")
-    _demo_job(source)
+    demo_job_panel(source)
 
     @st.fragment(run_every=resources.settings().refresh_s)
     def live() -> None:
