@@ -125,12 +125,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
     extend.add_argument("--json", action="store_true", help="print the plan (with --dry-run) or the job as JSON")
     extend.set_defaults(handler=cmd_extend)
 
-    jobs = subparsers.add_parser("jobs", help="list extend jobs (reconciled with their backends)")
+    jobs = subparsers.add_parser("jobs", help="list jobs of every kind (reconciled with their backends)")
     jobs.add_argument("--json", action="store_true", help="print the jobs as a JSON list")
     jobs.add_argument("--jobs-db", default=None, help=db_help)
     jobs.set_defaults(handler=cmd_jobs)
 
-    cancel = subparsers.add_parser("cancel", help="stop an extend job")
+    cancel = subparsers.add_parser("cancel", help="stop a job (any kind)")
     cancel.add_argument("job_id", help="the job's id, as `nnwatch jobs` lists it")
     cancel.add_argument("--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL (local)")
     cancel.add_argument("--json", action="store_true", help="print the cancelled job as JSON")
