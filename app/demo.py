@@ -5,12 +5,16 @@ plateaued, declining, a crash, five folds of one configuration, a v1 run, an ext
 ``nnUNetTrainer`` → ``nnUNetTrainer_2000epochs`` whose child is *running*, and a finished extension of fold 1 whose
 real validation can be compared case by case with its parent's. :class:`DemoTrainer` appends
 one epoch to each running log every few seconds, so the live parts of the dashboard have something to
-show. The tree is rewritten with fresh timestamps on every start, which keeps "running" plausible.
+show. The tree is rewritten with fresh timestamps on every start, which keeps "running" plausible; a demo job
+(:mod:`app.demo_job`) still running from an earlier start is cancelled first. A marker file beside the tree
+(:data:`DEMO_MARKER`) is what :func:`is_demo_root` recognises: the demo job writes nowhere else.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -19,7 +23,10 @@ from pathlib import Path
 
 from monitor.synth import CurveSpec, FakeRun, RunSpec, write_run
 
-__all__ = ["DEMO_RUNNING", "DemoTrainer", "build_demo_tree", "default_demo_dir", "write_demo_jobs"]
+__all__ = ["DEMO_MARKER", "DEMO_RUNNING", "DemoTrainer", "build_demo_tree", "default_demo_dir", "is_demo_root",
+           "write_demo_jobs"]
+
+DEMO_MARKER = "nnwatch-demo.json"  # beside the demo's nnUNet_results folder, naming it
 
 
 DEMO_RUNNING = ("Dataset101_Prostate/nnUNetTrainer_2000epochs__nnUNetPlans__3d_fullres/fold_0",
@@ -142,14 +149,42 @@ def write_demo_jobs(db_path: Path, root: Path) -> None:
         registry.record_observation(job, Observation(JobState(state), reason=reason, exit_code=codes[state]))
 
 
+def is_demo_root(root: str | Path) -> bool:
+    """True only for a results tree that :func:`build_demo_tree` wrote: its marker beside it names it."""
+    root = Path(root).absolute()
+    try:
+        named = json.loads((root.parent / DEMO_MARKER).read_text()).get("results_root")
+        return isinstance(named, str) and Path(named).resolve() == root.resolve()
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _stop_demo_jobs(db_path: Path) -> None:
+    """Cancel demo jobs still running from an earlier start, before their folder is rewritten under them."""
+    if not db_path.exists():
+        return
+    from trainer import BackendError, JobKind, JobRegistry, JobState
+
+    try:
+        registry = JobRegistry(db_path)
+        for job in registry.list_jobs({JobState.QUEUED, JobState.RUNNING}):
+            if job.kind is JobKind.DEMO:
+                registry.cancel(job.job_id, "the demo restarting", grace_s=2.0)
+    except (BackendError, sqlite3.Error, OSError):
+        pass  # a damaged demo registry is rewritten below; a job that could not be stopped dies on its next write
+
+
 def build_demo_tree(target: Path | None = None, *, now: float | None = None, live: bool = True,
                     interval_s: float = 5.0) -> tuple[Path, DemoTrainer | None]:
     """(Re)write the demo results tree and, with ``live``, start appending epochs to its running runs."""
     target = default_demo_dir() if target is None else Path(target)
     root = target / "nnUNet_results"
+    _stop_demo_jobs(target / "jobs.sqlite3")
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
+    (target / DEMO_MARKER).write_text(json.dumps({"results_root": str(root.absolute()),
+                                                  "written_by": "nnwatch demo"}, indent=2) + "\n")
     now = time.time() if now is None else now
     live_runs = []
     for spec, labels in _demo_specs():

@@ -54,6 +54,7 @@ CHECK_TITLES = {
     "epochs": "Schedule length",
     "nnunet_train": "nnU-Net installed",
     "prediction_env": "Predicting with the new run later",
+    "demo_tree": "Writes into the demo tree only",
 }
 NPZ_WHY = ("nnUNetv2_find_best_configuration and nnUNetv2_ensemble need the softmax probabilities that "
            "--npz saves for every validation case; without them configurations cannot be ensembled and "

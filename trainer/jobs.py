@@ -25,12 +25,14 @@ class JobKind(str, Enum):
     ``extend`` retrains a run with a longer schedule; the others are nnU-Net's next steps once runs exist:
     ``train_fold`` trains a fold a configuration is missing, ``validate`` re-runs a finished fold's
     validation with ``--npz``, ``find_best`` runs ``nnUNetv2_find_best_configuration`` for a dataset.
+    ``demo`` is the bundled demo's tiny job: it writes a synthetic training into the demo tree, nothing else.
     """
 
     EXTEND = "extend"
     TRAIN_FOLD = "train_fold"
     VALIDATE = "validate"
     FIND_BEST = "find_best"
+    DEMO = "demo"
 
     def __str__(self) -> str:
         return self.value

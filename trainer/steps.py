@@ -61,6 +61,7 @@ _DESCRIPTIONS = {
     JobKind.TRAIN_FOLD: "train a missing fold with the configuration's trainer and plans, saving --npz",
     JobKind.VALIDATE: "re-run a finished fold's validation, saving the softmax .npz files",
     JobKind.FIND_BEST: "nnUNetv2_find_best_configuration over finished, --npz-validated folds",
+    JobKind.DEMO: "a synthetic nnU-Net training written into the demo tree (nothing is trained)",
 }
 
 

@@ -1,4 +1,5 @@
-"""What every ``nnwatch`` command shares: exit codes, the usage error, root and run arguments, JSON output."""
+"""What every ``nnwatch`` command shares: exit codes, the usage error, root and run arguments, JSON output, and
+how the commands that start jobs print their checks and the job they started."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import json
 import math
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trainer import Check, Job
 
 __all__ = [
     "EXIT_FAILED",
@@ -19,8 +24,10 @@ __all__ = [
     "clean_for_json",
     "json_default",
     "positive_int",
+    "print_checks",
     "print_json",
     "records",
+    "report_job",
     "require_root",
     "require_run_dir",
 ]
@@ -129,3 +136,26 @@ def add_job_options(parser: argparse.ArgumentParser, *, device: bool = True) -> 
     parser.add_argument("--jobs-db", default=None,
                         help="job registry file (default: $NNWATCH_JOBS_DB or the user data folder)")
 
+
+
+def print_checks(checks: Iterable[Check]) -> None:
+    """Every pre-flight check of a plan, one line each, by its human name: ``[FAIL] Folder for the new run: …``."""
+    for check in checks:
+        mark = "ok  " if check.ok else ("FAIL" if check.blocking else "warn")
+        print(f"  [{mark}] {check.title}: {check.message}")
+
+
+def report_job(job: Job, *, as_json: bool, notes: Iterable[str] = ()) -> int:
+    """Print a job a command just submitted (as JSON with ``as_json``), with ``notes`` after its log path, and
+    return the command's exit code: :data:`EXIT_FAILED` when the job failed at once (its launch), else 0."""
+    if as_json:
+        print_json(job.to_dict())
+    else:
+        kind = "" if job.kind.value == "extend" else f"{job.kind.value} "
+        print(f"job {job.job_id}: {kind}{job.state.value} ({job.backend}) → {job.new_run_id}")
+        print(f"log: {job.log_path}")
+        for note in notes:
+            print(note)
+        if job.reason:
+            print(f"reason: {job.reason}")
+    return EXIT_FAILED if job.state.value == "failed" else EXIT_OK

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.cli.common import add_job_options, print_json
+from app.cli.common import add_job_options, print_checks, print_json, report_job
 
 if TYPE_CHECKING:
     from trainer import JobRegistry
@@ -62,9 +62,7 @@ def cmd_extend(args: argparse.Namespace) -> int:
             print(f"command:     {shlex.join(plan.argv)}")
             if plan.start_over and plan.aside is not None:
                 print(f"start over:  the earlier attempt moves to {plan.aside}")
-            for check in plan.checks:
-                mark = "ok  " if check.ok else ("FAIL" if check.blocking else "warn")
-                print(f"  [{mark}] {check.name}: {check.message}")
+            print_checks(plan.checks)
             print("dry run: nothing was changed")
         return 0 if plan.ok else 1
     try:
@@ -72,16 +70,8 @@ def cmd_extend(args: argparse.Namespace) -> int:
     except PreflightError as exc:
         print(f"nnwatch: {exc}", file=sys.stderr)
         return 1
-    if args.json:
-        print_json(job.to_dict())
-    else:
-        print(f"job {job.job_id}: {job.state.value} ({job.backend}) → {job.new_run_id}")
-        print(f"log: {job.log_path}")
-        if plan.start_over:
-            print(f"earlier attempt moved to: {plan.aside}")
-        if job.reason:
-            print(f"reason: {job.reason}")
-    return 1 if job.state.value == "failed" else 0
+    return report_job(job, as_json=args.json,
+                      notes=[f"earlier attempt moved to: {plan.aside}"] if plan.start_over else [])
 
 
 def cmd_jobs(args: argparse.Namespace) -> int:
@@ -135,12 +125,12 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
     extend.add_argument("--json", action="store_true", help="print the plan (with --dry-run) or the job as JSON")
     extend.set_defaults(handler=cmd_extend)
 
-    jobs = subparsers.add_parser("jobs", help="list extend jobs (reconciled with their backends)")
+    jobs = subparsers.add_parser("jobs", help="list jobs of every kind (reconciled with their backends)")
     jobs.add_argument("--json", action="store_true", help="print the jobs as a JSON list")
     jobs.add_argument("--jobs-db", default=None, help=db_help)
     jobs.set_defaults(handler=cmd_jobs)
 
-    cancel = subparsers.add_parser("cancel", help="stop an extend job")
+    cancel = subparsers.add_parser("cancel", help="stop a job (any kind)")
     cancel.add_argument("job_id", help="the job's id, as `nnwatch jobs` lists it")
     cancel.add_argument("--grace", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL (local)")
     cancel.add_argument("--json", action="store_true", help="print the cancelled job as JSON")

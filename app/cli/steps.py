@@ -12,7 +12,7 @@ import shlex
 import sys
 from typing import TYPE_CHECKING
 
-from app.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_job_options, print_json
+from app.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_job_options, print_checks, print_json, report_job
 
 if TYPE_CHECKING:
     from monitor.validation import BestConfiguration
@@ -34,9 +34,7 @@ def _print_plan(plan: StepPlan) -> None:
     print(f"backend:     {plan.backend} ({plan.device})")
     print("env:         " + " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(plan.env.items())))
     print(f"command:     {shlex.join(plan.argv) if plan.argv else '-'}")
-    for check in plan.checks:
-        mark = "ok  " if check.ok else ("FAIL" if check.blocking else "warn")
-        print(f"  [{mark}] {check.name}: {check.message}")
+    print_checks(plan.checks)
 
 
 def _run(args: argparse.Namespace, plan: StepPlan) -> int:
@@ -55,14 +53,7 @@ def _run(args: argparse.Namespace, plan: StepPlan) -> int:
     except PreflightError as exc:
         print(f"nnwatch: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    if args.json:
-        print_json(job.to_dict())
-    else:
-        print(f"job {job.job_id}: {job.kind.value} {job.state.value} ({job.backend}) → {job.new_run_id}")
-        print(f"log: {job.log_path}")
-        if job.reason:
-            print(f"reason: {job.reason}")
-    return EXIT_FAILED if job.state.value == "failed" else EXIT_OK
+    return report_job(job, as_json=args.json)
 
 
 def cmd_train_fold(args: argparse.Namespace) -> int:

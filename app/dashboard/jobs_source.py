@@ -19,9 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from monitor.tail import tail_text as read_tail
-from trainer import Backend, ExtendPlan, Job, JobRegistry, SlurmOptions, StepPlan, plan_extend, submit, submit_step
+from trainer import (
+    Backend,
+    ExtendPlan,
+    Job,
+    JobKind,
+    JobRegistry,
+    SlurmOptions,
+    StepPlan,
+    plan_extend,
+    submit,
+    submit_step,
+)
 
-__all__ = ["JobsSource", "load_backend_factory", "tail_text"]
+__all__ = ["JobsSource", "job_role", "load_backend_factory", "tail_text"]
 
 BackendFactory = Callable[[str], Backend]
 
@@ -115,6 +126,17 @@ class JobsSource:
         out: dict[str, list[Job]] = {}
         for job in self.jobs():
             out.setdefault(job.parent_run_id, []).append(job)
-            if job.new_run_id:
+            if job.new_run_id and job.new_run_id != job.parent_run_id:  # a validation writes into its own run
                 out.setdefault(job.new_run_id, []).append(job)
         return out
+
+
+_ROLES = {JobKind.TRAIN_FOLD: "trains this run", JobKind.VALIDATE: "validates this run",
+          JobKind.FIND_BEST: "compares this run's configuration", JobKind.DEMO: "writes this demo run"}
+
+
+def job_role(job: Job, run_id: str) -> str:
+    """What a job does to the run ``run_id``, in a few words: "extends this run", "validates this run", …"""
+    if job.kind is JobKind.EXTEND:
+        return "extends this run" if job.parent_run_id == run_id else "created this run"
+    return _ROLES.get(job.kind, f"{job.kind.value.replace('_', ' ')} job on this run")

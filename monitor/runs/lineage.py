@@ -48,8 +48,8 @@ def extension_pairs(table: pd.DataFrame, jobs: Iterable[JobLink] = ()) -> list[E
         return []
     present = set(table["run_id"].astype(str))
     pairs: dict[tuple[str, str], str] = {}
-    for job in jobs:
-        if job.parent_run_id in present and job.new_run_id in present:
+    for job in jobs:  # a job that writes into the run it was planned from (a validation, a demo job) links none
+        if job.parent_run_id != job.new_run_id and job.parent_run_id in present and job.new_run_id in present:
             pairs.setdefault((job.parent_run_id, job.new_run_id), f"job {job.job_id}")
     keyed = {(str(r.dataset), str(r.plans), str(r.configuration), str(r.fold), str(r.trainer)): str(r.run_id)
              for r in table.itertuples() if r.nnunet_version == "v2"}

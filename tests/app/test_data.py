@@ -140,6 +140,11 @@ def test_extension_pairs_from_names_and_jobs(tree: FixtureTree) -> None:
 
     assert (tree.plateau, tree.improving, "job abc123") in extension_pairs(table, [_Job()])
 
+    class _Validation:  # a job that writes into the run it was planned from extends nothing
+        job_id, parent_run_id, new_run_id = "def456", tree.plateau, tree.plateau
+
+    assert extension_pairs(table, [_Validation()]) == extension_pairs(table)
+
 
 def test_demo_tree_shows_every_situation(tmp_path: Path) -> None:
     root, trainer = build_demo_tree(tmp_path, live=True, interval_s=0.05)

@@ -24,6 +24,7 @@ from app_support import free_port, wait_until_serving
 from paths import REPO
 
 from app.demo import DEMO_RUNNING
+from app.demo_job import DEMO_JOB_RUN
 from monitor import scan
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -256,3 +257,40 @@ def test_unknown_ids_get_a_message(page: Page, demo: Demo) -> None:
     expect(page.get_by_text("No run Dataset1_Nope/x__y__2d/fold_0", exact=False)).to_be_visible(timeout=180_000)
     _open(page, f"{demo.url}/run?id=Dataset1_Nope%2Fx__y__2d%2Ffold_0", 1400)
     expect(page.get_by_text("No run Dataset1_Nope/x__y__2d/fold_0", exact=False)).to_be_visible(timeout=180_000)
+
+
+def test_demo_job_starts_grows_its_run_and_is_cancelled(page: Page, demo: Demo) -> None:
+    """Last in this module: the job adds a run to the demo (cancelled at the end, so nothing stays running)."""
+    main = page.locator('[data-testid="stMain"]')
+    _open(page, f"{demo.url}/jobs", 1400)
+    expect(_fresh_button(main, "Start the demo job")).to_be_enabled(timeout=180_000)
+    _settled(page)
+    _fresh_button(main, "Start the demo job").click()
+    heading = page.get_by_text(re.compile(r"^Job [0-9a-f]{12} · ▶ running$"))
+    expect(heading).to_be_visible(timeout=180_000)
+    job_id = heading.inner_text().split()[1]
+    assert not job_id.startswith("de7a0"), "a new job, not one of the demo's history"
+    expect(page.get_by_text(f"Demo job {job_id} is running: a new epoch every second.")).to_be_visible()
+    expect(page.get_by_text(re.compile(r"epoch \d+, pseudo Dice")).first).to_be_attached(timeout=120_000)
+    _settled(page)
+    _fresh_button(main, "Start the demo job").click()  # a second click starts nothing new
+    expect(page.get_by_text(f"Demo job {job_id} is already running", exact=False)).to_be_visible(timeout=180_000)
+
+    _open(page, f"{demo.url}/run?id={quote(DEMO_JOB_RUN, safe='')}", 1400)
+    epochs = page.locator('[data-testid="stMetric"]').filter(has_text="Epochs done (of 300)")
+    expect(epochs).to_be_visible(timeout=180_000)
+    expect(page.locator('[data-testid="stMetric"]').filter(has_text="Status")).to_contain_text("running")
+    value = epochs.locator('[data-testid="stMetricValue"]')
+    expect(value).not_to_have_text(value.inner_text().strip(), timeout=120_000)  # the live run grows
+
+    _open(page, f"{demo.url}/jobs?job={job_id}", 1400)
+    expect(_fresh_button(main, "^Cancel job")).to_be_visible(timeout=180_000)
+    _settled(page)
+    _fresh_button(main, "^Cancel job").click()
+    confirm = _fresh_button(main, "Yes, cancel it")
+    expect(confirm).to_be_visible(timeout=180_000)
+    _settled(page)
+    confirm.click()
+    expect(page.get_by_text(f"Job {job_id} · ■ cancelled", exact=True)).to_be_visible(timeout=180_000)
+    expect(page.get_by_text(f"Job {job_id} is cancelled", exact=False)).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "demo_job_cancelled.png"))

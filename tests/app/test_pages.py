@@ -204,7 +204,7 @@ def test_jobs_page_without_jobs_explains_how_to_start_one(tmp_path: Path, tree: 
     monkeypatch.setenv("NNWATCH_JOBS_DB", str(tmp_path / "empty.sqlite3"))
     at = _app("views/jobs.py")
     _no_crash(at)
-    assert "No extend jobs yet" in _texts(at)
+    assert "No jobs yet" in _texts(at)
 
 
 def test_overview_row_selection_offers_open_and_extend(tree: FixtureTree) -> None:

@@ -1,8 +1,9 @@
-"""Jobs: every extend job with its state, backend, who asked and when, its command, a live log tail, and cancel.
+"""Jobs: every job with its state, backend, who asked and when, its command, a live log tail, and cancel.
 
 The registry is reconciled with the backends on each refresh (throttled and shared across sessions), so
 a job that finished or died shows its final state and reason here without anyone running ``nnwatch
-jobs``. ``/jobs?job=<id>`` opens one job directly.
+jobs``. ``/jobs?job=<id>`` opens one job directly. On the demo the page also starts the demo job
+(:mod:`app.demo_job`), a real process that writes a synthetic training, so starting and cancelling can be tried.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import streamlit as st
 
 from app.dashboard import resources
 from app.dashboard.auth_ui import current_actor
+from app.dashboard.demo_job_panel import demo_job_panel
 from app.dashboard.downloads import csv_button
 from app.dashboard.jobs_source import JobsSource, tail_text
 from app.dashboard.ui import guard
-from trainer import Job, JobNotFoundError
+from trainer import Job, JobKind, JobNotFoundError
 
 _STATE_LABELS = {"queued": "⏳ queued", "running": "▶ running", "succeeded": "✓ succeeded", "failed": "✗ failed",
                  "cancelled": "■ cancelled"}
@@ -84,14 +86,17 @@ def _details(source: JobsSource, job_id: str) -> None:
     if job.reason:
         (st.error if job.state.value == "failed" else st.info)(job.reason)
     links = st.columns([1, 1, 3])
-    links[0].page_link("views/run.py", label="Parent run", icon=":material/monitoring:",
-                       query_params={"id": job.parent_run_id})
+    extend = job.kind is JobKind.EXTEND  # the other kinds write into the run (or folder) they were planned from
+    if extend:
+        links[0].page_link("views/run.py", label="Parent run", icon=":material/monitoring:",
+                           query_params={"id": job.parent_run_id})
     store = resources.store()
+    where = links[1] if extend else links[0]
     if store is not None and job.new_run_id in set(store.run_ids()):
-        links[1].page_link("views/run.py", label="New run", icon=":material/monitoring:",
-                           query_params={"id": job.new_run_id})
-    else:
-        links[1].caption("New run: no epoch yet")
+        where.page_link("views/run.py", label="New run" if extend else "Its run", icon=":material/monitoring:",
+                        query_params={"id": job.new_run_id})
+    elif extend or job.kind is JobKind.DEMO:
+        where.caption(("New run" if extend else "Its run") + ": no epoch yet")
     st.code(shlex.join(job.argv), language="bash", wrap_lines=True)
     _cancel(source, job)
     st.markdown("**Log** (last lines, live)")
@@ -108,6 +113,7 @@ def page() -> None:
     notice = st.session_state.pop("jobs_notice", None)
     if notice:
         st.success(notice, icon=":material/check_circle:")
+    demo_job_panel(source)
 
     @st.fragment(run_every=resources.settings().refresh_s)
     def live() -> None:
@@ -121,7 +127,7 @@ def page() -> None:
                 st.warning(f"No job `{wanted}` in this registry ({source.path}): a link from another server, or a "
                            "mistyped id." + (" Pick one below." if jobs else ""), icon=":material/link_off:")
             if not jobs:
-                st.info("No extend jobs yet. Open a finished run and press **Extend to 2000 epochs**; the job shows up "
+                st.info("No jobs yet. Open a finished run and press **Extend to 2000 epochs**; the job shows up "
                         "here at once.", icon=":material/work_history:")
                 return
             frame = _frame(jobs)

@@ -17,6 +17,7 @@ from app.dashboard import next_steps, resources
 from app.dashboard.advice import render_follow_up
 from app.dashboard.downloads import csv_button, png_button, run_report, safe_name
 from app.dashboard.extend_dialog import RESULT_KEY, open_extend_dialog, render_extend_dialog
+from app.dashboard.jobs_source import job_role
 from app.dashboard.lineage import has_extension, render_lineage
 from app.dashboard.run_charts import dice_chart, panels, run_figures
 from app.dashboard.stop_section import render_stop_section
@@ -73,8 +74,8 @@ def _actions(run_id: str, summary: RunSummary) -> None:
         if not eligible:
             st.caption(why)
         for job in related[:3]:
-            role = "extends this run" if job.parent_run_id == run_id else "created this run"
-            st.page_link("views/jobs.py", label=f"Job {job.job_id} ({job.state.value}, {job.backend}) {role}",
+            st.page_link("views/jobs.py", label=f"Job {job.job_id} ({job.state.value}, {job.backend}) "
+                         f"{job_role(job, run_id)}",
                          icon=":material/work_history:", query_params={"job": job.job_id})
 
 
