@@ -11,8 +11,9 @@ so a new epoch re-analyses that run only.
 key derived frames on it.
 
 With a run index (:mod:`monitor.index`), a restart takes unchanged runs from it: their summaries and verdicts at
-once, their curves only when a page draws them. ``background=True`` reads the runs in a thread and reports
-``progress`` meanwhile, so a page can show how far a cold start is.
+once, their curves only when a page draws them. Every stored run is shown at once, as last stored, while the
+watcher checks each against its files and publishes what changed. ``background=True`` reads the runs in a
+thread and reports ``progress`` meanwhile, so a page can show how far a cold start is.
 """
 
 from __future__ import annotations
@@ -74,8 +75,10 @@ class RunStore:
                                            progress=self._on_progress)
         except OSError as exc:
             raise StoreError(f"cannot watch {self.root}: {exc}") from exc
+        self._checked = threading.Event()
         if self._watcher.indexed is not None:
             self._watcher.indexed.verdicts = self._verdict_of
+            self._watcher.indexed.on_preloaded = self._preloaded
         if background:
             threading.Thread(target=self._load, name="nnwatch-store-load", daemon=True).start()
         else:
@@ -90,6 +93,18 @@ class RunStore:
         except OSError as exc:
             self.error = StoreError(f"cannot watch {self.root}: {exc}")
         finally:
+            self._ready_now()
+            self._checked.set()
+
+    def _preloaded(self, runs: int) -> None:
+        """The index's runs are published (before they are checked against their files): a restart can show
+        them now; a start without any reads every run first."""
+        if runs:
+            self.table()
+            self._ready_now()
+
+    def _ready_now(self) -> None:
+        if not self._ready.is_set():
             self.cold_load_s = time.perf_counter() - self._started
             self._ready.set()
 
@@ -98,12 +113,18 @@ class RunStore:
 
     @property
     def ready(self) -> bool:
-        """Every run has been read once (or taken from the index)."""
+        """Every run can be shown: read once, or taken from the index (see :attr:`checked`)."""
         return self._ready.is_set()
 
     @property
+    def checked(self) -> bool:
+        """Every run has been read or checked against its files (a restart is :attr:`ready` before that: it shows
+        the runs as the index stored them meanwhile, and changes arrive as the check finds them)."""
+        return self._checked.is_set()
+
+    @property
     def progress(self) -> tuple[int, int]:
-        """(runs read, runs found) while the first read goes on."""
+        """(runs read or checked, runs found) while the first read goes on."""
         return self._progress
 
     def wait_ready(self, timeout: float | None = None) -> bool:

@@ -8,6 +8,8 @@ min``) because that is what a lab member scans; the raw numbers stay available i
 from __future__ import annotations
 
 import math
+import statistics
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,32 +186,53 @@ def _fold_key(fold: str) -> tuple[int, str]:
     return (int(fold), "") if str(fold).isdigit() else (10_000, str(fold))
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _group_key(key: tuple[Any, ...]) -> tuple[tuple[bool, str], ...]:
+    """Sort order of group keys: by text, missing values last (as pandas' groupby sorts them)."""
+    return tuple((_missing(v), "" if _missing(v) else str(v)) for v in key)
+
+
 def groups_frame(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per dataset × configuration × trainer: its folds at a glance and how many are done."""
+    """One row per dataset × configuration × trainer: its folds at a glance and how many are done.
+
+    Plain Python over the columns (one pass, then one row per group): thousands of runs in milliseconds."""
     columns = ["Dataset", "Config", "Trainer", "Folds", "Finished", "Running", "Crashed", "Best EMA (mean ± sd)",
                "Verdicts"]
     if table.empty:
         return pd.DataFrame(columns=columns)
+    keys = list(zip(*(table[name].tolist() for name in ("dataset", "configuration", "trainer", "plans"))))
+    folds_of = table["fold"].astype(str).tolist()
+    status_of = table["status"].tolist()
+    best_of = pd.to_numeric(table["best_ema_fg_dice"], errors="coerce").tolist()
+    verdict_of = table["verdict"].tolist() if "verdict" in table.columns else [None] * len(table)
+    members: dict[tuple[Any, ...], list[int]] = {}
+    for position, key in enumerate(keys):
+        members.setdefault(key, []).append(position)
     rows = []
-    keys = ["dataset", "configuration", "trainer", "plans"]
-    for (dataset, configuration, trainer, plans), group in table.groupby(keys, sort=True, dropna=False):
-        ordered = sorted(zip(group["fold"].astype(str), group["status"]), key=lambda item: _fold_key(item[0]))
+    for key in sorted(members, key=_group_key):
+        dataset, configuration, trainer, plans = key
+        group = members[key]
+        ordered = sorted(((folds_of[i], status_of[i]) for i in group), key=lambda item: _fold_key(item[0]))
         folds = "  ".join(f"{fold}{_FOLD_MARK.get(status, '?')}" for fold, status in ordered)
-        best = pd.to_numeric(group["best_ema_fg_dice"], errors="coerce").dropna()
-        counts = group["verdict"].value_counts() if "verdict" in group.columns else pd.Series(dtype=int)
+        best = [b for b in (best_of[i] for i in group) if not _missing(b)]
+        counts = Counter(verdict_of[i] for i in group if not _missing(verdict_of[i]))
         verdict_text = ", ".join(f"{n} {VERDICT_LABELS.get(str(v), str(v)).split(' ', 1)[-1]}"
-                                 for v, n in counts.items())
+                                 for v, n in counts.most_common())
         numeric_folds = {f for f, _ in ordered if f.isdigit()}
+        statuses = Counter(status for _, status in ordered)
         rows.append({
             "Dataset": dataset, "Config": configuration,
             "Trainer": trainer if plans in ("nnUNetPlans", "") else f"{trainer} · {plans}",
             "Folds": folds,
-            "Finished": f"{int((group['status'] == 'finished').sum())} / {max(5, len(numeric_folds))}"
-            if numeric_folds else f"{int((group['status'] == 'finished').sum())} / {len(group)}",
-            "Running": int((group["status"] == "running").sum()),
-            "Crashed": int((group["status"] == "crashed").sum()),
-            "Best EMA (mean ± sd)": "" if not len(best) else f"{best.mean():.4f}" + (
-                f" ± {best.std(ddof=0):.4f}" if len(best) > 1 else ""),
+            "Finished": f"{statuses['finished']} / {max(5, len(numeric_folds))}" if numeric_folds
+            else f"{statuses['finished']} / {len(group)}",
+            "Running": statuses["running"],
+            "Crashed": statuses["crashed"],
+            "Best EMA (mean ± sd)": "" if not best else f"{statistics.fmean(best):.4f}" + (
+                f" ± {statistics.pstdev(best):.4f}" if len(best) > 1 else ""),
             "Verdicts": verdict_text,
         })
     return pd.DataFrame(rows, columns=columns)

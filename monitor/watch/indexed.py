@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.index import RunIndex, read_and_record
-from monitor.runs.layout import RunLocation
+from monitor.runs.layout import RunLocation, parse_run_path
 from monitor.runs.merge import Curves
 from monitor.runs.reader import CHECKPOINT_SETTLE_S, RunReader
 from monitor.runs.resume import FileSignature
@@ -54,8 +54,23 @@ class IndexedRuns:
         self._cache_runs = cache_runs
         self._dirty: set[str] = set()
         self._last_save = time.monotonic()
+        self.on_preloaded: Callable[[int], object] | None = None  # see :meth:`preload`
 
     # -- starting --------------------------------------------------------------------------------------
+    def preload(self, root: Path, runs: dict[str, TrackedRun], publisher: Publisher) -> int:
+        """Publish every run of ``root`` as the index last stored it (one query, no file read), so a restart shows
+        them at once; the caller then checks each against its files (a cheap signature comparison) and reads
+        what changed. Calls :attr:`on_preloaded` with the number published."""
+        for stored in self.index.stored_runs(root, WATCH_MODE).last_known():
+            location = parse_run_path(root / stored.run_id, stored.run_id)
+            if location is not None and stored.run_id not in runs:
+                runs[stored.run_id] = publisher.add_stored(location, stored.summary, stored.inputs,
+                                                           self.loader(location, stored.signature), stored.verdict,
+                                                           False, stored.signature)
+        if self.on_preloaded is not None:
+            self.on_preloaded(len(runs))
+        return len(runs)
+
     def publish_stored(self, location: RunLocation, signature: FileSignature, publisher: Publisher,
                        polled: bool) -> TrackedRun | None:
         """Publish the run from the index, unread, if its files still have the stored signature."""

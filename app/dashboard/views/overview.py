@@ -172,6 +172,10 @@ def _live(store: RunStore, filters: Filters) -> None:
         for problem in store.problems[:20]:
             st.caption(f"⚠ {problem}")
         return
+    if not store.checked:
+        done, total = store.progress
+        st.caption(f":material/sync: As stored at the last run of nnwatch; checking the runs against their files "
+                   f"({done} of {total or len(table)}): changes show as they are found.")
     shown = apply_filters(table, filters)
     visible = runs[runs["run_id"].isin(set(shown["run_id"]))].reset_index(drop=True)
     if filters.active:
