@@ -78,7 +78,9 @@ def main() -> None:
     page = st.navigation(_pages())
     _sidebar(actor)
     page.run()
-    warm_up_planning()
+    shared = resources.store(quiet=True)
+    if shared is not None and shared.checked:  # torch's import must not slow the first read of the tree
+        warm_up_planning()
 
 
 main()

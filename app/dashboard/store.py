@@ -79,6 +79,7 @@ class RunStore:
         if self._watcher.indexed is not None:
             self._watcher.indexed.verdicts = self._verdict_of
             self._watcher.indexed.on_preloaded = self._preloaded
+            self._watcher.indexed.paused = True  # until the first table is built (see _load)
         if background:
             threading.Thread(target=self._load, name="nnwatch-store-load", daemon=True).start()
         else:
@@ -95,6 +96,8 @@ class RunStore:
         finally:
             self._ready_now()
             self._checked.set()
+            if self._watcher.indexed is not None:
+                self._watcher.indexed.paused = False
 
     def _preloaded(self, runs: int) -> None:
         """The index's runs are published (before they are checked against their files): a restart can show

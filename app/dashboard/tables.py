@@ -8,7 +8,7 @@ min``) because that is what a lab member scans; the raw numbers stay available i
 from __future__ import annotations
 
 import math
-import statistics
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,8 +42,13 @@ _FOLD_MARK = {"finished": "✓", "running": "▶", "stalled": "⏸", "crashed": 
 _FILTER_FIELDS = ("dataset", "configuration", "trainer", "status", "verdict")
 
 
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.~/-]*")
+
+
 def run_link(run_id: str) -> str:
     """The shareable, relative URL of a run's page (``run?id=<url-encoded id>``)."""
+    if _PLAIN_ID.fullmatch(run_id):  # the usual id: only its slashes need encoding (quote is slow per row)
+        return "run?id=" + run_id.replace("/", "%2F")
     return "run?id=" + quote(run_id, safe="")
 
 
@@ -126,8 +131,13 @@ def _column(table: pd.DataFrame, name: str, default: Any = None) -> pd.Series:
 def _dice_text(values: pd.Series) -> pd.Series:
     """Dice as fixed-width text ("0.8123", "–" where unknown): the table shows a dash, not "None", for a
     run without epochs yet, and fixed width keeps a click on the header sorting by value."""
-    numbers = pd.to_numeric(values, errors="coerce")
-    return numbers.map(lambda v: f"{v:.4f}" if pd.notna(v) and math.isfinite(v) else "–")
+    return pd.Series([f"{v:.4f}" if math.isfinite(v) else "–" for v in _floats(values)], index=values.index,
+                     dtype=object)
+
+
+def _floats(values: pd.Series) -> list[float]:
+    """The column as plain floats, NaN for anything missing or not a number."""
+    return pd.to_numeric(values, errors="coerce").astype("float64").tolist()  # type: ignore[no-any-return]
 
 
 def _verdict_text(verdict: str, label: Any) -> str:
@@ -145,27 +155,26 @@ def runs_frame(table: pd.DataFrame, jobs_by_run: Mapping[str, list[Any]] | None 
         return pd.DataFrame(columns=["Open", "Dataset", "Config", "Trainer", "Fold", "Status", "Epoch",
                                      "ETA", "Last EMA", "Best EMA", "Verdict", "Why", "Stopped by", "Job",
                                      "run_id"])
-    done = _column(table, "epochs_completed").astype("Float64")
-    planned = _column(table, "planned_epochs").astype("Float64")
-    epoch_text = [
-        f"{int(d) if pd.notna(d) else 0} / {int(p) if pd.notna(p) else '?'}" for d, p in zip(done, planned)
-    ]
+    # Plain lists, not pandas' per-element calls: this runs on every new store version over every run.
+    done = _floats(_column(table, "epochs_completed"))
+    planned = _floats(_column(table, "planned_epochs"))
+    epoch_text = [f"{int(d) if d == d else 0} / {int(p) if p == p else '?'}" for d, p in zip(done, planned)]
     verdicts = _column(table, "verdict", "").fillna("")
     frame = pd.DataFrame({
         "Open": [run_link(r) for r in table["run_id"]],
         "Dataset": table["dataset"],
         "Config": table["configuration"],
-        "Trainer": table["trainer"] + _column(table, "nnunet_version", "").map(
-            lambda v: " (v1)" if v == "v1" else ""),
+        "Trainer": [t + (" (v1)" if v == "v1" else "") for t, v in zip(table["trainer"].tolist(), _column(
+            table, "nnunet_version", "").tolist())],
         "Fold": table["fold"].astype(str),
-        "Status": table["status"].map(lambda s: STATUS_LABELS.get(s, s)),
+        "Status": [STATUS_LABELS.get(s, s) for s in table["status"].tolist()],
         "Epoch": epoch_text,
-        "ETA": _column(table, "eta_s").map(fmt_duration),
+        "ETA": [fmt_duration(v) for v in _column(table, "eta_s").tolist()],
         "Last EMA": _dice_text(_column(table, "last_ema_fg_dice")),
         "Best EMA": _dice_text(_column(table, "best_ema_fg_dice")),
         "Verdict": [_verdict_text(v, w) for v, w in zip(verdicts, _column(table, "verdict_label", None))],
         "Why": _column(table, "verdict_reason", "").fillna(""),
-        "Stopped by": _column(table, "stop_cause").map(_stop_label),
+        "Stopped by": [_stop_label(v) for v in _column(table, "stop_cause").tolist()],
         "Job": [_job_text(jobs_by_run.get(r, []), r) for r in table["run_id"]],
         "run_id": table["run_id"],
     })
@@ -193,6 +202,16 @@ def _missing(value: Any) -> bool:
 def _group_key(key: tuple[Any, ...]) -> tuple[tuple[bool, str], ...]:
     """Sort order of group keys: by text, missing values last (as pandas' groupby sorts them)."""
     return tuple((_missing(v), "" if _missing(v) else str(v)) for v in key)
+
+
+def _mean_sd(values: list[float]) -> str:
+    """``0.8123 ± 0.0100`` (population sd), the mean alone for one value, empty for none."""
+    if not values:
+        return ""
+    mean = math.fsum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.4f}"
+    return f"{mean:.4f} ± {math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values)):.4f}"
 
 
 def groups_frame(table: pd.DataFrame) -> pd.DataFrame:
@@ -231,8 +250,7 @@ def groups_frame(table: pd.DataFrame) -> pd.DataFrame:
             else f"{statuses['finished']} / {len(group)}",
             "Running": statuses["running"],
             "Crashed": statuses["crashed"],
-            "Best EMA (mean ± sd)": "" if not best else f"{statistics.fmean(best):.4f}" + (
-                f" ± {statistics.pstdev(best):.4f}" if len(best) > 1 else ""),
+            "Best EMA (mean ± sd)": _mean_sd(best),
             "Verdicts": verdict_text,
         })
     return pd.DataFrame(rows, columns=columns)

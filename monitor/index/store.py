@@ -337,7 +337,7 @@ class StoredRuns:
         """Every run as last stored, whatever its files say now, sorted by ``run_id`` (the row of its reading
         mode where a run has two: it had checkpoints when last read)."""
         runs: dict[str, IndexedRun] = {}
-        for (run_id, key), row in sorted(self.rows.items(), key=lambda item: (item[0][0], item[0][1] == ANY_MODE)):
+        for (run_id, _mode), row in sorted(self.rows.items(), key=lambda item: (item[0][0], item[0][1] == ANY_MODE)):
             if run_id not in runs and (stored := _decode_row(run_id, row, None)) is not None:
                 runs[run_id] = stored
         return list(runs.values())

@@ -55,6 +55,7 @@ class IndexedRuns:
         self._dirty: set[str] = set()
         self._last_save = time.monotonic()
         self.on_preloaded: Callable[[int], object] | None = None  # see :meth:`preload`
+        self.paused = False  # the caller's first read goes on: saving waits (it would only slow that read down)
 
     # -- starting --------------------------------------------------------------------------------------
     def preload(self, root: Path, runs: dict[str, TrackedRun], publisher: Publisher) -> int:
@@ -120,7 +121,7 @@ class IndexedRuns:
             self._cache.pop(run_id, None)
 
     def save_due(self) -> bool:
-        return bool(self._dirty) and time.monotonic() - self._last_save >= _SAVE_EVERY_S
+        return bool(self._dirty) and not self.paused and time.monotonic() - self._last_save >= _SAVE_EVERY_S
 
     def save(self, runs: dict[str, TrackedRun], publisher: Publisher) -> int:
         """Store every changed run; settled ones (not running) then give back their reader and curves."""
