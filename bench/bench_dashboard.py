@@ -13,9 +13,10 @@ and network. Measured:
 
 With ``--browser`` it measures instead what a person sees, in Chromium (Playwright): a dashboard server is
 started and the first visitor's overview is timed until every run is listed, then a run page until its chart
-is drawn, with the server's RSS after each. Three starts: ``--base`` (another checkout, e.g. main, for the
-figure before), this checkout with an empty state folder (no run index: a cold start, with its progress bar),
-and this checkout again once that start has saved the run index (a restart).
+is drawn, with the server's RSS and CPU time after each. Three starts: ``--base`` (another checkout, e.g. main,
+for the figure before), this checkout with an empty state folder (no run index: a cold start, with its progress
+bar), and this checkout again once that start has saved the run index (a restart; ``--restarts`` of them).
+``--state`` keeps the state folder between invocations: one that holds a run index skips the cold start.
 
 Usage::
 

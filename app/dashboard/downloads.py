@@ -36,8 +36,9 @@ def chart_config(name: str) -> dict[str, Any]:
 
 
 def csv_button(frame: pd.DataFrame, name: str, *, key: str, label: str = "CSV") -> None:
-    """The frame as CSV (timestamps ISO-8601), computed now: CSVs are small."""
-    st.download_button(f":material/download: {label}", data=frame.to_csv(index=False).encode("utf-8"),
+    """The frame as CSV (timestamps ISO-8601), written when clicked (a table of thousands of runs is not written
+    on every refresh)."""
+    st.download_button(f":material/download: {label}", data=lambda: frame.to_csv(index=False).encode("utf-8"),
                        file_name=f"{safe_name(name)}.csv", mime="text/csv", key=key, on_click="ignore",
                        help="The numbers behind this chart, one row per epoch")
 

@@ -24,6 +24,7 @@ import streamlit as st
 from app.dashboard import resources
 from app.dashboard.auth_ui import Actor, current_actor, login_form, sidebar_account
 from app.dashboard.extend_dialog import warm_up_planning
+from app.dashboard.store import RunStore
 from app.dashboard.ui import no_truncation_style
 
 HERE = Path(__file__).resolve().parent
@@ -48,7 +49,7 @@ def _login_page() -> None:
     login_form("main")
 
 
-def _sidebar(actor: Actor) -> None:
+def _sidebar(actor: Actor) -> RunStore | None:
     config = resources.settings()
     with st.sidebar:
         if config.demo:
@@ -64,6 +65,7 @@ def _sidebar(actor: Actor) -> None:
             running = int((table["status"] == "running").sum()) if len(table) else 0
             st.caption(f"{len(table)} runs · {running} running · checked {time.strftime('%H:%M:%S')}")
     sidebar_account(actor)
+    return store
 
 
 def main() -> None:
@@ -76,11 +78,11 @@ def main() -> None:
         st.navigation([st.Page(_login_page, title="Log in", icon=":material/lock:")], position="hidden").run()
         return
     page = st.navigation(_pages())
-    _sidebar(actor)
+    shared = _sidebar(actor)
     page.run()
-    shared = resources.store(quiet=True)
-    if shared is not None and shared.checked:  # torch's import must not slow the first read of the tree
-        warm_up_planning()
+    if shared is not None:  # this page was drawn with the runs
+        shared.page_drawn()
+    warm_up_planning()
 
 
 main()

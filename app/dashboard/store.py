@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 __all__ = ["RunStatus", "RunStore", "RunSummary", "StoreError"]
 
 
+#: After a restart, how long checking the runs against their files waits for the first page to be drawn.
+_FIRST_PAGE_WAIT_S = 10.0
+
+
 class StoreError(RuntimeError):
     """The results root cannot be watched at all (gone, not a folder, no permission)."""
 
@@ -76,6 +80,8 @@ class RunStore:
         except OSError as exc:
             raise StoreError(f"cannot watch {self.root}: {exc}") from exc
         self._checked = threading.Event()
+        self._drawn = threading.Event()  # a page has been drawn from the preloaded runs (see _preloaded)
+        self._background = background
         if self._watcher.indexed is not None:
             self._watcher.indexed.verdicts = self._verdict_of
             self._watcher.indexed.on_preloaded = self._preloaded
@@ -105,6 +111,12 @@ class RunStore:
         if runs:
             self.table()
             self._ready_now()
+            if self._background:  # the check below would slow the first page down: it waits for it a moment
+                self._drawn.wait(_FIRST_PAGE_WAIT_S)
+
+    def page_drawn(self) -> None:
+        """A page has been drawn (the first visitor's): checking the runs against their files may begin."""
+        self._drawn.set()
 
     def _ready_now(self) -> None:
         if not self._ready.is_set():

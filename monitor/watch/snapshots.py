@@ -151,7 +151,8 @@ class Publisher:
         now = self._clock()
         inputs = replace(inputs, now=now)
         job = self.job(location.run_id)
-        assessment = assess(replace(inputs, alive=job.alive if isinstance(job, JobEvidence) else job))
+        alive = job.alive if isinstance(job, JobEvidence) else job
+        assessment = assess(inputs if alive == inputs.alive else replace(inputs, alive=alive))
         assessed = summary.assessed(assessment)
         if assessed.status in STOPPED and assessed.status == summary.status and summary.stop_cause is not None \
                 and not isinstance(job, JobEvidence):

@@ -313,9 +313,13 @@ class ResultsWatcher:
         for problem in problems:
             if problem not in self.notes:
                 self.notes.append(problem)
-        parsed = ((location, self._rel(os.fspath(location.path))) for location in found)
-        located = (parse_run_path(location.path, rel) if rel else None for location, rel in parsed)
-        return [location for location in located if location is not None]
+        located = []
+        for location in found:
+            rel = self._rel(os.fspath(location.path))
+            parsed = parse_run_path(location.path, rel) if rel else None
+            if parsed is not None:
+                located.append(parsed)
+        return located
 
     def _ids_under(self, rel: str) -> list[str]:
         return [run_id for run_id in self._runs if not rel or run_id == rel or run_id.startswith(rel + "/")]
