@@ -82,6 +82,12 @@ def main() -> None:
     page.run()
     if shared is not None:  # this page was drawn with the runs
         shared.page_drawn()
+    _warm_up_once()
+
+
+@st.cache_resource(show_spinner=False)
+def _warm_up_once() -> None:
+    """The Extend dialog's background import, started by the first page of this server only (not one per page)."""
     warm_up_planning()
 
 

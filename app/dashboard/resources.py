@@ -136,7 +136,7 @@ def jobs_stamp(source: JobsSource | None) -> tuple[tuple[str, str], ...]:
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def overview_frames(root: str, version: int, stamp: tuple[tuple[str, str], ...],
+def overview_frames(root: str, version: tuple[int, bool], stamp: tuple[tuple[str, str], ...],
                     _by_run: dict[str, list[Job]]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(raw run table, display table, fold-group table) for one store version and jobs state, built once and
     shared by every session without a copy (pages filter into new frames, never change these).

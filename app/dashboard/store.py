@@ -96,6 +96,9 @@ class RunStore:
     def _load(self) -> None:
         try:
             self._watcher.start()
+            with self._lock:
+                self._table_version = -1  # the preloaded table may hold verdicts judged at another status
+            self._checked.set()
             self.table()  # the first verdicts, so the first visitor does not pay for them
         except OSError as exc:
             self.error = StoreError(f"cannot watch {self.root}: {exc}")
@@ -130,6 +133,12 @@ class RunStore:
     def ready(self) -> bool:
         """Every run can be shown: read once, or taken from the index (see :attr:`checked`)."""
         return self._ready.is_set()
+
+    @property
+    def table_key(self) -> tuple[int, bool]:
+        """What the table depends on, for caches of frames derived from it: the version, and whether the runs are
+        checked (the table is judged again then, at the same version)."""
+        return self.version, self.checked
 
     @property
     def checked(self) -> bool:
@@ -201,9 +210,11 @@ class RunStore:
         stored = snapshot.stored_verdict
         with self._lock:
             cached = self._analyses.get(snapshot.run_id)
+        # From the index, no curves loaded; while the stored runs are not yet checked, even a verdict judged at
+        # another status (a run that stopped meanwhile): it is judged again once the check is over.
         if (cached is None or cached[0] != snapshot.version) and stored is not None \
-                and stored.status == snapshot.status.value:
-            row.update(stored.columns())  # from the index: no curves loaded
+                and (stored.status == snapshot.status.value or not self._checked.is_set()):
+            row.update(stored.columns())
             return row
         row.update(verdict_row(self._analysis_of(snapshot), snapshot.status.value).columns())
         return row

@@ -164,7 +164,7 @@ def _live(store: RunStore, filters: Filters) -> None:
     source = resources.jobs()
     stamp = resources.jobs_stamp(source)
     by_run = source.jobs_by_run() if source is not None else {}
-    table, runs, groups = resources.overview_frames(str(store.root), store.version, stamp, by_run)
+    table, runs, groups = resources.overview_frames(str(store.root), store.table_key, stamp, by_run)
     if table.empty:
         st.info(f"No nnU-Net runs found under `{store.root}` yet. nnwatch looks for `fold_N` folders in nnU-Net's "
                 "v2 (`Dataset*/Trainer__Plans__config/fold_N`) and v1 layouts; new runs appear here on their own.",
