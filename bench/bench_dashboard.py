@@ -13,14 +13,16 @@ and network. Measured:
 
 With ``--browser`` it measures instead what a person sees, in Chromium (Playwright): a dashboard server is
 started and the first visitor's overview is timed until every run is listed, then a run page until its chart
-is drawn, with the server's RSS after each. Three starts: ``--base`` (another checkout, e.g. main, for the
-figure before), this checkout with an empty state folder (no run index: a cold start, with its progress bar),
-and this checkout again once that start has saved the run index (a restart).
+is drawn, with the server's RSS and CPU time after each. Three starts: ``--base`` (another checkout, e.g. main,
+for the figure before), this checkout with an empty state folder (no run index: a cold start, with its progress
+bar), and this checkout again once that start has saved the run index (a restart; ``--restarts`` of them).
+``--state`` keeps the state folder between invocations: one that holds a run index skips the cold start.
 
 Usage::
 
     .venv/bin/python bench/bench_dashboard.py [--runs 750] [--epochs 1000] [--repeat 7] [--tree DIR]
-    .venv/bin/python bench/bench_dashboard.py --browser [--base DIR] [--runs 750] [--epochs 1000]
+    .venv/bin/python bench/bench_dashboard.py --browser [--base DIR] [--runs 750] [--epochs 1000] [--state DIR]
+        [--restarts N]
 
 The tree is generated once into ``bench/out/dashboard_tree_<runs>x<epochs>`` (git-ignored) and reused.
 """
@@ -88,6 +90,12 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (a figure that a loaded machine does not inflate much)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _browser_start(page, repo: Path, root: Path, state: Path, n_runs: int, run_id: str,  # type: ignore[no-untyped-def]
                    label: str) -> dict[str, float | str | bool]:
     """Start a server of the checkout ``repo``, then time the first overview and a run page in the browser."""
@@ -127,7 +135,8 @@ def _browser_start(page, repo: Path, root: Path, state: Path, n_runs: int, run_i
         result: dict[str, float | str | bool] = {
             "start": label, "server_up_s": up - started, "first_overview_s": shown - up,
             "first_overview_from_launch_s": shown - started, "progress_bar_seen": progress_seen,
-            "rss_after_overview_mb": _rss_mb(server.pid)}
+            "server_cpu_s": _cpu_s(server.pid), "rss_after_overview_mb": _rss_mb(server.pid),
+            "loadavg": Path("/proc/loadavg").read_text().split()[0]}
         before = time.perf_counter()
         page.goto(f"http://127.0.0.1:{port}/run?id={run_id}")
         try:
@@ -157,11 +166,14 @@ def browser_main(args: argparse.Namespace, root: Path, specs: list[tuple[str, Ru
     from playwright.sync_api import sync_playwright
 
     run_id = specs[1][0]
-    state = Path(tempfile.mkdtemp(prefix="nnwatch_state_"))
+    state = args.state or Path(tempfile.mkdtemp(prefix="nnwatch_state_"))
+    state.mkdir(parents=True, exist_ok=True)
     starts: list[tuple[Path, Path, str]] = []
     if args.base is not None:
         starts.append((args.base.resolve(), Path(tempfile.mkdtemp(prefix="nnwatch_base_state_")), "base checkout"))
-    starts += [(REPO, state, "no run index (cold)"), (REPO, state, "run index warm (restart)")]
+    if not (args.state and (state / "index.sqlite3").exists()):
+        starts.append((REPO, state, "no run index (cold)"))
+    starts += [(REPO, state, "run index warm (restart)")] * args.restarts
     results = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium")
@@ -188,6 +200,9 @@ def main() -> int:
     parser.add_argument("--tree", type=Path, default=None)
     parser.add_argument("--browser", action="store_true", help="time server starts in Chromium (see above)")
     parser.add_argument("--base", type=Path, default=None, help="with --browser: another checkout to time first")
+    parser.add_argument("--state", type=Path, default=None,
+                        help="with --browser: the state folder to use; one holding a run index skips the cold start")
+    parser.add_argument("--restarts", type=int, default=1, help="with --browser: restarts on the run index to time")
     args = parser.parse_args()
 
     tree = args.tree or REPO / "bench" / "out" / f"dashboard_tree_{args.runs}x{args.epochs}"

@@ -23,6 +23,7 @@ import streamlit as st
 
 from app.dashboard import resources
 from app.dashboard.auth_ui import Actor, current_actor, login_form, sidebar_account
+from app.dashboard.store import RunStore
 from app.dashboard.ui import no_truncation_style
 
 HERE = Path(__file__).resolve().parent
@@ -47,7 +48,7 @@ def _login_page() -> None:
     login_form("main")
 
 
-def _sidebar(actor: Actor) -> None:
+def _sidebar(actor: Actor) -> RunStore | None:
     config = resources.settings()
     with st.sidebar:
         if config.demo:
@@ -63,6 +64,7 @@ def _sidebar(actor: Actor) -> None:
             running = int((table["status"] == "running").sum()) if len(table) else 0
             st.caption(f"{len(table)} runs · {running} running · checked {time.strftime('%H:%M:%S')}")
     sidebar_account(actor)
+    return store
 
 
 def main() -> None:
@@ -75,8 +77,10 @@ def main() -> None:
         st.navigation([st.Page(_login_page, title="Log in", icon=":material/lock:")], position="hidden").run()
         return
     page = st.navigation(_pages())
-    _sidebar(actor)
+    shared = _sidebar(actor)
     page.run()
+    if shared is not None:  # this page was drawn with the runs
+        shared.page_drawn()
 
 
 main()

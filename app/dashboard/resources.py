@@ -135,10 +135,11 @@ def jobs_stamp(source: JobsSource | None) -> tuple[tuple[str, str], ...]:
     return tuple((job.job_id, job.state.value) for job in source.jobs())
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def overview_frames(root: str, version: int, stamp: tuple[tuple[str, str], ...],
+@st.cache_resource(show_spinner=False, max_entries=8)
+def overview_frames(root: str, version: tuple[int, bool], stamp: tuple[tuple[str, str], ...],
                     _by_run: dict[str, list[Job]]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(raw run table, display table, fold-group table) for one store version and jobs state.
+    """(raw run table, display table, fold-group table) for one store version and jobs state, built once and
+    shared by every session without a copy (pages filter into new frames, never change these).
 
     ``_by_run`` is not part of the cache key (Streamlit skips arguments starting with ``_``): ``stamp``
     stands for it.

@@ -11,8 +11,9 @@ so a new epoch re-analyses that run only.
 key derived frames on it.
 
 With a run index (:mod:`monitor.index`), a restart takes unchanged runs from it: their summaries and verdicts at
-once, their curves only when a page draws them. ``background=True`` reads the runs in a thread and reports
-``progress`` meanwhile, so a page can show how far a cold start is.
+once, their curves only when a page draws them. Every stored run is shown at once, as last stored, while the
+watcher checks each against its files and publishes what changed. ``background=True`` reads the runs in a
+thread and reports ``progress`` meanwhile, so a page can show how far a cold start is.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
     from monitor.runs import Curves
 
 __all__ = ["RunStatus", "RunStore", "RunSummary", "StoreError"]
+
+
+#: After a restart, how long checking the runs against their files waits for the first page to be drawn.
+_FIRST_PAGE_WAIT_S = 10.0
 
 
 class StoreError(RuntimeError):
@@ -74,8 +79,13 @@ class RunStore:
                                            progress=self._on_progress)
         except OSError as exc:
             raise StoreError(f"cannot watch {self.root}: {exc}") from exc
+        self._checked = threading.Event()
+        self._drawn = threading.Event()  # a page has been drawn from the preloaded runs (see _preloaded)
+        self._background = background
         if self._watcher.indexed is not None:
             self._watcher.indexed.verdicts = self._verdict_of
+            self._watcher.indexed.on_preloaded = self._preloaded
+            self._watcher.indexed.paused = True  # until the first table is built (see _load)
         if background:
             threading.Thread(target=self._load, name="nnwatch-store-load", daemon=True).start()
         else:
@@ -86,10 +96,33 @@ class RunStore:
     def _load(self) -> None:
         try:
             self._watcher.start()
+            with self._lock:
+                self._table_version = -1  # the preloaded table may hold verdicts judged at another status
+            self._checked.set()
             self.table()  # the first verdicts, so the first visitor does not pay for them
         except OSError as exc:
             self.error = StoreError(f"cannot watch {self.root}: {exc}")
         finally:
+            self._ready_now()
+            self._checked.set()
+            if self._watcher.indexed is not None:
+                self._watcher.indexed.paused = False
+
+    def _preloaded(self, runs: int) -> None:
+        """The index's runs are published (before they are checked against their files): a restart can show
+        them now; a start without any reads every run first."""
+        if runs:
+            self.table()
+            self._ready_now()
+            if self._background:  # the check below would slow the first page down: it waits for it a moment
+                self._drawn.wait(_FIRST_PAGE_WAIT_S)
+
+    def page_drawn(self) -> None:
+        """A page has been drawn (the first visitor's): checking the runs against their files may begin."""
+        self._drawn.set()
+
+    def _ready_now(self) -> None:
+        if not self._ready.is_set():
             self.cold_load_s = time.perf_counter() - self._started
             self._ready.set()
 
@@ -98,12 +131,24 @@ class RunStore:
 
     @property
     def ready(self) -> bool:
-        """Every run has been read once (or taken from the index)."""
+        """Every run can be shown: read once, or taken from the index (see :attr:`checked`)."""
         return self._ready.is_set()
 
     @property
+    def table_key(self) -> tuple[int, bool]:
+        """What the table depends on, for caches of frames derived from it: the version, and whether the runs are
+        checked (the table is judged again then, at the same version)."""
+        return self.version, self.checked
+
+    @property
+    def checked(self) -> bool:
+        """Every run has been read or checked against its files (a restart is :attr:`ready` before that: it shows
+        the runs as the index stored them meanwhile, and changes arrive as the check finds them)."""
+        return self._checked.is_set()
+
+    @property
     def progress(self) -> tuple[int, int]:
-        """(runs read, runs found) while the first read goes on."""
+        """(runs read or checked, runs found) while the first read goes on."""
         return self._progress
 
     def wait_ready(self, timeout: float | None = None) -> bool:
@@ -165,9 +210,11 @@ class RunStore:
         stored = snapshot.stored_verdict
         with self._lock:
             cached = self._analyses.get(snapshot.run_id)
+        # From the index, no curves loaded; while the stored runs are not yet checked, even a verdict judged at
+        # another status (a run that stopped meanwhile): it is judged again once the check is over.
         if (cached is None or cached[0] != snapshot.version) and stored is not None \
-                and stored.status == snapshot.status.value:
-            row.update(stored.columns())  # from the index: no curves loaded
+                and (stored.status == snapshot.status.value or not self._checked.is_set()):
+            row.update(stored.columns())
             return row
         row.update(verdict_row(self._analysis_of(snapshot), snapshot.status.value).columns())
         return row

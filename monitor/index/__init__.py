@@ -6,7 +6,7 @@
 
 from monitor.index.codec import CodecError
 from monitor.index.scan import SCAN_MODE, Progress, indexed_scan_rows, read_and_record
-from monitor.index.store import INDEX_FILE, IndexedRun, IndexInfo, IndexRecord, RunIndex, default_index_path
+from monitor.index.store import INDEX_FILE, IndexedRun, IndexInfo, IndexRecord, RunIndex, StoredRuns, default_index_path
 
 __all__ = [
     "INDEX_FILE",
@@ -17,6 +17,7 @@ __all__ = [
     "IndexedRun",
     "Progress",
     "RunIndex",
+    "StoredRuns",
     "default_index_path",
     "indexed_scan_rows",
     "read_and_record",

@@ -32,7 +32,9 @@ __all__ = ["CodecError", "decode_inputs", "decode_state", "decode_summary", "enc
 
 _NAT = np.iinfo(np.int64).min
 _COLUMNS = ("epoch", "session", "lr", "train_loss", "val_loss", "mean_fg_dice", "epoch_time_s", "epoch_end")
-_WRITE_OPTIONS = ipc.IpcWriteOptions(compression="lz4")
+# One run's rows are small: Arrow's thread pool costs more than it saves (and queues behind a busy machine).
+_WRITE_OPTIONS = ipc.IpcWriteOptions(compression="lz4", use_threads=False)
+_READ_OPTIONS = ipc.IpcReadOptions(use_threads=False)
 
 
 class CodecError(ValueError):
@@ -160,7 +162,7 @@ def decode_state(text: str, blob: bytes) -> ReaderState:
     """The :class:`ReaderState` :func:`encode_state` wrote; :class:`CodecError` when it cannot be read."""
     try:
         meta = json.loads(text)
-        table = ipc.open_stream(pa.py_buffer(blob)).read_all()
+        table = ipc.open_stream(pa.py_buffer(blob), options=_READ_OPTIONS).read_all()
         arrays = {name: table.column(name).to_numpy() for name in table.column_names}
         width = sum(1 for name in table.column_names if name.startswith("dice_"))
         dice = np.column_stack([arrays[f"dice_{k + 1}"] for k in range(width)]) if width else \

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.index.codec import encode_inputs, encode_state, encode_summary
-from monitor.index.store import IndexRecord, RunIndex
+from monitor.index.store import IndexRecord, RunIndex, StoredRuns
 from monitor.run_table import ResultsRootError, ScannedRun
 from monitor.runs import FileSignature, ReaderState, RunLocation, RunReader, discover_runs, files_signature
 from monitor.runs.status import assess
@@ -82,24 +82,25 @@ def indexed_scan_rows(roots: Sequence[str | os.PathLike[str]], index: RunIndex, 
     """The run table of every root as plain rows sorted by root then ``run_id`` (as ``scan_rows``), and the
     problems found while walking; the index is brought up to date on the way."""
     problems: list[str] = []
-    locations: list[RunLocation] = []
+    locations: list[tuple[RunLocation, StoredRuns]] = []
     for root in roots:
         root_path = Path(root)
         if not root_path.is_dir():
             raise ResultsRootError(f"results root not found or not a folder: {root}")
         found = discover_runs(root_path, problems)
-        locations.extend(found)
         index.forget(root_path, (location.run_id for location in found))
+        stored_rows = index.stored_runs(root_path, SCAN_MODE)
+        locations.extend((location, stored_rows) for location in found)
     total = len(locations)
     done: dict[int, ScannedRun] = {}
     jobs: list[tuple[int, _Job]] = []
     now = time.time()
-    for position, location in enumerate(locations):
+    for position, (location, stored_rows) in enumerate(locations):
         try:
             signature = files_signature(location)
         except FileNotFoundError:
             continue
-        stored = index.lookup(location, SCAN_MODE, signature)
+        stored = stored_rows.lookup(location.run_id, signature)
         if stored is not None:
             summary = stored.summary.assessed(assess(replace(stored.inputs, now=now)))
             if summary.status in STOPPED and summary.stop_cause is None:

@@ -28,7 +28,7 @@ from monitor.runs import SUMMARY_COLUMNS, FileSignature, ReaderState, RunLocatio
 from monitor.runs.status import StatusInputs
 from monitor.state import state_dir
 
-__all__ = ["INDEX_FILE", "IndexInfo", "IndexRecord", "IndexedRun", "RunIndex", "default_index_path",
+__all__ = ["INDEX_FILE", "IndexInfo", "IndexRecord", "IndexedRun", "RunIndex", "StoredRuns", "default_index_path",
            "version_stamp"]
 
 log = logging.getLogger("nnwatch.index")
@@ -99,7 +99,6 @@ class IndexedRun:
     summary: RunSummary
     inputs: StatusInputs
     verdict: VerdictRow | None  # the analyzer's, for the run status it names
-    updated: float
 
 
 @dataclass(frozen=True)
@@ -214,21 +213,17 @@ class RunIndex:
     def lookup(self, location: RunLocation, mode: str, signature: FileSignature) -> IndexedRun | None:
         """The stored run when its files still have ``signature`` (None: read it from its files)."""
         rows = self._query(
-            "SELECT run_id, signature, summary, inputs, verdict, updated FROM runs "
-            "WHERE root = ? AND run_id = ? AND mode = ?", (self._root(location), location.run_id,
-                                                           mode_key(mode, signature)))
-        if not rows:
-            return None
-        run_id, sig, summary, inputs, verdict, updated = rows[0]
-        try:
-            stored = _signature(str(sig))
-            if stored != signature:
-                return None
-            return IndexedRun(str(run_id), stored, decode_summary(str(summary)), decode_inputs(str(inputs)),
-                              _verdict(verdict), float(updated))
-        except (CodecError, ValueError, TypeError) as exc:
-            log.warning("%s: index row unreadable (%s); reading the run's files", location.run_id, exc)
-            return None
+            f"SELECT {_ROW_COLUMNS} FROM runs WHERE root = ? AND run_id = ? AND mode = ?",
+            (self._root(location), location.run_id, mode_key(mode, signature)))
+        return _decode_row(location.run_id, rows[0], signature) if rows else None
+
+    def stored_runs(self, root: str | os.PathLike[str], mode: str) -> StoredRuns:
+        """Every run stored under ``root`` for ``mode``, read in one query (a start looks each run up in it
+        instead of asking SQLite once per run); rows are decoded only when looked up."""
+        root_text = os.path.abspath(root).rstrip(os.sep) or os.sep
+        rows = self._query(f"SELECT mode, {_ROW_COLUMNS} FROM runs WHERE root = ? AND mode IN (?, ?)",
+                           (root_text, mode, ANY_MODE))
+        return StoredRuns(mode, {(str(row[1]), str(row[0])): row[1:] for row in rows})
 
     def load_state(self, location: RunLocation, mode: str, signature: FileSignature | None = None
                    ) -> ReaderState | None:
@@ -305,6 +300,47 @@ class RunIndex:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany("DELETE FROM runs WHERE root = ? AND run_id = ?", [(root_text, g) for g in gone])
         return len(gone)
+
+
+#: What a lookup reads: everything before the arrays (a column after the blob would make SQLite walk it).
+_ROW_COLUMNS = "run_id, signature, summary, inputs, verdict"
+
+
+def _decode_row(run_id: str, row: Sequence[Any], signature: FileSignature | None) -> IndexedRun | None:
+    """A stored row as an :class:`IndexedRun` when its files still have ``signature`` (None: as stored)."""
+    _, sig, summary, inputs, verdict = row
+    try:
+        if signature is None:
+            signature = _signature(str(sig))
+        elif str(sig) != json.dumps(signature) and _signature(str(sig)) != signature:
+            return None
+        return IndexedRun(run_id, signature, decode_summary(str(summary)), decode_inputs(str(inputs)),
+                          _verdict(verdict))
+    except (CodecError, ValueError, TypeError) as exc:
+        log.warning("%s: index row unreadable (%s); reading the run's files", run_id, exc)
+        return None
+
+
+@dataclass(frozen=True)
+class StoredRuns:
+    """The rows of one root and mode as read by :meth:`RunIndex.stored_runs`."""
+
+    mode: str
+    rows: dict[tuple[str, str], Sequence[Any]]  # (run_id, mode key) -> the row's columns
+
+    def lookup(self, run_id: str, signature: FileSignature) -> IndexedRun | None:
+        """As :meth:`RunIndex.lookup`, from the rows read at once."""
+        row = self.rows.get((run_id, mode_key(self.mode, signature)))
+        return None if row is None else _decode_row(run_id, row, signature)
+
+    def last_known(self) -> list[IndexedRun]:
+        """Every run as last stored, whatever its files say now, sorted by ``run_id`` (the row of its reading
+        mode where a run has two: it had checkpoints when last read)."""
+        runs: dict[str, IndexedRun] = {}
+        for (run_id, _mode), row in sorted(self.rows.items(), key=lambda item: (item[0][0], item[0][1] == ANY_MODE)):
+            if run_id not in runs and (stored := _decode_row(run_id, row, None)) is not None:
+                runs[run_id] = stored
+        return list(runs.values())
 
 
 def _verdict_text(verdict: VerdictRow | None) -> str | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.index import RunIndex, read_and_record
-from monitor.runs.layout import RunLocation
+from monitor.runs.layout import RunLocation, parse_run_path
 from monitor.runs.merge import Curves
 from monitor.runs.reader import CHECKPOINT_SETTLE_S, RunReader
 from monitor.runs.resume import FileSignature
@@ -54,8 +54,24 @@ class IndexedRuns:
         self._cache_runs = cache_runs
         self._dirty: set[str] = set()
         self._last_save = time.monotonic()
+        self.on_preloaded: Callable[[int], object] | None = None  # see :meth:`preload`
+        self.paused = False  # the caller's first read goes on: saving waits (it would only slow that read down)
 
     # -- starting --------------------------------------------------------------------------------------
+    def preload(self, root: Path, runs: dict[str, TrackedRun], publisher: Publisher) -> int:
+        """Publish every run of ``root`` as the index last stored it (one query, no file read), so a restart shows
+        them at once; the caller then checks each against its files (a cheap signature comparison) and reads
+        what changed. Calls :attr:`on_preloaded` with the number published."""
+        for stored in self.index.stored_runs(root, WATCH_MODE).last_known():
+            location = parse_run_path(root / stored.run_id, stored.run_id)
+            if location is not None and stored.run_id not in runs:
+                runs[stored.run_id] = publisher.add_stored(location, stored.summary, stored.inputs,
+                                                           self.loader(location, stored.signature), stored.verdict,
+                                                           False, stored.signature)
+        if self.on_preloaded is not None:
+            self.on_preloaded(len(runs))
+        return len(runs)
+
     def publish_stored(self, location: RunLocation, signature: FileSignature, publisher: Publisher,
                        polled: bool) -> TrackedRun | None:
         """Publish the run from the index, unread, if its files still have the stored signature."""
@@ -105,7 +121,7 @@ class IndexedRuns:
             self._cache.pop(run_id, None)
 
     def save_due(self) -> bool:
-        return bool(self._dirty) and time.monotonic() - self._last_save >= _SAVE_EVERY_S
+        return bool(self._dirty) and not self.paused and time.monotonic() - self._last_save >= _SAVE_EVERY_S
 
     def save(self, runs: dict[str, TrackedRun], publisher: Publisher) -> int:
         """Store every changed run; settled ones (not running) then give back their reader and curves."""

@@ -150,8 +150,15 @@ class Publisher:
         """Publish a run from the run index, unread (a ``run_added`` event, as :meth:`add`)."""
         now = self._clock()
         inputs = replace(inputs, now=now)
-        assessment = assess(replace(inputs, alive=self.alive(location.run_id)))
-        summary = self._with_stop_cause(summary.assessed(assessment), location, loader)
+        job = self.job(location.run_id)
+        alive = job.alive if isinstance(job, JobEvidence) else job
+        assessment = assess(inputs if alive == inputs.alive else replace(inputs, alive=alive))
+        assessed = summary.assessed(assessment)
+        if assessed.status in STOPPED and assessed.status == summary.status and summary.stop_cause is not None \
+                and not isinstance(job, JobEvidence):
+            summary = assessed  # stopped when stored, same files, no job to ask: the stored cause holds
+        else:
+            summary = self._with_stop_cause(assessed, location, loader)
         with self.state:
             self.log.append("run_added", location.run_id, summary.row(), now)
             snapshot = RunSnapshot(location.run_id, location, summary, None, self.log.version, loader, verdict)

@@ -70,9 +70,7 @@ class ResultsWatcher:
         self._prefix = os.fspath(self.root).rstrip(os.sep) + os.sep
         self._real_prefix = os.path.realpath(self.root).rstrip(os.sep) + os.sep
         self._choice = choose_observer(self.root, poll, mountinfo=mountinfo)
-        self._clock = clock
-        self._tick_s = tick_s
-        self._reconcile_s = reconcile_s
+        self._clock, self._tick_s, self._reconcile_s = clock, tick_s, reconcile_s
         self.notes: list[str] = []  # discovery problems and the observer fallback, for the UI
         # observer thread -> worker
         self._work = threading.Condition()
@@ -97,10 +95,12 @@ class ResultsWatcher:
 
     # -- life cycle ----------------------------------------------------------------------------------
     def start(self) -> ResultsWatcher:
-        """Start the observer (first, so nothing written meanwhile is missed), read every run once
-        (``run_added`` events), then follow changes."""
+        """Publish the runs the index stored (at once), start the observer (so nothing written meanwhile is missed),
+        read every run once or check a stored one against its files (``run_added`` events), then follow changes."""
         if self._thread is not None:
             raise RuntimeError("watcher already started")
+        if self.indexed is not None:  # every run as last stored, at once; checked against its files below
+            self.indexed.preload(self.root, self._runs, self._published)
         if self._poller is None:
             self._observer, self._choice = start_observer(EventForwarder(self._on_fs_event), self.root, self._choice)
             if "falling back" in self._choice.reason:
@@ -115,6 +115,8 @@ class ResultsWatcher:
         for done, location in enumerate(found, 1):
             self._guard(self._add, location)
             self._progress(done, len(found))
+        for run_id in set(self._runs) - {location.run_id for location in found}:  # stored, gone since
+            self._remove(run_id, {"reason": "deleted"})
         if self.indexed is not None:
             self.indexed.started(self.root, [location.run_id for location in found])
         self._thread = threading.Thread(target=self._loop, name="nnwatch-watcher", daemon=True)
@@ -320,9 +322,7 @@ class ResultsWatcher:
         return located
 
     def _ids_under(self, rel: str) -> list[str]:
-        if rel == "":
-            return list(self._runs)
-        return [run_id for run_id in self._runs if run_id == rel or run_id.startswith(rel + "/")]
+        return [run_id for run_id in self._runs if not rel or run_id == rel or run_id.startswith(rel + "/")]
 
     def _move(self, src_rel: str | None, dest_rel: str | None, dest: str) -> None:
         """A renamed folder: its runs disappear under the old ids and reappear under the new ones."""
@@ -343,11 +343,12 @@ class ResultsWatcher:
     # runs
     def _add(self, location: RunLocation, moved_from: str | None = None) -> None:
         """Read a run found on disk and publish it; a run already known is refreshed instead."""
-        if location.run_id in self._runs:
-            self._refresh(location.run_id)
-            return
         real = os.path.realpath(location.path)
         polled = not (real + os.sep).startswith(self._real_prefix)
+        if location.run_id in self._runs:  # known, or preloaded from the index: a refresh checks its files
+            self._runs[location.run_id].polled = polled
+            self._refresh(location.run_id)
+            return
         try:
             signature = self._note(location)
         except FileNotFoundError:
@@ -445,10 +446,8 @@ class ResultsWatcher:
 
     def _discover_unknown(self, run_id: str) -> None:
         """A file event in a fold folder we do not know (its ``created`` event was missed or came first)."""
-        if run_id in self._not_runs:
-            return
         path = self.root / run_id
-        if not path.is_dir():
+        if run_id in self._not_runs or not path.is_dir():
             return
         location = parse_run_path(path, run_id)
         if location is None:

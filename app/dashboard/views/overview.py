@@ -164,7 +164,7 @@ def _live(store: RunStore, filters: Filters) -> None:
     source = resources.jobs()
     stamp = resources.jobs_stamp(source)
     by_run = source.jobs_by_run() if source is not None else {}
-    table, runs, groups = resources.overview_frames(str(store.root), store.version, stamp, by_run)
+    table, runs, groups = resources.overview_frames(str(store.root), store.table_key, stamp, by_run)
     if table.empty:
         st.info(f"No nnU-Net runs found under `{store.root}` yet. nnwatch looks for `fold_N` folders in nnU-Net's "
                 "v2 (`Dataset*/Trainer__Plans__config/fold_N`) and v1 layouts; new runs appear here on their own.",
@@ -172,6 +172,10 @@ def _live(store: RunStore, filters: Filters) -> None:
         for problem in store.problems[:20]:
             st.caption(f"⚠ {problem}")
         return
+    if not store.checked:
+        done, total = store.progress
+        st.caption(f":material/sync: As stored at the last run of nnwatch; checking the runs against their files "
+                   f"({done} of {total or len(table)}): changes show as they are found.")
     shown = apply_filters(table, filters)
     visible = runs[runs["run_id"].isin(set(shown["run_id"]))].reset_index(drop=True)
     if filters.active:

@@ -3,6 +3,7 @@ what changes afterwards is read from the saved offsets."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -84,3 +85,32 @@ def test_settled_runs_give_their_curves_back_once_saved(tmp_path: Path) -> None:
         for run in runs:
             run_id = run.folder.relative_to(root).as_posix()
             assert snapshot.runs[run_id].frame().equals(load_run(run.folder, root).frame())
+
+
+def test_a_restart_shows_the_stored_runs_first_then_what_changed_while_stopped(tmp_path: Path) -> None:
+    """Every stored run is published before any file is looked at; the check that follows brings a run that grew,
+    removes one deleted and adds one created while nnwatch was not running, ending where a fresh read ends."""
+    root = tmp_path / "results"
+    runs = [new_run(root, n, 20) for n in range(3)]
+    settle(root)
+    path = tmp_path / "index.sqlite3"
+    with ResultsWatcher(root, index=RunIndex(path)):
+        pass  # stop() saved every run
+    ids = [run.folder.relative_to(root).as_posix() for run in runs]
+    runs[0].history(5)  # grew while stopped
+    shutil.rmtree(runs[1].folder)  # deleted while stopped
+    added = new_run(root, 3, 7)  # created while stopped
+    settle(root)
+    watcher = ResultsWatcher(root, index=RunIndex(path))
+    assert watcher.indexed is not None
+    preloaded: dict[str, int] = {}
+
+    def as_stored(count: int) -> None:  # the moment a page may draw the runs: nothing checked yet
+        preloaded.update({run_id: snap.summary.epochs_completed for run_id, snap in watcher.snapshot().runs.items()})
+
+    watcher.indexed.on_preloaded = as_stored
+    with watcher:
+        assert preloaded == {ids[0]: 20, ids[1]: 20, ids[2]: 20}
+        shown = {run_id: snap.summary.epochs_completed for run_id, snap in watcher.snapshot().runs.items()}
+        assert shown == {ids[0]: 25, ids[2]: 20, added.folder.relative_to(root).as_posix(): 7}
+        assert watcher.run(ids[0]).frame().equals(load_run(runs[0].folder, root).frame())  # type: ignore[union-attr]
