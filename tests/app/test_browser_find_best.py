@@ -184,7 +184,7 @@ def test_overview_to_crossval_verdict_and_a_find_best_job(page: Page, served: Se
     expect(confirm).to_be_enabled(timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "find_best_04_dialog.png"))
     confirm.click()
-    banner = page.locator('[data-testid="stAlert"]').filter(has_text="Find best job")
+    banner = page.locator('[data-testid="stAlert"]').filter(has_text="Find best job").first
     expect(banner).to_contain_text("was created", timeout=60_000)
     match = re.search(r"Find best job (\w+) was created", banner.inner_text())
     assert match, banner.inner_text()
@@ -207,10 +207,10 @@ def test_overview_to_crossval_verdict_and_a_find_best_job(page: Page, served: Se
     page.goto(f"{url}/run?id={quote(served.run_id(TINY, '0'), safe='')}")
     page.get_by_text("Find the best configuration of this dataset").click()
     result = page.locator('[data-testid="stMarkdownContainer"]').filter(
-        has_text=f"Best {what} (find_best_configuration, folds 0, 1):")
+        has_text=f"Best {what} (find_best_configuration, folds 0, 1):").first
     expect(result).to_be_visible(timeout=60_000)
     expect(result).to_contain_text(members)
-    code = page.locator('[data-testid="stCode"]').filter(has_text="nnUNetv2_predict")
+    code = page.locator('[data-testid="stCode"]').filter(has_text="nnUNetv2_predict").first
     for command in commands:
         expect(code).to_contain_text(command)
     cv_dice = page.locator('[data-testid="stMetric"]').filter(has_text="CV Dice after postprocessing")
@@ -220,5 +220,5 @@ def test_overview_to_crossval_verdict_and_a_find_best_job(page: Page, served: Se
 
     # find-best accumulated each trainer's folds; the cross-validation table now agrees with nnU-Net's own.
     page.goto(f"{url}/dataset?dataset={dataset}&model={TINY}__nnUNetPlans__2d")
-    theirs = page.locator('[data-testid="stAlert"]').filter(has_text="crossval_results_folds_0_1")
+    theirs = page.locator('[data-testid="stAlert"]').filter(has_text="crossval_results_folds_0_1").first
     expect(theirs).to_contain_text("agrees with nnU-Net's crossval_results_folds_0_1/summary.json", timeout=60_000)
