@@ -160,7 +160,8 @@ def test_overview_to_crossval_verdict_and_a_find_best_job(page: Page, served: Se
     page.screenshot(path=str(ARTIFACTS / "find_best_02_extension_verdict.png"))
 
     # Find the best of both trainers over the two trained folds: pick them, start, follow the job.
-    page.get_by_text("Find the best configuration of this dataset").click()
+    expect(page.get_by_role("heading", name="Next steps")).to_be_visible(timeout=120_000)
+    page.get_by_text("Find the best configuration of this dataset").click(timeout=90_000)
     trainers = _multiselect_input(page, "Trainers")
     expect(trainers).to_be_visible(timeout=30_000)
     trainers.click()
@@ -205,7 +206,9 @@ def test_overview_to_crossval_verdict_and_a_find_best_job(page: Page, served: Se
     commands = [line.strip() for line in instructions.splitlines() if line.startswith("nnUNetv2_")]
     assert commands, instructions
     page.goto(f"{url}/run?id={quote(served.run_id(TINY, '0'), safe='')}")
-    page.get_by_text("Find the best configuration of this dataset").click()
+    expect(page.get_by_role("heading", name="Next steps")).to_be_visible(timeout=120_000)
+    _settled(page)
+    page.get_by_text("Find the best configuration of this dataset").click(timeout=90_000)
     result = page.locator('[data-testid="stMarkdownContainer"]').filter(
         has_text=f"Best {what} (find_best_configuration, folds 0, 1):").first
     expect(result).to_be_visible(timeout=60_000)
@@ -216,6 +219,7 @@ def test_overview_to_crossval_verdict_and_a_find_best_job(page: Page, served: Se
     cv_dice = page.locator('[data-testid="stMetric"]').filter(has_text="CV Dice after postprocessing")
     expect(cv_dice).to_contain_text(f"{chosen['result_on_crossval_post_pp']:.4f}")
     _settled(page)
+    result.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "find_best_06_result.png"))
 
     # find-best accumulated each trainer's folds; the cross-validation table now agrees with nnU-Net's own.

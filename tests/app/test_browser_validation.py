@@ -130,7 +130,7 @@ def test_overview_to_the_case_by_case_verdict_of_an_extension(page: Page, demo: 
     page.screenshot(path=str(ARTIFACTS / "validation_03_extension_run.png"))
 
     page.goto(f"{demo}/compare?parent={quote(PARENT, safe='')}&child={quote(EXTENSION, safe='')}")
-    page.get_by_role("tab", name="Parent vs extended run").click()
+    page.get_by_role("tab", name="Parent vs extended run").click(timeout=90_000)
     expect(page.get_by_text("Case by case, on the real validation")).to_be_visible(timeout=60_000)
     box = page.locator('[data-testid="stAlert"]').filter(has_text="Case by case, real validation:").first
     expect(box).to_contain_text("over 8 cases in 1 fold", timeout=60_000)
