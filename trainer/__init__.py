@@ -26,7 +26,7 @@ from trainer.backends import Backend, BackendError
 from trainer.checks import NPZ_WHY, Check, FoldFiles, fold_files
 from trainer.commands import NnunetCommand, command_text, follow_up_commands, sbatch_preview
 from trainer.evidence import JobLiveness, job_evidence
-from trainer.jobs import Job, JobKind
+from trainer.jobs import Job, JobKind, validated_with_best
 from trainer.names import InvalidNameError
 from trainer.plan import ExtendPlan, PreflightError, plan_extend
 from trainer.registry import JobNotFoundError, JobRegistry, default_db_path
@@ -71,4 +71,5 @@ __all__ = [
     "submit",
     "submit_step",
     "suggest_time_limit",
+    "validated_with_best",
 ]

@@ -8,7 +8,9 @@ and the dashboard show.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import Enum
@@ -16,7 +18,7 @@ from typing import Any
 
 from trainer.states import JobState
 
-__all__ = ["Job", "JobKind", "new_job_id", "utc_now"]
+__all__ = ["Job", "JobKind", "new_job_id", "utc_now", "validated_with_best"]
 
 
 class JobKind(str, Enum):
@@ -120,3 +122,42 @@ class Job:
     def evolve(self, **changes: Any) -> Job:
         """A copy with some fields changed (the registry writes it back)."""
         return replace(self, **changes)
+
+
+_CLOCK_SLACK_S = 2.0  # registry times have whole seconds
+
+
+def _epoch_s(timestamp: str | None) -> float | None:
+    try:
+        return datetime.fromisoformat(timestamp).timestamp() if timestamp else None
+    except ValueError:
+        return None
+
+
+def validated_with_best(jobs: Iterable[Job], run_dir: str | os.PathLike[str],
+                        summary_mtime: float | None) -> bool | None:
+    """What this registry knows about the checkpoint behind ``run_dir``'s ``validation/summary.json``.
+
+    nnU-Net writes ``--val_best`` validations into the same folder without marking them, so the files cannot
+    tell; a job can. The summary was written by the latest succeeded job that wrote into ``run_dir`` while it
+    ran (the file's modification time lies between the job's start and end): True for a validate job with
+    ``--val_best``, False for one without it and for a training (nnU-Net validates the final weights at the end
+    of it). None when no job of the registry wrote this file (validated from a terminal, or later by hand).
+    """
+    if summary_mtime is None:
+        return None
+    target = os.path.abspath(run_dir)
+    writers = []
+    for job in jobs:
+        if job.state is not JobState.SUCCEEDED or job.kind is JobKind.FIND_BEST:
+            continue
+        if os.path.abspath(job.new_run_path) != target:
+            continue
+        start, end = _epoch_s(job.started_at or job.created_at), _epoch_s(job.finished_at)
+        if start is None or end is None or not start - _CLOCK_SLACK_S <= summary_mtime <= end + _CLOCK_SLACK_S:
+            continue
+        writers.append((start, job))
+    if not writers:
+        return None
+    job = max(writers, key=lambda item: item[0])[1]
+    return job.kind is JobKind.VALIDATE and bool(job.options.get("val_best"))

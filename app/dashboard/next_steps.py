@@ -2,9 +2,9 @@
 
 A run gets "Validate with --npz" (finished runs only; ``--val_best`` never without checkpoint_final.pth),
 "Train fold N" for the folds its configuration is missing, and "Find best configuration". A configuration
-on Compare gets its folds' files at a glance, the same buttons per fold, and find-best over the trainers
-and configurations the user picks: the button stays disabled, with the reasons, until every chosen fold is
-finished and validated with ``--npz``. The result panel shows what nnU-Net wrote
+on Compare gets its folds' files at a glance, the same buttons per fold, and find-best over the trainers,
+plans and configurations the user picks: the button stays disabled, with the reasons, until every chosen fold
+is finished and validated with ``--npz``. The result panel shows what nnU-Net wrote
 (``inference_information.json``, ``inference_instructions.txt``) and nothing else.
 """
 
@@ -89,16 +89,20 @@ def _find_best_controls(store: RunStore, dataset_dir: Path, trainer: str, config
     here = table[table["dataset"] == dataset_dir.name]
     trainers = sorted(set(here["trainer"].astype(str)) | {trainer})
     configurations = sorted(set(here["configuration"].astype(str)) | {configuration})
-    cols = st.columns([2, 1.2, 1.2])
+    all_plans = sorted(set(here["plans"].astype(str)) | {plans})
+    cols = st.columns([2, 1.4, 1.2, 1.2])
     chosen_trainers = tuple(cols[0].multiselect("Trainers", trainers, default=[trainer], key=f"{key}_fb_trainers"))
-    chosen_configs = tuple(cols[1].multiselect("Configurations", configurations, default=[configuration],
+    chosen_plans = tuple(cols[1].multiselect("Plans", all_plans, default=[plans], key=f"{key}_fb_plans",
+                                             help="nnU-Net tries every trainer × plans × configuration chosen; "
+                                                  "each one needs its folds trained and validated with --npz"))
+    chosen_configs = tuple(cols[2].multiselect("Configurations", configurations, default=[configuration],
                                                key=f"{key}_fb_configs"))
     all_folds = expected_folds(dataset_dir.name)
-    folds = tuple(cols[2].multiselect("Folds", all_folds, default=list(all_folds), key=f"{key}_fb_folds"))
+    folds = tuple(cols[3].multiselect("Folds", all_folds, default=list(all_folds), key=f"{key}_fb_folds"))
     why = None
     try:
         plan = plan_find_best(dataset_dir, configurations=chosen_configs, trainers=chosen_trainers,
-                              plans=(plans,), folds=folds or all_folds, root=store.root)
+                              plans=chosen_plans, folds=folds or all_folds, root=store.root)
         why = None if plan.ok else "\n".join(f"- {problem}" for problem in plan.problems)
     except (ValueError, FileNotFoundError) as exc:
         why = str(exc)
@@ -107,7 +111,7 @@ def _find_best_controls(store: RunStore, dataset_dir: Path, trainer: str, config
                  help="nnUNetv2_find_best_configuration: picks the best model or ensemble from the "
                       "cross-validation and determines postprocessing" if why is None else why):
         _open(StepRequest(JobKind.FIND_BEST, str(dataset_dir), str(store.root), trainers=chosen_trainers,
-                          configurations=chosen_configs, plans=(plans,), folds=folds or all_folds,
+                          configurations=chosen_configs, plans=chosen_plans, folds=folds or all_folds,
                           context=context))
     if why is not None:
         st.caption("**Find best configuration is not available yet:**\n" + why)

@@ -8,11 +8,13 @@ new ``summary.json`` recomputes them and nothing else does.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
+from app.dashboard import resources
 from app.dashboard.downloads import csv_button, safe_name
 from app.dashboard.lineage import known_pairs
 from app.dashboard.store import RunStore, RunSummary
@@ -29,9 +31,12 @@ from monitor.validation import (
     compare_model_folders,
     compare_runs,
     crossval_table,
+    nnunet_crossval_stamp,
     pseudo_gap_sentence,
     read_run_validation,
+    validation_folder,
 )
+from trainer import validated_with_best
 
 __all__ = ["case_by_case_section", "compare_page_section", "comparison", "crossval_link", "crossval_section",
            "cv_table",
@@ -43,9 +48,25 @@ _STATE_TEXT = {FoldState.VALIDATED: "✓ validated", FoldState.STALE: "⚠ stale
 
 # The store's version is part of each cache key, so a new epoch or a new summary.json recomputes the result.
 @st.cache_data(show_spinner=False, max_entries=256)
+def _cached_validation(run_dir: str, version: str, stamp: int, summary_mtime: float | None,
+                       val_best: bool | None) -> RunValidation:
+    del stamp, summary_mtime
+    return read_run_validation(run_dir, nnunet_version=version, val_best=val_best)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
 def _validation(run_dir: str, version: str, stamp: int) -> RunValidation:
-    del stamp
-    return read_run_validation(run_dir, nnunet_version=version)
+    """The run's validation, with what nnwatch's own jobs know about ``--val_best`` (the files cannot tell)."""
+    summary_mtime = _mtime(validation_folder(Path(run_dir), version) / "summary.json")
+    source = resources.jobs()
+    val_best = validated_with_best(source.jobs(), run_dir, summary_mtime) if source is not None else None
+    return _cached_validation(run_dir, version, stamp, summary_mtime, val_best)
 
 
 @st.cache_data(show_spinner="Comparing the two runs case by case…", max_entries=128)
@@ -56,9 +77,15 @@ def comparison(first: str, second: str, folds: bool, stamp: int) -> ValidationCo
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
-def cv_table(model_dir: str, stamp: int) -> CrossValidation:
-    del stamp
+def _cached_cv_table(model_dir: str, stamp: int, theirs: tuple[tuple[str, int], ...]) -> CrossValidation:
+    del stamp, theirs
     return crossval_table(model_dir)
+
+
+def cv_table(model_dir: str, stamp: int) -> CrossValidation:
+    """The cross-validation table, rebuilt on a new store version and when nnU-Net accumulates its own results
+    (``crossval_results_folds_*``, written by find_best_configuration, are not runs the store watches)."""
+    return _cached_cv_table(model_dir, stamp, nnunet_crossval_stamp(model_dir))
 
 
 def _fmt_ci(ci: tuple[float, float] | None) -> str:

@@ -19,6 +19,7 @@ from monitor.validation.crossval import (
     NnunetCrossval,
     crossval_table,
     crossval_tables,
+    nnunet_crossval_stamp,
     pooled_dice,
 )
 from monitor.validation.paired import (
@@ -80,6 +81,7 @@ __all__ = [
     "crossval_tables",
     "label_names",
     "labels_for",
+    "nnunet_crossval_stamp",
     "paired_bootstrap",
     "parse_summary",
     "pooled_dice",

@@ -26,7 +26,7 @@ from monitor.validation.run import RunValidation, ValidationStatus, label_names,
 from monitor.validation.summary import SummaryError, ValidationSummary, read_summary
 
 __all__ = ["AGREEMENT_TOLERANCE", "ClassStats", "CrossValidation", "FoldState", "FoldValidation", "NnunetCrossval",
-           "crossval_table", "crossval_tables", "pooled_dice"]
+           "crossval_table", "crossval_tables", "nnunet_crossval_stamp", "pooled_dice"]
 
 DEFAULT_FOLDS = ("0", "1", "2", "3", "4")
 AGREEMENT_TOLERANCE = 1e-6
@@ -200,6 +200,24 @@ def _stats(key: str, name: str, values: list[float], pooled: float) -> ClassStat
 
 def _fold_sort_key(fold: str) -> tuple[int, str]:
     return (int(fold), "") if fold.isdigit() else (1 << 30, fold)
+
+
+def nnunet_crossval_stamp(model_dir: str | os.PathLike[str]) -> tuple[tuple[str, int], ...]:
+    """Which ``crossval_results_folds_*`` folders of ``model_dir`` exist, with their summary.json's modification
+    time (0 while it is absent): it changes when nnU-Net accumulates (again), so a cached table can be rebuilt.
+    One listing of the model folder; the fold folders are not read."""
+    found = []
+    try:
+        entries = [e for e in os.scandir(model_dir) if _CROSSVAL_RE.match(e.name)]
+    except OSError:
+        return ()
+    for entry in entries:
+        try:
+            stamp = os.stat(os.path.join(entry.path, "summary.json")).st_mtime_ns
+        except OSError:
+            stamp = 0
+        found.append((entry.name, stamp))
+    return tuple(sorted(found))
 
 
 def _nnunet_crossval(model_dir: Path, folds: dict[str, FoldValidation], keys: Sequence[str]) -> list[NnunetCrossval]:

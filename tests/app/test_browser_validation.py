@@ -1,5 +1,5 @@
 """Real validation in a real browser, on the bundled demo: from the overview to a configuration's cross-validation
-table, and to the case-by-case verdict of an extension against its parent.
+table, and on to the case-by-case verdict of an extension against its parent.
 
 Playwright drives Debian's Chromium against ``nnwatch serve`` with no results root, so the server writes and serves
 its demo tree (into a temporary cache folder). Screenshots go to ``test-artifacts/``.
@@ -79,18 +79,7 @@ def _settled(page: Page) -> None:
 
 
 def test_overview_to_the_cross_validation_table(page: Page, demo: str) -> None:
-    page.goto(demo)
-    expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=90_000)
-    groups = page.locator('[data-testid="stDataFrame"]').first
-    expect(groups).to_be_visible(timeout=60_000)
-    _settled(page)
-    # Select the Prostate 3d_fullres nnUNetTrainer group (the dataframe's row selector is a canvas cell).
-    page.goto(f"{demo}/?dataset={PROSTATE}")
-    _settled(page)
-    box = page.locator('[data-testid="stDataFrame"]').first.bounding_box()
-    assert box is not None
-    rows = ["2d", "3d_fullres", "3d_fullres"]  # sorted groups of Prostate: 2d, 3d_fullres nnUNetTrainer, _2000epochs
-    page.mouse.click(box["x"] + 12, box["y"] + 35 + 35 * rows.index("3d_fullres") + 17)
+    _select_group(page, demo, 1)  # Prostate's groups: 2d, 3d_fullres nnUNetTrainer, 3d_fullres _2000epochs
     link = page.get_by_role("link", name="Cross-validation table")
     expect(link).to_be_visible(timeout=30_000)
     link.click()
@@ -106,9 +95,28 @@ def test_overview_to_the_cross_validation_table(page: Page, demo: str) -> None:
     page.screenshot(path=str(ARTIFACTS / "validation_02_dataset_differing.png"))
 
 
-def test_the_extension_page_shows_its_case_by_case_verdict(page: Page, demo: str) -> None:
-    page.goto(f"{demo}/run?id={quote(EXTENSION, safe='')}")
+def _select_group(page: Page, demo: str, row: int) -> None:
+    """On the overview filtered to Prostate, select the ``row``-th group (the row selector is a canvas cell)."""
+    page.goto(f"{demo}/?dataset={PROSTATE}")
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=90_000)
+    groups = page.locator('[data-testid="stDataFrame"]').first
+    expect(groups).to_be_visible(timeout=60_000)
+    _settled(page)
+    box = groups.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 12, box["y"] + 35 + 35 * row + 17)
+
+
+def test_overview_to_the_case_by_case_verdict_of_an_extension(page: Page, demo: str) -> None:
+    # Overview → the 2000-epoch group (Prostate's third: 2d, 3d_fullres nnUNetTrainer, _2000epochs) → its
+    # cross-validation table → fold 1's run page, which weighs it against its parent case by case.
+    _select_group(page, demo, 2)
+    page.get_by_role("link", name="Cross-validation table").click()
+    expect(page.get_by_text("Cross-validation: nnUNetTrainer_2000epochs · nnUNetPlans · 3d_fullres")).to_be_visible(
+        timeout=60_000)
+    page.get_by_role("link", name="Open fold 1").click()
     expect(page.get_by_role("heading", name="Real validation")).to_be_visible(timeout=90_000)
+    expect(page.get_by_text(EXTENSION, exact=True).first).to_be_visible(timeout=30_000)
     expect(page.locator('[data-testid="stMetric"]').filter(has_text="Real validation Dice")).to_be_visible(
         timeout=30_000)
     expect(page.get_by_text("than the last pseudo Dice because", exact=False)).to_be_visible(timeout=30_000)
@@ -122,7 +130,7 @@ def test_the_extension_page_shows_its_case_by_case_verdict(page: Page, demo: str
     page.screenshot(path=str(ARTIFACTS / "validation_03_extension_run.png"))
 
     page.goto(f"{demo}/compare?parent={quote(PARENT, safe='')}&child={quote(EXTENSION, safe='')}")
-    page.get_by_role("tab", name="Parent vs extended run").click()
+    page.get_by_role("tab", name="Parent vs extended run").click(timeout=90_000)
     expect(page.get_by_text("Case by case, on the real validation")).to_be_visible(timeout=60_000)
     box = page.locator('[data-testid="stAlert"]').filter(has_text="Case by case, real validation:").first
     expect(box).to_contain_text("over 8 cases in 1 fold", timeout=60_000)
