@@ -125,7 +125,8 @@ def _part_columns(rows: EpochRows | Curves) -> dict[str, np.ndarray]:
         if name == "epoch_end":
             array = np.asarray(array, "datetime64[us]").view(np.int64)
         columns[name] = np.asarray(array)
-    columns["dice"] = np.asarray(rows.dice, np.float64).reshape(n, -1)
+    dice = np.asarray(rows.dice, np.float64)
+    columns["dice"] = dice.reshape(n, -1) if n else dice.reshape(0, dice.shape[1] if dice.ndim == 2 else 0)
     return columns
 
 

@@ -76,6 +76,19 @@ def test_a_resumed_reader_continues_like_one_that_never_stopped(tmp_path: Path) 
     assert resumed.summary() == fresh.summary()
 
 
+def test_a_resumed_run_whose_new_log_has_no_epoch_yet_is_stored_and_continued(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    run = new_run(root, 0, 30)
+    run.start_session(at_epoch=30)  # nnU-Net resumed: a second log holding its header only
+    first = _scan(root, RunIndex(tmp_path / "index.sqlite3"))
+    assert plain(first) == plain(fresh_rows(root))
+    assert plain(_scan(root, RunIndex(tmp_path / "index.sqlite3"))) == plain(first)
+    run.history(3)
+    grown = _scan(root, RunIndex(tmp_path / "index.sqlite3"))
+    assert plain(grown) == plain(fresh_rows(root))
+    assert grown[0]["epochs_completed"] == 33
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_random_appends_replacements_deletions_and_restarts_match_a_fresh_read(tmp_path: Path, seed: int) -> None:
     """Property: whatever happened to the files between restarts, the index gives what the files say."""
@@ -87,7 +100,7 @@ def test_random_appends_replacements_deletions_and_restarts_match_a_fresh_read(t
     index = RunIndex(path)
     for _step in range(14):
         action = rng.choice(["append", "append", "half", "replace", "truncate", "delete", "add", "finish",
-                             "restart", "restart"])
+                             "resume", "restart", "restart"])
         live = [n for n, r in runs.items() if r.folder.exists()]
         n = rng.choice(live) if live else None
         if action == "add" or n is None:
@@ -108,6 +121,8 @@ def test_random_appends_replacements_deletions_and_restarts_match_a_fresh_read(t
             shutil.rmtree(runs[n].folder)
         elif action == "finish":
             runs[n].finish()
+        elif action == "resume":  # a new training log, as nnU-Net starts one on every resume
+            runs[n].start_session(at_epoch=runs[n].next_epoch)
         elif action == "restart":
             index.close()
             index = RunIndex(path)
