@@ -42,6 +42,12 @@ def _frame(jobs: list[Job]) -> pd.DataFrame:
                                  "New trainer", "Command", "Reason"])
 
 
+def _picker_label(job: Job) -> str:
+    """One line per job: extensions say their new schedule, the other kinds what they are."""
+    what = f"→ {job.epochs} epochs" if job.kind is JobKind.EXTEND else job.kind.value.replace("_", " ")
+    return f"{job.job_id} · {job.state.value} · {job.parent_run_id} {what}"
+
+
 def _cancel(source: JobsSource, job: Job) -> None:
     actor = current_actor()
     if not job.state.active:
@@ -146,8 +152,7 @@ def page() -> None:
             ids = [job.job_id for job in jobs]
             by_id = {job.job_id: job for job in jobs}
             chosen = st.selectbox("Job", ids, index=ids.index(wanted) if wanted in ids else 0, key="job_picker",
-                                  format_func=lambda i: f"{i} · {by_id[i].state.value} · {by_id[i].parent_run_id}"
-                                  f" → {by_id[i].epochs} epochs")
+                                  format_func=lambda i: _picker_label(by_id[i]))
             if chosen != wanted:
                 st.query_params["job"] = chosen
             _details(source, chosen)
