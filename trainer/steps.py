@@ -44,7 +44,7 @@ from trainer.names import InvalidNameError, validate_name
 from trainer.plan import DEVICES, PreflightError, location_checks
 from trainer.selection import BACKEND_NAMES
 from trainer.slurm_text import SlurmOptions
-from trainer.variants import join_search_path, locate_trainer, variants_folder
+from trainer.variants import find_trainer, join_search_path, variants_folder
 
 __all__ = [
     "DEFAULT_FOLDS",
@@ -153,12 +153,13 @@ def _base_env(environ: Mapping[str, str], results_root: Path) -> dict[str, str]:
 
 
 def _trainer_check(trainer: str, environ: Mapping[str, str], env: dict[str, str]) -> Check:
-    """nnU-Net must find the trainer by name; an nnwatch variant outside its package adds its folder."""
+    """nnU-Net must find the trainer by name (read from the sources; the import is confirmed at submit); an
+    nnwatch variant outside its package adds its folder."""
     search = dict(environ)
     folder, in_package = variants_folder(environ)
     if not in_package:
         search["nnUNet_extTrainer"] = join_search_path(str(folder), search.get("nnUNet_extTrainer"))
-    found = locate_trainer(trainer, search)
+    found = find_trainer(trainer, search)
     if found is None:
         return Check("trainer", False, f"nnU-Net cannot find trainer {trainer!r} (its nnunetv2/training/"
                      f"nnUNetTrainer package and nnUNet_extTrainer={environ.get('nnUNet_extTrainer', '')!r})")

@@ -25,7 +25,7 @@ from trainer.runner import LOG_FILE
 from trainer.selection import get_backend
 from trainer.states import JobState
 from trainer.steps import StepPlan
-from trainer.variants import VariantError, install_variant
+from trainer.variants import VariantError, install_variant, locate_trainer
 
 __all__ = ["current_user", "submit", "submit_step"]
 
@@ -135,6 +135,25 @@ def _new_step_job(plan: StepPlan, registry: JobRegistry, requested_by: str) -> J
     )
 
 
+def _confirm_trainers(plan: StepPlan) -> None:
+    """The plan found its trainers in the sources; nnU-Net's own import must find them too before a job starts."""
+    if plan.kind not in (JobKind.TRAIN_FOLD, JobKind.VALIDATE, JobKind.FIND_BEST):
+        return
+    environ = {**os.environ, **plan.env}
+    problems = []
+    for name in plan.trainers:
+        try:
+            found = locate_trainer(name, environ)
+        except Exception as exc:
+            problems.append(f"{name} ({type(exc).__name__}: {exc})")
+            continue
+        if found is None:
+            problems.append(name)
+    if problems:
+        raise PreflightError(f"cannot {plan.kind.value.replace('_', ' ')} {plan.target_id}:\n  - nnU-Net cannot "
+                             f"import trainer(s) {', '.join(problems)}")
+
+
 def submit_step(plan: StepPlan, *, registry: JobRegistry, requested_by: str | None = None,
                 backend: Backend | None = None) -> Job:
     """Start a planned next step, or return the job of the same kind already active on the same folder.
@@ -148,6 +167,7 @@ def submit_step(plan: StepPlan, *, registry: JobRegistry, requested_by: str | No
     existing = registry.active_job_writing(str(plan.target))
     if existing is None:
         plan.raise_for_problems()
+        _confirm_trainers(plan)
         existing, created = registry.create(_new_step_job(plan, registry, requested_by or current_user()))
         if created:
             return _launch(existing, registry, backend or get_backend(plan.backend), LaunchRequest(

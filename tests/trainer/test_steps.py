@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -163,6 +164,25 @@ def test_step_jobs_are_idempotent_and_one_job_writes_into_a_folder(fake_nnunet: 
         submit_step(on_fold1, registry=job_registry)
     job_registry.cancel(first.job_id, "alice", grace_s=2)
     assert submit_step(validate, registry=job_registry, requested_by="bob").job_id != first.job_id
+
+
+def test_a_trainer_found_in_the_sources_that_nnunet_cannot_import_starts_no_job(
+        fake_nnunet: FakeNnunet, job_registry: JobRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    extra = tmp_path / "ext_trainers"
+    extra.mkdir()
+    (extra / "broken_trainer.py").write_text(
+        "import a_module_that_is_not_installed\n"
+        "from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer\n"
+        "class BrokenTrainer(nnUNetTrainer):\n    pass\n")
+    monkeypatch.setenv("nnUNet_extTrainer", str(extra))
+    run_dir = fake_nnunet.results / FAKE_DATASET / "BrokenTrainer__nnUNetPlans__2d" / "fold_0"
+    shutil.copytree(fake_nnunet.run_dir, run_dir)
+    finish(run_dir)
+    plan = dataclasses.replace(plan_validate(run_dir, device="cpu"), argv=SLEEP)
+    assert next(c for c in plan.checks if c.name == "trainer").ok  # the sources define it
+    with pytest.raises(PreflightError, match="nnU-Net cannot import trainer\\(s\\) BrokenTrainer"):
+        submit_step(plan, registry=job_registry)
+    assert job_registry.list_jobs() == []
 
 
 V1_SCHEMA = """
