@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 import sys
@@ -93,6 +94,12 @@ def wait_for_state(registry: JobRegistry, job_id: str, states: set[JobState], ti
 def python_argv(code: str) -> tuple[str, ...]:
     """A short real command for jobs whose content does not matter (sleep, exit with a code)."""
     return (sys.executable, "-c", code)
+
+
+def tree_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder`` by relative path: byte-for-byte comparison of a run."""
+    return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def with_argv(plan: ExtendPlan, argv: tuple[str, ...]) -> ExtendPlan:
