@@ -71,4 +71,10 @@ def tiny_parent_run(tiny_nnunet) -> Path:
 # fold it trains, and the demo served once for the browser tests.
 from conftest_browser import served_demo  # noqa: E402, F401
 from conftest_steps import next_steps_pipeline, tiny_npz_fold  # noqa: E402, F401
-from conftest_trainer import extend_parent, fake_nnunet, job_registry, slurm_cluster  # noqa: E402, F401
+from conftest_trainer import (  # noqa: E402, F401
+    extend_parent,
+    fake_nnunet,
+    job_registry,
+    slurm_cluster,
+    slurm_time_limit_job,
+)
