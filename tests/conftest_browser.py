@@ -37,14 +37,14 @@ class Demo:
 @pytest.fixture(scope="session")
 def served_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """``nnwatch serve`` with no root and no nnU-Net or nnwatch variables: the demo, written under a private
-    cache folder, refreshed every 2 s."""
+    cache folder, with the default refresh (a shorter one keeps a loaded machine re-rendering live panels)."""
     base = tmp_path_factory.mktemp("demo")
     env = {key: value for key, value in os.environ.items() if not key.startswith(("nnUNet_", "NNWATCH_"))}
     env.update(XDG_CACHE_HOME=str(base / "cache"), NNWATCH_STATE=str(base / "state"), PYTHONPATH=str(REPO))
     port = free_port()
     log_path = base / "serve.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--refresh", "2"],
+        process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
                                    cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
