@@ -62,7 +62,8 @@ def test_extend_trains_from_scratch_in_a_new_run_and_leaves_the_parent_untouched
     done = pipeline.jobs["extend"]
     assert done.job_id == shown["job_id"] and done.state is JobState.SUCCEEDED, done.reason
     run_dir = new_model_dir / "fold_0"
-    log = training_log(run_dir)
+    # Its training's log, and the log of the pipeline's later ``--val`` of the same fold (no epochs in it).
+    log = "".join(path.read_text() for path in sorted(run_dir.glob("training_log_*.txt")))
     # A fresh schedule: epoch 0 starts at nnU-Net's initial learning rate, and there are exactly N epochs.
     assert re.search(r"Epoch 0 *\n.*Current learning rate: 0\.01 *\n", log), log[-2000:]
     assert "Epoch 4" in log and "Epoch 5 " not in log
