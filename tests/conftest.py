@@ -15,10 +15,13 @@ MARKER_TIMEOUT_S = {"nnunet": 2400, "docker": 3600, "slurm": 600, "browser": 600
 _COUNTS = pytest.StashKey[tuple[int, int]]()
 
 
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects, so that ``-m "not slow"`` sees the added marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give the tests of the slow markers their longer timeout."""
+    """Mark the tests of the slow markers ``slow`` and give them their longer timeout."""
     for item in items:
         limits = [limit for name, limit in MARKER_TIMEOUT_S.items() if item.get_closest_marker(name)]
+        if limits:
+            item.add_marker(pytest.mark.slow)
         if limits and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(max(limits)))
 
@@ -63,15 +66,15 @@ def tiny_parent_run(tiny_nnunet) -> Path:
     return train(tiny_nnunet, 0, epochs=4)
 
 
-@pytest.fixture(scope="session")
-def tiny_npz_fold(tiny_nnunet) -> Path:
-    """A finished real 4-epoch training of fold 2 with ``--npz`` (~70 s, once): its fold folder."""
-    from nnunet_tiny import train
-
-    return train(tiny_nnunet, 2, epochs=4, extra=("--npz",))
-
-
-# Fixtures of the trainer tests (a real SLURM cluster, a file-only nnU-Net tree, a job registry) and the
-# real next-step pipeline (train missing folds, validate with --npz, find the best configuration).
-from conftest_steps import next_steps_pipeline  # noqa: E402, F401
-from conftest_trainer import extend_parent, fake_nnunet, job_registry, slurm_cluster  # noqa: E402, F401
+# Fixtures of the trainer tests (a real SLURM cluster, a file-only nnU-Net tree, a job registry), the real
+# next-step pipeline (train missing folds, validate with --npz, find the best configuration) with the --npz
+# fold it trains, and the demo served once for the browser tests.
+from conftest_browser import served_demo  # noqa: E402, F401
+from conftest_steps import next_steps_pipeline, tiny_npz_fold  # noqa: E402, F401
+from conftest_trainer import (  # noqa: E402, F401
+    extend_parent,
+    fake_nnunet,
+    job_registry,
+    slurm_cluster,
+    slurm_time_limit_job,
+)

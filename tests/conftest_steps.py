@@ -1,7 +1,8 @@
 """The real next-step pipeline, once per session (via tests/conftest.py): nnU-Net on the CPU through nnwatch's jobs.
 
 Two trainers, one the extension of the other, two folds each. Fold 0 of the tiny trainer is a copy of the
-session's parent run (trained without ``--npz``); fold 0 of the extension comes from an extend job; both
+session's parent run (trained without ``--npz``); fold 0 of the extension comes from an extend job started with
+``nnwatch extend --json`` (the extend tests read what it printed and that the parent stayed byte for byte); both
 fold-1 runs come from ``train-fold`` jobs (with ``--npz``). ``find-best`` is refused until ``validate`` jobs
 have added the ``.npz`` files of both fold-0 runs; then a ``find-best`` job runs. Every job runs on the
 local backend; nothing changes this process's environment (the planners get ``environ``, the CLI calls
@@ -10,6 +11,7 @@ local backend; nothing changes this process's environment (the planners get ``en
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest_trainer import wait_for, wait_for_state
+from conftest_trainer import tree_hashes, wait_for, wait_for_state
 from paths import REPO
 
 from trainer import (
@@ -27,11 +29,9 @@ from trainer import (
     JobState,
     PreflightError,
     StepPlan,
-    plan_extend,
     plan_find_best,
     plan_train_fold,
     plan_validate,
-    submit,
     submit_step,
 )
 
@@ -54,6 +54,10 @@ class NextStepsPipeline:
     busy_error: str  # validating a fold that is being trained
     refused: StepPlan  # find-best before the fold-0 runs had npz
     refused_cli: subprocess.CompletedProcess[str]
+    parent: Path  # fold 0 of the tiny trainer, the extension's parent
+    extend_shown: dict[str, object]  # what ``nnwatch extend --json`` printed
+    parent_before_extend: dict[str, str]  # sha256 by relative path, before the extension started...
+    parent_after_extend: dict[str, str]  # ...and once it had finished (before any validation)
 
     def nnwatch(self, *args: str) -> subprocess.CompletedProcess[str]:
         """``nnwatch ARGS`` in a subprocess with the pipeline's environment."""
@@ -86,8 +90,11 @@ def next_steps_pipeline(tiny_nnunet, tiny_parent_run: Path,  # type: ignore[no-u
     jobs: dict[str, Job] = {}
 
     # The extension (5 epochs from scratch) and the tiny trainer's missing fold 1 train side by side.
-    extension = plan_extend(parent, epochs=5, device="cpu", environ=env)
-    jobs["extend"] = submit(extension, registry=registry, requested_by="lab")
+    parent_before = tree_hashes(parent)
+    extended = nnwatch(env, "extend", str(parent), "--epochs", "5", "--device", "cpu", "--json")
+    assert extended.returncode == 0, extended.stderr
+    shown = json.loads(extended.stdout)
+    jobs["extend"] = registry.get(str(shown["job_id"]))
     train_tiny1 = plan_train_fold(tiny_dir, 1, device="cpu", environ=env)
     jobs["tiny_fold1"] = submit_step(train_tiny1, registry=registry, requested_by="lab")
     wait_for(lambda: (tiny_dir / "fold_1").is_dir(), 600, "fold 1 to be created")
@@ -103,6 +110,7 @@ def next_steps_pipeline(tiny_nnunet, tiny_parent_run: Path,  # type: ignore[no-u
                                        registry=registry, requested_by="lab")
     for role in ("extend", "tiny_fold1", "longer_fold1"):
         jobs[role] = _succeeded(registry, jobs[role].job_id)
+    parent_after = tree_hashes(parent)
 
     # Fold 0 of both trainers has no npz yet: find-best is refused.
     refused = plan_find_best(dataset_dir, configurations=["2d"], trainers=[TINY, LONGER], folds=FOLDS, environ=env)
@@ -117,4 +125,12 @@ def next_steps_pipeline(tiny_nnunet, tiny_parent_run: Path,  # type: ignore[no-u
     assert os.environ.get("NNWATCH_JOBS_DB") != env["NNWATCH_JOBS_DB"]
     return NextStepsPipeline(results=results, dataset_dir=dataset_dir, registry_path=registry.path, env=env,
                              jobs=jobs, repeated_train_fold=repeated, busy_error=busy, refused=refused,
-                             refused_cli=refused_cli)
+                             refused_cli=refused_cli, parent=parent, extend_shown=shown,
+                             parent_before_extend=parent_before, parent_after_extend=parent_after)
+
+
+@pytest.fixture(scope="session")
+def tiny_npz_fold(next_steps_pipeline: NextStepsPipeline) -> Path:
+    """A finished real 4-epoch training of the tiny trainer with ``--npz``: its fold folder. It is the pipeline's
+    fold 1 (trained by a ``train-fold`` job), so the session trains it once; read it, do not change it."""
+    return next_steps_pipeline.dataset_dir / f"{TINY}__nnUNetPlans__2d" / "fold_1"

@@ -8,11 +8,15 @@
   with the env vars set, so extends land in a tree no other test scans.
 * ``job_registry`` (function): a registry in ``tmp_path``; any job still active at teardown is cancelled,
   so a failing test leaves no training behind.
+* ``slurm_time_limit_job`` (session): a SLURM job with the shortest time limit SLURM has (1 minute), submitted
+  with the first SLURM test (tests/trainer/test_slurm.py's ``cluster``) so that its minute passes while the
+  other SLURM tests run; the stop-evidence test reads how it ended.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 import sys
@@ -23,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from trainer import ExtendPlan, Job, JobRegistry, JobState
+from monitor.runs import parse_run_path
+from trainer import ExtendPlan, Job, JobRegistry, JobState, SlurmOptions, submit
 
 FAKE_DATASET = "Dataset999_NnwatchFake"
 
@@ -95,6 +100,12 @@ def python_argv(code: str) -> tuple[str, ...]:
     return (sys.executable, "-c", code)
 
 
+def tree_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder`` by relative path: byte-for-byte comparison of a run."""
+    return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
 def with_argv(plan: ExtendPlan, argv: tuple[str, ...]) -> ExtendPlan:
     """The same plan running another (real, short) command: registry and backends are unchanged."""
     return dataclasses.replace(plan, argv=argv)
@@ -153,3 +164,35 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         yield cluster
     finally:
         cluster.stop()
+
+
+@dataclass(frozen=True)
+class SlurmTimeLimitJob:
+    """A job that runs until SLURM's 1-minute time limit ends it, and where its run would be."""
+
+    tree: FakeNnunet
+    registry: JobRegistry
+    plan: ExtendPlan
+    job: Job
+
+
+@pytest.fixture(scope="session")
+def slurm_time_limit_job(slurm_cluster, tmp_path_factory: pytest.TempPathFactory) -> SlurmTimeLimitJob:  # type: ignore[no-untyped-def]
+    base = tmp_path_factory.mktemp("slurm_time_limit")
+    tree = make_fake_nnunet(base / "nnunet")
+    registry = JobRegistry(base / "jobs" / "jobs.sqlite3")
+    run_dir = tree.run_dir.parent.parent / "nnUNetTrainer_2000epochs__nnUNetPlans__2d" / "fold_0"
+    parent = parse_run_path(tree.run_dir, tree.run_dir.relative_to(tree.results).as_posix())
+    assert parent is not None
+    writes_log = (f"import pathlib, time; d = pathlib.Path({str(run_dir)!r}); d.mkdir(parents=True, exist_ok=True); "
+                  "(d / 'training_log_2026_1_1_00_00_00.txt').write_text('2026-01-01 00:00:00.000000: Epoch 0\\n'); "
+                  "print('training', flush=True); time.sleep(600)")
+    plan = ExtendPlan(parent=parent, parent_epochs=1000, epochs=2000, backend="slurm", device="cpu", gpu=None,
+                      new_trainer="nnUNetTrainer_2000epochs", new_run_dir=run_dir,
+                      new_run_id=run_dir.relative_to(tree.results).as_posix(), argv=python_argv(writes_log),
+                      env={}, checks=(), slurm=SlurmOptions(partition="debug", time="1", gres=""))
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in slurm_cluster.env.items():
+            patch.setenv(name, value)
+        job = submit(plan, registry=registry, requested_by="alice")
+    return SlurmTimeLimitJob(tree=tree, registry=registry, plan=plan, job=job)

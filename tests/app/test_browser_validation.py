@@ -7,21 +7,14 @@ its demo tree (into a temporary cache folder). Screenshots go to ``test-artifact
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from app_support import free_port, wait_until_serving
-from paths import REPO
+from conftest_browser import ARTIFACTS, Demo
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = REPO / "test-artifacts"
 PROSTATE = "Dataset101_Prostate"
 PARENT = f"{PROSTATE}/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_1"
 EXTENSION = f"{PROSTATE}/nnUNetTrainer_2000epochs__nnUNetPlans__3d_fullres/fold_1"
@@ -50,27 +43,9 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``nnwatch serve`` with no root: the demo tree, written under a temporary cache folder."""
-    base = tmp_path_factory.mktemp("demo")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("nnUNet_results", "NNWATCH_ROOT", "NNWATCH_USERS_FILE")}
-    env.update(XDG_CACHE_HOME=str(base / "cache"), NNWATCH_STATE=str(base / "state"), PYTHONPATH=str(REPO))
-    log = (base / "serve.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=REPO, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    wait_until_serving(url, process, base / "serve.log")
-    ARTIFACTS.mkdir(exist_ok=True)
-    try:
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+def demo(served_demo: Demo) -> str:
+    """``nnwatch serve`` with no root: the demo tree, written under a temporary cache folder (shared, read only)."""
+    return served_demo.url
 
 
 def _settled(page: Page) -> None:

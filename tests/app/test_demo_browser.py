@@ -1,6 +1,7 @@
 """The bundled demo in a real browser at 900 and 1400 px: what a new user reads must be whole and consistent.
 
-One ``nnwatch serve`` of the demo (no root) is shared by every test of this module. Each assertion reads the
+One ``nnwatch serve`` of the demo (no root; the session's ``served_demo``) is shared by every test of this
+module; a page checked at both widths is loaded once and resized. Each assertion reads the
 rendered page (text and element geometry), never Streamlit's session state: extension links between a parent
 and its running extension, no value or button label cut off, headline counts that follow the filters, an
 Extend dialog that recognises the running extension and keeps its buttons on bad input, and messages for ids
@@ -9,26 +10,19 @@ that do not exist.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from app_support import free_port, wait_until_serving
-from paths import REPO
+from conftest_browser import ARTIFACTS, Demo
 
 from app.demo import DEMO_RUNNING
 from app.demo_job import DEMO_JOB_RUN
 from monitor import scan
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = REPO / "test-artifacts"
 PARENT = "Dataset101_Prostate/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0"
 CHILD = DEMO_RUNNING[0]
 WIDTHS = (900, 1400)
@@ -52,39 +46,10 @@ def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[s
 
 
 
-class Demo:
-    """The served demo: its URL, where its tree was written, and what ``serve`` printed."""
-
-    def __init__(self, url: str, base: Path, log: Path) -> None:
-        self.url, self.base, self.log = url, base, log
-
-    @property
-    def root(self) -> Path:
-        return self.base / "cache" / "nnwatch" / "demo" / "nnUNet_results"
-
-
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+def demo(served_demo: Demo) -> Demo:
     """``nnwatch serve`` with no root: the demo, written under a private cache folder."""
-    base = tmp_path_factory.mktemp("demo")
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("nnUNet_", "NNWATCH_"))}
-    env.update(XDG_CACHE_HOME=str(base / "cache"), NNWATCH_STATE=str(base / "state"), PYTHONPATH=str(REPO))
-    port = free_port()
-    log_path = base / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--refresh", "2"],
-                                   cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    wait_until_serving(url, process, log_path)
-    ARTIFACTS.mkdir(exist_ok=True)
-    try:
-        yield Demo(url, base, log_path)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    return served_demo
 
 
 def _settled(page: Page) -> None:
@@ -94,9 +59,14 @@ def _settled(page: Page) -> None:
 
 def _open(page: Page, url: str, width: int) -> None:
     page.set_default_timeout(180_000)
-    page.set_viewport_size({"width": width, "height": 1600})
+    _resize(page, width)
     page.goto(url)
     expect(page.locator('[data-testid="stMain"]')).to_be_visible(timeout=180_000)
+
+
+def _resize(page: Page, width: int) -> None:
+    """The same page at another width (the layout is the browser's: the server renders it the same)."""
+    page.set_viewport_size({"width": width, "height": 1600})
 
 
 _CUT = """() => {
@@ -140,37 +110,47 @@ def test_serve_and_the_sidebar_name_the_demo_tree(page: Page, demo: Demo) -> Non
     assert str(demo.root) in demo.log.read_text()
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-def test_parent_and_extension_link_to_each_other(page: Page, demo: Demo, width: int) -> None:
-    _open(page, f"{demo.url}/run?id={quote(PARENT, safe='')}", width)
+def test_parent_and_extension_link_to_each_other(page: Page, demo: Demo) -> None:
+    _open(page, f"{demo.url}/run?id={quote(PARENT, safe='')}", WIDTHS[-1])
     line = page.get_by_text(re.compile(r"extended → \d+/2000, running"))
     expect(line).to_be_visible(timeout=180_000)
     _settled(page)
-    page.screenshot(path=str(ARTIFACTS / f"demo_parent_{width}.png"))
-    expect(page.get_by_role("link", name=re.compile("Compare the two"))).to_be_visible(timeout=180_000)
+    for width in reversed(WIDTHS):  # ends at the narrowest, where the link is then clicked
+        _resize(page, width)
+        expect(line).to_be_visible()
+        expect(page.get_by_role("link", name=re.compile("Compare the two"))).to_be_visible(timeout=180_000)
+        page.screenshot(path=str(ARTIFACTS / f"demo_parent_{width}.png"))
     page.get_by_role("link", name=re.compile("Open the extension")).click()
     expect(page.get_by_text(re.compile(r"extension of ← 1000/1000, finished"))).to_be_visible(timeout=180_000)
-    expect(page.get_by_text(f"`{CHILD}`", exact=False).or_(page.get_by_text(CHILD, exact=False)).first).to_be_visible()
-    expect(page.get_by_role("link", name=re.compile("Open the parent"))).to_be_visible()
+    for width in WIDTHS:
+        _resize(page, width)
+        expect(page.get_by_text(re.compile(r"extension of ← 1000/1000, finished"))).to_be_visible()
+        expect(page.get_by_text(f"`{CHILD}`", exact=False).or_(page.get_by_text(CHILD, exact=False)).first
+               ).to_be_visible()
+        expect(page.get_by_role("link", name=re.compile("Open the parent"))).to_be_visible()
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-def test_nothing_a_user_decides_on_is_cut_off(page: Page, demo: Demo, width: int) -> None:
+def test_nothing_a_user_decides_on_is_cut_off(page: Page, demo: Demo) -> None:
     for run_id in (PARENT, DEMO_RUNNING[1]):
-        _open(page, f"{demo.url}/run?id={quote(run_id, safe='')}", width)
+        _open(page, f"{demo.url}/run?id={quote(run_id, safe='')}", WIDTHS[-1])
         expect(page.locator('[data-testid="stMetric"]').first).to_be_visible(timeout=180_000)
         slope = page.locator('[data-testid="stMetric"]').filter(has_text=re.compile("Slope (at the end|so far)"))
         expect(slope).to_be_visible(timeout=180_000)
         _settled(page)
         values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
         assert values and all(value.strip() for value in values)
-        _nothing_cut(page, f"{run_id} at {width} px")
-        expect(page.get_by_role("button", name=re.compile("Extend to 2000 epochs"))).to_be_visible()
-    page.screenshot(path=str(ARTIFACTS / f"demo_running_{width}.png"))
-    _open(page, demo.url, width)
+        for width in WIDTHS:
+            _resize(page, width)
+            _nothing_cut(page, f"{run_id} at {width} px")
+            expect(page.get_by_role("button", name=re.compile("Extend to 2000 epochs"))).to_be_visible()
+            if run_id == DEMO_RUNNING[1]:
+                page.screenshot(path=str(ARTIFACTS / f"demo_running_{width}.png"))
+    _open(page, demo.url, WIDTHS[-1])
     expect(page.locator('[data-testid="stMetric"]').filter(has_text="Still improving")).to_be_visible(timeout=180_000)
     _settled(page)
-    _nothing_cut(page, f"the overview at {width} px")
+    for width in WIDTHS:
+        _resize(page, width)
+        _nothing_cut(page, f"the overview at {width} px")
 
 
 def test_headline_counts_follow_the_filters(page: Page, demo: Demo) -> None:

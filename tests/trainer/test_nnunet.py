@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -12,8 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest_trainer import wait_for, wait_for_state
-from paths import REPO
+from conftest_steps import LONGER, NextStepsPipeline
+from conftest_trainer import tree_hashes, wait_for, wait_for_state
 
 from trainer import JobRegistry, JobState, plan_extend, submit
 from trainer.local import group_members
@@ -36,12 +35,6 @@ print(json.dumps({"trainer": predictor.trainer_name, "shape": list(seg.shape)}))
 """
 
 
-def tree_hashes(folder: Path) -> dict[str, str]:
-    """sha256 of every file under ``folder`` by relative path: byte-for-byte comparison of a run."""
-    return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*")) if path.is_file()}
-
-
 def training_log(run_dir: Path) -> str:
     logs = sorted(run_dir.glob("training_log_*.txt"))
     return logs[-1].read_text() if logs else ""
@@ -55,32 +48,30 @@ def predict_with(model_dir: Path, env: dict[str, str]) -> dict[str, object]:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def test_extend_trains_from_scratch_in_a_new_run_and_leaves_the_parent_untouched(extend_parent: Path) -> None:
-    before = tree_hashes(extend_parent)
-    completed = subprocess.run(
-        [sys.executable, "-m", "app.cli", "extend", str(extend_parent), "--epochs", "2", "--device", "cpu", "--json"],
-        cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    shown = json.loads(completed.stdout)
+def test_extend_trains_from_scratch_in_a_new_run_and_leaves_the_parent_untouched(
+        next_steps_pipeline: NextStepsPipeline) -> None:
+    # The shared pipeline's extension: ``nnwatch extend PARENT --epochs 5 --device cpu --json`` on a copy of the
+    # session's parent run (tests/conftest_steps.py).
+    pipeline = next_steps_pipeline
+    shown = pipeline.extend_shown
     assert shown["backend"] == "local" and shown["state"] == "running"
-    new_model_dir = extend_parent.parents[1] / "nnUNetTrainer_nnwatchTiny_2epochs__nnUNetPlans__2d"
-    assert shown["new_run_id"].endswith("nnUNetTrainer_nnwatchTiny_2epochs__nnUNetPlans__2d/fold_0")
-    assert "--c" not in shown["argv"]
+    new_model_dir = pipeline.dataset_dir / f"{LONGER}__nnUNetPlans__2d"
+    assert str(shown["new_run_id"]).endswith(f"{LONGER}__nnUNetPlans__2d/fold_0")
+    assert "--c" not in shown["argv"]  # type: ignore[operator]
 
-    registry = JobRegistry(os.environ["NNWATCH_JOBS_DB"])
-    done = wait_for_state(registry, shown["job_id"], TERMINAL, timeout=600)
-    assert done.state is JobState.SUCCEEDED, done.reason
+    done = pipeline.jobs["extend"]
+    assert done.job_id == shown["job_id"] and done.state is JobState.SUCCEEDED, done.reason
     run_dir = new_model_dir / "fold_0"
-    log = training_log(run_dir)
+    # Its training's log, and the log of the pipeline's later ``--val`` of the same fold (no epochs in it).
+    log = "".join(path.read_text() for path in sorted(run_dir.glob("training_log_*.txt")))
     # A fresh schedule: epoch 0 starts at nnU-Net's initial learning rate, and there are exactly N epochs.
     assert re.search(r"Epoch 0 *\n.*Current learning rate: 0\.01 *\n", log), log[-2000:]
-    assert "Epoch 1" in log and "Epoch 2 " not in log
-    assert json.loads((run_dir / "debug.json").read_text())["num_epochs"] == "2"
+    assert "Epoch 4" in log and "Epoch 5 " not in log
+    assert json.loads((run_dir / "debug.json").read_text())["num_epochs"] == "5"
     assert (run_dir / "checkpoint_final.pth").is_file()
-    assert tree_hashes(extend_parent) == before, "the parent run was modified"
-    prediction = predict_with(new_model_dir, {})
-    assert prediction == {"trainer": "nnUNetTrainer_nnwatchTiny_2epochs", "shape": [1, 32, 32]}
+    assert pipeline.parent_after_extend == pipeline.parent_before_extend, "the parent run was modified"
+    prediction = predict_with(new_model_dir, pipeline.env)
+    assert prediction == {"trainer": LONGER, "shape": [1, 32, 32]}
 
 
 def test_cancel_mid_run_stops_every_process_of_the_training(extend_parent: Path) -> None:

@@ -6,7 +6,15 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest_trainer import FakeNnunet, python_argv, refreshed, wait_for, wait_for_state, with_argv
+from conftest_trainer import (
+    FakeNnunet,
+    SlurmTimeLimitJob,
+    python_argv,
+    refreshed,
+    wait_for,
+    wait_for_state,
+    with_argv,
+)
 from slurm_cluster import SlurmCluster
 
 from trainer import ExtendPlan, JobRegistry, JobState, SlurmOptions, plan_extend, submit
@@ -21,7 +29,9 @@ TERMINAL = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
 
 
 @pytest.fixture
-def cluster(slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch) -> SlurmCluster:
+def cluster(slurm_cluster: SlurmCluster, slurm_time_limit_job: SlurmTimeLimitJob,
+            monkeypatch: pytest.MonkeyPatch) -> SlurmCluster:
+    del slurm_time_limit_job  # submitted with the first test here: its minute passes while these tests run
     for name, value in slurm_cluster.env.items():
         monkeypatch.setenv(name, value)
     return slurm_cluster

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest_trainer import FakeNnunet, python_argv, wait_for_state
+from conftest_trainer import SlurmTimeLimitJob, wait_for_state
 from nnunet_tiny import DATASET_NAME
 from slurm_cluster import SlurmCluster
 from stop_failures import (
@@ -30,7 +30,7 @@ from monitor import load_run
 from monitor.runs import RunStatus, parse_run_path
 from monitor.stops import StopCause, Strength, diagnose
 from monitor.watch import ResultsWatcher
-from trainer import ExtendPlan, Job, JobLiveness, JobRegistry, JobState, SlurmOptions, job_evidence, submit
+from trainer import Job, JobLiveness, JobRegistry, JobState, job_evidence
 
 
 @dataclass(frozen=True)
@@ -106,32 +106,24 @@ def test_the_watcher_marks_both_runs_crashed_at_once(failed_jobs: FailedJobs) ->
 
 
 @pytest.mark.slurm
-def test_a_slurm_job_that_hits_its_time_limit(slurm_cluster: SlurmCluster, fake_nnunet: FakeNnunet,
-                                              job_registry: JobRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_slurm_job_that_hits_its_time_limit(slurm_cluster: SlurmCluster, slurm_time_limit_job: SlurmTimeLimitJob,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # The job (a log line, then sleep) was submitted with a 1-minute limit when the first SLURM test started.
     for name, value in slurm_cluster.env.items():
         monkeypatch.setenv(name, value)
-    run_dir = fake_nnunet.run_dir.parent.parent / "nnUNetTrainer_2000epochs__nnUNetPlans__2d" / "fold_0"
-    parent = parse_run_path(fake_nnunet.run_dir, fake_nnunet.run_dir.relative_to(fake_nnunet.results).as_posix())
-    assert parent is not None
-    writes_log = (f"import pathlib, time; d = pathlib.Path({str(run_dir)!r}); d.mkdir(parents=True, exist_ok=True); "
-                  "(d / 'training_log_2026_1_1_00_00_00.txt').write_text('2026-01-01 00:00:00.000000: Epoch 0\\n'); "
-                  "print('training', flush=True); time.sleep(600)")
-    plan = ExtendPlan(parent=parent, parent_epochs=1000, epochs=2000, backend="slurm", device="cpu", gpu=None,
-                      new_trainer="nnUNetTrainer_2000epochs", new_run_dir=run_dir,
-                      new_run_id=run_dir.relative_to(fake_nnunet.results).as_posix(), argv=python_argv(writes_log),
-                      env={}, checks=(), slurm=SlurmOptions(partition="debug", time="1", gres=""))
-    job = submit(plan, registry=job_registry, requested_by="alice")
+    job_registry, plan, job = slurm_time_limit_job.registry, slurm_time_limit_job.plan, slurm_time_limit_job.job
+    results, run_dir = slurm_time_limit_job.tree.results, slurm_time_limit_job.plan.new_run_dir
     done = wait_for_state(job_registry, job.job_id, {JobState.FAILED, JobState.SUCCEEDED, JobState.CANCELLED},
                           timeout=240)
     assert done.state is JobState.FAILED and done.scheduler_state == "TIMEOUT", done
-    location = parse_run_path(run_dir, run_dir.relative_to(fake_nnunet.results).as_posix())
+    location = parse_run_path(run_dir, run_dir.relative_to(results).as_posix())
     assert location is not None
     wait_until(lambda: "DUE TO TIME LIMIT" in Path(done.log_path).read_text(), 30, "slurmstepd's time-limit line")
     found = diagnose(location, job=job_evidence(done))
     assert found.cause is StopCause.TIME_LIMIT and found.strength is Strength.STRONG
     assert "state TIMEOUT" in found.evidence and "DUE TO TIME LIMIT" in found.evidence
-    liveness = JobLiveness(job_registry.list_jobs, fake_nnunet.results)
-    with ResultsWatcher(fake_nnunet.results, liveness=liveness) as watcher:
+    liveness = JobLiveness(job_registry.list_jobs, results)
+    with ResultsWatcher(results, liveness=liveness) as watcher:
         summary = watcher.run(plan.new_run_id)
         assert summary is not None
         assert summary.summary.status is RunStatus.CRASHED and summary.summary.stop_cause == "time_limit"

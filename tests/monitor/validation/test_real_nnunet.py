@@ -15,7 +15,7 @@ import pytest
 from monitor.validation import CheckpointUsed, FoldState, compare_runs, crossval_table
 
 _ACCUMULATE = ("import sys; from nnunetv2.evaluation.accumulate_cv_results import accumulate_cv_results; "
-               "accumulate_cv_results(sys.argv[1], sys.argv[2], (0, 2), num_processes=1)")
+               "accumulate_cv_results(sys.argv[1], sys.argv[2], (0, int(sys.argv[3])), num_processes=1)")
 
 
 @pytest.mark.nnunet
@@ -28,16 +28,17 @@ def test_table_agrees_with_nnunets_own_files(tiny_nnunet, tiny_parent_run: Path,
         shutil.copy(source / name, model / name)
     for run in (tiny_parent_run, tiny_npz_fold):
         shutil.copytree(run, model / run.name)
-    merged = model / "crossval_results_folds_0_2"
-    subprocess.run([sys.executable, "-c", _ACCUMULATE, str(model), str(merged)], env=tiny_nnunet.env, check=True,
-                   capture_output=True, text=True, timeout=600)
+    npz = tiny_npz_fold.name.removeprefix("fold_")  # fold 0 was validated without --npz, this one with
+    assert npz != "0"
+    merged = model / f"crossval_results_folds_0_{npz}"
+    subprocess.run([sys.executable, "-c", _ACCUMULATE, str(model), str(merged), npz], env=tiny_nnunet.env,
+                   check=True, capture_output=True, text=True, timeout=600)
 
     table = crossval_table(model)
     assert [(f.fold, f.state) for f in table.folds] == [
-        ("0", FoldState.VALIDATED), ("1", FoldState.MISSING), ("2", FoldState.VALIDATED), ("3", FoldState.MISSING),
-        ("4", FoldState.MISSING)]
+        (fold, FoldState.VALIDATED if fold in ("0", npz) else FoldState.MISSING) for fold in "01234"]
     assert [table.label(k) for k in table.keys] == ["disc", "ring"]
-    for fold in ("0", "2"):
+    for fold in ("0", npz):
         written = json.loads((model / f"fold_{fold}" / "validation" / "summary.json").read_text())
         row = table.fold(fold)
         assert row is not None and row.summary is not None and row.validation is not None
@@ -46,7 +47,7 @@ def test_table_agrees_with_nnunets_own_files(tiny_nnunet, tiny_parent_run: Path,
         assert [c.classes[0].iou for c in row.summary.cases] == [
             c["metrics"]["1"]["IoU"] for c in written["metric_per_case"]]
         assert row.validation.checkpoint is CheckpointUsed.FINAL
-    assert table.fold("2").validation.npz_complete  # type: ignore[union-attr]
+    assert table.fold(npz).validation.npz_complete  # type: ignore[union-attr]
     assert table.fold("0").validation.npz_files == 0  # type: ignore[union-attr]
 
     theirs = json.loads((merged / "summary.json").read_text())

@@ -20,7 +20,7 @@ def test_real_training_is_watched_live(tiny_nnunet, tmp_path: Path) -> None:  # 
     fold_dir = tiny_nnunet.model_dir() / f"fold_{fold}"
     shutil.rmtree(fold_dir, ignore_errors=True)
     rid = fold_dir.relative_to(tiny_nnunet.results).as_posix()
-    env = {**tiny_nnunet.env, "NNWATCH_TINY_EPOCHS": "4", "NNWATCH_TINY_ITERS": "30"}
+    env = {**tiny_nnunet.env, "NNWATCH_TINY_EPOCHS": "4", "NNWATCH_TINY_ITERS": "10"}  # epochs of seconds
     with ResultsWatcher(tiny_nnunet.results, tick_s=0.2) as watcher, open(tmp_path / "train.log", "w") as output:
         recorder = EventRecorder(watcher)
         recorder.poll()
