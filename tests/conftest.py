@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,13 @@ from paths import CORPUS
 # ``@pytest.mark.timeout`` wins.
 MARKER_TIMEOUT_S = {"nnunet": 2400, "docker": 3600, "slurm": 600, "browser": 600}
 _COUNTS = pytest.StashKey[tuple[int, int]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite keeps its job registry, run index and notification log in a state folder of its own (inherited
+    by every nnwatch process it starts), never in the user's: tests must not read a developer's jobs or index."""
+    if not os.environ.get("NNWATCH_STATE"):
+        os.environ["NNWATCH_STATE"] = tempfile.mkdtemp(prefix="nnwatch-test-state-")
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects, so that ``-m "not slow"`` sees the added marker
