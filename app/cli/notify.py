@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
@@ -88,33 +89,36 @@ def cmd_notify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def start_background_notifier(root: str | None, config_path: str | None, jobs_db: str | None) -> Notifier | None:
-    """For ``nnwatch serve``: the notifier in this process's background, or None (with the reason on stderr)
-    when there is no config or no results root, or ``NNWATCH_NOTIFY=off`` leaves it to ``nnwatch notify``."""
+def start_background_notifier(roots: Sequence[str], config_path: str | None,
+                              jobs_db: str | None) -> list[Notifier]:
+    """For ``nnwatch serve``: one notifier per results root in this process's background, or none (with the reason
+    on stderr) when there is no config or no root, or ``NNWATCH_NOTIFY=off`` leaves it to ``nnwatch notify``."""
     from app.notify import default_config_path
 
     if os.environ.get("NNWATCH_NOTIFY", "").lower() in ("0", "off", "no", "false"):
-        return None  # another process (a `nnwatch notify` service) sends them
+        return []  # another process (a `nnwatch notify` service) sends them
     path = config_path or default_config_path()
     if config_path is None and not Path(path).is_file():
-        return None
-    if not root:
+        return []
+    if not roots:
         print("nnwatch: notifications are off for demo runs (no results root)", file=sys.stderr)
-        return None
+        return []
     config = _load(str(path))
     if config is None:
         print("nnwatch: notifications are off until the config is fixed", file=sys.stderr)
-        return None
+        return []
     from app.notify import Notifier
     from trainer import JobRegistry
 
-    try:
-        notifier = Notifier(root, config, registry=JobRegistry(jobs_db)).start()
-    except Exception as exc:  # the dashboard is still worth serving
-        print(f"nnwatch: warning: notifications are off: {exc}", file=sys.stderr)
-        return None
-    print(f"nnwatch: notifications per {config.path}", file=sys.stderr)
-    return notifier
+    notifiers = []
+    for root in roots:
+        try:
+            notifiers.append(Notifier(root, config, registry=JobRegistry(jobs_db)).start())
+        except Exception as exc:  # the dashboard (and the other roots) are still worth serving
+            print(f"nnwatch: warning: notifications about {root} are off: {exc}", file=sys.stderr)
+    if notifiers:
+        print(f"nnwatch: notifications per {config.path}", file=sys.stderr)
+    return notifiers
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -1,9 +1,10 @@
 """``nnwatch serve`` (the dashboard) and ``nnwatch passwd`` (a dashboard login).
 
 ``serve`` starts ``streamlit run app/dashboard/main.py`` as a child process (an argv list, never a
-shell) and passes the results root and options through the environment, which is the one channel that
-reaches Streamlit's script unchanged. It binds to 127.0.0.1 unless told otherwise; bound anywhere else,
-the dashboard asks for a login before any action (see :mod:`app.auth`). Ctrl-C or SIGTERM stops the child.
+shell) and passes the results roots (several joined by ``os.pathsep``) and options through the environment,
+which is the one channel that reaches Streamlit's script unchanged. It binds to 127.0.0.1 unless told otherwise;
+bound anywhere else, the dashboard asks for a login before any action (see :mod:`app.auth`). Ctrl-C or SIGTERM
+stops the child.
 Where a notification config exists, this process also runs the notifier in the background, so messages go out
 whether or not a browser is open.
 """
@@ -48,7 +49,8 @@ def serve_env(args: argparse.Namespace, environ: Mapping[str, str] | None = None
     env = dict(os.environ if environ is None else environ)
     env["NNWATCH_HOST"] = args.host
     if args.root:
-        env["NNWATCH_ROOT"] = str(Path(args.root).expanduser().absolute())
+        roots = [args.root] if isinstance(args.root, str) else args.root
+        env["NNWATCH_ROOT"] = os.pathsep.join(str(Path(root).expanduser().absolute()) for root in roots)
     if args.jobs_db:
         env["NNWATCH_JOBS_DB"] = str(Path(args.jobs_db).expanduser().absolute())
     if args.users_file:
@@ -76,11 +78,17 @@ def _port_free(host: str, port: int) -> bool:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Check the options, then run Streamlit until it exits or we are told to stop."""
-    root = args.root or os.environ.get("nnUNet_results") or None
-    if root and not Path(root).expanduser().is_dir():
-        print(f"nnwatch: error: results root not found or not a folder: {root}", file=sys.stderr)
-        return 2
-    args.root = root
+    named = args.root or ([os.environ["nnUNet_results"]] if os.environ.get("nnUNet_results") else [])
+    roots = list(dict.fromkeys(Path(root).expanduser().absolute() for root in named))
+    for root in roots:
+        if not root.is_dir():
+            print(f"nnwatch: error: results root not found or not a folder: {root}", file=sys.stderr)
+            return 2
+        if os.pathsep in str(root):
+            print(f"nnwatch: error: a results root whose path holds {os.pathsep!r} cannot be served: {root}",
+                  file=sys.stderr)
+            return 2
+    args.root = [str(root) for root in roots]
     if not _port_free(args.host, args.port):
         print(f"nnwatch: error: {args.host}:{args.port} is in use; choose another with --port", file=sys.stderr)
         return 2
@@ -89,8 +97,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"nnwatch: warning: bound to {args.host} without --users-file: extend and cancel are disabled "
               "(and viewing too unless --open-view) unless OIDC is configured in .streamlit/secrets.toml",
               file=sys.stderr)
-    if root:
-        what = f"runs under {Path(root).expanduser()}"
+    if roots:
+        what = "runs under " + ", ".join(str(root) for root in roots)
     else:
         from app.demo import default_demo_dir
 
@@ -98,7 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 " (try `nnwatch scan` on it)")
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"nnwatch: serving {what} at http://{shown_host}:{args.port}", file=sys.stderr)
-    notifier = start_background_notifier(root, args.notify_config, args.jobs_db)
+    notifiers = start_background_notifier(args.root, args.notify_config, args.jobs_db)
     child = subprocess.Popen(streamlit_argv(args.host, args.port), env=serve_env(args))
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -116,7 +124,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return child.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if notifier is not None:
+        for notifier in notifiers:
             notifier.stop()
 
 
@@ -154,7 +162,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     serve = sub.add_parser("serve", help="the dashboard in your browser (demo runs when no root is set)",
                            description="Start the nnwatch dashboard (Streamlit). Without --root and "
                            "$nnUNet_results it shows bundled demo runs.")
-    serve.add_argument("--root", help="results tree to watch (default: $nnUNet_results, else demo runs)")
+    serve.add_argument("--root", action="append",
+                       help="results tree to watch; repeat it to serve several trees together, each run labelled "
+                       "with its tree's folder name (default: $nnUNet_results, else demo runs)")
     serve.add_argument("--port", type=int, default=8501, help="port (default 8501)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1; any other needs --users-file for actions)")

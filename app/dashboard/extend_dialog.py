@@ -177,8 +177,8 @@ def _dialog_body(run_id: str, actor: Actor) -> None:
         start_over = bool(st.session_state.get("extend_start_over"))
         with st.spinner("Checking the plan…"):
             try:
-                plan = jobs.plan(location.path, root=store.root, epochs=epochs, backend=backend, device=device,
-                                 gpu=gpu, slurm=slurm, start_over=start_over)
+                plan = jobs.plan(location.path, root=store.root_of(run_id), epochs=epochs, backend=backend,
+                                 device=device, gpu=gpu, slurm=slurm, start_over=start_over)
             except ValueError as exc:
                 st.error(f"{exc}", icon=":material/error:")
     if plan is not None:

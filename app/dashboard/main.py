@@ -57,7 +57,7 @@ def _sidebar(actor: Actor) -> RunStore | None:
                     f"`{resources.results_root(config)}`: try the CLI on it, e.g. `nnwatch scan` with that path.",
                     icon=":material/science:")
         else:
-            st.caption(f":material/folder_open: `{config.root}`")
+            st.caption(" · ".join(f":material/folder_open: `{root}`" for root in config.roots))
         store = resources.store(quiet=True)
         if store is not None:
             table = store.table()

@@ -164,10 +164,10 @@ def run_next_steps(run_id: str) -> None:
         if st.button("Validate with --npz" if not files.npz_complete else "Validate again with --npz",
                      key="steps_run_validate", disabled=why is not None, icon=":material/fact_check:",
                      help=why or NPZ_WHY):
-            _open(StepRequest(JobKind.VALIDATE, str(location.path), str(store.root), context=context))
+            _open(StepRequest(JobKind.VALIDATE, str(location.path), str(store.root_of(run_id)), context=context))
         if why:
             st.caption(why)
-        _fold_buttons(location.path.parent, str(store.root), context, expected_folds(location.dataset),
+        _fold_buttons(location.path.parent, str(store.root_of(run_id)), context, expected_folds(location.dataset),
                       key="steps_run")
         with st.expander("Find the best configuration of this dataset"):
             _find_best_controls(store, location.path.parents[1], location.trainer, location.configuration,
@@ -195,7 +195,7 @@ def configuration_next_steps(store: RunStore, group: tuple[str, str, str]) -> No
         st.dataframe(pd.DataFrame({"Fold": list(folds),
                                    "Files": [_facts(fold_files(model_dir / f"fold_{fold}")) for fold in folds]}),
                      hide_index=True, width="stretch")
-        _fold_buttons(model_dir, str(store.root), context, folds, key="steps_cmp")
+        _fold_buttons(model_dir, str(store.root_of(str(members["run_id"].iloc[0]))), context, folds, key="steps_cmp")
         _find_best_controls(store, model_dir.parent, trainer, configuration, locations[0].plans, key="steps_cmp",
                             context=context)
         best_configuration_panel(model_dir.parent)

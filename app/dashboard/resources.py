@@ -1,5 +1,7 @@
 """Streamlit's caches: one store per results root, one jobs source per registry, derived frames by version.
 
+Several roots are served through one :class:`RootsStore` over their stores.
+
 ``st.cache_resource`` holds objects every session shares (the :class:`RunStore` with its readers, the
 :class:`JobsSource`, the demo tree and its trainer thread); ``st.cache_data`` holds frames derived from
 them, keyed on the store's ``version`` so a new epoch invalidates exactly what it changes. Filters are
@@ -15,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from app.dashboard.jobs_source import JobsSource, load_backend_factory
+from app.dashboard.roots_store import RootsStore
 from app.dashboard.settings import Settings, load_settings
 from app.dashboard.store import RunStore, StoreError
 from app.dashboard.tables import groups_frame, runs_frame
@@ -67,6 +70,19 @@ def _store(root: str, indexed: bool, _jobs: JobsSource | None = None) -> RunStor
                     liveness=None if _jobs is None else JobLiveness(_jobs.jobs, root))
 
 
+@st.cache_resource(show_spinner=False)
+def _roots(roots: tuple[str, ...], _jobs: JobsSource | None = None) -> RootsStore:
+    """Several roots: each its own indexed store (cached and closed by :func:`_store`), combined under one interface."""
+    return RootsStore([_store(root, True, _jobs) for root in roots])
+
+
+def _served(config: Settings) -> RunStore:
+    """The store of these settings: the one root's (or the demo's), or every root's combined."""
+    if len(config.roots) > 1:
+        return _roots(tuple(str(root) for root in config.roots), _jobs_of(config))
+    return _store(str(results_root(config)), not config.demo, _jobs_of(config))  # demo trees: no index
+
+
 @st.fragment(run_every=1.0)
 def _loading(shared: RunStore) -> None:
     if shared.ready:
@@ -80,10 +96,8 @@ def _loading(shared: RunStore) -> None:
 def store(*, quiet: bool = False) -> RunStore | None:
     """The shared store (its watcher follows the tree by itself); None after showing what is wrong, or the
     reading progress while a cold start goes on (``quiet``: show nothing, for the sidebar)."""
-    config = settings()
-    root = results_root(config)
     try:
-        shared = _store(str(root), not config.demo, _jobs_of(config))  # demo trees: no index
+        shared = _served(settings())
         was_ready = shared.ready
         shared.wait_ready(0.0 if quiet else _PATIENCE_S)  # the sidebar does not hold the page up
         if not shared.ready and not quiet:
@@ -145,5 +159,5 @@ def overview_frames(root: str, version: tuple[int, bool], stamp: tuple[tuple[str
     stands for it.
     """
     del version, stamp  # cache keys only
-    table = _store(root, not settings().demo).table()
+    table = _served(settings()).table()
     return table, runs_frame(table, _by_run), groups_frame(table)

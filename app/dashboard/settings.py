@@ -5,7 +5,8 @@ environment is the one channel that reaches it unchanged from ``nnwatch serve``,
 ``streamlit run`` and from tests (AppTest runs the script in-process).
 
 ==========================  ==========================================================================
-``NNWATCH_ROOT``            results tree to watch (else ``$nnUNet_results``, else the bundled demo)
+``NNWATCH_ROOT``            results tree to watch (else ``$nnUNet_results``, else the bundled demo); several
+                            trees joined by ``os.pathsep`` (``:`` on Linux) are served together
 ``NNWATCH_STATE``           nnwatch's state folder (job registry, index, notifications); default: the
                             user's data folder
 ``NNWATCH_JOBS_DB``         job registry (SQLite); default: ``jobs.sqlite3`` in the state folder (demo: beside it)
@@ -33,7 +34,8 @@ __all__ = ["Settings", "load_settings"]
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the runs and jobs are and how often to poll; ``root`` is None when the demo is served."""
+    """Where the runs and jobs are and how often to poll; ``root`` is None when the demo is served, else the first
+    of ``roots`` (every results tree served, in the order given)."""
 
     root: Path | None
     jobs_db: Path | None
@@ -41,6 +43,7 @@ class Settings:
     refresh_s: float
     backend_factory: str | None
     demo_interval_s: float
+    roots: tuple[Path, ...] = ()
 
     @property
     def demo(self) -> bool:
@@ -57,10 +60,12 @@ def _float(value: str | None, default: float) -> float:
 def load_settings(environ: Mapping[str, str] | None = None, server_address: str | None = None) -> Settings:
     """Settings from ``environ`` (default: this process's); ``server_address`` is Streamlit's option."""
     env = os.environ if environ is None else environ
-    root = env.get("NNWATCH_ROOT") or env.get("nnUNet_results") or None
+    named = env.get("NNWATCH_ROOT") or env.get("nnUNet_results") or ""
+    roots = tuple(dict.fromkeys(Path(part).expanduser().absolute() for part in named.split(os.pathsep) if part))
     jobs_db = env.get("NNWATCH_JOBS_DB") or None
     return Settings(
-        root=Path(root).expanduser().absolute() if root else None,
+        root=roots[0] if roots else None,
+        roots=roots,
         jobs_db=Path(jobs_db).expanduser().absolute() if jobs_db else None,
         host=server_address or env.get("NNWATCH_HOST") or None,
         refresh_s=_float(env.get("NNWATCH_REFRESH_S"), 3.0),

@@ -222,6 +222,10 @@ class RunStore:
     def run_ids(self) -> list[str]:
         return sorted(self._watcher.snapshot().runs)
 
+    def root_of(self, run_id: str) -> Path:
+        """The results root a run lives under: this store's (several roots: see ``app.dashboard.roots_store``)."""
+        return self.root
+
     def table(self) -> pd.DataFrame:
         """One row per run: the watcher's summary columns (status, eta_s, …) plus verdict and verdict_reason."""
         import pandas as pd

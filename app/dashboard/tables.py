@@ -178,6 +178,8 @@ def runs_frame(table: pd.DataFrame, jobs_by_run: Mapping[str, list[Any]] | None 
         "Job": [_job_text(jobs_by_run.get(r, []), r) for r in table["run_id"]],
         "run_id": table["run_id"],
     })
+    if "root" in table.columns:  # several results roots: where each run lives
+        frame.insert(1, "Root", table["root"].tolist())
     return frame.reset_index(drop=True)
 
 

@@ -20,6 +20,7 @@ from paths import REPO
 from app.auth import load_users, verify_secret
 from app.cli import build_parser, main
 from app.cli.serve import MAIN_SCRIPT, serve_env, streamlit_argv
+from app.dashboard.settings import load_settings
 
 
 def free_port() -> int:
@@ -59,6 +60,20 @@ def test_serve_refuses_a_missing_root_and_a_busy_port(tmp_path: Path, capsys: py
         port = busy.getsockname()[1]
         assert main(["serve", "--root", str(tmp_path), "--port", str(port)]) == 2
     assert "is in use" in capsys.readouterr().err
+
+
+def test_serve_with_several_roots_names_the_missing_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "lab").mkdir()
+    missing = tmp_path / "old_disk" / "nnUNet_results"
+    assert main(["serve", "--root", str(tmp_path / "lab"), "--root", str(missing)]) == 2
+    assert f"results root not found or not a folder: {missing}" in capsys.readouterr().err
+
+
+def test_serve_passes_every_root_to_the_dashboard(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["serve", "--root", str(tmp_path / "a"), "--root", str(tmp_path / "b")])
+    env = serve_env(args, {})
+    assert env["NNWATCH_ROOT"].split(os.pathsep) == [str(tmp_path / "a"), str(tmp_path / "b")]
+    assert load_settings(env).roots == (tmp_path / "a", tmp_path / "b")
 
 
 def test_passwd_writes_a_hashed_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -122,8 +122,8 @@ def _runs_section(runs: pd.DataFrame, store: RunStore) -> None:
         selection_mode="single-row", key="runs_table",
         # What a user decides on (status, verdict, progress, best Dice, why) fits 1400 px without scrolling;
         # the rest follows. The whole "Why" of the selected row is printed below the table.
-        column_order=["Open", "Dataset", "Config", "Trainer", "Fold", "Status", "Verdict", "Epoch", "Best EMA", "Why",
-                      "Stopped by", "ETA", "Last EMA", "Job"],
+        column_order=["Open", *(["Root"] if "Root" in runs.columns else []), "Dataset", "Config", "Trainer", "Fold",
+                      "Status", "Verdict", "Epoch", "Best EMA", "Why", "Stopped by", "ETA", "Last EMA", "Job"],
         column_config={
             "Open": st.column_config.LinkColumn("Run", display_text="open ↗", width=50,
                                                 help="The run's page (shareable link)"),

@@ -1,0 +1,80 @@
+"""The dashboard over several results roots (``nnwatch serve --root A --root B``): every root's runs in one overview,
+each labelled with its root, and a run page of any root opened by its labelled id."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from paths import REPO
+from streamlit.testing.v1 import AppTest
+
+from monitor.synth import CurveSpec, RunSpec, write_folds, write_run
+
+MAIN = str(REPO / "app" / "dashboard" / "main.py")
+
+
+@dataclass(frozen=True)
+class TwoRoots:
+    new_root: Path
+    old_root: Path
+    new_runs: list[str]
+    old_run: str
+
+
+@pytest.fixture(scope="module")
+def roots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoRoots]:
+    base = tmp_path_factory.mktemp("roots")
+    new_root, old_root = base / "lab" / "nnUNet_results", base / "old_disk" / "nnUNet_results"
+    folders = write_folds(new_root, "Dataset301_Heart", "3d_fullres", [200, 200], planned=200)
+    write_run(old_root, RunSpec("Task002_Heart", "nnUNetTrainerV2", "3d_fullres", 0, 150, CurveSpec(seed=3),
+                                version="v1", plans="nnUNetPlansv2.1"))
+    old_run = "nnUNet/3d_fullres/Task002_Heart/nnUNetTrainerV2__nnUNetPlansv2.1/fold_0"
+    st.cache_resource.clear()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NNWATCH_ROOT", os.pathsep.join([str(new_root), str(old_root)]))
+        patch.setenv("NNWATCH_STATE", str(base / "state"))
+        patch.setenv("NNWATCH_JOBS_DB", str(base / "jobs.sqlite3"))
+        patch.setenv("NNWATCH_HOST", "127.0.0.1")
+        for name in ("nnUNet_results", "NNWATCH_USERS_FILE", "NNWATCH_OPEN_VIEW", "NNWATCH_BACKEND_FACTORY"):
+            patch.delenv(name, raising=False)
+        yield TwoRoots(new_root, old_root, [f"lab-nnUNet_results/{f.relative_to(new_root).as_posix()}"
+                                            for f in folders], f"old_disk-nnUNet_results/{old_run}")
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _no_crash(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_overview_lists_the_runs_of_every_root_with_their_root(roots: TwoRoots) -> None:
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.run()
+    _no_crash(at)
+    runs = next(df.value for df in at.dataframe if "run_id" in df.value.columns)
+    assert sorted(runs["run_id"]) == sorted([*roots.new_runs, roots.old_run])
+    where = dict(zip(runs["run_id"], runs["Root"]))
+    assert where[roots.old_run] == "old_disk-nnUNet_results"
+    assert {where[run] for run in roots.new_runs} == {"lab-nnUNet_results"}
+    assert runs.set_index("run_id").loc[roots.old_run, "Trainer"].endswith("(v1)")
+    assert {m.label: m.value for m in at.metric}["Runs"] == "3"
+    sidebar = " ".join(str(c.value) for c in at.sidebar.caption)
+    assert str(roots.new_root) in sidebar and str(roots.old_root) in sidebar
+
+
+def test_a_run_of_the_second_root_opens_by_its_id(roots: TwoRoots) -> None:
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.run()
+    at.query_params.update({"id": roots.old_run})
+    at.switch_page("views/run.py").run()
+    _no_crash(at)
+    texts = "\n".join(str(part.value) for part in [*at.markdown, *at.caption, *at.warning, *at.info])
+    assert "No run `" not in texts
+    assert "v1 runs cannot be extended" in texts
+    assert {m.label: m.value for m in at.metric}["Status"] == "✓ finished"
