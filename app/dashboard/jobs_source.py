@@ -60,8 +60,10 @@ class JobsSource:
     """One registry plus the backends to reconcile it with; thread-safe, throttled ``jobs()``."""
 
     def __init__(self, db_path: Path | None, *, backend_factory: BackendFactory | None = None,
-                 min_interval_s: float = 3.0) -> None:
+                 min_interval_s: float = 3.0, relabel: Callable[[Job], Job] | None = None) -> None:
+        """``relabel``: how the pages see each job (several roots: run ids labelled as the store labels them)."""
         self.registry = JobRegistry(db_path)
+        self._relabel = relabel
         self._factory = backend_factory
         self.min_interval_s = min_interval_s
         self._lock = threading.Lock()
@@ -80,6 +82,11 @@ class JobsSource:
 
     def jobs(self, *, force: bool = False) -> list[Job]:
         """All jobs, newest first, reconciled with their backends at most every ``min_interval_s``."""
+        jobs = self._reconciled(force)
+        return jobs if self._relabel is None else [self._relabel(job) for job in jobs]
+
+    def _reconciled(self, force: bool = False) -> list[Job]:
+        """The registry's jobs as recorded (run ids relative to their own root)."""
         with self._lock:
             now = time.monotonic()
             if force or now - self._last_refresh >= self.min_interval_s:
@@ -100,7 +107,7 @@ class JobsSource:
                                         slurm.get("gres"), slurm.get("account") or None,
                                         slurm.get("extra") or None)
         return plan_extend(run_dir, epochs=epochs, backend=backend, device=device, gpu=gpu, slurm=options,
-                           root=root, jobs=self.jobs(), start_over=start_over)
+                           root=root, jobs=self._reconciled(), start_over=start_over)
 
     def submit(self, plan: ExtendPlan, requested_by: str) -> Job:
         """Submit and force the next ``jobs()`` to re-read, so the new job shows at once."""

@@ -17,7 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from app.dashboard.jobs_source import JobsSource, load_backend_factory
-from app.dashboard.roots_store import RootsStore
+from app.dashboard.roots_store import RootsStore, job_labeller
 from app.dashboard.settings import Settings, load_settings
 from app.dashboard.store import RunStore, StoreError
 from app.dashboard.tables import groups_frame, runs_frame
@@ -115,8 +115,10 @@ def store(*, quiet: bool = False) -> RunStore | None:
 
 
 @st.cache_resource(show_spinner=False)
-def _jobs(db: str | None, factory_spec: str | None) -> JobsSource:
-    return JobsSource(Path(db) if db else None, backend_factory=load_backend_factory(factory_spec))
+def _jobs(db: str | None, factory_spec: str | None, roots: tuple[str, ...] = ()) -> JobsSource:
+    """``roots``: several served roots, whose run ids the pages see labelled (see :func:`job_labeller`)."""
+    return JobsSource(Path(db) if db else None, backend_factory=load_backend_factory(factory_spec),
+                      relabel=job_labeller([Path(root) for root in roots]) if len(roots) > 1 else None)
 
 
 def _jobs_of(config: Settings, quiet: bool = True) -> JobsSource | None:
@@ -125,7 +127,8 @@ def _jobs_of(config: Settings, quiet: bool = True) -> JobsSource | None:
     if db is None and config.demo:
         db = Path(_demo_root(config.demo_interval_s)).parent / "jobs.sqlite3"
     try:
-        return _jobs(str(db) if db else None, config.backend_factory)
+        return _jobs(str(db) if db else None, config.backend_factory,
+                     tuple(str(root) for root in config.roots) if len(config.roots) > 1 else ())
     except Exception:
         if quiet:
             return None  # the pages that list jobs say why

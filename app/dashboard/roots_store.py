@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.dashboard.store import RunStore, StoreError
+from trainer import Job
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from monitor.runs import Curves
     from monitor.runs.summary import RunSummary
 
-__all__ = ["RootsStore", "root_labels"]
+__all__ = ["RootsStore", "job_labeller", "root_labels"]
 
 
 def root_labels(roots: Sequence[Path]) -> list[str]:
@@ -51,6 +52,30 @@ def root_labels(roots: Sequence[Path]) -> list[str]:
             candidate = f"{text}-{n}"
         unique.append(candidate)
     return unique
+
+
+def _labelled_id(path: str, run_id: str, roots: Sequence[Path], labels: Sequence[str]) -> str:
+    """``run_id`` as the pages know it: labelled with the root that holds ``path`` (unchanged outside every root)."""
+    for root, label in zip(roots, labels):
+        try:
+            return f"{label}/{Path(path).absolute().relative_to(root).as_posix()}"
+        except ValueError:
+            continue
+    return run_id
+
+
+def job_labeller(roots: Sequence[Path]) -> Callable[[Job], Job]:
+    """Gives a job its run ids labelled like the runs of :class:`RootsStore` over ``roots`` (the registry keeps
+    them relative to their own root), so that links and the overview's job column find its runs."""
+    labels = root_labels(roots)
+
+    def labelled(job: Job) -> Job:
+        return dataclasses.replace(
+            job, parent_run_id=_labelled_id(job.parent_path, job.parent_run_id, roots, labels),
+            new_run_id=_labelled_id(job.new_run_path, job.new_run_id, roots, labels) if job.new_run_path
+            else job.new_run_id)
+
+    return labelled
 
 
 class RootsStore(RunStore):

@@ -14,6 +14,7 @@ from paths import REPO
 from streamlit.testing.v1 import AppTest
 
 from monitor.synth import CurveSpec, RunSpec, write_folds, write_run
+from trainer import Job, JobKind, JobRegistry, JobState
 
 MAIN = str(REPO / "app" / "dashboard" / "main.py")
 
@@ -34,6 +35,14 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoRoots]:
     write_run(old_root, RunSpec("Task002_Heart", "nnUNetTrainerV2", "3d_fullres", 0, 150, CurveSpec(seed=3),
                                 version="v1", plans="nnUNetPlansv2.1"))
     old_run = "nnUNet/3d_fullres/Task002_Heart/nnUNetTrainerV2__nnUNetPlansv2.1/fold_0"
+    parent = folders[0]  # an extension job of the first root's fold 0, as the registry records it
+    child = parent.parent.parent / "nnUNetTrainer_400epochs__nnUNetPlans__3d_fullres" / "fold_0"
+    JobRegistry(base / "jobs.sqlite3").create(Job(
+        job_id="job-roots-1", state=JobState.SUCCEEDED, parent_run_id=parent.relative_to(new_root).as_posix(),
+        parent_path=str(parent), new_run_id=child.relative_to(new_root).as_posix(), new_run_path=str(child),
+        new_trainer="nnUNetTrainer_400epochs", epochs=400, backend="local", device="cpu", requested_by="alice",
+        created_at="2026-01-01T00:00:00+00:00", argv=("true",), env={}, job_dir=str(base / "job"),
+        log_path=str(base / "job" / "log.txt"), kind=JobKind.EXTEND))
     st.cache_resource.clear()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("NNWATCH_ROOT", os.pathsep.join([str(new_root), str(old_root)]))
@@ -63,6 +72,7 @@ def test_overview_lists_the_runs_of_every_root_with_their_root(roots: TwoRoots) 
     assert where[roots.old_run] == "old_disk-nnUNet_results"
     assert {where[run] for run in roots.new_runs} == {"lab-nnUNet_results"}
     assert runs.set_index("run_id").loc[roots.old_run, "Trainer"].endswith("(v1)")
+    assert runs.set_index("run_id").loc[roots.new_runs[0], "Job"] == "succeeded: → 400 ep (job-roots-1)"
     assert {m.label: m.value for m in at.metric}["Runs"] == "3"
     sidebar = " ".join(str(c.value) for c in at.sidebar.caption)
     assert str(roots.new_root) in sidebar and str(roots.old_root) in sidebar
