@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from monitor.runs import Curves
     from monitor.runs.summary import RunSummary
 
-__all__ = ["RootsStore", "job_labeller", "root_labels"]
+__all__ = ["RootsStore", "group_root", "job_labeller", "root_labels"]
 
 
 def root_labels(roots: Sequence[Path]) -> list[str]:
@@ -52,6 +52,16 @@ def root_labels(roots: Sequence[Path]) -> list[str]:
             candidate = f"{text}-{n}"
         unique.append(candidate)
     return unique
+
+
+def group_root(store: RunStore, dataset: str, configuration: str, trainer: str) -> Path:
+    """The results root holding a dataset × configuration × trainer group (its first run's), for reports."""
+    table = store.table()
+    if "root" not in table.columns:  # one root
+        return store.root
+    match = table[(table["dataset"] == dataset) & (table["configuration"] == configuration)
+                  & (table["trainer"] == trainer)]
+    return store.root_of(str(match["run_id"].iloc[0])) if len(match) else store.root
 
 
 def _labelled_id(path: str, run_id: str, roots: Sequence[Path], labels: Sequence[str]) -> str:

@@ -88,3 +88,13 @@ def test_a_run_of_the_second_root_opens_by_its_id(roots: TwoRoots) -> None:
     assert "No run `" not in texts
     assert "v1 runs cannot be extended" in texts
     assert {m.label: m.value for m in at.metric}["Status"] == "✓ finished"
+
+
+def test_compare_page_shows_the_folds_of_the_second_root(roots: TwoRoots) -> None:
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.run()
+    at.query_params.update({"dataset": "Task002_Heart", "config": "3d_fullres", "trainer": "nnUNetTrainerV2"})
+    at.switch_page("views/compare.py").run()
+    _no_crash(at)
+    folds = next(df.value for df in at.dataframe if "Run" in df.value.columns)
+    assert [link for link in folds["Run"] if link] == ["run?id=" + roots.old_run.replace("/", "%2F")]

@@ -24,6 +24,7 @@ from app.dashboard.downloads import (
     safe_name,
 )
 from app.dashboard.lineage import known_pairs
+from app.dashboard.roots_store import group_root
 from app.dashboard.store import RunStore
 from app.dashboard.tables import run_link
 from app.dashboard.ui import guard, status_text
@@ -86,7 +87,7 @@ def _folds(store: RunStore, table: pd.DataFrame) -> None:
                 "Run": st.column_config.LinkColumn("Run", display_text="open run", help="The fold's run page")})
             left, right, _ = st.columns([1, 1, 3])
             with left:
-                png_button(dataset_report(store.root, *group), f"{name}_folds", key="folds_png")
+                png_button(dataset_report(group_root(store, *group), *group), f"{name}_folds", key="folds_png")
             with right:
                 csv_button(band, f"{name}_fold_band", key="folds_csv", label="Band CSV")
 

@@ -14,6 +14,7 @@ import streamlit as st
 from app.dashboard import resources
 from app.dashboard.downloads import csv_button, dataset_report, png_button, safe_name
 from app.dashboard.extend_dialog import RESULT_KEY, open_extend_dialog, render_extend_dialog
+from app.dashboard.roots_store import group_root
 from app.dashboard.store import RunStore
 from app.dashboard.tables import STATUS_LABELS, VERDICT_LABELS, Filters, apply_filters, groups_frame
 from app.dashboard.ui import extend_eligibility, guard
@@ -108,7 +109,8 @@ def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
         left.page_link("views/compare.py", label="Compare these folds", icon=":material/stacked_line_chart:",
                        query_params={"dataset": row["Dataset"], "config": row["Config"], "trainer": trainer})
         with right:
-            png_button(dataset_report(store.root, row["Dataset"], row["Config"], trainer),
+            png_button(dataset_report(group_root(store, row["Dataset"], row["Config"], trainer), row["Dataset"],
+                                      row["Config"], trainer),
                        f"{row['Dataset']}_{row['Config']}_{trainer}", key="group_png")
         crossval_link(store, str(row["Dataset"]), str(row["Config"]), str(row["Trainer"]))
     else:
