@@ -222,6 +222,11 @@ class RunStore:
     def run_ids(self) -> list[str]:
         return sorted(self._watcher.snapshot().runs)
 
+    @property
+    def roots(self) -> list[Path]:
+        """Every results root served (one here)."""
+        return [self.root]
+
     def root_of(self, run_id: str) -> Path:
         """The results root a run lives under: this store's (several roots: see ``app.dashboard.roots_store``)."""
         return self.root

@@ -168,7 +168,8 @@ def _live(store: RunStore, filters: Filters) -> None:
     by_run = source.jobs_by_run() if source is not None else {}
     table, runs, groups = resources.overview_frames(str(store.root), store.table_key, stamp, by_run)
     if table.empty:
-        st.info(f"No nnU-Net runs found under `{store.root}` yet. nnwatch looks for `fold_N` folders in nnU-Net's "
+        where = ", ".join(f"`{root}`" for root in store.roots)
+        st.info(f"No nnU-Net runs found under {where} yet. nnwatch looks for `fold_N` folders in nnU-Net's "
                 "v2 (`Dataset*/Trainer__Plans__config/fold_N`) and v1 layouts; new runs appear here on their own.",
                 icon=":material/search_off:")
         for problem in store.problems[:20]:
