@@ -122,3 +122,25 @@ def test_exactly_once_across_a_restart_of_the_process(command: str, tmp_path: Pa
     history = json.loads(capsys.readouterr().out)
     assert sorted(row["run_id"].split("/")[0] for row in history) == ["Dataset011_First", "Dataset012_Second"]
     assert {row["state"] for row in history} == {"sent"} and {row["event"] for row in history} == {"run_finished"}
+
+
+def test_serve_with_several_roots_notifies_about_every_root(tmp_path: Path, receiver: JsonReceiver,
+                                                            state: Path) -> None:
+    """``nnwatch serve --root A --root B`` runs one background notifier per root: a run of either is reported."""
+    roots = [tmp_path / "lab" / "results", tmp_path / "old_disk" / "results"]
+    runs = [live_run(root, dataset=f"Dataset02{n}_Root{n}", planned=100, epochs=99) for n, root in enumerate(roots)]
+    config = write_config(tmp_path / "notify.toml", [receiver.url], extra="quiet_s = 0.5")
+    outbox = Outbox(state / "notifications.sqlite3")
+    process = _start(["serve", "--root", str(roots[0]), "--root", str(roots[1]), "--port", str(free_port()),
+                      "--notify-config", str(config), "--jobs-db", str(tmp_path / "jobs.sqlite3")], state)
+    try:
+        wait_for(lambda: all(outbox.is_primed(str(root)) for root in roots) or process.poll() is not None, 60,
+                 "the first look at both roots")
+        assert process.poll() is None
+        for run in runs:
+            run.epoch()
+            run.finish(final_dice=0.7)
+        wait_for(lambda: receiver.messages("Dataset020_Root0") and receiver.messages("Dataset021_Root1"), 30,
+                 "a message about each root's run")
+    finally:
+        _stop(process)
