@@ -13,6 +13,7 @@ import streamlit as st
 from paths import REPO
 from streamlit.testing.v1 import AppTest
 
+from app.dashboard.roots_store import root_labels
 from monitor.synth import CurveSpec, RunSpec, write_folds, write_run
 from trainer import Job, JobKind, JobRegistry, JobState
 
@@ -98,3 +99,10 @@ def test_compare_page_shows_the_folds_of_the_second_root(roots: TwoRoots) -> Non
     _no_crash(at)
     folds = next(df.value for df in at.dataframe if "Run" in df.value.columns)
     assert [link for link in folds["Run"] if link] == ["run?id=" + roots.old_run.replace("/", "%2F")]
+
+
+def test_root_labels_are_folder_names_told_apart_by_their_parents() -> None:
+    assert root_labels([Path("/data/results"), Path("/mnt/old_v1")]) == ["results", "old_v1"]
+    assert root_labels([Path("/data/nnUNet_results"), Path("/mnt/old/nnUNet_results")]) == \
+        ["data-nnUNet_results", "old-nnUNet_results"]
+    assert root_labels([Path("/a/b/r"), Path("/c/b/r"), Path("/r")]) == ["a-b-r", "c-b-r", "r"]
