@@ -84,7 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not root.is_dir():
             print(f"nnwatch: error: results root not found or not a folder: {root}", file=sys.stderr)
             return 2
-        if os.pathsep in str(root):
+        if os.pathsep in str(root) and len(roots) > 1:
             print(f"nnwatch: error: a results root whose path holds {os.pathsep!r} cannot be served: {root}",
                   file=sys.stderr)
             return 2

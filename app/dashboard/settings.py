@@ -57,11 +57,20 @@ def _float(value: str | None, default: float) -> float:
         return default
 
 
+def _roots(env: Mapping[str, str]) -> tuple[Path, ...]:
+    """``NNWATCH_ROOT``: one folder, or several joined by ``os.pathsep``; else ``$nnUNet_results`` (one folder)."""
+    named = env.get("NNWATCH_ROOT") or ""
+    if named and not Path(named).expanduser().is_dir():  # a folder whose name holds os.pathsep stays whole
+        parts = named.split(os.pathsep)
+    else:
+        parts = [named or env.get("nnUNet_results") or ""]
+    return tuple(dict.fromkeys(Path(part).expanduser().absolute() for part in parts if part))
+
+
 def load_settings(environ: Mapping[str, str] | None = None, server_address: str | None = None) -> Settings:
     """Settings from ``environ`` (default: this process's); ``server_address`` is Streamlit's option."""
     env = os.environ if environ is None else environ
-    named = env.get("NNWATCH_ROOT") or env.get("nnUNet_results") or ""
-    roots = tuple(dict.fromkeys(Path(part).expanduser().absolute() for part in named.split(os.pathsep) if part))
+    roots = _roots(env)
     jobs_db = env.get("NNWATCH_JOBS_DB") or None
     return Settings(
         root=roots[0] if roots else None,
