@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,8 +129,13 @@ def test_a_validation_run_by_an_nnwatch_job_with_val_best_is_shown_as_such(tree:
     # The job writes its validation and ends; nothing in the files says which checkpoint was scored.
     write_summary(run_dir, v2_summary({"case_0": (0.8, 0.7), "case_1": (0.9, 0.6)}))
     assert registry.record_observation(registry.get(job.job_id), Observation(JobState.SUCCEEDED, exit_code=0))
-    at = _app("views/run.py", id=tree.improving)
-    marks = [w.value for w in at.warning if "checkpoint_best" in str(w.value)]
+    # The dashboard asks the registry again at most every few seconds: open the page until it has.
+    deadline = time.monotonic() + 30
+    while True:
+        at = _app("views/run.py", id=tree.improving)
+        marks = [w.value for w in at.warning if "checkpoint_best" in str(w.value)]
+        if marks or time.monotonic() > deadline:
+            break
     assert marks == ["**Validated with checkpoint_best**, not the final checkpoint: the job that ran this "
                      "validation passed --val_best."]
     assert {m.label: m.value for m in at.metric}["Checkpoint · npz"] == "best · none"
