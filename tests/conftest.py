@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,13 +16,20 @@ from paths import CORPUS
 # ``@pytest.mark.timeout`` wins.
 MARKER_TIMEOUT_S = {"nnunet": 2400, "docker": 3600, "slurm": 600, "browser": 600}
 _COUNTS = pytest.StashKey[tuple[int, int]]()
+_OWN_STATE = pytest.StashKey[str]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """The suite keeps its job registry, run index and notification log in a state folder of its own (inherited
     by every nnwatch process it starts), never in the user's: tests must not read a developer's jobs or index."""
     if not os.environ.get("NNWATCH_STATE"):
-        os.environ["NNWATCH_STATE"] = tempfile.mkdtemp(prefix="nnwatch-test-state-")
+        os.environ["NNWATCH_STATE"] = config.stash[_OWN_STATE] = tempfile.mkdtemp(prefix="nnwatch-test-state-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the state folder this session made (not one the caller gave)."""
+    if _OWN_STATE in config.stash:
+        shutil.rmtree(config.stash[_OWN_STATE], ignore_errors=True)
 
 
 @pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects, so that ``-m "not slow"`` sees the added marker
