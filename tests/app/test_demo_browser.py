@@ -201,7 +201,7 @@ def test_extend_dialog_on_the_demo_recognises_the_running_extension(page: Page, 
     page.get_by_role("button", name=re.compile("Extend to 2000 epochs")).click()
     dialog = page.get_by_role("dialog")
     expect(dialog.get_by_text("nothing can start from here", exact=False)).to_be_visible(timeout=180_000)
-    expect(dialog.get_by_text("Pre-flight checks")).to_be_visible(timeout=180_000)  # the first plan loads nnU-Net
+    expect(dialog.get_by_text("Pre-flight checks")).to_be_visible(timeout=180_000)  # generous: a loaded machine
     expect(dialog.get_by_text("started outside nnwatch, is training", exact=False)).to_be_visible()
     expect(dialog.get_by_text("Folder for the new run", exact=False)).to_be_visible()
     assert "delete" not in dialog.inner_text().lower()
