@@ -9,20 +9,27 @@ JSON line to ``$NNWATCH_TEST_LAUNCHES``, so a test can assert that exactly one l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
 
 from monitor.synth import CurveSpec, FakeRun, RunSpec, write_run
 from trainer.backends import Backend, Launched, LaunchRequest, Observation
 from trainer.jobs import Job
 from trainer.states import JobState
+
+if TYPE_CHECKING:
+    from streamlit.testing.v1 import AppTest
 
 __all__ = ["FixtureTree", "RecordingBackend", "append_epoch", "build_fixture_tree", "recording_backend"]
 
@@ -189,3 +196,34 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path, ti
         if process.poll() is not None or time.monotonic() > deadline:
             pytest.fail("nnwatch serve did not start:\n" + log.read_text()[-3000:])
         time.sleep(0.2)  # the port is not open yet; nothing to await but the next try
+
+
+DASHBOARD_MAIN = str(Path(__file__).resolve().parents[1] / "app" / "dashboard" / "main.py")
+
+
+@contextlib.contextmanager
+def dashboard_env(env: Mapping[str, str], **extra: str) -> Iterator[None]:
+    """The environment a dashboard under AppTest reads: ``env`` and ``extra`` set, no users file and no open
+    view; Streamlit's caches are cleared afterwards so that the next module's stores start fresh."""
+    import streamlit as st
+
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in {**env, **extra}.items():
+            patch.setenv(key, value)
+        patch.delenv("NNWATCH_USERS_FILE", raising=False)
+        patch.delenv("NNWATCH_OPEN_VIEW", raising=False)
+        yield
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def open_page(page: str | None, *, timeout: float, **query: str) -> AppTest:
+    """A fresh dashboard session (AppTest of the real entrypoint), switched to ``page`` with ``query``."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(DASHBOARD_MAIN, default_timeout=timeout)
+    at.run()
+    if page:
+        at.query_params.update(query)
+        at.switch_page(page).run()
+    return at

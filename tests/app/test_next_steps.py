@@ -10,35 +10,23 @@ import json
 from collections.abc import Iterator
 
 import pytest
-import streamlit as st
-from app_support import DATASET, MODEL, FixtureTree, build_fixture_tree
-from paths import REPO
+from app_support import DATASET, MODEL, FixtureTree, build_fixture_tree, dashboard_env, open_page
 from streamlit.testing.v1 import AppTest
 
 from trainer import NPZ_WHY, JobKind, JobRegistry
 
-MAIN = str(REPO / "app" / "dashboard" / "main.py")
-TIMEOUT = 120  # the first plan imports nnU-Net and torch
+TIMEOUT = 120  # generous for a loaded machine
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FixtureTree]:
     built = build_fixture_tree(tmp_path_factory.mktemp("steps"))
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in built.env.items():
-            patch.setenv(key, value)
-        patch.delenv("NNWATCH_USERS_FILE", raising=False)
-        patch.delenv("NNWATCH_OPEN_VIEW", raising=False)
+    with dashboard_env(built.env):
         yield built
-    st.cache_resource.clear()
-    st.cache_data.clear()
 
 
-def _app(page: str, **query: str) -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
-    at.run()
-    at.query_params.update(query)
-    at.switch_page(page).run()
+def _app(page: str | None = None, **query: str) -> AppTest:
+    at = open_page(page, timeout=TIMEOUT, **query)
     return at
 
 

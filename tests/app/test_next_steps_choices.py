@@ -15,9 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import streamlit as st
-from app_support import DATASET, MODEL, FixtureTree, build_fixture_tree
-from paths import REPO
+from app_support import DATASET, MODEL, FixtureTree, build_fixture_tree, dashboard_env, open_page
 from streamlit.testing.v1 import AppTest
 from validation_summaries import v2_summary, write_summary
 
@@ -25,8 +23,7 @@ from monitor.synth import CurveSpec, RunSpec, write_run
 from trainer import JobKind, JobRegistry, JobState
 from trainer.backends import Observation
 
-MAIN = str(REPO / "app" / "dashboard" / "main.py")
-TIMEOUT = 120  # the first plan imports nnU-Net and torch
+TIMEOUT = 120  # generous for a loaded machine
 RESENC = "nnUNetResEncUNetMPlans"
 RESENC_MODEL = f"nnUNetTrainer__{RESENC}__3d_fullres"
 
@@ -54,21 +51,12 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FixtureTree]:
     (preprocessed / f"{RESENC}_3d_fullres").mkdir()
     (preprocessed / f"{RESENC}_3d_fullres" / "case_000.npz").write_bytes(b"\0")
     (preprocessed / "gt_segmentations").mkdir()
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in built.env.items():
-            patch.setenv(key, value)
-        patch.delenv("NNWATCH_USERS_FILE", raising=False)
-        patch.delenv("NNWATCH_OPEN_VIEW", raising=False)
+    with dashboard_env(built.env):
         yield built
-    st.cache_resource.clear()
-    st.cache_data.clear()
 
 
-def _app(page: str, **query: str) -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
-    at.run()
-    at.query_params.update(query)
-    at.switch_page(page).run()
+def _app(page: str | None = None, **query: str) -> AppTest:
+    at = open_page(page, timeout=TIMEOUT, **query)
     _no_crash(at)
     return at
 

@@ -7,36 +7,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import streamlit as st
-from app_support import FixtureTree, build_fixture_tree
-from paths import REPO
+from app_support import DASHBOARD_MAIN, FixtureTree, build_fixture_tree, dashboard_env, open_page
 from streamlit.testing.v1 import AppTest
 
 from trainer import JobRegistry, JobState
 
-MAIN = str(REPO / "app" / "dashboard" / "main.py")
-TIMEOUT = 90  # the first extend plan imports nnU-Net and torch
+MAIN = DASHBOARD_MAIN
+TIMEOUT = 90  # generous for a loaded machine
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FixtureTree]:
     built = build_fixture_tree(tmp_path_factory.mktemp("dash"))
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in built.env.items():
-            patch.setenv(key, value)
-        patch.delenv("NNWATCH_USERS_FILE", raising=False)
-        patch.delenv("NNWATCH_OPEN_VIEW", raising=False)
+    with dashboard_env(built.env):
         yield built
-    st.cache_resource.clear()
-    st.cache_data.clear()
 
 
 def _app(page: str | None = None, **query: str) -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
-    at.run()
-    if page:
-        at.query_params.update(query)
-        at.switch_page(page).run()
+    at = open_page(page, timeout=TIMEOUT, **query)
     return at
 
 

@@ -6,35 +6,23 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import streamlit as st
-from app_support import FixtureTree, build_fixture_tree
-from paths import REPO
+from app_support import FixtureTree, build_fixture_tree, dashboard_env, open_page
 from streamlit.testing.v1 import AppTest
 
 from monitor.analyze import analyze_run, compare_runs, verdict_label
 
-MAIN = str(REPO / "app" / "dashboard" / "main.py")
 TIMEOUT = 60
 
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FixtureTree]:
     built = build_fixture_tree(tmp_path_factory.mktemp("verdicts"))
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in built.env.items():
-            patch.setenv(key, value)
-        patch.delenv("NNWATCH_USERS_FILE", raising=False)
-        patch.delenv("NNWATCH_OPEN_VIEW", raising=False)
+    with dashboard_env(built.env):
         yield built
-    st.cache_resource.clear()
-    st.cache_data.clear()
 
 
-def _page(page: str, **query: str) -> AppTest:
-    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
-    at.run()
-    at.query_params.update(query)
-    at.switch_page(page).run()
+def _page(page: str | None = None, **query: str) -> AppTest:
+    at = open_page(page, timeout=TIMEOUT, **query)
     assert not at.exception, [e.value for e in at.exception]
     return at
 
