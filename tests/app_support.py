@@ -227,3 +227,16 @@ def open_page(page: str | None, *, timeout: float, **query: str) -> AppTest:
         at.query_params.update(query)
         at.switch_page(page).run()
     return at
+
+
+def page_texts(at: AppTest) -> str:
+    """Every text block the page shows (markdown, captions and the four callouts), one per line."""
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
+    parts += [w.value for w in at.warning] + [s.value for s in at.success] + [i.value for i in at.info]
+    return "\n".join(str(p) for p in parts)
+
+
+def assert_no_crash(at: AppTest) -> None:
+    """No exception on the page and no "Could not …" error box."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not [e for e in at.error if "Could not" in str(e.value)], [e.value for e in at.error]

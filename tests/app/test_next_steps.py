@@ -10,7 +10,16 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from app_support import DATASET, MODEL, FixtureTree, build_fixture_tree, dashboard_env, open_page
+from app_support import (
+    DATASET,
+    MODEL,
+    FixtureTree,
+    assert_no_crash,
+    build_fixture_tree,
+    dashboard_env,
+    open_page,
+    page_texts,
+)
 from streamlit.testing.v1 import AppTest
 
 from trainer import NPZ_WHY, JobKind, JobRegistry
@@ -30,50 +39,39 @@ def _app(page: str | None = None, **query: str) -> AppTest:
     return at
 
 
-def _texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
-    parts += [w.value for w in at.warning] + [s.value for s in at.success] + [i.value for i in at.info]
-    return "\n".join(str(p) for p in parts)
-
-
-def _no_crash(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not [e for e in at.error if "Could not" in str(e.value)], [e.value for e in at.error]
-
-
 def _confirm_cpu(at: AppTest) -> None:
     at.radio(key="step_device").set_value("cpu").run()
-    _no_crash(at)
+    assert_no_crash(at)
     confirm = at.button(key="step_confirm")
-    assert not confirm.disabled, _texts(at)
+    assert not confirm.disabled, page_texts(at)
     confirm.click().run()
-    _no_crash(at)
+    assert_no_crash(at)
 
 
 def test_run_page_train_a_missing_fold_and_validate_a_finished_one(tree: FixtureTree) -> None:
     registry = JobRegistry(tree.env["NNWATCH_JOBS_DB"])
     at = _app("views/run.py", id=tree.improving)
-    _no_crash(at)
+    assert_no_crash(at)
     # Synthetic runs have no checkpoint_final.pth: no validation, no --val_best, and the page says why.
     assert at.button(key="steps_run_validate").disabled
-    assert "(nnU-Net issue #3056)" in _texts(at)
+    assert "(nnU-Net issue #3056)" in page_texts(at)
     assert "steps_run_train_3" in {b.key for b in at.button}  # fold_3 is an empty folder: not trained
     assert "steps_run_train_0" not in {b.key for b in at.button}
 
     at.button(key="steps_run_train_3").click().run()
-    _no_crash(at)
-    assert "Train a missing fold" in _texts(at)
+    assert_no_crash(at)
+    assert "Train a missing fold" in page_texts(at)
     _confirm_cpu(at)
     job = registry.list_jobs()[0]
     assert job.kind is JobKind.TRAIN_FOLD and job.new_run_id == f"{DATASET}/{MODEL}/fold_3"
     assert job.argv[1:] == (DATASET, "3d_fullres", "3", "-tr", "nnUNetTrainer", "-p", "nnUNetPlans", "--npz",
                             "-device", "cpu")
     assert [e["job_id"] for e in tree.launches() if e["event"] == "launch"] == [job.job_id]
-    assert f"Train fold job **{job.job_id}** was created" in _texts(at)
+    assert f"Train fold job **{job.job_id}** was created" in page_texts(at)
 
     (tree.root / tree.plateau / "checkpoint_final.pth").write_bytes(b"")
     at = _app("views/run.py", id=tree.plateau)
-    _no_crash(at)
+    assert_no_crash(at)
     validate = at.button(key="steps_run_validate")
     assert not validate.disabled and validate.help == NPZ_WHY
     validate.click().run()
@@ -86,26 +84,26 @@ def test_run_page_train_a_missing_fold_and_validate_a_finished_one(tree: Fixture
     at = _app("views/run.py", id=tree.plateau)
     at.button(key="steps_run_validate").click().run()
     _confirm_cpu(at)
-    assert "was already active" in _texts(at)
+    assert "was already active" in page_texts(at)
     assert [e["job_id"] for e in tree.launches() if e["event"] == "launch"].count(job.job_id) == 1
 
 
 def test_compare_disables_find_best_with_the_reasons_and_shows_a_result(tree: FixtureTree) -> None:
     at = _app("views/compare.py", dataset=DATASET, config="3d_fullres", trainer="nnUNetTrainer")
-    _no_crash(at)
+    assert_no_crash(at)
     files = next(df.value for df in at.dataframe if "Files" in df.value.columns)
     assert list(files["Fold"]) == ["0", "1", "2", "3", "4"]
     assert files.set_index("Fold").loc["3", "Files"] == "not trained"
     button = at.button(key="steps_cmp_find_best")
     assert button.disabled
     assert "fold 0: training not finished (no checkpoint_final.pth)" in button.help
-    assert "Find best configuration is not available yet" in _texts(at)
-    assert f"No find_best_configuration result for {DATASET} yet" in _texts(at)
+    assert "Find best configuration is not available yet" in page_texts(at)
+    assert f"No find_best_configuration result for {DATASET} yet" in page_texts(at)
 
     (tree.root / DATASET / "inference_information.json").write_text('{"folds": [0, 1, 2')
     at = _app("views/compare.py", dataset=DATASET, config="3d_fullres", trainer="nnUNetTrainer")
-    _no_crash(at)
-    assert "The find_best_configuration result cannot be read" in _texts(at)
+    assert_no_crash(at)
+    assert "The find_best_configuration result cannot be read" in page_texts(at)
 
 
 def test_compare_shows_what_find_best_wrote(tree: FixtureTree) -> None:
@@ -125,8 +123,8 @@ def test_compare_shows_what_find_best_wrote(tree: FixtureTree) -> None:
     (dataset_dir / "inference_instructions.txt").write_text("***Run inference like this:***\n\n"
                                                             + "\n\n".join(commands) + "\n")
     at = _app("views/compare.py", dataset=DATASET, config="3d_fullres", trainer="nnUNetTrainer")
-    _no_crash(at)
-    text = _texts(at)
+    assert_no_crash(at)
+    text = page_texts(at)
     assert f"**Best ensemble (find_best_configuration, folds 0, 1):** `{MODEL}` + `B__nnUNetPlans__3d_fullres`" in text
     results = next(df.value for df in at.dataframe if "Model or ensemble" in df.value.columns)
     assert dict(zip(results["Model or ensemble"], results["CV Dice"])) == {

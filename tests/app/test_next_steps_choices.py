@@ -15,7 +15,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from app_support import DATASET, MODEL, FixtureTree, build_fixture_tree, dashboard_env, open_page
+from app_support import (
+    DATASET,
+    MODEL,
+    FixtureTree,
+    assert_no_crash,
+    build_fixture_tree,
+    dashboard_env,
+    open_page,
+    page_texts,
+)
 from streamlit.testing.v1 import AppTest
 from validation_summaries import v2_summary, write_summary
 
@@ -57,19 +66,8 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FixtureTree]:
 
 def _app(page: str | None = None, **query: str) -> AppTest:
     at = open_page(page, timeout=TIMEOUT, **query)
-    _no_crash(at)
+    assert_no_crash(at)
     return at
-
-
-def _no_crash(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not [e for e in at.error if "Could not" in str(e.value)], [e.value for e in at.error]
-
-
-def _texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
-    parts += [w.value for w in at.warning] + [s.value for s in at.success] + [i.value for i in at.info]
-    return "\n".join(str(p) for p in parts)
 
 
 def test_find_best_over_two_plans_of_one_trainer(tree: FixtureTree) -> None:
@@ -78,21 +76,21 @@ def test_find_best_over_two_plans_of_one_trainer(tree: FixtureTree) -> None:
     plans = at.multiselect(key="steps_run_fb_plans")
     assert plans.options == ["nnUNetPlans", RESENC] and plans.value == ["nnUNetPlans"]
     plans.set_value(["nnUNetPlans", RESENC]).run()
-    _no_crash(at)
+    assert_no_crash(at)
     # Over the split's five folds both plans lack folds; each plans' model folder is named with its own folds.
     button = at.button(key="steps_run_find_best")
     assert button.disabled
     assert f"{RESENC_MODEL}: fold 0: not trained" in button.help and f"{MODEL}: fold 0:" in button.help
     at.multiselect(key="steps_run_fb_folds").set_value(["1"]).run()
-    _no_crash(at)
+    assert_no_crash(at)
     button = at.button(key="steps_run_find_best")
     assert not button.disabled, button.help
     button.click().run()
-    _no_crash(at)
-    assert "Find the best configuration" in _texts(at)
-    assert f"{RESENC_MODEL}: folds 1 finished and validated with --npz" in _texts(at)
+    assert_no_crash(at)
+    assert "Find the best configuration" in page_texts(at)
+    assert f"{RESENC_MODEL}: folds 1 finished and validated with --npz" in page_texts(at)
     at.button(key="step_confirm").click().run()
-    _no_crash(at)
+    assert_no_crash(at)
     job = registry.list_jobs()[0]
     assert job.kind is JobKind.FIND_BEST
     assert job.argv[1:] == (DATASET, "-c", "3d_fullres", "-tr", "nnUNetTrainer", "-p", "nnUNetPlans", RESENC,
@@ -109,9 +107,9 @@ def test_a_validation_run_by_an_nnwatch_job_with_val_best_is_shown_as_such(tree:
     at.button(key="steps_run_validate").click().run()
     at.radio(key="step_device").set_value("cpu").run()
     at.checkbox(key="step_val_best").check().run()
-    _no_crash(at)
+    assert_no_crash(at)
     at.button(key="step_confirm").click().run()
-    _no_crash(at)
+    assert_no_crash(at)
     job = next(j for j in registry.list_jobs() if j.kind is JobKind.VALIDATE)
     assert "--val_best" in job.argv and job.new_run_path == str(run_dir)
     # The job writes its validation and ends; nothing in the files says which checkpoint was scored.
@@ -139,7 +137,7 @@ def test_a_validation_run_by_an_nnwatch_job_with_val_best_is_shown_as_such(tree:
 
 def test_nnunets_accumulated_crossval_appears_without_a_change_to_the_runs(tree: FixtureTree) -> None:
     at = _app("views/dataset.py", dataset=DATASET, model=MODEL)
-    assert "crossval_results_folds_" not in _texts(at)
+    assert "crossval_results_folds_" not in page_texts(at)
     # What find_best_configuration writes into the model folder; no fold folder changes.
     accumulated = tree.root / DATASET / MODEL / "crossval_results_folds_1"
     write_summary(accumulated, v2_summary({"case_0": (0.8, 0.7), "case_1": (0.9, 0.6)}), folder=".")

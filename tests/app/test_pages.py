@@ -7,7 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from app_support import DASHBOARD_MAIN, FixtureTree, build_fixture_tree, dashboard_env, open_page
+from app_support import (
+    DASHBOARD_MAIN,
+    FixtureTree,
+    assert_no_crash,
+    build_fixture_tree,
+    dashboard_env,
+    open_page,
+    page_texts,
+)
 from streamlit.testing.v1 import AppTest
 
 from trainer import JobRegistry, JobState
@@ -28,20 +36,9 @@ def _app(page: str | None = None, **query: str) -> AppTest:
     return at
 
 
-def _texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
-    parts += [w.value for w in at.warning] + [s.value for s in at.success] + [i.value for i in at.info]
-    return "\n".join(str(p) for p in parts)
-
-
-def _no_crash(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not [e for e in at.error if "Could not" in str(e.value)], [e.value for e in at.error]
-
-
 def test_overview_lists_every_run_with_verdicts(tree: FixtureTree) -> None:
     at = _app()
-    _no_crash(at)
+    assert_no_crash(at)
     runs = next(df.value for df in at.dataframe if "run_id" in df.value.columns)
     assert sorted(runs["run_id"]) == sorted(tree.all_runs)
     verdicts = dict(zip(runs["run_id"], runs["Verdict"]))
@@ -62,7 +59,7 @@ def test_overview_filters_round_trip_through_the_url(tree: FixtureTree) -> None:
     at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
     at.query_params.update({"status": "running"})
     at.run()
-    _no_crash(at)
+    assert_no_crash(at)
     runs = next(df.value for df in at.dataframe if "run_id" in df.value.columns)
     assert sorted(runs["run_id"]) == sorted([tree.running, tree.extended])
     at.multiselect(key="f_dataset").set_value(["Dataset202_Spleen"]).run()
@@ -77,8 +74,8 @@ def test_overview_filters_round_trip_through_the_url(tree: FixtureTree) -> None:
 def test_run_page_renders_every_kind_of_run(tree: FixtureTree, which: str) -> None:
     run_id = getattr(tree, which)
     at = _app("views/run.py", id=run_id)
-    _no_crash(at)
-    text = _texts(at)
+    assert_no_crash(at)
+    text = page_texts(at)
     if which in ("improving", "plateau", "parent"):
         assert any(df for df in at.get("plotly_chart")), "the Dice chart is drawn"
         labels = {m.label for m in at.metric}
@@ -101,20 +98,20 @@ def test_run_page_renders_every_kind_of_run(tree: FixtureTree, which: str) -> No
 
 def test_run_page_with_unknown_id_offers_a_picker(tree: FixtureTree) -> None:
     at = _app("views/run.py", id="Dataset999_Nope/x__y__z/fold_0")
-    _no_crash(at)
-    assert "No run `Dataset999_Nope/x__y__z/fold_0`" in _texts(at)
+    assert_no_crash(at)
+    assert "No run `Dataset999_Nope/x__y__z/fold_0`" in page_texts(at)
     assert at.selectbox(key="run_picker").options
 
 
 def test_compare_page_shows_folds_and_the_extended_pair(tree: FixtureTree) -> None:
     at = _app("views/compare.py", dataset="Dataset201_Kidney", config="3d_fullres", trainer="nnUNetTrainer")
-    _no_crash(at)
+    assert_no_crash(at)
     assert len(at.get("plotly_chart")) == 2
     fold_table = next(df.value for df in at.dataframe if "Fold" in df.value.columns)
     assert sorted(fold_table["Fold"]) == ["0", "1", "2", "3", "4", "mean ± SD"]
     pair = at.selectbox(key="cmp_pair")
     assert pair.value == (tree.parent, tree.extended)
-    assert "Comparison rule: **end of schedule**" in _texts(at)
+    assert "Comparison rule: **end of schedule**" in page_texts(at)
 
 
 def _expected_verdict_line(tree: FixtureTree, run_id: str) -> str:
@@ -131,30 +128,30 @@ def test_extend_dialog_creates_exactly_one_job_and_cancel_works(tree: FixtureTre
     before = len(registry.list_jobs())
     at = _app("views/run.py", id=tree.improving)
     at.button(key="run_extend").click().run()
-    _no_crash(at)
+    assert_no_crash(at)
     assert at.number_input(key="extend_epochs").value == 2000
-    text = _texts(at)
+    text = page_texts(at)
     assert _expected_verdict_line(tree, tree.improving) in text
     assert "nnUNetTrainer_2000epochs" in text
     at.radio(key="extend_device").set_value("cpu").run()
-    _no_crash(at)
+    assert_no_crash(at)
     confirm = at.button(key="extend_confirm")
-    assert not confirm.disabled, _texts(at)
+    assert not confirm.disabled, page_texts(at)
     confirm.click().run()
-    _no_crash(at)
+    assert_no_crash(at)
     jobs = registry.list_jobs()
     assert len(jobs) == before + 1
     job = jobs[0]
     assert job.parent_run_id == tree.improving and job.epochs == 2000 and job.new_trainer == "nnUNetTrainer_2000epochs"
     assert job.requested_by and job.state is JobState.RUNNING
     assert [e["job_id"] for e in tree.launches() if e["event"] == "launch"] == [job.job_id]
-    assert f"Extend job **{job.job_id}** was created" in _texts(at)
+    assert f"Extend job **{job.job_id}** was created" in page_texts(at)
 
     # Opening the dialog again recognises the extension that is already training: no second start offered.
     at.button(key="run_extend").click().run()
     at.radio(key="extend_device").set_value("cpu").run()
     assert at.button(key="extend_confirm").disabled
-    text = _texts(at)
+    text = page_texts(at)
     assert "an extension of this run is already training" in text and job.job_id in text
     assert "delete" not in text.lower()
     assert len(registry.list_jobs()) == before + 1
@@ -162,13 +159,13 @@ def test_extend_dialog_creates_exactly_one_job_and_cancel_works(tree: FixtureTre
     at.button(key="extend_cancel").click().run()
 
     jobs_page = _app("views/jobs.py", job=job.job_id)
-    _no_crash(jobs_page)
+    assert_no_crash(jobs_page)
     table = jobs_page.dataframe[0].value
     assert job.job_id in set(table["Job"])
     assert "recorded launch" in "\n".join(c.value for c in jobs_page.code)
     jobs_page.button(key="cancel_job").click().run()
     jobs_page.button(key="confirm_cancel").click().run()
-    _no_crash(jobs_page)
+    assert_no_crash(jobs_page)
     cancelled = registry.get(job.job_id)
     assert cancelled.state is JobState.CANCELLED
     assert cancelled.cancel_requested_by == job.requested_by
@@ -178,9 +175,9 @@ def test_extend_dialog_creates_exactly_one_job_and_cancel_works(tree: FixtureTre
 def test_extend_dialog_says_when_the_verdict_does_not_support_it(tree: FixtureTree) -> None:
     at = _app("views/run.py", id=tree.plateau)
     at.button(key="run_extend").click().run()
-    _no_crash(at)
+    assert_no_crash(at)
     assert _expected_verdict_line(tree, tree.plateau) == "does not support a longer run"
-    assert "does not support a longer run" in _texts(at)
+    assert "does not support a longer run" in page_texts(at)
     at.radio(key="extend_device").set_value("cpu").run()
     assert not at.button(key="extend_confirm").disabled  # allowed, just not recommended
     at.button(key="extend_cancel").click().run()
@@ -191,8 +188,8 @@ def test_jobs_page_without_jobs_explains_how_to_start_one(tmp_path: Path, tree: 
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NNWATCH_JOBS_DB", str(tmp_path / "empty.sqlite3"))
     at = _app("views/jobs.py")
-    _no_crash(at)
-    assert "No jobs yet" in _texts(at)
+    assert_no_crash(at)
+    assert "No jobs yet" in page_texts(at)
 
 
 def test_overview_row_selection_offers_open_and_extend(tree: FixtureTree) -> None:
@@ -201,9 +198,9 @@ def test_overview_row_selection_offers_open_and_extend(tree: FixtureTree) -> Non
     row = list(runs["run_id"]).index(tree.improving)
     at.session_state["runs_table"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
     at.run()
-    _no_crash(at)
+    assert_no_crash(at)
     assert not at.button(key="row_extend").disabled
     at.button(key="row_extend").click().run()
-    _no_crash(at)
+    assert_no_crash(at)
     assert at.number_input(key="extend_epochs").value == 2000, "the extend dialog opened for the selected run"
-    assert "Dataset201_Kidney · 3d_fullres · nnUNetTrainer · fold 0" in _texts(at)
+    assert "Dataset201_Kidney · 3d_fullres · nnUNetTrainer · fold 0" in page_texts(at)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from app_support import FixtureTree, build_fixture_tree, dashboard_env, open_page
+from app_support import FixtureTree, build_fixture_tree, dashboard_env, open_page, page_texts
 from streamlit.testing.v1 import AppTest
 
 from monitor.analyze import analyze_run, compare_runs, verdict_label
@@ -27,15 +27,9 @@ def _page(page: str | None = None, **query: str) -> AppTest:
     return at
 
 
-def _texts(at: AppTest) -> str:
-    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.value for e in at.error]
-    parts += [w.value for w in at.warning] + [s.value for s in at.success] + [i.value for i in at.info]
-    return "\n".join(str(p) for p in parts)
-
-
 def test_a_running_run_shows_a_provisional_verdict_without_cost_or_recommendation(tree: FixtureTree) -> None:
     at = _page("views/run.py", id=tree.running)
-    text = _texts(at)
+    text = page_texts(at)
     label = verdict_label(analyze_run(tree.root / tree.running))
     assert label.endswith("(so far)")
     assert f"{label}**" in text  # the badge says what the PNG badge says
@@ -57,7 +51,7 @@ def test_a_finished_run_gives_a_reason_for_every_no(tree: FixtureTree) -> None:
 
 def test_the_compare_banner_states_the_rule_and_the_same_answer_as_the_json(tree: FixtureTree) -> None:
     at = _page("views/compare.py", parent=tree.parent, child=tree.extended)
-    text = _texts(at)
+    text = page_texts(at)
     expected = compare_runs(tree.root / tree.parent, tree.root / tree.extended)
     assert expected.question.startswith("Is the extended run on track")  # the extension is still training
     assert f"**{expected.question}** {expected.statement}" in text
