@@ -104,7 +104,9 @@ def _browser_start(page, repo: Path, root: Path, state: Path, n_runs: int, run_i
     port = _free_port()
     env = {**os.environ, "NNWATCH_ROOT": str(root), "NNWATCH_STATE": str(state), "NNWATCH_HOST": "127.0.0.1",
            "NNWATCH_JOBS_DB": str(state / "jobs.sqlite3"), "PYTHONPATH": str(repo)}
-    argv = [sys.executable, "-m", "streamlit", "run", str(repo / "app" / "dashboard" / "main.py"),
+    # what ``nnwatch serve`` of that checkout runs (older checkouts start Streamlit directly)
+    entry = "app.dashboard.server" if (repo / "app" / "dashboard" / "server.py").exists() else "streamlit"
+    argv = [sys.executable, "-m", entry, "run", str(repo / "app" / "dashboard" / "main.py"),
             "--server.port", str(port), "--server.headless", "true", "--server.fileWatcherType", "none",
             "--browser.gatherUsageStats", "false"]
     started = time.perf_counter()

@@ -1,10 +1,10 @@
 """``nnwatch serve`` (the dashboard) and ``nnwatch passwd`` (a dashboard login).
 
-``serve`` starts ``streamlit run app/dashboard/main.py`` as a child process (an argv list, never a
-shell) and passes the results roots (several joined by ``os.pathsep``) and options through the environment,
-which is the one channel that reaches Streamlit's script unchanged. It binds to 127.0.0.1 unless told otherwise;
-bound anywhere else, the dashboard asks for a login before any action (see :mod:`app.auth`). Ctrl-C or SIGTERM
-stops the child.
+``serve`` starts ``streamlit run app/dashboard/main.py`` as a child process (an argv list, never a shell), through
+:mod:`app.dashboard.server`, which opens the runs before the first visitor. The results roots (several joined by
+``os.pathsep``) and options pass through the environment, which is the one channel that reaches Streamlit's script
+unchanged. It binds to 127.0.0.1 unless told otherwise; bound anywhere else, the dashboard asks for a login before
+any action (see :mod:`app.auth`). Ctrl-C or SIGTERM stops the child.
 Where a notification config exists, this process also runs the notifier in the background, so messages go out
 whether or not a browser is open.
 """
@@ -34,7 +34,7 @@ _THEME = {"base": "light", "primaryColor": "#0F766E", "backgroundColor": "#FFFFF
 
 def streamlit_argv(host: str, port: int, python: str | None = None) -> list[str]:
     """The child's argv: headless, no file watching (the results tree is not our source), our theme."""
-    argv = [python or sys.executable, "-m", "streamlit", "run", str(MAIN_SCRIPT),
+    argv = [python or sys.executable, "-m", "app.dashboard.server", "run", str(MAIN_SCRIPT),
             "--server.address", host, "--server.port", str(port), "--server.headless", "true",
             "--server.fileWatcherType", "none", "--server.runOnSave", "false",
             "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer",

@@ -24,7 +24,7 @@ from app.dashboard.tables import groups_frame, runs_frame
 from monitor.index import RunIndex
 from trainer import Job, JobLiveness
 
-__all__ = ["jobs", "jobs_stamp", "overview_frames", "results_root", "settings", "store"]
+__all__ = ["jobs", "jobs_stamp", "overview_frames", "overview_tables", "results_root", "settings", "store", "warm"]
 
 
 def settings() -> Settings:
@@ -164,3 +164,22 @@ def overview_frames(root: str, version: tuple[int, bool], stamp: tuple[tuple[str
     del version, stamp  # cache keys only
     table = _served(settings()).table()
     return table, runs_frame(table, _by_run), groups_frame(table)
+
+
+def overview_tables(store: RunStore, source: JobsSource | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The overview's (raw run table, display table, fold-group table) of the store as it is now."""
+    by_run = source.jobs_by_run() if source is not None else {}
+    return overview_frames(str(store.root), store.table_key, jobs_stamp(source), by_run)
+
+
+def warm(server_address: str | None = None) -> None:
+    """What the first visitor's overview needs, made before anyone asks: the served store, ready, and its tables.
+
+    Run by the server process while Streamlit starts (see :mod:`app.dashboard.server`); every session then shares
+    what it made through the caches above. A cold start (no run index) is left to read on: its page shows how far
+    it got.
+    """
+    config = load_settings(server_address=server_address)
+    shared = _served(config)
+    if shared.wait_ready(_PATIENCE_S) and shared.error is None:
+        overview_tables(shared, _jobs_of(config))

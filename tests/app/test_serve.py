@@ -21,6 +21,9 @@ from app.auth import load_users, verify_secret
 from app.cli import build_parser, main
 from app.cli.serve import MAIN_SCRIPT, serve_env, streamlit_argv
 from app.dashboard.settings import load_settings
+from monitor.index import RunIndex
+from monitor.runs import discover_runs
+from monitor.watch.indexed import WATCH_MODE
 
 
 def free_port() -> int:
@@ -36,7 +39,7 @@ def test_serve_is_registered_with_safe_defaults() -> None:
 
 def test_streamlit_argv_is_a_list_without_a_shell() -> None:
     argv = streamlit_argv("127.0.0.1", 9999, python="/venv/bin/python")
-    assert argv[:5] == ["/venv/bin/python", "-m", "streamlit", "run", str(MAIN_SCRIPT)]
+    assert argv[:5] == ["/venv/bin/python", "-m", "app.dashboard.server", "run", str(MAIN_SCRIPT)]
     assert argv[argv.index("--server.address") + 1] == "127.0.0.1"
     assert argv[argv.index("--server.port") + 1] == "9999"
     assert argv[argv.index("--server.headless") + 1] == "true"
@@ -86,10 +89,23 @@ def test_passwd_writes_a_hashed_login(tmp_path: Path, monkeypatch: pytest.Monkey
     assert main(["passwd", "bob", "--users-file", str(users), "--stdin"]) == 2
 
 
+def _indexed_run_ids(state: Path, root: Path) -> set[str]:
+    if not (state / "index.sqlite3").exists():
+        return set()
+    index = RunIndex(state / "index.sqlite3")
+    try:
+        return {stored.run_id for stored in index.stored_runs(root, WATCH_MODE).last_known()}
+    finally:
+        index.close()
+
+
 def test_serve_starts_streamlit_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """A real start: the runs are read (and saved to the run index) before anyone opens a page, so the first
+    visitor does not wait for them; SIGTERM stops it."""
     tree = build_fixture_tree(tmp_path)
     port = free_port()
-    env = {**os.environ, **tree.env, "PYTHONPATH": f"{REPO / 'tests'}:{REPO}"}
+    state = tmp_path / "state"
+    env = {**os.environ, **tree.env, "PYTHONPATH": f"{REPO / 'tests'}:{REPO}", "NNWATCH_STATE": str(state)}
     env.pop("NNWATCH_ROOT")
     process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--root", str(tree.root), "--port",
                                 str(port)], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -106,6 +122,10 @@ def test_serve_starts_streamlit_and_stops_on_sigterm(tmp_path: Path) -> None:
                     break
                 time.sleep(0.2)  # polling a port that is not open yet: there is no event to wait on
         assert body == b"ok", process.stdout.read().decode() if process.poll() is not None else "no answer"
+        expected = {location.run_id for location in discover_runs(tree.root, [])}
+        while _indexed_run_ids(state, tree.root) != expected and time.monotonic() < deadline:
+            time.sleep(0.2)  # the server saves on its own schedule: there is no event to wait on here
+        assert _indexed_run_ids(state, tree.root) == expected
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/run?id=x", timeout=5) as response:
             assert response.status == 200
     finally:

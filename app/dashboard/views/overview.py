@@ -163,10 +163,7 @@ def _runs_section(runs: pd.DataFrame, store: RunStore) -> None:
 
 
 def _live(store: RunStore, filters: Filters) -> None:
-    source = resources.jobs()
-    stamp = resources.jobs_stamp(source)
-    by_run = source.jobs_by_run() if source is not None else {}
-    table, runs, groups = resources.overview_frames(str(store.root), store.table_key, stamp, by_run)
+    table, runs, groups = resources.overview_tables(store, resources.jobs())
     if table.empty:
         where = ", ".join(f"`{root}`" for root in store.roots)
         st.info(f"No nnU-Net runs found under {where} yet. nnwatch looks for `fold_N` folders in nnU-Net's "

@@ -1,0 +1,43 @@
+"""The dashboard's server process: ``streamlit run``, with the served runs opened before the first visitor.
+
+Streamlit runs a page's script only once a browser connects, so without this the first visitor after a start
+waits for the dashboard's imports and for the run store to open from the run index. Here a thread does both
+while Streamlit itself starts; the store lands in the same ``st.cache_resource`` every session then shares.
+``nnwatch serve`` runs ``python -m app.dashboard.server run app/dashboard/main.py …`` (Streamlit's own arguments).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+
+__all__ = ["main"]
+
+log = logging.getLogger("nnwatch.dashboard")
+
+
+def _warm() -> None:
+    from app.dashboard import resources
+
+    try:
+        resources.warm(os.environ.get("NNWATCH_HOST"))
+    except Exception:  # the first page opens the store again and says what is wrong
+        log.exception("opening the runs before the first visitor failed")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start the warm-up thread, then Streamlit's command line with ``argv`` (default: this process's)."""
+    # Imports first, in this thread: a module two threads import at once can be seen half-initialised.
+    from streamlit.web import cli
+
+    from app.dashboard import resources  # noqa: F401  (what the thread and the first page need)
+
+    threading.Thread(target=_warm, name="nnwatch-warm", daemon=True).start()
+    sys.argv = ["streamlit", *(sys.argv[1:] if argv is None else argv)]
+    cli.main()
+
+
+if __name__ == "__main__":
+    main()
