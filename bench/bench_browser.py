@@ -7,7 +7,10 @@ Starts a fresh ``nnwatch serve`` of the demo (no root) and measures, at a 1400 Ã
 * ``first_chart_fresh_tab_s``: the same on a second fresh tab of the now warm server (median of ``--repeat``);
 * ``plan_first_s``: from pressing "Extend to 2000 epochs" to the dialog's pre-flight checks, the first time on
   this server (``--plan-after`` seconds after the first page, the time a person takes to read the page);
-* ``plan_again_s``: the same dialog opened again.
+* ``plan_again_s``: the same dialog opened again;
+* ``first_chart_floor_s``: the fresh-tab figure for a page holding nothing but one two-point Plotly chart, served by
+  plain ``streamlit run`` (median of ``--repeat``): what Streamlit and Plotly take in this browser on this machine
+  before any of nnwatch's work, the floor under ``first_chart_fresh_tab_s``.
 
 Each figure comes with the load average when it was taken and the CPU seconds the server (``nnwatch serve``
 and its Streamlit child) spent meanwhile, since wall times on a shared machine move with the load.
@@ -44,13 +47,25 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _serve(base: Path, repo: Path) -> tuple[subprocess.Popen[bytes], str]:
+_FLOOR_APP = """import plotly.graph_objects as go
+import streamlit as st
+
+st.plotly_chart(go.Figure(go.Scatter(x=[0, 1], y=[0.5, 0.7])))
+"""
+
+
+def _serve(base: Path, repo: Path, floor: bool = False) -> tuple[subprocess.Popen[bytes], str]:
+    """``nnwatch serve`` of the demo; ``floor``: plain ``streamlit run`` of a page with one tiny chart instead."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("nnUNet_", "NNWATCH_"))}
     env.update(XDG_CACHE_HOME=str(base / "cache"), NNWATCH_STATE=str(base / "state"), PYTHONPATH=str(repo))
     port = _free_port()
     log = (base / "serve.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], cwd=repo, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
+    argv = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
+    if floor:
+        (base / "floor.py").write_text(_FLOOR_APP)
+        argv = [sys.executable, "-m", "streamlit", "run", str(base / "floor.py"), "--server.port", str(port),
+                "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    process = subprocess.Popen(argv, cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -93,11 +108,11 @@ class _Sample:
                 "server_cpu_s": round(_server_cpu_s(self.pid) - self.cpu, 2), "load": round(os.getloadavg()[0], 1)}
 
 
-def _first_chart(browser, url: str) -> float:  # type: ignore[no-untyped-def]
+def _first_chart(browser, url: str, path: str = f"/run?id={quote(PARENT, safe='')}") -> float:  # type: ignore[no-untyped-def]
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     started = time.perf_counter()
-    page.goto(f"{url}/run?id={quote(PARENT, safe='')}")
+    page.goto(f"{url}{path}")
     page.locator(".js-plotly-plot .main-svg").first.wait_for(state="visible", timeout=180_000)
     elapsed = time.perf_counter() - started
     context.close()
@@ -156,6 +171,18 @@ def main() -> int:
                 sample = _Sample(process.pid)
                 results["plan_again_s"] = round(_plan(page), 2)
                 results["plan_again"] = sample.done()
+                browser.close()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+    with tempfile.TemporaryDirectory() as folder:
+        process, url = _serve(Path(folder), args.repo.absolute(), floor=True)
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=args.chromium)
+                _first_chart(browser, url, "/")  # the server's first run, as the warm figures above
+                results["first_chart_floor_s"] = round(statistics.median(
+                    _first_chart(browser, url, "/") for _ in range(args.repeat)), 2)
                 browser.close()
         finally:
             process.send_signal(signal.SIGTERM)
