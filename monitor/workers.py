@@ -5,7 +5,7 @@ Parsing is CPU-bound, so large trees are split across processes that return only
 caller picks the start method: a single-threaded command line may fork; a multi-threaded server must not (a
 forked child inherits locks other threads held), so it asks for ``forkserver`` or ``spawn``. Workers started
 that way re-import the parent's ``__main__`` unless told otherwise; a Streamlit app installs its script there,
-and that script must not run again in every worker, so workers start with a plain ``__main__``.
+and that script must not run again in every worker, so workers are started without it.
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ import contextlib
 import math
 import multiprocessing
 import os
-import sys
 import threading
-import types
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from multiprocessing import spawn
 from typing import TypeVar
 
 __all__ = ["PARALLEL_THRESHOLD", "chunked", "map_chunks", "parallel_method", "worker_count"]
@@ -29,7 +28,10 @@ _MAX_WORKERS = 8
 _CHUNK_RUNS = 32  # at most about this many runs per chunk: progress moves often, stragglers stay short
 #: Start methods a multi-threaded caller may use, best first.
 _THREAD_SAFE = ("forkserver", "spawn")
-_main_lock = threading.Lock()
+_MAIN_KEYS = ("init_main_from_path", "init_main_from_name", "main_path")
+_patch_lock = threading.Lock()
+_starting = threading.local()
+_stdlib_preparation_data = spawn.get_preparation_data
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -77,7 +79,7 @@ def map_chunks(function: Callable[..., R], chunks: list[list[T]], *, workers: in
         context.set_forkserver_preload([function.__module__])
     pool = ProcessPoolExecutor(max_workers=max(1, min(workers, len(chunks))), mp_context=context)
     try:
-        with _plain_main(start_method != "fork"):  # workers start at submit (all of them, for fork at once)
+        with _without_main(start_method != "fork"):  # workers start at submit (all of them, for fork at once)
             futures = {pool.submit(function, chunk, *args): position for position, chunk in enumerate(chunks)}
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
@@ -94,18 +96,31 @@ def _results(pool: ProcessPoolExecutor, futures: dict[Future[R], int]) -> Iterat
 
 
 @contextlib.contextmanager
-def _plain_main(needed: bool) -> Iterator[None]:
-    """While workers start, ``__main__`` is an empty module: they have no script of the parent's to run again.
-    Whatever another thread installs meanwhile (Streamlit's next script run) is kept."""
+def _without_main(needed: bool) -> Iterator[None]:
+    """Workers this thread starts meanwhile are not told to import the parent's ``__main__``.
+
+    The stdlib's preparation data names the parent's main script for every child started without fork, and
+    the child runs it again (as ``__mp_main__``). Streamlit installs the app script as ``__main__`` at every
+    rerun, from other threads, so swapping ``__main__`` cannot work; the preparation data is filtered instead,
+    for this thread's starts only (other threads' children are prepared as usual)."""
+    global _stdlib_preparation_data
     if not needed:
         yield
         return
-    with _main_lock:
-        original = sys.modules.get("__main__")
-        plain = types.ModuleType("__main__")
-        sys.modules["__main__"] = plain
-        try:
-            yield
-        finally:
-            if sys.modules.get("__main__") is plain and original is not None:
-                sys.modules["__main__"] = original
+    with _patch_lock:
+        if spawn.get_preparation_data is not _preparation_data:
+            _stdlib_preparation_data = spawn.get_preparation_data
+            spawn.get_preparation_data = _preparation_data
+    _starting.workers = True
+    try:
+        yield
+    finally:
+        _starting.workers = False
+
+
+def _preparation_data(name: str) -> dict[str, object]:
+    data: dict[str, object] = _stdlib_preparation_data(name)
+    if getattr(_starting, "workers", False):
+        for key in _MAIN_KEYS:
+            data.pop(key, None)
+    return data
