@@ -90,7 +90,8 @@ def map_chunks(function: Callable[..., R], chunks: list[list[T]], *, workers: in
 def _results(pool: ProcessPoolExecutor, futures: dict[Future[R], int]) -> Iterator[tuple[int, R]]:
     try:
         for future in as_completed(futures):
-            yield futures[future], future.result()
+            position = futures.pop(future)  # the caller keeps a result only as long as it needs it
+            yield position, future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
