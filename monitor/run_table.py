@@ -65,11 +65,11 @@ def _summarize_chunk(locations: Sequence[RunLocation], verdicts: bool = False) -
 
 
 def summarize_runs(locations: Sequence[RunLocation], *, workers: int | None = None, verdicts: bool = False,
-                   while_waiting: Callable[[], object] | None = None) -> list[ScannedRun]:
-    """The given runs summarized, in order, in forked workers where it pays (this is a single-threaded command
-    line's call); ``while_waiting`` runs meanwhile."""
+                   while_waiting: Callable[[], object] | None = None, start_method: str = "fork") -> list[ScannedRun]:
+    """The given runs summarized, in order, in worker processes where it pays; ``while_waiting`` runs meanwhile.
+    Forked workers suit a single-threaded command line; a multi-threaded caller passes ``forkserver``."""
     n_workers = worker_count(workers)
-    method = parallel_method(len(locations), n_workers, "fork")
+    method = parallel_method(len(locations), n_workers, start_method)
     chunks = chunked(locations, n_workers if method is not None else 1)
     results = map_chunks(_summarize_chunk, chunks, workers=n_workers, start_method=method, args=(verdicts,))
     if while_waiting is not None:

@@ -71,10 +71,11 @@ def _read_chunk(jobs: Sequence[_Job], verdicts: bool) -> list[tuple[ScannedRun, 
 
 
 def indexed_scan_rows(roots: Sequence[str | os.PathLike[str]], index: RunIndex, *, workers: int | None = None,
-                      verdicts: bool = False, progress: Progress | None = None
+                      verdicts: bool = False, progress: Progress | None = None, start_method: str = "fork"
                       ) -> tuple[list[dict[str, Any]], list[str]]:
     """The run table of every root as plain rows sorted by root then ``run_id`` (as ``scan_rows``), and the
-    problems found while walking; the index is brought up to date on the way."""
+    problems found while walking; the index is brought up to date on the way. ``start_method``: as for
+    :func:`monitor.run_table.summarize_runs`."""
     problems: list[str] = []
     locations: list[tuple[RunLocation, StoredRuns]] = []
     for root in roots:
@@ -113,7 +114,7 @@ def indexed_scan_rows(roots: Sequence[str | os.PathLike[str]], index: RunIndex, 
     if progress is not None:
         progress(len(done), total)
     n_workers = worker_count(workers)
-    method = parallel_method(len(jobs), n_workers, "fork")  # a command line's call: single-threaded
+    method = parallel_method(len(jobs), n_workers, start_method)
     chunks = chunked(jobs, n_workers if method is not None else 1)
     results = map_chunks(_read_chunk, [[job for _, job in chunk] for chunk in chunks], workers=n_workers,
                          start_method=method, args=(verdicts,))

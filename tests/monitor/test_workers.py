@@ -9,7 +9,11 @@ import types
 from pathlib import Path
 
 import pytest
+from index_support import mixed_tree, plain, settle
 
+from monitor.index import RunIndex, indexed_scan_rows
+from monitor.run_table import summarize_runs
+from monitor.runs import discover_runs
 from monitor.workers import PARALLEL_THRESHOLD, chunked, map_chunks, parallel_method, worker_count
 
 
@@ -44,3 +48,17 @@ def test_workers_do_not_run_the_parents_main_script(method: str, tmp_path: Path,
     assert results == {0: 3, 1: 1, 2: 2}
     assert sys.modules["__main__"] is app
     assert not marker.exists()
+
+
+def test_every_start_method_gives_the_scan_of_one_process(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    mixed_tree(root, 30)
+    settle(root)
+    locations = discover_runs(root)
+    alone = [run.row() for run in summarize_runs(locations, workers=1, verdicts=True)]
+    methods = [m for m in ("fork", "forkserver", "spawn") if m in multiprocessing.get_all_start_methods()]
+    for method in methods:
+        assert [run.row() for run in summarize_runs(locations, workers=2, verdicts=True, start_method=method)] == alone
+    rows, _ = indexed_scan_rows([root], RunIndex(tmp_path / "index.sqlite3"), workers=2, verdicts=True,
+                                start_method=methods[-1])
+    assert plain(rows) == plain(alone)
