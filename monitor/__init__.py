@@ -2,10 +2,11 @@
 
 Sub-packages, from the bottom up: ``logs`` (one log file), ``checkpoints`` (curves inside a checkpoint, read
 safely), ``runs`` (where runs are, their metadata, one merged series and summary per run), ``analyze`` (is Dice still
-improving?), ``run_table`` (every run of a tree with its verdict, in parallel), ``index`` (the persistent run
-index that lets restarts and scans skip unchanged runs), ``watch`` (a live results root), ``validation`` (real
-validation Dice, cross-validation tables, runs compared case by case), ``stops`` (why a run stopped), ``report``
-(PNG reports), and ``synth`` (synthetic nnU-Net runs for the demo, the tests and the benchmarks).
+improving?), ``workers`` (many runs read in worker processes), ``run_table`` (every run of a tree with its
+verdict, in parallel), ``index`` (the persistent run index that lets restarts and scans skip unchanged runs),
+``watch`` (a live results root), ``validation`` (real validation Dice, cross-validation tables, runs compared case
+by case), ``stops`` (why a run stopped), ``report`` (PNG reports), and ``synth`` (synthetic nnU-Net runs for the
+demo, the tests and the benchmarks).
 """
 
 from typing import Any

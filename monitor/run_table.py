@@ -1,7 +1,7 @@
 """The run table of a results tree: every fold folder found, summarized, and given the analyzer's verdict.
 
 It sits above ``runs`` and ``analyze`` and joins them. Parsing is CPU-bound, so large trees are split across forked
-workers that return only summaries.
+workers (:mod:`monitor.workers`) that return only summaries.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from monitor.runs.layout import RunLocation, discover_runs
 from monitor.runs.reader import RunReader
 from monitor.runs.summary import SUMMARY_COLUMNS, RunSummary
 from monitor.stops import with_stop_cause
+from monitor.workers import chunked, map_chunks, parallel_method, worker_count
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,10 +25,6 @@ if TYPE_CHECKING:
     from monitor.analyze import VerdictRow
 
 __all__ = ["ResultsRootError", "ScannedRun", "rows_frame", "scan", "scan_columns", "scan_rows", "summarize_runs"]
-
-# Below this many runs the cost of starting workers outweighs parallel parsing.
-_PARALLEL_THRESHOLD = 24
-
 
 class ResultsRootError(FileNotFoundError):
     """The results root does not exist or is not a folder."""
@@ -68,27 +65,16 @@ def _summarize_chunk(locations: Sequence[RunLocation], verdicts: bool = False) -
 
 
 def summarize_runs(locations: Sequence[RunLocation], *, workers: int | None = None, verdicts: bool = False,
-                   while_waiting: Callable[[], object] | None = None) -> list[ScannedRun]:
-    """The given runs summarized, in order, in parallel where it pays; ``while_waiting`` runs meanwhile."""
-    if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        workers = min(workers, 8)
-    if workers <= 1 or len(locations) < _PARALLEL_THRESHOLD or not hasattr(os, "fork"):
-        runs = _summarize_chunk(locations, verdicts)
-        if while_waiting is not None:
-            while_waiting()
-        return runs
-    # Interleaved chunks balance long and short logs; a few chunks per worker smooth stragglers.
-    n_chunks = workers * 4
-    chunks = [(list(locations[i::n_chunks]), verdicts) for i in range(n_chunks)]
-    import multiprocessing
-
-    # A Pool forks all its workers at construction, before any helper thread exists in this process.
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        pending = pool.starmap_async(_summarize_chunk, chunks)
-        if while_waiting is not None:
-            while_waiting()
-        by_id = {run.summary.run_id: run for runs in pending.get() for run in runs}
+                   while_waiting: Callable[[], object] | None = None, start_method: str = "fork") -> list[ScannedRun]:
+    """The given runs summarized, in order, in worker processes where it pays; ``while_waiting`` runs meanwhile.
+    Forked workers suit a single-threaded command line; a multi-threaded caller passes ``forkserver``."""
+    n_workers = worker_count(workers)
+    method = parallel_method(len(locations), n_workers, start_method)
+    chunks = chunked(locations, n_workers if method is not None else 1)
+    results = map_chunks(_summarize_chunk, chunks, workers=n_workers, start_method=method, args=(verdicts,))
+    if while_waiting is not None:
+        while_waiting()
+    by_id = {run.summary.run_id: run for _, runs in results for run in runs}
     return [by_id[loc.run_id] for loc in locations if loc.run_id in by_id]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.run_table import scan_rows
-from monitor.synth import CurveSpec, FakeRun, make_run_dir
+from monitor.synth import CurveSpec, FakeRun, RunSpec, make_run_dir, write_run
 
 
 def new_run(root: Path, n: int, epochs: int, *, seed: int = 0) -> FakeRun:
@@ -19,6 +19,22 @@ def new_run(root: Path, n: int, epochs: int, *, seed: int = 0) -> FakeRun:
     run.start_session()
     run.history(epochs)
     return run
+
+
+def mixed_tree(root: Path, n_runs: int) -> dict[str, str]:
+    """``n_runs`` runs, finished, running and crashed in turn, every fifth one over-fitting (Dice declining);
+    returns each run id's intended state."""
+    states = ("finished", "running", "crashed")
+    intended = {}
+    for n in range(n_runs):
+        state = states[n % len(states)]
+        curve = CurveSpec((0.85, 0.7), timescale=0.6 if n % 4 == 1 else 0.05, decline_per_100=0.3 * (n % 5 == 0),
+                          seed=n)
+        spec = RunSpec(f"Dataset{100 + n % 4:03d}_Mix", "nnUNetTrainer", ("2d", "3d_fullres")[n // 4 % 2], n // 8,
+                       planned_epochs=150, curve=curve, epochs_done=None if state == "finished" else 90 + n % 50,
+                       state=state)
+        intended[write_run(root, spec).folder.relative_to(root).as_posix()] = state
+    return intended
 
 
 def replace_log(run: FakeRun, keep_epochs: int) -> None:

@@ -1,5 +1,5 @@
 """The run table through the index: unchanged runs come from it without parsing, changed ones are read from
-their saved offsets (in parallel workers, as :mod:`monitor.run_table` does), and what was read is saved back.
+their saved offsets (in worker processes, :mod:`monitor.workers`), and what was read is saved back.
 
 The rows are the ones :func:`monitor.run_table.scan_rows` gives for the same files; only the time they take
 differs.
@@ -20,12 +20,12 @@ from monitor.run_table import ResultsRootError, ScannedRun
 from monitor.runs import FileSignature, ReaderState, RunLocation, RunReader, discover_runs, files_signature
 from monitor.runs.status import assess
 from monitor.stops import STOPPED, with_stop_cause
+from monitor.workers import chunked, map_chunks, parallel_method, worker_count
 
 __all__ = ["SCAN_MODE", "Progress", "indexed_scan_rows", "read_and_record"]
 
 #: How the scan reads checkpoints (only where the logs leave epochs uncovered).
 SCAN_MODE = "when_needed"
-_PARALLEL_THRESHOLD = 24
 
 #: ``progress(done, total)``: runs ready so far out of every run found.
 Progress = Callable[[int, int], object]
@@ -70,17 +70,12 @@ def _read_chunk(jobs: Sequence[_Job], verdicts: bool) -> list[tuple[ScannedRun, 
     return out
 
 
-def _workers(workers: int | None) -> int:
-    if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(workers, 8))
-
-
 def indexed_scan_rows(roots: Sequence[str | os.PathLike[str]], index: RunIndex, *, workers: int | None = None,
-                      verdicts: bool = False, progress: Progress | None = None
+                      verdicts: bool = False, progress: Progress | None = None, start_method: str = "fork"
                       ) -> tuple[list[dict[str, Any]], list[str]]:
     """The run table of every root as plain rows sorted by root then ``run_id`` (as ``scan_rows``), and the
-    problems found while walking; the index is brought up to date on the way."""
+    problems found while walking; the index is brought up to date on the way. ``start_method``: as for
+    :func:`monitor.run_table.summarize_runs`."""
     problems: list[str] = []
     locations: list[tuple[RunLocation, StoredRuns]] = []
     for root in roots:
@@ -118,33 +113,17 @@ def indexed_scan_rows(roots: Sequence[str | os.PathLike[str]], index: RunIndex, 
         jobs.append((position, _Job(location, signature, index.load_state(location, SCAN_MODE, signature))))
     if progress is not None:
         progress(len(done), total)
-    n_workers = _workers(workers)
-    if n_workers <= 1 or len(jobs) < _PARALLEL_THRESHOLD or not hasattr(os, "fork"):
-        chunks = [jobs[i:i + 16] for i in range(0, len(jobs), 16)]
-        results: Any = (_read_chunk([job for _, job in chunk], verdicts) for chunk in chunks)
-        _collect(chunks, results, done, index, progress, total)
-    else:
-        import multiprocessing
-
-        n_chunks = max(n_workers * 4, len(jobs) // 32)
-        chunks = [jobs[i::n_chunks] for i in range(n_chunks)]
-        with multiprocessing.get_context("fork").Pool(n_workers) as pool:
-            results = pool.imap(_read_chunk_star, [([job for _, job in chunk], verdicts) for chunk in chunks])
-            _collect(chunks, results, done, index, progress, total)
-    return [done[position].row() for position in sorted(done)], problems
-
-
-def _read_chunk_star(args: tuple[Sequence[_Job], bool]) -> list[tuple[ScannedRun, IndexRecord]]:
-    return _read_chunk(*args)
-
-
-def _collect(chunks: list[list[tuple[int, _Job]]], results: Any, done: dict[int, ScannedRun], index: RunIndex,
-             progress: Progress | None, total: int) -> None:
-    for chunk, result in zip(chunks, results):
+    n_workers = worker_count(workers)
+    method = parallel_method(len(jobs), n_workers, start_method)
+    chunks = chunked(jobs, n_workers if method is not None else 1)
+    results = map_chunks(_read_chunk, [[job for _, job in chunk] for chunk in chunks], workers=n_workers,
+                         start_method=method, args=(verdicts,))
+    for position_of_chunk, result in results:
         by_id = {run.summary.run_id: (run, record) for run, record in result}
-        for position, job in chunk:
+        for position, job in chunks[position_of_chunk]:
             if job.location.run_id in by_id:
                 done[position] = by_id[job.location.run_id][0]
         index.save(record for _, record in by_id.values())
         if progress is not None:
             progress(len(done), total)
+    return [done[position].row() for position in sorted(done)], problems

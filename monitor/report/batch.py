@@ -17,6 +17,7 @@ from pathlib import Path
 from monitor.report.data import DatasetGroup, ReportError, group_runs, load_run_data
 from monitor.report.style import ReportOptions, report_png
 from monitor.runs.layout import RunLocation, discover_runs
+from monitor.workers import worker_count
 
 __all__ = ["BatchResult", "Job", "Progress", "dataset_file_name", "run_file_name", "safe_name", "write_all"]
 
@@ -121,11 +122,6 @@ def _results(jobs: Sequence[Job], root: str, out_dir: str, opts: ReportOptions,
             yield future.result()
 
 
-def default_workers() -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cpus, 8))
-
-
 def write_all(root: str | os.PathLike[str], out_dir: str | os.PathLike[str], opts: ReportOptions, *,
               progress: Progress | None = None, workers: int | None = None) -> BatchResult:
     """Plan, render and write every report under ``root``; ``progress(done, total, label)`` after each."""
@@ -138,7 +134,7 @@ def write_all(root: str | os.PathLike[str], out_dir: str | os.PathLike[str], opt
     if not jobs:
         raise ReportError(f"no runs under {root}")
     result = BatchResult()
-    results = _results(jobs, str(root_path), str(out), opts, workers or default_workers())
+    results = _results(jobs, str(root_path), str(out), opts, worker_count(workers or None))
     for done, (status, what, message) in enumerate(results, start=1):
         if status == "written":
             result.written.append(Path(what))

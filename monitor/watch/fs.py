@@ -17,7 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from watchdog.events import FileSystemEventHandler
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
 from watchdog.observers import Observer as InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
@@ -168,6 +179,12 @@ def _limit_message(detail: str, interval: float) -> str:
             "Raise the limit with: sudo sysctl fs.inotify.max_user_watches=1048576")
 
 
+#: The events the watcher acts on. Asking for these only keeps the kernel from queueing every open and read-only
+#: close (each run read, by this process or its workers, would otherwise flood and overflow the inotify queue).
+WATCHED_EVENTS: list[type[FileSystemEvent]] = [DirCreatedEvent, DirDeletedEvent, DirMovedEvent, FileCreatedEvent,
+                                               FileDeletedEvent, FileMovedEvent, FileModifiedEvent, FileClosedEvent]
+
+
 def start_observer(handler: FileSystemEventHandler, root: str | os.PathLike[str],
                    choice: ObserverChoice) -> tuple[BaseObserver, ObserverChoice]:
     """Schedule ``handler`` recursively on ``root`` and start; returns the observer and what actually runs."""
@@ -184,7 +201,7 @@ def start_observer(handler: FileSystemEventHandler, root: str | os.PathLike[str]
         else:
             observer = InotifyObserver()
             try:
-                observer.schedule(handler, os.fspath(root), recursive=True)
+                observer.schedule(handler, os.fspath(root), recursive=True, event_filter=WATCHED_EVENTS)
                 observer.start()
                 return observer, choice
             except OSError as exc:
@@ -195,7 +212,7 @@ def start_observer(handler: FileSystemEventHandler, root: str | os.PathLike[str]
                 choice = ObserverChoice("polling", choice.interval_s, _limit_message(
                     f"{reason}: {exc.strerror or exc}", choice.interval_s))
     observer = PollingObserver(timeout=choice.interval_s)
-    observer.schedule(handler, os.fspath(root), recursive=True)
+    observer.schedule(handler, os.fspath(root), recursive=True, event_filter=WATCHED_EVENTS)
     observer.start()
     return observer, choice
 

@@ -5,6 +5,10 @@ no curves in memory; its curves are loaded when a page asks, through a bounded c
 its reader is resumed from the stored state and reads only what was appended. Changed runs are saved in
 batches; a saved run that is no longer running gives its reader and curves back (memory stays bounded by the
 running runs and the cache).
+
+A first start (the index lacks many of the runs found) reads those runs in worker processes straight into the
+index, then publishes every run from it as a restart does: the server never holds every run's reader and curves
+at once, and every core reads. A run a worker could not read is left to the watcher's own read.
 """
 
 from __future__ import annotations
@@ -18,12 +22,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from monitor.index import RunIndex, read_and_record
+from monitor.index import IndexRecord, RunIndex, read_and_record
 from monitor.runs.layout import RunLocation, parse_run_path
 from monitor.runs.merge import Curves
 from monitor.runs.reader import CHECKPOINT_SETTLE_S, RunReader
-from monitor.runs.resume import FileSignature
+from monitor.runs.resume import FileSignature, files_signature
 from monitor.runs.status import RunStatus
+from monitor.workers import chunked, map_chunks, parallel_method, worker_count
 
 if TYPE_CHECKING:
     from monitor.analyze import VerdictRow
@@ -38,6 +43,8 @@ WATCH_MODE = "always"
 #: Curves of this many runs stay in memory after a page asked for them.
 CURVE_CACHE_RUNS = 64
 _SAVE_EVERY_S = 5.0
+#: The server process is multi-threaded: its workers never fork from it (see :mod:`monitor.workers`).
+_START_METHOD = "forkserver"
 
 #: ``(run_id, snapshot version) -> its verdict`` when the caller has judged that version, else None.
 VerdictSource = Callable[[str, int], "VerdictRow | None"]
@@ -71,6 +78,30 @@ class IndexedRuns:
         if self.on_preloaded is not None:
             self.on_preloaded(len(runs))
         return len(runs)
+
+    def fill(self, root: Path, found: list[RunLocation], runs: dict[str, TrackedRun], publisher: Publisher,
+             progress: Callable[[int, int], object], workers: int | None = None) -> int:
+        """Where the index lacks many of the runs ``found`` (a first start): read those in worker processes into
+        the index (``progress(done, total)`` as they come back), then publish every stored run unread, as
+        :meth:`preload` does on a restart. Returns how many of ``found`` are accounted for (0: nothing done, the
+        caller reads every run itself); a run a worker could not read, or left unread when a worker died, is not
+        in the index and is the caller's to read."""
+        missing = [location for location in found if location.run_id not in runs]
+        n_workers = worker_count(workers)
+        method = parallel_method(len(missing), n_workers, _START_METHOD)
+        if method is None:
+            return 0
+        done = len(found) - len(missing)
+        chunks = chunked(missing, n_workers)
+        try:
+            for position, records in map_chunks(read_for_index, chunks, workers=n_workers, start_method=method):
+                self.index.save(records)
+                done += len(chunks[position])
+                progress(done, len(found))
+        except Exception:  # a worker died: what it left unread is read the ordinary way
+            log.exception("reading runs in worker processes failed; reading the rest in this one")
+        self.preload(root, runs, publisher)
+        return done
 
     def publish_stored(self, location: RunLocation, signature: FileSignature, publisher: Publisher,
                        polled: bool) -> TrackedRun | None:
@@ -162,3 +193,22 @@ class IndexedRuns:
         period (the caller judges the runs meanwhile)."""
         self.index.forget(root, run_ids)
         self._last_save = time.monotonic()
+
+
+def read_for_index(locations: list[RunLocation]) -> list[IndexRecord]:
+    """In a worker process: each run read as the watcher reads it, summarized, judged and encoded for the index.
+    A run that cannot be read cleanly now (an OS error, a checkpoint still being written, anything unexpected)
+    is left out."""
+    records = []
+    for location in locations:
+        try:
+            signature = files_signature(location)  # before the read, as the watcher takes it
+            reader = RunReader(location, checkpoints=WATCH_MODE, checkpoint_settle_s=CHECKPOINT_SETTLE_S)
+            reader.refresh()
+            if reader.retry_pending:
+                continue
+            _, record, _ = read_and_record(location, signature, None, WATCH_MODE, verdicts=True, reader=reader)
+        except Exception:
+            continue
+        records.append(record)
+    return records

@@ -112,9 +112,10 @@ class ResultsWatcher:
         if self._poller is not None:
             self._poller.track_tree(self.root)  # before the walk: what changes during it is seen by a poll
         found = self._discover(os.fspath(self.root))
+        filled = self.indexed.fill(self.root, found, self._runs, self._published, self._progress) if self.indexed else 0
         for done, location in enumerate(found, 1):
             self._guard(self._add, location)
-            self._progress(done, len(found))
+            self._progress(max(done, filled), len(found))
         for run_id in set(self._runs) - {location.run_id for location in found}:  # stored, gone since
             self._remove(run_id, {"reason": "deleted"})
         if self.indexed is not None:
