@@ -16,8 +16,10 @@ import pandas as pd
 import streamlit as st
 
 from app.dashboard import resources
+from app.dashboard.roots_store import group_root
 from app.dashboard.steps_dialog import RESULT_KEY, StepRequest, open_step_dialog, render_step_dialog
 from app.dashboard.store import RunStore
+from app.dashboard.tables import ModelGroup
 from app.dashboard.ui import fmt_dice, guard
 from monitor.validation import BestConfigurationError, read_best_configuration
 from trainer import (
@@ -176,27 +178,24 @@ def run_next_steps(run_id: str) -> None:
     render_step_dialog()
 
 
-def configuration_next_steps(store: RunStore, group: tuple[str, str, str]) -> None:
-    """Compare's section for one (dataset, configuration, trainer): fold files, fold jobs, find-best, result."""
-    dataset, configuration, trainer = group
-    table = store.table()
-    members = table[(table["dataset"] == dataset) & (table["configuration"] == configuration)
-                    & (table["trainer"] == trainer)]
+def configuration_next_steps(store: RunStore, group: ModelGroup) -> None:
+    """Compare's section for one model's group of folds: fold files, fold jobs, find-best, result."""
+    members = group.members(store.table())
     locations = [loc for loc in (store.location(str(r)) for r in members["run_id"]) if loc is not None]
     locations = [loc for loc in locations if loc.nnunet_version == "v2"]
     if not locations:
         return
     with guard("show the next steps"):
         st.markdown("##### Next steps for this configuration")
-        context = "compare:" + "/".join(group)
+        context = "compare:" + "/".join([group.root, group.dataset, group.configuration, group.trainer, group.plans])
         _result_banner(context)
         model_dir = locations[0].path.parent
-        folds = expected_folds(dataset)
+        folds = expected_folds(group.dataset)
         st.dataframe(pd.DataFrame({"Fold": list(folds),
                                    "Files": [_facts(fold_files(model_dir / f"fold_{fold}")) for fold in folds]}),
                      hide_index=True, width="stretch")
-        _fold_buttons(model_dir, str(store.root_of(str(members["run_id"].iloc[0]))), context, folds, key="steps_cmp")
-        _find_best_controls(store, model_dir.parent, trainer, configuration, locations[0].plans, key="steps_cmp",
-                            context=context)
+        _fold_buttons(model_dir, str(group_root(store, group)), context, folds, key="steps_cmp")
+        _find_best_controls(store, model_dir.parent, group.trainer, group.configuration, group.plans,
+                            key="steps_cmp", context=context)
         best_configuration_panel(model_dir.parent)
     render_step_dialog()
