@@ -42,7 +42,8 @@ def _default_index(options: list[Any], wanted: Any) -> int:
 
 def _wanted_group(groups: list[ModelGroup]) -> ModelGroup | None:
     """The group the URL names: ``dataset``, ``config`` and ``trainer``, with ``plans`` and ``root`` where given.
-    Without ``plans`` (an older link) nnU-Net's default plans come first; without ``root``, the first root."""
+    Without ``plans`` (an older link) nnU-Net's default plans come first; without ``root``, the first group in
+    the picker's order."""
     query = st.query_params
     wanted = {"dataset": query.get("dataset"), "configuration": query.get("config"), "trainer": query.get("trainer"),
               "plans": query.get("plans"), "root": query.get("root")}
@@ -62,7 +63,8 @@ def _folds(store: RunStore, table: pd.DataFrame) -> None:
     default = _wanted_group(groups) or max(groups, key=lambda g: counts[g])
     cols = st.columns([3, 1.2, 1])
     group = cols[0].selectbox("Dataset · configuration · trainer", groups, index=_default_index(groups, default),
-                              format_func=lambda g: f"{g.label} ({counts[g]} folds)", key="cmp_group",
+                              format_func=lambda g: f"{g.label} ({counts[g]} fold{'' if counts[g] == 1 else 's'})",
+                              key="cmp_group",
                               help="One trained model: its plans are named where they are not nnUNetPlans, and "
                                    "its results root where several are served")
     metric = cols[1].radio("Curve", list(_METRICS), format_func=_METRICS.get, horizontal=True, key="cmp_metric")
