@@ -97,13 +97,23 @@ class ModelGroup:
         return table[[group == self for group in model_groups(table)]]
 
 
+def _row_keys(table: pd.DataFrame) -> list[tuple[Any, ...]]:
+    """Each row's (dataset, configuration, trainer, plans, root), as they are in the table."""
+    roots = table["root"].tolist() if "root" in table.columns else [""] * len(table)
+    plans = table["plans"].tolist() if "plans" in table.columns else [DEFAULT_PLANS] * len(table)
+    return list(zip(table["dataset"].tolist(), table["configuration"].tolist(), table["trainer"].tolist(), plans,
+                    roots))
+
+
+def _group_of(key: tuple[Any, ...]) -> ModelGroup:
+    return ModelGroup(*(_text(part) for part in key))
+
+
 def model_groups(table: pd.DataFrame) -> list[ModelGroup]:
     """Each row's :class:`ModelGroup`, in row order (the ``root`` column, present with several roots, sets its
     root)."""
-    roots = table["root"].tolist() if "root" in table.columns else [""] * len(table)
-    plans = table["plans"].tolist() if "plans" in table.columns else [DEFAULT_PLANS] * len(table)
-    return [ModelGroup(_text(d), _text(c), _text(t), _text(p), _text(r)) for d, c, t, p, r in zip(
-        table["dataset"].tolist(), table["configuration"].tolist(), table["trainer"].tolist(), plans, roots)]
+    made: dict[tuple[Any, ...], ModelGroup] = {}
+    return [made[key] if key in made else made.setdefault(key, _group_of(key)) for key in _row_keys(table)]
 
 
 def group_of_row(row: pd.Series) -> ModelGroup:
@@ -295,9 +305,12 @@ def groups_frame(table: pd.DataFrame) -> pd.DataFrame:
     status_of = table["status"].tolist()
     best_of = pd.to_numeric(table["best_ema_fg_dice"], errors="coerce").tolist()
     verdict_of = table["verdict"].tolist() if "verdict" in table.columns else [None] * len(table)
+    by_key: dict[tuple[Any, ...], list[int]] = {}
+    for position, row_key in enumerate(_row_keys(table)):
+        by_key.setdefault(row_key, []).append(position)
     members: dict[ModelGroup, list[int]] = {}
-    for position, key in enumerate(model_groups(table)):
-        members.setdefault(key, []).append(position)
+    for row_key, positions in by_key.items():  # a missing value and its text ("") are one group
+        members.setdefault(_group_of(row_key), []).extend(positions)
     rows = []
     for key in sorted(members):
         group = members[key]
