@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import pandas as pd
 import pytest
@@ -15,7 +16,12 @@ import streamlit as st
 from paths import REPO
 from streamlit.testing.v1 import AppTest
 
-from app.dashboard.roots_store import root_labels
+from app.dashboard.downloads import dataset_report
+from app.dashboard.roots_store import RootsStore, group_root, root_labels
+from app.dashboard.store import RunStore
+from app.dashboard.tables import model_groups
+from monitor.report.data import find_group
+from monitor.report.multi import load_group
 from monitor.synth import CurveSpec, RunSpec, write_folds, write_run
 from trainer import Job, JobKind, JobRegistry, JobState
 
@@ -126,6 +132,38 @@ def test_one_model_in_two_roots_is_two_groups_on_the_overview(roots: TwoRoots) -
         shown = [float(part) for part in heart.loc[root, "Best EMA (mean ± sd)"].split(" ± ")]
         assert shown == pytest.approx([best.mean(), best.std(ddof=0)], abs=1.1e-4)  # the folds' 4-decimal values
     assert "3 group(s) of folds" in [str(c.value) for c in at.caption]
+
+
+def test_a_selected_group_links_to_compare_with_its_plans_and_root(roots: TwoRoots) -> None:
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.run()
+    groups = next(df.value for df in at.dataframe if "Folds" in df.value.columns).reset_index(drop=True)
+    old = groups.index[(groups["Dataset"] == "Dataset301_Heart") & (groups["Root"] == "old_disk-nnUNet_results")]
+    at.session_state["groups_table"] = {"selection": {"rows": [int(old[0])], "columns": [], "cells": []}}
+    at.run()
+    _no_crash(at)
+    links = {link.proto.label: link.proto for link in at.get("page_link")}
+    assert links["Compare these folds"].page == "compare"
+    assert parse_qs(links["Compare these folds"].query_string) == {
+        "dataset": ["Dataset301_Heart"], "config": ["3d_fullres"], "trainer": ["nnUNetTrainer"],
+        "plans": ["nnUNetPlans"], "root": ["old_disk-nnUNet_results"]}
+
+
+def test_the_png_report_of_a_group_draws_the_folds_of_its_own_root(roots: TwoRoots) -> None:
+    stores = [RunStore(roots.new_root), RunStore(roots.old_root)]
+    try:
+        served = RootsStore(stores)
+        table = served.table()
+        old = next(g for g in model_groups(table) if g.dataset == "Dataset301_Heart" and g.root.startswith("old"))
+        assert group_root(served, old) == roots.old_root
+        png = dataset_report(group_root(served, old), old.dataset, old.configuration, old.trainer, plans=old.plans)()
+        assert png.startswith(b"\x89PNG")
+        folds = load_group(find_group(group_root(served, old), old.dataset, old.configuration, old.trainer,
+                                      old.plans), group_root(served, old))
+        assert [(row.fold, row.data.epochs_done if row.data else 0) for row in folds] == [("0", 200), ("1", 120)]
+    finally:
+        for store in stores:
+            store.close()
 
 
 def _fold_table(at: AppTest) -> pd.DataFrame:
