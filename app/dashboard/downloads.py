@@ -66,13 +66,14 @@ def run_report(run_dir: Path, analysis: Analysis | None, smooth: int) -> Render:
     return render
 
 
-def dataset_report(root: Path, dataset: str, configuration: str, trainer: str) -> Render:
-    """All folds of one dataset × configuration × trainer: overlay, mean ± SD, per-fold table."""
+def dataset_report(root: Path, dataset: str, configuration: str, trainer: str, plans: str | None = None) -> Render:
+    """All folds of one model (dataset × configuration × trainer, and plans where given) under ``root``:
+    overlay, mean ± SD, per-fold table."""
 
     def render() -> bytes:
         from monitor.report.render import render_dataset_report
 
-        return render_dataset_report(root, dataset, configuration, trainer)
+        return render_dataset_report(root, dataset, configuration, trainer, plans=plans)
 
     return render
 

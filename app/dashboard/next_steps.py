@@ -16,8 +16,10 @@ import pandas as pd
 import streamlit as st
 
 from app.dashboard import resources
+from app.dashboard.roots_store import group_root
 from app.dashboard.steps_dialog import RESULT_KEY, StepRequest, open_step_dialog, render_step_dialog
 from app.dashboard.store import RunStore
+from app.dashboard.tables import ModelGroup
 from app.dashboard.ui import fmt_dice, guard
 from monitor.validation import BestConfigurationError, read_best_configuration
 from trainer import (
@@ -84,7 +86,8 @@ def _fold_buttons(model_dir: Path, root: str | None, context: str, folds: tuple[
 
 
 def _find_best_controls(store: RunStore, dataset_dir: Path, trainer: str, configuration: str, plans: str,
-                        key: str, context: str) -> None:
+                        key: str, context: str, root: Path) -> None:
+    """find-best over the dataset's models; ``root`` is the results root that holds ``dataset_dir``."""
     table = store.table()
     here = table[table["dataset"] == dataset_dir.name]
     trainers = sorted(set(here["trainer"].astype(str)) | {trainer})
@@ -102,7 +105,7 @@ def _find_best_controls(store: RunStore, dataset_dir: Path, trainer: str, config
     why = None
     try:
         plan = plan_find_best(dataset_dir, configurations=chosen_configs, trainers=chosen_trainers,
-                              plans=chosen_plans, folds=folds or all_folds, root=store.root)
+                              plans=chosen_plans, folds=folds or all_folds, root=root)
         why = None if plan.ok else "\n".join(f"- {problem}" for problem in plan.problems)
     except (ValueError, FileNotFoundError) as exc:
         why = str(exc)
@@ -110,7 +113,7 @@ def _find_best_controls(store: RunStore, dataset_dir: Path, trainer: str, config
                  type="primary" if why is None else "secondary", icon=":material/emoji_events:",
                  help="nnUNetv2_find_best_configuration: picks the best model or ensemble from the "
                       "cross-validation and determines postprocessing" if why is None else why):
-        _open(StepRequest(JobKind.FIND_BEST, str(dataset_dir), str(store.root), trainers=chosen_trainers,
+        _open(StepRequest(JobKind.FIND_BEST, str(dataset_dir), str(root), trainers=chosen_trainers,
                           configurations=chosen_configs, plans=chosen_plans, folds=folds or all_folds,
                           context=context))
     if why is not None:
@@ -171,32 +174,30 @@ def run_next_steps(run_id: str) -> None:
                       key="steps_run")
         with st.expander("Find the best configuration of this dataset"):
             _find_best_controls(store, location.path.parents[1], location.trainer, location.configuration,
-                                location.plans, key="steps_run", context=context)
+                                location.plans, key="steps_run", context=context, root=store.root_of(run_id))
             best_configuration_panel(location.path.parents[1])
     render_step_dialog()
 
 
-def configuration_next_steps(store: RunStore, group: tuple[str, str, str]) -> None:
-    """Compare's section for one (dataset, configuration, trainer): fold files, fold jobs, find-best, result."""
-    dataset, configuration, trainer = group
-    table = store.table()
-    members = table[(table["dataset"] == dataset) & (table["configuration"] == configuration)
-                    & (table["trainer"] == trainer)]
+def configuration_next_steps(store: RunStore, group: ModelGroup) -> None:
+    """Compare's section for one model's group of folds: fold files, fold jobs, find-best, result."""
+    members = group.members(store.table())
     locations = [loc for loc in (store.location(str(r)) for r in members["run_id"]) if loc is not None]
     locations = [loc for loc in locations if loc.nnunet_version == "v2"]
     if not locations:
         return
     with guard("show the next steps"):
         st.markdown("##### Next steps for this configuration")
-        context = "compare:" + "/".join(group)
+        context = "compare:" + "/".join([group.root, group.dataset, group.configuration, group.trainer, group.plans])
         _result_banner(context)
         model_dir = locations[0].path.parent
-        folds = expected_folds(dataset)
+        folds = expected_folds(group.dataset)
         st.dataframe(pd.DataFrame({"Fold": list(folds),
                                    "Files": [_facts(fold_files(model_dir / f"fold_{fold}")) for fold in folds]}),
                      hide_index=True, width="stretch")
-        _fold_buttons(model_dir, str(store.root_of(str(members["run_id"].iloc[0]))), context, folds, key="steps_cmp")
-        _find_best_controls(store, model_dir.parent, trainer, configuration, locations[0].plans, key="steps_cmp",
-                            context=context)
+        root = group_root(store, group)
+        _fold_buttons(model_dir, str(root), context, folds, key="steps_cmp")
+        _find_best_controls(store, model_dir.parent, group.trainer, group.configuration, group.plans,
+                            key="steps_cmp", context=context, root=root)
         best_configuration_panel(model_dir.parent)
     render_step_dialog()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.dashboard.store import RunStore, StoreError
+from app.dashboard.tables import ModelGroup
 from trainer import Job
 
 if TYPE_CHECKING:
@@ -54,14 +55,12 @@ def root_labels(roots: Sequence[Path]) -> list[str]:
     return unique
 
 
-def group_root(store: RunStore, dataset: str, configuration: str, trainer: str) -> Path:
-    """The results root holding a dataset × configuration × trainer group (its first run's), for reports."""
-    table = store.table()
-    if "root" not in table.columns:  # one root
-        return store.root
-    match = table[(table["dataset"] == dataset) & (table["configuration"] == configuration)
-                  & (table["trainer"] == trainer)]
-    return store.root_of(str(match["run_id"].iloc[0])) if len(match) else store.root
+def group_root(store: RunStore, group: ModelGroup) -> Path:
+    """The results root that holds a model's group of folds (its ``root`` label; the one root where one is
+    served), for reports and jobs."""
+    if isinstance(store, RootsStore) and group.root in store.labels:
+        return store.stores[store.labels.index(group.root)].root
+    return store.root
 
 
 def _labelled_id(path: str, run_id: str, roots: Sequence[Path], labels: Sequence[str]) -> str:

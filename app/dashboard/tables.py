@@ -20,12 +20,16 @@ import pandas as pd
 from monitor.stops import StopCause
 
 __all__ = [
+    "DEFAULT_PLANS",
     "STATUS_LABELS",
     "VERDICT_LABELS",
     "Filters",
+    "ModelGroup",
     "apply_filters",
     "fmt_duration",
+    "group_of_row",
     "groups_frame",
+    "model_groups",
     "run_link",
     "runs_frame",
 ]
@@ -40,6 +44,82 @@ VERDICT_LABELS = {
 }
 _FOLD_MARK = {"finished": "✓", "running": "▶", "stalled": "⏸", "crashed": "✗", "unknown": "?"}
 _FILTER_FIELDS = ("dataset", "configuration", "trainer", "status", "verdict")
+
+
+DEFAULT_PLANS = "nnUNetPlans"
+
+
+def _text(value: Any) -> str:
+    return "" if _missing(value) else str(value)
+
+
+@dataclass(frozen=True, order=True)
+class ModelGroup:
+    """One trained model's group of folds: ``<dataset>/<trainer>__<plans>__<configuration>/fold_*`` in one
+    results root. ``root`` is the root's label where several roots are served, "" with one root.
+
+    Every view that groups folds (the overview's group table, Compare, the dataset PNG, next steps) groups by
+    this, so that two plans of one trainer, or one model found in two roots, are never mixed."""
+
+    dataset: str
+    configuration: str
+    trainer: str
+    plans: str = DEFAULT_PLANS
+    root: str = ""
+
+    @property
+    def trainer_label(self) -> str:
+        """The trainer, with its plans where they are not nnU-Net's default (``Trainer · Plans``)."""
+        return self.trainer if self.plans in (DEFAULT_PLANS, "") else f"{self.trainer} · {self.plans}"
+
+    @property
+    def label(self) -> str:
+        """``Dataset · configuration · trainer[ · plans][ · root]``, as a picker shows the group."""
+        return " · ".join([self.dataset, self.configuration, self.trainer_label, *([self.root] if self.root else [])])
+
+    @property
+    def name(self) -> str:
+        """A file-name stem for downloads: every part, so that two groups never share a name."""
+        return "_".join([self.dataset, self.configuration, self.trainer, self.plans, *([self.root] if self.root
+                                                                                        else [])])
+
+    def query(self) -> dict[str, str]:
+        """The Compare page's URL parameters for this group."""
+        out = {"dataset": self.dataset, "config": self.configuration, "trainer": self.trainer, "plans": self.plans}
+        if self.root:
+            out["root"] = self.root
+        return out
+
+    def members(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The rows of a run table that belong to this group."""
+        if table.empty:
+            return table
+        return table[[group == self for group in model_groups(table)]]
+
+
+def _row_keys(table: pd.DataFrame) -> list[tuple[Any, ...]]:
+    """Each row's (dataset, configuration, trainer, plans, root), as they are in the table."""
+    roots = table["root"].tolist() if "root" in table.columns else [""] * len(table)
+    plans = table["plans"].tolist() if "plans" in table.columns else [DEFAULT_PLANS] * len(table)
+    return list(zip(table["dataset"].tolist(), table["configuration"].tolist(), table["trainer"].tolist(), plans,
+                    roots))
+
+
+def _group_of(key: tuple[Any, ...]) -> ModelGroup:
+    return ModelGroup(*(_text(part) for part in key))
+
+
+def model_groups(table: pd.DataFrame) -> list[ModelGroup]:
+    """Each row's :class:`ModelGroup`, in row order (the ``root`` column, present with several roots, sets its
+    root)."""
+    made: dict[tuple[Any, ...], ModelGroup] = {}
+    return [made[key] if key in made else made.setdefault(key, _group_of(key)) for key in _row_keys(table)]
+
+
+def group_of_row(row: pd.Series) -> ModelGroup:
+    """The group of a row of :func:`groups_frame` (as a selection on the overview gives it back)."""
+    return ModelGroup(_text(row["Dataset"]), _text(row["Config"]), _text(row["trainer"]), _text(row["plans"]),
+                      _text(row.get("Root", "")))
 
 
 _PLAIN_ID = re.compile(r"[A-Za-z0-9_.~/-]*")
@@ -201,11 +281,6 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _group_key(key: tuple[Any, ...]) -> tuple[tuple[bool, str], ...]:
-    """Sort order of group keys: by text, missing values last (as pandas' groupby sorts them)."""
-    return tuple((_missing(v), "" if _missing(v) else str(v)) for v in key)
-
-
 def _mean_sd(values: list[float]) -> str:
     """``0.8123 ± 0.0100`` (population sd), the mean alone for one value, empty for none."""
     if not values:
@@ -217,24 +292,27 @@ def _mean_sd(values: list[float]) -> str:
 
 
 def groups_frame(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per dataset × configuration × trainer: its folds at a glance and how many are done.
+    """One row per :class:`ModelGroup` (with a "Root" column where several roots are served): its folds at a
+    glance and how many are done. ``trainer`` and ``plans`` (not shown) give the row's group back.
 
     Plain Python over the columns (one pass, then one row per group): thousands of runs in milliseconds."""
-    columns = ["Dataset", "Config", "Trainer", "Folds", "Finished", "Running", "Crashed", "Best EMA (mean ± sd)",
-               "Verdicts"]
+    several_roots = "root" in table.columns
+    columns = ["Dataset", "Config", "Trainer", *(["Root"] if several_roots else []), "Folds", "Finished", "Running",
+               "Crashed", "Best EMA (mean ± sd)", "Verdicts", "trainer", "plans"]
     if table.empty:
         return pd.DataFrame(columns=columns)
-    keys = list(zip(*(table[name].tolist() for name in ("dataset", "configuration", "trainer", "plans"))))
     folds_of = table["fold"].astype(str).tolist()
     status_of = table["status"].tolist()
     best_of = pd.to_numeric(table["best_ema_fg_dice"], errors="coerce").tolist()
     verdict_of = table["verdict"].tolist() if "verdict" in table.columns else [None] * len(table)
-    members: dict[tuple[Any, ...], list[int]] = {}
-    for position, key in enumerate(keys):
-        members.setdefault(key, []).append(position)
+    by_key: dict[tuple[Any, ...], list[int]] = {}
+    for position, row_key in enumerate(_row_keys(table)):
+        by_key.setdefault(row_key, []).append(position)
+    members: dict[ModelGroup, list[int]] = {}
+    for row_key, positions in by_key.items():  # a missing value and its text ("") are one group
+        members.setdefault(_group_of(row_key), []).extend(positions)
     rows = []
-    for key in sorted(members, key=_group_key):
-        dataset, configuration, trainer, plans = key
+    for key in sorted(members):
         group = members[key]
         ordered = sorted(((folds_of[i], status_of[i]) for i in group), key=lambda item: _fold_key(item[0]))
         folds = "  ".join(f"{fold}{_FOLD_MARK.get(status, '?')}" for fold, status in ordered)
@@ -245,8 +323,7 @@ def groups_frame(table: pd.DataFrame) -> pd.DataFrame:
         numeric_folds = {f for f, _ in ordered if f.isdigit()}
         statuses = Counter(status for _, status in ordered)
         rows.append({
-            "Dataset": dataset, "Config": configuration,
-            "Trainer": trainer if plans in ("nnUNetPlans", "") else f"{trainer} · {plans}",
+            "Dataset": key.dataset, "Config": key.configuration, "Trainer": key.trainer_label, "Root": key.root,
             "Folds": folds,
             "Finished": f"{statuses['finished']} / {max(5, len(numeric_folds))}" if numeric_folds
             else f"{statuses['finished']} / {len(group)}",
@@ -254,5 +331,6 @@ def groups_frame(table: pd.DataFrame) -> pd.DataFrame:
             "Crashed": statuses["crashed"],
             "Best EMA (mean ± sd)": _mean_sd(best),
             "Verdicts": verdict_text,
+            "trainer": key.trainer, "plans": key.plans,
         })
     return pd.DataFrame(rows, columns=columns)

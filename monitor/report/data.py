@@ -126,9 +126,9 @@ def _choices(values: Sequence[str]) -> str:
 
 
 def find_group(root: str | os.PathLike[str], dataset: str, configuration: str,
-               trainer: str | None = None) -> DatasetGroup:
+               trainer: str | None = None, plans: str | None = None) -> DatasetGroup:
     """The one fold group asked for; the error names what exists when none or several match. ``trainer`` may
-    be a trainer name or ``Trainer__Plans`` (two plans of one trainer are two groups)."""
+    be a trainer name or ``Trainer__Plans`` (two plans of one trainer are two groups); ``plans`` picks one."""
     root_path = Path(root)
     if not root_path.is_dir():
         raise ReportError(f"results root not found or not a folder: {root}")
@@ -147,6 +147,13 @@ def find_group(root: str | os.PathLike[str], dataset: str, configuration: str,
         if not groups:
             raise ReportError(f"{dataset} {configuration} has no runs of trainer {trainer!r}; trainers there: "
                               f"{_choices([f'{loc.trainer}__{loc.plans}' for loc in of_config])}")
+    if plans is not None:
+        with_plans = [g for g in groups if g.plans == plans]
+        if not with_plans:
+            raise ReportError(f"{dataset} {configuration} has no runs with plans {plans!r}"
+                              + (f" of trainer {trainer!r}" if trainer else "") + "; there: "
+                              f"{_choices([f'{g.trainer}__{g.plans}' for g in groups])}")
+        groups = with_plans
     if len(groups) > 1:
         raise ReportError(f"{dataset} {configuration} has runs of several trainers/plans; choose one with "
                           f"--trainer: {_choices([f'{g.trainer}__{g.plans}' for g in groups])}")

@@ -159,7 +159,8 @@ def build_dataset_figure(canvas: Canvas, folds: Sequence[FoldRow], *, smooth: in
     u = canvas.unit
     runs = [row.data for row in folds if row.data is not None]
     first = runs[0].summary
-    title = f"{first['dataset']} · {first['configuration']} · {first['trainer']} · {len(folds)} folds"
+    title = (f"{first['dataset']} · {first['configuration']} · {first['trainer']} · {len(folds)} "
+             f"fold{'' if len(folds) == 1 else 's'}")
     planned = max((run.planned or 0) for run in runs) or None
     subtitle = (f"plans {first['plans']} · EMA pseudo Dice per fold, mean ± SD across folds · "
                 f"{planned or 'unknown'} planned epochs")

@@ -55,14 +55,16 @@ def run_report_png(data: RunData, opts: ReportOptions) -> bytes:
 
 
 def render_dataset_report(root: str | os.PathLike[str], dataset: str, configuration: str, trainer: str | None = None,
-                          *, width: int = 1600, height: int = 1000, scale: float | None = None,
-                          dpi: float | None = None, smooth: int | None = None, theme: str = "light",
-                          now: datetime | None = None) -> bytes:
-    """PNG of all folds of one dataset × configuration (× trainer): overlay, mean ± SD, per-fold table."""
+                          *, plans: str | None = None, width: int = 1600, height: int = 1000,
+                          scale: float | None = None, dpi: float | None = None, smooth: int | None = None,
+                          theme: str = "light", now: datetime | None = None) -> bytes:
+    """PNG of all folds of one model, dataset × configuration (× trainer, × plans): overlay, mean ± SD, per-fold
+    table. Where several trainers or plans match, :class:`ReportError` names them."""
     from monitor.report.multi import build_dataset_figure, load_group
 
     opts = _options(width, height, scale, dpi, smooth, theme, now)
-    return report_png(opts, build_dataset_figure, load_group(find_group(root, dataset, configuration, trainer), root))
+    group = find_group(root, dataset, configuration, trainer, plans)
+    return report_png(opts, build_dataset_figure, load_group(group, root))
 
 
 def render_compare_report(run_a: RunSource, run_b: RunSource, *, x: str = "both", width: int = 1600,

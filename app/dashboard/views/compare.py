@@ -2,12 +2,14 @@
 
 The folds view answers "is this configuration consistent, or is one fold an outlier?"; the pair view
 answers "is the longer schedule paying off?" by the one comparison rule of :mod:`monitor.analyze.compare`,
-named on the page. Selections are in the URL (``?dataset=…&config=…&trainer=…``,
+named on the page. A group of folds is one trained model (:class:`~app.dashboard.tables.ModelGroup`: trainer,
+plans and results root). Selections are in the URL (``?dataset=…&config=…&trainer=…&plans=…&root=…``,
 ``?parent=…&child=…``) so a comparison can be shared.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pandas as pd
@@ -26,7 +28,7 @@ from app.dashboard.downloads import (
 from app.dashboard.lineage import known_pairs
 from app.dashboard.roots_store import group_root
 from app.dashboard.store import RunStore
-from app.dashboard.tables import run_link
+from app.dashboard.tables import DEFAULT_PLANS, ModelGroup, model_groups, run_link
 from app.dashboard.ui import guard, status_text
 from app.dashboard.validation_ui import compare_page_section
 from monitor.analyze import COMPARISON_RULE, ComparedRun, Standing, compare_extension, verdict_label
@@ -34,34 +36,44 @@ from monitor.analyze import COMPARISON_RULE, ComparedRun, Standing, compare_exte
 _METRICS = {"ema_fg_dice": "EMA pseudo Dice", "mean_fg_dice": "mean pseudo Dice"}
 
 
-def _groups(table: pd.DataFrame) -> list[tuple[str, str, str]]:
-    keys = table[["dataset", "configuration", "trainer"]].drop_duplicates()
-    return sorted((str(d), str(c), str(t)) for d, c, t in keys.itertuples(index=False))
-
-
 def _default_index(options: list[Any], wanted: Any) -> int:
     return options.index(wanted) if wanted in options else 0
 
 
+def _wanted_group(groups: list[ModelGroup]) -> ModelGroup | None:
+    """The group the URL names: ``dataset``, ``config`` and ``trainer``, with ``plans`` and ``root`` where given.
+    Without ``plans`` (an older link) nnU-Net's default plans come first; without ``root``, the first group in
+    the picker's order."""
+    query = st.query_params
+    wanted = {"dataset": query.get("dataset"), "configuration": query.get("config"), "trainer": query.get("trainer"),
+              "plans": query.get("plans"), "root": query.get("root")}
+    matching = [g for g in groups if all(value is None or getattr(g, name) == value for name, value in wanted.items())]
+    if not matching or None in (wanted["dataset"], wanted["configuration"], wanted["trainer"]):
+        return None
+    return min(matching, key=lambda g: (g.plans != DEFAULT_PLANS, g))
+
+
 def _folds(store: RunStore, table: pd.DataFrame) -> None:
-    groups = _groups(table)
+    of_rows = model_groups(table)
+    counts = Counter(of_rows)
+    groups = sorted(counts)
     if not groups:
         st.info("No runs to compare yet.")
         return
-    query = st.query_params
-    wanted = (query.get("dataset"), query.get("config"), query.get("trainer"))
-    counts = table.groupby(["dataset", "configuration", "trainer"]).size().to_dict()
-    default = wanted if wanted in groups else max(groups, key=lambda g: counts.get(g, 0))
+    default = _wanted_group(groups) or max(groups, key=lambda g: counts[g])
     cols = st.columns([3, 1.2, 1])
     group = cols[0].selectbox("Dataset · configuration · trainer", groups, index=_default_index(groups, default),
-                              format_func=lambda g: f"{g[0]} · {g[1]} · {g[2]} ({counts.get(g, 0)} folds)",
-                              key="cmp_group")
+                              format_func=lambda g: f"{g.label} ({counts[g]} fold{'' if counts[g] == 1 else 's'})",
+                              key="cmp_group",
+                              help="One trained model: its plans are named where they are not nnUNetPlans, and "
+                                   "its results root where several are served")
     metric = cols[1].radio("Curve", list(_METRICS), format_func=_METRICS.get, horizontal=True, key="cmp_metric")
     spread = cols[2].radio("Band", ["std", "range"], format_func={"std": "mean ± sd", "range": "min–max"}.get,
                            horizontal=True, key="cmp_spread")
-    st.query_params.update({"dataset": group[0], "config": group[1], "trainer": group[2]})
-    members = table[(table["dataset"] == group[0]) & (table["configuration"] == group[1])
-                    & (table["trainer"] == group[2])]
+    if not group.root and "root" in st.query_params:
+        del st.query_params["root"]
+    st.query_params.update(group.query())
+    members = table[[g == group for g in of_rows]]
 
     @st.fragment(run_every=resources.settings().refresh_s)
     def live() -> None:
@@ -72,7 +84,7 @@ def _folds(store: RunStore, table: pd.DataFrame) -> None:
             band = fold_band(frames, metric)
             fig = charts.folds_figure(frames, band, column=metric, label=_METRICS[metric],
                                       spread="std" if spread == "std" else "range")
-            name = safe_name("_".join(group))
+            name = safe_name(group.name)
             st.plotly_chart(fig, config=chart_config(f"{name}_folds"), key="folds_chart")
             rows = []
             for r in members.itertuples():
@@ -87,7 +99,8 @@ def _folds(store: RunStore, table: pd.DataFrame) -> None:
                 "Run": st.column_config.LinkColumn("Run", display_text="open run", help="The fold's run page")})
             left, right, _ = st.columns([1, 1, 3])
             with left:
-                png_button(dataset_report(group_root(store, *group), *group), f"{name}_folds", key="folds_png")
+                png_button(dataset_report(group_root(store, group), group.dataset, group.configuration,
+                                          group.trainer, plans=group.plans), f"{name}_folds", key="folds_png")
             with right:
                 csv_button(band, f"{name}_fold_band", key="folds_csv", label="Band CSV")
 

@@ -16,7 +16,14 @@ from app.dashboard.downloads import csv_button, dataset_report, png_button, safe
 from app.dashboard.extend_dialog import RESULT_KEY, open_extend_dialog, render_extend_dialog
 from app.dashboard.roots_store import group_root
 from app.dashboard.store import RunStore
-from app.dashboard.tables import STATUS_LABELS, VERDICT_LABELS, Filters, apply_filters, groups_frame
+from app.dashboard.tables import (
+    STATUS_LABELS,
+    VERDICT_LABELS,
+    Filters,
+    apply_filters,
+    group_of_row,
+    groups_frame,
+)
 from app.dashboard.ui import extend_eligibility, guard
 from app.dashboard.validation_ui import crossval_link
 
@@ -85,12 +92,14 @@ def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
     st.subheader("By dataset, configuration and trainer")
     event = st.dataframe(
         groups, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="groups_table",
-        column_order=["Dataset", "Config", "Trainer", "Folds", "Finished", "Verdicts", "Best EMA (mean ± sd)",
-                      "Running", "Crashed"],
+        column_order=["Dataset", "Config", "Trainer", *(["Root"] if "Root" in groups.columns else []), "Folds",
+                      "Finished", "Verdicts", "Best EMA (mean ± sd)", "Running", "Crashed"],
         column_config={
             "Dataset": st.column_config.TextColumn(width=150),
             "Config": st.column_config.TextColumn(width=80),
-            "Trainer": st.column_config.TextColumn(width=200),
+            "Trainer": st.column_config.TextColumn(width=200, help="The trainer, and its plans where they are not "
+                                                   "nnUNetPlans: each trained model is one group"),
+            "Root": st.column_config.TextColumn(width=120, help="The results root that holds this model"),
             "Folds": st.column_config.TextColumn(help="✓ finished · ▶ running · ✗ crashed · ⏸ stalled · ? no epoch yet",
                                                  width=150),
             "Finished": st.column_config.TextColumn(width=70, help="Finished folds of the usual five"),
@@ -102,17 +111,16 @@ def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
         })
     st.caption(f"{len(groups)} group(s) of folds", help="Only the runs that match the filters are counted")
     rows = event.selection.rows if event is not None else []
-    if rows:
+    if rows and rows[0] < len(groups):
         row = groups.iloc[rows[0]]
-        trainer = str(row["Trainer"]).split(" · ")[0]
+        group = group_of_row(row)
         left, right, _ = st.columns([1, 1, 3])
         left.page_link("views/compare.py", label="Compare these folds", icon=":material/stacked_line_chart:",
-                       query_params={"dataset": row["Dataset"], "config": row["Config"], "trainer": trainer})
+                       query_params=group.query())
         with right:
-            png_button(dataset_report(group_root(store, row["Dataset"], row["Config"], trainer), row["Dataset"],
-                                      row["Config"], trainer),
-                       f"{row['Dataset']}_{row['Config']}_{trainer}", key="group_png")
-        crossval_link(store, str(row["Dataset"]), str(row["Config"]), str(row["Trainer"]))
+            png_button(dataset_report(group_root(store, group), group.dataset, group.configuration, group.trainer,
+                                      plans=group.plans), group.name, key="group_png")
+        crossval_link(store, group.dataset, group.configuration, group.trainer_label)
     else:
         st.caption("Select a row to compare its folds or download a PNG report of them.")
 
