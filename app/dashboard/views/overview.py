@@ -1,4 +1,4 @@
-"""Overview: every run in one sortable, filterable table, grouped by dataset × configuration × trainer.
+"""Overview: every run in one sortable, filterable table, grouped by model (dataset, configuration, trainer, plans).
 
 Filters live in the sidebar and in the URL (``?dataset=…&status=running``), so a filtered view can be
 shared. The tables refresh themselves (a fragment on a timer) while the filters stay put.
