@@ -1,8 +1,11 @@
-"""How nnwatch prints a signed difference (a gain, a slope, a Dice change) in every view."""
+"""How nnwatch prints a signed difference (a gain, a slope, a Dice change) and the spread of folds in every view."""
 
 from __future__ import annotations
 
-__all__ = ["signed"]
+import math
+from collections.abc import Iterable
+
+__all__ = ["mean_sd", "signed"]
 
 
 def signed(value: float, digits: int = 3) -> str:
@@ -12,3 +15,16 @@ def signed(value: float, digits: int = 3) -> str:
     if float(text) == 0:
         return "0"
     return text.replace("-", "\u2212")
+
+
+def mean_sd(values: Iterable[float | None], digits: int = 4) -> str:
+    """``0.8123 ± 0.0100``: the mean and the sample standard deviation (n − 1) of the finite values, as every view
+    states the spread of folds; ``0.8123 (1 fold)`` for one value, ``–`` for none."""
+    known = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not known:
+        return "–"
+    mean = math.fsum(known) / len(known)
+    if len(known) == 1:
+        return f"{mean:.{digits}f} (1 fold)"
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in known) / (len(known) - 1))
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"

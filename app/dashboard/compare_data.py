@@ -10,8 +10,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
+
+from monitor.analyze import mean_sd
 
 __all__ = ["FoldRow", "fold_band", "fold_table", "with_fraction"]
 
@@ -32,7 +33,7 @@ def fold_band(frames: Mapping[str, pd.DataFrame], column: str = "ema_fg_dice", m
     out = pd.DataFrame({
         "epoch": wide.index.to_numpy(),
         "mean": wide.mean(axis=1, skipna=True).to_numpy(),
-        "std": wide.std(axis=1, ddof=0, skipna=True).to_numpy(),
+        "std": wide.std(axis=1, ddof=1, skipna=True).to_numpy(),  # sample SD, as the dataset PNG's band
         "min": wide.min(axis=1, skipna=True).to_numpy(),
         "max": wide.max(axis=1, skipna=True).to_numpy(),
         "n": wide.notna().sum(axis=1).to_numpy(),
@@ -61,14 +62,6 @@ class FoldRow:
     link: str
 
 
-def _mean_sd(values: Sequence[float | None]) -> str:
-    known = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if not known:
-        return "–"
-    sd = float(np.std(known, ddof=1)) if len(known) > 1 else 0.0
-    return f"{float(np.mean(known)):.4f} ± {sd:.4f}" + ("" if len(known) > 1 else " (1 fold)")
-
-
 def _dice(value: float | None) -> str:
     return "–" if value is None or not math.isfinite(float(value)) else f"{float(value):.4f}"
 
@@ -81,7 +74,7 @@ def fold_table(rows: Sequence[FoldRow]) -> pd.DataFrame:
            for r in rows]
     if rows:
         out.append({"Fold": "mean ± SD", "Run": "", "Status": "", "Epoch": "",
-                    "Last EMA": _mean_sd([r.last_ema for r in rows]), "Best EMA": _mean_sd([r.best_ema for r in rows]),
-                    "Final val Dice": _mean_sd([r.final_validation_dice for r in rows]), "Verdict": ""})
+                    "Last EMA": mean_sd([r.last_ema for r in rows]), "Best EMA": mean_sd([r.best_ema for r in rows]),
+                    "Final val Dice": mean_sd([r.final_validation_dice for r in rows]), "Verdict": ""})
     return pd.DataFrame(out, columns=["Fold", "Run", "Status", "Epoch", "Last EMA", "Best EMA", "Final val Dice",
                                       "Verdict"])

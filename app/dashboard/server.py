@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import threading
 
@@ -29,6 +30,8 @@ def _warm() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Start the warm-up thread, then Streamlit's command line with ``argv`` (default: this process's)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stopped while starting: a clean exit (Streamlit's own
+    # handler replaces this once its server runs)
     # Imports first, in this thread: a module two threads import at once can be seen half-initialised.
     from streamlit.web import cli
 

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from monitor.analyze import mean_sd
 from monitor.stops import StopCause
 
 __all__ = [
@@ -281,16 +282,6 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _mean_sd(values: list[float]) -> str:
-    """``0.8123 ± 0.0100`` (population sd), the mean alone for one value, empty for none."""
-    if not values:
-        return ""
-    mean = math.fsum(values) / len(values)
-    if len(values) == 1:
-        return f"{mean:.4f}"
-    return f"{mean:.4f} ± {math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values)):.4f}"
-
-
 def groups_frame(table: pd.DataFrame) -> pd.DataFrame:
     """One row per :class:`ModelGroup` (with a "Root" column where several roots are served): its folds at a
     glance and how many are done. ``trainer`` and ``plans`` (not shown) give the row's group back.
@@ -329,7 +320,7 @@ def groups_frame(table: pd.DataFrame) -> pd.DataFrame:
             else f"{statuses['finished']} / {len(group)}",
             "Running": statuses["running"],
             "Crashed": statuses["crashed"],
-            "Best EMA (mean ± sd)": _mean_sd(best),
+            "Best EMA (mean ± sd)": mean_sd(best),
             "Verdicts": verdict_text,
             "trainer": key.trainer, "plans": key.plans,
         })

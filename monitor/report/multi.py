@@ -18,6 +18,7 @@ from matplotlib.lines import Line2D
 
 from monitor.analyze import COMPARISON_RULE, ComparedRun, ExtensionComparison, compare_extension, verdict_label
 from monitor.analyze import smooth as smooth_curve
+from monitor.numbers import mean_sd
 from monitor.report.data import DatasetGroup, ReportError, RunData, load_run_data
 from monitor.report.layout import Frame, draw_footer, draw_header, fit_text, signed, text_width, wrap_lines
 from monitor.report.panels import (
@@ -206,18 +207,13 @@ def build_dataset_figure(canvas: Canvas, folds: Sequence[FoldRow], *, smooth: in
                 f"{first['configuration']}", now)
 
 
-def _mean_sd(values: Sequence[float]) -> str:
-    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return f"{float(np.mean(values)):.3f} ± {sd:.3f}"
-
-
 def _dataset_facts(runs: Sequence[RunData], n_folds: int) -> list[str]:
     """The numbers a slide about a dataset needs, in words, under the fold table."""
     bests = [run.summary["best_ema_fg_dice"] for run in runs if run.summary.get("best_ema_fg_dice") is not None]
     finals = [run.summary["final_validation_dice"] for run in runs
               if run.summary.get("final_validation_dice") is not None]
-    lines = [f"best EMA pseudo Dice: {_mean_sd(bests)}" if bests else "no EMA pseudo Dice logged",
-             f"final validation Dice: {_mean_sd(finals)} ({len(finals)} of {n_folds} folds)" if finals
+    lines = [f"best EMA pseudo Dice: {mean_sd(bests, 3)}" if bests else "no EMA pseudo Dice logged",
+             f"final validation Dice: {mean_sd(finals, 3)} ({len(finals)} of {n_folds} folds)" if finals
              else "no final validation yet"]
     verdicts: dict[str, int] = {}
     for run in runs:

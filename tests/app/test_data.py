@@ -127,7 +127,7 @@ def test_the_fold_table_ends_with_mean_and_sd_and_links_each_fold() -> None:
     last = table.iloc[-1]
     assert last["Fold"] == "mean ± SD"
     assert last["Last EMA"] == f"0.8200 ± {np.std([0.80, 0.84], ddof=1):.4f}"
-    assert last["Final val Dice"] == "0.8500 ± 0.0000 (1 fold)"
+    assert last["Final val Dice"] == "0.8500 (1 fold)"
     assert table.iloc[0]["Best EMA"] == "0.8100"
 
 

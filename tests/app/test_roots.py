@@ -130,7 +130,7 @@ def test_one_model_in_two_roots_is_two_groups_on_the_overview(roots: TwoRoots) -
     for root, ids in (("lab-nnUNet_results", roots.new_runs), ("old_disk-nnUNet_results", roots.old_copies)):
         best = runs.loc[ids, "Best EMA"].astype(float)
         shown = [float(part) for part in heart.loc[root, "Best EMA (mean ± sd)"].split(" ± ")]
-        assert shown == pytest.approx([best.mean(), best.std(ddof=0)], abs=1.1e-4)  # the folds' 4-decimal values
+        assert shown == pytest.approx([best.mean(), best.std(ddof=1)], abs=1.1e-4)  # the folds' 4-decimal values
     assert "3 group(s) of folds" in [str(c.value) for c in at.caption]
 
 
@@ -201,6 +201,22 @@ def test_compare_offers_the_model_of_each_root_with_its_own_folds(roots: TwoRoot
     assert folds.set_index("Fold").loc["1", "Epoch"] == "200 / 200"
     assert _chart_folds(at) == ["fold 0", "fold 1"]
     assert at.query_params["root"] == "lab-nnUNet_results"  # the link names the model shown
+
+
+def test_overview_and_compare_state_one_spread_of_the_folds(roots: TwoRoots) -> None:
+    """A group's best EMA mean ± SD reads the same on the overview and in Compare's fold table (sample SD)."""
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.run()
+    groups = next(df.value for df in at.dataframe if "Folds" in df.value.columns)
+    heart = groups[groups["Dataset"] == "Dataset301_Heart"].set_index("Root")
+    on_overview = heart.loc["lab-nnUNet_results", "Best EMA (mean ± sd)"]
+    at.query_params.update({"dataset": "Dataset301_Heart", "config": "3d_fullres", "trainer": "nnUNetTrainer",
+                            "plans": "nnUNetPlans", "root": "lab-nnUNet_results"})
+    at.switch_page("views/compare.py").run()
+    _no_crash(at)
+    summary_row = _fold_table(at).iloc[-1]
+    assert summary_row["Fold"] == "mean ± SD" and " ± " in on_overview
+    assert summary_row["Best EMA"] == on_overview
 
 
 def test_an_old_compare_link_without_root_still_opens(roots: TwoRoots) -> None:

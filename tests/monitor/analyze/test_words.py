@@ -3,6 +3,7 @@ with the schedule, projections that stay inside what Dice can be, no "−0", pro
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -14,6 +15,7 @@ from monitor.analyze import (
     Trend,
     Verdict,
     analyze,
+    mean_sd,
     practical_gain_per_epoch,
     signed,
     verdict_is_final,
@@ -82,6 +84,14 @@ def test_projections_never_leave_what_dice_can_be(slope: float, seed: int) -> No
                                              (0.012, "+0.012"), (-0.004, "\u22120.004")])
 def test_zero_is_printed_as_zero_never_minus_zero(value: float, text: str) -> None:
     assert signed(value) == text
+
+
+@pytest.mark.parametrize(("values", "text"), [([0.80, 0.84], "0.8200 ± 0.0283"), ([0.80, None, math.nan, 0.84],
+                                              "0.8200 ± 0.0283"), ([0.85], "0.8500 (1 fold)"), ([], "–")])
+def test_the_spread_of_folds_is_the_mean_and_the_sample_sd(values: list[float | None], text: str) -> None:
+    """One rule for every view (overview groups, Compare's fold table, the dataset PNG): sample SD over the folds
+    that have the value; 0.0283 is sqrt(((0.80 - 0.82)**2 + (0.84 - 0.82)**2) / (2 - 1))."""
+    assert mean_sd(values) == text
 
 
 def test_no_minus_zero_anywhere_in_the_words() -> None:
