@@ -13,9 +13,11 @@ and network. Measured:
 
 With ``--browser`` it measures instead what a person sees, in Chromium (Playwright): a dashboard server is
 started and the first visitor's overview is timed until every run is listed, then a run page until its chart
-is drawn, with the server's RSS and CPU time after each. Three starts: ``--base`` (another checkout, e.g. main,
-for the figure before), this checkout with an empty state folder (no run index: a cold start, with its progress
-bar), and this checkout again once that start has saved the run index (a restart; ``--restarts`` of them).
+is drawn, then the overview again in that tab (``overview_again_s``: the server has everything cached, so this is
+mostly the browser's share), with the server's RSS and CPU time after each. Three starts: ``--base`` (another
+checkout, e.g. main, for the figure before), this checkout with an empty state folder (no run index: a cold start,
+with its progress bar), and this checkout again once that start has saved the run index (a restart; ``--restarts``
+of them).
 ``--state`` keeps the state folder between invocations: one that holds a run index skips the cold start.
 
 Usage::
@@ -148,6 +150,11 @@ def _browser_start(page, repo: Path, root: Path, state: Path, n_runs: int, run_i
             raise
         result["run_page_s"] = time.perf_counter() - before
         result["rss_after_run_page_mb"] = _rss_mb(server.pid)
+        before = time.perf_counter()  # the overview again, everything warm: what drawing it costs the browser
+        page.goto(f"http://127.0.0.1:{port}/")
+        listed.wait_for(timeout=300_000)
+        table.first.wait_for(timeout=300_000)
+        result["overview_again_s"] = time.perf_counter() - before
         if state.joinpath("index.sqlite3").exists():  # let the server save every run before it is stopped
             sys.path.insert(0, str(REPO))
             from monitor.index import RunIndex
