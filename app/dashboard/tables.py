@@ -254,7 +254,7 @@ def runs_frame(table: pd.DataFrame, jobs_by_run: Mapping[str, list[Any]] | None 
         "Last EMA": _dice_text(_column(table, "last_ema_fg_dice")),
         "Best EMA": _dice_text(_column(table, "best_ema_fg_dice")),
         "Verdict": [_verdict_text(v, w) for v, w in zip(verdicts, _column(table, "verdict_label", None))],
-        "Why": _column(table, "verdict_reason", "").fillna(""),
+        "Why": [_start_of(reason) for reason in _column(table, "verdict_reason", "").fillna("").tolist()],
         "Stopped by": [_stop_label(v) for v in _column(table, "stop_cause").tolist()],
         "Job": [_job_text(jobs_by_run.get(r, []), r) for r in table["run_id"]],
         "run_id": table["run_id"],
@@ -262,6 +262,18 @@ def runs_frame(table: pd.DataFrame, jobs_by_run: Mapping[str, list[Any]] | None 
     if "root" in table.columns:  # several results roots: where each run lives
         frame.insert(1, "Root", table["root"].tolist())
     return frame.reset_index(drop=True)
+
+
+#: The runs table shows the start of the analyzer's reason (its column shows about 30 characters); the overview
+#: prints a selected run's reason whole. Sending every reason whole would make the table's payload twice as large.
+_WHY_CHARS = 100
+
+
+def _start_of(reason: str) -> str:
+    if len(reason) <= _WHY_CHARS:
+        return reason
+    cut = reason.rfind(" ", 0, _WHY_CHARS)
+    return reason[:cut if cut > 0 else _WHY_CHARS] + " …"
 
 
 def _stop_label(value: Any) -> str:

@@ -199,6 +199,12 @@ def test_overview_row_selection_offers_open_and_extend(tree: FixtureTree) -> Non
     at.session_state["runs_table"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
     at.run()
     assert_no_crash(at)
+    # The table shows the start of the analyzer's reason; the selected run's reason is printed whole below it.
+    shown = runs["Why"].iloc[row]
+    selected = next(line for line in page_texts(at).splitlines() if line.startswith("**↗ improving** — "))
+    reason = selected.split(" — ", 1)[1]
+    assert len(reason) > 100 and shown.endswith(" …") and reason.startswith(shown[:-2])
+    assert reason.endswith(".")
     assert not at.button(key="row_extend").disabled
     at.button(key="row_extend").click().run()
     assert_no_crash(at)

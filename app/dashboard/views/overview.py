@@ -125,7 +125,8 @@ def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
         st.caption("Select a row to compare its folds or download a PNG report of them.")
 
 
-def _runs_section(runs: pd.DataFrame, store: RunStore) -> None:
+def _runs_section(runs: pd.DataFrame, table: pd.DataFrame, store: RunStore) -> None:
+    """The runs table (``runs``, as displayed) and what a selected row offers; ``table``: the raw run table."""
     st.subheader(f"Runs ({len(runs)})")
     event = st.dataframe(
         runs, hide_index=True, width="stretch", height=min(38 + 35 * max(len(runs), 1), 640), on_select="rerun",
@@ -158,8 +159,9 @@ def _runs_section(runs: pd.DataFrame, store: RunStore) -> None:
         return
     row = runs.iloc[rows[0]]
     run_id = str(row["run_id"])
-    if row["Why"]:
-        st.markdown(f"**{row['Verdict']}** — {row['Why']}")
+    reasons = table.loc[table["run_id"] == run_id].get("verdict_reason", pd.Series(dtype=str)).tolist()
+    if reasons and isinstance(reasons[0], str) and reasons[0]:
+        st.markdown(f"**{row['Verdict']}** — {reasons[0]}")
     left, middle, right = st.columns([1, 1.4, 3])
     left.page_link("views/run.py", label="Open run", icon=":material/monitoring:", query_params={"id": run_id})
     eligible, why = extend_eligibility(store.summary(run_id))
@@ -191,7 +193,7 @@ def _live(store: RunStore, filters: Filters) -> None:
                    "that match.", help="Clear the filters in the sidebar to see every run.")
     _metrics(shown, len(table))
     _group_section(groups_frame(shown) if filters.active else groups, store)
-    _runs_section(visible, store)
+    _runs_section(visible, table, store)
     export = shown.drop(columns=[c for c in ("problems", "class_names") if c in shown.columns])
     csv_button(export, f"nnwatch_runs_{safe_name(str(store.root.name))}", key="runs_csv", label="Runs as CSV")
     if store.problems:
