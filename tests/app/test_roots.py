@@ -103,12 +103,22 @@ def test_a_run_of_the_second_root_opens_by_its_id(roots: TwoRoots) -> None:
     assert {m.label: m.value for m in at.metric}["Status"] == "✓ finished"
 
 
-def test_compare_page_shows_the_folds_of_the_second_root(roots: TwoRoots) -> None:
-    at = AppTest.from_file(MAIN, default_timeout=60)
-    at.run()
-    at.query_params.update({"dataset": "Task002_Heart", "config": "3d_fullres", "trainer": "nnUNetTrainerV2"})
+def _compare(at: AppTest, **query: str) -> AppTest:
+    """Compare opened from the page ``at`` shows, with ``query`` in its URL; it must not crash."""
+    at.query_params.update(query)
     at.switch_page("views/compare.py").run()
     _no_crash(at)
+    return at
+
+
+def _overview() -> AppTest:
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.run()
+    return at
+
+
+def test_compare_page_shows_the_folds_of_the_second_root(roots: TwoRoots) -> None:
+    at = _compare(_overview(), dataset="Task002_Heart", config="3d_fullres", trainer="nnUNetTrainerV2")
     folds = next(df.value for df in at.dataframe if "Run" in df.value.columns)
     assert [link for link in folds["Run"] if link] == ["run?id=" + roots.old_run.replace("/", "%2F")]
 
@@ -180,12 +190,8 @@ def _links(ids: list[str]) -> list[str]:
 
 
 def test_compare_offers_the_model_of_each_root_with_its_own_folds(roots: TwoRoots) -> None:
-    at = AppTest.from_file(MAIN, default_timeout=60)
-    at.run()
-    at.query_params.update({"dataset": "Dataset301_Heart", "config": "3d_fullres", "trainer": "nnUNetTrainer",
-                            "plans": "nnUNetPlans", "root": "old_disk-nnUNet_results"})
-    at.switch_page("views/compare.py").run()
-    _no_crash(at)
+    at = _compare(_overview(), dataset="Dataset301_Heart", config="3d_fullres", trainer="nnUNetTrainer",
+                  plans="nnUNetPlans", root="old_disk-nnUNet_results")
     picker = at.selectbox(key="cmp_group")
     assert [o for o in picker.options if o.startswith("Dataset301_Heart")] == [
         "Dataset301_Heart · 3d_fullres · nnUNetTrainer · lab-nnUNet_results (2 folds)",
@@ -205,26 +211,19 @@ def test_compare_offers_the_model_of_each_root_with_its_own_folds(roots: TwoRoot
 
 def test_overview_and_compare_state_one_spread_of_the_folds(roots: TwoRoots) -> None:
     """A group's best EMA mean ± SD reads the same on the overview and in Compare's fold table (sample SD)."""
-    at = AppTest.from_file(MAIN, default_timeout=60)
-    at.run()
+    at = _overview()
     groups = next(df.value for df in at.dataframe if "Folds" in df.value.columns)
     heart = groups[groups["Dataset"] == "Dataset301_Heart"].set_index("Root")
     on_overview = heart.loc["lab-nnUNet_results", "Best EMA (mean ± sd)"]
-    at.query_params.update({"dataset": "Dataset301_Heart", "config": "3d_fullres", "trainer": "nnUNetTrainer",
-                            "plans": "nnUNetPlans", "root": "lab-nnUNet_results"})
-    at.switch_page("views/compare.py").run()
-    _no_crash(at)
+    _compare(at, dataset="Dataset301_Heart", config="3d_fullres", trainer="nnUNetTrainer", plans="nnUNetPlans",
+             root="lab-nnUNet_results")
     summary_row = _fold_table(at).iloc[-1]
     assert summary_row["Fold"] == "mean ± SD" and " ± " in on_overview
     assert summary_row["Best EMA"] == on_overview
 
 
 def test_an_old_compare_link_without_root_still_opens(roots: TwoRoots) -> None:
-    at = AppTest.from_file(MAIN, default_timeout=60)
-    at.run()
-    at.query_params.update({"dataset": "Dataset301_Heart", "config": "3d_fullres", "trainer": "nnUNetTrainer"})
-    at.switch_page("views/compare.py").run()
-    _no_crash(at)
+    at = _compare(_overview(), dataset="Dataset301_Heart", config="3d_fullres", trainer="nnUNetTrainer")
     picker = at.selectbox(key="cmp_group")
     assert picker.options[picker.index] == \
         "Dataset301_Heart · 3d_fullres · nnUNetTrainer · lab-nnUNet_results (2 folds)"
