@@ -15,34 +15,44 @@ from typing import Any
 import pandas as pd
 
 from app.dashboard.store import RunStore
-from app.dashboard.tables import VERDICT_LABELS, fmt_duration
+from app.dashboard.tables import VERDICT_LABELS, fmt_duration, model_key
 from app.dashboard.validation_ui import comparison, cv_table
 from monitor.analyze import signed
 from monitor.validation import CrossValidation, PairedVerdict
 
 __all__ = ["ModelRow", "dataset_models", "only_differing", "side_by_side"]
 
-_IDENTITY = ("Trainer", "Plans", "Config")
+_IDENTITY = ("Root", "Trainer", "Plans", "Config")
 
 
 @dataclass(frozen=True)
 class ModelRow:
-    """One model folder of a dataset and its runs."""
+    """One model folder of a dataset and its runs; ``root``: the label of its results root where several are
+    served, "" with one."""
 
     model_dir: str
     run_ids: tuple[str, ...]
     table: CrossValidation
+    root: str = ""
+
+    @property
+    def key(self) -> str:
+        """The page's ``model`` URL parameter: the folder's name, after its root's label where there are several."""
+        return model_key(self.root, self.table.model_dir.name)
 
 
 def dataset_models(store: RunStore, dataset: str) -> list[ModelRow]:
     """The model folders of ``dataset`` in the store, each with its cross-validation table."""
     grouped: dict[str, list[str]] = {}
+    roots: dict[str, str] = {}
     for run_id in store.run_ids():
         location = store.location(run_id)
         if location is not None and location.dataset == dataset:
             grouped.setdefault(str(location.path.parent), []).append(run_id)
-    rows = [ModelRow(model_dir, tuple(ids), cv_table(model_dir, store.version)) for model_dir, ids in grouped.items()]
-    return sorted(rows, key=lambda r: (r.table.configuration, r.table.trainer, r.table.plans))
+            roots[str(location.path.parent)] = run_id[: -len(location.run_id)].rstrip("/")  # a labelled id's label
+    rows = [ModelRow(model_dir, tuple(ids), cv_table(model_dir, store.version), roots[model_dir])
+            for model_dir, ids in grouped.items()]
+    return sorted(rows, key=lambda r: (r.table.configuration, r.table.trainer, r.table.plans, r.root))
 
 
 def _cost(store: RunStore, run_ids: tuple[str, ...]) -> dict[str, Any]:
@@ -97,6 +107,7 @@ def side_by_side(store: RunStore, models: list[ModelRow]) -> pd.DataFrame:
         t = model.table
         fg = t.foreground
         row: dict[str, Any] = {
+            **({"Root": model.root} if any(m.root for m in models) else {}),
             "Trainer": t.trainer, "Plans": t.plans, "Config": t.configuration,
             "Folds validated": f"{len(t.validated)} of {len(t.folds)}",
             "CV Dice (mean ± SD)": "–" if not fg.folds else f"{fg.mean:.4f}" + (
@@ -107,7 +118,7 @@ def side_by_side(store: RunStore, models: list[ModelRow]) -> pd.DataFrame:
             row[f"{stat.name} (mean)"] = "–" if not stat.folds else f"{stat.mean:.4f}"
         row.update(_cost(store, model.run_ids))
         row["Case by case vs highest"] = _versus(store, leader, model)
-        row["model"] = t.model_dir.name
+        row["model"] = model.key
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -119,5 +130,5 @@ def only_differing(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     keep = [c for c in frame.columns if c == "model" or frame[c].astype(str).nunique() > 1]
     if not any(c in _IDENTITY for c in keep):
-        keep = [*_IDENTITY, *keep]
+        keep = [*(c for c in _IDENTITY if c in frame.columns), *keep]
     return frame[keep]

@@ -31,6 +31,7 @@ __all__ = [
     "group_of_row",
     "groups_frame",
     "model_groups",
+    "model_key",
     "run_link",
     "runs_frame",
 ]
@@ -52,6 +53,12 @@ DEFAULT_PLANS = "nnUNetPlans"
 
 def _text(value: Any) -> str:
     return "" if _missing(value) else str(value)
+
+
+def model_key(root: str, model_folder: str) -> str:
+    """The Datasets page's name of a model folder: ``<root label>/<Trainer>__<Plans>__<configuration>`` where several
+    results roots are served (``root`` is then the label), the folder's name alone with one."""
+    return f"{root}/{model_folder}" if root else model_folder
 
 
 @dataclass(frozen=True, order=True)

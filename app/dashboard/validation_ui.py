@@ -18,6 +18,7 @@ from app.dashboard import resources
 from app.dashboard.downloads import csv_button, safe_name
 from app.dashboard.lineage import known_pairs
 from app.dashboard.store import RunStore, RunSummary
+from app.dashboard.tables import ModelGroup, model_key
 from app.dashboard.ui import fmt_dice, status_text
 from monitor.analyze import signed
 from monitor.validation import (
@@ -291,13 +292,15 @@ def compare_page_section(store: RunStore, first_id: str, second_id: str) -> None
         case_by_case_section(store, first_id, second_id, key="cmp_cases_folds", folds=True)
 
 
-def crossval_link(store: RunStore, dataset: str, configuration: str, trainer: str) -> None:
-    """A link to the cross-validation table of an overview group (``trainer`` as the group shows it)."""
-    name, _, plans = trainer.partition(" · ")
+def crossval_link(store: RunStore, group: ModelGroup) -> None:
+    """A link to the cross-validation table of an overview group, in the results root that holds it."""
+    prefix = f"{group.root}/" if group.root else ""
     for run_id in store.run_ids():
         location = store.location(run_id)
-        if (location is not None and location.dataset == dataset and location.configuration == configuration
-                and location.trainer == name and (not plans or location.plans == plans)):
+        if (location is not None and run_id.startswith(prefix) and location.dataset == group.dataset
+                and location.configuration == group.configuration and location.trainer == group.trainer
+                and location.plans == group.plans):
             st.page_link("views/dataset.py", label="Cross-validation table", icon=":material/table_view:",
-                         query_params={"dataset": dataset, "model": location.path.parent.name})
+                         query_params={"dataset": group.dataset,
+                                       "model": model_key(group.root, location.path.parent.name)})
             return

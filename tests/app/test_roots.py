@@ -157,6 +157,20 @@ def test_a_selected_group_links_to_compare_with_its_plans_and_root(roots: TwoRoo
     assert parse_qs(links["Compare these folds"].query_string) == {
         "dataset": ["Dataset301_Heart"], "config": ["3d_fullres"], "trainer": ["nnUNetTrainer"],
         "plans": ["nnUNetPlans"], "root": ["old_disk-nnUNet_results"]}
+    assert parse_qs(links["Cross-validation table"].query_string) == {
+        "dataset": ["Dataset301_Heart"], "model": ["old_disk-nnUNet_results/nnUNetTrainer__nnUNetPlans__3d_fullres"]}
+
+
+def test_the_datasets_page_tells_the_roots_apart(roots: TwoRoots) -> None:
+    """One model in two roots is two rows of the Datasets page, each named by its root; a link names which."""
+    at = _overview()
+    at.query_params.update({"dataset": "Dataset301_Heart",
+                            "model": "old_disk-nnUNet_results/nnUNetTrainer__nnUNetPlans__3d_fullres"})
+    at.switch_page("views/dataset.py").run()
+    _no_crash(at)
+    models = next(df.value for df in at.dataframe if "model" in df.value.columns)
+    assert sorted(models["Root"]) == ["lab-nnUNet_results", "old_disk-nnUNet_results"]
+    assert at.query_params["model"] == "old_disk-nnUNet_results/nnUNetTrainer__nnUNetPlans__3d_fullres"
 
 
 def test_the_png_report_of_a_group_draws_the_folds_of_its_own_root(roots: TwoRoots) -> None:

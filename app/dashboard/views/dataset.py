@@ -2,7 +2,8 @@
 each.
 
 ``/dataset?dataset=<name>`` picks the dataset, ``&model=<Trainer>__<Plans>__<configuration>`` the configuration
-whose cross-validation table is shown, so both can be shared as links.
+whose cross-validation table is shown (``<root label>/…`` where several results roots are served), so both can be
+shared as links.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _body(store: RunStore) -> None:
     st.caption("CV Dice: the real validation Dice (nnU-Net's validation/summary.json) over the validated folds. "
                "The last column compares each row with the highest one case by case on the folds both validated "
                "(paired bootstrap, 95 % interval). Select a row for its cross-validation table.")
-    names = [m.table.model_dir.name for m in models]
+    names = [m.key for m in models]
     rows = event.selection.rows if event is not None else []
     chosen = names[rows[0]] if rows else st.query_params.get("model")
     if chosen not in names:

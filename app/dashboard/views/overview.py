@@ -120,7 +120,7 @@ def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
         with right:
             png_button(dataset_report(group_root(store, group), group.dataset, group.configuration, group.trainer,
                                       plans=group.plans), group.name, key="group_png")
-        crossval_link(store, group.dataset, group.configuration, group.trainer_label)
+        crossval_link(store, group)
     else:
         st.caption("Select a row to compare its folds or download a PNG report of them.")
 
