@@ -180,9 +180,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float = 90.0) -> None:
-    """Return once ``nnwatch serve`` at ``url`` answers its health check; fail the test with the end of its log
-    when it exits or does not answer within ``timeout_s``."""
+def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
     import pytest
 
     deadline = time.monotonic() + timeout_s
@@ -196,6 +194,33 @@ def wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path, ti
         if process.poll() is not None or time.monotonic() > deadline:
             pytest.fail("nnwatch serve did not start:\n" + log.read_text()[-3000:])
         time.sleep(0.2)  # the port is not open yet; nothing to await but the next try
+
+
+@contextlib.contextmanager
+def serving(args: Sequence[str], env: Mapping[str, str], log: Path, timeout_s: float = 90.0) -> Iterator[str]:
+    """``nnwatch serve`` with ``args`` on a free port, its output appended to ``log``: yields its URL once it answers
+    its health check (a test fails with the end of the log when it exits or does not answer within ``timeout_s``),
+    and stops it with SIGTERM on exit (killed if it has not stopped within 30 s)."""
+    import signal
+    import sys
+
+    from paths import REPO
+
+    port = free_port()
+    with log.open("ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", *args, "--port", str(port)], cwd=REPO,
+                                   env=dict(env), stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_serving(url, process, log, timeout_s)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 DASHBOARD_MAIN = str(Path(__file__).resolve().parents[1] / "app" / "dashboard" / "main.py")

@@ -85,8 +85,8 @@ def tiny_parent_run(tiny_nnunet) -> Path:
 
 # Fixtures of the trainer tests (a real SLURM cluster, a file-only nnU-Net tree, a job registry), the real
 # next-step pipeline (train missing folds, validate with --npz, find the best configuration) with the --npz
-# fold it trains, and the demo served once for the browser tests.
-from conftest_browser import served_demo  # noqa: E402, F401
+# fold it trains, and the browser tests' Chromium and demo (served once).
+from conftest_browser import browser_type_launch_args, served_demo  # noqa: E402, F401
 from conftest_steps import next_steps_pipeline, tiny_npz_fold  # noqa: E402, F401
 from conftest_trainer import (  # noqa: E402, F401
     extend_parent,

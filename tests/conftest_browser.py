@@ -1,5 +1,5 @@
-"""The served demo for the browser tests (via tests/conftest.py): one ``nnwatch serve`` of the bundled demo per
-session, shared by every module that only reads it.
+"""The browser tests' shared parts (via tests/conftest.py): Debian's Chromium as the browser, and one ``nnwatch
+serve`` of the bundled demo per session, shared by every module that only reads it.
 
 Starting a server and letting its first page read and analyse every demo run is a large part of a browser
 module's cost, so the modules that look at the demo (tests/app/test_demo_browser.py,
@@ -10,17 +10,16 @@ the demo (starts a job in it) runs after the read-only ones and leaves nothing r
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from app_support import free_port, wait_until_serving
+from app_support import serving
 from paths import REPO
 
 ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 class Demo:
@@ -35,26 +34,19 @@ class Demo:
 
 
 @pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    """Every browser test drives Debian's Chromium (pytest-playwright's fixture, with its path)."""
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
+
+
+@pytest.fixture(scope="session")
 def served_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """``nnwatch serve`` with no root and no nnU-Net or nnwatch variables: the demo, written under a private
     cache folder, with the default refresh (a shorter one keeps a loaded machine re-rendering live panels)."""
     base = tmp_path_factory.mktemp("demo")
     env = {key: value for key, value in os.environ.items() if not key.startswith(("nnUNet_", "NNWATCH_"))}
     env.update(XDG_CACHE_HOME=str(base / "cache"), NNWATCH_STATE=str(base / "state"), PYTHONPATH=str(REPO))
-    port = free_port()
-    log_path = base / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-                                   cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(url, process, log_path)
+    log = base / "serve.log"
+    with serving([], env, log) as url:
         ARTIFACTS.mkdir(exist_ok=True)
-        yield Demo(url, base, log_path)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        yield Demo(url, base, log)

@@ -9,22 +9,16 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from app_support import FixtureTree, append_epoch, build_fixture_tree, free_port, wait_until_serving
+from app_support import FixtureTree, append_epoch, build_fixture_tree, serving
+from conftest_browser import ARTIFACTS, CHROMIUM
 from paths import REPO
 
 from trainer import JobRegistry
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = REPO / "test-artifacts"
 
 pytestmark = [
     pytest.mark.browser,
@@ -41,38 +35,19 @@ if CHROMIUM.exists():
 
 
 @pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
-
-
-@pytest.fixture(scope="session")
 def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
     # Tall: Streamlit scrolls inside its own container, so full-page screenshots would miss the bottom.
     return {**browser_context_args, "viewport": {"width": 1500, "height": 2000}}
-
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, FixtureTree]]:
     """``nnwatch serve`` on a free port over the fixture tree, launches recorded instead of run."""
     tree = build_fixture_tree(tmp_path_factory.mktemp("browser"))
-    port = free_port()
     env = {**os.environ, **tree.env, "PYTHONPATH": f"{REPO / 'tests'}:{REPO}"}
-    log = (tree.base / "serve.log").open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--root", str(tree.root), "--port",
-                                str(port), "--refresh", "1"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    wait_until_serving(url, process, tree.base / "serve.log")
-    ARTIFACTS.mkdir(exist_ok=True)
-    try:
+    with serving(["--root", str(tree.root), "--refresh", "1"], env, tree.base / "serve.log") as url:
+        ARTIFACTS.mkdir(exist_ok=True)
         yield url, tree
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def _settled(page: Page) -> None:

@@ -17,9 +17,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +24,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from app_support import free_port, wait_until_serving
+from app_support import serving
+from conftest_browser import ARTIFACTS, CHROMIUM
 from conftest_steps import LONGER, TINY, NextStepsPipeline
 from paths import REPO
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = REPO / "test-artifacts"
 FIND_BEST_DEADLINE_MS = 900_000  # nnUNetv2_find_best_configuration on two CPU folds of two trainers
 
 pytestmark = [
@@ -47,11 +43,6 @@ if CHROMIUM.exists():
     from playwright.sync_api import expect as _expect
 
     expect = _expect
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
 
 
 @pytest.fixture(scope="session")
@@ -86,28 +77,14 @@ def served(next_steps_pipeline: NextStepsPipeline, tmp_path_factory: pytest.Temp
     shutil.copytree(next_steps_pipeline.results, results)  # copy2: modification times stay, so nothing turns stale
     dataset_dir = results / next_steps_pipeline.dataset_dir.name
     _without_find_best_output(dataset_dir)
-    port = free_port()
     env = {**next_steps_pipeline.env, "nnUNet_results": str(results), "NNWATCH_ROOT": str(results),
            "NNWATCH_JOBS_DB": str(base / "jobs.sqlite3"), "NNWATCH_STATE": str(base / "state"),
            "NNWATCH_HOST": "127.0.0.1", "PYTHONPATH": str(REPO)}
     for key in ("NNWATCH_USERS_FILE", "NNWATCH_BACKEND_FACTORY", "NNWATCH_OPEN_VIEW"):
         env.pop(key, None)
-    log_path = base / "serve.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--root", str(results), "--port",
-                                str(port), "--refresh", "1"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    wait_until_serving(url, process, log_path)
-    ARTIFACTS.mkdir(exist_ok=True)
-    try:
+    with serving(["--root", str(results), "--refresh", "1"], env, base / "serve.log") as url:
+        ARTIFACTS.mkdir(exist_ok=True)
         yield Served(url, results, dataset_dir)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def _settled(page: Page) -> None:

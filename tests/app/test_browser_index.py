@@ -7,9 +7,6 @@ seconds on any machine.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app_support import free_port, wait_until_serving
+from app_support import serving
+from conftest_browser import CHROMIUM
 from paths import REPO
 
 from monitor.index import RunIndex
 from monitor.synth import write_tree
 
-CHROMIUM = Path("/usr/bin/chromium")
 N_RUNS = 1200
 
 pytestmark = [
@@ -36,34 +33,16 @@ if CHROMIUM.exists():
 
 
 @pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
-
-
-@pytest.fixture(scope="session")
 def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]:
     return {**browser_context_args, "viewport": {"width": 1500, "height": 1400}}
 
 
 @contextmanager
 def _serve(root: Path, state: Path, log: Path) -> Iterator[str]:
-    port = free_port()
     env = {**os.environ, "NNWATCH_STATE": str(state), "NNWATCH_JOBS_DB": str(state / "jobs.sqlite3"),
            "PYTHONPATH": str(REPO)}
-    with log.open("ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--root", str(root), "--port",
-                                    str(port)], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    wait_until_serving(url, process, log)
-    try:
+    with serving(["--root", str(root)], env, log) as url:
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
 
 
 @pytest.mark.timeout(900)

@@ -7,14 +7,12 @@ its demo tree (into a temporary cache folder). Screenshots go to ``test-artifact
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest_browser import ARTIFACTS, Demo
+from conftest_browser import ARTIFACTS, CHROMIUM, Demo
 
-CHROMIUM = Path("/usr/bin/chromium")
 PROSTATE = "Dataset101_Prostate"
 PARENT = f"{PROSTATE}/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_1"
 EXTENSION = f"{PROSTATE}/nnUNetTrainer_2000epochs__nnUNetPlans__3d_fullres/fold_1"
@@ -30,11 +28,6 @@ if CHROMIUM.exists():
     from playwright.sync_api import expect as _expect
 
     expect = _expect
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
 
 
 @pytest.fixture(scope="session")

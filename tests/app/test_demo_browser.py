@@ -11,18 +11,15 @@ that do not exist.
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest_browser import ARTIFACTS, Demo
+from conftest_browser import ARTIFACTS, CHROMIUM, Demo
 
 from app.demo import DEMO_RUNNING
 from app.demo_job import DEMO_JOB_RUN
 from monitor import scan
 
-CHROMIUM = Path("/usr/bin/chromium")
 PARENT = "Dataset101_Prostate/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0"
 CHILD = DEMO_RUNNING[0]
 WIDTHS = (900, 1400)
@@ -38,11 +35,6 @@ if CHROMIUM.exists():
     # The first page of a fresh server reads and analyses every demo run; on a loaded 2-core machine that
     # takes a while, and later pages are quick. One generous deadline for every wait.
     expect.set_options(timeout=180_000)
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
-    return {**browser_type_launch_args, "executable_path": str(CHROMIUM)}
 
 
 
