@@ -272,7 +272,7 @@ def runs_frame(table: pd.DataFrame, jobs_by_run: Mapping[str, list[Any]] | None 
 
 
 #: The runs table shows the start of the analyzer's reason (its column shows about 30 characters); the overview
-#: prints a selected run's reason whole. Sending every reason whole would make the table's payload twice as large.
+#: prints a selected run's reason whole. Sent whole, the reasons would be most of the table's payload.
 _WHY_CHARS = 100
 
 
