@@ -17,9 +17,13 @@ from typing import Any
 import pytest
 from app_support import serving
 from paths import REPO
+from playwright.sync_api import Page, expect
 
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
+#: Every browser module's skip: the tests drive Debian's Chromium, not a browser Playwright downloads.
+NEEDS_CHROMIUM = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at "
+                                    "/usr/bin/chromium (apt-get install -y chromium)")
 
 
 class Demo:
@@ -50,3 +54,21 @@ def served_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     with serving([], env, log) as url:
         ARTIFACTS.mkdir(exist_ok=True)
         yield Demo(url, base, log)
+
+
+def settled(page: Page) -> None:
+    """Wait until Streamlit has finished running the script (its 'running' indicator is gone)."""
+    page.wait_for_selector('[data-testid="stAppViewContainer"]', timeout=120_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
+
+
+def select_group(page: Page, url: str, dataset: str, row: int) -> None:
+    """On the overview filtered to ``dataset``, select the ``row``-th group (the row selector is a canvas cell)."""
+    page.goto(f"{url}/?dataset={dataset}")
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=120_000)
+    groups = page.locator('[data-testid="stDataFrame"]').first
+    expect(groups).to_be_visible(timeout=60_000)
+    settled(page)
+    box = groups.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + 12, box["y"] + 35 + 35 * row + 17)

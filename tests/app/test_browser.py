@@ -15,23 +15,14 @@ from urllib.parse import quote
 
 import pytest
 from app_support import FixtureTree, append_epoch, build_fixture_tree, serving
-from conftest_browser import ARTIFACTS, CHROMIUM
+from conftest_browser import ARTIFACTS, NEEDS_CHROMIUM, settled
 from paths import REPO
+from playwright.sync_api import Locator, Page, expect
 
 from trainer import JobRegistry
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium "
-                       "(apt-get install -y chromium chromium-driver)"),
-]
+pytestmark = [pytest.mark.browser, NEEDS_CHROMIUM]
 
-expect: Any = None
-if CHROMIUM.exists():
-    from playwright.sync_api import Locator, Page
-    from playwright.sync_api import expect as _expect
-
-    expect = _expect
 
 
 @pytest.fixture(scope="session")
@@ -50,12 +41,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Fixt
         yield url, tree
 
 
-def _settled(page: Page) -> None:
-    """Wait until Streamlit has finished running the script (its 'running' indicator is gone)."""
-    page.wait_for_selector('[data-testid="stAppViewContainer"]')
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
-
-
 def _fresh(scope: Locator, role: str, name: str) -> Locator:
     """An element of the current script run only: during a rerun Streamlit keeps the previous run's copy
     (marked ``data-stale``) on screen beside the new one, which would make a role locator ambiguous."""
@@ -68,7 +53,7 @@ def test_overview_run_extend_and_job(page: Page, served: tuple[str, FixtureTree]
     expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=60_000)
     expect(page.locator('[data-testid="stDataFrame"]')).to_have_count(2, timeout=30_000)
     expect(page.get_by_text(f"Runs ({len(tree.all_runs)})")).to_be_visible()
-    _settled(page)
+    settled(page)
     page.screenshot(path=str(ARTIFACTS / "01_overview.png"))
 
     page.goto(f"{url}/run?id={quote(tree.improving, safe='')}")
@@ -76,7 +61,7 @@ def test_overview_run_extend_and_job(page: Page, served: tuple[str, FixtureTree]
     expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Validation pseudo Dice").first).to_be_visible(timeout=30_000)
     expect(page.get_by_text("improving", exact=False).first).to_be_visible()
-    _settled(page)
+    settled(page)
     page.screenshot(path=str(ARTIFACTS / "02_run.png"))
 
     _fresh(page.locator("body"), "button", "Extend to 2000 epochs").click()
@@ -87,11 +72,11 @@ def test_overview_run_extend_and_job(page: Page, served: tuple[str, FixtureTree]
     expect(dialog.get_by_text("no NVIDIA GPU found", exact=False)).to_be_visible()
     dialog.get_by_role("radiogroup", name="Device").get_by_text("cpu", exact=True).click()
     expect(dialog.get_by_text("no NVIDIA GPU found", exact=False)).to_be_hidden(timeout=30_000)
-    _settled(page)
+    settled(page)
     start = _fresh(dialog, "button", "Start 2000-epoch run")
     expect(start).to_be_enabled(timeout=30_000)
     expect(dialog.get_by_text("nnUNetTrainer_2000epochs").first).to_be_visible()
-    _settled(page)
+    settled(page)
     page.screenshot(path=str(ARTIFACTS / "03_extend_dialog.png"))
     start.click()
     expect(dialog).to_be_hidden(timeout=30_000)
@@ -104,7 +89,7 @@ def test_overview_run_extend_and_job(page: Page, served: tuple[str, FixtureTree]
     expect(page.get_by_role("heading", name="Jobs")).to_be_visible(timeout=30_000)
     expect(page.get_by_text(f"Job {jobs[0].job_id} ·")).to_be_visible(timeout=30_000)
     expect(page.get_by_text("recorded launch (test backend)")).to_be_visible(timeout=30_000)
-    _settled(page)
+    settled(page)
     page.screenshot(path=str(ARTIFACTS / "04_jobs.png"))
 
 
@@ -131,7 +116,7 @@ def test_compare_page_shows_folds_and_pair(page: Page, served: tuple[str, Fixtur
     page.goto(f"{url}/compare?dataset=Dataset201_Kidney&config=3d_fullres&trainer=nnUNetTrainer")
     expect(page.get_by_role("heading", name="Compare")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("EMA pseudo Dice across folds").first).to_be_visible(timeout=30_000)
-    _settled(page)
+    settled(page)
     page.screenshot(path=str(ARTIFACTS / "06_compare_folds.png"))
     page.get_by_role("tab", name="Parent vs extended run").click()
     # one comparison statement, under the rule it names
@@ -140,5 +125,5 @@ def test_compare_page_shows_folds_and_pair(page: Page, served: tuple[str, Fixtur
            ).to_have_count(1)
     pair = page.get_by_role("combobox", name="Parent → extended run")
     expect(pair).to_have_value(f"{tree.parent} → nnUNetTrainer_400epochs__nnUNetPlans__2d (trainer name)")
-    _settled(page)
+    settled(page)
     page.screenshot(path=str(ARTIFACTS / "07_compare_pair.png"))

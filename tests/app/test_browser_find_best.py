@@ -25,24 +25,15 @@ from urllib.parse import quote
 
 import pytest
 from app_support import serving
-from conftest_browser import ARTIFACTS, CHROMIUM
+from conftest_browser import ARTIFACTS, NEEDS_CHROMIUM, select_group, settled
 from conftest_steps import LONGER, TINY, NextStepsPipeline
 from paths import REPO
+from playwright.sync_api import Page, expect
 
 FIND_BEST_DEADLINE_MS = 900_000  # nnUNetv2_find_best_configuration on two CPU folds of two trainers
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.nnunet,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium"),
-]
+pytestmark = [pytest.mark.browser, pytest.mark.nnunet, NEEDS_CHROMIUM]
 
-expect: Any = None
-if CHROMIUM.exists():
-    from playwright.sync_api import Page
-    from playwright.sync_api import expect as _expect
-
-    expect = _expect
 
 
 @pytest.fixture(scope="session")
@@ -87,11 +78,6 @@ def served(next_steps_pipeline: NextStepsPipeline, tmp_path_factory: pytest.Temp
         yield Served(url, results, dataset_dir)
 
 
-def _settled(page: Page) -> None:
-    page.wait_for_selector('[data-testid="stAppViewContainer"]')
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
-
-
 def _cases(run_dir: Path) -> set[str]:
     summary = json.loads((run_dir / "validation" / "summary.json").read_text())
     return {Path(case["reference_file"]).name for case in summary["metric_per_case"]}
@@ -107,20 +93,13 @@ def test_overview_to_crossval_verdict_and_a_find_best_job(page: Page, served: Se
     longer_dir = served.dataset_dir / f"{LONGER}__nnUNetPlans__2d"
 
     # Overview → the tiny trainer's group → its cross-validation table.
-    page.goto(f"{url}/?dataset={dataset}")
-    expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=120_000)
-    groups = page.locator('[data-testid="stDataFrame"]').first
-    expect(groups).to_be_visible(timeout=60_000)
-    _settled(page)
-    box = groups.bounding_box()
-    assert box is not None
-    page.mouse.click(box["x"] + 12, box["y"] + 35 + 17)  # the row selector of the first group: the tiny trainer
+    select_group(page, url, dataset, 0)  # the first group: the tiny trainer
     page.get_by_role("link", name="Cross-validation table").click()
     expect(page.get_by_role("heading", name="Datasets")).to_be_visible(timeout=60_000)
     expect(page.get_by_text(f"Cross-validation: {TINY} · nnUNetPlans · 2d")).to_be_visible(timeout=60_000)
     expect(page.get_by_text("Missing fold(s): 2, 3, 4", exact=False)).to_be_visible(timeout=30_000)
     expect(page.get_by_text("crossval_results_folds_", exact=False)).to_have_count(0)  # find-best has not run
-    _settled(page)
+    settled(page)
     page.screenshot(path=str(ARTIFACTS / "find_best_01_crossval.png"))
 
     # The table's fold 0 → its run page → the case-by-case verdict on its extension.
@@ -133,7 +112,7 @@ def test_overview_to_crossval_verdict_and_a_find_best_job(page: Page, served: Se
     verdict = page.locator('[data-testid="stAlert"]').filter(has_text="Case by case, real validation:").first
     expect(verdict).to_be_visible(timeout=60_000)
     expect(verdict).to_contain_text(f"over {len(shared)} cases in 1 fold")
-    _settled(page)
+    settled(page)
     page.screenshot(path=str(ARTIFACTS / "find_best_02_extension_verdict.png"))
 
     # Find the best of both trainers over the two trained folds: pick them, start, follow the job.
@@ -144,12 +123,12 @@ def test_overview_to_crossval_verdict_and_a_find_best_job(page: Page, served: Se
     trainers.click()
     page.get_by_role("option", name=LONGER, exact=True).click()
     page.keyboard.press("Escape")
-    _settled(page)
+    settled(page)
     folds = _multiselect_input(page, "Folds")
     folds.click()
     for _ in range(3):  # the default is the split's five folds; drop 4, 3 and 2, which were never trained
         folds.press("Backspace")
-        _settled(page)
+        settled(page)
     page.keyboard.press("Escape")
     start = page.get_by_role("button", name="Find best configuration")
     expect(start).to_be_enabled(timeout=60_000)
@@ -184,7 +163,7 @@ def test_overview_to_crossval_verdict_and_a_find_best_job(page: Page, served: Se
     assert commands, instructions
     page.goto(f"{url}/run?id={quote(served.run_id(TINY, '0'), safe='')}")
     expect(page.get_by_role("heading", name="Next steps")).to_be_visible(timeout=120_000)
-    _settled(page)
+    settled(page)
     page.get_by_text("Find the best configuration of this dataset").click(timeout=90_000)
     result = page.locator('[data-testid="stMarkdownContainer"]').filter(
         has_text=f"Best {what} (find_best_configuration, folds 0, 1):").first
@@ -195,7 +174,7 @@ def test_overview_to_crossval_verdict_and_a_find_best_job(page: Page, served: Se
         expect(code).to_contain_text(command)
     cv_dice = page.locator('[data-testid="stMetric"]').filter(has_text="CV Dice after postprocessing")
     expect(cv_dice).to_contain_text(f"{chosen['result_on_crossval_post_pp']:.4f}")
-    _settled(page)
+    settled(page)
     result.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "find_best_06_result.png"))
 

@@ -15,21 +15,17 @@ from typing import Any
 
 import pytest
 from app_support import serving
-from conftest_browser import CHROMIUM
+from conftest_browser import NEEDS_CHROMIUM
 from paths import REPO
+from playwright.sync_api import Page, expect
 
 from monitor.index import RunIndex
 from monitor.synth import write_tree
 
 N_RUNS = 1200
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium"),
-]
+pytestmark = [pytest.mark.browser, NEEDS_CHROMIUM]
 
-if CHROMIUM.exists():
-    from playwright.sync_api import Page, expect
 
 
 @pytest.fixture(scope="session")

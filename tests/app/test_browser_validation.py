@@ -11,23 +11,15 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from conftest_browser import ARTIFACTS, CHROMIUM, Demo
+from conftest_browser import ARTIFACTS, NEEDS_CHROMIUM, Demo, select_group, settled
+from playwright.sync_api import Page, expect
 
 PROSTATE = "Dataset101_Prostate"
 PARENT = f"{PROSTATE}/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_1"
 EXTENSION = f"{PROSTATE}/nnUNetTrainer_2000epochs__nnUNetPlans__3d_fullres/fold_1"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium"),
-]
+pytestmark = [pytest.mark.browser, NEEDS_CHROMIUM]
 
-expect: Any = None
-if CHROMIUM.exists():
-    from playwright.sync_api import Page
-    from playwright.sync_api import expect as _expect
-
-    expect = _expect
 
 
 @pytest.fixture(scope="session")
@@ -41,13 +33,8 @@ def demo(served_demo: Demo) -> str:
     return served_demo.url
 
 
-def _settled(page: Page) -> None:
-    page.wait_for_selector('[data-testid="stAppViewContainer"]')
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
-
-
 def test_overview_to_the_cross_validation_table(page: Page, demo: str) -> None:
-    _select_group(page, demo, 1)  # Prostate's groups: 2d, 3d_fullres nnUNetTrainer, 3d_fullres _2000epochs
+    select_group(page, demo, PROSTATE, 1)  # Prostate's groups: 2d, 3d_fullres nnUNetTrainer, 3d_fullres _2000epochs
     link = page.get_by_role("link", name="Cross-validation table")
     expect(link).to_be_visible(timeout=30_000)
     link.click()
@@ -56,29 +43,17 @@ def test_overview_to_the_cross_validation_table(page: Page, demo: str) -> None:
         timeout=60_000)
     expect(page.get_by_text("Not in the mean: fold(s) 4", exact=False)).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Which one wins?")).to_be_visible()
-    _settled(page)
+    settled(page)
     page.screenshot(path=str(ARTIFACTS / "validation_01_crossval.png"))
     page.get_by_text("Only the columns that differ").click()
-    _settled(page)
+    settled(page)
     page.screenshot(path=str(ARTIFACTS / "validation_02_dataset_differing.png"))
-
-
-def _select_group(page: Page, demo: str, row: int) -> None:
-    """On the overview filtered to Prostate, select the ``row``-th group (the row selector is a canvas cell)."""
-    page.goto(f"{demo}/?dataset={PROSTATE}")
-    expect(page.get_by_role("heading", name="Overview")).to_be_visible(timeout=90_000)
-    groups = page.locator('[data-testid="stDataFrame"]').first
-    expect(groups).to_be_visible(timeout=60_000)
-    _settled(page)
-    box = groups.bounding_box()
-    assert box is not None
-    page.mouse.click(box["x"] + 12, box["y"] + 35 + 35 * row + 17)
 
 
 def test_overview_to_the_case_by_case_verdict_of_an_extension(page: Page, demo: str) -> None:
     # Overview → the 2000-epoch group (Prostate's third: 2d, 3d_fullres nnUNetTrainer, _2000epochs) → its
     # cross-validation table → fold 1's run page, which weighs it against its parent case by case.
-    _select_group(page, demo, 2)
+    select_group(page, demo, PROSTATE, 2)
     page.get_by_role("link", name="Cross-validation table").click()
     expect(page.get_by_text("Cross-validation: nnUNetTrainer_2000epochs · nnUNetPlans · 3d_fullres")).to_be_visible(
         timeout=60_000)
@@ -94,7 +69,7 @@ def test_overview_to_the_case_by_case_verdict_of_an_extension(page: Page, demo: 
     expect(verdict).to_be_visible(timeout=60_000)
     expect(verdict).to_contain_text("2000 epochs: ")
     expect(verdict).to_contain_text("over 8 cases in 1 fold")
-    _settled(page)
+    settled(page)
     page.screenshot(path=str(ARTIFACTS / "validation_03_extension_run.png"))
 
     page.goto(f"{demo}/compare?parent={quote(PARENT, safe='')}&child={quote(EXTENSION, safe='')}")
@@ -102,5 +77,5 @@ def test_overview_to_the_case_by_case_verdict_of_an_extension(page: Page, demo: 
     expect(page.get_by_text("Case by case, on the real validation")).to_be_visible(timeout=60_000)
     box = page.locator('[data-testid="stAlert"]').filter(has_text="Case by case, real validation:").first
     expect(box).to_contain_text("over 8 cases in 1 fold", timeout=60_000)
-    _settled(page)
+    settled(page)
     page.screenshot(path=str(ARTIFACTS / "validation_04_compare.png"))

@@ -14,7 +14,8 @@ import re
 from urllib.parse import quote
 
 import pytest
-from conftest_browser import ARTIFACTS, CHROMIUM, Demo
+from conftest_browser import ARTIFACTS, NEEDS_CHROMIUM, Demo, settled
+from playwright.sync_api import Locator, Page, expect
 
 from app.demo import DEMO_RUNNING
 from app.demo_job import DEMO_JOB_RUN
@@ -24,29 +25,17 @@ PARENT = "Dataset101_Prostate/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0"
 CHILD = DEMO_RUNNING[0]
 WIDTHS = (900, 1400)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's Chromium is not installed at /usr/bin/chromium"),
-]
+pytestmark = [pytest.mark.browser, NEEDS_CHROMIUM]
 
-if CHROMIUM.exists():
-    from playwright.sync_api import Locator, Page, expect
-
-    # The first page of a fresh server reads and analyses every demo run; on a loaded 2-core machine that
-    # takes a while, and later pages are quick. One generous deadline for every wait.
-    expect.set_options(timeout=180_000)
-
+# The first page of a fresh server reads and analyses every demo run; on a loaded 2-core machine that
+# takes a while, and later pages are quick. One generous deadline for every wait.
+expect.set_options(timeout=180_000)
 
 
 @pytest.fixture(scope="module")
 def demo(served_demo: Demo) -> Demo:
     """``nnwatch serve`` with no root: the demo, written under a private cache folder."""
     return served_demo
-
-
-def _settled(page: Page) -> None:
-    page.wait_for_selector('[data-testid="stAppViewContainer"]', timeout=90_000)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=90_000)
 
 
 def _open(page: Page, url: str, width: int) -> None:
@@ -106,7 +95,7 @@ def test_parent_and_extension_link_to_each_other(page: Page, demo: Demo) -> None
     _open(page, f"{demo.url}/run?id={quote(PARENT, safe='')}", WIDTHS[-1])
     line = page.get_by_text(re.compile(r"extended → \d+/2000, running"))
     expect(line).to_be_visible(timeout=180_000)
-    _settled(page)
+    settled(page)
     for width in reversed(WIDTHS):  # ends at the narrowest, where the link is then clicked
         _resize(page, width)
         expect(line).to_be_visible()
@@ -128,7 +117,7 @@ def test_nothing_a_user_decides_on_is_cut_off(page: Page, demo: Demo) -> None:
         expect(page.locator('[data-testid="stMetric"]').first).to_be_visible(timeout=180_000)
         slope = page.locator('[data-testid="stMetric"]').filter(has_text=re.compile("Slope (at the end|so far)"))
         expect(slope).to_be_visible(timeout=180_000)
-        _settled(page)
+        settled(page)
         values = page.locator('[data-testid="stMetricValue"]').all_inner_texts()
         assert values and all(value.strip() for value in values)
         for width in WIDTHS:
@@ -139,7 +128,7 @@ def test_nothing_a_user_decides_on_is_cut_off(page: Page, demo: Demo) -> None:
                 page.screenshot(path=str(ARTIFACTS / f"demo_running_{width}.png"))
     _open(page, demo.url, WIDTHS[-1])
     expect(page.locator('[data-testid="stMetric"]').filter(has_text="Still improving")).to_be_visible(timeout=180_000)
-    _settled(page)
+    settled(page)
     for width in WIDTHS:
         _resize(page, width)
         _nothing_cut(page, f"the overview at {width} px")
@@ -149,7 +138,7 @@ def test_headline_counts_follow_the_filters(page: Page, demo: Demo) -> None:
     _open(page, f"{demo.url}/?status=running", 1400)
     heading = page.get_by_text(re.compile(r"^Runs \((\d+)\)$"))
     expect(heading).to_be_visible(timeout=180_000)
-    _settled(page)
+    settled(page)
     shown = int(re.search(r"\d+", heading.inner_text()).group())  # type: ignore[union-attr]
     assert shown == len(DEMO_RUNNING)
     assert _metric(page, "Runs") == str(shown) and _metric(page, "Running") == str(shown)
@@ -160,7 +149,7 @@ def test_headline_counts_follow_the_filters(page: Page, demo: Demo) -> None:
     _open(page, f"{demo.url}/?verdict=declining", 1400)
     heading = page.get_by_text(re.compile(r"^Runs \((\d+)\)$"))
     expect(heading).to_be_visible(timeout=180_000)
-    _settled(page)
+    settled(page)
     table = scan(demo.root, verdicts=True, workers=1)
     declining = table[table["verdict"] == "declining"]
     groups = declining[["dataset", "configuration", "trainer", "plans"]].drop_duplicates()
@@ -174,7 +163,7 @@ def test_runs_table_decision_columns_fit_1400_px(page: Page, demo: Demo) -> None
     _open(page, demo.url, 1400)
     grid = page.locator('[data-testid="stDataFrame"]').nth(1)
     expect(grid).to_be_visible()
-    _settled(page)
+    settled(page)
     # Configured widths up to and including "Why", plus the row-selection column.
     needed = 30 + sum((50, 120, 75, 140, 36, 88, 118, 80, 68, 190))
     width = grid.evaluate("el => el.getBoundingClientRect().width")
@@ -199,7 +188,7 @@ def test_extend_dialog_on_the_demo_recognises_the_running_extension(page: Page, 
     assert "delete" not in dialog.inner_text().lower()
     start = _fresh_button(dialog, "^Start")
     expect(start).to_be_disabled()
-    _settled(page)
+    settled(page)
     page.screenshot(path=str(ARTIFACTS / "demo_extend_dialog.png"))
 
     epochs = dialog.get_by_label("Epochs")
@@ -236,7 +225,7 @@ def test_demo_job_starts_grows_its_run_and_is_cancelled(page: Page, demo: Demo) 
     main = page.locator('[data-testid="stMain"]')
     _open(page, f"{demo.url}/jobs", 1400)
     expect(_fresh_button(main, "Start the demo job")).to_be_enabled(timeout=180_000)
-    _settled(page)
+    settled(page)
     _fresh_button(main, "Start the demo job").click()
     heading = page.get_by_text(re.compile(r"^Job [0-9a-f]{12} · ▶ running$"))
     expect(heading).to_be_visible(timeout=180_000)
@@ -244,7 +233,7 @@ def test_demo_job_starts_grows_its_run_and_is_cancelled(page: Page, demo: Demo) 
     assert not job_id.startswith("de7a0"), "a new job, not one of the demo's history"
     expect(page.get_by_text(f"Demo job {job_id} is running: a new epoch every second.")).to_be_visible()
     expect(page.get_by_text(re.compile(r"epoch \d+, pseudo Dice")).first).to_be_attached(timeout=120_000)
-    _settled(page)
+    settled(page)
     _fresh_button(main, "Start the demo job").click()  # a second click starts nothing new
     expect(page.get_by_text(f"Demo job {job_id} is already running", exact=False)).to_be_visible(timeout=180_000)
 
@@ -257,11 +246,11 @@ def test_demo_job_starts_grows_its_run_and_is_cancelled(page: Page, demo: Demo) 
 
     _open(page, f"{demo.url}/jobs?job={job_id}", 1400)
     expect(_fresh_button(main, "^Cancel job")).to_be_visible(timeout=180_000)
-    _settled(page)
+    settled(page)
     _fresh_button(main, "^Cancel job").click()
     confirm = _fresh_button(main, "Yes, cancel it")
     expect(confirm).to_be_visible(timeout=180_000)
-    _settled(page)
+    settled(page)
     confirm.click()
     expect(page.get_by_text(f"Job {job_id} · ■ cancelled", exact=True)).to_be_visible(timeout=180_000)
     expect(page.get_by_text(f"Job {job_id} is cancelled", exact=False)).to_be_visible()
