@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
+import pandas as pd
 import pytest
 
 from monitor.synth import CurveSpec, FakeRun, RunSpec, write_run
@@ -31,7 +33,7 @@ from trainer.states import JobState
 if TYPE_CHECKING:
     from streamlit.testing.v1 import AppTest
 
-__all__ = ["FixtureTree", "RecordingBackend", "append_epoch", "build_fixture_tree", "recording_backend"]
+__all__ = ["FixtureTree", "RecordingBackend", "append_epoch", "build_fixture_tree", "recording_backend", "runs_table"]
 
 DATASET = "Dataset201_Kidney"
 LABELS = ("kidney", "tumor")
@@ -252,6 +254,13 @@ def open_page(page: str | None, *, timeout: float, **query: str) -> AppTest:
         at.query_params.update(query)
         at.switch_page(page).run()
     return at
+
+
+def runs_table(at: AppTest) -> pd.DataFrame:
+    """The overview's runs table as the browser receives it, with ``run_id`` read back from each row's link."""
+    runs = next(df.value for df in at.dataframe if "Open" in df.value.columns)
+    assert "run_id" not in runs.columns, "the run id travels in the link, not as a column of its own"
+    return runs.assign(run_id=[unquote(link.removeprefix("run?id=")) for link in runs["Open"]])
 
 
 def page_texts(at: AppTest) -> str:

@@ -268,7 +268,14 @@ def runs_frame(table: pd.DataFrame, jobs_by_run: Mapping[str, list[Any]] | None 
     })
     if "root" in table.columns:  # several results roots: where each run lives
         frame.insert(1, "Root", table["root"].tolist())
-    return frame.reset_index(drop=True)
+    return _dictionary_encoded(frame, unique=("Open", "run_id")).reset_index(drop=True)
+
+
+def _dictionary_encoded(frame: pd.DataFrame, unique: tuple[str, ...] = ()) -> pd.DataFrame:
+    """``frame`` with its text columns, but those named ``unique``, as pandas categoricals: they travel to the
+    browser as Arrow dictionaries, so a text that repeats over thousands of rows is sent once."""
+    texts = [c for c in frame.columns if c not in unique and pd.api.types.is_string_dtype(frame[c])]
+    return frame.astype(dict.fromkeys(texts, "category"))
 
 
 #: The runs table shows the start of the analyzer's reason (its column shows about 30 characters); the overview
@@ -343,4 +350,4 @@ def groups_frame(table: pd.DataFrame) -> pd.DataFrame:
             "Verdicts": verdict_text,
             "trainer": key.trainer, "plans": key.plans,
         })
-    return pd.DataFrame(rows, columns=columns)
+    return _dictionary_encoded(pd.DataFrame(rows, columns=columns))

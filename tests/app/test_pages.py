@@ -15,6 +15,7 @@ from app_support import (
     dashboard_env,
     open_page,
     page_texts,
+    runs_table,
 )
 from streamlit.testing.v1 import AppTest
 
@@ -39,7 +40,7 @@ def _app(page: str | None = None, **query: str) -> AppTest:
 def test_overview_lists_every_run_with_verdicts(tree: FixtureTree) -> None:
     at = _app()
     assert_no_crash(at)
-    runs = next(df.value for df in at.dataframe if "run_id" in df.value.columns)
+    runs = runs_table(at)
     assert sorted(runs["run_id"]) == sorted(tree.all_runs)
     verdicts = dict(zip(runs["run_id"], runs["Verdict"]))
     assert verdicts[tree.improving] == "↗ improving"
@@ -60,10 +61,10 @@ def test_overview_filters_round_trip_through_the_url(tree: FixtureTree) -> None:
     at.query_params.update({"status": "running"})
     at.run()
     assert_no_crash(at)
-    runs = next(df.value for df in at.dataframe if "run_id" in df.value.columns)
+    runs = runs_table(at)
     assert sorted(runs["run_id"]) == sorted([tree.running, tree.extended])
     at.multiselect(key="f_dataset").set_value(["Dataset202_Spleen"]).run()
-    runs = next(df.value for df in at.dataframe if "run_id" in df.value.columns)
+    runs = runs_table(at)
     assert list(runs["run_id"]) == [tree.extended]
     assert at.query_params["dataset"] == "Dataset202_Spleen"
     assert at.query_params["status"] == "running"
@@ -194,7 +195,7 @@ def test_jobs_page_without_jobs_explains_how_to_start_one(tmp_path: Path, tree: 
 
 def test_overview_row_selection_offers_open_and_extend(tree: FixtureTree) -> None:
     at = _app()
-    runs = next(df.value for df in at.dataframe if "run_id" in df.value.columns)
+    runs = runs_table(at)
     row = list(runs["run_id"]).index(tree.improving)
     at.session_state["runs_table"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
     at.run()

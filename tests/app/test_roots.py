@@ -13,6 +13,7 @@ from urllib.parse import parse_qs
 import pandas as pd
 import pytest
 import streamlit as st
+from app_support import runs_table
 from paths import REPO
 from streamlit.testing.v1 import AppTest
 
@@ -78,7 +79,7 @@ def test_overview_lists_the_runs_of_every_root_with_their_root(roots: TwoRoots) 
     at = AppTest.from_file(MAIN, default_timeout=60)
     at.run()
     _no_crash(at)
-    runs = next(df.value for df in at.dataframe if "run_id" in df.value.columns)
+    runs = runs_table(at)
     assert sorted(runs["run_id"]) == sorted([*roots.new_runs, roots.old_run, *roots.old_copies])
     where = dict(zip(runs["run_id"], runs["Root"]))
     assert where[roots.old_run] == "old_disk-nnUNet_results"
@@ -136,7 +137,7 @@ def test_one_model_in_two_roots_is_two_groups_on_the_overview(roots: TwoRoots) -
     assert heart.loc["old_disk-nnUNet_results", "Finished"] == "1 / 5"
     assert heart["Crashed"].tolist() == [0, 1]
     assert set(heart["Trainer"]) == {"nnUNetTrainer"}
-    runs = next(df.value for df in at.dataframe if "run_id" in df.value.columns).set_index("run_id")
+    runs = runs_table(at).set_index("run_id")
     for root, ids in (("lab-nnUNet_results", roots.new_runs), ("old_disk-nnUNet_results", roots.old_copies)):
         best = runs.loc[ids, "Best EMA"].astype(float)
         shown = [float(part) for part in heart.loc[root, "Best EMA (mean ± sd)"].split(" ± ")]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import streamlit as st
+from app_support import runs_table
 from paths import REPO
 from streamlit.testing.v1 import AppTest
 
@@ -93,7 +94,7 @@ def _app(page: str | None = None, **query: str) -> AppTest:
 
 def test_overview_says_why_a_run_stopped(tree: Tree) -> None:
     at = _app()
-    runs = next(df.value for df in at.dataframe if "run_id" in df.value.columns).set_index("run_id")
+    runs = runs_table(at).set_index("run_id")
     assert runs.loc[tree.crashed, "Status"] == "✗ crashed"  # at once: its job is known to have failed
     assert runs.loc[tree.crashed, "Stopped by"] == "CUDA out of memory"
     assert runs.loc[tree.running, "Stopped by"] == ""

@@ -129,7 +129,8 @@ def _runs_section(runs: pd.DataFrame, table: pd.DataFrame, store: RunStore) -> N
     """The runs table (``runs``, as displayed) and what a selected row offers; ``table``: the raw run table."""
     st.subheader(f"Runs ({len(runs)})")
     event = st.dataframe(
-        runs, hide_index=True, width="stretch", height=min(38 + 35 * max(len(runs), 1), 640), on_select="rerun",
+        runs.drop(columns="run_id"),  # a selected row's id is looked up here, not sent to the browser
+        hide_index=True, width="stretch", height=min(38 + 35 * max(len(runs), 1), 640), on_select="rerun",
         selection_mode="single-row", key="runs_table",
         # What a user decides on (status, verdict, progress, best Dice, why) fits 1400 px without scrolling;
         # the rest follows. The whole "Why" of the selected row is printed below the table.
