@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from monitor.analyze import signed, smooth
 from monitor.report.panels import dice_limits, hidden_note
@@ -43,6 +44,9 @@ WINDOW_COLOUR = _THEME.window
 _FONT = "DejaVu Sans, Liberation Sans, Arial, sans-serif"
 _DASH = {"-": "solid", (0, (5, 2)): "dash", (0, (1.5, 1.5)): "dot", (0, (6, 2, 1.5, 2)): "dashdot"}
 _HOVER = "%{y:.4f}"
+# Every figure's template. Named in each figure's layout, plotly validates the whole template again for every
+# figure; as the default it is applied as it is.
+pio.templates.default = "plotly_white"
 
 
 def _class_line(k: int) -> tuple[str, str]:
@@ -53,7 +57,7 @@ def _class_line(k: int) -> tuple[str, str]:
 def _layout(fig: go.Figure, title: str, y_title: str, *, height: int = 360, x_max: float | None = None,
             x_title: str = "epoch") -> go.Figure:
     fig.update_layout(
-        template="plotly_white", title={"text": title, "x": 0.01, "font": {"size": 15}}, height=height,
+        title={"text": title, "x": 0.01, "font": {"size": 15}}, height=height,
         margin={"l": 60, "r": 20, "t": 60, "b": 45}, font={"family": _FONT, "size": 12},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0,
                 "traceorder": "normal"},

@@ -3,10 +3,10 @@ pairs the Compare page offers, both from the one pairing rule in :mod:`monitor.r
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from app.dashboard import resources
+from app.dashboard.jobs_source import JobsSource
 from app.dashboard.store import RunStore
 from app.dashboard.ui import status_text
 from monitor.runs import ExtensionPair, extension_pairs, extensions_of, parent_of
@@ -14,16 +14,24 @@ from monitor.runs import ExtensionPair, extension_pairs, extensions_of, parent_o
 __all__ = ["has_extension", "known_pairs", "lineage_line", "render_lineage"]
 
 
-def known_pairs(table: pd.DataFrame) -> list[ExtensionPair]:
-    """Every parent → extension pair of the tree, from the job registry and from folder names."""
+def known_pairs(store: RunStore) -> list[ExtensionPair]:
+    """Every parent → extension pair of the served runs, from the job registry and from folder names: paired once
+    per store version and jobs state, and shared by every page and session (a run page asks three times)."""
     source = resources.jobs()
-    return extension_pairs(table, source.jobs() if source is not None else [])
+    return _pairs(str(store.root), store.table_key, resources.jobs_stamp(source), store, source)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _pairs(root: str, version: tuple[int, bool], stamp: tuple[tuple[str, str], ...], _store: RunStore,
+           _source: JobsSource | None) -> list[ExtensionPair]:
+    del root, version, stamp  # cache keys only
+    return extension_pairs(_store.table(), _source.jobs() if _source is not None else [])
 
 
 def has_extension(run_id: str) -> bool:
     """The run already has an extension (any length, any state) in the tree."""
     store = resources.store()
-    return store is not None and bool(extensions_of(run_id, known_pairs(store.table())))
+    return store is not None and bool(extensions_of(run_id, known_pairs(store)))
 
 
 def lineage_line(store: RunStore, run_id: str, role: str, other: str) -> str:
@@ -38,7 +46,7 @@ def lineage_line(store: RunStore, run_id: str, role: str, other: str) -> str:
 
 def render_lineage(store: RunStore, run_id: str) -> None:
     """Links from a parent to its extensions (with their progress) and from an extension to its parent."""
-    pairs = known_pairs(store.table())
+    pairs = known_pairs(store)
     children = extensions_of(run_id, pairs)
     parent = parent_of(run_id, pairs)
     for pair in children:

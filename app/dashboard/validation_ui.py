@@ -136,7 +136,7 @@ def case_by_case_section(store: RunStore, first_id: str, second_id: str, *, key:
 
 
 def _extension_pairs(store: RunStore, run_id: str) -> list[tuple[str, str]]:
-    return [(parent, child) for parent, child, _ in known_pairs(store.table()) if run_id in (parent, child)]
+    return [(parent, child) for parent, child, _ in known_pairs(store) if run_id in (parent, child)]
 
 
 def _status_marks(validation: RunValidation) -> None:

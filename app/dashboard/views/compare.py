@@ -108,8 +108,8 @@ def _folds(store: RunStore, table: pd.DataFrame) -> None:
     next_steps.configuration_next_steps(store, group)
 
 
-def _pick_pair(table: pd.DataFrame) -> tuple[str, str] | None:
-    pairs = known_pairs(table)
+def _pick_pair(store: RunStore, table: pd.DataFrame) -> tuple[str, str] | None:
+    pairs = known_pairs(store)
     ids = list(table["run_id"])
     query = st.query_params
     wanted = (query.get("parent"), query.get("child"))
@@ -140,7 +140,7 @@ def _pair(store: RunStore, table: pd.DataFrame) -> None:
     if len(table) < 2:
         st.info("Two runs are needed for this comparison.")
         return
-    pair = _pick_pair(table)
+    pair = _pick_pair(store, table)
     if pair is None:
         return
     parent_id, child_id = pair
