@@ -10,7 +10,10 @@ Starts a fresh ``nnwatch serve`` of the demo (no root) and measures, at a 1400 Ã
 * ``plan_again_s``: the same dialog opened again;
 * ``first_chart_floor_s``: the fresh-tab figure for a page holding nothing but one two-point Plotly chart, served by
   plain ``streamlit run`` (median of ``--repeat``): what Streamlit and Plotly take in this browser on this machine
-  before any of nnwatch's work, the floor under ``first_chart_fresh_tab_s``.
+  before any of nnwatch's work, the floor under ``first_chart_fresh_tab_s``;
+* ``in_app_chart_floor_s``: in that app, from a click on a link of its freshly loaded start page to its chart page's
+  chart drawn (median of ``--repeat``, each in a new tab that drew the chart page once before): the floor under a
+  run page opened from the overview (``run_page_from_overview_s`` of ``bench/bench_dashboard.py --browser``).
 
 Each figure comes with the load average when it was taken and the CPU seconds the server (``nnwatch serve``
 and its Streamlit child) spent meanwhile, since wall times on a shared machine move with the load.
@@ -50,7 +53,17 @@ def _free_port() -> int:
 _FLOOR_APP = """import plotly.graph_objects as go
 import streamlit as st
 
-st.plotly_chart(go.Figure(go.Scatter(x=[0, 1], y=[0.5, 0.7])))
+
+def chart():
+    st.plotly_chart(go.Figure(go.Scatter(x=[0, 1], y=[0.5, 0.7])))
+
+
+def start():
+    st.page_link(chart_page, label="Open the chart")
+
+
+chart_page = st.Page(chart, title="Chart", url_path="chart")
+st.navigation([st.Page(start, title="Start", default=True), chart_page]).run()
 """
 
 
@@ -119,6 +132,24 @@ def _first_chart(browser, url: str, path: str = f"/run?id={quote(PARENT, safe=''
     return elapsed
 
 
+def _chart_in_app(browser, url: str) -> float:  # type: ignore[no-untyped-def]
+    """From a click on the floor app's link (its start page loaded, no chart drawn yet in the tab) to its chart, in
+    a browser that drew the chart page once before and so holds Plotly's script in its cache."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{url}/chart")
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(state="visible", timeout=180_000)
+    page.goto(url)
+    link = page.get_by_role("link", name="Open the chart")
+    link.wait_for(timeout=180_000)
+    started = time.perf_counter()
+    link.click()
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(state="visible", timeout=180_000)
+    elapsed = time.perf_counter() - started
+    context.close()
+    return elapsed
+
+
 def _plan(page) -> float:  # type: ignore[no-untyped-def]
     import re
 
@@ -180,9 +211,11 @@ def main() -> int:
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=args.chromium)
-                _first_chart(browser, url, "/")  # the server's first run, as the warm figures above
+                _first_chart(browser, url, "/chart")  # the server's first run, as the warm figures above
                 results["first_chart_floor_s"] = round(statistics.median(
-                    _first_chart(browser, url, "/") for _ in range(args.repeat)), 2)
+                    _first_chart(browser, url, "/chart") for _ in range(args.repeat)), 2)
+                results["in_app_chart_floor_s"] = round(statistics.median(
+                    _chart_in_app(browser, url) for _ in range(args.repeat)), 2)
                 browser.close()
         finally:
             process.send_signal(signal.SIGTERM)

@@ -12,13 +12,14 @@ and network. Measured:
   logs (only those runs are re-analysed).
 
 With ``--browser`` it measures instead what a person sees, in Chromium (Playwright): a dashboard server is
-started and the first visitor's overview is timed until every run is listed, then a run page until its chart
-is drawn, then the overview again in that tab (``overview_again_s``: the server has everything cached, so this is
-mostly the browser's share), then another run's page opened from the overview (its row selected, then its "Open
-run" link: ``run_page_from_overview_s``, until its Dice chart is drawn), with the server's RSS and CPU time after
-each. Three starts: ``--base`` (another checkout, e.g. main, for the figure before), this checkout with an empty state folder (no run index: a cold start,
-with its progress bar), and this checkout again once that start has saved the run index (a restart; ``--restarts``
-of them).
+started and the first visitor's overview is timed until every run is listed (``overview_received_mb``: what the
+page's WebSocket brought by then, mostly the two tables), then a run page until its chart is drawn, then the
+overview again in that tab (``overview_again_s``: the server has everything cached, so this is mostly the
+browser's share), then another run's page opened from the overview (its row selected, then its "Open run" link:
+``run_page_from_overview_s``, until its Dice chart is drawn), with the server's RSS and CPU time after each.
+Three starts: ``--base`` (another checkout, e.g. main, for the figure before), this checkout with an empty state
+folder (no run index: a cold start, with its progress bar), and this checkout again once that start has saved the
+run index (a restart; ``--restarts`` of them).
 Each start is a new visitor with an empty browser cache, unless ``--returning``: then one browser visits every
 start and keeps Streamlit's and Plotly's scripts (served as immutable, hashed files) cached from the start before,
 as the browser of a lab member who opened the dashboard before its restart does.
@@ -128,6 +129,9 @@ def _browser_start(page, repo: Path, root: Path, state: Path, n_runs: int, run_i
                 raise RuntimeError("server did not start")
             time.sleep(0.05)
         up = time.perf_counter()
+        received: list[int] = []  # the WebSocket messages' sizes: the tables' payload, mostly
+        page.on("websocket", lambda socket: socket.on(
+            "framereceived", lambda frame: received.append(len(frame) if frame else 0)))
         page.goto(f"http://127.0.0.1:{port}/")
         progress_seen = False
         deadline = time.monotonic() + 600
@@ -143,6 +147,7 @@ def _browser_start(page, repo: Path, root: Path, state: Path, n_runs: int, run_i
         result: dict[str, float | str | bool] = {
             "start": label, "server_up_s": up - started, "first_overview_s": shown - up,
             "first_overview_from_launch_s": shown - started, "progress_bar_seen": progress_seen,
+            "overview_received_mb": sum(received) / 2**20, "overview_largest_message_mb": max(received) / 2**20,
             "server_cpu_s": _cpu_s(server.pid), "rss_after_overview_mb": _rss_mb(server.pid),
             "loadavg": Path("/proc/loadavg").read_text().split()[0]}
         before = time.perf_counter()

@@ -91,6 +91,20 @@ def test_overview_tables(tree: FixtureTree) -> None:
     assert runs_frame(table.iloc[0:0]).empty and groups_frame(table.iloc[0:0]).empty
 
 
+def test_overview_tables_send_each_repeated_text_once(tree: FixtureTree) -> None:
+    """A lab's thousands of runs share a few datasets, trainers, statuses and reasons: the browser gets each text
+    once (Arrow dictionaries), which keeps the 10,000-run overview's message small."""
+    from streamlit.dataframe_util import convert_pandas_df_to_arrow_bytes as arrow_bytes
+
+    one = scan(tree.root, verdicts=True, workers=1)
+    many = pd.concat([one.assign(run_id=one["run_id"] + f"_{k}", dataset=one["dataset"] + f"_{k % 50}")
+                      for k in range(200)], ignore_index=True)  # 1,600 runs in 200 fold groups
+    for frame in (runs_frame(many).drop(columns="run_id"), groups_frame(many)):
+        plain = frame.astype({c: str for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+        assert len(arrow_bytes(frame)) < 0.5 * len(arrow_bytes(plain)), list(frame.columns)
+        assert frame.astype(str).to_numpy().tolist() == plain.astype(str).to_numpy().tolist(), "the same texts"
+
+
 def test_filters_round_trip_and_apply(tree: FixtureTree) -> None:
     table = scan(tree.root, verdicts=True, workers=1)
     filters = Filters.from_query({"status": "running,finished", "dataset": ["Dataset202_Spleen"], "q": "400"})
