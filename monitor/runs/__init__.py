@@ -3,6 +3,7 @@
 from monitor.runs.layout import RunLocation, discover_runs, locate_run, parse_run_path
 from monitor.runs.lineage import ExtensionPair, extension_pairs, extensions_of, parent_of
 from monitor.runs.merge import Curves
+from monitor.runs.metadata import DatasetLabel, dataset_labels
 from monitor.runs.reader import CURVE_COLUMNS, RunReader, curves_frame, load_run
 from monitor.runs.resume import CheckpointState, FileSignature, ReaderState, files_signature
 from monitor.runs.status import RunAssessment, RunStatus
@@ -13,6 +14,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "CheckpointState",
     "Curves",
+    "DatasetLabel",
     "ExtensionPair",
     "FileSignature",
     "ReaderState",
@@ -22,6 +24,7 @@ __all__ = [
     "RunStatus",
     "RunSummary",
     "curves_frame",
+    "dataset_labels",
     "discover_runs",
     "extension_pairs",
     "extensions_of",

@@ -19,6 +19,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from monitor.runs import dataset_labels
 from monitor.validation.summary import SummaryError, ValidationSummary, read_summary
 
 __all__ = ["CheckpointUsed", "RunValidation", "ValidationStatus", "label_names", "pseudo_gap_sentence",
@@ -131,35 +132,13 @@ def validation_folder(run_dir: Path, nnunet_version: str | None = None) -> Path:
                       else "validation")
 
 
-def _label_key(value: Any) -> str | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, list) and all(isinstance(v, int) for v in value):
-        return str(tuple(value)) if len(value) != 1 else str(value[0])
-    return None
-
-
 def label_names(model_dir: Path) -> dict[str, str]:
     """Class key (as summary.json writes it) → name, from the ``dataset.json`` in the model folder."""
     try:
         data = json.loads((model_dir / "dataset.json").read_text())
     except (OSError, ValueError):
         return {}
-    labels = data.get("labels") if isinstance(data, dict) else None
-    if not isinstance(labels, dict):
-        return {}
-    names: dict[str, str] = {}
-    if all(isinstance(k, str) and k.isdigit() for k in labels):  # v1: {"1": "name"}
-        return {k: str(v) for k, v in labels.items() if k != "0"}
-    for name, value in labels.items():
-        key = _label_key(value)
-        if key is not None and key != "0" and name != "background":
-            names[key] = str(name)
-            if isinstance(value, list) and len(value) == 1:
-                names[str((value[0],))] = str(name)  # nnU-Net writes a one-label region as "(1,)"
-    return names
+    return {key: label.name for label in dataset_labels(data) for key in label.keys if key != "0"}
 
 
 def _mtime(path: Path) -> float | None:
