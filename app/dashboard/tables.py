@@ -34,6 +34,7 @@ __all__ = [
     "model_key",
     "run_link",
     "runs_frame",
+    "runs_of",
 ]
 
 STATUS_LABELS = {
@@ -269,6 +270,16 @@ def runs_frame(table: pd.DataFrame, jobs_by_run: Mapping[str, list[Any]] | None 
     if "root" in table.columns:  # several results roots: where each run lives
         frame.insert(1, "Root", table["root"].tolist())
     return _dictionary_encoded(frame, unique=("Open", "run_id")).reset_index(drop=True)
+
+
+def runs_of(runs: pd.DataFrame, run_ids: Iterable[str]) -> pd.DataFrame:
+    """The rows of :func:`runs_frame` for ``run_ids``, in its order; their texts only, so a filtered table does
+    not carry every run's texts to the browser."""
+    rows = runs[runs["run_id"].isin(set(run_ids))].reset_index(drop=True)
+    if len(rows) == len(runs):
+        return rows
+    texts = [c for c in rows.columns if isinstance(rows[c].dtype, pd.CategoricalDtype)]
+    return rows.assign(**{c: rows[c].cat.remove_unused_categories() for c in texts})
 
 
 def _dictionary_encoded(frame: pd.DataFrame, unique: tuple[str, ...] = ()) -> pd.DataFrame:

@@ -14,7 +14,15 @@ from app_support import FixtureTree, append_epoch, build_fixture_tree
 
 from app.dashboard.compare_data import FoldRow, fold_band, fold_table, with_fraction
 from app.dashboard.store import RunStore, StoreError
-from app.dashboard.tables import Filters, apply_filters, fmt_duration, groups_frame, run_link, runs_frame
+from app.dashboard.tables import (
+    Filters,
+    apply_filters,
+    fmt_duration,
+    groups_frame,
+    run_link,
+    runs_frame,
+    runs_of,
+)
 from app.demo import DEMO_RUNNING, build_demo_tree
 from monitor import scan
 from monitor.runs import extension_pairs
@@ -103,6 +111,12 @@ def test_overview_tables_send_each_repeated_text_once(tree: FixtureTree) -> None
         plain = frame.astype({c: str for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
         assert len(arrow_bytes(frame)) < 0.5 * len(arrow_bytes(plain)), list(frame.columns)
         assert frame.astype(str).to_numpy().tolist() == plain.astype(str).to_numpy().tolist(), "the same texts"
+    runs = runs_frame(many)
+    few = runs_of(runs, many["run_id"].iloc[[5, 900, 3]])  # a filtered table: in the table's order
+    assert few["run_id"].tolist() == many["run_id"].iloc[[3, 5, 900]].tolist()
+    alone = runs_frame(many.iloc[[3, 5, 900]])
+    assert len(arrow_bytes(few.drop(columns="run_id"))) <= len(arrow_bytes(alone.drop(columns="run_id"))), \
+        "a filtered table carries its rows' texts, not every run's"
 
 
 def test_filters_round_trip_and_apply(tree: FixtureTree) -> None:

@@ -23,6 +23,7 @@ from app.dashboard.tables import (
     apply_filters,
     group_of_row,
     groups_frame,
+    runs_of,
 )
 from app.dashboard.ui import extend_eligibility, guard
 from app.dashboard.validation_ui import crossval_link
@@ -188,7 +189,7 @@ def _live(store: RunStore, filters: Filters) -> None:
         st.caption(f":material/sync: As stored at the last run of nnwatch; checking the runs against their files "
                    f"({done} of {total or len(table)}): changes show as they are found.")
     shown = apply_filters(table, filters)
-    visible = runs[runs["run_id"].isin(set(shown["run_id"]))].reset_index(drop=True)
+    visible = runs_of(runs, shown["run_id"])
     if filters.active:
         st.caption(f"Filtered: {len(shown)} of {len(table)} runs. Counts, groups and runs below are those "
                    "that match.", help="Clear the filters in the sidebar to see every run.")
