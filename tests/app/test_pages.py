@@ -3,6 +3,7 @@ the extend dialog creating exactly one job (real SQLite registry, recording back
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from app_support import (
 from streamlit.testing.v1 import AppTest
 
 from trainer import JobRegistry, JobState
+from trainer.backends import Observation
 
 MAIN = DASHBOARD_MAIN
 TIMEOUT = 90  # generous for a loaded machine
@@ -171,6 +173,35 @@ def test_extend_dialog_creates_exactly_one_job_and_cancel_works(tree: FixtureTre
     assert cancelled.state is JobState.CANCELLED
     assert cancelled.cancel_requested_by == job.requested_by
     assert any(e["event"] == "cancel" for e in tree.launches())
+
+
+def test_jobs_page_shows_one_state_per_job(tree: FixtureTree) -> None:
+    """The table, the picker and the details of a job read the registry once: a job that ends between two readings
+    never shows as running in one place and ended in another, and all three follow it."""
+    registry = JobRegistry(tree.env["NNWATCH_JOBS_DB"])
+    at = _app("views/run.py", id=tree.improving)
+    at.button(key="run_extend").click().run()
+    at.radio(key="extend_device").set_value("cpu").run()
+    at.button(key="extend_confirm").click().run()
+    job = registry.list_jobs()[0]
+
+    def states(page: AppTest) -> tuple[str, str, str]:
+        picker = page.selectbox(key="job_picker")
+        table = page.dataframe[0].value.set_index("Job")
+        details = next(h.value for h in page.subheader if h.value.startswith(f"Job {job.job_id} · "))
+        return (str(table.loc[job.job_id, "State"]).split(" ", 1)[-1], picker.options[picker.index].split(" · ")[1],
+                details.rsplit(" ", 1)[-1])
+
+    jobs_page = _app("views/jobs.py", job=job.job_id)
+    assert states(jobs_page) == ("running", "running", "running")
+    assert registry.record_observation(registry.get(job.job_id), Observation(JobState.FAILED, reason="out of memory"))
+    deadline = time.monotonic() + 30
+    while True:
+        seen = states(jobs_page.run())
+        assert len(set(seen)) == 1, seen
+        if seen[0] == "failed" or time.monotonic() > deadline:
+            break
+    assert seen == ("failed", "failed", "failed")
 
 
 def test_extend_dialog_says_when_the_verdict_does_not_support_it(tree: FixtureTree) -> None:

@@ -19,7 +19,7 @@ from app.dashboard.demo_job_panel import demo_job_panel
 from app.dashboard.downloads import csv_button
 from app.dashboard.jobs_source import JobsSource, tail_text
 from app.dashboard.ui import guard
-from trainer import Job, JobKind, JobNotFoundError
+from trainer import Job, JobKind
 
 _STATE_LABELS = {"queued": "⏳ queued", "running": "▶ running", "succeeded": "✓ succeeded", "failed": "✗ failed",
                  "cancelled": "■ cancelled"}
@@ -75,12 +75,8 @@ def _cancel(source: JobsSource, job: Job) -> None:
         st.rerun(scope="app")
 
 
-def _details(source: JobsSource, job_id: str) -> None:
-    try:
-        job = source.registry.get(job_id)
-    except JobNotFoundError:
-        st.warning(f"No job {job_id!r} in this registry.")
-        return
+def _details(source: JobsSource, job: Job) -> None:
+    """The picked job, from the same reading of the registry as the table and the picker, so all three agree."""
     st.subheader(f"Job {job.job_id} · {_STATE_LABELS.get(job.state.value, job.state.value)}")
     cols = st.columns(4)
     cols[0].markdown(f"**Backend**  \n{job.backend} ({job.device})" + (f"  \nid `{job.backend_job_id}`"
@@ -155,7 +151,7 @@ def page() -> None:
                                   format_func=lambda i: _picker_label(by_id[i]))
             if chosen != wanted:
                 st.query_params["job"] = chosen
-            _details(source, chosen)
+            _details(source, by_id[chosen])
 
     live()
 
