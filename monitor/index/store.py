@@ -277,18 +277,6 @@ class RunIndex:
                 return 0
         return len(rows)
 
-    def set_verdict(self, location: RunLocation, mode: str, signature: FileSignature, verdict: VerdictRow) -> None:
-        """Record the analyzer's verdict for the stored state (only if the row is still for ``signature``)."""
-        with self._lock:
-            try:
-                with self._db:
-                    self._db.execute(
-                        "UPDATE runs SET verdict = ? WHERE root = ? AND run_id = ? AND mode = ? AND signature = ?",
-                        (_verdict_text(verdict), self._root(location), location.run_id,
-                         mode_key(mode, signature), json.dumps(signature)))
-            except sqlite3.OperationalError:
-                pass
-
     def forget(self, root: str | os.PathLike[str], keep: Iterable[str]) -> int:
         """Drop the rows of runs under ``root`` that are no longer there."""
         root_text = os.fspath(Path(root).absolute()).rstrip(os.sep) or os.sep
