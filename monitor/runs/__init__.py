@@ -1,9 +1,9 @@
 """Runs of a results tree: where they are, what their files say, and one merged series and summary each."""
 
+from monitor.runs.labels import DatasetLabel, dataset_labels
 from monitor.runs.layout import RunLocation, discover_runs, locate_run, parse_run_path
 from monitor.runs.lineage import ExtensionPair, extension_pairs, extensions_of, parent_of
 from monitor.runs.merge import Curves
-from monitor.runs.metadata import DatasetLabel, dataset_labels
 from monitor.runs.reader import CURVE_COLUMNS, RunReader, curves_frame, load_run
 from monitor.runs.resume import CheckpointState, FileSignature, ReaderState, files_signature
 from monitor.runs.status import RunAssessment, RunStatus

@@ -19,7 +19,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from monitor.runs import dataset_labels
+from monitor.runs.labels import dataset_labels
 from monitor.validation.summary import SummaryError, ValidationSummary, read_summary
 
 __all__ = ["CheckpointUsed", "RunValidation", "ValidationStatus", "label_names", "pseudo_gap_sentence",
