@@ -29,6 +29,7 @@ from conftest_browser import ARTIFACTS, NEEDS_CHROMIUM, select_group, settled
 from conftest_steps import LONGER, TINY, NextStepsPipeline
 from paths import REPO
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 FIND_BEST_DEADLINE_MS = 900_000  # nnUNetv2_find_best_configuration on two CPU folds of two trainers
 
@@ -87,6 +88,24 @@ def _multiselect_input(page: Page, label: str) -> Any:
     return page.locator('[data-testid="stMultiSelect"]').filter(has_text=label).locator("input")
 
 
+def _pick(page: Page, label: str, option: str, tries: int = 3) -> None:
+    """Choose ``option`` in the multiselect labelled ``label``, opening its menu again if a rerun closed it."""
+    field = _multiselect_input(page, label)
+    expect(field).to_be_visible(timeout=30_000)
+    choice = page.get_by_role("option", name=option, exact=True)
+    for attempt in range(tries):
+        settled(page)
+        field.click()
+        try:
+            choice.click(timeout=10_000)
+            break
+        except PlaywrightTimeoutError:
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+    page.keyboard.press("Escape")
+
+
 def test_overview_to_crossval_verdict_and_a_find_best_job(page: Page, served: Served) -> None:
     dataset, url = served.dataset_dir.name, served.url
     tiny_dir = served.dataset_dir / f"{TINY}__nnUNetPlans__2d"
@@ -118,11 +137,7 @@ def test_overview_to_crossval_verdict_and_a_find_best_job(page: Page, served: Se
     # Find the best of both trainers over the two trained folds: pick them, start, follow the job.
     expect(page.get_by_role("heading", name="Next steps")).to_be_visible(timeout=120_000)
     page.get_by_text("Find the best configuration of this dataset").click(timeout=90_000)
-    trainers = _multiselect_input(page, "Trainers")
-    expect(trainers).to_be_visible(timeout=30_000)
-    trainers.click()
-    page.get_by_role("option", name=LONGER, exact=True).click()
-    page.keyboard.press("Escape")
+    _pick(page, "Trainers", LONGER)
     settled(page)
     folds = _multiselect_input(page, "Folds")
     folds.click()
