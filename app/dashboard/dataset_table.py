@@ -49,7 +49,7 @@ def dataset_models(store: RunStore, dataset: str) -> list[ModelRow]:
         location = store.location(run_id)
         if location is not None and location.dataset == dataset:
             grouped.setdefault(str(location.path.parent), []).append(run_id)
-            roots[str(location.path.parent)] = run_id[: -len(location.run_id)].rstrip("/")  # a labelled id's label
+            roots[str(location.path.parent)] = store.label_of(run_id)
     rows = [ModelRow(model_dir, tuple(ids), cv_table(model_dir, store.version), roots[model_dir])
             for model_dir, ids in grouped.items()]
     return sorted(rows, key=lambda r: (r.table.configuration, r.table.trainer, r.table.plans, r.root))

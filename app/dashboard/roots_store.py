@@ -118,6 +118,9 @@ class RootsStore(RunStore):
         found = self._split(run_id)
         return self.root if found is None else found[0].root
 
+    def label_of(self, run_id: str) -> str:
+        return run_id.partition("/")[0] if self._split(run_id) is not None else ""
+
     # -- loading -------------------------------------------------------------------------------------
     @property
     def error(self) -> StoreError | None:  # type: ignore[override]

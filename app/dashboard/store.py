@@ -231,6 +231,10 @@ class RunStore:
         """The results root a run lives under: this store's (several roots: see ``app.dashboard.roots_store``)."""
         return self.root
 
+    def label_of(self, run_id: str) -> str:
+        """The label of the results root a run lives under, as the ``root`` column gives it: "" with one root."""
+        return ""
+
     def table(self) -> pd.DataFrame:
         """One row per run: the watcher's summary columns (status, eta_s, …) plus verdict and verdict_reason."""
         import pandas as pd

@@ -294,10 +294,9 @@ def compare_page_section(store: RunStore, first_id: str, second_id: str) -> None
 
 def crossval_link(store: RunStore, group: ModelGroup) -> None:
     """A link to the cross-validation table of an overview group, in the results root that holds it."""
-    prefix = f"{group.root}/" if group.root else ""
     for run_id in store.run_ids():
         location = store.location(run_id)
-        if (location is not None and run_id.startswith(prefix) and location.dataset == group.dataset
+        if (location is not None and store.label_of(run_id) == group.root and location.dataset == group.dataset
                 and location.configuration == group.configuration and location.trainer == group.trainer
                 and location.plans == group.plans):
             st.page_link("views/dataset.py", label="Cross-validation table", icon=":material/table_view:",
