@@ -7,12 +7,15 @@ Dice raw in grey; nnU-Net's EMA (the merged run's, as in the report) thick in bl
 shaded and its Theil–Sen fit as a broad translucent ribbon. The Dice axis is the report's
 (:func:`monitor.report.panels.dice_limits`) and says when it hides the first epochs. Hover values have 4
 decimals and full names. The x axis spans the planned schedule, so a running run shows how much is left.
+
+Each figure is assembled as plain traces and one layout, then validated once by ``go.Figure``: plotly's
+``update_*`` and ``add_*`` helpers validate the whole figure again at every call.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -47,6 +50,7 @@ _HOVER = "%{y:.4f}"
 # Every figure's template. Named in each figure's layout, plotly validates the whole template again for every
 # figure; as the default it is applied as it is.
 pio.templates.default = "plotly_white"
+_GRID = {"showgrid": True, "gridcolor": "#EEF0F3", "zeroline": False}
 
 
 def _class_line(k: int) -> tuple[str, str]:
@@ -54,101 +58,115 @@ def _class_line(k: int) -> tuple[str, str]:
     return colour, _DASH.get(dash, "solid")
 
 
-def _layout(fig: go.Figure, title: str, y_title: str, *, height: int = 360, x_max: float | None = None,
-            x_title: str = "epoch") -> go.Figure:
-    fig.update_layout(
-        title={"text": title, "x": 0.01, "font": {"size": 15}}, height=height,
-        margin={"l": 60, "r": 20, "t": 60, "b": 45}, font={"family": _FONT, "size": 12},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0,
-                "traceorder": "normal"},
-        hovermode="x unified", hoverlabel={"namelength": -1, "font": {"size": 12}},
-    )
-    fig.update_xaxes(title_text=x_title, showgrid=True, gridcolor="#EEF0F3", zeroline=False)
-    fig.update_yaxes(title_text=y_title, showgrid=True, gridcolor="#EEF0F3", zeroline=False)
+Trace = dict[str, Any]
+
+
+def _layout(title: str, y_title: str, *, height: int = 360, x_max: float | None = None,
+            x_title: str = "epoch") -> dict[str, Any]:
+    xaxis: dict[str, Any] = {"title": {"text": x_title}, **_GRID}
     if x_max:
-        fig.update_xaxes(range=[0, x_max])
-    return fig
+        xaxis["range"] = [0, x_max]
+    return {
+        "title": {"text": title, "x": 0.01, "font": {"size": 15}}, "height": height,
+        "margin": {"l": 60, "r": 20, "t": 60, "b": 45}, "font": {"family": _FONT, "size": 12},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0,
+                   "traceorder": "normal"},
+        "hovermode": "x unified", "hoverlabel": {"namelength": -1, "font": {"size": 12}},
+        "xaxis": xaxis, "yaxis": {"title": {"text": y_title}, **_GRID}, "shapes": [], "annotations": [],
+    }
 
 
-def _shadowed(fig: go.Figure, x: pd.Series, y: pd.Series, *, name: str, colour: str, window: int,
-              width: float = 1.6, dash: str | None = None, group: str | None = None) -> None:
+def _figure(traces: list[Trace], layout: dict[str, Any]) -> go.Figure:
+    for key in ("shapes", "annotations"):
+        if not layout[key]:
+            del layout[key]
+    return go.Figure(data=[{"type": "scatter", "mode": "lines", **trace} for trace in traces], layout=layout)
+
+
+def _shadowed(x: pd.Series, y: pd.Series, *, name: str, colour: str, window: int, width: float = 1.6,
+              dash: str | None = None, group: str | None = None) -> list[Trace]:
     """A faint raw trace plus its smoothed line in the same colour (one legend entry)."""
     group = group or name
+    traces: list[Trace] = []
     if window > 1:
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=f"{name} (raw)", legendgroup=group,
-                                 showlegend=False, line={"color": colour, "width": 1}, opacity=0.22,
-                                 hoverinfo="skip"))
+        traces.append({"x": x, "y": y, "name": f"{name} (raw)", "legendgroup": group, "showlegend": False,
+                       "line": {"color": colour, "width": 1}, "opacity": 0.22, "hoverinfo": "skip"})
     smoothed = smooth(y.to_numpy(dtype=float, na_value=np.nan), window)
-    fig.add_trace(go.Scatter(x=x, y=smoothed, mode="lines", name=name, legendgroup=group, hovertemplate=_HOVER,
-                             line={"color": colour, "width": width, "dash": dash}))
+    traces.append({"x": x, "y": smoothed, "name": name, "legendgroup": group, "hovertemplate": _HOVER,
+                   "line": {"color": colour, "width": width, "dash": dash}})
+    return traces
 
 
 def dice_figure(frame: pd.DataFrame, class_names: Sequence[str], analysis: Analysis | None, *, window: int = 1,
                 planned_epochs: int | None = None) -> go.Figure:
     """Pseudo Dice per class, their mean, nnU-Net's EMA, and the analyzer's window and fit, as the PNG draws them."""
-    fig = go.Figure()
     x = frame["epoch"]
+    layout = _layout("Validation pseudo Dice", "Dice", height=430,
+                     x_max=max(planned_epochs or 0, int(x.max()) + 1 if len(x) else 1))
+    traces: list[Trace] = []
     dice_columns = sorted((c for c in frame.columns if c.startswith("dice_")), key=lambda c: int(c[5:]))
     if analysis is not None and analysis.window is not None:
         first, last = analysis.window
-        fig.add_vrect(x0=first, x1=last + 1, fillcolor=WINDOW_COLOUR, opacity=0.8, line_width=0, layer="below",
-                      annotation_text=f"analysis window {first}–{last}", annotation_position="top left",
-                      annotation_font={"size": 11, "color": RAW_MEAN_COLOUR})
+        layout["shapes"].append({"type": "rect", "xref": "x", "yref": "y domain", "x0": first, "x1": last + 1,
+                                 "y0": 0, "y1": 1, "fillcolor": WINDOW_COLOUR, "opacity": 0.8,
+                                 "line": {"width": 0}, "layer": "below"})
+        layout["annotations"].append({"text": f"analysis window {first}–{last}", "xref": "x", "x": first,
+                                      "xanchor": "left", "yref": "y domain", "y": 1, "yanchor": "top",
+                                      "showarrow": False, "font": {"size": 11, "color": RAW_MEAN_COLOUR}})
     for k, column in enumerate(dice_columns):
         label = class_names[k] if k < len(class_names) else f"class {k + 1}"
         colour, dash = _class_line(k)
-        _shadowed(fig, x, frame[column], name=label, colour=colour, window=window, width=2.0, dash=dash)
+        traces += _shadowed(x, frame[column], name=label, colour=colour, window=window, width=2.0, dash=dash)
     if "mean_fg_dice" in frame.columns:
-        fig.add_trace(go.Scatter(x=x, y=frame["mean_fg_dice"], mode="lines", name="mean (raw)", opacity=0.45,
-                                 hovertemplate=_HOVER, line={"color": RAW_MEAN_COLOUR, "width": 1.2}))
+        traces.append({"x": x, "y": frame["mean_fg_dice"], "name": "mean (raw)", "opacity": 0.45,
+                       "hovertemplate": _HOVER, "line": {"color": RAW_MEAN_COLOUR, "width": 1.2}})
     if "ema_fg_dice" in frame.columns:
-        fig.add_trace(go.Scatter(x=x, y=frame["ema_fg_dice"], mode="lines", name="EMA (nnU-Net)",
-                                 hovertemplate=_HOVER, line={"color": MEAN_COLOUR, "width": 3.0}))
+        traces.append({"x": x, "y": frame["ema_fg_dice"], "name": "EMA (nnU-Net)", "hovertemplate": _HOVER,
+                       "line": {"color": MEAN_COLOUR, "width": 3.0}})
     if analysis is not None and analysis.fit is not None:
         fit = analysis.fit
         slope = analysis.slope_per_100_epochs or 0.0
-        fig.add_trace(go.Scatter(
-            x=[fit.first_epoch, fit.last_epoch], y=[fit.value_at(fit.first_epoch), fit.value_at(fit.last_epoch)],
-            mode="lines", name=f"trend fit (analyzer), {signed(slope, 4)} / 100 ep", opacity=0.3,
-            hovertemplate=_HOVER, line={"color": MEAN_COLOUR, "width": 11}))
-    fig = _layout(fig, "Validation pseudo Dice", "Dice", height=430,
-                  x_max=max(planned_epochs or 0, int(x.max()) + 1 if len(x) else 1))
+        traces.append({"x": [fit.first_epoch, fit.last_epoch],
+                       "y": [fit.value_at(fit.first_epoch), fit.value_at(fit.last_epoch)],
+                       "name": f"trend fit (analyzer), {signed(slope, 4)} / 100 ep", "opacity": 0.3,
+                       "hovertemplate": _HOVER, "line": {"color": MEAN_COLOUR, "width": 11}})
     series = [frame[c].to_numpy(dtype=float, na_value=np.nan) for c in [*dice_columns, "ema_fg_dice"]
               if c in frame.columns]
     if len(frame) and series:
-        _dice_axis(fig, [frame], "", note=True, series=series)
-    return fig
+        _dice_axis(layout, [frame], "", note=True, series=series)
+    return _figure(traces, layout)
 
 
 def loss_figure(frame: pd.DataFrame, *, window: int = 1, planned_epochs: int | None = None) -> go.Figure:
-    fig = go.Figure()
-    _shadowed(fig, frame["epoch"], frame["train_loss"], name="train loss", colour=PALETTE[0], window=window)
-    _shadowed(fig, frame["epoch"], frame["val_loss"], name="validation loss", colour=PALETTE[1], window=window)
-    return _layout(fig, "Loss", "loss (Dice + CE)", x_max=_x_max(frame, planned_epochs))
+    traces = [*_shadowed(frame["epoch"], frame["train_loss"], name="train loss", colour=PALETTE[0], window=window),
+              *_shadowed(frame["epoch"], frame["val_loss"], name="validation loss", colour=PALETTE[1],
+                         window=window)]
+    return _figure(traces, _layout("Loss", "loss (Dice + CE)", x_max=_x_max(frame, planned_epochs)))
 
 
 def lr_figure(frame: pd.DataFrame, *, planned_epochs: int | None = None) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=frame["epoch"], y=frame["lr"].where(frame["lr"] > 0), mode="lines",
-                               name="learning rate", hovertemplate="%{y:.3g}",
-                               line={"color": PALETTE[2], "width": 2}))
-    fig = _layout(fig, "Learning rate (log scale)", "learning rate", x_max=_x_max(frame, planned_epochs))
-    fig.update_yaxes(type="log", exponentformat="power")
-    return fig
+    layout = _layout("Learning rate (log scale)", "learning rate", x_max=_x_max(frame, planned_epochs))
+    layout["yaxis"].update(type="log", exponentformat="power")
+    return _figure([{"x": frame["epoch"], "y": frame["lr"].where(frame["lr"] > 0), "name": "learning rate",
+                     "hovertemplate": "%{y:.3g}", "line": {"color": PALETTE[2], "width": 2}}], layout)
 
 
 def epoch_time_figure(frame: pd.DataFrame, *, planned_epochs: int | None = None) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=frame["epoch"], y=frame["epoch_time_s"], mode="lines", name="epoch time",
-                               hovertemplate="%{y:.1f} s", line={"color": PALETTE[3], "width": 1.4}))
+    layout = _layout("Epoch time", "seconds", x_max=_x_max(frame, planned_epochs))
     median = frame["epoch_time_s"].median()
     if pd.notna(median):
-        fig.add_hline(y=float(median), line_dash="dash", line_color="#6B7280",
-                      annotation_text=f"median {median:.0f} s", annotation_position="top right",
-                      annotation_font={"size": 11, "color": "#374151"}, annotation_bgcolor="rgba(255,255,255,0.8)")
-    fig = _layout(fig, "Epoch time", "seconds", x_max=_x_max(frame, planned_epochs))
+        layout["shapes"].append({"type": "line", "xref": "x domain", "x0": 0, "x1": 1, "yref": "y",
+                                 "y0": float(median), "y1": float(median),
+                                 "line": {"color": "#6B7280", "dash": "dash"}})
+        layout["annotations"].append({"text": f"median {median:.0f} s", "xref": "x domain", "x": 1,
+                                      "xanchor": "right", "yref": "y", "y": float(median), "yanchor": "bottom",
+                                      "showarrow": False, "font": {"size": 11, "color": "#374151"},
+                                      "bgcolor": "rgba(255,255,255,0.8)"})
     values = frame["epoch_time_s"].dropna()
     if len(values):  # from 0, so jitter of a second does not look like chaos; rare spikes may clip
-        fig.update_yaxes(range=[0, float(values.quantile(0.99)) * 1.25])
-    return fig
+        layout["yaxis"]["range"] = [0, float(values.quantile(0.99)) * 1.25]
+    return _figure([{"x": frame["epoch"], "y": frame["epoch_time_s"], "name": "epoch time",
+                     "hovertemplate": "%{y:.1f} s", "line": {"color": PALETTE[3], "width": 1.4}}], layout)
 
 
 def _x_max(frame: pd.DataFrame, planned_epochs: int | None) -> float:
@@ -159,29 +177,28 @@ def _x_max(frame: pd.DataFrame, planned_epochs: int | None) -> float:
 def folds_figure(frames: Mapping[str, pd.DataFrame], band: pd.DataFrame, *, column: str = "ema_fg_dice",
                  label: str = "EMA pseudo Dice", spread: str = "std") -> go.Figure:
     """Every fold as a thin line, the mean across folds bold, and mean ± sd (or min–max) as a band."""
-    fig = go.Figure()
+    traces: list[Trace] = []
     if len(band):
         low = band["mean"] - band["std"] if spread == "std" else band["min"]
         high = band["mean"] + band["std"] if spread == "std" else band["max"]
-        fig.add_trace(go.Scatter(x=band["epoch"], y=high, mode="lines", line={"width": 0}, showlegend=False,
-                                 hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=band["epoch"], y=low, mode="lines", line={"width": 0}, fill="tonexty",
-                                 fillcolor="rgba(15,118,110,0.15)",
-                                 name="mean ± sd" if spread == "std" else "min–max", hoverinfo="skip"))
+        traces.append({"x": band["epoch"], "y": high, "line": {"width": 0}, "showlegend": False,
+                       "hoverinfo": "skip"})
+        traces.append({"x": band["epoch"], "y": low, "line": {"width": 0}, "fill": "tonexty",
+                       "fillcolor": "rgba(15,118,110,0.15)",
+                       "name": "mean ± sd" if spread == "std" else "min–max", "hoverinfo": "skip"})
     for k, (fold, frame) in enumerate(sorted(frames.items())):
         if column in frame.columns and len(frame):
-            fig.add_trace(go.Scatter(x=frame["epoch"], y=frame[column], mode="lines", name=f"fold {fold}",
-                                     hovertemplate=_HOVER,
-                                     line={"color": PALETTE[k % len(PALETTE)], "width": 1.1}, opacity=0.75))
+            traces.append({"x": frame["epoch"], "y": frame[column], "name": f"fold {fold}", "hovertemplate": _HOVER,
+                           "line": {"color": PALETTE[k % len(PALETTE)], "width": 1.1}, "opacity": 0.75})
     if len(band):
-        fig.add_trace(go.Scatter(x=band["epoch"], y=band["mean"], mode="lines", name="mean of folds",
-                                 hovertemplate=_HOVER, line={"color": MEAN_COLOUR, "width": 2.6}))
-    fig = _layout(fig, f"{label} across folds", label, height=430)
-    _dice_axis(fig, [f for f in frames.values() if column in f.columns and len(f)], column, note=True)
-    return fig
+        traces.append({"x": band["epoch"], "y": band["mean"], "name": "mean of folds", "hovertemplate": _HOVER,
+                       "line": {"color": MEAN_COLOUR, "width": 2.6}})
+    layout = _layout(f"{label} across folds", label, height=430)
+    _dice_axis(layout, [f for f in frames.values() if column in f.columns and len(f)], column, note=True)
+    return _figure(traces, layout)
 
 
-def _dice_axis(fig: go.Figure, frames: Sequence[pd.DataFrame], column: str, *, note: bool,
+def _dice_axis(layout: dict[str, Any], frames: Sequence[pd.DataFrame], column: str, *, note: bool,
                series: Sequence[np.ndarray] | None = None) -> None:
     """The report's Dice axis (:func:`monitor.report.panels.dice_limits`) over ``column`` of frames aligned by
     epoch (or over ``series`` of the one frame), and the note when it hides the first epochs."""
@@ -198,12 +215,13 @@ def _dice_axis(fig: go.Figure, frames: Sequence[pd.DataFrame], column: str, *, n
             matrix[k, epochs[keep]] = f[column].to_numpy(dtype=float, na_value=np.nan)[keep]
         epochs_x, rows = np.arange(length, dtype=float), list(matrix)
     low, high, hidden = dice_limits(epochs_x, rows)
-    fig.update_yaxes(range=[low, high])
+    layout["yaxis"]["range"] = [low, high]
     text = hidden_note(low, hidden) if note else None
     if text is not None:
-        fig.add_annotation(text=f"↓ {text} (double-click the chart to see them)", xref="paper", yref="paper",
-                           x=1.0, y=0.0, xanchor="right", yanchor="bottom", showarrow=False,
-                           font={"size": 11, "color": RAW_MEAN_COLOUR}, bgcolor="rgba(255,255,255,0.8)")
+        layout["annotations"].append({"text": f"↓ {text} (double-click the chart to see them)", "xref": "paper",
+                                      "yref": "paper", "x": 1.0, "y": 0.0, "xanchor": "right", "yanchor": "bottom",
+                                      "showarrow": False, "font": {"size": 11, "color": RAW_MEAN_COLOUR},
+                                      "bgcolor": "rgba(255,255,255,0.8)"})
 
 
 def pair_figure(parent: pd.DataFrame, child: pd.DataFrame, *, parent_label: str, child_label: str,
@@ -211,24 +229,24 @@ def pair_figure(parent: pd.DataFrame, child: pd.DataFrame, *, parent_label: str,
     """Parent and extended run on one chart, as the compare PNG draws them: the raw mean pseudo Dice faint, and
     solid nnU-Net's EMA (``column`` "ema_fg_dice", never smoothed again) or the mean smoothed over ``window``
     epochs. ``x_mode`` "fraction" puts both on 0–100 % of schedule."""
-    fig = go.Figure()
+    traces: list[Trace] = []
     x_col = "fraction" if x_mode == "fraction" else "epoch"
     for frame, label, colour in ((parent, parent_label, PALETTE[0]), (child, child_label, PALETTE[1])):
         if not len(frame) or column not in frame.columns:
             continue
         if column == "ema_fg_dice":
             if "mean_fg_dice" in frame.columns:
-                fig.add_trace(go.Scatter(x=frame[x_col], y=frame["mean_fg_dice"], mode="lines", name=f"{label} (raw)",
-                                         legendgroup=label, showlegend=False, opacity=0.28, hoverinfo="skip",
-                                         line={"color": colour, "width": 1}))
-            fig.add_trace(go.Scatter(x=frame[x_col], y=frame[column], mode="lines", name=label, legendgroup=label,
-                                     hovertemplate=_HOVER, line={"color": colour, "width": 2.6}))
+                traces.append({"x": frame[x_col], "y": frame["mean_fg_dice"], "name": f"{label} (raw)",
+                               "legendgroup": label, "showlegend": False, "opacity": 0.28, "hoverinfo": "skip",
+                               "line": {"color": colour, "width": 1}})
+            traces.append({"x": frame[x_col], "y": frame[column], "name": label, "legendgroup": label,
+                           "hovertemplate": _HOVER, "line": {"color": colour, "width": 2.6}})
         else:
-            _shadowed(fig, frame[x_col], frame[column], name=label, colour=colour, window=window, width=2.2)
+            traces += _shadowed(frame[x_col], frame[column], name=label, colour=colour, window=window, width=2.2)
     title = "Parent vs extended run" + (" at the same fraction of schedule" if x_col == "fraction" else "")
-    fig = _layout(fig, title, "EMA pseudo Dice" if column == "ema_fg_dice" else "mean pseudo Dice", height=430,
-                  x_title="fraction of schedule" if x_col == "fraction" else "epoch")
+    layout = _layout(title, "EMA pseudo Dice" if column == "ema_fg_dice" else "mean pseudo Dice", height=430,
+                     x_title="fraction of schedule" if x_col == "fraction" else "epoch")
     if x_col == "fraction":
-        fig.update_xaxes(range=[0, 1], tickformat=".0%")
-    _dice_axis(fig, [f for f in (parent, child) if len(f) and column in f.columns], column, note=x_col == "epoch")
-    return fig
+        layout["xaxis"].update(range=[0, 1], tickformat=".0%")
+    _dice_axis(layout, [f for f in (parent, child) if len(f) and column in f.columns], column, note=x_col == "epoch")
+    return _figure(traces, layout)
