@@ -72,10 +72,11 @@ def job_findings(job: JobEvidence) -> list[StopDiagnosis]:
         findings.append(StopDiagnosis(StopCause.CANCELLED, f"{job.source}: cancel requested by {job.cancelled_by}",
                                       job.source, Strength.STRONG, f"cancelled by {job.cancelled_by}"))
     where = f"job output {job.output_path}" if job.output_path else f"output of {job.source}"
-    from_output = classify_text(job.output, where, Strength.STRONG)
+    killed = job.signal == "SIGKILL" or job.exit_code == 137
+    signalled = job.signal is not None or (job.exit_code or 0) > 128
+    from_output = classify_text(job.output, where, Strength.STRONG, killed=signalled)
     if from_output is not None:
         findings.append(from_output)
-    killed = job.signal == "SIGKILL" or job.exit_code == 137
     if killed:
         findings.append(StopDiagnosis(
             StopCause.HOST_OOM, f"{job.source}: killed by SIGKILL (exit code {job.exit_code or 137})\n"

@@ -36,6 +36,8 @@ _DATA_EXC = re.compile(
     r"BadZipFile)\b|No data left in file|Ran out of input|cannot reshape array of size|Failed to interpret file|"
     r"not a zip file|invalid load key|[Bb]losc2?\b.*(?:error|fail)|Error while decompressing|"
     r"could not decompress|is not a valid b2nd|truncated|blosc2\w*\(.*\) returned NULL", re.M)
+#: What a worker prints when the process feeding it is gone: a consequence of that process's death, not a cause.
+_PARENT_GONE = re.compile(r"^(?:ConnectionResetError|BrokenPipeError|ConnectionAbortedError)\b")
 _DATA_FRAMES = re.compile(r"nnunetv2/training/dataloading|nnunet/training/dataloading|numpy/lib/(?:_)?npyio|"
                           r"numpy/lib/format|blosc2|nnUNet_preprocessed|\.npz|\.npy|\.b2nd|\.pkl")
 
@@ -156,10 +158,13 @@ def _summary(cause: StopCause, block: ExceptionBlock) -> str:
     return f"{cause.label}: {_clip(block.last)[:200]}"
 
 
-def classify_text(text: str, source: str, strength: Strength = Strength.STRONG) -> StopDiagnosis | None:
+def classify_text(text: str, source: str, strength: Strength = Strength.STRONG, *,
+                  killed: bool = False) -> StopDiagnosis | None:
     """The cause that ``text`` (console output or a log's tail) shows, or None when it shows none.
 
     ``strength`` is that of the source: a job's own output is strong; a training log's tail is medium.
+    ``killed``: the process was killed by a signal, so a worker's broken connection to it printed afterwards
+    is a consequence of the kill and is no cause.
     """
     if not text.strip():
         return None
@@ -169,6 +174,8 @@ def classify_text(text: str, source: str, strength: Strength = Strength.STRONG) 
         return scheduler
     lines = text.splitlines()
     blocks = exception_blocks(lines)
+    if killed:
+        blocks = [block for block in blocks if not _PARENT_GONE.match(block.last)]
     died = next((b for b in blocks if b.workers_died), None)
     died_at = died.start if died is not None else next(
         (i for i, line in enumerate(lines) if WORKERS_DIED in line), None)

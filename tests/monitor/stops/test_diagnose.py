@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,18 @@ def test_nan_losses_in_the_training_log(tmp_path: Path) -> None:
         log_line(run.clock, "train_loss", "nan"), log_line(run.clock, "val_loss", "nan"))]
 
 
+_ORPHAN_TRACEBACK = """Process SpawnProcess-3:
+Traceback (most recent call last):
+  File "/usr/lib/python3.11/multiprocessing/process.py", line 314, in _bootstrap
+    self.run()
+  File "/usr/lib/python3.11/multiprocessing/connection.py", line 250, in recv
+    buf = self._recv_bytes()
+  File "/usr/lib/python3.11/multiprocessing/connection.py", line 395, in _recv
+    chunk = read(handle, remaining)
+ConnectionResetError: [Errno 104] Connection reset by peer
+"""
+
+
 def test_job_evidence_is_stronger_than_the_folder_and_most_specific_wins(tmp_path: Path) -> None:
     location = load_run(_run(tmp_path).folder).location
     oom = (FIXTURES / "cuda_oom.txt").read_text()
@@ -81,6 +94,12 @@ def test_job_evidence_is_stronger_than_the_folder_and_most_specific_wins(tmp_pat
                          signal="SIGKILL")
     found = diagnose(location, job=killed)
     assert found.cause is StopCause.HOST_OOM and "SIGKILL" in found.evidence and found.strength is Strength.MEDIUM
+    # The workers of a killed training print their broken pipe to it afterwards: a consequence, not the cause.
+    orphans = "2024-01-01: Epoch 3\n" + _ORPHAN_TRACEBACK
+    found = diagnose(location, job=replace(killed, output=orphans))
+    assert found.cause is StopCause.HOST_OOM and "SIGKILL" in found.evidence
+    found = diagnose(location, job=JobEvidence(alive=False, source="local job ab12", output=orphans, exit_code=1))
+    assert found.cause is StopCause.EXCEPTION and "ConnectionResetError" in found.summary  # not killed: the error
     by_alice = JobEvidence(alive=False, source="local job ab12", exit_code=143, signal="SIGTERM", cancelled_by="alice")
     found = diagnose(location, job=by_alice)
     assert found.cause is StopCause.CANCELLED and found.summary == "cancelled by alice"
