@@ -32,11 +32,9 @@ if TYPE_CHECKING:
 __all__ = [
     "PALETTE",
     "dice_figure",
-    "epoch_time_figure",
     "folds_figure",
-    "loss_figure",
-    "lr_figure",
     "pair_figure",
+    "panels_figure",
 ]
 
 _THEME = THEMES["light"]  # the report's light theme: the same colours on screen and in the PNG
@@ -44,6 +42,7 @@ PALETTE = _THEME.palette
 MEAN_COLOUR = _THEME.strong  # the EMA and the across-fold mean, as in the report
 RAW_MEAN_COLOUR = _THEME.muted
 WINDOW_COLOUR = _THEME.window
+TITLE_COLOUR = "#31333F"  # Streamlit's text colour, which it gives the figures' own titles
 _FONT = "DejaVu Sans, Liberation Sans, Arial, sans-serif"
 _DASH = {"-": "solid", (0, (5, 2)): "dash", (0, (1.5, 1.5)): "dot", (0, (6, 2, 1.5, 2)): "dashdot"}
 _HOVER = "%{y:.4f}"
@@ -137,36 +136,51 @@ def dice_figure(frame: pd.DataFrame, class_names: Sequence[str], analysis: Analy
     return _figure(traces, layout)
 
 
-def loss_figure(frame: pd.DataFrame, *, window: int = 1, planned_epochs: int | None = None) -> go.Figure:
+#: The run page's three small panels side by side in one figure (one chart to draw, not three): x domains,
+#: titles and y axis titles.
+_PANELS = (((0.0, 0.28), "Loss", "loss (Dice + CE)"), ((0.36, 0.64), "Learning rate", "learning rate (log scale)"),
+           ((0.72, 1.0), "Epoch time", "seconds"))
+
+
+def panels_figure(frame: pd.DataFrame, *, window: int = 1, planned_epochs: int | None = None) -> go.Figure:
+    """Loss (train and validation, smoothed over ``window``), the learning rate on a log axis, and the epoch
+    time with its median, side by side on the planned schedule."""
+    x_max = _x_max(frame, planned_epochs)
+    layout = _layout("", "", x_max=x_max)
+    del layout["title"]
+    layout["margin"]["t"] = 40
+    layout["legend"].update(orientation="v", x=0.28, y=1.0, xanchor="right", yanchor="top",
+                            bgcolor="rgba(255,255,255,0.7)", font={"size": 11})
+    for k, ((low, high), title, y_title) in enumerate(_PANELS, start=1):
+        suffix = "" if k == 1 else str(k)
+        layout[f"xaxis{suffix}"] = {**layout["xaxis"], "domain": [low, high], "anchor": f"y{suffix}"}
+        layout[f"yaxis{suffix}"] = {"title": {"text": y_title}, **_GRID, "anchor": f"x{suffix}"}
+        layout["annotations"].append({"text": title, "xref": "paper", "yref": "paper", "x": low, "y": 1.0,
+                                      "xanchor": "left", "yanchor": "bottom", "showarrow": False,
+                                      "font": {"size": 15, "color": TITLE_COLOUR}})
     traces = [*_shadowed(frame["epoch"], frame["train_loss"], name="train loss", colour=PALETTE[0], window=window),
               *_shadowed(frame["epoch"], frame["val_loss"], name="validation loss", colour=PALETTE[1],
                          window=window)]
-    return _figure(traces, _layout("Loss", "loss (Dice + CE)", x_max=_x_max(frame, planned_epochs)))
-
-
-def lr_figure(frame: pd.DataFrame, *, planned_epochs: int | None = None) -> go.Figure:
-    layout = _layout("Learning rate (log scale)", "learning rate", x_max=_x_max(frame, planned_epochs))
-    layout["yaxis"].update(type="log", exponentformat="power")
-    return _figure([{"x": frame["epoch"], "y": frame["lr"].where(frame["lr"] > 0), "name": "learning rate",
-                     "hovertemplate": "%{y:.3g}", "line": {"color": PALETTE[2], "width": 2}}], layout)
-
-
-def epoch_time_figure(frame: pd.DataFrame, *, planned_epochs: int | None = None) -> go.Figure:
-    layout = _layout("Epoch time", "seconds", x_max=_x_max(frame, planned_epochs))
+    layout["yaxis2"].update(type="log", exponentformat="power")
+    traces.append({"x": frame["epoch"], "y": frame["lr"].where(frame["lr"] > 0), "name": "learning rate",
+                   "hovertemplate": "%{y:.3g}", "line": {"color": PALETTE[2], "width": 2}, "showlegend": False,
+                   "xaxis": "x2", "yaxis": "y2"})
+    traces.append({"x": frame["epoch"], "y": frame["epoch_time_s"], "name": "epoch time", "showlegend": False,
+                   "hovertemplate": "%{y:.1f} s", "line": {"color": PALETTE[3], "width": 1.4},
+                   "xaxis": "x3", "yaxis": "y3"})
     median = frame["epoch_time_s"].median()
     if pd.notna(median):
-        layout["shapes"].append({"type": "line", "xref": "x domain", "x0": 0, "x1": 1, "yref": "y",
+        layout["shapes"].append({"type": "line", "xref": "x3 domain", "x0": 0, "x1": 1, "yref": "y3",
                                  "y0": float(median), "y1": float(median),
                                  "line": {"color": "#6B7280", "dash": "dash"}})
-        layout["annotations"].append({"text": f"median {median:.0f} s", "xref": "x domain", "x": 1,
-                                      "xanchor": "right", "yref": "y", "y": float(median), "yanchor": "bottom",
+        layout["annotations"].append({"text": f"median {median:.0f} s", "xref": "x3 domain", "x": 1,
+                                      "xanchor": "right", "yref": "y3", "y": float(median), "yanchor": "bottom",
                                       "showarrow": False, "font": {"size": 11, "color": "#374151"},
                                       "bgcolor": "rgba(255,255,255,0.8)"})
     values = frame["epoch_time_s"].dropna()
     if len(values):  # from 0, so jitter of a second does not look like chaos; rare spikes may clip
-        layout["yaxis"]["range"] = [0, float(values.quantile(0.99)) * 1.25]
-    return _figure([{"x": frame["epoch"], "y": frame["epoch_time_s"], "name": "epoch time",
-                     "hovertemplate": "%{y:.1f} s", "line": {"color": PALETTE[3], "width": 1.4}}], layout)
+        layout["yaxis3"]["range"] = [0, float(values.quantile(0.99)) * 1.25]
+    return _figure(traces, layout)
 
 
 def _x_max(frame: pd.DataFrame, planned_epochs: int | None) -> float:

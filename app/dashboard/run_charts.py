@@ -1,8 +1,9 @@
 """The run page's charts: Dice (drawn first) and the loss, learning-rate and epoch-time panels, with their CSVs.
 
-The four figures of a run are built once per run version and smoothing window and shared by every session
+The two figures of a run are built once per run version and smoothing window and shared by every session
 (``st.cache_resource``): building them is most of a run page's server time, and a fresh tab or a rerun (a
-dialog opening) shows the same figures.
+dialog opening) shows the same figures. The three panels are one figure: a browser draws one chart much
+faster than three, and it draws the Dice chart only once the panels below it are drawn too.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ __all__ = ["dice_chart", "panels", "run_figures"]
 
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _figures(root: str, run_id: str, version: int, window: int, _store: RunStore) -> tuple[go.Figure, ...]:
-    """(Dice, loss, learning rate, epoch time) of one run version; shared by every session (plotly_chart copies
-    a figure, it never changes it). ``_store`` is not part of the key: ``root`` stands for it."""
+    """(Dice, panels) of one run version; shared by every session (plotly_chart copies a figure, it never
+    changes it). ``_store`` is not part of the key: ``root`` stands for it."""
     del root, version  # cache keys only
     summary, frame = _store.summary(run_id), _store.frame(run_id)
     if summary is None or frame is None:
@@ -30,9 +31,7 @@ def _figures(root: str, run_id: str, version: int, window: int, _store: RunStore
     planned = summary.planned_epochs
     analysis = _store.analysis(run_id)
     return (charts.dice_figure(frame, list(summary.class_names), analysis, window=window, planned_epochs=planned),
-            charts.loss_figure(frame, window=window, planned_epochs=planned),
-            charts.lr_figure(frame, planned_epochs=planned),
-            charts.epoch_time_figure(frame, planned_epochs=planned))
+            charts.panels_figure(frame, window=window, planned_epochs=planned))
 
 
 def dice_chart(run_id: str, frame: Any, figures: tuple[go.Figure, ...]) -> None:
@@ -44,19 +43,17 @@ def dice_chart(run_id: str, frame: Any, figures: tuple[go.Figure, ...]) -> None:
 
 def panels(run_id: str, frame: Any, figures: tuple[go.Figure, ...]) -> None:
     name = safe_name(run_id)
-    cols = st.columns(3)
-    panels = (
-        ("loss", figures[1], ["epoch", "train_loss", "val_loss"]),
-        ("lr", figures[2], ["epoch", "lr"]),
-        ("epoch_time", figures[3], ["epoch", "epoch_time_s", "epoch_end"]),
-    )
-    for col, (key, fig, columns) in zip(cols, panels):
+    st.plotly_chart(figures[1], config=chart_config(f"{name}_panels"), key="panels_chart")
+    downloads = (("loss", "Loss CSV", ["epoch", "train_loss", "val_loss"]),
+                 ("lr", "Learning rate CSV", ["epoch", "lr"]),
+                 ("epoch_time", "Epoch time CSV", ["epoch", "epoch_time_s", "epoch_end"]))
+    for col, (key, label, columns) in zip(st.columns(3), downloads):
         with col:
-            st.plotly_chart(fig, config=chart_config(f"{name}_{key}"), key=f"{key}_chart")
-            csv_button(frame[[c for c in columns if c in frame.columns]], f"{name}_{key}", key=f"csv_{key}")
+            csv_button(frame[[c for c in columns if c in frame.columns]], f"{name}_{key}", key=f"csv_{key}",
+                       label=label)
 
 
 def run_figures(store: RunStore, run_id: str, window: int) -> tuple[go.Figure, ...]:
-    """(Dice, loss, learning rate, epoch time) of the run as it is now; empty for an unknown run."""
+    """(Dice, panels) of the run as it is now; empty for an unknown run."""
     version = store.run_version(run_id)
     return () if version is None else _figures(str(store.root), run_id, version, window, store)

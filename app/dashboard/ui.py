@@ -9,9 +9,12 @@ with the traceback folded away for whoever files the bug; Streamlit's own contro
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import math
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -35,6 +38,7 @@ __all__ = [
     "status_text",
     "verdict_callout",
     "verdict_supports_extend",
+    "warm_chart_script",
 ]
 
 
@@ -67,6 +71,34 @@ button[data-testid^="stBaseButton"] p { white-space: normal !important; text-ove
 def no_truncation_style() -> None:
     """Once per page run: metric values, their labels and button labels wrap rather than being cut off."""
     st.html(_STYLE)
+
+
+# Resolved against Streamlit's own entry script, so it is the very module its chart element imports later.
+_WARM_CHARTS = """<script>
+(() => {
+  const entry = document.querySelector('script[type="module"][src*="/static/js/index."]');
+  if (!entry || window.nnwatchChartsWarm) return;
+  window.nnwatchChartsWarm = true;
+  const load = () => import(new URL("./" + %s, entry.src).href).catch(() => {});
+  window.requestIdleCallback ? requestIdleCallback(load, {timeout: 3000}) : setTimeout(load, 1000);
+})();
+</script>"""
+
+
+@functools.cache
+def _chart_script() -> str | None:
+    """The file name of Streamlit's Plotly chart script, where this Streamlit ships one."""
+    scripts = Path(st.__file__).parent / "static" / "static" / "js"
+    return next((path.name for path in sorted(scripts.glob("PlotlyChart.*.js"))), None)
+
+
+def warm_chart_script() -> None:
+    """After a page is drawn, the browser loads Streamlit's Plotly script while idle. Streamlit loads that
+    script (several MB) only when a page first shows a chart, and compiling it is most of the wait for the
+    first run page opened from the overview."""
+    name = _chart_script()
+    if name is not None:
+        st.html(_WARM_CHARTS % json.dumps(name), unsafe_allow_javascript=True)
 
 
 def fmt_dice(value: Any) -> str:

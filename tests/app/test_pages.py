@@ -3,6 +3,8 @@ the extend dialog creating exactly one job (real SQLite registry, recording back
 
 from __future__ import annotations
 
+import itertools
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,6 +99,26 @@ def test_run_page_renders_every_kind_of_run(tree: FixtureTree, which: str) -> No
         assert "no training log" in text or "No completed epoch" in text
     if which == "garbled":
         assert "Needs a look" in text
+
+
+def test_run_page_draws_loss_learning_rate_and_epoch_time_side_by_side_in_one_chart(tree: FixtureTree) -> None:
+    at = _app("views/run.py", id=tree.improving)
+    assert_no_crash(at)
+    dice, panels = (json.loads(chart.proto.spec) for chart in at.get("plotly_chart"))
+    assert dice["layout"]["title"]["text"] == "Validation pseudo Dice"
+    axes = {trace["name"]: (trace.get("xaxis", "x"), trace.get("yaxis", "y")) for trace in panels["data"]}
+    assert axes["train loss"] == axes["validation loss"] == ("x", "y")
+    assert axes["learning rate"] == ("x2", "y2") and axes["epoch time"] == ("x3", "y3")
+    layout = panels["layout"]
+    domains = [layout[f"xaxis{k}"]["domain"] for k in ("", "2", "3")]
+    assert all(left[1] < right[0] for left, right in itertools.pairwise(domains)), domains  # no panel overlaps
+    assert len({tuple(layout[f"xaxis{k}"]["range"]) for k in ("", "2", "3")}) == 1  # one schedule for all
+    assert layout["yaxis2"]["type"] == "log"
+    titles = [a["text"] for a in layout["annotations"]]
+    assert titles[:3] == ["Loss", "Learning rate", "Epoch time"]
+    assert [s["yref"] for s in layout["shapes"]] == ["y3"] and any(t.startswith("median ") for t in titles)
+    assert {b.label for b in at.get("download_button")} >= {
+        ":material/download: Loss CSV", ":material/download: Learning rate CSV", ":material/download: Epoch time CSV"}
 
 
 def test_run_page_with_unknown_id_offers_a_picker(tree: FixtureTree) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from report_fixtures import model_dir, write_v2_run
 
-from app.dashboard.charts import dice_figure, loss_figure
+from app.dashboard.charts import dice_figure, panels_figure
 from monitor import load_run
 from monitor.analyze import smooth
 from monitor.report.data import load_run_data
@@ -38,7 +38,7 @@ def test_chart_and_report_draw_the_same_smoothed_curves(run_dir: Path, window: i
     frame = load_run(run_dir).frame()
     chart = {trace.name: np.asarray(trace.y, dtype=float)
              for trace in (*dice_figure(frame, LABELS, None, window=window).data,
-                           *loss_figure(frame, window=window).data)}
+                           *panels_figure(frame, window=window).data)}
     raw, smoothed = report_lines(run_dir, window, "dice", OKABE_ITO[0])
     np.testing.assert_array_equal(chart["liver"], smoothed)
     np.testing.assert_array_equal(chart["liver (raw)"], raw)
