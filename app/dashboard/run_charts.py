@@ -2,8 +2,8 @@
 
 The two figures of a run are built once per run version and smoothing window and shared by every session
 (``st.cache_resource``): building them is most of a run page's server time, and a fresh tab or a rerun (a
-dialog opening) shows the same figures. The three panels are one figure: a browser draws one chart much
-faster than three, and it draws the Dice chart only once the panels below it are drawn too.
+dialog opening) shows the same figures. The three panels are one figure, one chart for the browser to draw
+instead of three: it draws the Dice chart only once the charts sent after it are drawn too.
 """
 
 from __future__ import annotations

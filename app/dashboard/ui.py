@@ -94,8 +94,8 @@ def _chart_script() -> str | None:
 
 def warm_chart_script() -> None:
     """After a page is drawn, the browser loads Streamlit's Plotly script while idle. Streamlit loads that
-    script (several MB) only when a page first shows a chart, and compiling it is most of the wait for the
-    first run page opened from the overview."""
+    script (several MB) only when a page first shows a chart, so the first run page opened from the overview
+    would wait for it."""
     name = _chart_script()
     if name is not None:
         st.html(_WARM_CHARTS % json.dumps(name), unsafe_allow_javascript=True)
