@@ -74,7 +74,7 @@ def job_findings(job: JobEvidence) -> list[StopDiagnosis]:
     where = f"job output {job.output_path}" if job.output_path else f"output of {job.source}"
     killed = job.signal == "SIGKILL" or job.exit_code == 137
     signalled = job.signal is not None or (job.exit_code or 0) > 128
-    from_output = classify_text(job.output, where, Strength.STRONG, killed=signalled)
+    from_output = classify_text(job.output, where, Strength.STRONG, signalled=signalled)
     if from_output is not None:
         findings.append(from_output)
     if killed:

@@ -159,11 +159,11 @@ def _summary(cause: StopCause, block: ExceptionBlock) -> str:
 
 
 def classify_text(text: str, source: str, strength: Strength = Strength.STRONG, *,
-                  killed: bool = False) -> StopDiagnosis | None:
+                  signalled: bool = False) -> StopDiagnosis | None:
     """The cause that ``text`` (console output or a log's tail) shows, or None when it shows none.
 
     ``strength`` is that of the source: a job's own output is strong; a training log's tail is medium.
-    ``killed``: the process was killed by a signal, so a worker's broken connection to it printed afterwards
+    ``signalled``: the process was ended by a signal, so a worker's broken connection to it printed afterwards
     is a consequence of the kill and is no cause.
     """
     if not text.strip():
@@ -174,7 +174,7 @@ def classify_text(text: str, source: str, strength: Strength = Strength.STRONG, 
         return scheduler
     lines = text.splitlines()
     blocks = exception_blocks(lines)
-    if killed:
+    if signalled:
         blocks = [block for block in blocks if not _PARENT_GONE.match(block.last)]
     died = next((b for b in blocks if b.workers_died), None)
     died_at = died.start if died is not None else next(
