@@ -24,7 +24,7 @@ import streamlit as st
 from app.dashboard import resources
 from app.dashboard.auth_ui import Actor, current_actor, login_form, sidebar_account
 from app.dashboard.store import RunStore
-from app.dashboard.ui import no_truncation_style, warm_chart_script
+from app.dashboard.ui import no_truncation_style, warm_run_page
 
 HERE = Path(__file__).resolve().parent
 
@@ -79,7 +79,7 @@ def main() -> None:
     page = st.navigation(_pages())
     shared = _sidebar(actor)
     page.run()
-    warm_chart_script()
+    warm_run_page()
     if shared is not None:  # this page was drawn with the runs
         shared.page_drawn()
 

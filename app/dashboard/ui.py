@@ -38,7 +38,7 @@ __all__ = [
     "status_text",
     "verdict_callout",
     "verdict_supports_extend",
-    "warm_chart_script",
+    "warm_run_page",
 ]
 
 
@@ -73,32 +73,60 @@ def no_truncation_style() -> None:
     st.html(_STYLE)
 
 
-# Resolved against Streamlit's own entry script, so it is the very module its chart element imports later.
-_WARM_CHARTS = """<script>
+# Streamlit loads each element's script only when a page first shows that element. The run page's own (its
+# charts, progress bar, slider and code blocks: Plotly alone is several MB) are loaded while the browser is idle
+# after any page is drawn, resolved against Streamlit's entry script so they are the very modules its elements
+# import later. Then Plotly (``window.Plotly``, set by its module) draws one small chart off screen and drops it:
+# its first drawing in a tab sets up its styles and text measurement and runs its code for the first time. Without
+# this, the first run page opened from the overview pays for all of it.
+# Streamlit's sanitizer drops a script whose text holds a tag, so this one holds none.
+_WARM_RUN_PAGE = """<script>
 (() => {
   const entry = document.querySelector('script[type="module"][src*="/static/js/index."]');
-  if (!entry || window.nnwatchChartsWarm) return;
-  window.nnwatchChartsWarm = true;
-  const load = () => import(new URL("./" + %s, entry.src).href).catch(() => {});
-  window.requestIdleCallback ? requestIdleCallback(load, {timeout: 3000}) : setTimeout(load, 1000);
+  if (!entry || window.nnwatchRunPageWarm) return;
+  window.nnwatchRunPageWarm = "loading";
+  const idle = (task) => window.requestIdleCallback ? requestIdleCallback(task, {timeout: 3000})
+                                                    : setTimeout(task, 1000);
+  const draw = () => new Promise((done) => {
+    const Plotly = window.Plotly;
+    if (!Plotly) return done();
+    const box = document.createElement("div");
+    box.style.cssText = "position:fixed;left:-10000px;top:0;width:640px;height:360px";
+    document.body.appendChild(box);
+    const x = Array.from({length: 200}, (_, i) => i);
+    const traces = [0.6, 0.7].map((top, k) => ({
+      x, y: x.map((i) => top * (1 - Math.exp(-i / 40))), type: "scatter", mode: "lines", name: "warm " + k,
+      hovertemplate: "%%{y:.4f}"}));
+    const layout = {width: 640, height: 360, showlegend: true, hovermode: "x unified",
+      xaxis: {title: {text: "epoch"}}, yaxis: {title: {text: "Dice"}, range: [0, 1]},
+      shapes: [{type: "rect", xref: "x", yref: "paper", x0: 150, x1: 199, y0: 0, y1: 1, opacity: 0.1}],
+      annotations: [{x: 199, y: 0.7, text: "end", showarrow: false}]};
+    Plotly.newPlot(box, traces, layout, {displaylogo: false})
+      .finally(() => { Plotly.purge(box); box.remove(); done(); });
+  });
+  const load = (name) => import(new URL("./" + name, entry.src).href).catch(() => {});
+  idle(() => Promise.all(%s.map(load)).then(() => idle(() => draw().then(() => {
+    window.nnwatchRunPageWarm = "ready";
+  }))));
 })();
 </script>"""
+# The run page's elements that the overview lacks, by the stem of their script's name.
+_RUN_PAGE_ELEMENTS = ("PlotlyChart", "Progress", "Slider", "StreamlitSyntaxHighlighter")
 
 
 @functools.cache
-def _chart_script() -> str | None:
-    """The file name of Streamlit's Plotly chart script, where this Streamlit ships one."""
+def _run_page_scripts() -> tuple[str, ...]:
+    """The file names of the run page elements' scripts that this Streamlit ships."""
     scripts = Path(st.__file__).parent / "static" / "static" / "js"
-    return next((path.name for path in sorted(scripts.glob("PlotlyChart.*.js"))), None)
+    return tuple(path.name for stem in _RUN_PAGE_ELEMENTS for path in sorted(scripts.glob(f"{stem}.*.js"))[:1])
 
 
-def warm_chart_script() -> None:
-    """After a page is drawn, the browser loads Streamlit's Plotly script while idle. Streamlit loads that
-    script (several MB) only when a page first shows a chart, so the first run page opened from the overview
-    would wait for it."""
-    name = _chart_script()
-    if name is not None:
-        st.html(_WARM_CHARTS % json.dumps(name), unsafe_allow_javascript=True)
+def warm_run_page() -> None:
+    """After a page is drawn, the browser loads the run page's element scripts while idle and draws one hidden
+    chart, so the first run page opened from the overview waits for neither."""
+    names = _run_page_scripts()
+    if names:
+        st.html(_WARM_RUN_PAGE % json.dumps(list(names)), unsafe_allow_javascript=True)
 
 
 def fmt_dice(value: Any) -> str:
