@@ -14,9 +14,15 @@ import signal
 import sys
 import threading
 
-__all__ = ["main"]
+__all__ = ["STREAMLIT_DEFAULTS", "main"]
 
 log = logging.getLogger("nnwatch.dashboard")
+
+#: Streamlit settings of this server, as the environment variables its command line reads (a user's own value
+#: wins). Streamlit collects every generation of garbage after each script run, fragments' included; with
+#: thousands of runs in memory that holds the interpreter, and the page's last messages, after every page and
+#: every live refresh. Python's own generational collection still runs.
+STREAMLIT_DEFAULTS = {"STREAMLIT_RUNNER_POST_SCRIPT_GC": "false"}
 
 
 def _warm() -> None:
@@ -34,6 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     # handler replaces this once its server runs)
     # Imports first, in this thread: a module two threads import at once can be seen half-initialised.
     from streamlit.web import cli
+
+    for name, value in STREAMLIT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
 
     from app.dashboard import resources  # noqa: F401  (what the thread and the first page need)
 

@@ -45,6 +45,15 @@ def test_streamlit_argv_is_a_list_without_a_shell() -> None:
     assert argv[argv.index("--server.headless") + 1] == "true"
 
 
+def test_the_server_turns_streamlits_collection_after_every_script_run_off() -> None:
+    from streamlit import config
+
+    from app.dashboard.server import STREAMLIT_DEFAULTS
+
+    options = {option.env_var: key for key, option in config.get_config_options().items()}
+    assert {options[name]: value for name, value in STREAMLIT_DEFAULTS.items()} == {"runner.postScriptGC": "false"}
+
+
 def test_serve_env_passes_options_to_the_dashboard(tmp_path: Path) -> None:
     args = argparse.Namespace(host="0.0.0.0", root=str(tmp_path), jobs_db="j.sqlite3", users_file="users",
                               open_view=True, refresh=1.5)
