@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -272,12 +272,13 @@ def runs_frame(table: pd.DataFrame, jobs_by_run: Mapping[str, list[Any]] | None 
     return _dictionary_encoded(frame, unique=("Open", "run_id")).reset_index(drop=True)
 
 
-def runs_of(runs: pd.DataFrame, run_ids: Iterable[str]) -> pd.DataFrame:
-    """The rows of :func:`runs_frame` for ``run_ids``, in its order; their texts only, so a filtered table does
-    not carry every run's texts to the browser."""
+def runs_of(runs: pd.DataFrame, run_ids: Collection[str]) -> pd.DataFrame:
+    """The rows of :func:`runs_frame` for ``run_ids`` (distinct ids of its runs), in its order; their texts only,
+    so a filtered table does not carry every run's texts to the browser. Every run is ``runs`` itself, without a
+    lookup: an unfiltered overview asks at every live refresh."""
+    if len(run_ids) == len(runs):
+        return runs
     rows = runs[runs["run_id"].isin(set(run_ids))].reset_index(drop=True)
-    if len(rows) == len(runs):
-        return rows
     texts = [c for c in rows.columns if isinstance(rows[c].dtype, pd.CategoricalDtype)]
     return rows.assign(**{c: rows[c].cat.remove_unused_categories() for c in texts})
 

@@ -114,6 +114,7 @@ def test_overview_tables_send_each_repeated_text_once(tree: FixtureTree) -> None
     runs = runs_frame(many)
     few = runs_of(runs, many["run_id"].iloc[[5, 900, 3]])  # a filtered table: in the table's order
     assert few["run_id"].tolist() == many["run_id"].iloc[[3, 5, 900]].tolist()
+    pd.testing.assert_frame_equal(runs_of(runs, many["run_id"].iloc[::-1]), runs)  # every run: all, in order
     alone = runs_frame(many.iloc[[3, 5, 900]])
     assert len(arrow_bytes(few.drop(columns="run_id"))) <= len(arrow_bytes(alone.drop(columns="run_id"))), \
         "a filtered table carries its rows' texts, not every run's"
