@@ -19,7 +19,9 @@ overview again in that tab (``overview_again_s``: the server has everything cach
 browser's share), then another run's page opened from the overview (its row selected, then its "Open run" link:
 ``run_page_from_overview_s``, until its Dice chart is drawn), then three more runs' pages, each opened the same
 way after going back to the overview by the sidebar's link (``run_page_from_overview_again_s``, median: the tab
-has drawn a chart before), with the server's RSS and CPU time after each.
+has drawn a chart before), with the server's RSS and CPU time after each; with ``--idle N``, the server's CPU over
+N seconds with the overview left open once every run is saved (``server_cpu_pct_overview_open``: its live
+refreshes and the watcher's ticks).
 Three starts: ``--base`` (another checkout, e.g. main, for the figure before), this checkout with an empty state
 folder (no run index: a cold start, with its progress bar), and this checkout again once that start has saved the
 run index (a restart; ``--restarts`` of them).
@@ -32,7 +34,7 @@ Usage::
 
     .venv/bin/python bench/bench_dashboard.py [--runs 750] [--epochs 1000] [--repeat 7] [--tree DIR]
     .venv/bin/python bench/bench_dashboard.py --browser [--base DIR] [--runs 750] [--epochs 1000] [--state DIR]
-        [--restarts N] [--returning]
+        [--restarts N] [--returning] [--idle SECONDS]
 
 The tree is generated once into ``bench/out/dashboard_tree_<runs>x<epochs>`` (git-ignored) and reused.
 """
@@ -107,8 +109,9 @@ def _cpu_s(pid: int) -> float:
 
 
 def _browser_start(page, repo: Path, root: Path, state: Path, n_runs: int, run_id: str,  # type: ignore[no-untyped-def]
-                   label: str) -> dict[str, float | str | bool]:
-    """Start a server of the checkout ``repo``, then time the first overview and a run page in the browser."""
+                   label: str, idle_s: float = 0.0) -> dict[str, float | str | bool]:
+    """Start a server of the checkout ``repo``, then time the first overview and a run page in the browser;
+    ``idle_s``: then, with the overview open and every run saved, the server's CPU over that many seconds."""
     import subprocess
 
     port = _free_port()
@@ -185,6 +188,14 @@ def _browser_start(page, repo: Path, root: Path, state: Path, n_runs: int, run_i
             result["index_runs"] = index.info().runs
             result["index_mb"] = index.info().size_bytes / 2**20
             index.close()
+        if idle_s > 0:  # a lab member's tab left open on the overview: its live refreshes, the watcher's ticks
+            page.get_by_role("link", name="Overview").click()
+            table.nth(1).wait_for(timeout=60_000)
+            page.get_by_text("checking the runs against their files").wait_for(state="hidden", timeout=300_000)
+            page.wait_for_timeout(5_000)
+            cpu, before = _cpu_s(server.pid), time.perf_counter()
+            page.wait_for_timeout(idle_s * 1000)
+            result["server_cpu_pct_overview_open"] = 100 * (_cpu_s(server.pid) - cpu) / (time.perf_counter() - before)
         return result
     finally:
         server.terminate()
@@ -226,7 +237,7 @@ def browser_main(args: argparse.Namespace, root: Path, specs: list[tuple[str, Ru
         for number, (repo, state_dir, label) in enumerate(starts):
             context = kept or browser.new_context(viewport={"width": 1600, "height": 1400})
             page = context.new_page()
-            result = _browser_start(page, repo, root, state_dir, len(specs), run_id, label)
+            result = _browser_start(page, repo, root, state_dir, len(specs), run_id, label, args.idle)
             result["browser_cache"] = "kept from the start before" if kept and number else "empty"
             page.close()
             if context is not kept:
@@ -252,6 +263,9 @@ def main() -> int:
     parser.add_argument("--state", type=Path, default=None,
                         help="with --browser: the state folder to use; one holding a run index skips the cold start")
     parser.add_argument("--restarts", type=int, default=1, help="with --browser: restarts on the run index to time")
+    parser.add_argument("--idle", type=float, default=0.0,
+                        help="with --browser: the server's CPU over this many seconds with the overview open, once "
+                             "every run is saved (0: not measured)")
     parser.add_argument("--returning", action="store_true",
                         help="with --browser: one browser for every start, so it keeps the dashboard's scripts "
                              "cached from the start before, as a returning visitor's browser does")
