@@ -20,6 +20,7 @@ if __package__ in (None, ""):  # run as a script by Streamlit: make ``app`` impo
         sys.path.insert(0, str(_REPO))
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from app.dashboard import resources
 from app.dashboard.auth_ui import Actor, current_actor, login_form, sidebar_account
@@ -48,7 +49,8 @@ def _login_page() -> None:
     login_form("main")
 
 
-def _sidebar(actor: Actor) -> RunStore | None:
+def _sidebar(actor: Actor) -> DeltaGenerator:
+    """The sidebar's root and account, and an empty slot for the runs' caption (see :func:`_runs_caption`)."""
     config = resources.settings()
     with st.sidebar:
         if config.demo:
@@ -58,12 +60,19 @@ def _sidebar(actor: Actor) -> RunStore | None:
                     icon=":material/science:")
         else:
             st.caption(" · ".join(f":material/folder_open: `{root}`" for root in config.roots))
-        store = resources.store(quiet=True)
-        if store is not None:
-            table = store.table()
-            running = int((table["status"] == "running").sum()) if len(table) else 0
-            st.caption(f"{len(table)} runs · {running} running · checked {time.strftime('%H:%M:%S')}")
+        slot = st.empty()
     sidebar_account(actor)
+    return slot
+
+
+def _runs_caption(slot: DeltaGenerator) -> RunStore | None:
+    """Count the runs into the sidebar's slot once the page is drawn, so the sidebar shows them whenever the page
+    did (the runs may become ready while the page waits for them)."""
+    store = resources.store(quiet=True)
+    if store is not None:
+        table = store.table()
+        running = int((table["status"] == "running").sum()) if len(table) else 0
+        slot.caption(f"{len(table)} runs · {running} running · checked {time.strftime('%H:%M:%S')}")
     return store
 
 
@@ -77,9 +86,10 @@ def main() -> None:
         st.navigation([st.Page(_login_page, title="Log in", icon=":material/lock:")], position="hidden").run()
         return
     page = st.navigation(_pages())
-    shared = _sidebar(actor)
+    slot = _sidebar(actor)
     page.run()
     warm_run_page()
+    shared = _runs_caption(slot)
     if shared is not None:  # this page was drawn with the runs
         shared.page_drawn()
 

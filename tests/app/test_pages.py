@@ -60,6 +60,27 @@ def test_overview_lists_every_run_with_verdicts(tree: FixtureTree) -> None:
     assert {m.label: m.value for m in at.metric}["Runs"] == str(len(tree.all_runs))
 
 
+def test_the_sidebar_counts_the_runs_that_became_ready_while_the_page_waited(
+        tree: FixtureTree, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.dashboard import resources
+
+    at = _app()
+    counted = f"{len(tree.all_runs)} runs · "
+    assert any(counted in caption.value for caption in at.sidebar.caption)
+    real = resources.store
+    asked: list[bool] = []
+
+    def store(*, quiet: bool = False) -> object:  # the runs are ready once the page has waited for them
+        asked.append(quiet)
+        return None if all(asked) else real(quiet=quiet)
+
+    monkeypatch.setattr(resources, "store", store)
+    at.run()
+    assert_no_crash(at)
+    assert sorted(runs_table(at)["run_id"]) == sorted(tree.all_runs)
+    assert any(counted in caption.value for caption in at.sidebar.caption)
+
+
 def test_overview_filters_round_trip_through_the_url(tree: FixtureTree) -> None:
     at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
     at.query_params.update({"status": "running"})
