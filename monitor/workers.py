@@ -1,5 +1,6 @@
 """Work on many runs in worker processes: one rule for how many workers, one for how runs are split into chunks,
-and one pool, for every caller (the scan, the indexed scan, the watcher's first start, the batch reports).
+and one pool, for every caller (the scan, the indexed scan, the watcher's first start, the batch reports); and
+:func:`collector_paused` for work that builds many long-lived objects in this process.
 
 Parsing is CPU-bound, so large trees are split across processes that return only what the caller keeps. The
 caller picks the start method: a single-threaded command line may fork; a multi-threaded server must not (a
@@ -11,6 +12,7 @@ and that script must not run again in every worker, so workers are started witho
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import multiprocessing
 import os
@@ -20,7 +22,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from multiprocessing import spawn
 from typing import TypeVar
 
-__all__ = ["PARALLEL_THRESHOLD", "chunked", "map_chunks", "parallel_method", "worker_count"]
+__all__ = ["PARALLEL_THRESHOLD", "chunked", "collector_paused", "map_chunks", "parallel_method", "worker_count"]
 
 #: Below this many runs the cost of starting workers outweighs parallel parsing.
 PARALLEL_THRESHOLD = 24
@@ -35,6 +37,19 @@ _stdlib_preparation_data = spawn.get_preparation_data
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection meanwhile. Building thousands of runs that all stay (a start from the run
+    index) sets it off again and again, and each time it walks the growing heap and finds nothing to free."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def worker_count(workers: int | None = None) -> int:

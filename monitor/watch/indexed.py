@@ -28,7 +28,7 @@ from monitor.runs.merge import Curves
 from monitor.runs.reader import CHECKPOINT_SETTLE_S, RunReader
 from monitor.runs.resume import FileSignature, files_signature
 from monitor.runs.status import RunStatus
-from monitor.workers import chunked, map_chunks, parallel_method, worker_count
+from monitor.workers import chunked, collector_paused, map_chunks, parallel_method, worker_count
 
 if TYPE_CHECKING:
     from monitor.analyze import VerdictRow
@@ -69,12 +69,13 @@ class IndexedRuns:
         """Publish every run of ``root`` as the index last stored it (one query, no file read), so a restart shows
         them at once; the caller then checks each against its files (a cheap signature comparison) and reads
         what changed. Calls :attr:`on_preloaded` with the number published."""
-        for stored in self.index.stored_runs(root, WATCH_MODE).last_known():
-            location = parse_run_path(root / stored.run_id, stored.run_id)
-            if location is not None and stored.run_id not in runs:
-                runs[stored.run_id] = publisher.add_stored(location, stored.summary, stored.inputs,
-                                                           self.loader(location, stored.signature), stored.verdict,
-                                                           False, stored.signature)
+        with collector_paused():
+            for stored in self.index.stored_runs(root, WATCH_MODE).last_known():
+                location = parse_run_path(root / stored.run_id, stored.run_id)
+                if location is not None and stored.run_id not in runs:
+                    runs[stored.run_id] = publisher.add_stored(location, stored.summary, stored.inputs,
+                                                               self.loader(location, stored.signature),
+                                                               stored.verdict, False, stored.signature)
         if self.on_preloaded is not None:
             self.on_preloaded(len(runs))
         return len(runs)

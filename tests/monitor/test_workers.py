@@ -3,6 +3,7 @@ without fork does not run the parent's main script again (a Streamlit app instal
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import sys
 import types
@@ -14,7 +15,14 @@ from index_support import mixed_tree, plain, settle
 from monitor.index import RunIndex, indexed_scan_rows
 from monitor.run_table import summarize_runs
 from monitor.runs import discover_runs
-from monitor.workers import PARALLEL_THRESHOLD, chunked, map_chunks, parallel_method, worker_count
+from monitor.workers import (
+    PARALLEL_THRESHOLD,
+    chunked,
+    collector_paused,
+    map_chunks,
+    parallel_method,
+    worker_count,
+)
 
 
 def test_chunks_interleave_every_item_once_and_stay_small() -> None:
@@ -25,6 +33,22 @@ def test_chunks_interleave_every_item_once_and_stay_small() -> None:
     assert chunks[0][:2] == [0, len(chunks)]  # interleaved: long and short runs mix
     assert len(chunked(items[:40], 2)) == 8  # a few chunks per worker for small trees
     assert chunked([], 2) == []
+
+
+def test_a_pause_of_the_garbage_collector_always_ends_as_it_began() -> None:
+    """A collector left off would let memory grow for as long as the server runs."""
+    assert gc.isenabled()
+    with pytest.raises(OSError), collector_paused():
+        assert not gc.isenabled()
+        raise OSError("a folder vanished mid-read")
+    assert gc.isenabled()
+    gc.disable()  # a caller that turned it off itself keeps it off
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_few_runs_or_one_worker_stay_in_this_process() -> None:

@@ -3,6 +3,7 @@ what changes afterwards is read from the saved offsets."""
 
 from __future__ import annotations
 
+import gc
 import shutil
 import time
 from pathlib import Path
@@ -44,6 +45,7 @@ def test_a_restart_takes_unchanged_runs_from_the_index(tmp_path: Path, monkeypat
     with second:
         snapshot = second.snapshot()
         assert feeds[0] == 0
+        assert gc.isenabled()  # paused only while the stored runs were built
         assert progress[-1] == (4, 4)
         assert _summaries(second) == before
         assert all(snap.loaded is None for snap in snapshot.runs.values())  # nothing in memory yet
