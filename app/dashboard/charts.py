@@ -1,11 +1,11 @@
 """Plotly figures for the Run and Compare pages, built from monitor's frames and the analyzer's answer.
 
-They draw what the PNG reports draw, in the same style (:mod:`monitor.report.panels`): each class in the
+They draw what the PNG reports draw, in the same style (:mod:`monitor.report.style`): each class in the
 report's colour-blind-safe colour, smoothed by :func:`monitor.analyze.smooth` (the one centred window, which
 does not lag) with the raw curve as a faint shadow, so smoothing can never hide a collapse; the mean pseudo
 Dice raw in grey; nnU-Net's EMA (the merged run's, as in the report) thick in black; the analyzer's window
 shaded and its Theil–Sen fit as a broad translucent ribbon. The Dice axis is the report's
-(:func:`monitor.report.panels.dice_limits`) and says when it hides the first epochs. Hover values have 4
+(:func:`monitor.report.style.dice_limits`) and says when it hides the first epochs. Hover values have 4
 decimals and full names. The x axis spans the planned schedule, so a running run shows how much is left.
 
 Each figure is assembled as plain traces and one layout, then validated once by ``go.Figure``: plotly's
@@ -23,8 +23,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from monitor.analyze import signed, smooth
-from monitor.report.panels import dice_limits, hidden_note
-from monitor.report.style import THEMES, class_style
+from monitor.report.style import THEMES, class_style, dice_limits, hidden_note
 
 if TYPE_CHECKING:
     from monitor.analyze import Analysis
@@ -214,7 +213,7 @@ def folds_figure(frames: Mapping[str, pd.DataFrame], band: pd.DataFrame, *, colu
 
 def _dice_axis(layout: dict[str, Any], frames: Sequence[pd.DataFrame], column: str, *, note: bool,
                series: Sequence[np.ndarray] | None = None) -> None:
-    """The report's Dice axis (:func:`monitor.report.panels.dice_limits`) over ``column`` of frames aligned by
+    """The report's Dice axis (:func:`monitor.report.style.dice_limits`) over ``column`` of frames aligned by
     epoch (or over ``series`` of the one frame), and the note when it hides the first epochs."""
     if not frames:
         return

@@ -48,7 +48,7 @@ def _warm_up() -> None:
     try:
         from matplotlib.backends import backend_agg  # noqa: F401
 
-        import monitor.report  # noqa: F401
+        import monitor.report.run  # noqa: F401  (the run report's panels: matplotlib's axes, lines, ticks)
     except Exception:  # drawn without a report then
         log.debug("cannot import the report renderer", exc_info=True)
 

@@ -19,16 +19,14 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocato
 from monitor.analyze import smooth as smooth_curve
 from monitor.report.data import RunData
 from monitor.report.layout import fit_text, signed
-from monitor.report.style import Canvas, class_style
+from monitor.report.style import Canvas, class_style, dice_limits, hidden_note
 
 __all__ = [
     "LegendEntry",
-    "dice_limits",
     "draw_dice",
     "draw_epoch_time",
     "draw_loss",
     "draw_lr",
-    "hidden_note",
     "legend",
     "legend_in_figure",
     "panel_title",
@@ -129,36 +127,6 @@ def draw_dice(ax: Axes, canvas: Canvas, data: RunData, smooth: int, right: float
         _slope_note(ax, canvas, data, right, series)
     _stop_marker(ax, canvas, data)
     return entries
-
-
-def dice_limits(epoch: np.ndarray, series: Sequence[np.ndarray] | np.ndarray) -> tuple[float, float, int | None]:
-    """The Dice axis of every chart (PNG and dashboard): between round bounds, zoomed past the initial rise (on a
-    0–1 axis a good run's second half is flat): from the 2nd percentile after the first 10 % of epochs − 0.05 to
-    the maximum + 0.02, rounded out to 0.1. Also the last epoch with a value below the axis (hidden by the zoom,
-    which the chart must say), or None."""
-    epoch = np.asarray(epoch, dtype=float)
-    late = epoch >= max(1.0, 0.1 * (epoch[-1] + 1)) if len(epoch) >= 20 else np.zeros(len(epoch), bool)
-    values = np.concatenate([np.asarray(y)[late] for y in series]) if len(series) else np.empty(0)
-    values = values[np.isfinite(values)]
-    low, high = 0.0, 1.0
-    if values.size:
-        low = max(0.0, math.floor((float(np.percentile(values, 2)) - 0.05) * 10.0) / 10.0)
-        high = min(1.0, math.ceil((float(values.max()) + 0.02) * 10.0) / 10.0)
-    low = min(low, high - 0.1)
-    hidden: int | None = None
-    if low > 0 and len(series) and len(epoch):
-        with np.errstate(invalid="ignore"):
-            below = np.any(np.vstack([np.asarray(y, dtype=float) < low for y in series]), axis=0) & ~late
-        if below.any():
-            hidden = int(epoch[np.flatnonzero(below)[-1]])
-    return low, high + 0.01 if high >= 1.0 else high, hidden
-
-
-def hidden_note(low: float, hidden: int | None) -> str | None:
-    """The words every chart prints when the zoomed Dice axis hides the first epochs."""
-    if hidden is None:
-        return None
-    return f"axis starts at {low:.1f}: values of epochs 0–{hidden} lie below it"
 
 
 def set_dice_ylim(ax: Axes, epoch: np.ndarray, series: Sequence[np.ndarray] | np.ndarray,

@@ -1,4 +1,6 @@
-"""Look of the PNG reports: themes, a colour-blind-safe palette, sizes in pixels, and PNG encoding.
+"""Look of every chart, the PNG reports' and the dashboard's: themes, a colour-blind-safe palette and the Dice
+axis; then the reports' sizes in pixels and PNG encoding. matplotlib is imported only to draw a report, so the
+dashboard's Plotly charts share this look without loading it.
 
 Reports are laid out in *logical pixels* and rendered at ``scale`` times that, so a 3× image has exactly the
 layout of the 1× one: the figure is ``width/100`` inches at ``100·scale`` dpi. Colours are Okabe & Ito's
@@ -8,15 +10,18 @@ layout of the 1× one: the figure is ``width/100`` inches at ``100·scale`` dpi.
 from __future__ import annotations
 
 import io
+import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = [
     "BASE_DPI",
@@ -25,8 +30,10 @@ __all__ = [
     "ReportOptions",
     "Theme",
     "class_style",
+    "dice_limits",
     "figure_to_png",
     "fold_style",
+    "hidden_note",
     "new_canvas",
     "panel_boxes",
     "report_png",
@@ -190,11 +197,44 @@ def _within(value: float, low: float, high: float) -> bool:
     return low - slack <= value <= high + slack
 
 
+def dice_limits(epoch: np.ndarray, series: Sequence[np.ndarray] | np.ndarray) -> tuple[float, float, int | None]:
+    """The Dice axis of every chart (PNG and dashboard): between round bounds, zoomed past the initial rise (on a
+    0–1 axis a good run's second half is flat): from the 2nd percentile after the first 10 % of epochs − 0.05 to
+    the maximum + 0.02, rounded out to 0.1. Also the last epoch with a value below the axis (hidden by the zoom,
+    which the chart must say), or None."""
+    epoch = np.asarray(epoch, dtype=float)
+    late = epoch >= max(1.0, 0.1 * (epoch[-1] + 1)) if len(epoch) >= 20 else np.zeros(len(epoch), bool)
+    values = np.concatenate([np.asarray(y)[late] for y in series]) if len(series) else np.empty(0)
+    values = values[np.isfinite(values)]
+    low, high = 0.0, 1.0
+    if values.size:
+        low = max(0.0, math.floor((float(np.percentile(values, 2)) - 0.05) * 10.0) / 10.0)
+        high = min(1.0, math.ceil((float(values.max()) + 0.02) * 10.0) / 10.0)
+    low = min(low, high - 0.1)
+    hidden: int | None = None
+    if low > 0 and len(series) and len(epoch):
+        with np.errstate(invalid="ignore"):
+            below = np.any(np.vstack([np.asarray(y, dtype=float) < low for y in series]), axis=0) & ~late
+        if below.any():
+            hidden = int(epoch[np.flatnonzero(below)[-1]])
+    return low, high + 0.01 if high >= 1.0 else high, hidden
+
+
+def hidden_note(low: float, hidden: int | None) -> str | None:
+    """The words every chart prints when the zoomed Dice axis hides the first epochs."""
+    if hidden is None:
+        return None
+    return f"axis starts at {low:.1f}: values of epochs 0–{hidden} lie below it"
+
+
 def new_canvas(width: int, height: int, scale: float, theme: Theme) -> Canvas:
     """An Agg figure of ``width``×``height`` logical pixels rendered at ``scale`` (no pyplot, no globals)."""
     dpi = BASE_DPI * scale
     # Agg truncates inches × dpi to whole pixels; the 0.001 px keeps 13.66 in × 100 dpi from becoming 1365.
     size = ((round(width * scale) + 0.001) / dpi, (round(height * scale) + 0.001) / dpi)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=size, dpi=dpi, facecolor=theme.background)
     FigureCanvasAgg(figure)
     return Canvas(figure, width, height, scale, theme)
