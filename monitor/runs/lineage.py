@@ -51,8 +51,9 @@ def extension_pairs(table: pd.DataFrame, jobs: Iterable[JobLink] = ()) -> list[E
     for job in jobs:  # a job that writes into the run it was planned from (a validation, a demo job) links none
         if job.parent_run_id != job.new_run_id and job.parent_run_id in present and job.new_run_id in present:
             pairs.setdefault((job.parent_run_id, job.new_run_id), f"job {job.job_id}")
-    keyed = {(str(r.dataset), str(r.plans), str(r.configuration), str(r.fold), str(r.trainer)): str(r.run_id)
-             for r in table.itertuples() if r.nnunet_version == "v2"}
+    v2 = table[table["nnunet_version"] == "v2"]
+    columns = (v2[name].astype(str).tolist() for name in ("dataset", "plans", "configuration", "fold", "trainer"))
+    keyed = dict(zip(zip(*columns), v2["run_id"].astype(str).tolist()))
     for (dataset, plans, configuration, fold, trainer), run_id in keyed.items():
         schedule = split_schedule_suffix(trainer)
         if schedule is None:
