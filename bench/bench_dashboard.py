@@ -12,16 +12,17 @@ and network. Measured:
 * live tick: the overview right after the watcher picked up new epochs appended to ``--live`` running
   logs (only those runs are re-analysed).
 
-With ``--browser`` it measures instead what a person sees, in Chromium (Playwright): a dashboard server is
-started and the first visitor's overview is timed until every run is listed (``overview_received_mb``: what the
-page's WebSocket brought by then, mostly the two tables), then a run page until its chart is drawn, then the
-overview again in that tab (``overview_again_s``: the server has everything cached, so this is mostly the
-browser's share), then another run's page opened from the overview (its row selected, then its "Open run" link:
-``run_page_from_overview_s``, until its Dice chart is drawn), then three more runs' pages, each opened the same
-way after going back to the overview by the sidebar's link (``run_page_from_overview_again_s``, median: the tab
-has drawn a chart before), with the server's RSS and CPU time after each; with ``--idle N``, the server's CPU over
-N seconds with the overview left open once every run is saved (``server_cpu_pct_overview_open``: its live
-refreshes and the watcher's ticks).
+With ``--browser`` it measures instead what a person sees, in Chromium (Playwright): a dashboard server is started
+and the first visitor's overview is timed until every run is listed (``overview_received_mb``: what the page's
+WebSocket brought by then, mostly the two tables), then the first run page after the start, opened from that
+overview as a lab member would (``first_run_page_from_overview_s``: the server's first run page too, while it checks
+every run against its files), then a run page by URL until its chart is drawn, then the overview again in that tab
+(``overview_again_s``: the server has everything cached, so this is mostly the browser's share), then another run's
+page opened from the overview (its row selected, then its "Open run" link: ``run_page_from_overview_s``, until its
+Dice chart is drawn), then three more runs' pages, each opened the same way after going back to the overview by the
+sidebar's link (``run_page_from_overview_again_s``, median: the tab has drawn a chart before), with the server's RSS
+and CPU time after each; with ``--idle N``, the server's CPU over N seconds with the overview left open once every
+run is saved (``server_cpu_pct_overview_open``: its live refreshes and the watcher's ticks).
 Three starts: ``--base`` (another checkout, e.g. main, for the figure before), this checkout with an empty state
 folder (no run index: a cold start, with its progress bar), and this checkout again once that start has saved the
 run index (a restart; ``--restarts`` of them).
@@ -157,6 +158,7 @@ def _browser_start(page, repo: Path, root: Path, state: Path, n_runs: int, run_i
             "overview_received_mb": sum(received) / 2**20, "overview_largest_message_mb": max(received) / 2**20,
             "server_cpu_s": _cpu_s(server.pid), "rss_after_overview_mb": _rss_mb(server.pid),
             "loadavg": Path("/proc/loadavg").read_text().split()[0]}
+        result["first_run_page_from_overview_s"] = _open_from_overview(page, row=2)
         before = time.perf_counter()
         page.goto(f"http://127.0.0.1:{port}/run?id={run_id}")
         try:
