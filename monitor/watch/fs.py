@@ -1,9 +1,8 @@
 """Which watchdog observer suits a results root: inotify on local disks, polling on network file systems.
 
 inotify never sees writes made by another machine (NFS, SMB, FUSE), so there only polling works; the root's
-file system comes from ``/proc/self/mountinfo``. watchdog silently skips folders beyond inotify's watch
-limit, which would leave runs unwatched, so the folders are counted first; over the limit, or failing to
-start, the watcher polls and says how to raise the limit.
+file system comes from ``/proc/self/mountinfo``. When inotify runs out of watches (one per folder, shared by all
+of a user's processes) or instances while starting, the watcher polls instead and says how to raise the limit.
 """
 
 from __future__ import annotations
@@ -193,24 +192,21 @@ def start_observer(handler: FileSystemEventHandler, root: str | os.PathLike[str]
     warnings.filterwarnings("ignore", message=r"Callback with id .* already exists for watch",
                             category=RuntimeWarning)
     if choice.kind == "inotify":
-        limit = max_user_watches()
-        needed = count_folders(root)
-        if limit is not None and needed > limit:
-            choice = ObserverChoice("polling", choice.interval_s, _limit_message(
-                f"{needed} folders but fs.inotify.max_user_watches = {limit}", choice.interval_s))
-        else:
-            observer = InotifyObserver()
-            try:
-                observer.schedule(handler, os.fspath(root), recursive=True, event_filter=WATCHED_EVENTS)
-                observer.start()
-                return observer, choice
-            except OSError as exc:
-                _stop_quietly(observer)
-                if exc.errno not in (errno.ENOSPC, errno.EMFILE):
-                    raise
-                reason = "watch limit reached" if exc.errno == errno.ENOSPC else "instance limit reached"
-                choice = ObserverChoice("polling", choice.interval_s, _limit_message(
-                    f"{reason}: {exc.strerror or exc}", choice.interval_s))
+        observer = InotifyObserver()
+        try:
+            observer.schedule(handler, os.fspath(root), recursive=True, event_filter=WATCHED_EVENTS)
+            observer.start()
+            return observer, choice
+        except OSError as exc:
+            _stop_quietly(observer)
+            if exc.errno not in (errno.ENOSPC, errno.EMFILE):
+                raise
+            if exc.errno == errno.ENOSPC:
+                detail = (f"watch limit reached: {count_folders(root)} folders to watch, "
+                          f"fs.inotify.max_user_watches = {max_user_watches() or '?'} for all of this user's processes")
+            else:
+                detail = f"instance limit reached: {exc.strerror or exc}"
+            choice = ObserverChoice("polling", choice.interval_s, _limit_message(detail, choice.interval_s))
     observer = PollingObserver(timeout=choice.interval_s)
     observer.schedule(handler, os.fspath(root), recursive=True, event_filter=WATCHED_EVENTS)
     observer.start()

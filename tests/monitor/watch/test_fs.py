@@ -97,21 +97,12 @@ def test_watch_limit_reached_falls_back_to_polling(tmp_path: Path, monkeypatch: 
     run.start_session()
     run.history(2)
     monkeypatch.setattr(watch_fs, "InotifyObserver", _FullInotify)
+    monkeypatch.setattr(watch_fs, "max_user_watches", lambda: 3)
     monkeypatch.setattr(watch_fs, "DEFAULT_POLL_S", 0.2)
     with ResultsWatcher(tmp_path) as watcher:
         assert watcher.observer.kind == "polling"
-        assert "watch limit reached" in watcher.observer.reason and "max_user_watches" in watcher.observer.reason
+        # what to raise the limit above: the tree's 4 folders (root, dataset, trainer, fold)
+        assert "watch limit reached: 4 folders to watch, fs.inotify.max_user_watches = 3" in watcher.observer.reason
+        assert "sudo sysctl fs.inotify.max_user_watches=" in watcher.observer.reason
         assert watcher.notes == [watcher.observer.reason]
-        _append_is_seen(tmp_path, watcher, run)
-
-
-def test_too_many_folders_for_the_watch_limit_falls_back_before_starting(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    run = FakeRun(make_run_dir(tmp_path))
-    run.start_session()
-    monkeypatch.setattr(watch_fs, "max_user_watches", lambda: 3)  # the tree has 4 folders
-    monkeypatch.setattr(watch_fs, "DEFAULT_POLL_S", 0.2)
-    with ResultsWatcher(tmp_path) as watcher:
-        assert watcher.observer.kind == "polling"
-        assert "4 folders but fs.inotify.max_user_watches = 3" in watcher.observer.reason
         _append_is_seen(tmp_path, watcher, run)
