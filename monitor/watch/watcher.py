@@ -316,8 +316,8 @@ class ResultsWatcher:
                 self.notes.append(problem)
         located = []
         for location in found:
-            rel = self._rel(os.fspath(location.path))
-            parsed = parse_run_path(location.path, rel) if rel else None
+            rel = self._rel(os.fspath(location.path))  # discovery named runs after ``path``: rename after the root
+            parsed = location if rel == location.run_id else parse_run_path(location.path, rel) if rel else None
             if parsed is not None:
                 located.append(parsed)
         return located
