@@ -122,8 +122,8 @@ def test_the_resolver_tells_submodules_from_names() -> None:
 
 
 def test_the_dashboard_loads_no_matplotlib_until_a_report_is_drawn() -> None:
-    """Its charts are Plotly's and share only the reports' look: importing matplotlib with them (a third of a
-    second of CPU, about 36 MB) would hold up the first run page opened after every start of the server."""
+    """Its charts are Plotly's and share only the reports' look: importing matplotlib with them would hold up the
+    first run page opened after every start of the server."""
     code = ("import importlib, pkgutil, sys\n"
             "import app.dashboard as dashboard\n"
             "for module in pkgutil.iter_modules(dashboard.__path__):\n"
