@@ -24,6 +24,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from app.dashboard import resources
 from app.dashboard.auth_ui import Actor, current_actor, login_form, sidebar_account
+from app.dashboard.run_charts import warm_figures
 from app.dashboard.store import RunStore
 from app.dashboard.ui import no_truncation_style, warm_run_page
 
@@ -88,8 +89,8 @@ def main() -> None:
     page = st.navigation(_pages())
     slot = _sidebar(actor)
     page.run()
-    warm_run_page()
     shared = _runs_caption(slot)
+    warm_run_page(warm_figures(shared) if shared is not None else "[]")
     if shared is not None:  # this page was drawn with the runs
         shared.page_drawn()
 

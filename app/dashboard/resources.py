@@ -18,6 +18,7 @@ import streamlit as st
 
 from app.dashboard.jobs_source import JobsSource, load_backend_factory
 from app.dashboard.roots_store import RootsStore, job_labeller
+from app.dashboard.run_charts import warm_figures
 from app.dashboard.settings import Settings, load_settings
 from app.dashboard.store import RunStore, StoreError
 from app.dashboard.tables import groups_frame, runs_frame
@@ -173,7 +174,8 @@ def overview_tables(store: RunStore, source: JobsSource | None) -> tuple[pd.Data
 
 
 def warm(server_address: str | None = None) -> None:
-    """What the first visitor's overview needs, made before anyone asks: the served store, ready, and its tables.
+    """What the first visitor's overview needs, made before anyone asks: the served store, ready, its tables and
+    the figures its page draws hidden.
 
     Run by the server process while Streamlit starts (see :mod:`app.dashboard.server`); every session then shares
     what it made through the caches above. A cold start (no run index) is left to read on: its page shows how far
@@ -183,3 +185,4 @@ def warm(server_address: str | None = None) -> None:
     shared = _served(config)
     if shared.wait_ready(_PATIENCE_S) and shared.error is None:
         overview_tables(shared, _jobs_of(config))
+        warm_figures(shared)

@@ -8,16 +8,24 @@ instead of three: it draws the Dice chart only once the charts sent after it are
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 import streamlit as st
 
 from app.dashboard import charts
 from app.dashboard.downloads import chart_config, csv_button, safe_name
-from app.dashboard.store import RunStore
+from app.dashboard.store import RunStore, RunSummary
 
-__all__ = ["dice_chart", "panels", "run_figures"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from monitor.analyze import Analysis
+
+__all__ = ["dice_chart", "panels", "run_figures", "warm_figures"]
+
+#: Epochs kept of the run whose figures a page draws hidden (see :func:`warm_figures`).
+_WARM_EPOCHS = 50
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
@@ -28,10 +36,31 @@ def _figures(root: str, run_id: str, version: int, window: int, _store: RunStore
     summary, frame = _store.summary(run_id), _store.frame(run_id)
     if summary is None or frame is None:
         return ()
+    return _build(summary, frame, _store.analysis(run_id), window)
+
+
+def _build(summary: RunSummary, frame: pd.DataFrame, analysis: Analysis | None, window: int) -> tuple[go.Figure, ...]:
     planned = summary.planned_epochs
-    analysis = _store.analysis(run_id)
     return (charts.dice_figure(frame, list(summary.class_names), analysis, window=window, planned_epochs=planned),
             charts.panels_figure(frame, window=window, planned_epochs=planned))
+
+
+@st.cache_resource(show_spinner=False)
+def _warm_figures(root: str, _store: RunStore) -> str:
+    del root  # the cache key
+    for run_id in _store.run_ids()[:20]:
+        summary, frame = _store.summary(run_id), _store.frame(run_id)
+        if summary is not None and frame is not None and len(frame):
+            step = max(1, len(frame) // _WARM_EPOCHS)
+            figures = _build(summary, frame.iloc[::step], _store.analysis(run_id), 1)
+            return "[" + ",".join(figure.to_json() for figure in figures) + "]"
+    return "[]"
+
+
+def warm_figures(store: RunStore) -> str:
+    """The run page's figures of one of the store's runs, thinned to about 50 epochs, as a JSON list: a page
+    draws them hidden (:func:`app.dashboard.ui.warm_run_page`) so the first run page finds Plotly ready."""
+    return _warm_figures(str(store.root), store)
 
 
 def dice_chart(run_id: str, frame: Any, figures: tuple[go.Figure, ...]) -> None:

@@ -76,10 +76,13 @@ def no_truncation_style() -> None:
 # Streamlit loads each element's script only when a page first shows that element. The run page's own (its
 # charts, progress bar, slider and code blocks: Plotly alone is several MB) are loaded while the browser is idle
 # after any page is drawn, resolved against Streamlit's entry script so they are the very modules its elements
-# import later. Then Plotly (``window.Plotly``, set by its module) draws one small chart off screen and drops it:
-# its first drawing in a tab sets up its styles and text measurement and runs its code for the first time. Without
-# this, the first run page opened from the overview pays for all of it.
-# Streamlit's sanitizer drops a script whose text holds a tag, so this one holds none.
+# import later. Then Plotly (``window.Plotly``, set by its module) draws the run page's two figures, thinned, off
+# screen and drops them: the first drawing of such figures in a tab sets up Plotly's styles and text measurement
+# and runs its code for their axes, shapes and legends for the first time. Without this, the first run page
+# opened from the overview pays for all of it. All this waits until no element of the page is still loading
+# (Streamlit's placeholder for it is on screen): evaluating Plotly's script holds the browser's main thread, and
+# the page's own tables would wait for it.
+# Streamlit's sanitizer drops a script whose text holds a tag, so this one holds none (see warm_run_page).
 _WARM_RUN_PAGE = """<script>
 (() => {
   const entry = document.querySelector('script[type="module"][src*="/static/js/index."]');
@@ -87,27 +90,22 @@ _WARM_RUN_PAGE = """<script>
   window.nnwatchRunPageWarm = "loading";
   const idle = (task) => window.requestIdleCallback ? requestIdleCallback(task, {timeout: 3000})
                                                     : setTimeout(task, 1000);
-  const draw = () => new Promise((done) => {
-    const Plotly = window.Plotly;
-    if (!Plotly) return done();
+  const since = Date.now();
+  const settled = (task) => document.querySelector('[data-testid="stSkeleton"]') && Date.now() - since < 10000
+    ? setTimeout(() => settled(task), 100) : idle(task);
+  const draw = (figure) => {
+    if (!window.Plotly) return Promise.resolve();
     const box = document.createElement("div");
-    box.style.cssText = "position:fixed;left:-10000px;top:0;width:640px;height:360px";
+    box.style.cssText = "position:fixed;left:-10000px;top:0;width:1200px";
     document.body.appendChild(box);
-    const x = Array.from({length: 200}, (_, i) => i);
-    const traces = [0.6, 0.7].map((top, k) => ({
-      x, y: x.map((i) => top * (1 - Math.exp(-i / 40))), type: "scatter", mode: "lines", name: "warm " + k,
-      hovertemplate: "%%{y:.4f}"}));
-    const layout = {width: 640, height: 360, showlegend: true, hovermode: "x unified",
-      xaxis: {title: {text: "epoch"}}, yaxis: {title: {text: "Dice"}, range: [0, 1]},
-      shapes: [{type: "rect", xref: "x", yref: "paper", x0: 150, x1: 199, y0: 0, y1: 1, opacity: 0.1}],
-      annotations: [{x: 199, y: 0.7, text: "end", showarrow: false}]};
-    Plotly.newPlot(box, traces, layout, {displaylogo: false})
-      .finally(() => { Plotly.purge(box); box.remove(); done(); });
-  });
+    return window.Plotly.newPlot(box, figure.data, figure.layout, {displaylogo: false}).catch(() => {})
+      .finally(() => { window.Plotly.purge(box); box.remove(); });
+  };
   const load = (name) => import(new URL("./" + name, entry.src).href).catch(() => {});
-  idle(() => Promise.all(%s.map(load)).then(() => idle(() => draw().then(() => {
-    window.nnwatchRunPageWarm = "ready";
-  }))));
+  settled(() => Promise.all(%s.map(load)).then(() => idle(() => %s.reduce(
+    (drawn, figure) => drawn.then(() => draw(figure)), Promise.resolve()).then(() => {
+      window.nnwatchRunPageWarm = "ready";
+    }))));
 })();
 </script>"""
 # The run page's elements that the overview lacks, by the stem of their script's name.
@@ -121,12 +119,14 @@ def _run_page_scripts() -> tuple[str, ...]:
     return tuple(path.name for stem in _RUN_PAGE_ELEMENTS for path in sorted(scripts.glob(f"{stem}.*.js"))[:1])
 
 
-def warm_run_page() -> None:
-    """After a page is drawn, the browser loads the run page's element scripts while idle and draws one hidden
-    chart, so the first run page opened from the overview waits for neither."""
+def warm_run_page(figures: str) -> None:
+    """After a page is drawn, the browser loads the run page's element scripts while idle and draws
+    ``figures`` (a JSON list of Plotly figures, see :func:`app.dashboard.run_charts.warm_figures`) hidden, so
+    the first run page opened from the overview waits for neither."""
     names = _run_page_scripts()
-    if names:
-        st.html(_WARM_RUN_PAGE % json.dumps(list(names)), unsafe_allow_javascript=True)
+    if names:  # as JSON inside a script, "<" could close it: escaped, it holds no tag
+        st.html(_WARM_RUN_PAGE % (json.dumps(list(names)), figures.replace("<", "\\u003c")),
+                unsafe_allow_javascript=True)
 
 
 def fmt_dice(value: Any) -> str:

@@ -97,15 +97,36 @@ def test_overview_run_extend_and_job(page: Page, served: tuple[str, FixtureTree]
 _SCRIPTS = "() => performance.getEntriesByType('resource').map(e => e.name).filter(n => n.endsWith('.js'))"
 
 
+#: Records when the overview's two tables were on screen, and every text Plotly drew, however briefly.
+_WATCH_PAGE = """
+window.nnwatchSeen = {tablesAt: null, texts: []};
+new MutationObserver((changes) => {
+  const seen = window.nnwatchSeen;
+  if (seen.tablesAt === null && document.querySelectorAll('[data-testid="stDataFrame"]').length === 2)
+    seen.tablesAt = performance.now();
+  for (const change of changes)
+    for (const node of change.addedNodes)
+      if (node.closest && node.closest(".js-plotly-plot") && node.textContent) seen.texts.push(node.textContent);
+}).observe(document, {childList: true, subtree: true});
+"""
+
+
 def test_the_overview_prepares_the_run_page_scripts_before_a_run_is_opened(page: Page,
                                                                           served: tuple[str, FixtureTree]) -> None:
     url, _tree = served
+    page.add_init_script(_WATCH_PAGE)
     page.goto(url)
     expect(page.locator('[data-testid="stDataFrame"]')).to_have_count(2, timeout=60_000)
     page.wait_for_function("() => window.nnwatchRunPageWarm === 'ready'", timeout=30_000)
     fetched = page.evaluate(_SCRIPTS)
     assert any(re.search(r"/PlotlyChart\.[^/]+\.js$", name) for name in fetched)
-    expect(page.locator(".js-plotly-plot")).to_have_count(0)  # the chart drawn to warm Plotly up is gone
+    expect(page.locator(".js-plotly-plot")).to_have_count(0)  # the figures drawn to warm Plotly up are gone
+    seen = page.evaluate("window.nnwatchSeen")
+    for title in ("Validation pseudo Dice", "Learning rate", "Epoch time"):  # the run page's own two figures
+        assert any(title in text for text in seen["texts"]), title
+    plotly_fetched = page.evaluate(
+        "() => performance.getEntriesByType('resource').find(e => /PlotlyChart\\.[^/]+\\.js$/.test(e.name)).startTime")
+    assert seen["tablesAt"] is not None and plotly_fetched >= seen["tablesAt"]  # the tables did not wait for it
     runs = page.locator('[data-testid="stDataFrame"]').nth(1)
     box = runs.bounding_box()
     assert box is not None
