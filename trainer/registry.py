@@ -163,9 +163,10 @@ class JobRegistry:
         return Job.from_row(dict(row))
 
     def list_jobs(self, states: frozenset[JobState] | set[JobState] | None = None) -> list[Job]:
-        """Jobs newest first, optionally only those in ``states``."""
+        """Jobs newest first, optionally only those in ``states``; jobs created within one second (the creation
+        time's resolution) in the order they were recorded."""
         with self._connect() as db:
-            rows = db.execute("SELECT * FROM jobs ORDER BY created_at DESC, job_id").fetchall()
+            rows = db.execute("SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC").fetchall()
         jobs = [Job.from_row(dict(row)) for row in rows]
         return jobs if states is None else [job for job in jobs if job.state in states]
 

@@ -12,13 +12,14 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest_trainer import FakeNnunet, python_argv, with_argv
 from paths import REPO
 
-from trainer import ExtendPlan, JobNotFoundError, JobRegistry, JobState, default_db_path, plan_extend, submit
+from trainer import ExtendPlan, Job, JobNotFoundError, JobRegistry, JobState, default_db_path, plan_extend, submit
 
 SLEEP = python_argv("import time; time.sleep(120)")
 
@@ -50,6 +51,22 @@ def test_double_submit_returns_the_same_job_and_a_finished_one_allows_a_new(
     third = submit(sleep_plan, registry=job_registry, requested_by="bob")
     assert third.job_id != first.job_id and third.state is JobState.RUNNING
     assert [job.job_id for job in job_registry.list_jobs({JobState.RUNNING})] == [third.job_id]
+
+
+def test_jobs_created_within_one_second_are_listed_newest_first(tmp_path: Path) -> None:
+    registry = JobRegistry(tmp_path / "jobs.sqlite3")
+    ids = [f"{k:012x}" for k in (0xF00, 0xA00, 0xC00, 0x100)]  # recorded in this order, not sorted by id
+    for k, job_id in enumerate(ids):
+        run = f"D/T__P__2d/fold_{k}"
+        registry.create(Job(job_id=job_id, state=JobState.QUEUED, parent_run_id=run, parent_path=str(tmp_path / run),
+                            new_run_id=run, new_run_path=str(tmp_path / "new" / run), new_trainer="T_2000epochs",
+                            epochs=2000, backend="local", device="cpu", requested_by="alice",
+                            created_at="2026-12-07T01:00:00+00:00", argv=("nnUNetv2_train",), env={},
+                            job_dir=str(tmp_path / job_id), log_path=str(tmp_path / job_id / "job.log")))
+    older = replace(registry.get(ids[0]), job_id="0" * 12, created_at="2026-12-07T00:59:59+00:00",
+                    parent_path=str(tmp_path / "older"), new_run_path=str(tmp_path / "new" / "older"))
+    assert registry.create(older)[1]
+    assert [job.job_id for job in registry.list_jobs()] == [*reversed(ids), "0" * 12]
 
 
 def _marked(plan: ExtendPlan, tmp_path: Path) -> tuple[ExtendPlan, str]:
