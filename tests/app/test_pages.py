@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -285,3 +286,19 @@ def test_overview_row_selection_offers_open_and_extend(tree: FixtureTree) -> Non
     assert_no_crash(at)
     assert at.number_input(key="extend_epochs").value == 2000, "the extend dialog opened for the selected run"
     assert "Dataset201_Kidney · 3d_fullres · nnUNetTrainer · fold 0" in page_texts(at)
+
+
+def test_the_run_page_warm_up_carries_run_texts_without_a_tag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A class name holding ``</script>`` neither ends the warm-up's script early nor reaches the page as a tag."""
+    import streamlit as st
+
+    from app.dashboard import ui
+
+    sent: list[str] = []
+    monkeypatch.setattr(st, "html", lambda body, **_: sent.append(body))
+    figures = json.dumps([{"data": [{"name": "</script><img src=x onerror=alert(1)>"}], "layout": {}}])
+    ui.warm_run_page(figures)
+    (body,) = sent
+    assert re.findall(r"<[A-Za-z/!]", body) == ["<s", "</"]  # the script's own two tags, nothing else
+    literal = body[body.rindex("idle(() => ", 0, body.index(".reduce(")) + len("idle(() => "):body.index(".reduce(")]
+    assert json.loads(literal) == json.loads(figures)
