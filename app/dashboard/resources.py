@@ -33,7 +33,7 @@ def settings() -> Settings:
     return load_settings(server_address=st.get_option("server.address"))
 
 
-@st.cache_resource(show_spinner="Writing the demo runs…")
+@st.cache_resource(show_spinner=False)  # written by the server's warm-up thread, which has no page to spin on
 def _demo_root(interval_s: float) -> str:
     from app.demo import build_demo_tree
 
