@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-__all__ = ["mean_sd", "signed"]
+__all__ = ["mean_sd", "signed", "spread"]
 
 
 def signed(value: float, digits: int = 3) -> str:
@@ -17,14 +17,21 @@ def signed(value: float, digits: int = 3) -> str:
     return text.replace("-", "\u2212")
 
 
+def spread(mean: float, sd: float, folds: int, digits: int = 4) -> str:
+    """``0.8123 ± 0.0100``: how every view states a mean over folds with its sample standard deviation;
+    ``0.8123 (1 fold)`` for one fold, ``–`` for none."""
+    if folds < 1 or not math.isfinite(mean):
+        return "–"
+    if folds == 1 or not math.isfinite(sd):
+        return f"{mean:.{digits}f} (1 fold)" if folds == 1 else f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
 def mean_sd(values: Iterable[float | None], digits: int = 4) -> str:
-    """``0.8123 ± 0.0100``: the mean and the sample standard deviation (n − 1) of the finite values, as every view
-    states the spread of folds; ``0.8123 (1 fold)`` for one value, ``–`` for none."""
+    """:func:`spread` of the finite values: their mean and sample standard deviation (n − 1)."""
     known = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     if not known:
         return "–"
     mean = math.fsum(known) / len(known)
-    if len(known) == 1:
-        return f"{mean:.{digits}f} (1 fold)"
-    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in known) / (len(known) - 1))
-    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+    sd = math.sqrt(math.fsum((v - mean) ** 2 for v in known) / (len(known) - 1)) if len(known) > 1 else math.nan
+    return spread(mean, sd, len(known), digits)

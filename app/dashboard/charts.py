@@ -189,7 +189,7 @@ def _x_max(frame: pd.DataFrame, planned_epochs: int | None) -> float:
 
 def folds_figure(frames: Mapping[str, pd.DataFrame], band: pd.DataFrame, *, column: str = "ema_fg_dice",
                  label: str = "EMA pseudo Dice", spread: str = "std") -> go.Figure:
-    """Every fold as a thin line, the mean across folds bold, and mean ± sd (or min–max) as a band."""
+    """Every fold as a thin line, the mean across folds bold, and mean ± SD (or min–max) as a band."""
     traces: list[Trace] = []
     if len(band):
         low = band["mean"] - band["std"] if spread == "std" else band["min"]
@@ -198,7 +198,7 @@ def folds_figure(frames: Mapping[str, pd.DataFrame], band: pd.DataFrame, *, colu
                        "hoverinfo": "skip"})
         traces.append({"x": band["epoch"], "y": low, "line": {"width": 0}, "fill": "tonexty",
                        "fillcolor": "rgba(15,118,110,0.15)",
-                       "name": "mean ± sd" if spread == "std" else "min–max", "hoverinfo": "skip"})
+                       "name": "mean ± SD" if spread == "std" else "min–max", "hoverinfo": "skip"})
     for k, (fold, frame) in enumerate(sorted(frames.items())):
         if column in frame.columns and len(frame):
             traces.append({"x": frame["epoch"], "y": frame[column], "name": f"fold {fold}", "hovertemplate": _HOVER,

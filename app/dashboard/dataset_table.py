@@ -17,7 +17,7 @@ import pandas as pd
 from app.dashboard.store import RunStore
 from app.dashboard.tables import VERDICT_LABELS, fmt_duration, model_key
 from app.dashboard.validation_ui import comparison, cv_table
-from monitor.analyze import signed
+from monitor.analyze import signed, spread
 from monitor.validation import CrossValidation, PairedVerdict
 
 __all__ = ["ModelRow", "dataset_models", "only_differing", "side_by_side"]
@@ -110,8 +110,7 @@ def side_by_side(store: RunStore, models: list[ModelRow]) -> pd.DataFrame:
             **({"Root": model.root} if any(m.root for m in models) else {}),
             "Trainer": t.trainer, "Plans": t.plans, "Config": t.configuration,
             "Folds validated": f"{len(t.validated)} of {len(t.folds)}",
-            "CV Dice (mean ± SD)": "–" if not fg.folds else f"{fg.mean:.4f}" + (
-                f" ± {fg.sd:.4f}" if math.isfinite(fg.sd) else ""),
+            "CV Dice (mean ± SD)": spread(fg.mean, fg.sd, fg.folds),
             "Pooled Dice": "–" if not fg.folds else f"{fg.pooled:.4f}",
         }
         for stat in t.per_class:

@@ -327,7 +327,7 @@ def groups_frame(table: pd.DataFrame) -> pd.DataFrame:
     Plain Python over the columns (one pass, then one row per group): thousands of runs in milliseconds."""
     several_roots = "root" in table.columns
     columns = ["Dataset", "Config", "Trainer", *(["Root"] if several_roots else []), "Folds", "Finished", "Running",
-               "Crashed", "Best EMA (mean ± sd)", "Verdicts", "trainer", "plans"]
+               "Crashed", "Best EMA (mean ± SD)", "Verdicts", "trainer", "plans"]
     if table.empty:
         return pd.DataFrame(columns=columns)
     folds_of = table["fold"].astype(str).tolist()
@@ -358,7 +358,7 @@ def groups_frame(table: pd.DataFrame) -> pd.DataFrame:
             else f"{statuses['finished']} / {len(group)}",
             "Running": statuses["running"],
             "Crashed": statuses["crashed"],
-            "Best EMA (mean ± sd)": mean_sd(best),
+            "Best EMA (mean ± SD)": mean_sd(best),
             "Verdicts": verdict_text,
             "trainer": key.trainer, "plans": key.plans,
         })

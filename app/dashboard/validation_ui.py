@@ -20,7 +20,7 @@ from app.dashboard.lineage import known_pairs
 from app.dashboard.store import RunStore, RunSummary
 from app.dashboard.tables import ModelGroup, model_key
 from app.dashboard.ui import fmt_dice, status_text
-from monitor.analyze import signed
+from monitor.analyze import signed, spread
 from monitor.validation import (
     CheckpointUsed,
     CrossValidation,
@@ -234,9 +234,10 @@ def _fold_rows(store: RunStore, table: CrossValidation, run_ids: dict[str, str])
     def summary_row(name: str, values: dict[str, str]) -> dict[str, Any]:
         return {"Fold": name, "Training": "", "Validation": "", "Cases": None, **values, "npz": ""}
 
-    rows.append(summary_row(f"mean ± SD ({table.foreground.folds} folds)", {
-        ("Foreground Dice" if s.key == "foreground" else table.label(s.key)):
-            fmt_dice(s.mean) + ("" if not math.isfinite(s.sd) else f" ± {s.sd:.4f}") for s in stats}))
+    folds = table.foreground.folds
+    rows.append(summary_row(f"mean ± SD ({folds} fold{'' if folds == 1 else 's'})", {
+        ("Foreground Dice" if s.key == "foreground" else table.label(s.key)): spread(s.mean, s.sd, s.folds)
+        for s in stats}))
     rows.append(summary_row("pooled (all cases)", {
         ("Foreground Dice" if s.key == "foreground" else table.label(s.key)): fmt_dice(s.pooled) for s in stats}))
     rows[-1]["Cases"] = table.cases

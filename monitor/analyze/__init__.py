@@ -17,11 +17,11 @@ from monitor.analyze.result import Analysis, FitLine, Trend, Verdict, VerdictRow
 from monitor.analyze.smoothing import smooth
 from monitor.analyze.text import verdict_label, verdict_row, verdict_words
 from monitor.analyze.verdict import analyze_curves, analyze_run
-from monitor.numbers import mean_sd, signed
+from monitor.numbers import mean_sd, signed, spread
 
 __all__ = [
     "COMPARISON_RULE", "Analysis", "AnalyzerOptions", "Certainty", "ComparedRun", "ExtensionComparison", "FitLine",
     "Standing", "Trend", "Verdict", "VerdictRow", "analyze", "analyze_curves", "analyze_run", "compare_extension",
     "compare_runs", "frame_column", "hours_unit", "mean_sd", "practical_gain_per_epoch", "signed", "smooth",
-    "verdict_is_final", "verdict_label", "verdict_row", "verdict_words",
+    "spread", "verdict_is_final", "verdict_label", "verdict_row", "verdict_words",
 ]

@@ -95,7 +95,7 @@ def test_overview_tables(tree: FixtureTree) -> None:
     groups = groups_frame(table)
     kidney = groups[groups["Dataset"] == "Dataset201_Kidney"].iloc[0]
     assert kidney["Folds"].split() == ["0✓", "1✓", "2▶", "3?", "4✗"]
-    assert " ± " in kidney["Best EMA (mean ± sd)"]
+    assert " ± " in kidney["Best EMA (mean ± SD)"]
     assert runs_frame(table.iloc[0:0]).empty and groups_frame(table.iloc[0:0]).empty
 
 

@@ -49,6 +49,13 @@ def test_dataset_page_shows_the_cross_validation_table(tree: FixtureTree) -> Non
     assert states["0"] == "✓ validated" and states["1"] == "✓ validated"
     assert states["2"] == states["3"] == states["4"] == "– no validation"  # running, empty, garbled
     assert folds.iloc[5]["Fold"] == "mean ± SD (2 folds)" and folds.iloc[6]["Cases"] == 16
+    # the side-by-side table and the fold table state the spread of the same folds the same way as the overview
+    shown = wins.iloc[0]["CV Dice (mean ± SD)"]
+    assert shown == folds.iloc[5]["Foreground Dice"]
+    mean, sd = (float(part) for part in shown.split(" ± "))
+    dice = [float(folds.iloc[i]["Foreground Dice"]) for i in (0, 1)]
+    assert mean == pytest.approx(sum(dice) / 2, abs=1e-4) and sd == pytest.approx(abs(dice[0] - dice[1]) / 2 ** 0.5,
+                                                                                 abs=2e-4)
     assert any("Not in the mean: fold(s) 2, 3, 4" in str(w.value) for w in at.warning)
 
 

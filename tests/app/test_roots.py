@@ -140,7 +140,7 @@ def test_one_model_in_two_roots_is_two_groups_on_the_overview(roots: TwoRoots) -
     runs = runs_table(at).set_index("run_id")
     for root, ids in (("lab-nnUNet_results", roots.new_runs), ("old_disk-nnUNet_results", roots.old_copies)):
         best = runs.loc[ids, "Best EMA"].astype(float)
-        shown = [float(part) for part in heart.loc[root, "Best EMA (mean ± sd)"].split(" ± ")]
+        shown = [float(part) for part in heart.loc[root, "Best EMA (mean ± SD)"].split(" ± ")]
         assert shown == pytest.approx([best.mean(), best.std(ddof=1)], abs=1.1e-4)  # the folds' 4-decimal values
     assert "3 group(s) of folds" in [str(c.value) for c in at.caption]
 
@@ -229,7 +229,7 @@ def test_overview_and_compare_state_one_spread_of_the_folds(roots: TwoRoots) -> 
     at = _overview()
     groups = next(df.value for df in at.dataframe if "Folds" in df.value.columns)
     heart = groups[groups["Dataset"] == "Dataset301_Heart"].set_index("Root")
-    on_overview = heart.loc["lab-nnUNet_results", "Best EMA (mean ± sd)"]
+    on_overview = heart.loc["lab-nnUNet_results", "Best EMA (mean ± SD)"]
     _compare(at, dataset="Dataset301_Heart", config="3d_fullres", trainer="nnUNetTrainer", plans="nnUNetPlans",
              root="lab-nnUNet_results")
     summary_row = _fold_table(at).iloc[-1]

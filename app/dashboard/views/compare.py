@@ -68,7 +68,7 @@ def _folds(store: RunStore, table: pd.DataFrame) -> None:
                               help="One trained model: its plans are named where they are not nnUNetPlans, and "
                                    "its results root where several are served")
     metric = cols[1].radio("Curve", list(_METRICS), format_func=_METRICS.get, horizontal=True, key="cmp_metric")
-    spread = cols[2].radio("Band", ["std", "range"], format_func={"std": "mean ± sd", "range": "min–max"}.get,
+    spread = cols[2].radio("Band", ["std", "range"], format_func={"std": "mean ± SD", "range": "min–max"}.get,
                            horizontal=True, key="cmp_spread")
     if not group.root and "root" in st.query_params:
         del st.query_params["root"]

@@ -94,7 +94,7 @@ def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
     event = st.dataframe(
         groups, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="groups_table",
         column_order=["Dataset", "Config", "Trainer", *(["Root"] if "Root" in groups.columns else []), "Folds",
-                      "Finished", "Verdicts", "Best EMA (mean ± sd)", "Running", "Crashed"],
+                      "Finished", "Verdicts", "Best EMA (mean ± SD)", "Running", "Crashed"],
         column_config={
             "Dataset": st.column_config.TextColumn(width=150),
             "Config": st.column_config.TextColumn(width=80),
@@ -107,7 +107,7 @@ def _group_section(groups: pd.DataFrame, store: RunStore) -> None:
             "Running": st.column_config.NumberColumn(width=65),
             "Crashed": st.column_config.NumberColumn(width=65),
             "Verdicts": st.column_config.TextColumn(width=190),
-            "Best EMA (mean ± sd)": st.column_config.TextColumn(width=150, help="Best EMA pseudo Dice of each fold, "
+            "Best EMA (mean ± SD)": st.column_config.TextColumn(width=150, help="Best EMA pseudo Dice of each fold, "
                                                                 "averaged over folds, ± standard deviation"),
         })
     st.caption(f"{len(groups)} group(s) of folds", help="Only the runs that match the filters are counted")
