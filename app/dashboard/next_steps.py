@@ -90,6 +90,8 @@ def _find_best_controls(store: RunStore, dataset_dir: Path, trainer: str, config
     """find-best over the dataset's models; ``root`` is the results root that holds ``dataset_dir``."""
     table = store.table()
     here = table[table["dataset"] == dataset_dir.name]
+    if "root" in here.columns:  # several roots: find-best runs in this one, over its own models only
+        here = here[[store.root_of(run_id) == root for run_id in here["run_id"]]]
     trainers = sorted(set(here["trainer"].astype(str)) | {trainer})
     configurations = sorted(set(here["configuration"].astype(str)) | {configuration})
     all_plans = sorted(set(here["plans"].astype(str)) | {plans})

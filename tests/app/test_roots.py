@@ -250,3 +250,29 @@ def test_root_labels_are_folder_names_told_apart_by_their_parents() -> None:
     assert root_labels([Path("/data/nnUNet_results"), Path("/mnt/old/nnUNet_results")]) == \
         ["data-nnUNet_results", "old-nnUNet_results"]
     assert root_labels([Path("/a/b/r"), Path("/c/b/r"), Path("/r")]) == ["a-b-r", "c-b-r", "r"]
+
+
+def test_find_best_offers_the_models_of_the_runs_own_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """find-best runs in one results root: another root's trainers and configurations of the same dataset are not
+    offered (nnU-Net would find no folds of them there)."""
+    here, other = tmp_path / "lab" / "nnUNet_results", tmp_path / "old" / "nnUNet_results"
+    (fold,) = write_folds(here, "Dataset301_Heart", "3d_fullres", [100], planned=100)
+    write_run(other, RunSpec("Dataset301_Heart", "nnUNetTrainerDA5", "2d", 0, 100, CurveSpec(seed=4)))
+    monkeypatch.setenv("NNWATCH_ROOT", os.pathsep.join([str(here), str(other)]))
+    monkeypatch.setenv("NNWATCH_STATE", str(tmp_path / "state"))
+    monkeypatch.setenv("NNWATCH_JOBS_DB", str(tmp_path / "jobs.sqlite3"))
+    monkeypatch.setenv("NNWATCH_HOST", "127.0.0.1")
+    for name in ("nnUNet_results", "NNWATCH_USERS_FILE", "NNWATCH_OPEN_VIEW", "NNWATCH_BACKEND_FACTORY"):
+        monkeypatch.delenv(name, raising=False)
+    st.cache_resource.clear()
+    try:
+        at = AppTest.from_file(MAIN, default_timeout=60)
+        at.run()
+        at.query_params.update({"id": f"lab-nnUNet_results/{fold.relative_to(here).as_posix()}"})
+        at.switch_page("views/run.py").run()
+        _no_crash(at)
+        assert at.multiselect(key="steps_run_fb_trainers").options == ["nnUNetTrainer"]
+        assert at.multiselect(key="steps_run_fb_configs").options == ["3d_fullres"]
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()
