@@ -45,22 +45,26 @@ def _build(summary: RunSummary, frame: pd.DataFrame, analysis: Analysis | None, 
             charts.panels_figure(frame, window=window, planned_epochs=planned))
 
 
-@st.cache_resource(show_spinner=False)
-def _warm_figures(root: str, _store: RunStore) -> str:
-    del root  # the cache key
-    for run_id in _store.run_ids()[:20]:
-        summary, frame = _store.summary(run_id), _store.frame(run_id)
-        if summary is not None and frame is not None and len(frame):
-            step = max(1, len(frame) // _WARM_EPOCHS)
-            figures = _build(summary, frame.iloc[::step], _store.analysis(run_id), 1)
-            return "[" + ",".join(figure.to_json() for figure in figures) + "]"
-    return "[]"
+@st.cache_resource(show_spinner=False, max_entries=1)
+def _warm_figures(root: str, run_id: str, _store: RunStore) -> str:
+    del root  # a cache key
+    summary, frame = _store.summary(run_id), _store.frame(run_id)
+    if summary is None or frame is None or not len(frame):
+        return "[]"
+    step = max(1, len(frame) // _WARM_EPOCHS)
+    figures = _build(summary, frame.iloc[::step], _store.analysis(run_id), 1)
+    return "[" + ",".join(figure.to_json() for figure in figures) + "]"
 
 
 def warm_figures(store: RunStore) -> str:
-    """The run page's figures of one of the store's runs, thinned to about 50 epochs, as a JSON list: a page
-    draws them hidden (:func:`app.dashboard.ui.warm_run_page`) so the first run page finds Plotly ready."""
-    return _warm_figures(str(store.root), store)
+    """The run page's figures of one of the store's runs with epochs, thinned to about 50 epochs, as a JSON list
+    (``[]`` while no run has one): a page draws them hidden (:func:`app.dashboard.ui.warm_run_page`) so the first
+    run page finds Plotly ready."""
+    for run_id in store.run_ids()[:20]:
+        summary = store.summary(run_id)
+        if summary is not None and summary.epochs_completed:
+            return _warm_figures(str(store.root), run_id, store)
+    return "[]"
 
 
 def dice_chart(run_id: str, frame: Any, figures: tuple[go.Figure, ...]) -> None:

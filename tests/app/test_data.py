@@ -26,6 +26,7 @@ from app.dashboard.tables import (
 from app.demo import DEMO_RUNNING, build_demo_tree
 from monitor import scan
 from monitor.runs import extension_pairs
+from monitor.synth import CurveSpec, RunSpec, write_run
 
 
 @pytest.fixture
@@ -74,6 +75,36 @@ def test_store_matches_scan_and_follows_deleted_runs(tree: FixtureTree) -> None:
         assert store.summary("nope") is None and store.frame("nope") is None and store.analysis("nope") is None
     finally:
         store.close()
+
+
+def test_the_run_page_warm_up_draws_a_run_once_the_tree_has_one_with_epochs(tmp_path: Path) -> None:
+    """A server started on a tree whose runs have not finished an epoch yet still warms the run page later."""
+    import base64
+    import json
+
+    import streamlit as st
+
+    from app.dashboard.run_charts import warm_figures
+
+    root = tmp_path / "nnUNet_results"
+    root.mkdir()
+    st.cache_resource.clear()
+    store = RunStore(root)
+    try:
+        assert warm_figures(store) == "[]"
+        version = store.version
+        write_run(root, RunSpec("Dataset201_Kidney", "nnUNetTrainer", "3d_fullres", 0, 120, CurveSpec(seed=2)))
+        deadline = time.monotonic() + 20
+        while not store.run_ids():
+            assert time.monotonic() < deadline, "the new run never arrived"
+            version = store.wait_for_change(version, timeout=2.0)
+        figures = json.loads(warm_figures(store))
+        assert len(figures) == 2 and figures[0]["layout"]["title"]["text"] == "Validation pseudo Dice"
+        x = figures[0]["data"][0]["x"]  # plotly's binary form of an array
+        assert 40 <= len(np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"])) < 120  # thinned
+    finally:
+        store.close()
+        st.cache_resource.clear()
 
 
 def test_store_on_a_missing_root_raises_a_clear_error(tmp_path: Path) -> None:
