@@ -223,27 +223,25 @@ def _fold_rows(store: RunStore, table: CrossValidation, run_ids: dict[str, str])
             "Fold": fold.fold, "Training": status_text(run.status) if run is not None else "–",
             "Validation": _STATE_TEXT[fold.state] + (" (best ckpt)" if validation is not None and summary is not None
                                                       and validation.checkpoint is CheckpointUsed.BEST else ""),
-            "Cases": len(summary.cases) if summary is not None else None,
+            "Cases": str(len(summary.cases)) if summary is not None else "–",
             "Foreground Dice": fmt_dice(summary.foreground_dice if summary is not None else None)}
         for key in table.keys:
             row[table.label(key)] = fmt_dice(summary.class_dice(key) if summary is not None else None)
-        row["npz"] = f"{validation.npz_files}" if validation is not None and summary is not None else ""
+        row["npz"] = f"{validation.npz_files}" if validation is not None and summary is not None else "–"
         rows.append(row)
     stats = (table.foreground, *table.per_class)
 
     def summary_row(name: str, values: dict[str, str]) -> dict[str, Any]:
-        return {"Fold": name, "Training": "", "Validation": "", "Cases": None, **values, "npz": ""}
+        return {"Fold": name, "Training": "", "Validation": "", "Cases": "", **values, "npz": ""}
 
     folds = table.foreground.folds
     rows.append(summary_row(f"mean ± SD ({folds} fold{'' if folds == 1 else 's'})", {
-        ("Foreground Dice" if s.key == "foreground" else table.label(s.key)): spread(s.mean, s.sd, s.folds)
-        for s in stats}))
+        ("Foreground Dice" if s.key == "foreground" else table.label(s.key)):
+            spread(s.mean, s.sd, s.folds) if s.folds > 1 else fmt_dice(s.mean) for s in stats}))
     rows.append(summary_row("pooled (all cases)", {
         ("Foreground Dice" if s.key == "foreground" else table.label(s.key)): fmt_dice(s.pooled) for s in stats}))
-    rows[-1]["Cases"] = table.cases
-    frame = pd.DataFrame(rows)
-    frame["Cases"] = frame["Cases"].astype("Int64")
-    return frame
+    rows[-1]["Cases"] = str(table.cases)
+    return pd.DataFrame(rows)
 
 
 def crossval_section(store: RunStore, model_dir: str) -> None:

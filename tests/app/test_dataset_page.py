@@ -48,7 +48,8 @@ def test_dataset_page_shows_the_cross_validation_table(tree: FixtureTree) -> Non
     states = dict(zip(folds["Fold"], folds["Validation"]))
     assert states["0"] == "✓ validated" and states["1"] == "✓ validated"
     assert states["2"] == states["3"] == states["4"] == "– no validation"  # running, empty, garbled
-    assert folds.iloc[5]["Fold"] == "mean ± SD (2 folds)" and folds.iloc[6]["Cases"] == 16
+    assert list(folds["Cases"].iloc[2:5]) == ["–"] * 3  # a dash like every other unknown, never "None"
+    assert folds.iloc[5]["Fold"] == "mean ± SD (2 folds)" and folds.iloc[6]["Cases"] == "16"
     # the side-by-side table and the fold table state the spread of the same folds the same way as the overview
     shown = wins.iloc[0]["CV Dice (mean ± SD)"]
     assert shown == folds.iloc[5]["Foreground Dice"]
