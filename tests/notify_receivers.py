@@ -124,9 +124,12 @@ class MailReceiver:
                 "&smtp=127.0.0.1")
 
 
-def write_config(path: Path, urls: list[str], *, events: str = '["*"]', runs: str = "*", extra: str = "") -> Path:
+def write_config(path: Path, urls: list[str], *, events: str = '["*"]', runs: str = "*", extra: str = "",
+                 base_url: str | None = "http://lab-server:8501") -> Path:
+    """A rules file (mode 600) sending ``events`` about ``runs`` to ``urls``; ``base_url=None`` leaves it out."""
     quoted = ", ".join(json.dumps(url) for url in urls)
-    path.write_text(f'base_url = "http://lab-server:8501"\n{extra}\n[[rule]]\nevents = {events}\nruns = "{runs}"\n'
+    head = "" if base_url is None else f'base_url = "{base_url}"\n'
+    path.write_text(f'{head}{extra}\n[[rule]]\nevents = {events}\nruns = "{runs}"\n'
                     f"urls = [{quoted}]\n")
     os.chmod(path, 0o600)
     return path

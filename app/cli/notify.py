@@ -89,10 +89,11 @@ def cmd_notify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def start_background_notifier(roots: Sequence[str], config_path: str | None,
-                              jobs_db: str | None) -> list[Notifier]:
+def start_background_notifier(roots: Sequence[str], config_path: str | None, jobs_db: str | None,
+                              dashboard_url: str) -> list[Notifier]:
     """For ``nnwatch serve``: one notifier per results root in this process's background, or none (with the reason
-    on stderr) when there is no config or no root, or ``NNWATCH_NOTIFY=off`` leaves it to ``nnwatch notify``."""
+    on stderr) when there is no config or no root, or ``NNWATCH_NOTIFY=off`` leaves it to ``nnwatch notify``.
+    Links point to the dashboard at ``dashboard_url`` unless the rules say otherwise."""
     from app.notify import default_config_path
 
     if os.environ.get("NNWATCH_NOTIFY", "").lower() in ("0", "off", "no", "false"):
@@ -108,12 +109,15 @@ def start_background_notifier(roots: Sequence[str], config_path: str | None,
         print("nnwatch: notifications are off until the config is fixed", file=sys.stderr)
         return []
     from app.notify import Notifier
+    from app.served import root_labels
     from trainer import JobRegistry
 
+    labels = root_labels([Path(root) for root in roots]) if len(roots) > 1 else [""]
     notifiers = []
-    for root in roots:
+    for root, label in zip(roots, labels):
         try:
-            notifiers.append(Notifier(root, config, registry=JobRegistry(jobs_db)).start())
+            notifiers.append(Notifier(root, config, registry=JobRegistry(jobs_db), dashboard_url=dashboard_url,
+                                      root_label=label).start())
         except Exception as exc:  # the dashboard (and the other roots) are still worth serving
             print(f"nnwatch: warning: notifications about {root} are off: {exc}", file=sys.stderr)
     if notifiers:

@@ -24,6 +24,7 @@ from types import FrameType
 
 from app.auth import UsersFileError, add_user, is_loopback
 from app.cli.notify import start_background_notifier
+from app.served import DEFAULT_PORT, dashboard_url
 
 __all__ = ["add_parsers", "serve_env", "streamlit_argv"]
 
@@ -104,9 +105,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         what = (f"bundled demo runs (no --root, no $nnUNet_results), written to {default_demo_dir() / 'nnUNet_results'}"
                 " (try `nnwatch scan` on it)")
-    shown_host = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"nnwatch: serving {what} at http://{shown_host}:{args.port}", file=sys.stderr)
-    notifiers = start_background_notifier(args.root, args.notify_config, args.jobs_db)
+    url = dashboard_url(args.host, args.port)
+    print(f"nnwatch: serving {what} at {url}", file=sys.stderr)
+    notifiers = start_background_notifier(args.root, args.notify_config, args.jobs_db, url)
     child = subprocess.Popen(streamlit_argv(args.host, args.port), env=serve_env(args))
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -165,7 +166,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     serve.add_argument("--root", action="append",
                        help="results tree to watch; repeat it to serve several trees together, each run labelled "
                        "with its tree's folder name (default: $nnUNet_results, else demo runs)")
-    serve.add_argument("--port", type=int, default=8501, help="port (default 8501)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1; any other needs --users-file for actions)")
     serve.add_argument("--jobs-db", help="job registry file (default: $NNWATCH_JOBS_DB or the user data folder)")

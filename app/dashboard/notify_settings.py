@@ -27,19 +27,25 @@ from app.notify import (
     redact_url,
     send_test,
 )
+from app.served import dashboard_url
 
 __all__ = ["config_path", "history_frame", "may_edit", "render_editor", "render_history", "render_rules",
            "rules_frame"]
 
 EXAMPLE = """\
-base_url = "http://127.0.0.1:8501"   # where the links in messages point
-quiet_s = 3                          # events to one URL within this window go out as one message
+# base_url = "http://lab-server:8501"   # where the links in messages point (default: this dashboard)
+quiet_s = 3                             # events to one URL within this window go out as one message
 
 [[rule]]
 events = ["*"]
 runs = "*"
 urls = ["json://localhost:8080/hook"]
 """
+
+
+def _own_url() -> str:
+    """This dashboard's address, where the links of ``nnwatch serve``'s notifications point by default."""
+    return dashboard_url(str(st.get_option("server.address") or ""), int(st.get_option("server.port")))
 
 
 def config_path() -> Path:
@@ -91,7 +97,7 @@ def render_rules(path: Path) -> NotifyConfig | None:
     except ConfigError as exc:
         st.error(str(exc), icon=":material/error:")
         return None
-    st.caption(f"`{path}` · links to `{config.base_url}` · quiet window {config.quiet_s:g} s · "
+    st.caption(f"`{path}` · links to `{config.base_url or _own_url()}` · quiet window {config.quiet_s:g} s · "
                f"registry polled every {config.jobs_poll_s:g} s · retries up to every {config.retry_max_s:g} s")
     st.dataframe(rules_frame(config), hide_index=True, use_container_width=True)
     return config
@@ -130,7 +136,7 @@ def render_editor(path: Path, config: NotifyConfig | None, actor: Actor) -> None
                 st.success("Saved. A running notifier picks the change up within seconds.")
         if right.button("Send a test message to each URL", key="notify_test", disabled=config is None):
             assert config is not None
-            for result in send_test(config):
+            for result in send_test(config, _own_url()):
                 (st.success if result.ok else st.error)(f"{result.url}: {'sent' if result.ok else result.error}")
 
 

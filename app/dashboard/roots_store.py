@@ -2,8 +2,9 @@
 load); :class:`RootsStore` shows them to the pages through the same interface.
 
 Run ids are made unique across roots by a short label in front, the root's folder name (``old_disk/Dataset001_…``,
-see :func:`root_labels` where two roots share a name); the label also fills the table's ``root`` column. Locations
-stay as on disk (their ``run_id`` relative to their own root): :meth:`RootsStore.root_of` says which root that is.
+see :func:`app.served.root_labels` where two roots share a name); the label also fills the table's ``root`` column.
+Locations stay as on disk (their ``run_id`` relative to their own root): :meth:`RootsStore.root_of` says which
+root that is.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from app.dashboard.store import RunStore, StoreError
 from app.dashboard.tables import ModelGroup
+from app.served import root_labels
 from trainer import Job
 
 if TYPE_CHECKING:
@@ -26,33 +28,7 @@ if TYPE_CHECKING:
     from monitor.runs import Curves
     from monitor.runs.summary import RunSummary
 
-__all__ = ["RootsStore", "group_root", "job_labeller", "root_labels"]
-
-
-def root_labels(roots: Sequence[Path]) -> list[str]:
-    """One short, unique label per root: its folder name; where names repeat, with as many parent folders as tell
-    them apart (``data-nnUNet_results``, ``old-nnUNet_results``), joined by ``-`` so that a label holds no ``/``."""
-    names = [[part for part in root.parts if part not in (root.anchor, "")] or ["root"] for root in roots]
-    depth = [1] * len(names)
-
-    def label(i: int) -> str:
-        return "-".join(names[i][-depth[i]:])
-
-    while True:
-        labels = [label(i) for i in range(len(names))]
-        clashing = [i for i, text in enumerate(labels) if labels.count(text) > 1 and depth[i] < len(names[i])]
-        if not clashing:
-            break
-        for i in clashing:
-            depth[i] += 1
-    unique: list[str] = []
-    for text in labels:  # the same folder name all the way up (cannot happen for distinct roots): number them
-        candidate, n = text, 1
-        while candidate in unique:
-            n += 1
-            candidate = f"{text}-{n}"
-        unique.append(candidate)
-    return unique
+__all__ = ["RootsStore", "group_root", "job_labeller"]
 
 
 def group_root(store: RunStore, group: ModelGroup) -> Path:

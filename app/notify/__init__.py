@@ -20,15 +20,17 @@ from app.notify.config import (
     parse_config,
     redact_url,
 )
-from app.notify.events import EventKind, Notification, run_page_url
+from app.notify.events import DEFAULT_BASE_URL, EventKind, Links, Notification
 from app.notify.outbox import HistoryRow, Outbox, default_outbox_path
 from app.notify.sender import SendResult, send_test
 from app.notify.service import Notifier
 
 __all__ = [
+    "DEFAULT_BASE_URL",
     "ConfigError",
     "EventKind",
     "HistoryRow",
+    "Links",
     "Notification",
     "Notifier",
     "NotifyConfig",
@@ -40,6 +42,5 @@ __all__ = [
     "load_config",
     "parse_config",
     "redact_url",
-    "run_page_url",
     "send_test",
 ]

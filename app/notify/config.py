@@ -2,7 +2,8 @@
 
 ::
 
-    base_url = "http://lab-server:8501"   # where the run-page links point (default http://127.0.0.1:8501)
+    base_url = "http://lab-server:8501"   # where the run-page links point (default: the serving dashboard's
+                                          # address; http://127.0.0.1:8501 for a headless `nnwatch notify`)
     quiet_s = 3                           # events to one URL within this window go out as one message
 
     [[rule]]
@@ -37,7 +38,6 @@ else:  # pragma: no cover - Python 3.10
 __all__ = ["ConfigError", "NotifyConfig", "Rule", "default_config_path", "load_config", "parse_config",
            "redact_url"]
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8501"
 _NUMBER = (int, float)
 _TOP_KEYS: dict[str, type | tuple[type, ...]] = {"base_url": str, "quiet_s": _NUMBER, "final_dice_wait_s": _NUMBER,
                                                  "jobs_poll_s": _NUMBER, "retry_max_s": _NUMBER}
@@ -71,7 +71,7 @@ class NotifyConfig:
     """The parsed file: settings and rules, in file order."""
 
     rules: tuple[Rule, ...]
-    base_url: str = DEFAULT_BASE_URL
+    base_url: str | None = None  # None: the file names none (see :class:`app.notify.Notifier`)
     quiet_s: float = 3.0
     final_dice_wait_s: float = 1800.0  # a finished run waits this long for its final validation Dice
     jobs_poll_s: float = 3.0
@@ -153,8 +153,8 @@ def parse_config(text: str, path: Path | None = None) -> NotifyConfig:
         raise ConfigError(f"{where}: no [[rule]] table: nothing would be sent")
     rules = tuple(_rule(raw, index, locator) for index, raw in enumerate(raw_rules))
     numbers = {key: float(data[key]) for key in _TOP_KEYS if key != "base_url" and key in data}
-    base_url = str(data.get("base_url", DEFAULT_BASE_URL))
-    if not re.match(r"https?://", base_url):
+    base_url = None if data.get("base_url") is None else str(data["base_url"])
+    if base_url is not None and not re.match(r"https?://", base_url):
         raise locator.error("base_url must start with http:// or https://", key="base_url")
     return NotifyConfig(rules=rules, base_url=base_url, path=path, text=text, **numbers)
 

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from enum import Enum
 from urllib.parse import quote
 
-__all__ = ["EventKind", "Notification", "run_page_url"]
+from app.served import DEFAULT_PORT, dashboard_url
+
+__all__ = ["DEFAULT_BASE_URL", "EventKind", "Links", "Notification"]
 
 
 class EventKind(str, Enum):
@@ -43,9 +45,22 @@ _LABELS = {
 }
 
 
-def run_page_url(base_url: str, run_id: str) -> str:
-    """The dashboard's page of one run (``/run?id=<run id>``)."""
-    return f"{base_url.rstrip('/')}/run?id={quote(run_id, safe='')}"
+#: Where links point when neither the rules file nor a serving dashboard says: ``nnwatch serve``'s default address.
+DEFAULT_BASE_URL = dashboard_url("127.0.0.1", DEFAULT_PORT)
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where a message's run-page links point: a dashboard's address and, where that dashboard serves several
+    results roots, the label its run ids of this root start with (see :func:`app.served.root_labels`)."""
+
+    base_url: str = DEFAULT_BASE_URL
+    root_label: str = ""
+
+    def run_page(self, run_id: str) -> str:
+        """The dashboard's page of one run (``/run?id=<run id>``)."""
+        shown = f"{self.root_label}/{run_id}" if self.root_label else run_id
+        return f"{self.base_url.rstrip('/')}/run?id={quote(shown, safe='')}"
 
 
 @dataclass(frozen=True)
@@ -79,12 +94,12 @@ class Notification:
             text += f" — cause: {self.cause}"
         return text
 
-    def body(self, base_url: str) -> str:
+    def body(self, links: Links) -> str:
         """The message text for this one event, with the link to the run page."""
         lines = [self.headline()]
         if self.detail:
             lines.append(self.detail)
         if self.job_id:
             lines.append(f"job {self.job_id}")
-        lines.append(run_page_url(base_url, self.run_id))
+        lines.append(links.run_page(self.run_id))
         return "\n".join(lines)

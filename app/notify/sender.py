@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.notify.config import NotifyConfig, redact_url
-from app.notify.events import EventKind, Notification
+from app.notify.events import DEFAULT_BASE_URL, EventKind, Links, Notification
 from app.notify.outbox import Batch
 
 __all__ = ["SendResult", "compose", "send", "send_test"]
@@ -29,11 +29,11 @@ class SendResult:
     error: str = ""
 
 
-def compose(notifications: Sequence[Notification], base_url: str) -> tuple[str, str]:
+def compose(notifications: Sequence[Notification], links: Links) -> tuple[str, str]:
     """Title and body: one event as it is; several as a count in the title and one paragraph each."""
     if len(notifications) == 1:
         only = notifications[0]
-        return f"nnwatch: {only.event.label} — {only.run_id}", only.body(base_url)
+        return f"nnwatch: {only.event.label} — {only.run_id}", only.body(links)
     kinds = list(dict.fromkeys(n.event for n in notifications))
     if len(kinds) == 1:
         title = f"nnwatch: {len(notifications)} × {kinds[0].label}"
@@ -42,7 +42,7 @@ def compose(notifications: Sequence[Notification], base_url: str) -> tuple[str, 
             title += f" ({causes.pop()})"
     else:
         title = f"nnwatch: {len(notifications)} events ({', '.join(kind.value for kind in kinds)})"
-    return title, "\n\n".join(n.body(base_url) for n in notifications)
+    return title, "\n\n".join(n.body(links) for n in notifications)
 
 
 def _apprise_send(url: str, title: str, body: str, attachments: Sequence[str]) -> SendResult:
@@ -69,21 +69,22 @@ def _apprise_send(url: str, title: str, body: str, attachments: Sequence[str]) -
     return SendResult(shown, ok, error)
 
 
-def send(batch: Batch, config: NotifyConfig) -> SendResult:
+def send(batch: Batch, links: Links) -> SendResult:
     """Send one batch to its URL."""
     notifications = [delivery.notification for delivery in batch.deliveries]
-    title, body = compose(notifications, config.base_url)
+    title, body = compose(notifications, links)
     attachments = [d.notification.report for d in batch.deliveries
                    if d.attach and d.notification.report and Path(d.notification.report).is_file()]
     return _apprise_send(batch.url, title, body, attachments[:MAX_ATTACHMENTS])
 
 
-def send_test(config: NotifyConfig) -> list[SendResult]:
-    """One test message to each configured URL (``nnwatch notify --test``)."""
+def send_test(config: NotifyConfig, dashboard_url: str = DEFAULT_BASE_URL) -> list[SendResult]:
+    """One test message to each configured URL (``nnwatch notify --test``); ``dashboard_url``: where links point
+    when the rules name no ``base_url``."""
     results = []
     for url in config.urls():
         body = ("This is a test message from nnwatch. Notifications will name the event, the run, its verdict or "
-                f"stop cause, and link to the run page under {config.base_url}. Events: "
+                f"stop cause, and link to the run page under {config.base_url or dashboard_url}. Events: "
                 + ", ".join(kind.value for kind in EventKind) + ".")
         results.append(_apprise_send(url, "nnwatch: test message", body, ()))
     return results

@@ -29,7 +29,7 @@ from app.notify.derive import (
     run_conditions,
     run_notifications,
 )
-from app.notify.events import EventKind, Notification
+from app.notify.events import DEFAULT_BASE_URL, EventKind, Links, Notification
 from app.notify.outbox import Batch, Outbox
 from app.notify.sender import send
 from monitor.runs import RunStatus
@@ -57,15 +57,19 @@ class Notifier:
     """Watch ``root`` and notify per ``config``; :meth:`start` / :meth:`stop` or a ``with`` block.
 
     ``watcher``: share one already made for this root (its liveness is then the caller's business);
-    otherwise the notifier makes its own, polling every ``poll`` seconds where given.
+    otherwise the notifier makes its own, polling every ``poll`` seconds where given. ``dashboard_url`` and
+    ``root_label``: the dashboard that serves this root, where links point unless the rules name a ``base_url``,
+    and the label of this root in its run ids where it serves several (:class:`Links`).
     """
 
     def __init__(self, root: str | os.PathLike[str], config: NotifyConfig, *, outbox: Outbox | None = None,
                  registry: JobRegistry | None = None, watcher: ResultsWatcher | None = None,
                  poll: float | None = None, sweep_s: float = 30.0, dispatch_s: float = 0.25,
-                 behind_check_s: float = BEHIND_CHECK_S, clock: Callable[[], float] = time.time) -> None:
+                 behind_check_s: float = BEHIND_CHECK_S, clock: Callable[[], float] = time.time,
+                 dashboard_url: str = DEFAULT_BASE_URL, root_label: str = "") -> None:
         self.root = Path(root).absolute()
         self.config = config
+        self._dashboard_url, self._root_label = dashboard_url, root_label
         self.outbox = outbox or Outbox()
         self.registry = registry
         self._jobs: list[Job] = []
@@ -182,6 +186,11 @@ class Notifier:
                     continue
             snapshot = self.watcher.snapshot()
             self._evaluate(snapshot, snapshot.runs if touched is None else touched)
+
+    @property
+    def links(self) -> Links:
+        """Where this notifier's messages link to, per the rules in force."""
+        return Links(self.config.base_url or self._dashboard_url, self._root_label)
 
     def _reload_config(self) -> None:
         """Pick up an edited rules file; a broken edit keeps the rules in force (and says so, once)."""
@@ -307,7 +316,7 @@ class Notifier:
         """Send every batch that is due; the number of messages accepted."""
         sent = 0
         for batch in self.outbox.claim_due(self.config.quiet_s):
-            result = send(batch, self.config)
+            result = send(batch, self.links)
             if result.ok:
                 self.outbox.mark_sent(batch.ids)
                 self._drop_reports(batch)

@@ -18,9 +18,10 @@ from paths import REPO
 from streamlit.testing.v1 import AppTest
 
 from app.dashboard.downloads import dataset_report
-from app.dashboard.roots_store import RootsStore, group_root, root_labels
+from app.dashboard.roots_store import RootsStore, group_root
 from app.dashboard.store import RunStore
 from app.dashboard.tables import model_groups
+from app.served import root_labels
 from monitor.report.data import find_group
 from monitor.report.multi import load_group
 from monitor.synth import CurveSpec, RunSpec, write_folds, write_run

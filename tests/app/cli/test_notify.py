@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from notify_receivers import JsonReceiver, free_port, live_run, wait_for, write_config
@@ -126,12 +127,15 @@ def test_exactly_once_across_a_restart_of_the_process(command: str, tmp_path: Pa
 
 def test_serve_with_several_roots_notifies_about_every_root(tmp_path: Path, receiver: JsonReceiver,
                                                             state: Path) -> None:
-    """``nnwatch serve --root A --root B`` runs one background notifier per root: a run of either is reported."""
+    """``nnwatch serve --root A --root B`` runs one background notifier per root: a run of either is reported, with
+    a link that opens it on this dashboard (its address, and the run's id there, which starts with its root's label)
+    where the rules name no ``base_url``."""
     roots = [tmp_path / "lab" / "results", tmp_path / "old_disk" / "results"]
     runs = [live_run(root, dataset=f"Dataset02{n}_Root{n}", planned=100, epochs=99) for n, root in enumerate(roots)]
-    config = write_config(tmp_path / "notify.toml", [receiver.url], extra="quiet_s = 0.5")
+    config = write_config(tmp_path / "notify.toml", [receiver.url], extra="quiet_s = 0.5", base_url=None)
     outbox = Outbox(state / "notifications.sqlite3")
-    process = _start(["serve", "--root", str(roots[0]), "--root", str(roots[1]), "--port", str(free_port()),
+    port = free_port()
+    process = _start(["serve", "--root", str(roots[0]), "--root", str(roots[1]), "--port", str(port),
                       "--notify-config", str(config), "--jobs-db", str(tmp_path / "jobs.sqlite3")], state)
     try:
         wait_for(lambda: all(outbox.is_primed(str(root)) for root in roots) or process.poll() is not None, 60,
@@ -144,3 +148,8 @@ def test_serve_with_several_roots_notifies_about_every_root(tmp_path: Path, rece
                  "a message about each root's run")
     finally:
         _stop(process)
+    for run, label in zip(runs, ["lab-results", "old_disk-results"]):
+        run_id = run.folder.relative_to(run.folder.parents[2]).as_posix()
+        (post,) = receiver.messages(run_id.split("/")[0])
+        link = f"http://127.0.0.1:{port}/run?id={quote(f'{label}/{run_id}', safe='')}"
+        assert link in post.body["message"].splitlines(), post.body["message"]

@@ -77,3 +77,23 @@ def test_a_world_readable_config_is_refused(tmp_path: Path) -> None:
 def test_secrets_are_hidden_where_urls_are_shown() -> None:
     assert redact_url("mailto://user:s3cret@example.org") == "mailto://user:***@example.org"
     assert "hunter2" not in redact_url("json://host/hook?token=hunter2&x=1")
+
+
+def test_links_point_to_the_rules_base_url_else_to_the_serving_dashboard(tmp_path: Path) -> None:
+    """Without ``base_url`` the link goes to the dashboard that runs the notifier (headless: serve's default
+    address); a run id is quoted whole, with the root's label in front where the dashboard serves several."""
+    from app.notify import DEFAULT_BASE_URL, Links, Notifier, Outbox
+
+    bare = load_config(_write(tmp_path, '[[rule]]\nevents = ["*"]\nurls = ["json://h/x"]\n'))
+    assert bare.base_url is None
+    root = tmp_path / "results"
+    root.mkdir()
+    outbox = Outbox(tmp_path / "state" / "notifications.sqlite3")
+    served = Notifier(root, bare, outbox=outbox, dashboard_url="http://gpu-7.lab:8600", root_label="old-results")
+    assert served.links == Links("http://gpu-7.lab:8600", "old-results")
+    assert served.links.run_page("Dataset004_H/T__P__2d/fold_0") == \
+        "http://gpu-7.lab:8600/run?id=old-results%2FDataset004_H%2FT__P__2d%2Ffold_0"
+    assert Notifier(root, bare, outbox=outbox).links.base_url == DEFAULT_BASE_URL == "http://127.0.0.1:8501"
+    named = load_config(_write(tmp_path, GOOD))
+    assert Notifier(root, named, outbox=outbox, dashboard_url="http://gpu-7.lab:8600").links.base_url == \
+        "https://nnwatch.lab.example/"
