@@ -48,7 +48,11 @@ def _line(run_id: str, result: dict[str, Any]) -> str:
         from monitor.stops import StopCause
 
         last = (result.get("stop_evidence") or "").strip().splitlines()[-1:]
-        text += f"\n    stopped because of {StopCause(result['stop_cause']).label}" + (f": {last[0]}" if last else "")
+        if result["stop_cause"] == StopCause.UNKNOWN:  # the evidence is then only where the log ends
+            text += "\n    stopped, cause unknown" + (f"; the log ends: {last[0]}" if last else "")
+        else:
+            text += f"\n    stopped because of {StopCause(result['stop_cause']).label}" + (f": {last[0]}" if last
+                                                                                          else "")
     return text
 
 
