@@ -1,11 +1,23 @@
-"""How nnwatch prints a signed difference (a gain, a slope, a Dice change) and the spread of folds in every view."""
+"""How nnwatch prints a signed difference (a gain, a slope, a Dice change) and the spread of folds in every view, and
+how it writes a table as CSV."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-__all__ = ["mean_sd", "signed", "spread"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["csv_text", "mean_sd", "signed", "spread"]
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """``frame`` as every CSV nnwatch writes it (``nnwatch curves`` and ``scan``, the dashboard's downloads):
+    times in ISO 8601 UTC (``2024-03-09T07:05:01.250000Z``), numbers to 10 significant digits, so a mean of two
+    logged 4-decimal values reads ``0.0747``, not ``0.07469999999999999``."""
+    return frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ", float_format="%.10g")
 
 
 def signed(value: float, digits: int = 3) -> str:

@@ -20,6 +20,7 @@ from app.cli.common import (
     require_run_dir,
 )
 from app.cli.index import StderrProgress, require_roots
+from monitor.numbers import csv_text
 
 __all__ = ["add_parsers", "format_table"]
 
@@ -89,7 +90,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
         table = rows_frame(rows, problems, args.verdicts)
         for column in ("class_names", "problems"):
             table[column] = table[column].map(lambda v: "; ".join(map(str, v)) if isinstance(v, list) else v)
-        table.to_csv(sys.stdout, index=False)
+        sys.stdout.write(csv_text(table))
         return EXIT_OK
     if args.format == "json":
         print_json(rows)
@@ -118,7 +119,7 @@ def cmd_curves(args: argparse.Namespace) -> int:
     if args.format == "json":
         text = json.dumps(clean_for_json(records(frame)), default=json_default, indent=1)
     else:
-        text = frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+        text = csv_text(frame)
     if args.output and args.output != "-":
         Path(args.output).write_text(text + ("\n" if not text.endswith("\n") else ""))
     else:

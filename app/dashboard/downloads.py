@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import streamlit as st
 
+from monitor.numbers import csv_text
+
 if TYPE_CHECKING:
     from monitor.analyze import Analysis
 
@@ -40,7 +42,7 @@ def csv_button(frame: pd.DataFrame, name: str, *, key: str, label: str = "CSV") 
     download none."""
 
     def render() -> bytes:
-        return frame.to_csv(index=False).encode("utf-8")
+        return csv_text(frame).encode("utf-8")
 
     st.download_button(f":material/download: {label}", data=render,
                        file_name=f"{safe_name(name)}.csv", mime="text/csv", key=key, on_click="ignore",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,24 @@ def test_curves_in_every_format(tree: Path, tmp_path: Path, fmt: str) -> None:
                                    "dice_1", "dice_2", "epoch_time_s", "epoch_end", "source"]
     assert frame["epoch"].tolist() == list(range(30))
     assert frame["dice_2"].iloc[3] == pytest.approx(0.5 + 3 / 10000 + 0.01)
+    if fmt == "csv":  # what a user opening the file reads: ISO times in UTC, no float noise from the means
+        text = out.read_text()
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", t) for t in frame["epoch_end"])
+        assert not re.search(r"\d(0{7,}[1-9]|9{7,})", text), text.splitlines()[:3]
+
+
+def test_the_dashboards_csv_downloads_are_written_as_the_cli_writes_them(tree: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamlit as st
+
+    from app.dashboard.downloads import csv_button
+    from monitor import load_run
+
+    run = tree / "Dataset001_Test/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0"
+    sent: list[bytes] = []
+    monkeypatch.setattr(st, "download_button", lambda *_, data, **__: sent.append(data()))
+    csv_button(load_run(run).frame(), "curves", key="csv")
+    assert sent == [nnwatch("curves", str(run)).stdout.encode()]
 
 
 def test_curves_of_a_missing_run_is_a_usage_error(tmp_path: Path) -> None:
