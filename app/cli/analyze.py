@@ -47,12 +47,7 @@ def _line(run_id: str, result: dict[str, Any]) -> str:
     if result.get("stop_cause"):
         from monitor.stops import StopCause
 
-        last = (result.get("stop_evidence") or "").strip().splitlines()[-1:]
-        if result["stop_cause"] == StopCause.UNKNOWN:  # the evidence is then only where the log ends
-            text += "\n    stopped, cause unknown" + (f"; the log ends: {last[0]}" if last else "")
-        else:
-            text += f"\n    stopped because of {StopCause(result['stop_cause']).label}" + (f": {last[0]}" if last
-                                                                                          else "")
+        text += "\n    " + StopCause(result["stop_cause"]).stopped(result.get("stop_evidence") or "")
     return text
 
 

@@ -44,9 +44,12 @@ def render_stop_section(store: RunStore, run_id: str, summary: RunSummary) -> No
     if found is None:
         return
     stalled = summary.status == RunStatus.STALLED
-    title = "Stalled, most likely because of" if stalled else "Stopped because of"
     box = st.warning if stalled else st.error
-    box(f"**{title}: {found.cause.label}.** {found.summary}", icon=":material/report:")
+    if found.cause is StopCause.UNKNOWN:  # the summary says what was (not) found
+        box(f"**{'Stalled' if stalled else 'Stopped'}:** {found.summary}.", icon=":material/report:")
+    else:
+        title = f"{'Stalled, most likely' if stalled else 'Stopped'} because of {found.cause.label}."
+        box(f"**{title}** {found.summary}", icon=":material/report:")
     st.caption(f"Evidence from {found.source} ({found.strength} evidence)")
     st.code(found.evidence or "(no lines)", language=None)
     for note in found.notes:

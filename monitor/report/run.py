@@ -68,9 +68,9 @@ def run_footer_lines(data: RunData) -> list[str]:
     if analysis.final and analysis.gpu_hours_2000 is not None:
         facts.append(f"2000 epochs ≈ {analysis.gpu_hours_2000:.0f} {analysis.hours_unit}")
     lines = [analysis.reason, " · ".join(facts)]
-    evidence = (data.summary.get("stop_evidence") or "").strip().splitlines()
-    if data.summary.get("stop_cause") and evidence:
-        lines.append(f"Stopped because of {StopCause(data.summary['stop_cause']).label}: {evidence[-1]}")
+    if data.summary.get("stop_cause"):
+        line = StopCause(data.summary["stop_cause"]).stopped(data.summary.get("stop_evidence") or "")
+        lines.append(line[0].upper() + line[1:])
     return lines
 
 

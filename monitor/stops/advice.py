@@ -19,7 +19,7 @@ LABELS: dict[str, str] = {
     "disk_full": "disk full",
     "data_missing_or_corrupt": "missing or corrupt preprocessed data",
     "exception": "Python exception",
-    "unknown": "unknown",
+    "unknown": "cause unknown",
 }
 
 ADVICE: dict[str, str] = {

@@ -44,6 +44,14 @@ class StopCause(str, Enum):
         """One paragraph on what to do, from nnU-Net's documentation and its maintainers' answers."""
         return ADVICE[self.value]
 
+    def stopped(self, evidence: str = "") -> str:
+        """One line for a run that stopped of this cause: ``stopped because of NaN or inf loss: <the line that
+        shows it>``; of an unknown cause, where the log ends (all its evidence then)."""
+        last = evidence.strip().splitlines()[-1:]
+        if self is StopCause.UNKNOWN:
+            return "stopped, cause unknown" + (f"; the log ends: {last[0].strip()}" if last else "")
+        return f"stopped because of {self.label}" + (f": {last[0].strip()}" if last else "")
+
 
 class Strength(IntEnum):
     """How much a finding can be trusted, by its source: the job's own record beats signs in the run folder."""

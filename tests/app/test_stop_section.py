@@ -102,7 +102,7 @@ def test_overview_says_why_a_run_stopped(tree: Tree) -> None:
 
 def test_run_page_shows_cause_evidence_and_advice(tree: Tree) -> None:
     at = _app("views/run.py", id=tree.crashed)
-    assert any("Stopped because of: CUDA out of memory" in str(e.value) for e in at.error)
+    assert any("Stopped because of CUDA out of memory." in str(e.value) for e in at.error)
     code = "\n".join(str(c.value) for c in at.code)
     assert "torch.cuda.OutOfMemoryError: CUDA out of memory" in code and "train_step" in code
     text = _texts(at)
