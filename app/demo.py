@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from monitor.synth import CurveSpec, FakeRun, RunSpec, write_run
@@ -112,41 +112,42 @@ class DemoTrainer:
                 return  # the demo folder was removed under us
 
 
-_DEMO_JOBS = (  # (parent run, epochs, final state, reason, days ago)
-    ("Dataset102_Liver/nnUNetTrainer__nnUNetPlans__2d/fold_1", 1500, "cancelled", "cancelled by demo", 6),
+_DEMO_JOBS = (  # (parent run, epochs, final state, reason, days ago, hours it ran)
+    ("Dataset102_Liver/nnUNetTrainer__nnUNetPlans__2d/fold_1", 1500, "cancelled", "cancelled by demo", 6, 26.0),
     ("Dataset101_Prostate/nnUNetTrainer__nnUNetPlans__2d/fold_0", 2000, "failed",
-     "exited with code 1: torch.OutOfMemoryError: CUDA out of memory (demo)", 3),
-    ("Dataset101_Prostate/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_1", 1500, "succeeded", None, 12),
+     "exited with code 1: torch.OutOfMemoryError: CUDA out of memory (demo)", 3, 0.4),
+    ("Dataset101_Prostate/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_1", 1500, "succeeded", None, 12, 46.0),
 )
 
 
 def write_demo_jobs(db_path: Path, root: Path) -> None:
     """A short job history for the demo's Jobs page: ended extend jobs (nothing runs), rewritten each start."""
     from trainer import Job, JobRegistry, JobState
-    from trainer.backends import Observation
 
     for leftover in db_path.parent.glob(db_path.name + "*"):
         leftover.unlink()
     registry = JobRegistry(db_path)
-    for index, (parent, epochs, state, reason, days) in enumerate(_DEMO_JOBS):
+    codes = {"succeeded": 0, "failed": 1, "cancelled": -15}
+    for index, (parent, epochs, state, reason, days, hours) in enumerate(_DEMO_JOBS):
         dataset, model, fold = parent.split("/")
         trainer, plans, configuration = model.split("__")
         new_trainer = f"{trainer}_{epochs}epochs"
         new_run_id = f"{dataset}/{new_trainer}__{plans}__{configuration}/{fold}"
-        stamp = (datetime.now() - timedelta(days=days)).astimezone().isoformat(timespec="seconds")
+        created = datetime.now(timezone.utc) - timedelta(days=days)
+        started, finished = created + timedelta(seconds=20), created + timedelta(seconds=20, hours=hours)
         job_id = f"de7a0{index:07x}"
-        job = Job(job_id=job_id, state=JobState.QUEUED, parent_run_id=parent, parent_path=str(root / parent),
+        job = Job(job_id=job_id, state=JobState(state), parent_run_id=parent, parent_path=str(root / parent),
                   new_run_id=new_run_id, new_run_path=str(root / new_run_id), new_trainer=new_trainer, epochs=epochs,
-                  backend="local", device="cuda", requested_by="demo", created_at=stamp,
+                  backend="local", device="cuda", requested_by="demo",
+                  created_at=created.isoformat(timespec="seconds"), started_at=started.isoformat(timespec="seconds"),
+                  finished_at=finished.isoformat(timespec="seconds"), exit_code=codes[state], reason=reason,
                   argv=("nnUNetv2_train", dataset, configuration, fold.removeprefix("fold_"), "-tr", new_trainer,
                         "-p", plans, "-device", "cuda"), env={"CUDA_VISIBLE_DEVICES": "0"},
                   job_dir=str(registry.job_dir(job_id)), log_path=str(registry.job_dir(job_id) / "job.log"))
-        registry.create(job)
+        registry.create(job)  # an ended job, recorded as it ended
         registry.job_dir(job_id).mkdir(parents=True, exist_ok=True)
         Path(job.log_path).write_text(f"[demo] {' '.join(job.argv)}\n" + (f"{reason}\n" if reason else
                                                                           "Training done.\n"))
-        codes = {"succeeded": 0, "failed": 1, "cancelled": -15}
-        registry.record_observation(job, Observation(JobState(state), reason=reason, exit_code=codes[state]))
 
 
 def is_demo_root(root: str | Path) -> bool:

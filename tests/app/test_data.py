@@ -230,6 +230,25 @@ def test_demo_tree_shows_every_situation(tmp_path: Path) -> None:
                                                      / "debug.json")
 
 
+def test_the_demos_job_history_reads_like_jobs_that_ran(tmp_path: Path) -> None:
+    """Each ended demo job was created, started and ended in that order, in the past, with its exit code."""
+    from datetime import datetime
+
+    from app.demo import write_demo_jobs
+    from trainer import JobRegistry, JobState
+
+    write_demo_jobs(tmp_path / "jobs.sqlite3", tmp_path / "nnUNet_results")
+    jobs = JobRegistry(tmp_path / "jobs.sqlite3").list_jobs()
+    assert {job.state for job in jobs} == {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
+    now = datetime.now().astimezone()
+    for job in jobs:
+        assert job.started_at is not None and job.finished_at is not None, job
+        created, started, finished = (datetime.fromisoformat(t) for t in (job.created_at, job.started_at,
+                                                                           job.finished_at))
+        assert created < started < finished < now, job
+        assert job.exit_code == {JobState.SUCCEEDED: 0, JobState.FAILED: 1, JobState.CANCELLED: -15}[job.state]
+
+
 def test_png_downloads_come_from_the_report_renderer(tree: FixtureTree) -> None:
     from app.dashboard.downloads import compare_report, dataset_report, run_report
     from monitor.analyze import analyze_run
