@@ -20,6 +20,7 @@ from app.cli.common import (
     require_run_dir,
 )
 from app.cli.index import StderrProgress, require_roots
+from app.served import root_labels
 from monitor.numbers import csv_text
 
 __all__ = ["add_parsers", "format_table"]
@@ -27,7 +28,7 @@ __all__ = ["add_parsers", "format_table"]
 
 # -- table text ---------------------------------------------------------------------------------
 _TABLE_COLUMNS = (
-    ("run_id", "run"), ("status", "status"), ("epochs_completed", "epochs"), ("planned_epochs", "of"),
+    ("root", "root"), ("run_id", "run"), ("status", "status"), ("epochs_completed", "epochs"), ("planned_epochs", "of"),
     ("last_ema_fg_dice", "ema"), ("best_ema_fg_dice", "best"), ("final_validation_dice", "val dice"),
     ("verdict", "verdict"), ("problems", "problems"),
 )
@@ -57,27 +58,35 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def _scan_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
     """Through the run index when one exists (unchanged runs are not read again), else straight from the files;
-    the rows are the same either way."""
+    the rows are the same either way. With several roots each row starts with its ``root``, as one run id can be
+    in two of them."""
     roots = require_roots(args.root, args.roots)
     from monitor.index import default_index_path
 
+    index = None
     if args.use_index and default_index_path().exists():
-        from monitor.index import RunIndex, indexed_scan_rows
+        from monitor.index import RunIndex
 
         index = RunIndex(warn=lambda message: print(f"warning: {message}", file=sys.stderr))
-        try:
-            return indexed_scan_rows(roots, index, workers=args.workers, verdicts=args.verdicts,
-                                     progress=StderrProgress())
-        finally:
-            index.close()
-    from monitor.run_table import scan_rows
-
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
-    for root in roots:
-        more, found = scan_rows(root, workers=args.workers, verdicts=args.verdicts)
-        rows += more
-        problems += found
+    try:
+        for root in roots:
+            if index is not None:
+                from monitor.index import indexed_scan_rows
+
+                what = "reading runs" + (f" under {root}" if len(roots) > 1 else "")
+                more, found = indexed_scan_rows([root], index, workers=args.workers, verdicts=args.verdicts,
+                                                progress=StderrProgress(what))
+            else:
+                from monitor.run_table import scan_rows
+
+                more, found = scan_rows(root, workers=args.workers, verdicts=args.verdicts)
+            rows += [{"root": str(root), **row} for row in more] if len(roots) > 1 else more
+            problems += found
+    finally:
+        if index is not None:
+            index.close()
     return rows, problems
 
 
@@ -88,6 +97,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
         from monitor.run_table import rows_frame
 
         table = rows_frame(rows, problems, args.verdicts)
+        if rows and "root" in rows[0]:
+            table.insert(0, "root", [row["root"] for row in rows])
         for column in ("class_names", "problems"):
             table[column] = table[column].map(lambda v: "; ".join(map(str, v)) if isinstance(v, list) else v)
         sys.stdout.write(csv_text(table))
@@ -95,8 +106,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_json(rows)
     else:
-        print(format_table(rows) if rows else "no runs under " + ", ".join(map(str, require_roots(args.root,
-                                                                                                   args.roots))))
+        roots = require_roots(args.root, args.roots)
+        labels = dict(zip(map(str, roots), root_labels(roots)))  # a short name per root, as the dashboard's
+        shown = [{**row, "root": labels[row["root"]]} if "root" in row else row for row in rows]
+        print(format_table(shown) if rows else "no runs under " + ", ".join(map(str, roots)))
         for problem in problems:
             print(f"warning: {problem}", file=sys.stderr)
     return EXIT_OK

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from index_support import new_run, settle
 from paths import REPO
@@ -71,12 +73,23 @@ def test_scan_with_a_damaged_index_warns_and_still_answers(tree: Path, tmp_path:
 
 
 def test_several_roots(tree: Path, tmp_path: Path) -> None:
+    """Every root's runs, each row naming its root: one run id can be in two roots (an old copy on another disk)."""
     other = tmp_path / "old_results"
     new_run(other, 7, 12)
+    new_run(other, 0, 12)  # the first root's fold 0 again, shorter
     settle(other)
     state = tmp_path / "state"
     rows = json.loads(nnwatch("scan", str(tree), "--root", str(other), "--format", "json", state=state).stdout)
-    assert [r["fold"] for r in rows] == ["0", "1", "2", "7"]
+    assert [(r["root"], r["fold"], r["epochs_completed"]) for r in rows] == [
+        (str(tree), "0", 30), (str(tree), "1", 50), (str(tree), "2", 70), (str(other), "0", 12), (str(other), "7", 12)]
+    table = nnwatch("scan", str(tree), "--root", str(other), state=state).stdout.splitlines()
+    assert table[0].split()[:2] == ["root", "run"]
+    assert [line.split()[0] for line in table[1:]] == ["results"] * 3 + ["old_results"] * 2
+    csv = pd.read_csv(io.StringIO(nnwatch("scan", str(tree), "--root", str(other), "--format", "csv",
+                                          state=state).stdout))
+    assert csv["root"].tolist() == [r["root"] for r in rows] and csv["run_id"].tolist() == [r["run_id"] for r in rows]
+    single = json.loads(nnwatch("scan", str(tree), "--format", "json", state=state).stdout)
+    assert "root" not in single[0]  # one root: the rows as they always were
     nnwatch("index", "--rebuild", "--root", str(tree), "--root", str(other), state=state)
     again = json.loads(nnwatch("scan", "--root", str(tree), "--root", str(other), "--format", "json",
                                state=state).stdout)
