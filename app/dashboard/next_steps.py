@@ -49,7 +49,7 @@ def _facts(files: FoldFiles) -> str:
     if not files.has_run:
         return "not trained"
     if not files.checkpoint_final:
-        return "training (no checkpoint_final.pth)"
+        return "not finished (no checkpoint_final.pth)"  # still training, or stopped early
     if not files.validation_summary:
         return "finished, not validated"
     if not files.npz_complete:

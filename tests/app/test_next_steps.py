@@ -94,6 +94,7 @@ def test_compare_disables_find_best_with_the_reasons_and_shows_a_result(tree: Fi
     files = next(df.value for df in at.dataframe if "Files" in df.value.columns)
     assert list(files["Fold"]) == ["0", "1", "2", "3", "4"]
     assert files.set_index("Fold").loc["3", "Files"] == "not trained"
+    assert "not finished (no checkpoint_final.pth)" in set(files["Files"])  # running or stopped: never "training"
     button = at.button(key="steps_cmp_find_best")
     assert button.disabled
     assert "fold 0: training not finished (no checkpoint_final.pth)" in button.help
