@@ -13,6 +13,7 @@ show. The tree is rewritten with fresh timestamps on every start, which keeps "r
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import threading
@@ -192,6 +193,11 @@ def build_demo_tree(target: Path | None = None, *, now: float | None = None, liv
         run = write_run(root, spec, now=now, labels=labels)
         if spec.state == "running":
             live_runs.append(run)
+        elif spec.state == "finished" and spec.version == "v2" and run.log_path is not None:
+            final = run.folder / "checkpoint_final.pth"  # saved by nnU-Net as training ends
+            final.write_bytes(run.checkpoint_bytes())
+            ended = run.log_path.stat().st_mtime
+            os.utime(final, (ended, ended))
     write_demo_jobs(target / "jobs.sqlite3", root)
     trainer = DemoTrainer(live_runs, interval_s).start() if live and live_runs else None
     return root, trainer

@@ -226,6 +226,8 @@ def test_demo_tree_shows_every_situation(tmp_path: Path) -> None:
     assert sorted(folds["fold"]) == ["0", "1", "2", "3", "4"]
     assert extension_pairs(table.reset_index())[0][1] == DEMO_RUNNING[0]
     assert all(not problems for problems in table["problems"])
+    finished_v2 = table.index[(table["status"] == "finished") & (table["nnunet_version"] == "v2")]
+    assert len(finished_v2) >= 5 and all((root / run / "checkpoint_final.pth").is_file() for run in finished_v2)
     assert os.path.getmtime(log) > os.path.getmtime(root / table.index[table["status"] == "crashed"][0]
                                                      / "debug.json")
 
