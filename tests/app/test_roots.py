@@ -39,6 +39,16 @@ class TwoRoots:
     old_copies: list[str]  # the new root's model, also found on the old disk (other folds, other curves)
 
 
+def _serve(patch: pytest.MonkeyPatch, roots: list[Path], base: Path) -> None:
+    """The dashboard's environment for ``roots`` served together from 127.0.0.1, its state and jobs in ``base``."""
+    patch.setenv("NNWATCH_ROOT", os.pathsep.join(str(root) for root in roots))
+    patch.setenv("NNWATCH_STATE", str(base / "state"))
+    patch.setenv("NNWATCH_JOBS_DB", str(base / "jobs.sqlite3"))
+    patch.setenv("NNWATCH_HOST", "127.0.0.1")
+    for name in ("nnUNet_results", "NNWATCH_USERS_FILE", "NNWATCH_OPEN_VIEW", "NNWATCH_BACKEND_FACTORY"):
+        patch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoRoots]:
     base = tmp_path_factory.mktemp("roots")
@@ -58,12 +68,7 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoRoots]:
         log_path=str(base / "job" / "log.txt"), kind=JobKind.EXTEND))
     st.cache_resource.clear()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NNWATCH_ROOT", os.pathsep.join([str(new_root), str(old_root)]))
-        patch.setenv("NNWATCH_STATE", str(base / "state"))
-        patch.setenv("NNWATCH_JOBS_DB", str(base / "jobs.sqlite3"))
-        patch.setenv("NNWATCH_HOST", "127.0.0.1")
-        for name in ("nnUNet_results", "NNWATCH_USERS_FILE", "NNWATCH_OPEN_VIEW", "NNWATCH_BACKEND_FACTORY"):
-            patch.delenv(name, raising=False)
+        _serve(patch, [new_root, old_root], base)
         yield TwoRoots(new_root, old_root, [f"lab-nnUNet_results/{f.relative_to(new_root).as_posix()}"
                                             for f in folders], f"old_disk-nnUNet_results/{old_run}",
                        [f"old_disk-nnUNet_results/{f.relative_to(old_root).as_posix()}" for f in copies])
@@ -259,12 +264,7 @@ def test_find_best_offers_the_models_of_the_runs_own_root(tmp_path: Path, monkey
     here, other = tmp_path / "lab" / "nnUNet_results", tmp_path / "old" / "nnUNet_results"
     (fold,) = write_folds(here, "Dataset301_Heart", "3d_fullres", [100], planned=100)
     write_run(other, RunSpec("Dataset301_Heart", "nnUNetTrainerDA5", "2d", 0, 100, CurveSpec(seed=4)))
-    monkeypatch.setenv("NNWATCH_ROOT", os.pathsep.join([str(here), str(other)]))
-    monkeypatch.setenv("NNWATCH_STATE", str(tmp_path / "state"))
-    monkeypatch.setenv("NNWATCH_JOBS_DB", str(tmp_path / "jobs.sqlite3"))
-    monkeypatch.setenv("NNWATCH_HOST", "127.0.0.1")
-    for name in ("nnUNet_results", "NNWATCH_USERS_FILE", "NNWATCH_OPEN_VIEW", "NNWATCH_BACKEND_FACTORY"):
-        monkeypatch.delenv(name, raising=False)
+    _serve(monkeypatch, [here, other], tmp_path)
     st.cache_resource.clear()
     try:
         at = AppTest.from_file(MAIN, default_timeout=60)
