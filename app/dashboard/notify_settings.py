@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from app.dashboard.auth_ui import Actor, policy
+from app.dashboard.tables import fmt_moment
 from app.notify import (
     ConfigError,
     EventKind,
@@ -73,14 +73,10 @@ def rules_frame(config: NotifyConfig) -> pd.DataFrame:
     } for rule in config.rules], columns=["Rule", "Events", "Runs", "URLs", "Report attached", "Line"])
 
 
-def _when(value: float | None) -> str:
-    return "" if value is None else datetime.fromtimestamp(value, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def history_frame(outbox: Outbox, limit: int = 100) -> pd.DataFrame:
     rows = outbox.history(limit)
     return pd.DataFrame([{
-        "Time": _when(row.sent_at or row.created_at), "Event": row.event, "Run": row.run_id,
+        "Time": fmt_moment(row.sent_at or row.created_at), "Event": row.event, "Run": row.run_id,
         "To": redact_url(row.url), "State": row.state, "Tries": row.attempts, "Last error": row.last_error or "",
     } for row in rows], columns=["Time", "Event", "Run", "To", "State", "Tries", "Last error"])
 

@@ -260,3 +260,17 @@ def test_png_downloads_come_from_the_report_renderer(tree: FixtureTree) -> None:
     assert run_report(run_dir, analyze_run(run_dir), 10)().startswith(png)
     assert dataset_report(tree.root, "Dataset201_Kidney", "3d_fullres", "nnUNetTrainer")().startswith(png)
     assert compare_report(tree.root / tree.parent, tree.root / tree.extended, "fraction")().startswith(png)
+
+
+def test_every_page_prints_a_moment_one_way() -> None:
+    """Registry times (``+00:00``), run-table times (``Z``), another offset and seconds since the epoch all read
+    ``2026-11-27 21:17:49 UTC``: the Jobs page, the notifications history and a crashed run's note agree."""
+    from datetime import datetime, timezone
+
+    from app.dashboard.tables import fmt_moment
+
+    seconds = datetime(2026, 11, 27, 21, 17, 49, tzinfo=timezone.utc).timestamp()
+    shown = {fmt_moment(v) for v in ("2026-11-27T21:17:49+00:00", "2026-11-27T21:17:49Z",
+                                      "2026-11-27T22:17:49+01:00", seconds)}
+    assert shown == {"2026-11-27 21:17:49 UTC"}
+    assert fmt_moment(None) == fmt_moment("") == fmt_moment("yesterday") == "–"
