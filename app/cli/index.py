@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -21,25 +21,26 @@ __all__ = ["StderrProgress", "add_parsers", "require_roots"]
 
 class StderrProgress:
     """``reading runs: 120/750`` on stderr while runs are read: redrawn in place on a terminal, else a line at
-    most every few seconds; silent when everything came from the index."""
+    most every few seconds; silent when everything came from the index or was read within ``after_s``."""
 
-    def __init__(self, what: str = "reading runs", stream: TextIO | None = None, every_s: float = 2.0) -> None:
+    def __init__(self, what: str = "reading runs", stream: TextIO | None = None, every_s: float = 2.0,
+                 after_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._what = what
         self._stream = stream or sys.stderr
         self._tty = self._stream.isatty()
         self._every_s = 0.2 if self._tty else every_s
-        self._last = 0.0
-        self._started = time.monotonic()
+        self._clock = clock
+        self._last = float("-inf")
+        self._started = clock()
+        self._after_s = after_s
         self._shown = False
 
     def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
+        now = self._clock()
         final = done >= total
-        if final and not self._shown:
+        if not self._shown and (final or now - self._started < self._after_s):
             return
-        if not final and now - self._last < self._every_s and self._shown:
-            return
-        if not self._shown and done == total:
+        if not final and now - self._last < self._every_s:
             return
         self._last, self._shown = now, True
         text = f"{self._what}: {done}/{total} ({now - self._started:.0f} s)"

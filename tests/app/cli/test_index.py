@@ -42,7 +42,7 @@ def test_index_info_rebuild_and_a_scan_identical_to_a_fresh_read(tree: Path, tmp
 
     built = nnwatch("index", "--rebuild", str(tree), state=state)
     assert built.returncode == 0, built.stderr
-    assert "indexed 3 runs" in built.stdout and "reading runs: " in built.stderr
+    assert "indexed 3 runs" in built.stdout
     info = json.loads(nnwatch("index", "--info", "--json", state=state).stdout)
     assert info["runs"] == 3 and info["size_bytes"] > 0 and info["roots"] == [str(tree)]
     assert 0 <= info["age_s"] < 120 and info["current"]
@@ -117,3 +117,20 @@ def test_watch_follows_several_roots(tree: Path, tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_progress_shows_only_for_a_read_that_takes_a_while() -> None:
+    """A quick read prints nothing; a slow one its count at most every 2 s (off a terminal) and where it ended."""
+    from app.cli.index import StderrProgress
+
+    def lines(ticks: list[tuple[float, int]]) -> list[str]:
+        clock = iter([0.0, *(t for t, _ in ticks)])
+        stream = io.StringIO()
+        progress = StderrProgress(stream=stream, clock=lambda: next(clock))
+        for _, done in ticks:
+            progress(done, 100)
+        return stream.getvalue().splitlines()
+
+    assert lines([(0.1, 10), (0.5, 60), (0.9, 100)]) == []
+    assert lines([(0.5, 10), (1.2, 20), (2.0, 30), (3.5, 60), (4.0, 100)]) == [
+        "reading runs: 20/100 (1 s)", "reading runs: 60/100 (4 s)", "reading runs: 100/100 (4 s)"]
