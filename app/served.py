@@ -18,7 +18,7 @@ def dashboard_url(host: str, port: int) -> str:
     """The address of a dashboard bound to ``host``:``port``, as a link sent elsewhere reaches it: a bind to every
     interface by this machine's name."""
     if host in ("", "0.0.0.0", "::"):
-        host = socket.getfqdn()
+        host = socket.gethostname()  # no name lookup: a start must not wait on DNS
     return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
