@@ -143,3 +143,15 @@ def test_serve_starts_streamlit_and_stops_on_sigterm(tmp_path: Path) -> None:
     output = process.stdout.read().decode()
     assert f"serving runs under {tree.root} at http://127.0.0.1:{port}" in output
     assert code in (0, -signal.SIGTERM)
+
+
+def test_the_dashboards_address_for_links_sent_elsewhere() -> None:
+    """What a notification links to: the bound address, an IPv6 one in brackets, a bind to every interface by
+    this machine's name (0.0.0.0 is no address to send anyone)."""
+    import socket
+
+    from app.served import dashboard_url
+
+    assert dashboard_url("127.0.0.1", 8600) == "http://127.0.0.1:8600"
+    assert dashboard_url("::1", 8600) == "http://[::1]:8600"
+    assert dashboard_url("0.0.0.0", 8501) == dashboard_url("::", 8501) == f"http://{socket.gethostname()}:8501"
