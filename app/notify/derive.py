@@ -17,6 +17,7 @@ from pathlib import Path
 from app.notify.events import EventKind, Notification
 from monitor.analyze import Analysis, analyze_curves, signed
 from monitor.runs import RunStatus
+from monitor.stops import StopCause
 from monitor.watch import RunSnapshot
 from trainer import Job, JobState
 
@@ -26,9 +27,10 @@ __all__ = ["Condition", "event_key", "job_conditions", "job_notification",
 log = logging.getLogger("nnwatch.notify")
 
 
-def event_key(run_id: str, event: EventKind, job_id: str | None = None) -> str:
-    """The exactly-once key: one per run and event (and job, for job events)."""
-    return "\t".join([run_id, event.value, *([job_id] if job_id else [])])
+def event_key(run_id: str, event: EventKind, job_id: str | None = None, *, root: str = "") -> str:
+    """The exactly-once key: one per run and event (and job, for job events). A run event is scoped by its
+    results ``root``: two roots can hold the same run id (two people's trees), each with its own events."""
+    return "\t".join([*([root] if root else []), run_id, event.value, *([job_id] if job_id else [])])
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,11 @@ def _nan_loss(snapshot: RunSnapshot) -> bool:
     return any(math.isnan(value) or math.isinf(value) for value in last)
 
 
-def run_conditions(snapshot: RunSnapshot, now: float, final_dice_wait_s: float) -> list[Condition]:
-    """The run events that hold for this run now (``run_finished`` waits for the final validation Dice, up to
-    ``final_dice_wait_s`` after the last log line: nnU-Net validates after ``Training done.``)."""
+def run_conditions(snapshot: RunSnapshot, now: float, final_dice_wait_s: float, *, root: str = ""
+                   ) -> list[Condition]:
+    """The run events that hold for this run (of results ``root``) now (``run_finished`` waits for the final
+    validation Dice, up to ``final_dice_wait_s`` after the last log line: nnU-Net validates after ``Training
+    done.``)."""
     summary = snapshot.summary
     run_id = snapshot.run_id
     found: list[EventKind] = []
@@ -73,7 +77,7 @@ def run_conditions(snapshot: RunSnapshot, now: float, final_dice_wait_s: float) 
         found.append(EventKind.RUN_STALLED)
     if summary.dead_dice or _nan_loss(snapshot):
         found.append(EventKind.DEAD_DICE)
-    return [Condition(event, run_id, event_key(run_id, event)) for event in found]
+    return [Condition(event, run_id, event_key(run_id, event, root=root)) for event in found]
 
 
 def job_conditions(job: Job) -> list[Condition]:
@@ -99,17 +103,22 @@ def _epochs(snapshot: RunSnapshot) -> str:
 
 
 def run_notifications(snapshot: RunSnapshot, events: set[EventKind], *, report_dir: Path | None = None,
-                      failed_job: Job | None = None) -> list[Notification]:
-    """The messages for the run events in ``events`` (``extend_recommended`` comes with ``run_finished``)."""
+                      failed_job: Job | None = None, root: str = "") -> list[Notification]:
+    """The messages for the run events in ``events`` (``extend_recommended`` comes with ``run_finished``) of a run
+    of results ``root``."""
     summary = snapshot.summary
     run_id = snapshot.run_id
     dataset = _dataset(run_id)
     out: list[Notification] = []
+
+    def key(event: EventKind) -> str:
+        return event_key(run_id, event, root=root)
+
     if EventKind.RUN_FINISHED in events:
         analysis = analyze_curves(snapshot.curves, planned_epochs=summary.planned_epochs, status=summary.status,
                                   frame=snapshot.frame)
         report = _report(snapshot, analysis, report_dir) if report_dir is not None else None
-        out.append(Notification(EventKind.RUN_FINISHED, run_id, event_key(run_id, EventKind.RUN_FINISHED),
+        out.append(Notification(EventKind.RUN_FINISHED, run_id, key(EventKind.RUN_FINISHED),
                                 dataset, verdict=analysis.verdict.value, final_dice=summary.final_validation_dice,
                                 detail=f"{_epochs(snapshot)}. {analysis.reason}", report=report))
         if analysis.recommends_longer_schedule:
@@ -122,28 +131,29 @@ def run_notifications(snapshot: RunSnapshot, events: set[EventKind], *, report_d
             if hours is not None:
                 extra += f" for about {hours:.0f} {analysis.hours_unit}"
             out.append(Notification(EventKind.EXTEND_RECOMMENDED, run_id,
-                                    event_key(run_id, EventKind.EXTEND_RECOMMENDED), dataset,
+                                    key(EventKind.EXTEND_RECOMMENDED), dataset,
                                     verdict=analysis.verdict.value, final_dice=summary.final_validation_dice,
                                     detail=f"A from-scratch run of {epochs} epochs is recommended.{extra}".rstrip()
                                     + ("." if extra else "")))
     if EventKind.RUN_STOPPED in events:
-        cause = summary.stop_cause or (f"its job failed: {failed_job.reason}" if failed_job and failed_job.reason
-                                       else None)
+        found = StopCause(summary.stop_cause) if summary.stop_cause else StopCause.UNKNOWN
+        cause = found.label if found is not StopCause.UNKNOWN else (
+            f"its job failed: {failed_job.reason}" if failed_job and failed_job.reason else None)
         detail = f"Stopped after {_epochs(snapshot)}; last log line at {summary.last_update or 'unknown'}."
         if summary.stop_evidence:
             detail += f"\n{summary.stop_evidence}"
-        out.append(Notification(EventKind.RUN_STOPPED, run_id, event_key(run_id, EventKind.RUN_STOPPED), dataset,
+        out.append(Notification(EventKind.RUN_STOPPED, run_id, key(EventKind.RUN_STOPPED), dataset,
                                 cause=cause or "unknown (no cause found in the log or the job record)",
                                 detail=detail))
     if EventKind.RUN_STALLED in events:
-        out.append(Notification(EventKind.RUN_STALLED, run_id, event_key(run_id, EventKind.RUN_STALLED), dataset,
+        out.append(Notification(EventKind.RUN_STALLED, run_id, key(EventKind.RUN_STALLED), dataset,
                                 detail=f"No new epoch since {summary.last_update or 'unknown'} "
                                 f"(typical epoch {summary.median_epoch_time_s or math.nan:.0f} s), "
                                 f"after {_epochs(snapshot)}."))
     if EventKind.DEAD_DICE in events:
         what = "the loss is NaN or infinite" if _nan_loss(snapshot) else \
             "the mean pseudo Dice has been 0 or NaN for the last epochs"
-        out.append(Notification(EventKind.DEAD_DICE, run_id, event_key(run_id, EventKind.DEAD_DICE), dataset,
+        out.append(Notification(EventKind.DEAD_DICE, run_id, key(EventKind.DEAD_DICE), dataset,
                                 cause=what, detail=f"After {_epochs(snapshot)}: the run is not learning."))
     return out
 

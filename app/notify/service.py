@@ -23,6 +23,7 @@ from app.notify import compare
 from app.notify.config import ConfigError, NotifyConfig, load_config
 from app.notify.derive import (
     Condition,
+    event_key,
     job_conditions,
     job_notification,
     latest_jobs_by_run,
@@ -217,14 +218,17 @@ class Notifier:
         keys = list(dict.fromkeys(c.key for c in conditions))
         if not keys:
             return []
-        known = self.outbox.known(keys)
-        return [key for key in keys if key not in known]
+        # a run event recorded before keys were scoped by their root counts as this root's
+        unscoped = {key: key.removeprefix(f"{self.root}\t") for key in keys}
+        known = self.outbox.known(list(dict.fromkeys([*keys, *unscoped.values()])))
+        return [key for key in keys if key not in known and unscoped[key] not in known]
 
     def _evaluate(self, snapshot: WatchSnapshot, run_ids: Iterable[str], *, baseline: bool = False) -> None:
         now = self._clock()
         detected = time.time()  # the quiet window runs while the message is prepared (verdict, report)
         runs = [snapshot.runs[run_id] for run_id in run_ids if run_id in snapshot.runs]
-        conditions = [c for run in runs for c in run_conditions(run, now, self.config.final_dice_wait_s)]
+        conditions = [c for run in runs
+                      for c in run_conditions(run, now, self.config.final_dice_wait_s, root=str(self.root))]
         new = set(self._new(conditions))
         events_by_run: dict[str, set[EventKind]] = {}
         for condition in conditions:
@@ -239,7 +243,8 @@ class Notifier:
             job = self._latest_jobs.get(run_id)
             failed = job if job is not None and job.state in (JobState.FAILED, JobState.CANCELLED) else None
             try:
-                notifications = run_notifications(run, events, report_dir=self.report_dir, failed_job=failed)
+                notifications = run_notifications(run, events, report_dir=self.report_dir, failed_job=failed,
+                                                  root=str(self.root))
             except Exception:
                 log.exception("notifier: cannot describe %s for %s", sorted(events), run_id)
                 continue
@@ -283,8 +288,8 @@ class Notifier:
             if parent is None or now - self._behind_checked.get(run.run_id, -1e18) < self._behind_check_s:
                 continue
             self._behind_checked[run.run_id] = now
-            key = f"{run.run_id}\t{EventKind.EXTENSION_BEHIND.value}"
-            if self.outbox.known([key]):
+            key = event_key(run.run_id, EventKind.EXTENSION_BEHIND, root=str(self.root))
+            if not self._new([Condition(EventKind.EXTENSION_BEHIND, run.run_id, key)]):
                 continue
             try:
                 comparison = compare.fell_behind(parent, run)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from notify_receivers import JsonReceiver, MailReceiver, live_run, python_argv, wait_for, write_config
 
-from app.notify import Notifier, Outbox, load_config
+from app.notify import EventKind, Notification, Notifier, Outbox, load_config
 from monitor.synth import CurveSpec, RunSpec, write_run
 from monitor.validation import read_summary
 from trainer import Job, JobRegistry, JobState
@@ -205,6 +205,33 @@ def test_each_event_is_sent_once_across_a_restart_and_nothing_is_lost_meanwhile(
     assert texts.count("run_finished") == sum(post.body["message"].count("run_finished") for post in receiver.posts)
 
 
+def test_one_run_id_in_two_roots_is_two_runs_and_what_an_older_version_recorded_is_not_sent_again(
+        tmp_path: Path, receiver: JsonReceiver) -> None:
+    """Two people's trees can hold the same run id: each run's end is its own event. An event recorded before
+    events were told apart by their root (an older nnwatch, the same outbox) still counts as sent."""
+    roots = [tmp_path / "alice" / "results", tmp_path / "bob" / "results"]
+    runs = [live_run(root, dataset="Dataset009_Same", planned=100, epochs=99) for root in roots]
+    old = live_run(roots[0], dataset="Dataset010_Old", planned=100, epochs=99)
+    old.epoch()
+    old.finish(final_dice=0.7)
+    outbox = Outbox(tmp_path / "state" / "notifications.sqlite3")
+    old_id = old.folder.relative_to(roots[0]).as_posix()
+    outbox.record_many([(Notification(EventKind.RUN_FINISHED, old_id, f"{old_id}\trun_finished"), ())],
+                       baseline=True)
+    outbox.mark_primed(str(roots[0]))
+    notifiers = [_notifier(tmp_path, root, [receiver.url], extra="quiet_s = 0.5") for root in roots]
+    try:
+        for run in runs:
+            run.epoch()
+            run.finish(final_dice=0.72)
+        wait_for(lambda: sum(post.body["message"].count("run_finished: Dataset009_Same") for post in receiver.posts)
+                 == 2, 30, "a message for each root's run")
+    finally:
+        for notifier in notifiers:
+            notifier.stop()
+    assert not receiver.messages("Dataset010_Old")
+
+
 def test_an_email_carries_the_run_report(tmp_path: Path, root: Path) -> None:
     mail = MailReceiver().start()
     finishing = live_run(root, dataset="Dataset008_Mail", planned=100, epochs=99)
@@ -243,6 +270,22 @@ def test_an_extension_fallen_behind_its_parent_is_reported_with_how_sure(tmp_pat
     assert "behind its parent Dataset009_Spleen/nnUNetTrainer__nnUNetPlans__3d_fullres/fold_0" in text
     assert "(likely)" in text and "on track to beat its parent" in text
     assert "at 45% of its schedule" in text and "rule: end of schedule" in text
+
+
+def test_a_stopped_runs_message_names_its_cause_as_every_view_does(tmp_path: Path, root: Path,
+                                                                   receiver: JsonReceiver) -> None:
+    crashing = live_run(root, dataset="Dataset011_Oom", fold=0)
+    oom = (Path(__file__).parents[2] / "monitor" / "stops" / "fixtures" / "cuda_oom.txt").read_text()
+    with crashing.log_path.open("a") as log:  # type: ignore[union-attr]
+        log.write(oom)
+    clock = Clock()
+    notifier = _notifier(tmp_path, root, [receiver.url], clock, extra="quiet_s = 0.5")
+    try:
+        clock.offset += 7200  # two hours of silence: crashed
+        post = wait_for(lambda: receiver.messages("run_stopped: Dataset011_Oom"), 20, "run_stopped")[0]
+    finally:
+        notifier.stop()
+    assert "— cause: CUDA out of memory" in post.body["message"] and "cuda_oom" not in post.body["message"]
 
 
 def test_a_run_that_stops_learning_and_one_that_stalls_are_reported(tmp_path: Path, root: Path,
