@@ -1,16 +1,36 @@
-"""How nnwatch prints a signed difference (a gain, a slope, a Dice change) and the spread of folds in every view, and
-how it writes a table as CSV."""
+"""How nnwatch prints a signed difference (a gain, a slope, a Dice change), the spread of folds and a moment in every
+view, and how it writes a table as CSV."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["csv_text", "mean_sd", "signed", "spread"]
+__all__ = ["csv_text", "mean_sd", "moment", "signed", "spread"]
+
+
+def moment(value: float | str | datetime | None) -> str:
+    """A point in time as every view prints it, ``2026-12-06 00:05:58 UTC``, from seconds since the epoch, an
+    ISO 8601 string (``…Z`` or with an offset) or a datetime; ``–`` when unknown or unreadable."""
+    if value is None or value == "":
+        return "–"
+    try:
+        if isinstance(value, datetime):
+            when = value
+        elif isinstance(value, (int, float)):
+            when = datetime.fromtimestamp(value, timezone.utc)
+        else:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "–"
+    if when.tzinfo is None:
+        return f"{when:%Y-%m-%d %H:%M:%S}"
+    return f"{when.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def csv_text(frame: pd.DataFrame) -> str:

@@ -19,8 +19,9 @@ from app.dashboard import resources
 from app.dashboard.roots_store import group_root
 from app.dashboard.steps_dialog import RESULT_KEY, StepRequest, open_step_dialog, render_step_dialog
 from app.dashboard.store import RunStore
-from app.dashboard.tables import ModelGroup, fmt_moment
+from app.dashboard.tables import ModelGroup
 from app.dashboard.ui import fmt_dice, guard
+from monitor.numbers import moment
 from monitor.validation import BestConfigurationError, read_best_configuration
 from trainer import (
     NPZ_WHY,
@@ -139,7 +140,7 @@ def best_configuration_panel(dataset_dir: Path) -> None:
     cols[0].metric("CV Dice", fmt_dice(best.dice_before_postprocessing), help="Foreground mean Dice over the "
                    "cross-validation, before postprocessing")
     cols[1].metric("CV Dice after postprocessing", fmt_dice(best.dice_after_postprocessing))
-    cols[2].metric("Written", fmt_moment(best.written_at))
+    cols[2].metric("Written", moment(best.written_at))
     rows = sorted(best.all_results.items(), key=lambda item: -item[1])
     st.dataframe(pd.DataFrame({"Model or ensemble": [name for name, _ in rows],
                                "CV Dice": [fmt_dice(dice) for _, dice in rows],

@@ -15,7 +15,6 @@ import pandas as pd
 import streamlit as st
 
 from app.dashboard.auth_ui import Actor, policy
-from app.dashboard.tables import fmt_moment
 from app.notify import (
     ConfigError,
     EventKind,
@@ -28,6 +27,7 @@ from app.notify import (
     send_test,
 )
 from app.served import dashboard_url
+from monitor.numbers import moment
 
 __all__ = ["config_path", "history_frame", "may_edit", "render_editor", "render_history", "render_rules",
            "rules_frame"]
@@ -76,7 +76,7 @@ def rules_frame(config: NotifyConfig) -> pd.DataFrame:
 def history_frame(outbox: Outbox, limit: int = 100) -> pd.DataFrame:
     rows = outbox.history(limit)
     return pd.DataFrame([{
-        "Time": fmt_moment(row.sent_at or row.created_at), "Event": row.event, "Run": row.run_id,
+        "Time": moment(row.sent_at or row.created_at), "Event": row.event, "Run": row.run_id,
         "To": redact_url(row.url), "State": row.state, "Tries": row.attempts, "Last error": row.last_error or "",
     } for row in rows], columns=["Time", "Event", "Run", "To", "State", "Tries", "Last error"])
 

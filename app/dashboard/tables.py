@@ -12,7 +12,6 @@ import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -154,21 +153,6 @@ def fmt_duration(seconds: float | None) -> str:
     if hours:
         return f"{hours} h {minutes:02d} min"
     return f"{max(minutes, 1)} min" if seconds > 0 else "0 min"
-
-
-def fmt_moment(value: float | str | None) -> str:
-    """A point in time as every page prints it, ``2026-12-06 00:05:58 UTC``, from seconds since the epoch or an
-    ISO 8601 string (``…Z`` or with an offset); ``–`` when unknown or unreadable."""
-    if value is None or value == "":
-        return "–"
-    try:
-        moment = (datetime.fromtimestamp(value, timezone.utc) if isinstance(value, (int, float))
-                  else datetime.fromisoformat(value.replace("Z", "+00:00")))
-    except (TypeError, ValueError, OverflowError, OSError):
-        return "–"
-    if moment.tzinfo is None:
-        return f"{moment:%Y-%m-%d %H:%M:%S}"
-    return f"{moment.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
 
 
 @dataclass

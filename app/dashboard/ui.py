@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import streamlit as st
 
-from app.dashboard.tables import STATUS_LABELS, VERDICT_LABELS, fmt_duration, fmt_moment
+from app.dashboard.tables import STATUS_LABELS, VERDICT_LABELS, fmt_duration
 from monitor.analyze import signed, verdict_label
+from monitor.numbers import moment
 from monitor.runs.status import RunStatus
 
 if TYPE_CHECKING:
@@ -240,7 +241,7 @@ def run_flags(summary: RunSummary, frame: pd.DataFrame, problems: list[str]) -> 
             flags.append(f"The last epochs have no {column.replace('_', ' ')} (NaN): the run may have diverged.")
     status = summary.status
     if status == RunStatus.CRASHED:
-        ended = fmt_moment(summary.last_update) if summary.last_update else "an unknown time"
+        ended = moment(summary.last_update) if summary.last_update else "an unknown time"
         flags.append(f"The log stopped changing at {ended} before the schedule ended: the process is gone "
                      "(crash, out of memory, or killed by the scheduler).")
     elif status == RunStatus.STALLED:

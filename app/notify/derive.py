@@ -16,6 +16,7 @@ from pathlib import Path
 
 from app.notify.events import EventKind, Notification
 from monitor.analyze import Analysis, analyze_curves, signed
+from monitor.numbers import moment
 from monitor.runs import RunStatus
 from monitor.stops import StopCause
 from monitor.watch import RunSnapshot
@@ -139,7 +140,7 @@ def run_notifications(snapshot: RunSnapshot, events: set[EventKind], *, report_d
         found = StopCause(summary.stop_cause) if summary.stop_cause else StopCause.UNKNOWN
         cause = found.label if found is not StopCause.UNKNOWN else (
             f"its job failed: {failed_job.reason}" if failed_job and failed_job.reason else None)
-        detail = f"Stopped after {_epochs(snapshot)}; last log line at {summary.last_update or 'unknown'}."
+        detail = f"Stopped after {_epochs(snapshot)}; last log line at {moment(summary.last_update)}."
         if summary.stop_evidence:
             detail += f"\n{summary.stop_evidence}"
         out.append(Notification(EventKind.RUN_STOPPED, run_id, key(EventKind.RUN_STOPPED), dataset,
@@ -147,7 +148,7 @@ def run_notifications(snapshot: RunSnapshot, events: set[EventKind], *, report_d
                                 detail=detail))
     if EventKind.RUN_STALLED in events:
         out.append(Notification(EventKind.RUN_STALLED, run_id, key(EventKind.RUN_STALLED), dataset,
-                                detail=f"No new epoch since {summary.last_update or 'unknown'} "
+                                detail=f"No new epoch since {moment(summary.last_update)} "
                                 f"(typical epoch {summary.median_epoch_time_s or math.nan:.0f} s), "
                                 f"after {_epochs(snapshot)}."))
     if EventKind.DEAD_DICE in events:

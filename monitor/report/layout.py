@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from monitor.analyze import signed
+from monitor.numbers import moment
 from monitor.report.style import VERDICT_COLOURS, Canvas
 
 __all__ = ["Frame", "draw_footer", "draw_header", "fit_text", "nnwatch_version", "signed", "text_width", "wrap_lines"]
@@ -96,8 +97,7 @@ def draw_header(canvas: Canvas, title: str, subtitle: str, verdict: str | None, 
 def draw_footer(canvas: Canvas, frame: Frame, lines: Sequence[str], source: str, now: datetime | None) -> None:
     """Facts lines, then the source (run id or dataset) on the left and version + time on the right."""
     u = canvas.unit
-    stamp = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    made = f"nnwatch {nnwatch_version()} · made {stamp:%Y-%m-%d %H:%M} UTC"
+    made = f"nnwatch {nnwatch_version()} · made {moment((now or datetime.now(timezone.utc)).astimezone(timezone.utc))}"
     y = frame.footer_top
     for line in lines:
         canvas.text(frame.left, y, fit_text(line, frame.width, 15 * u), size=15)

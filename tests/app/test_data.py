@@ -267,10 +267,10 @@ def test_every_page_prints_a_moment_one_way() -> None:
     ``2026-11-27 21:17:49 UTC``: the Jobs page, the notifications history and a crashed run's note agree."""
     from datetime import datetime, timezone
 
-    from app.dashboard.tables import fmt_moment
+    from monitor.numbers import moment
 
     seconds = datetime(2026, 11, 27, 21, 17, 49, tzinfo=timezone.utc).timestamp()
-    shown = {fmt_moment(v) for v in ("2026-11-27T21:17:49+00:00", "2026-11-27T21:17:49Z",
+    shown = {moment(v) for v in ("2026-11-27T21:17:49+00:00", "2026-11-27T21:17:49Z",
                                       "2026-11-27T22:17:49+01:00", seconds)}
     assert shown == {"2026-11-27 21:17:49 UTC"}
-    assert fmt_moment(None) == fmt_moment("") == fmt_moment("yesterday") == "–"
+    assert moment(None) == moment("") == moment("yesterday") == "–"

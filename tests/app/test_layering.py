@@ -19,8 +19,8 @@ DASHBOARD = REPO / "app" / "dashboard"
 PACKAGES = ("app", "trainer", "monitor")
 FORBIDDEN_EVERYWHERE = ("subprocess", "monitor.logs", "monitor.runs.merge", "monitor.checkpoints", "trainer.local",
                         "trainer.slurm", "trainer.runner")
-PAGE_ALLOWED_PREFIXES = ("streamlit", "pandas", "app.dashboard", "trainer", "monitor.analyze", "__future__",
-                         "collections", "typing", "shlex", "functools", "pathlib")
+PAGE_ALLOWED_PREFIXES = ("streamlit", "pandas", "app.dashboard", "trainer", "monitor.analyze", "monitor.numbers",
+                         "__future__", "collections", "typing", "shlex", "functools", "pathlib")
 #: What each package may not import: the layers above it, and the web framework below the app.
 FORBIDDEN_BY_PACKAGE = {"monitor": ("app", "trainer", "streamlit"), "trainer": ("app", "streamlit")}
 

@@ -18,8 +18,8 @@ from app.dashboard.auth_ui import current_actor
 from app.dashboard.demo_job_panel import demo_job_panel
 from app.dashboard.downloads import csv_button
 from app.dashboard.jobs_source import JobsSource, tail_text
-from app.dashboard.tables import fmt_moment
 from app.dashboard.ui import guard
+from monitor.numbers import moment
 from trainer import Job, JobKind
 
 _STATE_LABELS = {"queued": "⏳ queued", "running": "▶ running", "succeeded": "✓ succeeded", "failed": "✗ failed",
@@ -31,7 +31,7 @@ def _frame(jobs: list[Job]) -> pd.DataFrame:
     return pd.DataFrame([{
         "Job": job.job_id, "Kind": job.kind.value.replace("_", " "),
         "State": _STATE_LABELS.get(job.state.value, job.state.value), "Backend": job.backend,
-        "Requested by": job.requested_by, "Created": fmt_moment(job.created_at),
+        "Requested by": job.requested_by, "Created": moment(job.created_at),
         "Parent run": job.parent_run_id, "Epochs": job.epochs, "New trainer": job.new_trainer,
         "Command": shlex.join(job.argv), "Reason": job.reason or "",
     } for job in jobs], columns=["Job", "Kind", "State", "Backend", "Requested by", "Created", "Parent run", "Epochs",
@@ -77,8 +77,8 @@ def _details(source: JobsSource, job: Job) -> None:
     cols = st.columns(4)
     cols[0].markdown(f"**Backend**  \n{job.backend} ({job.device})" + (f"  \nid `{job.backend_job_id}`"
                                                                      if job.backend_job_id else ""))
-    cols[1].markdown(f"**Requested by**  \n{job.requested_by}  \n{fmt_moment(job.created_at)}")
-    cols[2].markdown(f"**Started / finished**  \n{fmt_moment(job.started_at)}  \n{fmt_moment(job.finished_at)}")
+    cols[1].markdown(f"**Requested by**  \n{job.requested_by}  \n{moment(job.created_at)}")
+    cols[2].markdown(f"**Started / finished**  \n{moment(job.started_at)}  \n{moment(job.finished_at)}")
     cols[3].markdown("**Exit**  \n" + ("–" if job.exit_code is None else str(job.exit_code))
                      + (f"  \ncancelled by {job.cancel_requested_by}" if job.cancel_requested_by else ""))
     if job.reason:
