@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import email
+import re
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -286,6 +287,7 @@ def test_a_stopped_runs_message_names_its_cause_as_every_view_does(tmp_path: Pat
     finally:
         notifier.stop()
     assert "— cause: CUDA out of memory" in post.body["message"] and "cuda_oom" not in post.body["message"]
+    assert re.search(r"last log line at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\.", post.body["message"])  # as pages
 
 
 def test_a_run_that_stops_learning_and_one_that_stalls_are_reported(tmp_path: Path, root: Path,
