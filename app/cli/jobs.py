@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from app.cli.common import add_job_options, print_checks, print_json, report_job
+from monitor.numbers import moment
 
 if TYPE_CHECKING:
     from trainer import JobRegistry
@@ -83,12 +84,12 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if not jobs:
         print("no jobs")
         return 0
-    print(f"{'JOB':<13}{'STATE':<11}{'EPOCHS':>7}  {'BACKEND':<8}{'BY':<12}{'CREATED':<27}NEW RUN / REASON")
+    print(f"{'JOB':<13}{'STATE':<11}{'EPOCHS':>7}  {'BACKEND':<8}{'BY':<12}{'CREATED':<25}NEW RUN / REASON")
     for job in jobs:
         kind = "" if job.kind.value == "extend" else f"[{job.kind.value}] "
         detail = kind + job.new_run_id + (f"  ({job.reason})" if job.reason else "")
         print(f"{job.job_id:<13}{job.state.value:<11}{job.epochs:>7}  {job.backend:<8}{job.requested_by[:11]:<12}"
-              f"{job.created_at:<27}{detail}")
+              f"{moment(job.created_at):<25}{detail}")
     return 0
 
 

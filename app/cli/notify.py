@@ -16,6 +16,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from app.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, print_json, require_root
+from monitor.numbers import moment
 
 if TYPE_CHECKING:
     from app.notify import Notifier, NotifyConfig
@@ -48,7 +49,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
                          "attempts": r.attempts, "last_error": r.last_error} for r in rows])
         else:
             for r in rows:
-                print(f"{_time(r.sent_at or r.created_at)}  {r.state:7}  {r.event:18}  {r.run_id}  {redact_url(r.url)}"
+                print(f"{moment(r.sent_at or r.created_at)}  {r.state:7}  {r.event:18}  {r.run_id}  {redact_url(r.url)}"
                       + (f"  ({r.last_error})" if r.state != "sent" and r.last_error else ""))
         return EXIT_OK
     config = _load(args.config)

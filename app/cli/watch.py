@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from monitor.numbers import moment
+
 if TYPE_CHECKING:
     from monitor.index import RunIndex
 
@@ -62,7 +64,7 @@ def _number(value: Any, digits: int = 4) -> str:
 
 def format_event(event: dict[str, Any]) -> str:
     """The human one-line form of an event dict (``WatchEvent.to_dict()`` shape)."""
-    kind, run_id, stamp = event["event"], event["run_id"], (event.get("time") or "")[:19].replace("T", " ")
+    kind, run_id, stamp = event["event"], event["run_id"], moment(event.get("time"))
     if kind == "run_added":
         planned = event.get("planned_epochs")
         detail = (f"{event.get('status')}  {event.get('epochs_completed', 0)}/{planned if planned else '?'} epochs"
@@ -77,7 +79,7 @@ def format_event(event: dict[str, Any]) -> str:
     elif kind == "status":
         detail = f"{event.get('previous')} -> {event.get('status')}  ({event.get('reason')})"
         if event.get("eta"):
-            detail += f"  eta {event['eta']}"
+            detail += f"  eta {moment(event['eta'])}"
     else:
         detail = str(event.get("reason") or "")
         if event.get("moved_to"):

@@ -112,7 +112,7 @@ def test_human_format_of_each_event() -> None:
         "moved to E/x/fold_0")
     line = format_event({**base, "event": "epoch", "epoch": 7, "mean_fg_dice": 0.5, "ema_fg_dice": None,
                          "lr": 0.00991, "train_loss": -0.1, "val_loss": float("nan"), "epoch_time_s": 12.0})
-    assert line.startswith("2024-03-09 07:05:01  epoch") and "ema -" in line and "loss -0.1000/-" in line
+    assert line.startswith("2024-03-09 07:05:01 UTC  epoch") and "ema -" in line and "loss -0.1000/-" in line
 
 
 def test_bad_poll_interval_is_a_usage_error(tmp_path: Path) -> None:
