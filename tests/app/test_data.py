@@ -95,8 +95,13 @@ def test_the_run_page_warm_up_draws_a_run_once_the_tree_has_one_with_epochs(tmp_
         version = store.version
         write_run(root, RunSpec("Dataset201_Kidney", "nnUNetTrainer", "3d_fullres", 0, 120, CurveSpec(seed=2)))
         deadline = time.monotonic() + 20
-        while not store.run_ids():
-            assert time.monotonic() < deadline, "the new run never arrived"
+
+        def epochs() -> int:
+            summaries = [store.summary(run_id) for run_id in store.run_ids()]
+            return max((s.epochs_completed for s in summaries if s is not None), default=0)
+
+        while epochs() < 120:  # the folder can be seen before its log is whole
+            assert time.monotonic() < deadline, "the new run's epochs never arrived"
             version = store.wait_for_change(version, timeout=2.0)
         figures = json.loads(warm_figures(store))
         assert len(figures) == 2 and figures[0]["layout"]["title"]["text"] == "Validation pseudo Dice"
