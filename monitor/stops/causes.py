@@ -49,7 +49,7 @@ class StopCause(str, Enum):
         shows it>``; of an unknown cause, where the log ends (all its evidence then)."""
         last = evidence.strip().splitlines()[-1:]
         if self is StopCause.UNKNOWN:
-            return "stopped, cause unknown" + (f"; the log ends: {last[0].strip()}" if last else "")
+            return f"stopped, {self.label}" + (f"; the log ends: {last[0].strip()}" if last else "")
         return f"stopped because of {self.label}" + (f": {last[0].strip()}" if last else "")
 
 
