@@ -49,11 +49,13 @@ class EventRecorder:
             self.poll(timeout=min(remaining, 0.5))
 
     def wait_until(self, condition: Callable[[], bool], *, timeout: float = 10.0, what: str = "a condition") -> None:
-        """Wait (recording events meanwhile) until ``condition()`` holds."""
+        """Wait (recording events meanwhile) until ``condition()`` holds, then record the events published up to
+        the state it saw (the watcher publishes them with that state)."""
         deadline = time.monotonic() + timeout
         while not condition():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
             self.poll(timeout=min(remaining, 0.1))
+        self.poll()
 
