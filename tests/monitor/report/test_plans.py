@@ -4,6 +4,7 @@ chosen by ``plans`` (or ``Trainer__Plans``), never one report of both."""
 from __future__ import annotations
 
 import io
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from monitor.report.style import THEMES, figure_to_png, new_canvas
 from monitor.synth import CurveSpec, RunSpec, write_run
 
 DATASET, TRAINER, RESENC = "Dataset210_Liver", "nnUNetTrainer", "nnUNetResEncUNetMPlans"
+NOW = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +31,8 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _texts(root: Path, **choice: str) -> list[str]:
     canvas = new_canvas(1600, 1000, 1.0, THEMES["light"])
-    build_dataset_figure(canvas, load_group(find_group(root, DATASET, "3d_fullres", **choice), root), smooth=None)
+    build_dataset_figure(canvas, load_group(find_group(root, DATASET, "3d_fullres", **choice), root), smooth=None,
+                         now=NOW)  # one moment in every footer, so two renders compare equal
     figure_to_png(canvas)
     return [text.get_text() for text in canvas.figure.texts]
 
