@@ -7,7 +7,6 @@ and epochs a lost log no longer has, up to the first epoch where they disagree w
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,24 +141,25 @@ def merge_sessions(files: list[tuple[str, EpochRows]]) -> Curves:
     return kept if kept is not None else Curves.empty()
 
 
+def _first_disagreement(curves: Curves, ckpt: Curves) -> int | None:
+    """The first epoch, in the checkpoint's order, whose losses differ from the logged ones (None: they agree)."""
+    if len(curves) == 0:
+        return None
+    at = np.minimum(np.searchsorted(curves.epoch, ckpt.epoch), len(curves) - 1)  # curves.epoch: sorted, unique
+    shared = curves.epoch[at] == ckpt.epoch
+    differs = np.zeros(len(ckpt), dtype=bool)
+    for logged, saved in ((curves.train_loss[at], ckpt.train_loss), (curves.val_loss[at], ckpt.val_loss)):
+        with np.errstate(invalid="ignore"):
+            differs |= np.isfinite(logged) & np.isfinite(saved) & (np.abs(logged - saved) > _AGREEMENT_TOLERANCE)
+    stale = np.flatnonzero(shared & differs)
+    return int(ckpt.epoch[stale[0]]) if stale.size else None
+
+
 def overlay_checkpoint(curves: Curves, ckpt: Curves, name: str) -> tuple[Curves, str | None]:
     """Let a checkpoint's full-precision values win where it agrees with the logs (and say where it is stale)."""
     if len(ckpt) == 0:
         return curves, None
-    position = {int(e): i for i, e in enumerate(curves.epoch)}
-    stale_from: int | None = None
-    for j, epoch in enumerate(ckpt.epoch):
-        i = position.get(int(epoch))
-        if i is None:
-            continue
-        for log_value, ckpt_value in ((curves.train_loss[i], ckpt.train_loss[j]),
-                                      (curves.val_loss[i], ckpt.val_loss[j])):
-            if math.isfinite(log_value) and math.isfinite(ckpt_value) and \
-                    abs(log_value - ckpt_value) > _AGREEMENT_TOLERANCE:
-                stale_from = int(epoch)
-                break
-        if stale_from is not None:
-            break
+    stale_from = _first_disagreement(curves, ckpt)
     usable = ckpt if stale_from is None else ckpt.take(np.flatnonzero(ckpt.epoch < stale_from))
     problem = None
     if stale_from is not None:

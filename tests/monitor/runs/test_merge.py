@@ -9,6 +9,7 @@ import pytest
 from logwriters import v2_log, v2_run, write
 
 from monitor import load_run
+from monitor.runs.merge import Curves, overlay_checkpoint
 
 
 def epochs_and_sources(run_dir):
@@ -100,3 +101,39 @@ def test_deleted_folder_raises_so_a_watcher_can_drop_the_run(tmp_path) -> None:
     run.rmdir()
     with pytest.raises(FileNotFoundError):
         reader.refresh()
+
+
+def _losses(epochs, train, val):
+    n = len(epochs)
+    return Curves(np.asarray(epochs, dtype=np.int64), np.zeros(n), np.asarray(train, float), np.asarray(val, float),
+                  np.zeros((n, 1)), np.zeros(n), np.zeros(n), np.full(n, np.datetime64("NaT"), "datetime64[us]"),
+                  np.full(n, "x", dtype=object))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_checkpoint_is_stale_from_its_first_epoch_whose_losses_differ_from_the_log(seed: int) -> None:
+    """Against the rule spelled out epoch by epoch: in the checkpoint's order, the first epoch the log also has
+    whose train or val loss differs by more than the log's rounding (NaN never differs)."""
+    rng = np.random.default_rng(seed)
+    logged = np.sort(rng.choice(80, int(rng.integers(0, 60)), replace=False))
+    saved = rng.choice(80, int(rng.integers(1, 60)), replace=False)
+    train, val = np.round(rng.random((2, len(logged))), 4)
+    saved_losses = rng.random((2, len(saved)))
+    for j, epoch in enumerate(saved):
+        if epoch in logged and rng.random() < 0.95:  # mostly the same values, at full precision
+            i = int(np.flatnonzero(logged == epoch)[0])
+            saved_losses[:, j] = (train[i] + rng.normal(0, 4e-5), val[i] + rng.normal(0, 4e-5))
+    for values in (train, val, *saved_losses):
+        if len(values) and rng.random() < 0.3:
+            values[rng.integers(len(values))] = np.nan
+    expected = None
+    for j, epoch in enumerate(saved):
+        if epoch in logged:
+            i = int(np.flatnonzero(logged == epoch)[0])
+            pairs = ((train[i], saved_losses[0, j]), (val[i], saved_losses[1, j]))
+            if any(np.isfinite(a) and np.isfinite(b) and abs(a - b) > 2e-4 for a, b in pairs):
+                expected = int(epoch)
+                break
+    _, problem = overlay_checkpoint(_losses(logged, train, val), _losses(saved, *saved_losses), "checkpoint_best.pth")
+    stale = None if expected is None else f"epochs from {expected} on were replaced by a later session; ignored there"
+    assert problem == (None if stale is None else f"checkpoint_best.pth: {stale}")
