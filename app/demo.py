@@ -13,12 +13,12 @@ show. The tree is rewritten with fresh timestamps on every start, which keeps "r
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -190,14 +190,9 @@ def build_demo_tree(target: Path | None = None, *, now: float | None = None, liv
     now = time.time() if now is None else now
     live_runs = []
     for spec, labels in _demo_specs():
-        run = write_run(root, spec, now=now, labels=labels)
+        run = write_run(root, replace(spec, checkpoints=True), now=now, labels=labels)
         if spec.state == "running":
             live_runs.append(run)
-        elif spec.state == "finished" and spec.version == "v2" and run.log_path is not None:
-            final = run.folder / "checkpoint_final.pth"  # saved by nnU-Net as training ends
-            final.write_bytes(run.checkpoint_bytes())
-            ended = run.log_path.stat().st_mtime
-            os.utime(final, (ended, ended))
     write_demo_jobs(target / "jobs.sqlite3", root)
     trainer = DemoTrainer(live_runs, interval_s).start() if live and live_runs else None
     return root, trainer

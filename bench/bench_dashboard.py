@@ -33,11 +33,11 @@ as the browser of a lab member who opened the dashboard before its restart does.
 
 Usage::
 
-    .venv/bin/python bench/bench_dashboard.py [--runs 750] [--epochs 1000] [--repeat 7] [--tree DIR]
+    .venv/bin/python bench/bench_dashboard.py [--runs 750] [--epochs 1000] [--repeat 7] [--tree DIR] [--checkpoints]
     .venv/bin/python bench/bench_dashboard.py --browser [--base DIR] [--runs 750] [--epochs 1000] [--state DIR]
         [--restarts N] [--returning] [--idle SECONDS]
 
-The tree is generated once into ``bench/out/dashboard_tree_<runs>x<epochs>`` (git-ignored) and reused.
+The tree is generated once into ``bench/out/dashboard_tree_<runs>x<epochs>[_checkpoints]`` (git-ignored) and reused.
 """
 
 from __future__ import annotations
@@ -62,8 +62,9 @@ MAIN = str(REPO / "app" / "dashboard" / "main.py")
 CONFIGS = ("2d", "3d_fullres", "3d_lowres")
 
 
-def build_tree(root: Path, n_runs: int, epochs: int) -> list[tuple[str, RunSpec]]:
-    """``n_runs`` fold folders: datasets × 3 configurations × 5 folds, 2 % running, 5 % crashed."""
+def build_tree(root: Path, n_runs: int, epochs: int, checkpoints: bool = False) -> list[tuple[str, RunSpec]]:
+    """``n_runs`` fold folders: datasets × 3 configurations × 5 folds, 2 % running, 5 % crashed; with
+    ``checkpoints``, each with the checkpoints nnU-Net leaves."""
     specs: list[tuple[str, RunSpec]] = []
     now = time.time()
     for index in range(n_runs):
@@ -75,7 +76,7 @@ def build_tree(root: Path, n_runs: int, epochs: int) -> list[tuple[str, RunSpec]
                           decline_per_100=0.02 if index % 11 == 0 else 0.0, epoch_time_s=90.0, seed=index)
         done = epochs if state == "finished" else int(epochs * (0.3 + 0.5 * (index % 7) / 7))
         spec = RunSpec(dataset, "nnUNetTrainer", CONFIGS[config_no], fold, epochs, curve, epochs_done=done,
-                       state=state, ended_ago_s=86400.0 * (1 + index % 30))
+                       state=state, ended_ago_s=86400.0 * (1 + index % 30), checkpoints=checkpoints)
         run_dir = root / dataset / f"nnUNetTrainer__nnUNetPlans__{CONFIGS[config_no]}" / f"fold_{fold}"
         if not run_dir.exists():
             write_run(root, spec, now=now, labels=("organ", "lesion"))
@@ -267,6 +268,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--live", type=int, default=10, help="running logs to append an epoch to")
     parser.add_argument("--tree", type=Path, default=None)
+    parser.add_argument("--checkpoints", action="store_true",
+                        help="runs with the checkpoints nnU-Net leaves (final or latest, and best), in a tree of "
+                             "their own")
     parser.add_argument("--browser", action="store_true", help="time server starts in Chromium (see above)")
     parser.add_argument("--base", type=Path, default=None, help="with --browser: another checkout to time first")
     parser.add_argument("--state", type=Path, default=None,
@@ -280,10 +284,11 @@ def main() -> int:
                              "cached from the start before, as a returning visitor's browser does")
     args = parser.parse_args()
 
-    tree = args.tree or REPO / "bench" / "out" / f"dashboard_tree_{args.runs}x{args.epochs}"
+    tree = args.tree or REPO / "bench" / "out" / \
+        f"dashboard_tree_{args.runs}x{args.epochs}{'_checkpoints' if args.checkpoints else ''}"
     root = tree / "nnUNet_results"
     started = time.perf_counter()
-    specs = build_tree(root, args.runs, args.epochs)
+    specs = build_tree(root, args.runs, args.epochs, args.checkpoints)
     print(f"tree: {len(specs)} runs × {args.epochs} epochs at {root} ({time.perf_counter() - started:.1f} s to "
           "generate or check)", flush=True)
     # Running runs must look fresh: touch their logs (a real trainer would be writing them).

@@ -100,11 +100,13 @@ def main() -> None:
     parser.add_argument("--index-only", action="store_true",
                         help="only the plain nnwatch scan and the rows through the run index")
     parser.add_argument("--root", type=Path, default=None, help="an existing results tree instead of generating one")
+    parser.add_argument("--checkpoints", action="store_true",
+                        help="runs with the checkpoints nnU-Net keeps while training (latest and best)")
     args = parser.parse_args()
-    root = args.root or HERE / "out" / f"tree_{args.runs}x{args.epochs}"
+    root = args.root or HERE / "out" / f"tree_{args.runs}x{args.epochs}{'_checkpoints' if args.checkpoints else ''}"
     if args.root is None and not (root / ".complete").exists():
         print(f"generating {args.runs} runs × {args.epochs} epochs under {root} ...", flush=True)
-        write_tree(root, args.runs, args.epochs, planned_epochs=max(1000, args.epochs))
+        write_tree(root, args.runs, args.epochs, planned_epochs=max(1000, args.epochs), checkpoints=args.checkpoints)
         (root / ".complete").touch()
     logs = sorted(root.rglob("training_log_*.txt"))
     size = sum(p.stat().st_size for p in logs)

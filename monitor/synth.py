@@ -249,19 +249,25 @@ class FakeRun:
         (target / "summary.json").write_text(json.dumps(summary, indent=1))
 
     def checkpoint_bytes(self, n_epochs: int | None = None) -> bytes:
-        """A checkpoint laid out as ``torch.save`` does, with nnU-Net's ``logging`` dict for the first ``n_epochs``."""
+        """A checkpoint laid out as ``torch.save`` does, with nnU-Net's ``logging`` dict for the first ``n_epochs``
+        in the types nnU-Net logs: numpy scalars for Dice, its mean and EMA and the losses, floats for the rest."""
         n = self.next_epoch if n_epochs is None else n_epochs
         c = self.curves
         starts = self.clock.timestamp() - np.cumsum(c.epoch_time_s[:self.next_epoch][::-1])[::-1]
-        ema = c.ema[:n].tolist()
+
+        def scalars(values: np.ndarray) -> list[Any]:
+            return [np.float32(v) for v in values]
+
+        ema = scalars(c.ema[:n])
         logging = {
-            "mean_fg_dice": np.nanmean(c.dice[:n], axis=1).tolist(), "ema_fg_dice": ema,
-            "dice_per_class_or_region": c.dice[:n].tolist(), "train_losses": c.train_loss[:n].tolist(),
-            "val_losses": c.val_loss[:n].tolist(), "lrs": c.lr[:n].tolist(),
+            "mean_fg_dice": scalars(np.nanmean(c.dice[:n], axis=1)), "ema_fg_dice": ema,
+            "dice_per_class_or_region": [scalars(row) for row in c.dice[:n]],
+            "train_losses": scalars(c.train_loss[:n]), "val_losses": scalars(c.val_loss[:n]), "lrs": c.lr[:n].tolist(),
             "epoch_start_timestamps": starts[:n].tolist(),
             "epoch_end_timestamps": (starts[:n] + c.epoch_time_s[:n]).tolist(),
         }
-        payload = {"network_weights": {}, "optimizer_state": {}, "grad_scaler_state": None, "logging": logging,
+        payload = {"network_weights": _STAND_IN_WEIGHTS, "optimizer_state": _STAND_IN_OPTIMIZER,
+                   "grad_scaler_state": None, "logging": logging,
                    "_best_ema": max(ema, default=None), "current_epoch": n, "init_args": {},
                    "trainer_name": "nnUNetTrainer", "inference_allowed_mirroring_axes": (0, 1, 2)}
         buffer = io.BytesIO()
@@ -270,6 +276,16 @@ class FakeRun:
             archive.writestr("checkpoint_latest/version", "3\n")
             archive.writestr("checkpoint_latest/data/0", b"\0" * 4096)  # a stand-in tensor storage
         return buffer.getvalue()
+
+
+#: Parameter names of a 6-stage U-Net with their shapes, and SGD's momentum per parameter, in place of the tensors
+#: a checkpoint holds before its ``logging`` dict (they fill the pickle's memo as nnU-Net's do).
+_STAND_IN_WEIGHTS = {f"{part}.stages.{stage}.convs.{conv}.{layer}.{kind}": (32 * 2 ** min(stage, 4),)
+                     for part in ("encoder", "decoder") for stage in range(6) for conv in range(2)
+                     for layer in ("conv", "norm") for kind in ("weight", "bias")}
+_STAND_IN_OPTIMIZER = {"state": {i: {"momentum_buffer": shape} for i, shape in enumerate(_STAND_IN_WEIGHTS.values())},
+                       "param_groups": [{"lr": 0.01, "momentum": 0.99, "nesterov": True, "weight_decay": 3e-05,
+                                         "params": list(range(len(_STAND_IN_WEIGHTS)))}]}
 
 
 def _counts(dice: float, n_ref: int) -> dict[str, Any]:
@@ -336,6 +352,7 @@ class RunSpec:
     version: str = "v2"
     plans: str = "nnUNetPlans"
     ended_ago_s: float = 3 * 86400.0  # finished/crashed: when the last epoch ended
+    checkpoints: bool = False  # v2: the checkpoints nnU-Net leaves (final or latest, and best)
 
 
 def write_run(root: Path, spec: RunSpec, *, now: float | None = None, labels: Sequence[str] | None = None) -> FakeRun:
@@ -358,10 +375,26 @@ def write_run(root: Path, spec: RunSpec, *, now: float | None = None, labels: Se
     run.history(done)
     if spec.state == "finished":
         run.finish(final_dice=round(float(np.clip(np.nanmean(curves.dice[done - 1]) + 0.035, 0, 0.99)), 4))
+    if spec.checkpoints and spec.version == "v2":
+        write_checkpoints(run, done, finished=spec.state == "finished")
     for path in folder.rglob("*"):
         os.utime(path, (end_ts, end_ts))
     os.utime(folder / "debug.json", (start_ts, start_ts))
     return run
+
+
+def write_checkpoints(run: FakeRun, epochs: int, *, finished: bool) -> None:
+    """The checkpoints nnU-Net leaves after ``epochs`` epochs: ``checkpoint_best.pth`` at the best EMA so far, and
+    ``checkpoint_final.pth`` once finished, else ``checkpoint_latest.pth`` (written every 50 epochs)."""
+    if epochs <= 0:
+        return
+    saved = {"checkpoint_best.pth": int(np.argmax(run.curves.ema[:epochs])) + 1}
+    if finished:
+        saved["checkpoint_final.pth"] = epochs
+    elif epochs >= 50:
+        saved["checkpoint_latest.pth"] = epochs // 50 * 50
+    for name, n in saved.items():
+        (run.folder / name).write_bytes(run.checkpoint_bytes(n))
 
 
 def write_folds(root: Path, dataset: str, configuration: str, epochs: Sequence[int], *, planned: int = 1000,
@@ -375,8 +408,10 @@ def write_folds(root: Path, dataset: str, configuration: str, epochs: Sequence[i
     return [write_run(root, spec, labels=labels).folder for spec in specs]
 
 
-def write_tree(root: Path, n_runs: int, epochs: int, *, planned_epochs: int = 2000) -> list[FakeRun]:
-    """A results tree of ``n_runs`` unfinished runs with ``epochs`` epochs each, for the benchmarks."""
+def write_tree(root: Path, n_runs: int, epochs: int, *, planned_epochs: int = 2000,
+               checkpoints: bool = False) -> list[FakeRun]:
+    """A results tree of ``n_runs`` unfinished runs with ``epochs`` epochs each, for the benchmarks; with
+    ``checkpoints``, each also has the checkpoints nnU-Net keeps during training."""
     runs = []
     datasets = ("Dataset001_Liver", "Dataset002_Heart", "Dataset003_Lung")
     configurations = ("2d", "3d_fullres", "3d_lowres", "3d_cascade_fullres", "3d_fullres_bs4")
@@ -389,5 +424,7 @@ def write_tree(root: Path, n_runs: int, epochs: int, *, planned_epochs: int = 20
         run = FakeRun(folder, planned_epochs=planned_epochs)
         run.start_session()
         run.history(epochs)
+        if checkpoints:
+            write_checkpoints(run, epochs, finished=False)
         runs.append(run)
     return runs

@@ -482,3 +482,20 @@ def test_integer_scalars_are_not_decoded_as_floats(
     fast, plain = read_both(path, monkeypatch)
     assert_same(fast, plain)
     assert curves_frame(fast)["train_loss"].tolist() == list(range(300))
+
+
+def test_synthetic_checkpoints_take_the_compiled_pass_as_real_ones_do(tmp_path: Path, compiled: None) -> None:
+    """The demo's and the benchmarks' checkpoints cost what a real one costs to read: their scalars are hidden in
+    runs, and the values read are the curves they were written from."""
+    from monitor.synth import FakeRun, make_run_dir
+
+    run = FakeRun(make_run_dir(tmp_path / "results"), planned_epochs=300)
+    run.start_session()
+    run.history(200)
+    path = run.folder / "checkpoint_latest.pth"
+    path.write_bytes(run.checkpoint_bytes())
+    runs = collapse_scalar_runs(data_pkl(path))
+    assert runs is not None and len(runs.values) >= 200 * 7 - 2
+    curves = read_checkpoint_curves(path)
+    np.testing.assert_allclose(curves.columns["dice"], run.curves.dice[:200], rtol=1e-6)
+    assert not curves.problems
