@@ -28,7 +28,6 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from monitor.index import RunIndex, indexed_scan_rows
-from monitor.index.scan import SCAN_MODE
 from monitor.runs import discover_runs, files_signature, load_run
 from monitor.synth import write_tree
 
@@ -102,9 +101,8 @@ def main() -> None:
           f"{index.info().size_bytes / 2**20 / args.runs * 1024:.0f} KiB per run")
     locations = discover_runs(root)
     signatures = [files_signature(location) for location in locations]
-    lookup = _median_ms(lambda: [index.lookup(loc, SCAN_MODE, sig) for loc, sig in zip(locations, signatures)], 5)
-    state = _median_ms(lambda: [index.load_state(loc, SCAN_MODE, sig) for loc, sig in zip(locations, signatures)],
-                       5)
+    lookup = _median_ms(lambda: [index.lookup(loc, sig) for loc, sig in zip(locations, signatures)], 5)
+    state = _median_ms(lambda: [index.load_state(loc) for loc in locations], 5)
     print(f"per run: lookup of an unchanged run {lookup / len(locations):.3f} ms; "
           f"loading its reader state {state / len(locations):.3f} ms")
 

@@ -50,7 +50,7 @@ def _summarize_chunk(locations: Sequence[RunLocation], verdicts: bool = False) -
         from monitor.analyze import analyze_run, verdict_row
     runs = []
     for location in locations:
-        reader = RunReader(location, checkpoints="when_needed")
+        reader = RunReader(location)
         try:
             reader.refresh()
         except FileNotFoundError:

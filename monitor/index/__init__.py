@@ -5,12 +5,11 @@
 """
 
 from monitor.index.codec import CodecError
-from monitor.index.scan import SCAN_MODE, Progress, indexed_scan_rows, read_and_record
+from monitor.index.scan import Progress, indexed_scan_rows, read_and_record
 from monitor.index.store import INDEX_FILE, IndexedRun, IndexInfo, IndexRecord, RunIndex, StoredRuns, default_index_path
 
 __all__ = [
     "INDEX_FILE",
-    "SCAN_MODE",
     "CodecError",
     "IndexInfo",
     "IndexRecord",

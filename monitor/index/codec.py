@@ -146,7 +146,6 @@ def encode_state(state: ReaderState) -> tuple[str, bytes]:
     with ipc.new_stream(sink, batch.schema, options=_WRITE_OPTIONS) as writer:
         writer.write_table(batch)
     meta = {
-        "checkpoint_mode": state.checkpoint_mode,
         "files": list(state.files),
         "logs": [{f.name: _plain(getattr(c, f.name)) for f in dataclasses.fields(c) if f.name != "rows"}
                  | {"rows": len(c.rows), "width": int(c.rows.dice.shape[1])} for c in state.logs],
@@ -199,8 +198,7 @@ def decode_state(text: str, blob: bytes) -> ReaderState:
             checkpoints.append(CheckpointState(item["name"], item["size"], item["mtime"], curves, item["problem"]))
         metadata = None if meta["metadata"] is None else _build(RunMetadata, meta["metadata"])
         signature = tuple(None if s is None else (int(s[0]), float(s[1])) for s in meta["metadata_signature"])
-        return ReaderState(meta["checkpoint_mode"], tuple(meta["files"]), tuple(logs), tuple(checkpoints),
-                           metadata, signature)
+        return ReaderState(tuple(meta["files"]), tuple(logs), tuple(checkpoints), metadata, signature)
     except CodecError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, pa.ArrowException) as exc:

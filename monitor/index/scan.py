@@ -22,10 +22,7 @@ from monitor.runs.status import assess
 from monitor.stops import STOPPED, with_stop_cause
 from monitor.workers import chunked, map_chunks, parallel_method, worker_count
 
-__all__ = ["SCAN_MODE", "Progress", "indexed_scan_rows", "read_and_record"]
-
-#: How the scan reads checkpoints (only where the logs leave epochs uncovered).
-SCAN_MODE = "when_needed"
+__all__ = ["Progress", "indexed_scan_rows", "read_and_record"]
 
 #: ``progress(done, total)``: runs ready so far out of every run found.
 Progress = Callable[[int, int], object]
@@ -38,12 +35,11 @@ class _Job:
     state: ReaderState | None
 
 
-def read_and_record(location: RunLocation, signature: FileSignature, state: ReaderState | None, mode: str, *,
+def read_and_record(location: RunLocation, signature: FileSignature, state: ReaderState | None, *,
                     verdicts: bool, reader: RunReader | None = None) -> tuple[ScannedRun, IndexRecord, RunReader]:
     """Read a run (from ``state`` on where given), summarize it, judge it, and encode its index row."""
     if reader is None:
-        reader = (RunReader.resume(location, state, checkpoints=mode) if state is not None
-                  else RunReader(location, checkpoints=mode))
+        reader = RunReader.resume(location, state) if state is not None else RunReader(location)
         reader.refresh()
     inputs = reader.status_inputs()
     summary = with_stop_cause(reader.summary(assessment=assess(inputs)), location, reader.curves())
@@ -54,7 +50,7 @@ def read_and_record(location: RunLocation, signature: FileSignature, state: Read
         verdict = verdict_row(analyze_run(reader, status=summary.status), summary.status.value)
     root = os.path.abspath(location.path)[: -len(location.run_id)].rstrip(os.sep) or os.sep
     state_text, arrays = encode_state(reader.state())
-    record = IndexRecord(root, location.run_id, mode, signature, encode_summary(summary), encode_inputs(inputs),
+    record = IndexRecord(root, location.run_id, signature, encode_summary(summary), encode_inputs(inputs),
                          verdict, state_text, arrays)
     return ScannedRun(summary, verdict), record, reader
 
@@ -63,7 +59,7 @@ def _read_chunk(jobs: Sequence[_Job], verdicts: bool) -> list[tuple[ScannedRun, 
     out = []
     for job in jobs:
         try:
-            run, record, _ = read_and_record(job.location, job.signature, job.state, SCAN_MODE, verdicts=verdicts)
+            run, record, _ = read_and_record(job.location, job.signature, job.state, verdicts=verdicts)
         except FileNotFoundError:
             continue  # deleted while we scanned
         out.append((run, record))
@@ -84,7 +80,7 @@ def indexed_scan_rows(roots: Sequence[str | os.PathLike[str]], index: RunIndex, 
             raise ResultsRootError(f"results root not found or not a folder: {root}")
         found = discover_runs(root_path, problems)
         index.forget(root_path, (location.run_id for location in found))
-        stored_rows = index.stored_runs(root_path, SCAN_MODE)
+        stored_rows = index.stored_runs(root_path)
         locations.extend((location, stored_rows) for location in found)
     total = len(locations)
     done: dict[int, ScannedRun] = {}
@@ -100,7 +96,7 @@ def indexed_scan_rows(roots: Sequence[str | os.PathLike[str]], index: RunIndex, 
             summary = stored.summary.assessed(assess(replace(stored.inputs, now=now)))
             if summary.status in STOPPED and summary.stop_cause is None:
                 # stopped since it was stored (by the clock alone): why is read from its files and curves
-                jobs.append((position, _Job(location, signature, index.load_state(location, SCAN_MODE, signature))))
+                jobs.append((position, _Job(location, signature, index.load_state(location))))
                 continue
             if summary.status not in STOPPED:
                 summary = with_stop_cause(summary, location)  # no cause for a run that did not stop
@@ -110,7 +106,7 @@ def indexed_scan_rows(roots: Sequence[str | os.PathLike[str]], index: RunIndex, 
             if stored.verdict is not None and stored.verdict.status == summary.status.value:
                 done[position] = ScannedRun(summary, stored.verdict)
                 continue
-        jobs.append((position, _Job(location, signature, index.load_state(location, SCAN_MODE, signature))))
+        jobs.append((position, _Job(location, signature, index.load_state(location))))
     if progress is not None:
         progress(len(done), total)
     n_workers = worker_count(workers)

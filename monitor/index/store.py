@@ -1,6 +1,6 @@
 """The run index: one SQLite file in nnwatch's state folder that lets a restart skip reading unchanged runs.
 
-Per run and reading mode it keeps the files' signatures, the reader's resume state (offsets, parser state, the
+Per run it keeps the files' signatures, the reader's resume state (offsets, parser state, the
 parsed rows as Arrow), the summary row, the status inputs and the verdict. It is a cache: deleting it loses
 only time. WAL journaling lets one process write while others read, never blocked; writes come in batches.
 A different version stamp (the index schema, the reading and analysing rules, the summary's fields) or a
@@ -34,18 +34,15 @@ __all__ = ["INDEX_FILE", "IndexInfo", "IndexRecord", "IndexedRun", "RunIndex", "
 log = logging.getLogger("nnwatch.index")
 
 INDEX_FILE = "index.sqlite3"
-_SCHEMA = 1
+_SCHEMA = 2
 #: Packages whose source decides what a run's files mean: a change to any of them rebuilds the index.
 _RULE_PACKAGES = ("logs", "runs", "checkpoints", "analyze")
-#: A run without checkpoint files reads the same in every checkpoint mode, so both share one row.
-ANY_MODE = "any"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     root TEXT NOT NULL,
     run_id TEXT NOT NULL,
-    mode TEXT NOT NULL,
     signature TEXT NOT NULL,
     summary TEXT NOT NULL,
     inputs TEXT NOT NULL,
@@ -53,7 +50,7 @@ CREATE TABLE IF NOT EXISTS runs (
     state TEXT NOT NULL,
     arrays BLOB NOT NULL,
     updated REAL NOT NULL,
-    PRIMARY KEY (root, run_id, mode)
+    PRIMARY KEY (root, run_id)
 );
 """
 
@@ -81,7 +78,6 @@ class IndexRecord:
 
     root: str
     run_id: str
-    mode: str
     signature: FileSignature
     summary: str
     inputs: str
@@ -112,12 +108,6 @@ class IndexInfo:
     updated: float | None
     version: str | None
     current: bool  # written by these rules (else the next use starts it again)
-
-
-def mode_key(mode: str, signature: FileSignature) -> str:
-    """The row's mode: :data:`ANY_MODE` when no checkpoint is present (every mode reads only the logs)."""
-    has_checkpoint = any(name.endswith((".pth", ".model")) for name, *_ in signature)
-    return mode if has_checkpoint else ANY_MODE
 
 
 def _signature(text: str) -> FileSignature:
@@ -210,33 +200,28 @@ class RunIndex:
                 self._damaged(exc)
                 return []
 
-    def lookup(self, location: RunLocation, mode: str, signature: FileSignature) -> IndexedRun | None:
+    def lookup(self, location: RunLocation, signature: FileSignature) -> IndexedRun | None:
         """The stored run when its files still have ``signature`` (None: read it from its files)."""
-        rows = self._query(
-            f"SELECT {_ROW_COLUMNS} FROM runs WHERE root = ? AND run_id = ? AND mode = ?",
-            (self._root(location), location.run_id, mode_key(mode, signature)))
+        rows = self._query(f"SELECT {_ROW_COLUMNS} FROM runs WHERE root = ? AND run_id = ?",
+                           (self._root(location), location.run_id))
         return _decode_row(location.run_id, rows[0], signature) if rows else None
 
-    def stored_runs(self, root: str | os.PathLike[str], mode: str) -> StoredRuns:
-        """Every run stored under ``root`` for ``mode``, read in one query (a start looks each run up in it
-        instead of asking SQLite once per run); rows are decoded only when looked up."""
+    def stored_runs(self, root: str | os.PathLike[str]) -> StoredRuns:
+        """Every run stored under ``root``, read in one query (a start looks each run up in it instead of asking
+        SQLite once per run); rows are decoded only when looked up."""
         root_text = os.path.abspath(root).rstrip(os.sep) or os.sep
-        rows = self._query(f"SELECT mode, {_ROW_COLUMNS} FROM runs WHERE root = ? AND mode IN (?, ?)",
-                           (root_text, mode, ANY_MODE))
-        return StoredRuns(mode, {(str(row[1]), str(row[0])): row[1:] for row in rows})
+        rows = self._query(f"SELECT {_ROW_COLUMNS} FROM runs WHERE root = ?", (root_text,))
+        return StoredRuns({str(row[0]): row for row in rows})
 
-    def load_state(self, location: RunLocation, mode: str, signature: FileSignature | None = None
-                   ) -> ReaderState | None:
+    def load_state(self, location: RunLocation) -> ReaderState | None:
         """The reader state stored for this run (whatever its files say now), None when absent or unreadable."""
-        keys = [mode_key(mode, signature)] if signature is not None else [mode, ANY_MODE]
-        for key in keys:
-            rows = self._query("SELECT state, arrays FROM runs WHERE root = ? AND run_id = ? AND mode = ?",
-                               (self._root(location), location.run_id, key))
-            if rows:
-                try:
-                    return decode_state(str(rows[0][0]), bytes(rows[0][1]))
-                except CodecError as exc:
-                    log.warning("%s: %s; reading the run's files", location.run_id, exc)
+        rows = self._query("SELECT state, arrays FROM runs WHERE root = ? AND run_id = ?",
+                           (self._root(location), location.run_id))
+        if rows:
+            try:
+                return decode_state(str(rows[0][0]), bytes(rows[0][1]))
+            except CodecError as exc:
+                log.warning("%s: %s; reading the run's files", location.run_id, exc)
         return None
 
     def info(self) -> IndexInfo:
@@ -260,7 +245,7 @@ class RunIndex:
     def save(self, records: Iterable[IndexRecord]) -> int:
         """Store records in one transaction (one writer at a time; readers go on meanwhile)."""
         now = time.time()
-        rows = [(r.root, r.run_id, mode_key(r.mode, r.signature), json.dumps(r.signature), r.summary, r.inputs,
+        rows = [(r.root, r.run_id, json.dumps(r.signature), r.summary, r.inputs,
                  _verdict_text(r.verdict), r.state, r.arrays, now) for r in records]
         if not rows:
             return 0
@@ -268,7 +253,7 @@ class RunIndex:
             try:
                 with self._db:
                     self._db.execute("BEGIN IMMEDIATE")
-                    self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+                    self._db.executemany("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?)", rows)
             except sqlite3.DatabaseError as exc:
                 if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
                     log.warning("run index busy; %d runs not saved this time", len(rows))
@@ -311,24 +296,19 @@ def _decode_row(run_id: str, row: Sequence[Any], signature: FileSignature | None
 
 @dataclass(frozen=True)
 class StoredRuns:
-    """The rows of one root and mode as read by :meth:`RunIndex.stored_runs`."""
+    """The rows of one root as read by :meth:`RunIndex.stored_runs`."""
 
-    mode: str
-    rows: dict[tuple[str, str], Sequence[Any]]  # (run_id, mode key) -> the row's columns
+    rows: dict[str, Sequence[Any]]  # run_id -> the row's columns
 
     def lookup(self, run_id: str, signature: FileSignature) -> IndexedRun | None:
         """As :meth:`RunIndex.lookup`, from the rows read at once."""
-        row = self.rows.get((run_id, mode_key(self.mode, signature)))
+        row = self.rows.get(run_id)
         return None if row is None else _decode_row(run_id, row, signature)
 
     def last_known(self) -> list[IndexedRun]:
-        """Every run as last stored, whatever its files say now, sorted by ``run_id`` (the row of its reading
-        mode where a run has two: it had checkpoints when last read)."""
-        runs: dict[str, IndexedRun] = {}
-        for (run_id, _mode), row in sorted(self.rows.items(), key=lambda item: (item[0][0], item[0][1] == ANY_MODE)):
-            if run_id not in runs and (stored := _decode_row(run_id, row, None)) is not None:
-                runs[run_id] = stored
-        return list(runs.values())
+        """Every run as last stored, whatever its files say now, sorted by ``run_id``."""
+        decoded = (_decode_row(run_id, row, None) for run_id, row in sorted(self.rows.items()))
+        return [stored for stored in decoded if stored is not None]
 
 
 def _verdict_text(verdict: VerdictRow | None) -> str | None:

@@ -62,13 +62,10 @@ class _CheckpointEntry:
 class RunReader:
     """Incremental reader of one fold folder; the watcher keeps one per run, a scan makes it once."""
 
-    def __init__(self, location: RunLocation, *, checkpoints: str = "always",
-                 checkpoint_settle_s: float = 0.0) -> None:
-        """``checkpoints="when_needed"`` reads checkpoints only when the logs leave epochs uncovered (a cold
-        scan, where unpickling would dominate). A checkpoint still being written and younger than
-        ``checkpoint_settle_s`` keeps its previous state and is retried (``retry_pending``)."""
+    def __init__(self, location: RunLocation, *, checkpoint_settle_s: float = 0.0) -> None:
+        """A checkpoint still being written and younger than ``checkpoint_settle_s`` keeps its previous state
+        and is retried (``retry_pending``)."""
         self.location = location
-        self.checkpoint_mode = checkpoints
         self.checkpoint_settle_s = checkpoint_settle_s
         self._logs: dict[str, LogCursor] = {}
         self._ordered_logs: list[LogCursor] = []  # by the start time in their names
@@ -88,19 +85,16 @@ class RunReader:
     def state(self) -> ReaderState:
         """What :meth:`resume` needs to go on from here without reading anything again."""
         return ReaderState(
-            self.checkpoint_mode, tuple(sorted(self._files)), tuple(c.state() for c in self._ordered_logs),
+            tuple(sorted(self._files)), tuple(c.state() for c in self._ordered_logs),
             tuple(CheckpointState(name, int(e.signature[0]), float(e.signature[1]), e.curves, e.problem)
                   for name, e in self._checkpoints.items()),
             self._metadata, self._metadata_signature)
 
     @classmethod
-    def resume(cls, location: RunLocation, state: ReaderState, *, checkpoints: str | None = None,
-               checkpoint_settle_s: float = 0.0) -> RunReader:
+    def resume(cls, location: RunLocation, state: ReaderState, *, checkpoint_settle_s: float = 0.0) -> RunReader:
         """A reader in the state :meth:`state` saved: its curves and summary at once, and the next
-        :meth:`refresh` reads only what changed since (a replaced or shorter log again in full). ``checkpoints``:
-        the mode to go on in (a state without checkpoints reads the same in every mode)."""
-        mode = checkpoints or state.checkpoint_mode
-        reader = cls(location, checkpoints=mode, checkpoint_settle_s=checkpoint_settle_s)
+        :meth:`refresh` reads only what changed since (a replaced or shorter log again in full)."""
+        reader = cls(location, checkpoint_settle_s=checkpoint_settle_s)
         reader._files = set(state.files)
         reader._ordered_logs = [LogCursor.resume(location.path, cursor) for cursor in state.logs]
         reader._logs = {cursor.path.name: cursor for cursor in reader._ordered_logs}
@@ -129,8 +123,7 @@ class RunReader:
         if changed:
             self._log_curves = None
         changed |= self._refresh_metadata(names)
-        if self.checkpoint_mode == "always" or self._needs_checkpoints():
-            changed |= self._refresh_checkpoints(names)
+        changed |= self._refresh_checkpoints(names)
         if changed or self._curves is None:
             self._curves = None
             self.version += 1
@@ -190,15 +183,6 @@ class RunReader:
         self._metadata_signature = tuple(signature)
         self._metadata = read_metadata(folder, self.location.trainer)
         return True
-
-    def _needs_checkpoints(self) -> bool:
-        """True when the logs leave a gap that a checkpoint could fill (no log, missing epochs)."""
-        if not any(len(c.rows) for c in self._logs.values()):
-            return True
-        curves = self._merged_logs()
-        if not len(curves):
-            return True
-        return bool(curves.epoch[0] != 0 or len(curves) != int(curves.epoch[-1]) + 1)
 
     def _refresh_checkpoints(self, names: list[str]) -> bool:
         changed = False

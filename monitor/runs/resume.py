@@ -39,7 +39,6 @@ class CheckpointState:
 class ReaderState:
     """A :class:`monitor.runs.RunReader` between two refreshes: cursors in log order, checkpoints, side files."""
 
-    checkpoint_mode: str
     files: tuple[str, ...]
     logs: tuple[CursorState, ...]
     checkpoints: tuple[CheckpointState, ...]

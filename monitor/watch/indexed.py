@@ -34,12 +34,10 @@ if TYPE_CHECKING:
     from monitor.analyze import VerdictRow
     from monitor.watch.snapshots import Publisher, TrackedRun
 
-__all__ = ["CURVE_CACHE_RUNS", "WATCH_MODE", "IndexedRuns", "VerdictSource"]
+__all__ = ["CURVE_CACHE_RUNS", "IndexedRuns", "VerdictSource"]
 
 log = logging.getLogger("nnwatch.watch")
 
-#: The watcher reads every checkpoint (the scan only where logs leave gaps): its own rows in the index.
-WATCH_MODE = "always"
 #: Curves of this many runs stay in memory after a page asked for them.
 CURVE_CACHE_RUNS = 64
 _SAVE_EVERY_S = 5.0
@@ -70,7 +68,7 @@ class IndexedRuns:
         them at once; the caller then checks each against its files (a cheap signature comparison) and reads
         what changed. Calls :attr:`on_preloaded` with the number published."""
         with collector_paused():
-            for stored in self.index.stored_runs(root, WATCH_MODE).last_known():
+            for stored in self.index.stored_runs(root).last_known():
                 location = parse_run_path(root / stored.run_id, stored.run_id)
                 if location is not None and stored.run_id not in runs:
                     runs[stored.run_id] = publisher.add_stored(location, stored.summary, stored.inputs,
@@ -107,17 +105,17 @@ class IndexedRuns:
     def publish_stored(self, location: RunLocation, signature: FileSignature, publisher: Publisher,
                        polled: bool) -> TrackedRun | None:
         """Publish the run from the index, unread, if its files still have the stored signature."""
-        stored = self.index.lookup(location, WATCH_MODE, signature)
+        stored = self.index.lookup(location, signature)
         if stored is None:
             return None
         return publisher.add_stored(location, stored.summary, stored.inputs, self.loader(location, signature),
                                     stored.verdict, polled, signature)
 
-    def reader(self, location: RunLocation, signature: FileSignature | None = None) -> RunReader:
+    def reader(self, location: RunLocation) -> RunReader:
         """A reader resumed from the stored state (reads only what changed), else a new one."""
-        state = self.index.load_state(location, WATCH_MODE, signature)
-        if state is not None and (state.checkpoint_mode == WATCH_MODE or not state.checkpoints):
-            return RunReader.resume(location, state, checkpoints=WATCH_MODE, checkpoint_settle_s=CHECKPOINT_SETTLE_S)
+        state = self.index.load_state(location)
+        if state is not None:
+            return RunReader.resume(location, state, checkpoint_settle_s=CHECKPOINT_SETTLE_S)
         return RunReader(location, checkpoint_settle_s=CHECKPOINT_SETTLE_S)
 
     def loader(self, location: RunLocation, signature: FileSignature) -> Callable[[], Curves]:
@@ -128,7 +126,7 @@ class IndexedRuns:
                 if hit is not None and hit[0] == signature:
                     self._cache.move_to_end(location.run_id)
                     return hit[1]
-            state = self.index.load_state(location, WATCH_MODE, signature)
+            state = self.index.load_state(location)
             reader = RunReader.resume(location, state) if state is not None else RunReader(location)
             if state is None:  # the index lost it meanwhile (deleted, rebuilt): read the files
                 reader.refresh()
@@ -170,8 +168,8 @@ class IndexedRuns:
             if run is None or run.reader is None or run.signature is None or run.reader.retry_pending:
                 continue
             try:
-                _, record, _ = read_and_record(run.reader.location, run.signature, None, WATCH_MODE,
-                                               verdicts=False, reader=run.reader)
+                _, record, _ = read_and_record(run.reader.location, run.signature, None, verdicts=False,
+                                               reader=run.reader)
             except Exception:
                 log.exception("%s: cannot encode for the run index", run_id)
                 continue
@@ -204,11 +202,11 @@ def read_for_index(locations: list[RunLocation]) -> list[IndexRecord]:
     for location in locations:
         try:
             signature = files_signature(location)  # before the read, as the watcher takes it
-            reader = RunReader(location, checkpoints=WATCH_MODE, checkpoint_settle_s=CHECKPOINT_SETTLE_S)
+            reader = RunReader(location, checkpoint_settle_s=CHECKPOINT_SETTLE_S)
             reader.refresh()
             if reader.retry_pending:
                 continue
-            _, record, _ = read_and_record(location, signature, None, WATCH_MODE, verdicts=True, reader=reader)
+            _, record, _ = read_and_record(location, signature, None, verdicts=True, reader=reader)
         except Exception:
             continue
         records.append(record)

@@ -23,7 +23,6 @@ from app.cli.serve import MAIN_SCRIPT, serve_env, streamlit_argv
 from app.dashboard.settings import load_settings
 from monitor.index import RunIndex
 from monitor.runs import discover_runs
-from monitor.watch.indexed import WATCH_MODE
 
 
 def free_port() -> int:
@@ -103,7 +102,7 @@ def _indexed_run_ids(state: Path, root: Path) -> set[str]:
         return set()
     index = RunIndex(state / "index.sqlite3")
     try:
-        return {stored.run_id for stored in index.stored_runs(root, WATCH_MODE).last_known()}
+        return {stored.run_id for stored in index.stored_runs(root).last_known()}
     finally:
         index.close()
 

@@ -12,9 +12,8 @@ import pytest
 from index_support import fresh_rows, new_run, plain, replace_log, settle, truncate_log
 
 from monitor.index import RunIndex, indexed_scan_rows
-from monitor.index.scan import SCAN_MODE
 from monitor.logs import LogParser
-from monitor.runs import RunReader, discover_runs, files_signature, load_run
+from monitor.runs import RunReader, discover_runs, load_run
 
 
 def _scan(root: Path, index: RunIndex, **kwargs: object) -> list[dict[str, object]]:
@@ -65,7 +64,7 @@ def test_a_resumed_reader_continues_like_one_that_never_stopped(tmp_path: Path) 
     location = discover_runs(root)[0]
     run.history(5)
     run.begin_epoch()  # an epoch half written: held back, then completed
-    state = index.load_state(location, SCAN_MODE)
+    state = index.load_state(location)
     assert state is not None and state.logs[0].offset > 0
     resumed = RunReader.resume(location, state)
     resumed.refresh()
@@ -128,7 +127,7 @@ def test_random_appends_replacements_deletions_and_restarts_match_a_fresh_read(t
             index = RunIndex(path)
         assert plain(_scan(root, index)) == plain(fresh_rows(root)), f"after {action} at step {_step}"
         for location in discover_runs(root):
-            state = index.load_state(location, SCAN_MODE, files_signature(location))
+            state = index.load_state(location)
             assert state is not None
             resumed = RunReader.resume(location, state)
             assert resumed.frame().equals(load_run(location.path, root).frame())

@@ -12,8 +12,7 @@ from index_support import fresh_rows, new_run, plain, settle
 from paths import REPO
 
 from monitor.index import RunIndex, indexed_scan_rows
-from monitor.index.scan import SCAN_MODE
-from monitor.runs import discover_runs, files_signature
+from monitor.runs import discover_runs
 
 _HOLD_WRITE = """
 import sqlite3, sys
@@ -57,7 +56,7 @@ def test_a_reader_is_not_blocked_while_another_process_writes(tmp_path: Path) ->
         started = time.monotonic()
         rows, _ = indexed_scan_rows([root], RunIndex(path), workers=1, verdicts=True)
         location = discover_runs(root)[0]
-        assert index.load_state(location, SCAN_MODE, files_signature(location)) is not None
+        assert index.load_state(location) is not None
         assert time.monotonic() - started < 5.0  # the writer holds its lock far longer than this test waits
         assert plain(rows) == plain(expected)
         writer.stdin.write("\n")

@@ -7,11 +7,13 @@ import gc
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from index_support import new_run, settle
+from index_support import fresh_rows, new_run, plain, settle
 
-from monitor.index import RunIndex
+from monitor.checkpoints import reader as checkpoint_reader
+from monitor.index import RunIndex, indexed_scan_rows
 from monitor.logs import LogParser
 from monitor.runs import load_run
 from monitor.watch import ResultsWatcher
@@ -116,3 +118,35 @@ def test_a_restart_shows_the_stored_runs_first_then_what_changed_while_stopped(t
         shown = {run_id: snap.summary.epochs_completed for run_id, snap in watcher.snapshot().runs.items()}
         assert shown == {ids[0]: 25, ids[2]: 20, added.folder.relative_to(root).as_posix(): 7}
         assert watcher.run(ids[0]).frame().equals(load_run(runs[0].folder, root).frame())  # type: ignore[union-attr]
+
+
+def test_a_scan_after_the_dashboard_reads_nothing_and_shows_what_it_showed(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The watcher and the scan read checkpoints alike, so the rows the dashboard stored serve ``nnwatch scan``:
+    runs with checkpoints are not read again, and a broken checkpoint is a problem in both views."""
+    root = tmp_path / "results"
+    runs = [new_run(root, n, 30) for n in range(3)]
+    runs[0].finish()
+    (runs[0].folder / "checkpoint_final.pth").write_bytes(runs[0].checkpoint_bytes())
+    (runs[1].folder / "checkpoint_latest.pth").write_bytes(b"PK\x03\x04" + bytes(range(256)) * 8)
+    settle(root)
+    path = tmp_path / "index.sqlite3"
+    with ResultsWatcher(root, index=RunIndex(path)) as watcher:
+        shown = {run_id: snap.summary.row() for run_id, snap in watcher.snapshot().runs.items()}
+
+    reads = [0]
+    for owner, name in ((LogParser, "feed"), (checkpoint_reader, "read_checkpoint_curves")):
+        original = getattr(owner, name)
+
+        def counting(*args: object, _original: Any = original, **kwargs: object) -> object:
+            reads[0] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, counting)
+    rows, _ = indexed_scan_rows([root], RunIndex(path), workers=1)
+    assert reads[0] == 0
+    assert {row["run_id"]: row for row in rows} == shown
+    broken = shown[runs[1].folder.relative_to(root).as_posix()]
+    assert any(problem.startswith("checkpoint_latest.pth") for problem in broken["problems"])
+    monkeypatch.undo()
+    assert plain(rows) == plain(fresh_rows(root, verdicts=False))  # a read of the files gives the same rows
