@@ -421,7 +421,7 @@ def write_tree(root: Path, n_runs: int, epochs: int, *, planned_epochs: int = 20
         fold = (index // (len(datasets) * len(configurations))) % 5
         folder = make_run_dir(root, datasets[index % len(datasets)], f"nnUNetTrainer_v{index // per_trainer}",
                               "nnUNetPlans", configuration, fold, labels=("structure_1", "structure_2"))
-        run = FakeRun(folder, planned_epochs=planned_epochs)
+        run = FakeRun(folder, planned_epochs=planned_epochs, epoch_s=None)  # epoch times vary, as in a real log
         run.start_session()
         run.history(epochs)
         if checkpoints:

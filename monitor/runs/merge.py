@@ -13,7 +13,7 @@ import numpy as np
 
 from monitor.logs.parser import EpochRows, stack_ragged
 
-__all__ = ["Curves", "ema", "merge_sessions", "overlay_checkpoint"]
+__all__ = ["Curves", "ema", "merge_sessions", "overlay_checkpoint", "stale_from", "stale_problem"]
 
 # Logs print losses with 4 decimals; a value that differs by more than this came from another session.
 _AGREEMENT_TOLERANCE = 2e-4
@@ -141,9 +141,10 @@ def merge_sessions(files: list[tuple[str, EpochRows]]) -> Curves:
     return kept if kept is not None else Curves.empty()
 
 
-def _first_disagreement(curves: Curves, ckpt: Curves) -> int | None:
-    """The first epoch, in the checkpoint's order, whose losses differ from the logged ones (None: they agree)."""
-    if len(curves) == 0:
+def stale_from(curves: Curves, ckpt: Curves) -> int | None:
+    """The first epoch, in the checkpoint's order, whose losses differ from the logged ones (None: they agree):
+    a later session replaced the checkpoint's epochs from there on."""
+    if len(curves) == 0 or len(ckpt) == 0:
         return None
     at = np.minimum(np.searchsorted(curves.epoch, ckpt.epoch), len(curves) - 1)  # curves.epoch: sorted, unique
     shared = curves.epoch[at] == ckpt.epoch
@@ -155,15 +156,17 @@ def _first_disagreement(curves: Curves, ckpt: Curves) -> int | None:
     return int(ckpt.epoch[stale[0]]) if stale.size else None
 
 
+def stale_problem(name: str, epoch: int) -> str:
+    return f"{name}: epochs from {epoch} on were replaced by a later session; ignored there"
+
+
 def overlay_checkpoint(curves: Curves, ckpt: Curves, name: str) -> tuple[Curves, str | None]:
     """Let a checkpoint's full-precision values win where it agrees with the logs (and say where it is stale)."""
     if len(ckpt) == 0:
         return curves, None
-    stale_from = _first_disagreement(curves, ckpt)
-    usable = ckpt if stale_from is None else ckpt.take(np.flatnonzero(ckpt.epoch < stale_from))
-    problem = None
-    if stale_from is not None:
-        problem = f"{name}: epochs from {stale_from} on were replaced by a later session; ignored there"
+    stale = stale_from(curves, ckpt)
+    usable = ckpt if stale is None else ckpt.take(np.flatnonzero(ckpt.epoch < stale))
+    problem = None if stale is None else stale_problem(name, stale)
     if len(usable) == 0:
         return curves, problem
     merged = _concat([curves, usable])

@@ -15,7 +15,7 @@ import numpy as np
 
 from monitor.runs.cursor import LogCursor, log_sort_key
 from monitor.runs.layout import RunLocation, locate_run
-from monitor.runs.merge import Curves, merge_sessions, overlay_checkpoint
+from monitor.runs.merge import Curves, merge_sessions, overlay_checkpoint, stale_from, stale_problem
 from monitor.runs.metadata import RunMetadata, default_planned_epochs, planned_epochs_from_lr, read_metadata
 from monitor.runs.resume import CheckpointState, ReaderState
 from monitor.runs.status import (
@@ -260,9 +260,9 @@ class RunReader:
             if entry.problem:
                 found.append(entry.problem)
             if entry.curves is not None and merged is not None:
-                _, stale = overlay_checkpoint(merged, entry.curves, name)
-                if stale:
-                    found.append(stale)
+                stale = stale_from(merged, entry.curves)
+                if stale is not None:
+                    found.append(stale_problem(name, stale))
         if not self._logs and not self._checkpoints:
             found.append("no training log or checkpoint in this folder")
         elif len(curves) == 0:
