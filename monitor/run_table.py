@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from monitor.runs.layout import RunLocation, discover_runs
-from monitor.runs.reader import RunReader
+from monitor.runs.reader import CHECKPOINT_SETTLE_S, RunReader
 from monitor.runs.summary import SUMMARY_COLUMNS, RunSummary
 from monitor.stops import with_stop_cause
 from monitor.workers import chunked, map_chunks, parallel_method, worker_count
@@ -50,7 +50,7 @@ def _summarize_chunk(locations: Sequence[RunLocation], verdicts: bool = False) -
         from monitor.analyze import analyze_run, verdict_row
     runs = []
     for location in locations:
-        reader = RunReader(location)
+        reader = RunReader(location, checkpoint_settle_s=CHECKPOINT_SETTLE_S)  # as the dashboard reads it
         try:
             reader.refresh()
         except FileNotFoundError:

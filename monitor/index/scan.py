@@ -18,6 +18,7 @@ from monitor.index.codec import encode_inputs, encode_state, encode_summary
 from monitor.index.store import IndexRecord, RunIndex, StoredRuns
 from monitor.run_table import ResultsRootError, ScannedRun
 from monitor.runs import FileSignature, ReaderState, RunLocation, RunReader, discover_runs, files_signature
+from monitor.runs.reader import CHECKPOINT_SETTLE_S
 from monitor.runs.status import assess
 from monitor.stops import STOPPED, with_stop_cause
 from monitor.workers import chunked, map_chunks, parallel_method, worker_count
@@ -37,9 +38,11 @@ class _Job:
 
 def read_and_record(location: RunLocation, signature: FileSignature, state: ReaderState | None, *,
                     verdicts: bool, reader: RunReader | None = None) -> tuple[ScannedRun, IndexRecord, RunReader]:
-    """Read a run (from ``state`` on where given), summarize it, judge it, and encode its index row."""
+    """Read a run (from ``state`` on where given), summarize it, judge it, and encode its index row; a run is read
+    as the dashboard reads it (a checkpoint still being written keeps its previous state)."""
     if reader is None:
-        reader = RunReader.resume(location, state) if state is not None else RunReader(location)
+        reader = (RunReader.resume(location, state, checkpoint_settle_s=CHECKPOINT_SETTLE_S) if state is not None
+                  else RunReader(location, checkpoint_settle_s=CHECKPOINT_SETTLE_S))
         reader.refresh()
     inputs = reader.status_inputs()
     summary = with_stop_cause(reader.summary(assessment=assess(inputs)), location, reader.curves())
@@ -55,14 +58,16 @@ def read_and_record(location: RunLocation, signature: FileSignature, state: Read
     return ScannedRun(summary, verdict), record, reader
 
 
-def _read_chunk(jobs: Sequence[_Job], verdicts: bool) -> list[tuple[ScannedRun, IndexRecord]]:
-    out = []
+def _read_chunk(jobs: Sequence[_Job], verdicts: bool) -> list[tuple[ScannedRun, IndexRecord | None]]:
+    """Each run read and its index row; no row where the read was not clean (a flaky mount, a checkpoint being
+    written), so the index keeps what it last read well and the next start reads the run again."""
+    out: list[tuple[ScannedRun, IndexRecord | None]] = []
     for job in jobs:
         try:
-            run, record, _ = read_and_record(job.location, job.signature, job.state, verdicts=verdicts)
+            run, record, reader = read_and_record(job.location, job.signature, job.state, verdicts=verdicts)
         except FileNotFoundError:
             continue  # deleted while we scanned
-        out.append((run, record))
+        out.append((run, None if reader.retry_pending else record))
     return out
 
 
@@ -119,7 +124,7 @@ def indexed_scan_rows(roots: Sequence[str | os.PathLike[str]], index: RunIndex, 
         for position, job in chunks[position_of_chunk]:
             if job.location.run_id in by_id:
                 done[position] = by_id[job.location.run_id][0]
-        index.save(record for _, record in by_id.values())
+        index.save(record for _, record in by_id.values() if record is not None)
         if progress is not None:
             progress(len(done), total)
     return [done[position].row() for position in sorted(done)], problems

@@ -4,6 +4,7 @@ deleted or outdated index costs only time."""
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sqlite3
 from pathlib import Path
@@ -13,6 +14,7 @@ from index_support import fresh_rows, new_run, plain, replace_log, settle, trunc
 
 from monitor.index import RunIndex, indexed_scan_rows
 from monitor.logs import LogParser
+from monitor.run_table import scan_rows
 from monitor.runs import RunReader, discover_runs, load_run
 
 
@@ -206,3 +208,27 @@ def test_runs_that_are_gone_leave_the_index(tmp_path: Path) -> None:
     shutil.rmtree(runs[1].folder)
     assert [r["fold"] for r in _scan(root, index)] == ["0", "2"]
     assert index.info().runs == 2
+
+
+def test_a_checkpoint_being_written_is_not_a_problem_yet_and_not_stored(tmp_path: Path) -> None:
+    """A scan during nnU-Net's save, as the dashboard: the run is shown from its logs without a problem and left out
+    of the index; once the file has stayed cut short for minutes, it is reported and stored."""
+    root = tmp_path / "results"
+    run = new_run(root, 0, 60)
+    settle(root)
+    whole = run.checkpoint_bytes(50)
+    checkpoint = run.folder / "checkpoint_latest.pth"
+    checkpoint.write_bytes(whole[: len(whole) // 2])  # written now: the save goes on
+    index = RunIndex(tmp_path / "index.sqlite3")
+    rows, _ = indexed_scan_rows([root], index, workers=1)
+    plain_rows, _ = scan_rows(root, workers=1)
+    assert [r["problems"] for r in rows] == [r["problems"] for r in plain_rows] == [[]]
+    assert rows[0]["epochs_completed"] == 60
+    assert index.info().runs == 0
+
+    os.utime(checkpoint, (1.7e9, 1.7e9))  # still cut short long after: the save failed
+    rows, _ = indexed_scan_rows([root], index, workers=1)
+    plain_rows, _ = scan_rows(root, workers=1)
+    assert rows == plain_rows
+    assert rows[0]["problems"] == ["checkpoint_latest.pth: incomplete (still being written?)"]
+    assert index.info().runs == 1
