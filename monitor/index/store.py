@@ -38,8 +38,7 @@ _SCHEMA = 2
 #: Packages whose source decides what a run's files mean: a change to any of them rebuilds the index.
 _RULE_PACKAGES = ("logs", "runs", "checkpoints", "analyze")
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+_RUNS_DDL = """
 CREATE TABLE IF NOT EXISTS runs (
     root TEXT NOT NULL,
     run_id TEXT NOT NULL,
@@ -51,8 +50,8 @@ CREATE TABLE IF NOT EXISTS runs (
     arrays BLOB NOT NULL,
     updated REAL NOT NULL,
     PRIMARY KEY (root, run_id)
-);
-"""
+)"""
+_DDL = f"CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);\n{_RUNS_DDL};"
 
 
 def default_index_path() -> Path:
@@ -151,7 +150,8 @@ class RunIndex:
                     self._note(f"run index {self.path} was written by other reading rules; rebuilding it")
                 with db:
                     db.execute("BEGIN IMMEDIATE")
-                    db.execute("DELETE FROM runs")
+                    db.execute("DROP TABLE runs")  # its columns may be another schema's
+                    db.execute(_RUNS_DDL)
                     db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (self._stamp,))
                     db.execute("INSERT OR REPLACE INTO meta VALUES ('created', ?)", (repr(time.time()),))
             return db

@@ -198,6 +198,27 @@ def test_other_reading_rules_rebuild_the_index(tmp_path: Path) -> None:
     assert any("other reading rules" in note for note in reopened.notes)
 
 
+def test_an_index_of_an_older_schema_is_rebuilt_in_the_current_one(tmp_path: Path) -> None:
+    """An upgrade whose rows have other columns: rebuilt as outdated (not reported as damaged), and every run is
+    stored again by the first scan."""
+    root = tmp_path / "results"
+    for n in range(3):
+        new_run(root, n, 20)
+    path = tmp_path / "index.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript("""
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            INSERT INTO meta VALUES ('version', 'an older schema');
+            CREATE TABLE runs (root TEXT, run_id TEXT, mode TEXT, signature TEXT, summary TEXT, inputs TEXT,
+                               verdict TEXT, state TEXT, arrays BLOB, updated REAL, PRIMARY KEY (root, run_id, mode));
+        """)
+    index = RunIndex(path)
+    assert _scan(root, index) == fresh_rows(root)
+    assert index.info().runs == 3
+    assert [note for note in index.notes if "damaged" in note] == []
+    assert any("other reading rules" in note for note in index.notes)
+
+
 def test_runs_that_are_gone_leave_the_index(tmp_path: Path) -> None:
     import shutil
 
