@@ -88,8 +88,9 @@ class LogCursor:
         self.problems = []
         self.final_dice = None
 
-    def read_new(self, *, writer_done: bool) -> bool:
-        """Consume appended bytes; True when new epochs (or markers) were found."""
+    def read_new(self, *, later_log: bool) -> bool:
+        """Consume appended bytes; True when new epochs (or markers) were found. ``later_log``: a later log file
+        exists, so this one's writer has finished (as it has once the log says ``Training done.``)."""
         info = os.stat(self.path)
         if info.st_ino != self.inode or info.st_size < self.offset:
             replaced = self.inode != -1 and not self.resumed
@@ -109,7 +110,8 @@ class LogCursor:
             note = f"{self.path.name}: binary garbage (NUL bytes) ignored"
             if note not in self.problems:
                 self.problems.append(note)
-        result = self.parser.feed(data, eof_is_final=writer_done)
+        # After a reset the old content's "Training done." no longer counts.
+        result = self.parser.feed(data, eof_is_final=later_log or self.parser.training_done)
         if result.consumed == 0 and len(data) >= _MAX_READ:
             self.problems.append(f"{self.path.name}: a line longer than {_MAX_READ >> 20} MB; skipped")
             result.consumed = len(data)

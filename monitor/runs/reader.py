@@ -157,9 +157,8 @@ class RunReader:
                 stats[cursor.path.name] = 0.0
         ordered.sort(key=lambda c: log_sort_key(c.path.name, stats[c.path.name]))
         for position, cursor in enumerate(ordered):
-            writer_done = position < len(ordered) - 1 or cursor.parser.training_done
             try:
-                changed |= cursor.read_new(writer_done=writer_done)
+                changed |= cursor.read_new(later_log=position < len(ordered) - 1)
             except FileNotFoundError:
                 self._logs.pop(cursor.path.name, None)
                 changed = True
