@@ -96,8 +96,11 @@ class LogParser:
         if self.version is None:
             self.version = self._detect(buf)
             if self.version is None:
-                # Nothing epoch-like yet (start-up banner): consume it, there is nothing to hold back.
-                return ParseResult(EpochRows(), end)
+                # Nothing epoch-like yet (start-up banner, or a finished run resumed): consume it, there is
+                # nothing to hold back.
+                done = b": Training done." in buf
+                self.training_done |= done
+                return ParseResult(EpochRows(), end, training_done=done)
         if self.version == "v1":
             return self._feed_v1(buf, end, eof_is_final)
         return self._feed_v2(buf, end, eof_is_final)

@@ -64,6 +64,15 @@ def test_any_split_into_appends_gives_the_same_rows(step: int) -> None:
     assert parser.training_done
 
 
+def test_training_done_in_a_log_without_epochs_counts() -> None:
+    """``nnUNetv2_train … --c`` on a finished run starts a new log that only says the training is done."""
+    parser = LogParser()
+    result = parser.feed(b"2024-08-31 10:00:00.000001: Using splits from existing split file\n"
+                         b"2024-08-31 10:00:01.000002: Training done.\n")
+    assert result.training_done and parser.training_done
+    assert len(result.rows) == 0
+
+
 def test_unfinished_last_epoch_is_held_back_until_it_ends() -> None:
     full = v2_log(range(3)).encode()
     cut = full.rindex(b"Pseudo dice")  # killed (or not yet written) mid-epoch 2
