@@ -1,7 +1,7 @@
 """Benchmark the live watcher (``monitor.watch.watcher.ResultsWatcher``) on a lab-sized results tree.
 
 Run: ``.venv/bin/python bench/bench_watch.py [--runs 750] [--epochs 1000] [--samples 40] [--idle-s 20]
-[--polls 1,5]``.
+[--polls 1,5] [--checkpoints]``.
 
 Why: the requirement is that an epoch appended to one of 750 watched 1000-epoch runs reaches the UI as an
 ``epoch`` event within 300 ms (p95) with inotify and within the polling interval + 100 ms with polling; that
@@ -125,6 +125,8 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=40, help="latency samples with inotify (half per poll)")
     parser.add_argument("--idle-s", type=float, default=20.0)
     parser.add_argument("--polls", default="1,5", help="polling intervals to measure, comma-separated")
+    parser.add_argument("--checkpoints", action="store_true",
+                        help="runs with the checkpoints nnU-Net keeps while training (best, and latest from 50 epochs)")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f} at start (shared machine)")
@@ -132,7 +134,7 @@ def main() -> int:
     try:
         t = time.perf_counter()
         root = base / "results"
-        runs = write_tree(root, args.runs, args.epochs)
+        runs = write_tree(root, args.runs, args.epochs, checkpoints=args.checkpoints)
         size_mb = sum(r.log_path.stat().st_size for r in runs if r.log_path) / 1e6
         print(f"tree: {args.runs} runs x {args.epochs} epochs, {size_mb:.0f} MB of logs, written in "
               f"{time.perf_counter() - t:.1f} s")
