@@ -4,8 +4,9 @@ watchdog's inotify thread (or, polling, :mod:`monitor.watch.poller`) only record
 one worker thread owns every run's reader, applies folder changes, refreshes the runs that are due and runs the
 status timer, and publishes immutable snapshots and events (:mod:`monitor.watch.snapshots`), so a UI thread never
 waits for disk I/O. With a run index (:mod:`monitor.watch.indexed`) a start takes unchanged runs from it.
-Failures: a folder that is gone drops its run; any other ``OSError`` (a flaky mount) keeps the last state and
-retries with backoff; an unexpected exception is logged and the worker goes on.
+Failures: a folder that is gone drops its run (polling: once a listing above it tells a rename from a deletion);
+any other ``OSError`` (a flaky mount) keeps the last state and retries with backoff; an unexpected exception is
+logged and the worker goes on.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class ResultsWatcher:
         self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
         self._progress = progress or (lambda done, total: None)
-        self._poller = TreePoller(self.root) if self._choice.kind == "polling" else None
+        self._poller = TreePoller(self.root, self._choice.interval_s) if self._choice.kind == "polling" else None
         self.indexed: IndexedRuns | None = None  # the run index's side (its ``verdicts`` are the caller's)
         if index is not None:
             from monitor.watch.indexed import IndexedRuns
@@ -108,7 +109,7 @@ class ResultsWatcher:
                 log.warning("%s", self._choice.reason)
                 self._observer.stop()  # the tree poller below does that job without listing every folder
                 self._observer = None
-                self._poller = TreePoller(self.root)
+                self._poller = TreePoller(self.root, self._choice.interval_s)
         if self._poller is not None:
             self._poller.track_tree(self.root)  # before the walk: what changes during it is seen by a poll
         found = self._discover(os.fspath(self.root))
@@ -225,9 +226,7 @@ class ResultsWatcher:
         """Path relative to the root ("" for the root itself), None outside it."""
         if path.rstrip(os.sep) == self._prefix.rstrip(os.sep):
             return ""
-        if not path.startswith(self._prefix):
-            return None
-        return path[len(self._prefix):].rstrip(os.sep).replace(os.sep, "/")
+        return path[len(self._prefix):].rstrip(os.sep).replace(os.sep, "/") if path.startswith(self._prefix) else None
 
     # -- worker ----------------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -300,9 +299,7 @@ class ResultsWatcher:
     def _inside_run(self, path: str) -> str | None:
         """The known run a folder lies inside (deeper than its fold folder), if any."""
         run_id, _ = self._run_id_of(path.rstrip(os.sep) + os.sep + "x")
-        if run_id is not None and run_id in self._runs and self._rel(path) != run_id:
-            return run_id
-        return None
+        return run_id if run_id is not None and run_id in self._runs and self._rel(path) != run_id else None
 
     def _discover(self, path: str) -> list[RunLocation]:
         problems: list[str] = []
@@ -420,10 +417,10 @@ class ResultsWatcher:
         try:
             reader.refresh()
         except FileNotFoundError:
-            if not os.path.isdir(reader.location.path):
-                self._remove(run_id, {"reason": "deleted"})
-            else:
+            if os.path.isdir(reader.location.path):
                 self._retry(run_id, run)
+            elif self._poller is None or not self._poller.relist_above(reader.location.path):
+                self._remove(run_id, {"reason": "deleted"})
             return
         except OSError as exc:
             log.info("%s: %s; keeping last state, will retry", run_id, exc)
@@ -473,9 +470,12 @@ class ResultsWatcher:
         assert self._poller is not None
         for path in self._poller.changed_dirs():
             self._poller.track_tree(path)
-            under = self._ids_under(self._rel(path) or "")
-            gone = [r for r in under if not os.path.isdir(self._runs[r].snapshot.location.path)]
             listed = self._discover(path) if os.path.isdir(path) else []
+            if not os.path.isdir(path) and self._poller.relist_above(path):
+                continue  # gone or renamed (perhaps during this poll): listing a folder above tells which
+            seen = {location.run_id for location in listed}  # one that vanished since is left to the next poll
+            gone = [r for r in self._ids_under(self._rel(path) or "")
+                    if r not in seen and not os.path.isdir(self._runs[r].snapshot.location.path)]
             found = [location for location in listed if location.run_id not in self._runs]
             moves = self._poller.moves(gone, found)  # a renamed folder keeps its inode
             for run_id in gone:
