@@ -15,7 +15,7 @@ polling interval:
 
 * start-up: wall time until every run is read once (the initial ``run_added`` events);
 * idle CPU: this process's CPU time (all threads: watchdog's, the worker) over ``--idle-s`` seconds of
-  no writes, as a percentage of one core;
+  no writes, from 2 s (polling: 2 s plus one interval) after start-up, as a percentage of one core;
 * latency: ``--samples`` times, pick a random run, write an epoch line by line, and time from the return of
   the write that completes the epoch (``Epoch time: ...``) to the moment ``changes_since`` hands the
   ``epoch`` event to this thread (a consumer's view, wake-up included). Samples are spaced by a random
@@ -63,7 +63,7 @@ def measure_watcher(root: Path, runs: list[FakeRun], poll: float | None, samples
         assert watcher.observer.kind == ("inotify" if poll is None else "polling"), watcher.observer
         assert len(watcher.snapshot().runs) == len(runs)
         version = watcher.version
-        time.sleep(min(2.0, idle_s))  # let the first polling snapshot settle
+        time.sleep(2.0 + (poll or 0.0))  # past the first poll after start-up, which sets up what later ones reuse
         cpu0, wall0 = time.process_time(), time.perf_counter()
         time.sleep(idle_s)
         idle_cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0) * 100

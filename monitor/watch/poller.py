@@ -51,21 +51,24 @@ def _settled(mtime_ns: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class _Files:
-    """A run's files as one signature named them: full paths and what ``stat`` gave, logs apart."""
+    """A run as a poll checks it: its fold folder's mtime when last read, and the files of its signature by full
+    path with what ``stat`` gave, logs apart."""
 
     signature: FileSignature
+    folder: str
+    folder_mtime: int
     logs: tuple[tuple[str, _Stat], ...]
     others: tuple[tuple[str, _Stat], ...]
     sweep_slot: int
 
     @classmethod
-    def of(cls, run_id: str, folder: str, signature: FileSignature) -> _Files:
+    def of(cls, run_id: str, folder: str, folder_mtime: int, signature: FileSignature) -> _Files:
         logs: list[tuple[str, _Stat]] = []
         others: list[tuple[str, _Stat]] = []
         for name, size, mtime_ns, inode in signature:
             entry = (os.path.join(folder, name), (size, mtime_ns, inode))
             (logs if name.startswith("training_log") else others).append(entry)
-        return cls(signature, tuple(logs), tuple(others), zlib.crc32(run_id.encode()))
+        return cls(signature, folder, folder_mtime, tuple(logs), tuple(others), zlib.crc32(run_id.encode()))
 
 
 def _unchanged(files: tuple[tuple[str, _Stat], ...]) -> bool:
@@ -116,6 +119,7 @@ class TreePoller:
 
     def note_run(self, run_id: str, folder: str | os.PathLike[str]) -> None:
         """The run's fold folder as its reader is about to read it."""
+        self._files.pop(run_id, None)
         try:
             info = os.stat(folder)
         except OSError:
@@ -155,12 +159,12 @@ class TreePoller:
     def run_changed(self, run_id: str, folder: str | os.PathLike[str], signature: FileSignature | None) -> bool:
         """Did the fold folder or a log of ``signature`` change (or is the folder gone)? Its other files are
         compared in the run's turn of the sweep."""
-        path = os.fspath(folder)
-        if signature is None or _mtime(path) != self._folds.get(run_id):
-            return True
         files = self._files.get(run_id)
         if files is None or files.signature is not signature:
-            files = self._files[run_id] = _Files.of(run_id, path, signature)
-        if not _unchanged(files.logs):
+            folder_mtime = self._folds.get(run_id)
+            if signature is None or folder_mtime is None:
+                return True
+            files = self._files[run_id] = _Files.of(run_id, os.fspath(folder), folder_mtime, signature)
+        if _mtime(files.folder) != files.folder_mtime or not _unchanged(files.logs):
             return True
         return (files.sweep_slot - self._poll) % self._sweep_polls == 0 and not _unchanged(files.others)
