@@ -7,8 +7,9 @@ readers never see a half-updated run. :func:`new_rows` decides which rows are ne
 from __future__ import annotations
 
 import logging
+import math
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +106,7 @@ class Publisher:
         self.runs: dict[str, RunSnapshot] = {}
         self.liveness = liveness
         self._clock = clock
+        self.status_due = -math.inf  # no run's status changes by the clock alone before this (lowered on each change)
 
     def alive(self, run_id: str) -> bool | None:
         answer = self.job(run_id)
@@ -142,6 +144,7 @@ class Publisher:
         with self.state:
             self.log.append("run_added", location.run_id, data, now)
             snapshot = self._publish(location, summary, freeze_curves(reader.curves()))
+        self._due(assessment)
         return TrackedRun(reader, snapshot, inputs, assessment, reader.version, polled)
 
     def add_stored(self, location: RunLocation, summary: RunSummary, inputs: StatusInputs,
@@ -164,6 +167,7 @@ class Publisher:
             snapshot = RunSnapshot(location.run_id, location, summary, None, self.log.version, loader, verdict)
             self.runs[location.run_id] = snapshot
             self.state.notify_all()
+        self._due(assessment)
         return TrackedRun(None, snapshot, inputs, assessment, -1, polled, signature=signature)
 
     def unload(self, run: TrackedRun, loader: Callable[[], Curves], verdict: VerdictRow | None) -> None:
@@ -202,12 +206,29 @@ class Publisher:
                 self.log.append("run_updated", run_id, summary.row(), now)
             run.snapshot = self._publish(reader.location, summary, curves)
         run.inputs, run.assessment, run.seen_version = inputs, assessment, reader.version
+        self._due(assessment)
+
+    def tick(self, runs: Iterable[TrackedRun], now: float) -> None:
+        """Reassess every unfinished run whose status the clock may have changed (all of them, given liveness)."""
+        check_all = self.liveness is not None
+        if not check_all and now < self.status_due:
+            return
+        self.status_due = math.inf  # lowered again by every reassessment below and every later change
+        for run in list(runs):
+            assessment = run.assessment
+            if assessment.status == RunStatus.FINISHED:
+                continue
+            if check_all or (assessment.next_change_at is not None and assessment.next_change_at <= now):
+                self.reassess(run, now)
+            else:
+                self._due(assessment)
 
     def reassess(self, run: TrackedRun, now: float) -> None:
         """Status by the clock alone (running, stalled, crashed) from the cached inputs; published on a change."""
         assessment = assess(replace(run.inputs, now=now, alive=self.alive(run.snapshot.run_id)))
         previous = run.assessment
         run.assessment = assessment
+        self._due(assessment)
         if assessment.status == previous.status:
             return
         snapshot = run.snapshot
@@ -216,6 +237,10 @@ class Publisher:
         with self.state:
             self.log.append("status", snapshot.run_id, status_data(assessment, previous.status, summary), now)
             run.snapshot = self._publish(snapshot.location, summary, snapshot.curves)
+
+    def _due(self, assessment: RunAssessment) -> None:
+        if assessment.next_change_at is not None and assessment.next_change_at < self.status_due:
+            self.status_due = assessment.next_change_at
 
     def _assess(self, reader: RunReader) -> tuple[float, StatusInputs, RunAssessment, RunSummary]:
         """The clock, the status inputs (cached by the caller), their assessment, and the summary they give."""

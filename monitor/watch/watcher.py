@@ -28,7 +28,6 @@ from watchdog.events import FileSystemEvent
 from monitor.runs.layout import FOLD_DIR_RE, RunLocation, discover_runs, parse_run_path
 from monitor.runs.reader import CHECKPOINT_SETTLE_S, RunReader
 from monitor.runs.resume import FileSignature, files_signature
-from monitor.runs.status import RunStatus
 from monitor.watch.events import Changes
 from monitor.watch.fs import EventForwarder, ObserverChoice, choose_observer, is_checkpoint_name, start_observer
 from monitor.watch.poller import TreePoller
@@ -490,11 +489,4 @@ class ResultsWatcher:
 
     def _tick(self) -> None:
         """Time-based status (running → stalled → crashed) without file events; cheap when nothing is due."""
-        now = self._clock()
-        check_all = self._published.liveness is not None
-        for run in list(self._runs.values()):
-            assessment = run.assessment
-            if assessment.status == RunStatus.FINISHED:
-                continue
-            if check_all or (assessment.next_change_at is not None and assessment.next_change_at <= now):
-                self._published.reassess(run, now)
+        self._published.tick(self._runs.values(), self._clock())

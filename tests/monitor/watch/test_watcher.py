@@ -271,6 +271,19 @@ def test_timer_turns_running_into_stalled_then_crashed(tmp_path: Path, start: St
     recorder.wait_for(is_("status", rid, status="running", previous="crashed"), what="running again")
 
 
+def test_a_run_found_later_stalls_on_its_own_schedule(tmp_path: Path, start: Start) -> None:
+    slow = new_run(tmp_path, 5, epoch_s=1000.0)  # stalls after 3000 s of silence
+    offset = [0.0]
+    _, recorder = start(tmp_path, clock=lambda: time.time() + offset[0])
+    recorder.wait_until(lambda: recorder.of("run_added"), what="the first run")
+    fast = new_run(tmp_path, 5, dataset="Dataset002_Fast", epoch_s=100.0)  # after 300 s, sooner than the first
+    fast_id = run_id(tmp_path, fast)
+    recorder.wait_for(is_("run_added", fast_id), what="the run found later")
+    offset[0] = 400.0
+    recorder.wait_for(is_("status", fast_id, status="stalled"), what="the later run stalled")
+    assert recorder.of("status", run_id(tmp_path, slow)) == []
+
+
 def test_liveness_knowledge_marks_a_dead_job_crashed(tmp_path: Path, start: Start) -> None:
     run = new_run(tmp_path, 5)
     alive = {"now": True}
