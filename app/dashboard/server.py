@@ -8,11 +8,14 @@ while Streamlit itself starts; the store lands in the same ``st.cache_resource``
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
+from typing import Any
 
 __all__ = ["STREAMLIT_DEFAULTS", "main"]
 
@@ -23,6 +26,33 @@ log = logging.getLogger("nnwatch.dashboard")
 #: thousands of runs in memory that holds the interpreter, and the page's last messages, after every page and
 #: every live refresh. Python's own generational collection still runs.
 STREAMLIT_DEFAULTS = {"STREAMLIT_RUNNER_POST_SCRIPT_GC": "false"}
+
+
+def _no_delay_on_connections() -> None:
+    """Turn Nagle's algorithm off for every connection the server accepts.
+
+    Streamlit binds its listening socket without naming the TCP protocol, and asyncio sets ``TCP_NODELAY`` only on
+    sockets that name it. With Nagle on, a response's body waits after its headers for the browser's delayed ACK
+    (about 40 ms) on every kept-alive connection: a first page fetches some 50 small scripts, 6 connections at a
+    time, and many small WebSocket messages. Accepted sockets inherit the option from the listening one (Linux),
+    so it is set there. Streamlit versions without that function (the Tornado server) are left as they are.
+    """
+    try:
+        from streamlit.web.server.starlette import starlette_server
+    except ImportError:
+        return
+    bind = getattr(starlette_server, "_bind_socket", None)
+    if bind is None:
+        return
+
+    def bind_without_delay(*args: Any, **kwargs: Any) -> socket.socket:
+        sock = bind(*args, **kwargs)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    starlette_server._bind_socket = bind_without_delay
 
 
 def _warm() -> None:
@@ -45,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault(name, value)
 
     from app.dashboard import resources  # noqa: F401  (what the thread and the first page need)
+
+    _no_delay_on_connections()
 
     threading.Thread(target=_warm, name="nnwatch-warm", daemon=True).start()
     sys.argv = ["streamlit", *(sys.argv[1:] if argv is None else argv)]
