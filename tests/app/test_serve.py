@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import http.client
 import io
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -14,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import streamlit
 from app_support import build_fixture_tree
 from paths import REPO
 
@@ -107,6 +110,44 @@ def _indexed_run_ids(state: Path, root: Path) -> set[str]:
         index.close()
 
 
+def _small_script_on_a_kept_alive_connection_s(port: int) -> float:
+    """The median time to fetch one of the page's small scripts again and again on one connection, as a browser
+    does (a page loads some 50 of them over 6 connections)."""
+    scripts = Path(streamlit.__file__).parent / "static" / "static" / "js"
+    name = min(scripts.glob("*.js"), key=lambda path: path.stat().st_size).name
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    times = []
+    try:
+        for _ in range(5):
+            started = time.perf_counter()
+            connection.request("GET", f"/static/js/{name}")
+            response = connection.getresponse()
+            assert response.status == 200 and response.read()
+            times.append(time.perf_counter() - started)
+    finally:
+        connection.close()
+    return statistics.median(times)
+
+
+def test_connections_are_accepted_without_nagles_delay() -> None:
+    """Streamlit's listening socket names no protocol, so asyncio leaves Nagle's algorithm on; the server sets
+    ``TCP_NODELAY`` there and every accepted connection inherits it."""
+    from streamlit.web.server.starlette import starlette_server
+
+    from app.dashboard import server
+
+    original = starlette_server._bind_socket
+    server._no_delay_on_connections()
+    try:
+        listener = starlette_server._bind_socket("127.0.0.1", 0, 8)
+    finally:
+        starlette_server._bind_socket = original
+    with listener, socket.create_connection(listener.getsockname()[:2]):
+        accepted, _ = listener.accept()
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
 def test_serve_starts_streamlit_and_stops_on_sigterm(tmp_path: Path) -> None:
     """A real start: the runs are read (and saved to the run index) before anyone opens a page, so the first
     visitor does not wait for them; SIGTERM stops it."""
@@ -136,6 +177,7 @@ def test_serve_starts_streamlit_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert _indexed_run_ids(state, tree.root) == expected
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/run?id=x", timeout=5) as response:
             assert response.status == 200
+        assert _small_script_on_a_kept_alive_connection_s(port) < 0.02  # Nagle's delay would be >= 0.04 s
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=30)
