@@ -470,11 +470,11 @@ class ResultsWatcher:
         for path in self._poller.changed_dirs():
             self._poller.track_tree(path)
             listed = self._discover(path) if os.path.isdir(path) else []
-            if not os.path.isdir(path) and self._poller.relist_above(path):
+            under = self._ids_under(self._rel(path) or "")
+            if under and not os.path.isdir(path) and self._poller.relist_above(path):
                 continue  # gone or renamed (perhaps during this poll): listing a folder above tells which
             seen = {location.run_id for location in listed}  # one that vanished since is left to the next poll
-            gone = [r for r in self._ids_under(self._rel(path) or "")
-                    if r not in seen and not os.path.isdir(self._runs[r].snapshot.location.path)]
+            gone = [r for r in under if r not in seen and not os.path.isdir(self._runs[r].snapshot.location.path)]
             found = [location for location in listed if location.run_id not in self._runs]
             moves = self._poller.moves(gone, found)  # a renamed folder keeps its inode
             for run_id in gone:
