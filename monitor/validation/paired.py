@@ -53,10 +53,6 @@ class PairedDifference:
     seed: int
     confidence: float = 0.95
 
-    @property
-    def excludes_zero(self) -> bool:
-        return self.ci95 is not None and (self.ci95[0] > 0 or self.ci95[1] < 0)
-
 
 def _verdict(cases: int, ci: tuple[float, float] | None) -> PairedVerdict:
     if cases == 0 or ci is None:
