@@ -32,10 +32,10 @@ def _no_delay_on_connections() -> None:
     """Turn Nagle's algorithm off for every connection the server accepts.
 
     Streamlit binds its listening socket without naming the TCP protocol, and asyncio sets ``TCP_NODELAY`` only on
-    sockets that name it. With Nagle on, a response's body waits after its headers for the browser's delayed ACK
-    (about 40 ms) on every kept-alive connection: a first page fetches some 50 small scripts, 6 connections at a
-    time, and many small WebSocket messages. Accepted sockets inherit the option from the listening one (Linux),
-    so it is set there. Streamlit versions without that function (the Tornado server) are left as they are.
+    sockets that name it. With Nagle on, a small response's body waits after its headers for the browser's delayed
+    ACK on every kept-alive connection, and a first page fetches many small scripts and WebSocket messages.
+    Accepted sockets inherit the option from the listening one (Linux), so it is set there. Streamlit versions
+    without that function (the Tornado server) are left as they are.
     """
     try:
         from streamlit.web.server.starlette import starlette_server
